@@ -1,0 +1,55 @@
+# debstage: build, test, demo and benchmark.
+#   make          build the release binary
+#   make test     install what the tests need (Debian packages), then run every test
+#   make demo     build the bundled example, carry it through a repository's stages
+#   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run)
+
+CARGO ?= cargo
+# Debian packages the tests and benchmarks use: the real tools that check our output.
+TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv \
+	xz-utils zstd apt
+BENCH_PACKAGES = reprepro aptly
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BINARY = target/release/debstage
+
+.PHONY: all build test deps bench-deps demo bench deb lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# Installs only what is missing, so a machine that has everything does not touch apt.
+deps:
+	@missing=""; for p in $(TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+bench-deps: deps
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+test: deps
+	$(CARGO) test --release -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+demo: deps build
+	./examples/demo.sh $(BINARY)
+
+bench: bench-deps build
+	./bench/run.sh $(BINARY)
+
+clean:
+	$(CARGO) clean

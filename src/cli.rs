@@ -1,0 +1,231 @@
+//! Command-line definitions (clap derive) and nothing else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build versioned Debian packages of an application and carry them through release stages.
+#[derive(Debug, Parser)]
+#[command(name = "debstage", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print nothing but data and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Output format of listings and results.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables and sentences for people.
+    Text,
+    /// One JSON document, for scripts and configuration management.
+    Json,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the payload and stage packages of an application.
+    Build(BuildOptions),
+    /// Write a commented debstage.toml and an example activation hook into a directory.
+    Init(InitOptions),
+    /// Manage a local apt repository with one suite per stage.
+    Repo(RepoOptions),
+}
+
+/// Compressors for the members of a `.deb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// xz (LZMA2), the default of Debian's tools.
+    Xz,
+    /// gzip (deflate), fast and universally readable.
+    Gzip,
+    /// zstd; needs dpkg >= 1.21.18 on the server.
+    Zstd,
+}
+
+/// Options of `debstage build`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildOptions {
+    /// The manifest to read.
+    #[arg(long, default_value = "debstage.toml")]
+    pub manifest: PathBuf,
+    /// Directory that receives the packages and the build manifest.
+    #[arg(long, default_value = "target/debstage")]
+    pub out: PathBuf,
+    /// Overrides the upstream version of the manifest.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Overrides the Debian revision of the manifest.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Compressor of the package members.
+    #[arg(long, value_enum, default_value_t = Compression::Xz)]
+    pub compress: Compression,
+    /// Compression level (xz 0-9, gzip 1-9, zstd 1-19); the compressor's default if unset.
+    #[arg(long)]
+    pub level: Option<u32>,
+}
+
+/// Options of `debstage init`.
+#[derive(Debug, Clone, Args)]
+pub struct InitOptions {
+    /// The application directory that receives debstage.toml.
+    #[arg(default_value = ".")]
+    pub directory: PathBuf,
+    /// The application's package name (defaults to the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace an existing debstage.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options shared by every `debstage repo` command.
+#[derive(Debug, Args)]
+pub struct RepoOptions {
+    /// The repository directory.
+    #[arg(long, global = true, env = "DEBSTAGE_REPO", default_value = "repo")]
+    pub repo: PathBuf,
+    /// How long to wait for another writer before giving up (for example 30s, 5m).
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+    #[command(subcommand)]
+    pub command: RepoCommand,
+}
+
+/// The `debstage repo` commands.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create a repository: configuration, state database, signing key.
+    Init {
+        /// Stages in promotion order; each becomes a suite.
+        #[arg(long, value_delimiter = ',', default_value = "test,staging,production")]
+        stages: Vec<String>,
+        /// Origin field of the Release files, and the name of the exported key.
+        #[arg(long, default_value = "debstage")]
+        origin: String,
+        /// Label field of the Release files.
+        #[arg(long)]
+        label: Option<String>,
+        /// Architectures the suites serve.
+        #[arg(long = "arch", value_delimiter = ',', default_value = "amd64,arm64")]
+        architectures: Vec<String>,
+        /// An armored OpenPGP secret key to sign with, instead of a generated one.
+        #[arg(long, conflicts_with = "gpg_key")]
+        key: Option<PathBuf>,
+        /// A key id in the local gpg keyring to sign with (gpg does the signing).
+        #[arg(long)]
+        gpg_key: Option<String>,
+    },
+    /// Add packages (files or a build manifest) to a stage's suite.
+    Add {
+        /// The stage to add to (the first stage when omitted), then the .deb files.
+        #[arg(value_name = "[STAGE] FILES")]
+        arguments: Vec<String>,
+        /// A build manifest written by `debstage build` instead of files.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Promote an application version to the next stage (or to --to).
+    Promote {
+        /// The application.
+        app: String,
+        /// The version to promote (upstream version, or version-revision).
+        version: String,
+        /// The stage to promote to.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Put a stage back to the version it had before (or to --to).
+    Rollback {
+        /// The application.
+        app: String,
+        /// The stage to roll back.
+        stage: String,
+        /// A version the stage had at some time.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// List the packages of the repository or of one stage.
+    List {
+        /// Only this stage's suite.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Show which version of an application is in which stage.
+    Show {
+        /// The application.
+        app: String,
+    },
+    /// Show who promoted what, when, from which version to which.
+    History {
+        /// Only this application.
+        app: Option<String>,
+    },
+    /// Remove an application version from the repository.
+    Remove {
+        /// The application.
+        app: String,
+        /// The version to remove.
+        version: String,
+        /// Only from this stage's suite.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Remove old versions that no stage points to.
+    Gc {
+        /// How many versions to keep per stage and application.
+        #[arg(long, default_value_t = 5)]
+        keep: usize,
+    },
+    /// Check pool files against recorded hashes and indexes against the database.
+    Verify,
+    /// Write the indexes and signatures of every suite again.
+    Publish,
+    /// Print the public signing key (armored).
+    ExportKey,
+    /// Print the apt source and pin file a server of this stage needs.
+    Sources {
+        /// The stage.
+        stage: String,
+        /// The URL the server reaches the repository at.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The application whose stage package is pinned (every application when omitted).
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Serve the published tree over HTTP.
+    Serve {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+/// Parses `90`, `90s`, `5m` or `1h` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(index) => text.split_at(index),
+        None => (text, "s"),
+    };
+    let value: u64 = number.parse().map_err(|_| {
+        format!("{text:?}: expected a number of seconds, or a number with s, m or h")
+    })?;
+    let seconds = match unit {
+        "s" | "" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}

@@ -1,0 +1,137 @@
+//! The compressors of `control.tar` and `data.tar`: one writer type over xz, gzip and zstd,
+//! each set up to give the same bytes whatever the number of threads.
+
+use std::io::{self, Write};
+
+use crate::cli::Compression;
+
+/// Compressor settings for one archive member.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Which compressor.
+    pub compression: Compression,
+    /// Its level; `None` is the compressor's usual default (xz 6, gzip 9, zstd 19... see [`Settings::level`]).
+    pub level: Option<u32>,
+    /// Worker threads (at least 1).
+    pub threads: u32,
+}
+
+impl Settings {
+    /// The level in use: the given one, or the default dpkg-deb uses.
+    pub fn level(&self) -> u32 {
+        self.level.unwrap_or(match self.compression {
+            Compression::Xz => 6,
+            Compression::Gzip => 9,
+            Compression::Zstd => 3,
+        })
+    }
+
+    /// Checks the level against what the compressor allows.
+    pub fn check(&self) -> Result<(), String> {
+        let (low, high) = match self.compression {
+            Compression::Xz => (0, 9),
+            Compression::Gzip => (1, 9),
+            Compression::Zstd => (1, 19),
+        };
+        let level = self.level();
+        if (low..=high).contains(&level) {
+            Ok(())
+        } else {
+            Err(format!(
+                "--level {level}: {} allows {low} to {high}",
+                extension(self.compression)
+            ))
+        }
+    }
+}
+
+/// The file-name extension of a member: `xz`, `gz` or `zst`.
+pub fn extension(compression: Compression) -> &'static str {
+    match compression {
+        Compression::Xz => "xz",
+        Compression::Gzip => "gz",
+        Compression::Zstd => "zst",
+    }
+}
+
+/// The number of threads to compress with: every core.
+pub fn available_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |count| count.get() as u32)
+}
+
+/// A compressing writer; call [`Encoder::finish`] to end the stream.
+pub enum Encoder<W: Write> {
+    /// xz through liblzma (multithreaded when threads > 1).
+    Xz(liblzma::write::XzEncoder<W>),
+    /// gzip through flate2.
+    Gzip(flate2::write::GzEncoder<W>),
+    /// zstd with a fixed number of workers.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts a compressed stream into `inner`.
+    pub fn new(inner: W, settings: Settings) -> io::Result<Self> {
+        let level = settings.level();
+        Ok(match settings.compression {
+            Compression::Xz => {
+                // The multithreaded encoder splits the input into blocks whose size depends
+                // only on the preset, so the bytes do not depend on the thread count.
+                let stream = liblzma::stream::MtStreamBuilder::new()
+                    .preset(level)
+                    .threads(settings.threads.max(1))
+                    .check(liblzma::stream::Check::Crc64)
+                    .encoder()
+                    .map_err(io::Error::other)?;
+                Encoder::Xz(liblzma::write::XzEncoder::new_stream(inner, stream))
+            }
+            Compression::Gzip => {
+                // GzBuilder writes no name and a zero mtime: the header is reproducible.
+                Encoder::Gzip(
+                    flate2::GzBuilder::new().write(inner, flate2::Compression::new(level)),
+                )
+            }
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(inner, level as i32)?;
+                // Workers must be set (>= 1): output at 0 workers differs from every other count.
+                encoder.multithread(settings.threads.max(1))?;
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+        })
+    }
+
+    /// Ends the compressed stream and gives back the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Xz(encoder) => encoder.finish(),
+            Encoder::Gzip(encoder) => encoder.finish(),
+            Encoder::Zstd(encoder) => encoder.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Xz(encoder) => encoder.write(buffer),
+            Encoder::Gzip(encoder) => encoder.write(buffer),
+            Encoder::Zstd(encoder) => encoder.write(buffer),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Xz(encoder) => encoder.flush(),
+            Encoder::Gzip(encoder) => encoder.flush(),
+            Encoder::Zstd(encoder) => encoder.flush(),
+        }
+    }
+}
+
+/// Compresses a whole buffer (for small members such as `control.tar`).
+pub fn compress_bytes(data: &[u8], settings: Settings) -> io::Result<Vec<u8>> {
+    let mut encoder = Encoder::new(Vec::new(), settings)?;
+    encoder.write_all(data)?;
+    encoder.finish()
+}

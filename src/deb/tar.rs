@@ -1,0 +1,129 @@
+//! The tar members of a `.deb`, written as dpkg-deb writes them: GNU format, `./`-prefixed
+//! names, directories with a trailing `/`, owner root:root (0:0), a fixed mtime.
+//!
+//! Headers are filled here by hand and handed to the `tar` crate's `append`: the crate's
+//! path setters normalise `./opt/x` to `opt/x`, and its builder would detect sparse files
+//! (which `dpkg -i` refuses) and follow symlinks. Long names and link targets get GNU
+//! `././@LongLink` records, which dpkg reads.
+
+use std::io::{self, Read, Write};
+
+use tar::{EntryType, Header};
+
+/// A deterministic tar writer.
+pub struct TarWriter<W: Write> {
+    builder: tar::Builder<W>,
+    mtime: u64,
+}
+
+impl<W: Write> TarWriter<W> {
+    /// Starts an archive whose entries all carry `mtime`.
+    pub fn new(inner: W, mtime: u64) -> Self {
+        let mut builder = tar::Builder::new(inner);
+        builder.follow_symlinks(false);
+        builder.sparse(false);
+        TarWriter { builder, mtime }
+    }
+
+    /// Appends a directory; `path` is `./` or `./a/b/`.
+    pub fn directory(&mut self, path: &str, mode: u32) -> io::Result<()> {
+        let mut header = self.header(EntryType::Directory, mode, 0);
+        self.set_name(&mut header, path, EntryType::GNULongName)?;
+        header.set_cksum();
+        self.builder.append(&header, io::empty())
+    }
+
+    /// Appends a regular file of `size` bytes read from `data`.
+    pub fn file(&mut self, path: &str, mode: u32, size: u64, data: impl Read) -> io::Result<()> {
+        let mut header = self.header(EntryType::Regular, mode, size);
+        self.set_name(&mut header, path, EntryType::GNULongName)?;
+        header.set_cksum();
+        // Guard against a file that changed size while we read it: the archive would be corrupt.
+        let mut counted = CountingReader {
+            inner: data.take(size),
+            count: 0,
+        };
+        self.builder.append(&header, &mut counted)?;
+        if counted.count != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path}: file shrank while it was being archived"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends a symbolic link to `target`.
+    pub fn symlink(&mut self, path: &str, target: &[u8]) -> io::Result<()> {
+        let mut header = self.header(EntryType::Symlink, 0o777, 0);
+        self.set_name(&mut header, path, EntryType::GNULongName)?;
+        if target.len() > 100 {
+            self.long_record(EntryType::GNULongLink, target)?;
+        }
+        let link = &mut header.as_old_mut().linkname;
+        let length = target.len().min(link.len());
+        link[..length].copy_from_slice(&target[..length]);
+        header.set_cksum();
+        self.builder.append(&header, io::empty())
+    }
+
+    /// Ends the archive (two zero blocks) and gives back the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.builder.into_inner()
+    }
+
+    fn header(&self, kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(self.mtime);
+        header.set_size(size);
+        // Only fail on impossible names: "root" always fits.
+        let _ = header.set_username("root");
+        let _ = header.set_groupname("root");
+        header
+    }
+
+    fn set_name(
+        &mut self,
+        header: &mut Header,
+        path: &str,
+        long_kind: EntryType,
+    ) -> io::Result<()> {
+        let bytes = path.as_bytes();
+        if bytes.len() > 100 {
+            self.long_record(long_kind, bytes)?;
+        }
+        let name = &mut header.as_old_mut().name;
+        let length = bytes.len().min(name.len());
+        name[..length].copy_from_slice(&bytes[..length]);
+        Ok(())
+    }
+
+    /// A GNU long-name (`L`) or long-link (`K`) record that carries the next entry's full name.
+    fn long_record(&mut self, kind: EntryType, value: &[u8]) -> io::Result<()> {
+        let mut data = value.to_vec();
+        data.push(0);
+        let mut header = self.header(kind, 0o644, data.len() as u64);
+        let name = b"././@LongLink";
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_mtime(0);
+        header.set_cksum();
+        self.builder.append(&header, data.as_slice())
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.count += read as u64;
+        Ok(read)
+    }
+}

@@ -1,0 +1,33 @@
+//! Environment kinds: each turns the manifest's `[environment]` into a staged tree, the
+//! directory that becomes `/opt/<app>/<version>` on the server.
+
+pub mod command;
+pub mod dir;
+pub mod python;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::manifest::{Environment, LoadedManifest};
+use crate::report::Reporter;
+
+/// What an environment kind produced.
+#[derive(Debug)]
+pub struct StagedTree {
+    /// The directory whose contents become the release directory.
+    pub root: PathBuf,
+    /// Packages the environment itself needs on the server (`python3.11`).
+    pub depends: Vec<String>,
+    /// Keeps a temporary staging directory alive until the packages are written.
+    pub keep_alive: Option<tempfile::TempDir>,
+}
+
+/// Stages the manifest's environment; `scratch` is an empty directory the kind may use.
+pub fn stage(manifest: &LoadedManifest, scratch: &Path, reporter: &Reporter) -> Result<StagedTree> {
+    match &manifest.manifest.environment {
+        Environment::Dir(options) => dir::stage(manifest, options),
+        Environment::Python(options) => python::stage(manifest, options, scratch, reporter),
+        Environment::Command(options) => command::stage(manifest, options, scratch, reporter),
+    }
+}

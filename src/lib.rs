@@ -1,0 +1,33 @@
+//! debstage: build versioned Debian packages of an application and carry them through
+//! release stages (test, staging, production) in a signed apt repository.
+//!
+//! The data flow is visible in the modules: [`manifest`] -> [`env`] (a staged tree) ->
+//! [`build`] (payload and stage packages, written by [`deb`]) -> [`repo`] (pool, indexes).
+
+pub mod build;
+pub mod cli;
+pub mod deb;
+pub mod elf;
+pub mod env;
+pub mod init;
+pub mod manifest;
+pub mod names;
+pub mod repo;
+pub mod report;
+pub mod scripts;
+pub mod shlibs;
+pub mod version;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::report::Reporter;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
+    match cli.command {
+        Command::Build(options) => build::run(&options, reporter).map(|_| ()),
+        Command::Init(options) => init::run(&options, reporter),
+        Command::Repo(options) => repo::run(options, reporter),
+    }
+}

@@ -1,0 +1,754 @@
+//! `debstage.toml`: the types, their defaults, and validation whose errors name the file,
+//! the key, what was found and what is allowed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::names;
+use crate::version::Version;
+
+/// A manifest value that is not allowed, located by file and key.
+#[derive(Debug, thiserror::Error)]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// The section and key, as `[package] name`.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}: {}: {}",
+            self.file.display(),
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// The whole manifest, as written in `debstage.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// `[package]`: name, version and the control fields.
+    pub package: PackageSection,
+    /// `[environment]`: what becomes `/opt/<app>/<version>`.
+    pub environment: Environment,
+    /// `[files]`: include and exclude globs, extra files outside `/opt`.
+    #[serde(default)]
+    pub files: FilesSection,
+    /// `[depends]`: declared system packages and soname rules.
+    #[serde(default)]
+    pub depends: DependsSection,
+    /// `[service]`: the long-running process of each stage.
+    pub service: Option<ServiceSection>,
+    /// `[hooks]`: commands run by the stage packages.
+    #[serde(default)]
+    pub hooks: HooksSection,
+    /// `[stages]`: the stage names in promotion order.
+    #[serde(default)]
+    pub stages: StagesSection,
+}
+
+/// `[package]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackageSection {
+    /// The application name; also the prefix of every package name.
+    pub name: String,
+    /// The upstream version; or see `version-file`.
+    pub version: Option<String>,
+    /// A file (relative to the manifest) whose first line is the version.
+    pub version_file: Option<PathBuf>,
+    /// The Debian revision (default "1").
+    #[serde(default = "default_revision")]
+    pub revision: String,
+    /// `Name <email>` of whoever answers for the packages.
+    pub maintainer: String,
+    /// First line: the synopsis; further lines: the extended description.
+    pub description: String,
+    /// The project's home page.
+    pub homepage: Option<String>,
+    /// The license (SPDX expression), written into the copyright file.
+    #[serde(default = "default_license")]
+    pub license: String,
+    /// The Debian section (default "misc").
+    #[serde(default = "default_section")]
+    pub section: String,
+    /// The Debian priority (default "optional").
+    #[serde(default = "default_priority")]
+    pub priority: String,
+    /// Forces the payload's architecture instead of detecting it from ELF files.
+    pub architecture: Option<String>,
+}
+
+/// `[environment]`: one of the environment kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Environment {
+    /// A directory tree, taken as it is.
+    Dir(DirEnvironment),
+    /// A Python virtualenv built from requirements, a project or wheels.
+    Python(PythonEnvironment),
+    /// The output of a build command run with `DESTDIR`.
+    Command(CommandEnvironment),
+}
+
+impl Environment {
+    /// The kind's name as written in the manifest.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Environment::Dir(_) => "dir",
+            Environment::Python(_) => "python",
+            Environment::Command(_) => "command",
+        }
+    }
+}
+
+/// `kind = "dir"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DirEnvironment {
+    /// The directory (relative to the manifest) that becomes the release directory.
+    pub source: PathBuf,
+}
+
+/// `kind = "python"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonEnvironment {
+    /// The interpreter that builds the environment; a Debian one under /usr/bin.
+    #[serde(default = "default_python")]
+    pub interpreter: PathBuf,
+    /// A requirements file to install.
+    pub requirements: Option<PathBuf>,
+    /// A directory holding a pyproject.toml project to install.
+    pub project: Option<PathBuf>,
+    /// A directory of wheels to install from, without an index.
+    pub wheels: Option<PathBuf>,
+    /// Application files copied into the release directory beside the environment.
+    pub source: Option<PathBuf>,
+    /// Extra arguments for `pip install`.
+    #[serde(default)]
+    pub pip_args: Vec<String>,
+}
+
+/// `kind = "command"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CommandEnvironment {
+    /// The build command, run by `sh -c` with `DESTDIR`, `APP_NAME`, `APP_VERSION` set.
+    pub command: String,
+    /// The working directory (relative to the manifest; default: the manifest's directory).
+    pub workdir: Option<PathBuf>,
+}
+
+/// `[files]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FilesSection {
+    /// Globs (relative to the release directory) of what to ship.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Globs of what not to ship, applied after `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Files installed outside `/opt`, shipped by each stage package.
+    #[serde(default)]
+    pub extra: Vec<ExtraFile>,
+}
+
+impl Default for FilesSection {
+    fn default() -> Self {
+        FilesSection {
+            include: default_include(),
+            exclude: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One `[[files.extra]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExtraFile {
+    /// The file, relative to the manifest.
+    pub source: PathBuf,
+    /// The absolute destination; must contain `{stage}` so that stages can share a host.
+    pub dest: String,
+    /// The file mode in octal (default "0644").
+    pub mode: Option<String>,
+}
+
+/// `[depends]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DependsSection {
+    /// Declared system packages, in Depends syntax (`libpq5 (>= 15)`, `a | b`).
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Sonames that the tree needs but that no package should be found for.
+    #[serde(default)]
+    pub ignore_sonames: Vec<String>,
+    /// Sonames mapped to a package by hand (`"libfoo.so.1" = "libfoo1 (>= 1.2)"`).
+    #[serde(default)]
+    pub sonames: BTreeMap<String, String>,
+}
+
+/// `[service]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServiceSection {
+    /// The command line; a relative program is taken from the stage's release directory.
+    pub command: String,
+    /// The system user the service runs as; created by the payload (default: root).
+    pub user: Option<String>,
+    /// The health check run after each restart.
+    pub health: Option<HealthSection>,
+}
+
+/// `[service.health]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HealthSection {
+    /// The check's command line, relative to the release directory; exit 0 means healthy.
+    pub command: String,
+    /// How long to keep trying, in seconds (default 30).
+    #[serde(default = "default_health_timeout")]
+    pub timeout: u32,
+}
+
+/// `[hooks]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HooksSection {
+    /// Run against the new release before the stage link switches (migrations);
+    /// relative to the release directory.
+    pub activate: Option<String>,
+}
+
+/// `[stages]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StagesSection {
+    /// Stage names in promotion order.
+    #[serde(default = "default_stages")]
+    pub names: Vec<String>,
+}
+
+impl Default for StagesSection {
+    fn default() -> Self {
+        StagesSection {
+            names: default_stages(),
+        }
+    }
+}
+
+fn default_revision() -> String {
+    "1".to_string()
+}
+fn default_license() -> String {
+    "proprietary".to_string()
+}
+fn default_section() -> String {
+    "misc".to_string()
+}
+fn default_priority() -> String {
+    "optional".to_string()
+}
+fn default_python() -> PathBuf {
+    PathBuf::from("/usr/bin/python3")
+}
+fn default_include() -> Vec<String> {
+    vec!["**".to_string()]
+}
+fn default_health_timeout() -> u32 {
+    30
+}
+fn default_stages() -> Vec<String> {
+    vec![
+        "test".to_string(),
+        "staging".to_string(),
+        "production".to_string(),
+    ]
+}
+
+/// A command line from the manifest, split into checked words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    /// The program: relative to the release directory, or absolute.
+    pub program: String,
+    /// The arguments.
+    pub arguments: Vec<String>,
+}
+
+/// A manifest that has been read and checked, with the values the build needs resolved.
+#[derive(Debug, Clone)]
+pub struct LoadedManifest {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// The manifest file.
+    pub path: PathBuf,
+    /// The directory relative paths are resolved against.
+    pub directory: PathBuf,
+    /// The upstream version (from the manifest, the version file or `--version`).
+    pub version: String,
+    /// The Debian revision.
+    pub revision: String,
+    /// The service command, split and checked.
+    pub service_command: Option<CommandLine>,
+    /// The health check, split and checked.
+    pub health_command: Option<CommandLine>,
+    /// The activation hook, split and checked.
+    pub activate_hook: Option<CommandLine>,
+}
+
+impl LoadedManifest {
+    /// The application name.
+    pub fn app(&self) -> &str {
+        &self.manifest.package.name
+    }
+
+    /// The full Debian version, `upstream-revision`.
+    pub fn debian_version(&self) -> String {
+        format!("{}-{}", self.version, self.revision)
+    }
+
+    /// The payload package's name: `<app>-<upstream>`, with `~` written as `-` because
+    /// package names cannot hold it (`1.0~rc1` gives `shop-1.0-rc1`).
+    pub fn payload_name(&self) -> String {
+        format!("{}-{}", self.app(), self.version.replace('~', "-"))
+    }
+
+    /// The release directory on the server, `/opt/<app>/<version>`.
+    pub fn release_dir(&self) -> String {
+        format!("/opt/{}/{}", self.app(), self.version)
+    }
+
+    /// Resolves a manifest-relative path.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.directory.join(path)
+    }
+
+    /// An error about `key` of this manifest.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: self.path.clone(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and checks a manifest; `version` and `revision` override the file's values.
+pub fn load(
+    path: &Path,
+    version: Option<&str>,
+    revision: Option<&str>,
+) -> Result<LoadedManifest, ManifestError> {
+    let fail = |key: &str, message: String| ManifestError {
+        file: path.to_path_buf(),
+        key: key.to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| fail("file", format!("cannot be read: {error}")))?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|error| {
+        let key = error
+            .span()
+            .map(|span| format!("line {}", text[..span.start].lines().count().max(1)))
+            .unwrap_or_else(|| "syntax".to_string());
+        fail(&key, error.message().trim_end().to_string())
+    })?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let package = &manifest.package;
+    names::check_package_name(&package.name)
+        .map_err(|message| fail("[package] name", format!("{:?}: {message}", package.name)))?;
+    let version = match (version, &package.version, &package.version_file) {
+        (Some(version), _, _) => version.to_string(),
+        (None, Some(_), Some(_)) => {
+            return Err(fail(
+                "[package] version",
+                "set either version or version-file, not both".into(),
+            ))
+        }
+        (None, Some(version), None) => version.clone(),
+        (None, None, Some(file)) => {
+            let full = directory.join(file);
+            let text = std::fs::read_to_string(&full).map_err(|error| {
+                fail(
+                    "[package] version-file",
+                    format!("{}: cannot be read: {error}", full.display()),
+                )
+            })?;
+            text.lines().next().unwrap_or("").trim().to_string()
+        }
+        (None, None, None) => {
+            return Err(fail(
+                "[package] version",
+                "missing: set version or version-file".into(),
+            ))
+        }
+    };
+    check_upstream_version(&version)
+        .map_err(|message| fail("[package] version", format!("{version:?}: {message}")))?;
+    let revision = revision.unwrap_or(&package.revision).to_string();
+    check_revision(&revision)
+        .map_err(|message| fail("[package] revision", format!("{revision:?}: {message}")))?;
+    let payload = format!("{}-{}", package.name, version.replace('~', "-"));
+    names::check_package_name(&payload).map_err(|message| {
+        fail(
+            "[package] version",
+            format!("payload package name {payload:?} {message}"),
+        )
+    })?;
+    check_maintainer(&package.maintainer).map_err(|message| {
+        fail(
+            "[package] maintainer",
+            format!("{:?}: {message}", package.maintainer),
+        )
+    })?;
+    let synopsis = package.description.lines().next().unwrap_or("").trim();
+    if synopsis.is_empty() || synopsis.len() > 80 {
+        return Err(fail(
+            "[package] description",
+            "the first line (the synopsis) must hold 1 to 80 characters".into(),
+        ));
+    }
+    if let Some(bad) = package
+        .description
+        .chars()
+        .find(|c| c.is_control() && *c != '\n')
+    {
+        return Err(fail(
+            "[package] description",
+            format!("has the control character {bad:?}"),
+        ));
+    }
+    for (key, value) in [
+        ("[package] homepage", package.homepage.as_deref()),
+        ("[package] license", Some(package.license.as_str())),
+        ("[package] section", Some(package.section.as_str())),
+    ] {
+        if let Some(value) = value {
+            names::check_single_line(value).map_err(|message| fail(key, message))?;
+        }
+    }
+    if let Some(homepage) = &package.homepage {
+        if !(homepage.starts_with("https://") || homepage.starts_with("http://")) {
+            return Err(fail(
+                "[package] homepage",
+                format!("{homepage:?}: must be an http(s) URL"),
+            ));
+        }
+    }
+    if !["required", "important", "standard", "optional", "extra"]
+        .contains(&package.priority.as_str())
+    {
+        return Err(fail(
+            "[package] priority",
+            format!(
+                "{:?}: must be one of required, important, standard, optional",
+                package.priority
+            ),
+        ));
+    }
+    if let Some(architecture) = &package.architecture {
+        if architecture.is_empty()
+            || !architecture
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(fail(
+                "[package] architecture",
+                format!(
+                    "{architecture:?}: must be a Debian architecture such as amd64, arm64 or all"
+                ),
+            ));
+        }
+    }
+    check_environment(&manifest.environment, &directory, &fail)?;
+    for (index, pattern) in manifest
+        .files
+        .include
+        .iter()
+        .chain(&manifest.files.exclude)
+        .enumerate()
+    {
+        globset::Glob::new(pattern).map_err(|error| {
+            let key = if index < manifest.files.include.len() {
+                "include"
+            } else {
+                "exclude"
+            };
+            fail(&format!("[files] {key}"), format!("{pattern:?}: {error}"))
+        })?;
+    }
+    for extra in &manifest.files.extra {
+        names::check_absolute_path(&extra.dest.replace("{stage}", "stage")).map_err(|message| {
+            fail(
+                "[[files.extra]] dest",
+                format!("{:?}: {message}", extra.dest),
+            )
+        })?;
+        if !extra.dest.contains("{stage}") {
+            return Err(fail(
+                "[[files.extra]] dest",
+                format!("{:?}: must contain {{stage}}, because each stage package ships its own copy and stages can share a host", extra.dest),
+            ));
+        }
+        if extra.dest.starts_with("/opt/") {
+            return Err(fail(
+                "[[files.extra]] dest",
+                format!(
+                    "{:?}: files under /opt belong in the environment",
+                    extra.dest
+                ),
+            ));
+        }
+        let source = directory.join(&extra.source);
+        if !source.is_file() {
+            return Err(fail(
+                "[[files.extra]] source",
+                format!("{}: no such file", source.display()),
+            ));
+        }
+        if let Some(mode) = &extra.mode {
+            parse_mode(mode)
+                .map_err(|message| fail("[[files.extra]] mode", format!("{mode:?}: {message}")))?;
+        }
+    }
+    for (index, relation) in manifest.depends.packages.iter().enumerate() {
+        crate::deb::control::check_relation(relation).map_err(|message| {
+            fail(
+                &format!("[depends] packages[{index}]"),
+                format!("{relation:?}: {message}"),
+            )
+        })?;
+    }
+    for (soname, relation) in &manifest.depends.sonames {
+        crate::deb::control::check_relation(relation).map_err(|message| {
+            fail(
+                &format!("[depends.sonames] {soname:?}"),
+                format!("{relation:?}: {message}"),
+            )
+        })?;
+    }
+    let stages = &manifest.stages.names;
+    if stages.is_empty() {
+        return Err(fail(
+            "[stages] names",
+            "must list at least one stage".into(),
+        ));
+    }
+    for (index, stage) in stages.iter().enumerate() {
+        names::check_stage_name(stage)
+            .map_err(|message| fail("[stages] names", format!("{stage:?}: {message}")))?;
+        if stages[..index].contains(stage) {
+            return Err(fail("[stages] names", format!("{stage:?} is listed twice")));
+        }
+        if stage.replace('-', "").chars().all(|c| c.is_ascii_digit()) {
+            return Err(fail(
+                "[stages] names",
+                format!("{stage:?}: must not look like a version"),
+            ));
+        }
+        let stage_package = format!("{}-{stage}", package.name);
+        if stage_package == payload {
+            return Err(fail(
+                "[stages] names",
+                format!("{stage:?}: stage package {stage_package:?} would have the payload's name"),
+            ));
+        }
+    }
+    let service_command = match &manifest.service {
+        Some(service) => {
+            if let Some(user) = &service.user {
+                names::check_user_name(user)
+                    .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
+            }
+            Some(
+                parse_command_line(&service.command, true).map_err(|message| {
+                    fail(
+                        "[service] command",
+                        format!("{:?}: {message}", service.command),
+                    )
+                })?,
+            )
+        }
+        None => None,
+    };
+    let health_command = match manifest
+        .service
+        .as_ref()
+        .and_then(|service| service.health.as_ref())
+    {
+        Some(health) => {
+            if health.timeout == 0 || health.timeout > 3600 {
+                return Err(fail(
+                    "[service.health] timeout",
+                    format!("{}: must be 1 to 3600 seconds", health.timeout),
+                ));
+            }
+            Some(
+                parse_command_line(&health.command, false).map_err(|message| {
+                    fail(
+                        "[service.health] command",
+                        format!("{:?}: {message}", health.command),
+                    )
+                })?,
+            )
+        }
+        None => None,
+    };
+    let activate_hook = match &manifest.hooks.activate {
+        Some(hook) => Some(
+            parse_command_line(hook, false)
+                .map_err(|message| fail("[hooks] activate", format!("{hook:?}: {message}")))?,
+        ),
+        None => None,
+    };
+    Ok(LoadedManifest {
+        manifest,
+        path: path.to_path_buf(),
+        directory,
+        version,
+        revision,
+        service_command,
+        health_command,
+        activate_hook,
+    })
+}
+
+/// Checks an upstream version that becomes a directory and part of a package name.
+pub fn check_upstream_version(version: &str) -> Result<(), String> {
+    if version.contains(':') {
+        return Err("epochs are not supported: the version names the release directory and the payload package".into());
+    }
+    if version.contains('-') {
+        return Err("must not contain '-': put the Debian revision in [package] revision".into());
+    }
+    if version.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(
+            "must be lowercase, because it becomes part of the payload's package name".into(),
+        );
+    }
+    Version::parse(version)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+/// Checks a Debian revision.
+pub fn check_revision(revision: &str) -> Result<(), String> {
+    if revision.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Version::parse(&format!("0-{revision}"))
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn check_maintainer(maintainer: &str) -> Result<(), String> {
+    names::check_single_line(maintainer)?;
+    let valid = maintainer.split_once('<').is_some_and(|(name, rest)| {
+        !name.trim().is_empty() && rest.ends_with('>') && rest.contains('@')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err("must have the form 'Full Name <address@example.com>'".into())
+    }
+}
+
+fn check_environment(
+    environment: &Environment,
+    directory: &Path,
+    fail: &dyn Fn(&str, String) -> ManifestError,
+) -> Result<(), ManifestError> {
+    let must_be_directory = |key: &str, path: &Path| {
+        let full = directory.join(path);
+        if full.is_dir() {
+            Ok(())
+        } else {
+            Err(fail(key, format!("{}: no such directory", full.display())))
+        }
+    };
+    match environment {
+        Environment::Dir(dir) => must_be_directory("[environment] source", &dir.source),
+        Environment::Python(python) => {
+            if python.requirements.is_none() && python.project.is_none() && python.wheels.is_none()
+            {
+                return Err(fail(
+                    "[environment] requirements",
+                    "kind \"python\" needs requirements, project or wheels".into(),
+                ));
+            }
+            if let Some(requirements) = &python.requirements {
+                let full = directory.join(requirements);
+                if !full.is_file() {
+                    return Err(fail(
+                        "[environment] requirements",
+                        format!("{}: no such file", full.display()),
+                    ));
+                }
+            }
+            if let Some(project) = &python.project {
+                must_be_directory("[environment] project", project)?;
+            }
+            if let Some(wheels) = &python.wheels {
+                must_be_directory("[environment] wheels", wheels)?;
+            }
+            if let Some(source) = &python.source {
+                must_be_directory("[environment] source", source)?;
+            }
+            Ok(())
+        }
+        Environment::Command(command) => {
+            if command.command.trim().is_empty() {
+                return Err(fail("[environment] command", "must not be empty".into()));
+            }
+            if let Some(workdir) = &command.workdir {
+                must_be_directory("[environment] workdir", workdir)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Splits a command line on spaces and checks each word; the program is relative to the
+/// release directory, or absolute when `allow_absolute`.
+fn parse_command_line(text: &str, allow_absolute: bool) -> Result<CommandLine, String> {
+    let mut words = text.split_whitespace();
+    let program = words.next().ok_or("must not be empty")?.to_string();
+    if program.starts_with('/') {
+        if !allow_absolute {
+            return Err("the program must be relative to the release directory".into());
+        }
+        names::check_absolute_path(&program)?;
+    } else {
+        names::check_relative_path(&program)?;
+    }
+    let arguments: Vec<String> = words.map(str::to_string).collect();
+    for word in &arguments {
+        names::check_command_word(word)?;
+    }
+    Ok(CommandLine { program, arguments })
+}
+
+/// Parses an octal file mode such as "0644" or "755".
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| "must be an octal mode such as 0644".to_string())
+}

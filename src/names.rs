@@ -1,0 +1,150 @@
+//! Rules for the names and values that reach package fields, paths and maintainer scripts.
+//!
+//! Everything a maintainer script or unit receives passes one of these checks at build
+//! time, so no value can break out of its quotes on a server.
+
+/// Checks a Debian package name: `[a-z0-9][a-z0-9+.-]+` (Debian Policy 5.6.1).
+pub fn check_package_name(name: &str) -> Result<(), String> {
+    let valid = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err("must match [a-z0-9][a-z0-9+.-]+ (a Debian package name)".to_string())
+    }
+}
+
+/// Checks a stage name: `[a-z][a-z0-9-]*`, at most 32 characters. Stage names become
+/// suite names, unit names, link names and file names.
+pub fn check_stage_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err("must match [a-z][a-z0-9-]* (at most 32 characters, not ending in '-')".to_string())
+    }
+}
+
+/// Checks a path relative to the release directory (a hook, a health check):
+/// `[A-Za-z0-9._/+-]`, no `..` component, not absolute.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if path.starts_with('/') {
+        return Err("must be relative to the release directory (no leading '/')".to_string());
+    }
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._/+-".contains(c))
+    {
+        return Err("may contain only letters, digits and . _ / + -".to_string());
+    }
+    if path.split('/').any(|part| part == ".." || part.is_empty()) {
+        return Err("must not contain '..' or empty components".to_string());
+    }
+    Ok(())
+}
+
+/// Checks an absolute path on the server (an extra file's destination):
+/// `/[A-Za-z0-9._/+-]`, no `..` component.
+pub fn check_absolute_path(path: &str) -> Result<(), String> {
+    match path.strip_prefix('/') {
+        Some(rest) => check_relative_path(rest),
+        None => Err("must be an absolute path starting with '/'".to_string()),
+    }
+}
+
+/// Checks a system user or group name: `[a-z_][a-z0-9_-]*`, at most 32 characters.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err("must match [a-z_][a-z0-9_-]* (at most 32 characters)".to_string())
+    }
+}
+
+/// Checks free text that ends up in a control field or a unit line: one line, no control
+/// characters.
+pub fn check_single_line(text: &str) -> Result<(), String> {
+    if let Some(bad) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "must be one line without control characters (found {bad:?})"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one word of a command line that a script or unit runs: printable, no quotes,
+/// backslashes, `$`, backticks or `%` (which systemd would expand).
+pub fn check_command_word(word: &str) -> Result<(), String> {
+    check_single_line(word)?;
+    if let Some(bad) = word.chars().find(|c| "'\"\\$`%;&|<>(){}*?!#".contains(*c)) {
+        return Err(format!(
+            "has the character {bad:?}; command words may not contain quotes, backslashes or shell operators"
+        ));
+    }
+    Ok(())
+}
+
+/// Quotes a value for POSIX sh with single quotes.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names() {
+        assert!(check_package_name("shop").is_ok());
+        assert!(check_package_name("shop-1.4.2").is_ok());
+        assert!(check_package_name("lib+x.y").is_ok());
+        for bad in ["Shop_App", "s", "-shop", "shop app", "shop'x", ""] {
+            assert!(check_package_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stage_names() {
+        assert!(check_stage_name("production").is_ok());
+        assert!(check_stage_name("qa-2").is_ok());
+        for bad in ["Prod", "1st", "a_b", "a-", "a b", "", "a.b"] {
+            assert!(check_stage_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert!(check_relative_path("hooks/activate").is_ok());
+        for bad in ["/abs", "../x", "a/../b", "a b", "a;b", "a//b", "$(x)"] {
+            assert!(check_relative_path(bad).is_err(), "{bad}");
+        }
+        assert!(check_absolute_path("/etc/x").is_ok());
+        assert!(check_absolute_path("etc/x").is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        assert!(check_command_word("--port=8080").is_ok());
+        assert!(check_command_word("$(rm -rf /)").is_err());
+        assert!(check_command_word("a\nb").is_err());
+    }
+}

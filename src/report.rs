@@ -1,0 +1,128 @@
+//! The one output channel: data goes to stdout, everything else to stderr, shaped by
+//! `--quiet`, `--format` and whether stderr is a terminal (progress bars only then).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::Format;
+
+/// A defect in debstage itself rather than in the user's input or environment (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("internal error (a bug in debstage, please report it): {0}")]
+pub struct InternalError(pub String);
+
+/// Prints results, messages and progress for one command.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    quiet: bool,
+    format: Format,
+    terminal: bool,
+}
+
+impl Reporter {
+    /// A reporter for the given `--quiet` and `--format` flags.
+    pub fn new(quiet: bool, format: Format) -> Self {
+        Reporter {
+            quiet,
+            format,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A reporter that prints nothing but errors, for library callers and tests.
+    pub fn silent() -> Self {
+        Reporter {
+            quiet: true,
+            format: Format::Text,
+            terminal: false,
+        }
+    }
+
+    /// The output format the user asked for.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// A progress message on stderr ("Building shop 1.4.2"), unless quiet.
+    pub fn status(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// A warning on stderr; shown even when quiet.
+    pub fn warn(&self, message: impl AsRef<str>) {
+        eprintln!("warning: {}", message.as_ref());
+    }
+
+    /// The final error of a command, with its chain of causes.
+    pub fn error(&self, error: &anyhow::Error) {
+        let mut text = format!("error: {error}");
+        for cause in error.chain().skip(1) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+        eprintln!("{text}");
+    }
+
+    /// Data for stdout: a text block or a JSON document, as `--format` says.
+    pub fn data(&self, text: impl AsRef<str>, json: &serde_json::Value) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match self.format {
+            Format::Text => {
+                let text = text.as_ref();
+                out.write_all(text.as_bytes())?;
+                if !text.is_empty() && !text.ends_with('\n') {
+                    out.write_all(b"\n")?;
+                }
+            }
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, json)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()
+    }
+
+    /// Raw text for stdout whatever the format (a key, a sources file).
+    pub fn raw(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    /// A progress bar over `total` steps, drawn only when stderr is a terminal.
+    pub fn progress(&self, total: u64, message: &str) -> ProgressBar {
+        if self.quiet || !self.terminal {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_string());
+        bar
+    }
+}
+
+/// True when the error is a closed stdout (`debstage repo list | head`), which is success.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code for an error: 2 for a bug in debstage, 1 for everything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error
+        .chain()
+        .any(|cause| cause.downcast_ref::<InternalError>().is_some())
+    {
+        2
+    } else {
+        1
+    }
+}

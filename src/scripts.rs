@@ -1,0 +1,1 @@
+//! Renders the maintainer scripts, units and pin files from `templates/`.

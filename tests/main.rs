@@ -1,0 +1,1 @@
+//! The integration tests, linked into one binary (faster to build on small machines).
