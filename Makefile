@@ -39,7 +39,7 @@ bench-deps: deps
 	fi
 
 test: deps
-	$(CARGO) test --release -- --test-threads=2
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --check
