@@ -1,11 +1,25 @@
 //! `debstage repo`: a local apt repository with one suite per stage.
+//!
+//! State lives in SQLite ([`state`]); the published tree (`dists/`, `pool/`) is derived
+//! from it by [`publish`], signed by [`sign`], and served by [`serve`].
 
-use anyhow::{bail, Result};
+pub mod commands;
+pub mod config;
+pub mod index;
+pub mod lock;
+pub mod pool;
+pub mod publish;
+pub mod serve;
+pub mod sign;
+pub mod sources;
+pub mod state;
+
+use anyhow::Result;
 
 use crate::cli::RepoOptions;
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
-pub fn run(options: RepoOptions, _reporter: &Reporter) -> Result<()> {
-    bail!("debstage repo {:?}: not implemented yet", options.command)
+pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
+    commands::run(options, reporter)
 }

@@ -1,0 +1,1 @@
+//! `debstage-repo.toml`: origin, label, stages in order, architectures, signing key.

@@ -1,0 +1,1 @@
+//! The index files: `Packages` paragraphs and the `Release` file.

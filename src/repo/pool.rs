@@ -1,0 +1,1 @@
+//! The pool: immutable `.deb` files under `pool/main/<initial>/<app>/`.

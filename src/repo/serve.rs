@@ -1,0 +1,1 @@
+//! `repo serve`: static HTTP of the published tree, loopback by default.

@@ -1,0 +1,1 @@
+//! `repo sources`: the deb822 `.sources` file and pin file a server of one stage needs.

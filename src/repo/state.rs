@@ -1,0 +1,1 @@
+//! The state database (SQLite): packages, suite contents, promotion history.
