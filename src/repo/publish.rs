@@ -1,10 +1,26 @@
 //! Publishing suites atomically for readers: pool and by-hash files first, indexes by
 //! rename, `Release` and `InRelease` last.
+//!
+//! A client that fetched the old `InRelease` finds the indexes it names under `by-hash/`
+//! (the previous generation is kept); one that fetches the new `InRelease` finds the new
+//! ones, which were in place before it. Each file is written under a temporary name in its
+//! own directory, synced and renamed, so no reader sees a partial file; a crash leaves the
+//! previous publication intact and the next one removes the leftovers.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+
+use crate::repo::index::{self, IndexFile, ALGORITHMS};
+use crate::repo::sign::Signer;
+
+/// The prefix of temporary files; leftovers of an interrupted publication are removed.
+const TEMPORARY_PREFIX: &str = ".debstage-tmp-";
 
 /// One package as a suite lists it.
 #[derive(Debug, Clone)]
@@ -49,12 +65,255 @@ pub struct PublishSettings {
     pub valid_for: Option<std::time::Duration>,
 }
 
-/// Writes the indexes of `suites` under `root/dists/` and signs them.
+/// Writes the indexes of `suites` under `root/dists/` and signs them. Suites not passed
+/// in are left as they are.
 pub fn publish(
-    _root: &Path,
-    _settings: &PublishSettings,
-    _suites: &[SuiteView],
-    _signer: &crate::repo::sign::Signer,
+    root: &Path,
+    settings: &PublishSettings,
+    suites: &[SuiteView],
+    signer: &Signer,
 ) -> Result<()> {
-    bail!("publishing is not implemented yet")
+    for suite in suites {
+        publish_suite(root, settings, suite, signer)
+            .with_context(|| format!("publishing suite {}", suite.name))?;
+    }
+    Ok(())
+}
+
+/// Checks a suite name: it becomes a directory under `dists/` and a Release field.
+fn check_suite_name(name: &str) -> Result<()> {
+    let mut characters = name.chars();
+    let first_ok = characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric());
+    if !first_ok
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        bail!("suite name {name:?}: must match [A-Za-z0-9][A-Za-z0-9._-]*");
+    }
+    Ok(())
+}
+
+fn publish_suite(
+    root: &Path,
+    settings: &PublishSettings,
+    suite: &SuiteView,
+    signer: &Signer,
+) -> Result<()> {
+    check_suite_name(&suite.name)?;
+    // Everything is computed and signed before the first byte is written.
+    let files = index::suite_indexes(suite, &settings.architectures)?;
+    let release = index::release_text(settings, &suite.name, &files)?;
+    let in_release = signer.clearsign(&release, settings.date)?;
+    let release_gpg = signer.detached_armored(&release, settings.date)?;
+
+    let suite_directory = root.join("dists").join(&suite.name);
+    let mut directories: BTreeSet<PathBuf> = BTreeSet::new();
+    directories.insert(suite_directory.clone());
+    for file in &files {
+        if let Some(parent) = suite_directory.join(&file.path).parent() {
+            directories.insert(parent.to_path_buf());
+        }
+    }
+    for directory in &directories {
+        fs::create_dir_all(directory)
+            .with_context(|| format!("{}: cannot create the directory", directory.display()))?;
+        remove_leftovers(directory)?;
+    }
+    let previous = match fs::read_to_string(suite_directory.join("Release")) {
+        Ok(text) => index::release_entries(&text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "{}: cannot be read",
+                    suite_directory.join("Release").display()
+                )
+            })
+        }
+    };
+
+    // 1. by-hash copies, which the old and new Release both point into.
+    for file in &files {
+        for algorithm in ALGORITHMS {
+            let path = by_hash_path(
+                &suite_directory,
+                &file.path,
+                algorithm.name(),
+                file.digests.get(algorithm),
+            );
+            if !path.exists() {
+                write_atomically(&path, &file.bytes)?;
+            }
+        }
+    }
+    // 2. The indexes under their plain names.
+    for file in &files {
+        write_atomically(&suite_directory.join(&file.path), &file.bytes)?;
+    }
+    // 3. The Release files last, renamed one right after the other.
+    let staged = [
+        ("Release", release.as_bytes()),
+        ("Release.gpg", release_gpg.as_bytes()),
+        ("InRelease", in_release.as_bytes()),
+    ]
+    .into_iter()
+    .map(|(name, bytes)| Ok((name, stage(&suite_directory, bytes)?)))
+    .collect::<Result<Vec<_>>>()?;
+    for (name, temporary) in staged {
+        let target = suite_directory.join(name);
+        temporary
+            .persist(&target)
+            .with_context(|| format!("{}: cannot be written", target.display()))?;
+    }
+    sync_directory(&suite_directory)?;
+
+    // 4. by-hash files of neither the new nor the previous generation are removed. When
+    // nothing changed, the previous generation is the current one: keep everything, or a
+    // client holding the one before would lose its files.
+    let current: BTreeSet<(String, String, String)> = files
+        .iter()
+        .flat_map(|file| {
+            ALGORITHMS.into_iter().map(|algorithm| {
+                (
+                    file.path.clone(),
+                    algorithm.name().to_string(),
+                    file.digests.get(algorithm).to_string(),
+                )
+            })
+        })
+        .collect();
+    let previous: BTreeSet<(String, String, String)> = previous
+        .into_iter()
+        .map(|entry| (entry.path, entry.algorithm.name().to_string(), entry.digest))
+        .collect();
+    if current != previous {
+        prune_by_hash(&suite_directory, &files, &current, &previous)?;
+    }
+    Ok(())
+}
+
+/// `dists/<suite>/<dir of path>/by-hash/<algorithm>/<digest>`.
+fn by_hash_path(suite_directory: &Path, path: &str, algorithm: &str, digest: &str) -> PathBuf {
+    let file = suite_directory.join(path);
+    let directory = file.parent().unwrap_or(suite_directory);
+    directory.join("by-hash").join(algorithm).join(digest)
+}
+
+/// Removes by-hash files of the directories `files` live in that belong to neither
+/// generation.
+fn prune_by_hash(
+    suite_directory: &Path,
+    files: &[IndexFile],
+    current: &BTreeSet<(String, String, String)>,
+    previous: &BTreeSet<(String, String, String)>,
+) -> Result<()> {
+    // by-hash paths (relative to the suite) that stay.
+    let keep: BTreeSet<PathBuf> = current
+        .iter()
+        .chain(previous)
+        .map(|(path, algorithm, digest)| by_hash_path(Path::new(""), path, algorithm, digest))
+        .collect();
+    let directories: BTreeSet<PathBuf> = files
+        .iter()
+        .filter_map(|file| Path::new(&file.path).parent().map(Path::to_path_buf))
+        .collect();
+    for directory in directories {
+        for algorithm in ALGORITHMS {
+            let relative = directory.join("by-hash").join(algorithm.name());
+            let absolute = suite_directory.join(&relative);
+            let entries = match fs::read_dir(&absolute) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("{}: cannot be listed", absolute.display()))
+                }
+            };
+            for entry in entries {
+                let entry =
+                    entry.with_context(|| format!("{}: cannot be listed", absolute.display()))?;
+                if !keep.contains(&relative.join(entry.file_name())) {
+                    fs::remove_file(entry.path()).with_context(|| {
+                        format!("{}: cannot remove an old index", entry.path().display())
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes temporary files an interrupted publication left in `directory`.
+fn remove_leftovers(directory: &Path) -> Result<()> {
+    let entries = fs::read_dir(directory)
+        .with_context(|| format!("{}: cannot be listed", directory.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot be listed", directory.display()))?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(TEMPORARY_PREFIX)
+        {
+            fs::remove_file(entry.path()).with_context(|| {
+                format!(
+                    "{}: cannot remove a leftover temporary file",
+                    entry.path().display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a synced temporary file (mode 0644) in `directory`.
+fn stage(directory: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut temporary = tempfile::Builder::new()
+        .prefix(TEMPORARY_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(directory)
+        .with_context(|| format!("{}: cannot create a temporary file", directory.display()))?;
+    temporary
+        .write_all(bytes)
+        .and_then(|()| temporary.as_file().sync_all())
+        .with_context(|| format!("{}: cannot write a temporary file", directory.display()))?;
+    // The umask may have narrowed the mode; clients and the server read these files.
+    fs::set_permissions(temporary.path(), fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("{}: cannot set permissions", temporary.path().display()))?;
+    Ok(temporary)
+}
+
+/// Writes `path` by renaming a complete temporary file over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(directory)
+        .with_context(|| format!("{}: cannot create the directory", directory.display()))?;
+    stage(directory, bytes)?
+        .persist(path)
+        .with_context(|| format!("{}: cannot be written", path.display()))?;
+    Ok(())
+}
+
+/// Makes the renames in `directory` durable.
+fn sync_directory(directory: &Path) -> Result<()> {
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .with_context(|| format!("{}: cannot be synced", directory.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_names_become_safe_directories() {
+        for good in ["test", "staging", "production", "qa-2", "v1.0"] {
+            assert!(check_suite_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "..", "../x", "a/b", "-x", "a b", ".hidden"] {
+            assert!(check_suite_name(bad).is_err(), "{bad}");
+        }
+    }
 }
