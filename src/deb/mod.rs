@@ -188,7 +188,8 @@ struct DataSummary {
     installed_kib: u64,
 }
 
-/// Sorts the entries by path and adds every missing parent directory (mode 0755).
+/// Sorts the entries by path (symbolic links last) and adds every missing parent
+/// directory (mode 0755).
 fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
     let mut directories: BTreeSet<String> = BTreeSet::new();
     let present: BTreeSet<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
@@ -208,7 +209,14 @@ fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
         mtime: None,
         content: Content::Directory,
     }));
-    all.sort_by(|left, right| left.path.cmp(&right.path));
+    // Symbolic links go last, as dpkg-deb writes them: a link unpacked before the entries
+    // beneath its name could redirect them.
+    all.sort_by(|left, right| {
+        let is_link = |entry: &Entry| matches!(entry.content, Content::Symlink(_));
+        is_link(left)
+            .cmp(&is_link(right))
+            .then_with(|| left.path.cmp(&right.path))
+    });
     all.dedup_by(|right, left| left.path == right.path);
     all
 }
