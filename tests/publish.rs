@@ -193,6 +193,10 @@ struct Apt {
 
 impl Apt {
     fn new(directory: &Path, url: &str, key: &[u8]) -> Apt {
+        Apt::for_suite(directory, url, "test", key)
+    }
+
+    fn for_suite(directory: &Path, url: &str, suite: &str, key: &[u8]) -> Apt {
         for sub in [
             "state/lists/partial",
             "cache/archives/partial",
@@ -209,7 +213,7 @@ impl Apt {
         fs::write(directory.join("etc/sources.list"), "").expect("sources.list");
         let key_path = directory.join("keyrings/debstage-test.gpg");
         fs::write(&key_path, key).expect("key");
-        let sources_text = sources::sources_file(url, "test", &key_path.display().to_string());
+        let sources_text = sources::sources_file(url, suite, &key_path.display().to_string());
         fs::write(
             directory.join("etc/sources.list.d/debstage-test.sources"),
             sources_text,
@@ -221,9 +225,13 @@ impl Apt {
     }
 
     fn command(&self, arguments: &[&str]) -> Output {
+        self.tool("apt-get", arguments)
+    }
+
+    fn tool(&self, program: &str, arguments: &[&str]) -> Output {
         let directory = &self.directory;
         let option = |name: &str, value: &Path| format!("{name}={}", value.display());
-        let mut command = Command::new("apt-get");
+        let mut command = Command::new(program);
         command
             .current_dir(directory.join("download"))
             .env("LC_ALL", "C.UTF-8")
@@ -687,4 +695,98 @@ fn serve_gives_only_the_published_tree() {
         "POST /dists/test/InRelease HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert!(status.starts_with("HTTP/1.1 405"), "{status}");
+}
+
+/// The packages of a real `debstage build` of examples/hello, published stage by stage
+/// as the build contract says (payload in every suite, each stage package in its own),
+/// reach apt intact, and the pin text makes the stage's suite win.
+#[test]
+fn packages_of_a_real_build_are_served_per_stage_and_pinned() {
+    let (temp, app) = crate::support::example("hello");
+    let out = temp.path().join("out");
+    let manifest = crate::support::build(&app.join("debstage.toml"), &out, &[]);
+    let root = temp.path().join("repo");
+    let entries = manifest["packages"].as_array().expect("packages list");
+    let mut payload = None;
+    let mut stages = Vec::new();
+    for entry in entries {
+        let field = |name: &str| entry[name].as_str().expect(name).to_string();
+        let file = out.join(field("file"));
+        let filename = format!("pool/main/h/hello/{}", field("file"));
+        let target = root.join(&filename);
+        fs::create_dir_all(target.parent().expect("parent")).expect("pool");
+        fs::copy(&file, &target).expect("copy into the pool");
+        let bytes = fs::read(&target).expect("read");
+        let control = run(Command::new("dpkg-deb").arg("--field").arg(&target));
+        assert!(control.status.success(), "{}", text(&control));
+        let indexed = IndexedPackage {
+            control: String::from_utf8(control.stdout).expect("utf-8"),
+            architecture: field("architecture"),
+            filename,
+            size: bytes.len() as u64,
+            md5: hex::encode(Md5::digest(&bytes)),
+            sha1: hex::encode(Sha1::digest(&bytes)),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        };
+        assert_eq!(
+            indexed.sha256,
+            field("sha256"),
+            "the build manifest's SHA256"
+        );
+        match entry["role"].as_str() {
+            Some("payload") => payload = Some(indexed),
+            Some("stage") => stages.push((field("stage"), field("package"), indexed)),
+            other => panic!("unknown role {other:?}"),
+        }
+    }
+    let payload = payload.expect("a payload package");
+    let suites: Vec<SuiteView> = stages
+        .iter()
+        .map(|(stage, _, indexed)| SuiteView {
+            name: stage.clone(),
+            packages: vec![payload.clone(), indexed.clone()],
+        })
+        .collect();
+    assert_eq!(suites.len(), 3);
+    let signer = signer();
+    publish(&root, &settings(), &suites, &signer).expect("publish");
+
+    let server = Server::bind(&root, "127.0.0.1:0").expect("bind").spawn();
+    let (stage, package, indexed) = &stages[2];
+    let apt_directory = temp.path().join("apt");
+    let apt = Apt::for_suite(
+        &apt_directory,
+        &server.url(),
+        stage,
+        &signer.public_key_binary(),
+    );
+    fs::write(
+        apt_directory.join("etc/preferences.d").join(package),
+        sources::pin_file(package, stage),
+    )
+    .expect("pin file");
+    let update = apt.command(&["update"]);
+    assert!(update.status.success(), "{}", text(&update));
+    let policy = apt.tool("apt-cache", &["policy", package]);
+    let output = text(&policy);
+    // apt 2.6 prints the pin on the version line: `1.0-1 1001`.
+    assert!(
+        output.contains(" 1.0-1 1001\n") && output.contains(&format!(" {stage}/main ")),
+        "{output}"
+    );
+    let show = apt.tool("apt-cache", &["show", package]);
+    let output = text(&show);
+    // The package's own control fields reach apt unchanged, next to the pool hashes.
+    assert!(
+        output.contains("Depends: hello-1.0 (= 1.0-1)\n")
+            && output.contains(&format!("SHA256: {}\n", indexed.sha256)),
+        "{output}"
+    );
+    let download = apt.command(&["download", package]);
+    assert!(download.status.success(), "{}", text(&download));
+    let name = Path::new(&indexed.filename).file_name().expect("name");
+    assert_eq!(
+        crate::support::sha256_file(&apt_directory.join("download").join(name)),
+        indexed.sha256
+    );
 }
