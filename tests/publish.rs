@@ -790,3 +790,69 @@ fn packages_of_a_real_build_are_served_per_stage_and_pinned() {
         indexed.sha256
     );
 }
+
+/// While suites are republished over and over, a reader that takes whatever `InRelease`
+/// is there finds every index it names under by-hash, with the bytes it names.
+#[test]
+fn readers_never_see_a_release_whose_indexes_do_not_match() {
+    let repository = Repository::new();
+    let suites = [
+        repository.suite(),
+        SuiteView {
+            name: "test".into(),
+            packages: repository.suite().packages[..1].to_vec(),
+        },
+    ];
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const GENERATIONS: u64 = 20;
+    let published = std::sync::Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (root, signer, published) = (
+            repository.root.clone(),
+            repository.signer.clone(),
+            published.clone(),
+        );
+        std::thread::spawn(move || {
+            for generation in 0..GENERATIONS {
+                let suite = &suites[(generation % 2) as usize];
+                let settings = PublishSettings {
+                    date: at(DATE + generation),
+                    ..settings()
+                };
+                publish(&root, &settings, std::slice::from_ref(suite), &signer).expect("publish");
+                published.store(generation + 1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut checked = 0;
+    while published.load(Ordering::SeqCst) < GENERATIONS {
+        let in_release = fs::read_to_string(repository.suite_file("InRelease")).expect("InRelease");
+        for line in in_release
+            .lines()
+            .skip_while(|line| *line != "SHA256:")
+            .skip(1)
+        {
+            let Some(entry) = line.strip_prefix(' ') else {
+                break;
+            };
+            let parts: Vec<&str> = entry.split_whitespace().collect();
+            let [digest, _size, path] = parts[..] else {
+                panic!("{line}")
+            };
+            let directory = Path::new(path).parent().expect("parent");
+            let by_hash = repository.suite_file(
+                &directory
+                    .join("by-hash/SHA256")
+                    .join(digest)
+                    .display()
+                    .to_string(),
+            );
+            let bytes =
+                fs::read(&by_hash).unwrap_or_else(|error| panic!("{}: {error}", by_hash.display()));
+            assert_eq!(hex::encode(Sha256::digest(&bytes)), digest, "{path}");
+            checked += 1;
+        }
+    }
+    writer.join().expect("writer");
+    assert!(checked > 6 * GENERATIONS, "only {checked} indexes checked");
+}
