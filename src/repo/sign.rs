@@ -111,13 +111,18 @@ impl Signer {
         })
     }
 
+    /// The secret key, armored (`-----BEGIN PGP PRIVATE KEY BLOCK-----`), unencrypted:
+    /// keep it in a file only its owner reads (see [`Signer::save_secret`]).
+    pub fn secret_key_armored(&self) -> Result<String> {
+        self.secret
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|error| anyhow!("armoring the secret key: {error}"))
+    }
+
     /// Writes the secret key, armored, readable only by its owner (mode 0600). An existing
     /// file is replaced atomically.
     pub fn save_secret(&self, path: &Path) -> Result<()> {
-        let text = self
-            .secret
-            .to_armored_string(ArmorOptions::default())
-            .map_err(|error| anyhow!("armoring the secret key: {error}"))?;
+        let text = self.secret_key_armored()?;
         let directory = parent_directory(path);
         // NamedTempFile is created with mode 0600, and the secret never exists with
         // wider permissions.

@@ -26,6 +26,45 @@ pub fn pin_file(package: &str, suite: &str) -> String {
     format!("Package: {package}\nPin: release n={suite}\nPin-Priority: 1001\n")
 }
 
+/// One file a server of a stage needs: where it goes and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFile {
+    /// The absolute path on the server.
+    pub path: String,
+    /// The text.
+    pub text: String,
+}
+
+/// The files that make a server follow `stage`: the `.sources` file, then one pin file
+/// per stage package (`<app>-<stage>`). The key itself goes to
+/// [`key_path_on_server`] (`repo export-key`).
+pub fn server_files(
+    url: &str,
+    stage: &str,
+    origin: &str,
+    stage_packages: &[String],
+) -> Vec<ServerFile> {
+    let mut files = vec![ServerFile {
+        path: format!("/etc/apt/sources.list.d/{origin}-{stage}.sources"),
+        text: sources_file(url, stage, &key_path_on_server(origin)),
+    }];
+    files.extend(stage_packages.iter().map(|package| ServerFile {
+        path: format!("/etc/apt/preferences.d/{package}"),
+        text: pin_file(package, stage),
+    }));
+    files
+}
+
+/// [`server_files`] as one text for a terminal: each file under a `# <path>` comment line,
+/// separated by an empty line.
+pub fn server_files_text(files: &[ServerFile]) -> String {
+    files
+        .iter()
+        .map(|file| format!("# {}\n{}", file.path, file.text))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +78,16 @@ mod tests {
         assert_eq!(
             pin_file("shop-production", "production"),
             "Package: shop-production\nPin: release n=production\nPin-Priority: 1001\n"
+        );
+        let files = server_files(
+            "http://repo.example:8080",
+            "staging",
+            "example",
+            &["shop-staging".into()],
+        );
+        assert_eq!(
+            server_files_text(&files),
+            "# /etc/apt/sources.list.d/example-staging.sources\nTypes: deb\nURIs: http://repo.example:8080\nSuites: staging\nComponents: main\nSigned-By: /etc/apt/keyrings/example.gpg\n\n# /etc/apt/preferences.d/shop-staging\nPackage: shop-staging\nPin: release n=staging\nPin-Priority: 1001\n"
         );
     }
 }
