@@ -282,6 +282,18 @@ pub fn suite_indexes(suite: &SuiteView, architectures: &[String]) -> Result<Vec<
     if architectures.is_empty() {
         bail!("suite {}: no architectures are configured", suite.name);
     }
+    for architecture in architectures {
+        let valid = !architecture.is_empty()
+            && architecture != "all"
+            && architecture
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            bail!(
+                "architecture {architecture:?}: must match [a-z0-9-]+ and not be `all` (`all` packages are listed under every architecture)"
+            );
+        }
+    }
     for package in &suite.packages {
         if package.architecture != "all" && !architectures.contains(&package.architecture) {
             bail!(
