@@ -139,6 +139,8 @@ pub enum RepoCommand {
         /// The application.
         app: String,
         /// The version to promote (upstream version, or version-revision).
+        // The id differs from the name: `version` is clap's own `--version` flag.
+        #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         /// The stage to promote to.
         #[arg(long)]
@@ -175,6 +177,7 @@ pub enum RepoCommand {
         /// The application.
         app: String,
         /// The version to remove.
+        #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         /// Only from this stage's suite.
         #[arg(long)]
