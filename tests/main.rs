@@ -1,1 +1,3 @@
 //! The integration tests, linked into one binary (faster to build on small machines).
+mod repo;
+mod version;

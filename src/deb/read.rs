@@ -74,10 +74,16 @@ pub fn read_control(path: &Path) -> Result<PackageControl, ReadError> {
     let file = File::open(path)?;
     let length = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut magic = [0u8; 8];
-    read_exactly(&mut reader, &mut magic, "the archive signature")?;
-    if &magic != AR_MAGIC {
+    let mut magic = Vec::with_capacity(8);
+    (&mut reader).take(8).read_to_end(&mut magic)?;
+    // A short file that is not a prefix of the signature is not an archive at all.
+    if !AR_MAGIC.starts_with(&magic) || magic.is_empty() {
         return Err(ReadError::NotAnArchive);
+    }
+    if magic.len() < AR_MAGIC.len() {
+        return Err(ReadError::Truncated(
+            "the file ends inside the archive signature".to_string(),
+        ));
     }
     let mut offset = 8u64;
 

@@ -407,30 +407,34 @@ pub fn verify(root: &Path, reporter: &Reporter) -> Result<()> {
     for warning in &warnings {
         reporter.warn(warning);
     }
-    let text = if problems.is_empty() {
-        format!(
+    let document = json!({"packages": packages.len(), "problems": problems, "warnings": warnings});
+    if problems.is_empty() {
+        let text = format!(
             "ok: {} package(s), {} suite(s) match the state\n",
             packages.len(),
             repository.config.stages.len()
-        )
-    } else {
-        problems
-            .iter()
-            .map(|problem| format!("{problem}\n"))
-            .collect()
-    };
-    reporter.data(
-        text,
-        &json!({"packages": packages.len(), "problems": problems, "warnings": warnings}),
-    )?;
-    if !problems.is_empty() {
-        bail!(
-            "repo verify: {} problem(s) found in {}",
-            problems.len(),
-            root.display()
         );
+        reporter.data(text, &document)?;
+        return Ok(());
     }
-    Ok(())
+    // The problems are the error's text; JSON readers also get them on stdout.
+    reporter.data("", &document)?;
+    let shown: Vec<String> = problems
+        .iter()
+        .take(50)
+        .map(|problem| format!("  {problem}"))
+        .collect();
+    let more = if problems.len() > shown.len() {
+        format!("\n  ... and {} more", problems.len() - shown.len())
+    } else {
+        String::new()
+    };
+    bail!(
+        "repo verify: {} problem(s) found in {}:\n{}{more}",
+        problems.len(),
+        root.display(),
+        shown.join("\n")
+    )
 }
 
 #[cfg(test)]
