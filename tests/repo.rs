@@ -657,3 +657,35 @@ fn our_reader_agrees_with_dpkg_deb_on_every_compression() {
         }
     }
 }
+
+#[test]
+fn what_debstage_build_writes_goes_through_the_stages() {
+    let repo = TestRepo::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/debstage.toml");
+    let out = repo.root.join("out");
+    let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        .args(["--quiet", "build", "--manifest", path_str(&example)])
+        .args(["--out", path_str(&out), "--version", "3.0"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .expect("debstage build runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let manifest = out.join("hello_3.0-1.build.json");
+    repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    repo.ok(&["promote", "hello", "3.0"]);
+    let some = Some("3.0-1".to_string());
+    assert_eq!(repo.currents("hello"), vec![some.clone(), some, None]);
+    let production = repo.json(&["list", "--stage", "staging"]);
+    let names: Vec<&str> = production
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|package| package["package"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["hello-3.0", "hello-staging"]);
+    repo.ok(&["verify"]);
+}

@@ -82,6 +82,8 @@ pub struct ManifestPackage {
 struct Input {
     path: PathBuf,
     expected: Option<ManifestPackage>,
+    /// The manifest's application.
+    app: Option<String>,
 }
 
 /// A file read, checked and copied into `.incoming`.
@@ -231,6 +233,7 @@ fn inputs(
                 .map(|file| Input {
                     path: PathBuf::from(file),
                     expected: None,
+                    app: None,
                 })
                 .collect();
             Ok((stage, inputs))
@@ -267,10 +270,10 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
                     parsed.debian_version
                 );
             }
-            let _ = &parsed.app;
             Ok(Input {
                 path: directory.join(&package.file),
                 expected: Some(package),
+                app: Some(parsed.app.clone()),
             })
         })
         .collect()
@@ -288,26 +291,38 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
         .map(|parsed| parsed.upstream)
         .unwrap_or_else(|_| version.clone());
 
-    let (app, role, stage) = match control.control.get("X-Debstage-Role") {
+    let role_field = control.control.get("X-Debstage-Role").map(str::to_string);
+    let role_field = match (&role_field, &input.expected) {
+        // A package without debstage fields takes them from its build manifest (whose
+        // size and sha256 it must match, checked below).
+        (None, Some(expected)) => Some(expected.role.clone()),
+        _ => role_field,
+    };
+    let declared = |field: &str| -> Option<String> {
+        control.control.get(field).map(str::to_string).or_else(|| {
+            if control.control.get("X-Debstage-Role").is_some() {
+                return None;
+            }
+            match field {
+                "X-Debstage-App" => input.app.clone(),
+                "X-Debstage-Stage" => input.expected.as_ref().and_then(|e| e.stage.clone()),
+                _ => None,
+            }
+        })
+    };
+    let (app, role, stage) = match role_field.as_deref() {
         None => (package.clone(), Role::Plain, None),
         Some(role) => {
-            let app = control
-                .control
-                .get("X-Debstage-App")
-                .with_context(|| format!("{shown}: has X-Debstage-Role but no X-Debstage-App"))?
-                .to_string();
+            let app = declared("X-Debstage-App")
+                .with_context(|| format!("{shown}: has X-Debstage-Role but no X-Debstage-App"))?;
             names::check_package_name(&app)
                 .map_err(|reason| anyhow::anyhow!("{shown}: X-Debstage-App {app:?} {reason}"))?;
             match role {
                 "payload" => (app, Role::Payload, None),
                 "stage" => {
-                    let stage = control
-                        .control
-                        .get("X-Debstage-Stage")
-                        .with_context(|| {
-                            format!("{shown}: a stage package without X-Debstage-Stage")
-                        })?
-                        .to_string();
+                    let stage = declared("X-Debstage-Stage").with_context(|| {
+                        format!("{shown}: a stage package without X-Debstage-Stage")
+                    })?;
                     config.stage_index(&stage).with_context(|| {
                         format!("{shown}: X-Debstage-Stage {stage:?} cannot be added")
                     })?;
