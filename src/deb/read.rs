@@ -71,9 +71,15 @@ const HEADER_LENGTH: u64 = 60;
 /// Reads the control paragraph of the `.deb` at `path` and checks that it names a
 /// package (Package, Version and Architecture present and valid).
 pub fn read_control(path: &Path) -> Result<PackageControl, ReadError> {
-    let file = File::open(path)?;
+    read_control_from(&mut File::open(path)?)
+}
+
+/// Like [`read_control`], from an open file (read from its start; the position is left
+/// anywhere).
+pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
     let length = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::with_capacity(16 * 1024, file);
     let mut magic = Vec::with_capacity(8);
     (&mut reader).take(8).read_to_end(&mut magic)?;
     // A short file that is not a prefix of the signature is not an archive at all.

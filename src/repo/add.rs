@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::deb::read::{read_control, PackageControl};
+use crate::deb::read::{read_control_from, PackageControl};
 use crate::names;
 use crate::repo::commands::{now, who, Session};
 use crate::repo::config::RepoConfig;
@@ -152,11 +152,13 @@ pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Pa
     };
 
     // The rows are committed: move the new files into place, drop the copies of the rest.
-    for (candidate, outcome) in candidates.iter().zip(&recorded.outcomes) {
-        if outcome.status == "added" && candidate.staged.path.exists() {
-            pool::place(&root, &candidate.staged.path, &outcome.filename)?;
-        }
-    }
+    candidates
+        .par_iter()
+        .zip(&recorded.outcomes)
+        .filter(|(candidate, outcome)| outcome.status == "added" && candidate.staged.path.exists())
+        .try_for_each(|(candidate, outcome)| {
+            pool::place(&root, &candidate.staged.path, &outcome.filename)
+        })?;
     discard(&candidates);
 
     let changed: BTreeSet<String> = if recorded.changed {
@@ -283,7 +285,9 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
 fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate> {
     let path = &input.path;
     let shown = path.display();
-    let control = read_control(path).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot be read"))?;
+    let control =
+        read_control_from(&mut file).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
     let package = control.field("Package").to_string();
     let version = control.field("Version").to_string();
     let architecture = control.field("Architecture").to_string();
@@ -367,7 +371,8 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
             );
         }
     }
-    let staged = pool::stage(root, path)?;
+    let file_name = crate::deb::file_name(&package, &version, &architecture);
+    let staged = pool::stage(root, &mut file, path, &file_name)?;
     if let Some(expected) = &input.expected {
         let digests = &staged.digests;
         if digests.size != expected.size || !digests.sha256.eq_ignore_ascii_case(&expected.sha256) {

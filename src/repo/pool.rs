@@ -1,13 +1,13 @@
 //! The pool: immutable `.deb` files under `pool/main/<initial>/<app>/`.
 //!
 //! A file enters the pool in two steps: it is copied (and hashed on the way) into
-//! `pool/.incoming/<sha256>.deb`, and renamed to its place only after the database has
+//! `pool/.incoming/<package file name>`, and renamed to its place only after the database has
 //! committed the row that names it. A crash in between leaves a file in `.incoming`
 //! that [`recover`] either moves into place (its row was committed) or deletes.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -45,13 +45,26 @@ pub struct Digests {
     pub sha256: String,
 }
 
+thread_local! {
+    // One copy buffer per thread: a fresh large buffer per file costs an mmap and page
+    // faults each time, which dominated adding thousands of small packages.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 128 * 1024]);
+}
+
 /// Copies `reader` into `writer` and returns the size and digests of what passed.
-pub fn copy_hashing(mut reader: impl Read, mut writer: impl Write) -> io::Result<Digests> {
+pub fn copy_hashing(reader: impl Read, writer: impl Write) -> io::Result<Digests> {
+    BUFFER.with(|buffer| copy_with(reader, writer, &mut buffer.borrow_mut()))
+}
+
+fn copy_with(
+    mut reader: impl Read,
+    mut writer: impl Write,
+    buffer: &mut [u8],
+) -> io::Result<Digests> {
     let (mut md5, mut sha1, mut sha256) = (Md5::new(), Sha1::new(), Sha256::new());
-    let mut buffer = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let read = match reader.read(&mut buffer) {
+        let read = match reader.read(buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -76,18 +89,22 @@ pub fn copy_hashing(mut reader: impl Read, mut writer: impl Write) -> io::Result
 /// The SHA256 and size of a file, read in full.
 pub fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
+    BUFFER.with(|buffer| {
+        let buffer = &mut *buffer.borrow_mut();
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let read = match file.read(buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            hasher.update(&buffer[..read]);
+            size += read as u64;
         }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
+        Ok((size, hex::encode(hasher.finalize())))
+    })
 }
 
 /// A file copied into `.incoming`, waiting for its database row.
@@ -99,22 +116,43 @@ pub struct StagedFile {
     pub digests: Digests,
 }
 
-/// Copies `source` into the repository's `.incoming` directory, hashing it on the way.
-pub fn stage(root: &Path, source: &Path) -> Result<StagedFile> {
+/// Copies `source` (open, read from its start) into the repository's `.incoming`
+/// directory as `file_name`, hashing it on the way. A name already taken in `.incoming`
+/// (the same package given twice) gets a unique name instead.
+pub fn stage(root: &Path, source: &mut File, shown: &Path, file_name: &str) -> Result<StagedFile> {
     let incoming = root.join(INCOMING);
-    let input =
-        File::open(source).with_context(|| format!("{}: cannot be read", source.display()))?;
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".copy-")
-        .tempfile_in(&incoming)
-        .with_context(|| format!("{}: cannot create a file", incoming.display()))?;
-    let digests = copy_hashing(input, io::BufWriter::new(temporary.as_file_mut()))
-        .with_context(|| format!("{}: cannot be copied into the pool", source.display()))?;
-    let path = incoming.join(format!("{}.deb", digests.sha256));
-    temporary
-        .persist(&path)
-        .with_context(|| format!("{}: cannot be written", path.display()))?;
-    Ok(StagedFile { path, digests })
+    let mut path = incoming.join(file_name);
+    let output = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let (output, unique) = tempfile::Builder::new()
+                .prefix(&format!("{file_name}."))
+                .tempfile_in(&incoming)
+                .with_context(|| format!("{}: cannot create a file", incoming.display()))?
+                .keep()
+                .with_context(|| format!("{}: cannot create a file", incoming.display()))?;
+            path = unique;
+            output
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("{}: cannot be created", path.display()))
+        }
+    };
+    let copied = source
+        .seek(io::SeekFrom::Start(0))
+        .and_then(|_| copy_hashing(&mut *source, &output));
+    match copied {
+        Ok(digests) => Ok(StagedFile { path, digests }),
+        Err(error) => {
+            let _ = fs::remove_file(&path);
+            Err(error)
+                .with_context(|| format!("{}: cannot be copied into the pool", shown.display()))
+        }
+    }
 }
 
 /// Moves a staged file to its pool path (relative to `root`).
@@ -174,17 +212,21 @@ pub fn recover(root: &Path, connection: &Connection) -> Result<usize> {
         let entry = entry.with_context(|| format!("{}: cannot be read", incoming.display()))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let sha256 = name.strip_suffix(".deb").unwrap_or_default();
-        let mut statement =
-            connection.prepare_cached("SELECT filename FROM packages WHERE sha256 = ?1")?;
-        let filenames: Vec<String> = statement
-            .query_map([sha256], |row| row.get(0))?
+        // A copy is named after its package file; its row (if committed) has a pool path
+        // ending in that name, and the same bytes.
+        let mut statement = connection.prepare_cached(
+            "SELECT filename, sha256 FROM packages WHERE filename LIKE '%/' || ?1",
+        )?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([&name], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let missing = filenames
+        let missing = rows
             .into_iter()
-            .find(|filename| !root.join(filename).exists());
+            .find(|(filename, _)| !root.join(filename).exists());
         match missing {
-            Some(filename) if sha256_of(&path).is_ok_and(|(_, actual)| actual == sha256) => {
+            Some((filename, sha256))
+                if sha256_of(&path).is_ok_and(|(_, actual)| actual == sha256) =>
+            {
                 place(root, &path, &filename)?
             }
             _ => fs::remove_file(&path)
