@@ -689,3 +689,31 @@ fn what_debstage_build_writes_goes_through_the_stages() {
     assert_eq!(names, vec!["hello-3.0", "hello-staging"]);
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn the_next_writer_finishes_what_a_crashed_add_left() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("hello", "1.0", "one")),
+    ]);
+    // A crash after the commit and before the rename: the row exists, the file waits.
+    let placed = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
+    let waiting = repo.repo.join("pool/.incoming/hello-1.0_1.0-1_all.deb");
+    fs::rename(&placed, &waiting).expect("move back");
+    // A crash before the commit: a copy no row names.
+    let stray = repo.repo.join("pool/.incoming/stray_1.0_all.deb");
+    fs::write(&stray, "partial").expect("stray");
+    let error = repo.fails(&["verify"]);
+    assert!(
+        error.contains("hello-1.0_1.0-1_all.deb: cannot be read"),
+        "{error}"
+    );
+
+    let output = repo.run(&["publish"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted command"));
+    assert!(placed.is_file() && !waiting.exists() && !stray.exists());
+    repo.ok(&["verify"]);
+}
