@@ -193,8 +193,12 @@ pub enum RepoCommand {
     Verify,
     /// Write the indexes and signatures of every suite again.
     Publish,
-    /// Print the public signing key (armored).
-    ExportKey,
+    /// Print the public signing key (armored, or --binary for /etc/apt/keyrings/<origin>.gpg).
+    ExportKey {
+        /// Print the binary keyring that `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.
+        #[arg(long)]
+        binary: bool,
+    },
     /// Print the apt source and pin file a server of this stage needs.
     Sources {
         /// The stage.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -145,9 +145,13 @@ pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
         RepoCommand::Show { app } => listing::show(root, &app, reporter),
         RepoCommand::History { app } => listing::history(root, app.as_deref(), reporter),
         RepoCommand::Verify => maintenance::verify(root, reporter),
-        RepoCommand::ExportKey => export_key(root, reporter),
-        RepoCommand::Sources { .. } | RepoCommand::Serve { .. } => {
-            bail!("this repo command is not implemented yet")
+        RepoCommand::ExportKey { binary } => export_key(root, binary, reporter),
+        RepoCommand::Sources { stage, url, app } => {
+            sources(root, &stage, &url, app.as_deref(), reporter)
+        }
+        RepoCommand::Serve { addr } => {
+            Repository::open(root)?;
+            crate::repo::serve::serve(root, &addr, reporter)
         }
     }
 }
@@ -218,28 +222,21 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
             .with_context(|| format!("--key {}: not a usable signing key", path.display()))?,
         None => {
             let user_id = format!("{} archive signing key", config.origin);
-            let signer = Signer::generate(&user_id).context("cannot generate a signing key")?;
+            let signer = Signer::generate(&user_id, SystemTime::now())
+                .context("cannot generate a signing key")?;
             let private = root.join("private");
             fs::create_dir_all(&private)
                 .and_then(|()| fs::set_permissions(&private, fs::Permissions::from_mode(0o700)))
                 .with_context(|| format!("{}: cannot be created", private.display()))?;
-            let path = root.join(GENERATED_KEY);
-            let armored = signer.secret_key_armored()?;
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .and_then(|mut file| file.write_all(armored.as_bytes()))
-                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            signer.save_secret(&root.join(GENERATED_KEY))?;
             signer
         }
     };
     let public_armored = root.join(format!("{}.asc", config.origin));
-    fs::write(&public_armored, signer.public_key_armored()?)
+    fs::write(&public_armored, signer.public_key_armored())
         .with_context(|| format!("{}: cannot be written", public_armored.display()))?;
     let public_binary = root.join(format!("{}.gpg", config.origin));
-    fs::write(&public_binary, signer.public_key_binary()?)
+    fs::write(&public_binary, signer.public_key_binary())
         .with_context(|| format!("{}: cannot be written", public_binary.display()))?;
 
     let connection = state::create(root)?;
@@ -259,13 +256,62 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
     Ok(())
 }
 
-/// Prints the armored public key of the repository.
-fn export_key(root: &Path, reporter: &Reporter) -> Result<()> {
+/// Prints the public key of the repository: armored, or the binary keyring that
+/// `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.
+fn export_key(root: &Path, binary: bool, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
-    let path = root.join(format!("{}.asc", repository.config.origin));
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
-    reporter.raw(&text)?;
+    let extension = if binary { "gpg" } else { "asc" };
+    let path = root.join(format!("{}.{extension}", repository.config.origin));
+    let bytes = fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    if binary {
+        // Binary data bypasses the reporter, whose raw output is text.
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes).and_then(|()| out.flush())?;
+    } else {
+        reporter.raw(&String::from_utf8_lossy(&bytes))?;
+    }
+    Ok(())
+}
+
+/// Prints the `.sources` file and pin files a server of `stage` needs: pins for
+/// `<app>-<stage>`, or for every stage package the suite lists.
+fn sources(
+    root: &Path,
+    stage: &str,
+    url: &str,
+    app: Option<&str>,
+    reporter: &Reporter,
+) -> Result<()> {
+    let repository = Repository::open(root)?;
+    repository.config.stage_index(stage)?;
+    let connection = state::open(root)?;
+    let stage_packages: Vec<String> = match app {
+        Some(app) => {
+            if state::packages_of_app(&connection, app)?.is_empty() {
+                bail!("{app}: no such application in the repository");
+            }
+            vec![format!("{app}-{stage}")]
+        }
+        None => {
+            let mut names: Vec<String> = state::suite_packages(&connection, stage)?
+                .into_iter()
+                .filter(|package| package.role == state::Role::Stage)
+                .map(|package| package.package)
+                .collect();
+            names.dedup();
+            names
+        }
+    };
+    let files =
+        crate::repo::sources::server_files(url, stage, &repository.config.origin, &stage_packages);
+    let documents: Vec<serde_json::Value> = files
+        .iter()
+        .map(|file| serde_json::json!({"path": file.path, "text": file.text}))
+        .collect();
+    reporter.data(
+        crate::repo::sources::server_files_text(&files),
+        &serde_json::json!(documents),
+    )?;
     Ok(())
 }
 
