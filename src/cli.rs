@@ -139,6 +139,8 @@ pub enum RepoCommand {
         /// The application.
         app: String,
         /// The version to promote (upstream version, or version-revision).
+        // The id differs from the name: `version` is clap's own `--version` flag.
+        #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         /// The stage to promote to.
         #[arg(long)]
@@ -175,6 +177,7 @@ pub enum RepoCommand {
         /// The application.
         app: String,
         /// The version to remove.
+        #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         /// Only from this stage's suite.
         #[arg(long)]
@@ -190,8 +193,12 @@ pub enum RepoCommand {
     Verify,
     /// Write the indexes and signatures of every suite again.
     Publish,
-    /// Print the public signing key (armored).
-    ExportKey,
+    /// Print the public signing key (armored, or --binary for /etc/apt/keyrings/<origin>.gpg).
+    ExportKey {
+        /// Print the binary keyring that `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.
+        #[arg(long)]
+        binary: bool,
+    },
     /// Print the apt source and pin file a server of this stage needs.
     Sources {
         /// The stage.

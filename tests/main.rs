@@ -3,4 +3,10 @@
 mod support;
 
 mod build;
+mod command;
+mod e2e;
+mod elf;
 mod publish;
+mod python;
+mod repo;
+mod version;

@@ -3,15 +3,19 @@
 //! State lives in SQLite ([`state`]); the published tree (`dists/`, `pool/`) is derived
 //! from it by [`publish`], signed by [`sign`], and served by [`serve`].
 
+pub mod add;
 pub mod commands;
 pub mod config;
 pub mod index;
+pub mod listing;
 pub mod lock;
+pub mod maintenance;
 pub mod pool;
 pub mod publish;
 pub mod serve;
 pub mod sign;
 pub mod sources;
+pub mod stages;
 pub mod state;
 
 use anyhow::Result;

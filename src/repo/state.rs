@@ -1,1 +1,497 @@
 //! The state database (SQLite): packages, suite contents, promotion history.
+//!
+//! Tables:
+//! - `packages`: every `.deb` in the pool, with its hashes and control paragraph; one row
+//!   per (Package, Version, Architecture).
+//! - `listed`: which package each suite lists.
+//! - `current`: the version each stage of an application points to (its stage package).
+//! - `history`: every change of a `current` row, and removals (who, when, from, to).
+//!
+//! Every command changes the state in one transaction; the published tree is derived
+//! from it. The database runs in WAL mode so that readers are never blocked by a writer.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// The name of the database file at the repository's root.
+pub const FILE_NAME: &str = "state.db";
+
+/// The schema version this code reads and writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE packages (
+    id INTEGER PRIMARY KEY,
+    app TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    upstream TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('payload', 'stage', 'plain')),
+    stage TEXT,
+    filename TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    sha1 TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    control TEXT NOT NULL,
+    added INTEGER NOT NULL,
+    UNIQUE (package, version, architecture)
+);
+CREATE INDEX packages_by_app ON packages (app, version);
+CREATE INDEX packages_by_sha256 ON packages (sha256);
+CREATE TABLE listed (
+    suite TEXT NOT NULL,
+    package_id INTEGER NOT NULL REFERENCES packages (id),
+    PRIMARY KEY (suite, package_id)
+) WITHOUT ROWID;
+CREATE INDEX listed_by_package ON listed (package_id);
+CREATE TABLE current (
+    app TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (app, stage)
+) WITHOUT ROWID;
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    app TEXT NOT NULL,
+    stage TEXT,
+    from_version TEXT,
+    to_version TEXT
+);
+CREATE INDEX history_by_app ON history (app, stage);
+";
+
+/// What a package is to debstage (its `X-Debstage-Role`, or `plain` without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The immutable release of an application version (`<app>-<upstream>`).
+    Payload,
+    /// The pointer package of one stage (`<app>-<stage>`).
+    Stage,
+    /// A package without debstage fields, listed like a payload.
+    Plain,
+}
+
+impl Role {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Payload => "payload",
+            Role::Stage => "stage",
+            Role::Plain => "plain",
+        }
+    }
+
+    fn from_column(text: &str) -> Result<Role, rusqlite::Error> {
+        match text {
+            "payload" => Ok(Role::Payload),
+            "stage" => Ok(Role::Stage),
+            "plain" => Ok(Role::Plain),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                6,
+                format!("role {other:?}"),
+                rusqlite::types::Type::Text,
+            )),
+        }
+    }
+}
+
+/// One package of the pool, as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PackageRecord {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// The application it belongs to.
+    pub app: String,
+    /// The Package field.
+    pub package: String,
+    /// The Version field.
+    pub version: String,
+    /// The upstream part of the version (without epoch and revision).
+    pub upstream: String,
+    /// The Architecture field.
+    pub architecture: String,
+    /// Payload, stage package or plain package.
+    pub role: Role,
+    /// The stage a stage package switches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The pool path relative to the repository root.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MD5, hex.
+    #[serde(skip)]
+    pub md5: String,
+    /// SHA1, hex.
+    #[serde(skip)]
+    pub sha1: String,
+    /// SHA256, hex.
+    pub sha256: String,
+    /// The control paragraph.
+    #[serde(skip)]
+    pub control: String,
+    /// When it was added (Unix seconds).
+    #[serde(skip)]
+    pub added: i64,
+}
+
+/// One line of the history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryEntry {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// Who ($SUDO_USER, else $USER).
+    pub who: String,
+    /// What: add, promote, rollback, remove.
+    pub action: String,
+    /// The application.
+    pub app: String,
+    /// The stage concerned, if one.
+    pub stage: Option<String>,
+    /// The version the stage pointed to before.
+    pub from: Option<String>,
+    /// The version it points to after.
+    pub to: Option<String>,
+}
+
+const PACKAGE_COLUMNS: &str = "id, app, package, version, upstream, architecture, role, stage, \
+     filename, size, md5, sha1, sha256, control, added";
+
+fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
+    let role: String = row.get(6)?;
+    Ok(PackageRecord {
+        id: row.get(0)?,
+        app: row.get(1)?,
+        package: row.get(2)?,
+        version: row.get(3)?,
+        upstream: row.get(4)?,
+        architecture: row.get(5)?,
+        role: Role::from_column(&role)?,
+        stage: row.get(7)?,
+        filename: row.get(8)?,
+        size: row.get::<_, i64>(9)?.max(0) as u64,
+        md5: row.get(10)?,
+        sha1: row.get(11)?,
+        sha256: row.get(12)?,
+        control: row.get(13)?,
+        added: row.get(14)?,
+    })
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(30))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Creates the database of a new repository.
+pub fn create(root: &Path) -> Result<Connection> {
+    let path = root.join(FILE_NAME);
+    if path.exists() {
+        bail!("{}: already exists", path.display());
+    }
+    let connection = Connection::open(&path)
+        .with_context(|| format!("{}: cannot be created", path.display()))?;
+    configure(&connection).with_context(|| format!("{}: cannot be set up", path.display()))?;
+    connection
+        .execute_batch(SCHEMA)
+        .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
+        .with_context(|| format!("{}: cannot be set up", path.display()))?;
+    Ok(connection)
+}
+
+/// Opens the database of an existing repository.
+pub fn open(root: &Path) -> Result<Connection> {
+    let path = root.join(FILE_NAME);
+    if !path.is_file() {
+        bail!(
+            "{}: no state database; is {} a repository? (create one with `debstage repo init`)",
+            path.display(),
+            root.display()
+        );
+    }
+    let connection =
+        Connection::open(&path).with_context(|| format!("{}: cannot be opened", path.display()))?;
+    configure(&connection).with_context(|| format!("{}: cannot be opened", path.display()))?;
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .with_context(|| format!("{}: cannot be read", path.display()))?;
+    if version != SCHEMA_VERSION {
+        bail!(
+            "{}: schema version {version}; this debstage reads version {SCHEMA_VERSION}",
+            path.display()
+        );
+    }
+    Ok(connection)
+}
+
+/// A package about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewPackage<'a> {
+    /// The application.
+    pub app: &'a str,
+    /// The Package field.
+    pub package: &'a str,
+    /// The Version field.
+    pub version: &'a str,
+    /// The upstream version.
+    pub upstream: &'a str,
+    /// The Architecture field.
+    pub architecture: &'a str,
+    /// Its role.
+    pub role: Role,
+    /// The stage of a stage package.
+    pub stage: Option<&'a str>,
+    /// The pool path.
+    pub filename: &'a str,
+    /// Size in bytes.
+    pub size: u64,
+    /// MD5, hex.
+    pub md5: &'a str,
+    /// SHA1, hex.
+    pub sha1: &'a str,
+    /// SHA256, hex.
+    pub sha256: &'a str,
+    /// The control paragraph.
+    pub control: &'a str,
+    /// When (Unix seconds).
+    pub added: i64,
+}
+
+/// Records a package; returns its id.
+pub fn insert_package(connection: &Connection, package: &NewPackage<'_>) -> Result<i64> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO packages (app, package, version, upstream, architecture, role, stage, \
+         filename, size, md5, sha1, sha256, control, added) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    statement
+        .execute(params![
+            package.app,
+            package.package,
+            package.version,
+            package.upstream,
+            package.architecture,
+            package.role.as_str(),
+            package.stage,
+            package.filename,
+            package.size as i64,
+            package.md5,
+            package.sha1,
+            package.sha256,
+            package.control,
+            package.added,
+        ])
+        .with_context(|| {
+            format!(
+                "{} {} {} cannot be recorded",
+                package.package, package.version, package.architecture
+            )
+        })?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// The package with this name, version and architecture, if recorded.
+pub fn find_package(
+    connection: &Connection,
+    package: &str,
+    version: &str,
+    architecture: &str,
+) -> Result<Option<PackageRecord>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {PACKAGE_COLUMNS} FROM packages \
+         WHERE package = ?1 AND version = ?2 AND architecture = ?3"
+    ))?;
+    Ok(statement
+        .query_row(params![package, version, architecture], package_from_row)
+        .optional()?)
+}
+
+/// Every package of an application (all versions, all roles).
+pub fn packages_of_app(connection: &Connection, app: &str) -> Result<Vec<PackageRecord>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {PACKAGE_COLUMNS} FROM packages WHERE app = ?1 ORDER BY package, version"
+    ))?;
+    let rows = statement.query_map(params![app], package_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every package of one application version (payloads of every architecture and stage
+/// packages).
+pub fn packages_of_version(
+    connection: &Connection,
+    app: &str,
+    version: &str,
+) -> Result<Vec<PackageRecord>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {PACKAGE_COLUMNS} FROM packages WHERE app = ?1 AND version = ?2 ORDER BY package"
+    ))?;
+    let rows = statement.query_map(params![app, version], package_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every package in the pool.
+pub fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>> {
+    let mut statement = connection.prepare(&format!(
+        "SELECT {PACKAGE_COLUMNS} FROM packages ORDER BY app, package, version, architecture"
+    ))?;
+    let rows = statement.query_map([], package_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every package a suite lists.
+pub fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<PackageRecord>> {
+    let columns = PACKAGE_COLUMNS
+        .split(", ")
+        .map(|column| format!("p.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {columns} FROM listed l JOIN packages p ON p.id = l.package_id \
+         WHERE l.suite = ?1 ORDER BY p.package, p.version, p.architecture"
+    ))?;
+    let rows = statement.query_map(params![suite], package_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every (suite, package id) listing.
+pub fn listings(connection: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut statement = connection.prepare("SELECT suite, package_id FROM listed")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The suites that list a package.
+pub fn suites_of(connection: &Connection, package_id: i64) -> Result<Vec<String>> {
+    let mut statement =
+        connection.prepare_cached("SELECT suite FROM listed WHERE package_id = ?1")?;
+    let rows = statement.query_map(params![package_id], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Lists a package in a suite; returns false when it was listed already.
+pub fn list(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
+    let mut statement = connection
+        .prepare_cached("INSERT OR IGNORE INTO listed (suite, package_id) VALUES (?1, ?2)")?;
+    Ok(statement.execute(params![suite, package_id])? > 0)
+}
+
+/// Stops listing a package in a suite; returns false when it was not listed.
+pub fn unlist(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
+    let mut statement =
+        connection.prepare_cached("DELETE FROM listed WHERE suite = ?1 AND package_id = ?2")?;
+    Ok(statement.execute(params![suite, package_id])? > 0)
+}
+
+/// Stops listing every version of the package named `package` in a suite.
+pub fn unlist_name(connection: &Connection, suite: &str, package: &str) -> Result<usize> {
+    let mut statement = connection.prepare_cached(
+        "DELETE FROM listed WHERE suite = ?1 \
+         AND package_id IN (SELECT id FROM packages WHERE package = ?2)",
+    )?;
+    Ok(statement.execute(params![suite, package])?)
+}
+
+/// Removes a package's row and its listings.
+pub fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
+    connection
+        .prepare_cached("DELETE FROM listed WHERE package_id = ?1")?
+        .execute(params![package_id])?;
+    connection
+        .prepare_cached("DELETE FROM packages WHERE id = ?1")?
+        .execute(params![package_id])?;
+    Ok(())
+}
+
+/// The version a stage of an application points to.
+pub fn current(connection: &Connection, app: &str, stage: &str) -> Result<Option<String>> {
+    let mut statement =
+        connection.prepare_cached("SELECT version FROM current WHERE app = ?1 AND stage = ?2")?;
+    Ok(statement
+        .query_row(params![app, stage], |row| row.get(0))
+        .optional()?)
+}
+
+/// Every (stage, version) an application's stages point to.
+pub fn currents_of_app(connection: &Connection, app: &str) -> Result<Vec<(String, String)>> {
+    let mut statement =
+        connection.prepare_cached("SELECT stage, version FROM current WHERE app = ?1")?;
+    let rows = statement.query_map(params![app], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every (app, stage, version) pointer.
+pub fn all_currents(connection: &Connection) -> Result<Vec<(String, String, String)>> {
+    let mut statement = connection.prepare("SELECT app, stage, version FROM current")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Points a stage of an application to a version.
+pub fn set_current(connection: &Connection, app: &str, stage: &str, version: &str) -> Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO current (app, stage, version) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (app, stage) DO UPDATE SET version = excluded.version",
+        )?
+        .execute(params![app, stage, version])?;
+    Ok(())
+}
+
+/// Appends one line to the history.
+pub fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO history (time, who, action, app, stage, from_version, to_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            entry.time,
+            entry.who,
+            entry.action,
+            entry.app,
+            entry.stage,
+            entry.from,
+            entry.to
+        ])?;
+    Ok(())
+}
+
+/// The history, oldest first; only one application's when `app` is given.
+pub fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT time, who, action, app, stage, from_version, to_version FROM history \
+         WHERE ?1 IS NULL OR app = ?1 ORDER BY id",
+    )?;
+    let rows = statement.query_map(params![app], |row| {
+        Ok(HistoryEntry {
+            time: row.get(0)?,
+            who: row.get(1)?,
+            action: row.get(2)?,
+            app: row.get(3)?,
+            stage: row.get(4)?,
+            from: row.get(5)?,
+            to: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The history of one stage of one application, oldest first.
+pub fn stage_history(connection: &Connection, app: &str, stage: &str) -> Result<Vec<HistoryEntry>> {
+    Ok(history(connection, Some(app))?
+        .into_iter()
+        .filter(|entry| entry.stage.as_deref() == Some(stage))
+        .collect())
+}

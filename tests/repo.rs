@@ -1,0 +1,719 @@
+//! `debstage repo`: state, pool and stage commands, run through the real binary.
+//!
+//! Packages are made in-process (the same writer `debstage build` uses, gzip level 1
+//! for speed), or assembled member by member when a test needs a broken one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use debstage::cli::Compression;
+use debstage::deb::compress::{compress_bytes, Settings};
+use debstage::deb::control::Control;
+use debstage::deb::{write_package, Entry, PackageSpec};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const STAGES: [&str; 3] = ["test", "staging", "production"];
+
+fn settings(compression: Compression) -> Settings {
+    Settings {
+        compression,
+        level: Some(1),
+        threads: 1,
+    }
+}
+
+/// A temporary directory with a repository in `repo/` and packages in `debs/`.
+struct TestRepo {
+    _temp: tempfile::TempDir,
+    root: PathBuf,
+    repo: PathBuf,
+    debs: PathBuf,
+}
+
+impl TestRepo {
+    fn new() -> TestRepo {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = temp.path().to_path_buf();
+        let repo = root.join("repo");
+        let debs = root.join("debs");
+        fs::create_dir_all(&debs).expect("debs dir");
+        let context = TestRepo {
+            _temp: temp,
+            root,
+            repo,
+            debs,
+        };
+        context.ok(&["init", "--arch", "amd64"]);
+        context
+    }
+
+    fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_debstage"));
+        command
+            .arg("repo")
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(arguments)
+            .env("USER", "tester")
+            .env_remove("SUDO_USER")
+            .env_remove("DEBSTAGE_REPO");
+        command
+    }
+
+    fn run(&self, arguments: &[&str]) -> Output {
+        self.command(arguments).output().expect("debstage runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        assert!(
+            output.status.success(),
+            "debstage repo {arguments:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail with exit code 1; returns its stderr.
+    fn fails(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "debstage repo {arguments:?} should fail with code 1:\n{stderr}"
+        );
+        stderr
+    }
+
+    fn json(&self, arguments: &[&str]) -> Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(arguments);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    /// The version each stage of `app` points to, from `repo show --format json`.
+    fn currents(&self, app: &str) -> Vec<Option<String>> {
+        let shown = self.json(&["show", app]);
+        shown["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .map(|stage| stage["current"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Every file of the repository with its SHA256 (the lock and SQLite's WAL side files
+    /// left out), and the state as `list` and `history` print it.
+    fn snapshot(&self) -> (BTreeMap<String, String>, Value, Value) {
+        let mut files = BTreeMap::new();
+        for entry in walkdir::WalkDir::new(&self.repo) {
+            let entry = entry.expect("walk");
+            let relative = entry
+                .path()
+                .strip_prefix(&self.repo)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
+            if ["lock", "state.db-wal", "state.db-shm"].contains(&relative.as_str()) {
+                continue;
+            }
+            let digest = if entry.file_type().is_file() {
+                hex::encode(Sha256::digest(fs::read(entry.path()).expect("read")))
+            } else {
+                "dir".to_string()
+            };
+            files.insert(relative, digest);
+        }
+        (files, self.json(&["list"]), self.json(&["history"]))
+    }
+
+    /// Writes the packages of one build of `app` (payload and a stage package per stage)
+    /// and its build manifest; returns the manifest's path.
+    fn build(&self, app: &str, upstream: &str, content: &str) -> PathBuf {
+        let version = format!("{upstream}-1");
+        let mut packages = Vec::new();
+        let mut payload = Control::new();
+        payload.set("Package", format!("{app}-{upstream}"));
+        payload.set("Version", &version);
+        payload.set("Architecture", "all");
+        payload.set("Maintainer", "Test <test@example.org>");
+        payload.set("Description", format!("{app} {upstream}"));
+        payload.set("X-Debstage-App", app);
+        payload.set("X-Debstage-Role", "payload");
+        let entries = vec![Entry::bytes(
+            format!("opt/{app}/{upstream}/VERSION"),
+            0o644,
+            content.as_bytes(),
+        )];
+        packages.push((self.write(payload, entries), "payload", None));
+        for stage in STAGES {
+            let mut control = Control::new();
+            control.set("Package", format!("{app}-{stage}"));
+            control.set("Version", &version);
+            control.set("Architecture", "all");
+            control.set("Maintainer", "Test <test@example.org>");
+            control.set("Depends", format!("{app}-{upstream} (= {version})"));
+            control.set("Description", format!("{app} in {stage}"));
+            control.set("X-Debstage-App", app);
+            control.set("X-Debstage-Role", "stage");
+            control.set("X-Debstage-Stage", stage);
+            packages.push((self.write(control, Vec::new()), "stage", Some(stage)));
+        }
+        let listed: Vec<Value> = packages
+            .iter()
+            .map(|(written, role, stage)| {
+                let mut entry = serde_json::json!({
+                    "file": written.file, "package": written.package, "version": written.version,
+                    "architecture": written.architecture, "size": written.size,
+                    "sha256": written.sha256, "role": role,
+                });
+                if let Some(stage) = stage {
+                    entry["stage"] = Value::from(*stage);
+                }
+                entry
+            })
+            .collect();
+        let manifest = serde_json::json!({
+            "app": app, "version": upstream, "revision": "1", "debian_version": version,
+            "stages": STAGES, "packages": listed,
+        });
+        let path = self.debs.join(format!("{app}_{version}.build.json"));
+        fs::write(&path, serde_json::to_vec_pretty(&manifest).expect("json")).expect("manifest");
+        path
+    }
+
+    fn write(&self, control: Control, entries: Vec<Entry>) -> debstage::deb::WrittenPackage {
+        let spec = PackageSpec {
+            control,
+            entries,
+            scripts: Vec::new(),
+            compression: settings(Compression::Gzip),
+            mtime: 1_700_000_000,
+        };
+        write_package(&spec, &self.debs).expect("package written")
+    }
+}
+
+/// A `.deb` assembled member by member: `control` as given, control.tar compressed with
+/// `compression` (None: uncompressed), an empty data.tar.gz.
+fn raw_deb(path: &Path, control: &str, compression: Option<Compression>) {
+    let mut tar = debstage::deb::tar::TarWriter::new(Vec::new(), 0);
+    tar.directory("./", 0o755).expect("tar");
+    tar.file("./control", 0o644, control.len() as u64, control.as_bytes())
+        .expect("tar");
+    let control_tar = tar.finish().expect("tar");
+    let (name, member) = match compression {
+        None => ("control.tar".to_string(), control_tar),
+        Some(compression) => (
+            format!(
+                "control.tar.{}",
+                debstage::deb::compress::extension(compression)
+            ),
+            compress_bytes(&control_tar, settings(compression)).expect("compress"),
+        ),
+    };
+    let mut data = debstage::deb::tar::TarWriter::new(Vec::new(), 0);
+    data.directory("./", 0o755).expect("tar");
+    let data = compress_bytes(&data.finish().expect("tar"), settings(Compression::Gzip))
+        .expect("compress");
+    let mut file = File::create(path).expect("create");
+    let mut ar = debstage::deb::ar::ArWriter::new(&mut file, 0);
+    ar.append("debian-binary", 4, &b"2.0\n"[..]).expect("ar");
+    ar.append(&name, member.len() as u64, member.as_slice())
+        .expect("ar");
+    ar.append("data.tar.gz", data.len() as u64, data.as_slice())
+        .expect("ar");
+    ar.into_inner().expect("ar");
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+#[test]
+fn stages_follow_add_promote_and_rollback() {
+    let repo = TestRepo::new();
+    let first = repo.build("hello", "1.0", "one");
+    let second = repo.build("hello", "1.1", "two");
+    let none = None::<String>;
+    let some = |version: &str| Some(version.to_string());
+
+    repo.ok(&["add", "--manifest", path_str(&first)]);
+    assert_eq!(
+        repo.currents("hello"),
+        vec![some("1.0-1"), none.clone(), none.clone()]
+    );
+    repo.ok(&["promote", "hello", "1.0"]);
+    repo.ok(&["promote", "hello", "1.0-1"]);
+    assert_eq!(repo.currents("hello"), vec![some("1.0-1"); 3]);
+
+    repo.ok(&["add", "test", "--manifest", path_str(&second)]);
+    repo.ok(&["promote", "hello", "1.1", "--to", "staging"]);
+    repo.ok(&["promote", "hello", "1.1"]);
+    assert_eq!(repo.currents("hello"), vec![some("1.1-1"); 3]);
+
+    repo.ok(&["rollback", "hello", "production"]);
+    assert_eq!(
+        repo.currents("hello"),
+        vec![some("1.1-1"), some("1.1-1"), some("1.0-1")]
+    );
+
+    // Each suite lists the stage package once, at the version the stage points to, and
+    // keeps every payload it received.
+    let production = repo.json(&["list", "--stage", "production"]);
+    let mut listed: Vec<(String, String)> = production
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|package| {
+            (
+                package["package"].as_str().unwrap_or_default().to_string(),
+                package["version"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let expected: Vec<(String, String)> = [
+        ("hello-1.0", "1.0-1"),
+        ("hello-1.1", "1.1-1"),
+        ("hello-production", "1.0-1"),
+    ]
+    .iter()
+    .map(|(package, version)| (package.to_string(), version.to_string()))
+    .collect();
+    assert_eq!(listed, expected);
+
+    let history = repo.json(&["history", "hello"]);
+    let story: Vec<(String, String, String, String, String)> = history
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap_or("-").to_string();
+            (
+                text("who"),
+                text("action"),
+                text("stage"),
+                text("from"),
+                text("to"),
+            )
+        })
+        .collect();
+    let expected = [
+        ("add", "test", "-", "1.0-1"),
+        ("promote", "staging", "-", "1.0-1"),
+        ("promote", "production", "-", "1.0-1"),
+        ("add", "test", "1.0-1", "1.1-1"),
+        ("promote", "staging", "1.0-1", "1.1-1"),
+        ("promote", "production", "1.0-1", "1.1-1"),
+        ("rollback", "production", "1.1-1", "1.0-1"),
+    ];
+    let expected: Vec<(String, String, String, String, String)> = expected
+        .iter()
+        .map(|(action, stage, from, to)| {
+            (
+                "tester".to_string(),
+                action.to_string(),
+                stage.to_string(),
+                from.to_string(),
+                to.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(story, expected);
+    assert!(history[0]["when"]
+        .as_str()
+        .is_some_and(|when| when.ends_with('Z')));
+
+    // Rolling back again goes one more step back; there is nothing before 1.0-1.
+    repo.ok(&["rollback", "hello", "staging"]);
+    let error = repo.fails(&["rollback", "hello", "staging"]);
+    assert!(
+        error.contains("hello in staging") && error.contains("no earlier"),
+        "{error}"
+    );
+    repo.ok(&["rollback", "hello", "staging", "--to", "1.1"]);
+    assert_eq!(
+        repo.currents("hello"),
+        vec![some("1.1-1"), some("1.1-1"), some("1.0-1")]
+    );
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn refused_promotions_and_rollbacks_change_nothing() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "2.0", "x")),
+    ]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "2.1", "y")),
+    ]);
+    // 2.0 leaves test: no stage before staging or production holds it any more.
+    repo.ok(&["remove", "shop", "2.0", "--stage", "test"]);
+    let before = repo.snapshot();
+
+    let error = repo.fails(&["promote", "shop", "2.0", "--to", "staging"]);
+    assert!(
+        error.contains("cannot promote shop 2.0-1 to staging: it is in no stage")
+            && error.contains("must be in test"),
+        "{error}"
+    );
+    let error = repo.fails(&["promote", "shop", "2.0"]);
+    assert!(error.contains("shop 2.0-1 is in no stage"), "{error}");
+    let error = repo.fails(&["rollback", "shop", "test", "--to", "1.0"]);
+    assert!(
+        error.contains("shop in test to 1.0: the stage never had"),
+        "{error}"
+    );
+    let error = repo.fails(&["rollback", "shop", "staging"]);
+    assert!(
+        error.contains("the stage has no version of shop"),
+        "{error}"
+    );
+    let error = repo.fails(&["promote", "shop", "3.0"]);
+    assert!(error.contains("shop 3.0: no such version"), "{error}");
+    let error = repo.fails(&["promote", "shop", "2.1", "--to", "qa"]);
+    assert!(error.contains("\"qa\" is not a stage"), "{error}");
+
+    assert_eq!(repo.snapshot(), before);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn broken_packages_are_refused_and_change_nothing() {
+    let repo = TestRepo::new();
+    let manifest = repo.build("hello", "1.0", "one");
+    repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    let before = repo.snapshot();
+    let good = repo.debs.join("hello-1.0_1.0-1_all.deb");
+    let bytes = fs::read(&good).expect("read");
+
+    let truncated = repo.root.join("truncated.deb");
+    fs::write(&truncated, &bytes[..bytes.len() - 40]).expect("write");
+    let corrupt = repo.root.join("corrupt.deb");
+    let mut damaged = bytes.clone();
+    // Inside the compressed control member (after the ar magic and two headers).
+    for byte in &mut damaged[140..170] {
+        *byte ^= 0x5a;
+    }
+    fs::write(&corrupt, &damaged).expect("write");
+    let text = repo.root.join("notes.deb");
+    fs::write(&text, "just some text\n").expect("write");
+    let no_version = repo.root.join("no-version.deb");
+    raw_deb(
+        &no_version,
+        "Package: nover\nArchitecture: all\nDescription: x\n",
+        Some(Compression::Xz),
+    );
+    let no_package = repo.root.join("no-package.deb");
+    raw_deb(
+        &no_package,
+        "Version: 1.0\nArchitecture: all\nDescription: x\n",
+        None,
+    );
+    let other_bytes = repo.root.join("other");
+    fs::create_dir_all(&other_bytes).expect("dir");
+    let mut control = Control::new();
+    for (name, value) in [
+        ("Package", "hello-1.0"),
+        ("Version", "1.0-1"),
+        ("Architecture", "all"),
+        ("Maintainer", "Test <test@example.org>"),
+        ("Description", "not the tested bytes"),
+        ("X-Debstage-App", "hello"),
+        ("X-Debstage-Role", "payload"),
+    ] {
+        control.set(name, value);
+    }
+    let impostor = write_package(
+        &PackageSpec {
+            control,
+            entries: vec![Entry::bytes("opt/hello/1.0/VERSION", 0o644, "evil")],
+            scripts: Vec::new(),
+            compression: settings(Compression::Gzip),
+            mtime: 1,
+        },
+        &other_bytes,
+    )
+    .expect("written");
+
+    let cases: [(&Path, &str); 6] = [
+        (&truncated, "is truncated"),
+        (&corrupt, "is corrupt"),
+        (&text, "is not a Debian package"),
+        (&no_version, "has no Version field"),
+        (&no_package, "has no Package field"),
+        (&impostor.path, "already in the repository with other bytes"),
+    ];
+    // A good new package in the same command must not get in either.
+    repo.build("other", "1.0", "fresh");
+    for (file, problem) in cases {
+        let fresh_deb = repo.debs.join("other-1.0_1.0-1_all.deb");
+        let error = repo.fails(&["add", path_str(&fresh_deb), path_str(file)]);
+        assert!(
+            error.contains(path_str(file)) && error.contains(problem),
+            "{}: expected {problem:?} in:\n{error}",
+            file.display()
+        );
+        assert_eq!(
+            repo.snapshot(),
+            before,
+            "{} changed the repository",
+            file.display()
+        );
+    }
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn adding_the_same_bytes_again_changes_nothing() {
+    let repo = TestRepo::new();
+    let manifest = repo.build("hello", "1.0", "one");
+    repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    let before = repo.snapshot();
+    let again = repo.json(&["add", "--manifest", path_str(&manifest)]);
+    let statuses: Vec<&str> = again["packages"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|package| package["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, vec!["present"; 4]);
+    let payload = repo.debs.join("hello-1.0_1.0-1_all.deb");
+    repo.ok(&["add", path_str(&payload), path_str(&payload)]);
+    assert_eq!(repo.snapshot(), before);
+}
+
+#[test]
+fn a_manifest_that_does_not_match_its_files_is_refused() {
+    let repo = TestRepo::new();
+    let manifest = repo.build("hello", "1.0", "one");
+    let before = repo.snapshot();
+    let text = fs::read_to_string(&manifest).expect("read");
+    let mut document: Value = serde_json::from_str(&text).expect("json");
+    document["packages"][2]["sha256"] = Value::from("00".repeat(32));
+    fs::write(&manifest, document.to_string()).expect("write");
+    let error = repo.fails(&["add", "--manifest", path_str(&manifest)]);
+    assert!(
+        error.contains("hello-staging_1.0-1_all.deb: does not match the build manifest"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+}
+
+#[test]
+fn a_second_writer_waits_for_the_lock_or_times_out() {
+    let repo = TestRepo::new();
+    let manifest = repo.build("hello", "1.0", "one");
+    let mut holder = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(repo.repo.join("lock"))
+        .expect("lock file");
+    holder.lock().expect("lock taken by the test");
+    holder.set_len(0).expect("truncate");
+    holder.write_all(b"pid 4242 (the test)").expect("note");
+
+    let started = Instant::now();
+    let error = repo.fails(&[
+        "--lock-timeout",
+        "1s",
+        "add",
+        "--manifest",
+        path_str(&manifest),
+    ]);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        error.contains("waiting for the lock on")
+            && error.contains("held by pid 4242 (the test)")
+            && error.contains("still held"),
+        "{error}"
+    );
+    // Readers are not blocked.
+    repo.ok(&["list"]);
+
+    let child = repo
+        .command(&["add", "--manifest", path_str(&manifest)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(700));
+    holder.unlock().expect("unlock");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("waiting for the lock").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(repo.currents("hello")[0].as_deref(), Some("1.0-1"));
+}
+
+#[test]
+fn remove_and_gc_keep_what_stages_point_to() {
+    let repo = TestRepo::new();
+    for (upstream, content) in [("1.0", "a"), ("1.1", "b"), ("1.2", "c")] {
+        repo.ok(&[
+            "add",
+            "--manifest",
+            path_str(&repo.build("app", upstream, content)),
+        ]);
+    }
+    repo.ok(&["promote", "app", "1.0"]);
+    let error = repo.fails(&["remove", "app", "1.2"]);
+    assert!(error.contains("test point(s) to it"), "{error}");
+    let error = repo.fails(&["remove", "app", "1.0", "--stage", "staging"]);
+    assert!(error.contains("staging point(s) to it"), "{error}");
+
+    repo.ok(&["remove", "app", "1.1", "--stage", "test"]);
+    let test: Vec<String> = repo.json(&["show", "app"])["stages"][0]["listed"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|version| version.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(test, vec!["1.0-1", "1.2-1"]);
+
+    // keep 0: only what stages point to remains (1.2 in test, 1.0 in staging).
+    repo.ok(&["gc", "--keep", "0"]);
+    let versions = repo.json(&["show", "app"])["versions"].clone();
+    assert_eq!(versions, serde_json::json!(["1.0-1", "1.2-1"]));
+    assert!(!repo
+        .repo
+        .join("pool/main/a/app/app-1.1_1.1-1_all.deb")
+        .exists());
+    assert!(repo
+        .repo
+        .join("pool/main/a/app/app-production_1.0-1_all.deb")
+        .exists());
+    repo.ok(&["verify"]);
+    let error = repo.fails(&["rollback", "app", "test", "--to", "1.1"]);
+    assert!(
+        error.contains("never had") || error.contains("removed"),
+        "{error}"
+    );
+}
+
+#[test]
+fn verify_finds_a_changed_pool_file() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("hello", "1.0", "one")),
+    ]);
+    repo.ok(&["verify"]);
+    let file = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
+    let mut bytes = fs::read(&file).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&file, bytes).expect("write");
+    let error = repo.fails(&["verify"]);
+    assert!(
+        error.contains("pool/main/h/hello/hello-1.0_1.0-1_all.deb: sha256"),
+        "{error}"
+    );
+}
+
+#[test]
+fn our_reader_agrees_with_dpkg_deb_on_every_compression() {
+    let temp = tempfile::tempdir().expect("temp");
+    let control = "Package: probe\nVersion: 1:2.0~rc1-3\nArchitecture: amd64\n\
+                   Maintainer: T <t@example.org>\nDescription: probe\n two lines\n";
+    for compression in [
+        None,
+        Some(Compression::Gzip),
+        Some(Compression::Xz),
+        Some(Compression::Zstd),
+    ] {
+        let path = temp.path().join("probe.deb");
+        raw_deb(&path, control, compression);
+        let ours = debstage::deb::read::read_control(&path).expect("our reader");
+        for field in ["Package", "Version", "Architecture", "Description"] {
+            let dpkg = Command::new("dpkg-deb")
+                .args(["--field", path_str(&path), field])
+                .output()
+                .expect("dpkg-deb runs");
+            assert!(dpkg.status.success(), "{compression:?}");
+            let theirs = String::from_utf8_lossy(&dpkg.stdout);
+            assert_eq!(
+                ours.field(field),
+                theirs.trim_end(),
+                "{field} with {compression:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn what_debstage_build_writes_goes_through_the_stages() {
+    let repo = TestRepo::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/debstage.toml");
+    let out = repo.root.join("out");
+    let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        .args(["--quiet", "build", "--manifest", path_str(&example)])
+        .args(["--out", path_str(&out), "--version", "3.0"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .expect("debstage build runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let manifest = out.join("hello_3.0-1.build.json");
+    repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    repo.ok(&["promote", "hello", "3.0"]);
+    let some = Some("3.0-1".to_string());
+    assert_eq!(repo.currents("hello"), vec![some.clone(), some, None]);
+    let production = repo.json(&["list", "--stage", "staging"]);
+    let names: Vec<&str> = production
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|package| package["package"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["hello-3.0", "hello-staging"]);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn the_next_writer_finishes_what_a_crashed_add_left() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("hello", "1.0", "one")),
+    ]);
+    // A crash after the commit and before the rename: the row exists, the file waits.
+    let placed = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
+    let waiting = repo.repo.join("pool/.incoming/hello-1.0_1.0-1_all.deb");
+    fs::rename(&placed, &waiting).expect("move back");
+    // A crash before the commit: a copy no row names.
+    let stray = repo.repo.join("pool/.incoming/stray_1.0_all.deb");
+    fs::write(&stray, "partial").expect("stray");
+    let error = repo.fails(&["verify"]);
+    assert!(
+        error.contains("hello-1.0_1.0-1_all.deb: cannot be read"),
+        "{error}"
+    );
+
+    let output = repo.run(&["publish"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted command"));
+    assert!(placed.is_file() && !waiting.exists() && !stray.exists());
+    repo.ok(&["verify"]);
+}
