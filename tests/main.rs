@@ -1,1 +1,2 @@
 //! The integration tests, linked into one binary (faster to build on small machines).
+mod elf;
