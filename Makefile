@@ -53,3 +53,9 @@ bench: bench-deps build
 
 clean:
 	$(CARGO) clean
+
+# The .deb of debstage itself, built as a `command` environment whose command runs
+# `cargo build --release` (packaging/debstage/debstage.toml); the version is Cargo.toml's.
+deb: build
+	$(BINARY) build --manifest packaging/debstage/debstage.toml --out target/deb \
+	  --version "$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"

@@ -3,5 +3,6 @@
 mod support;
 
 mod build;
+mod command;
 mod elf;
 mod python;
