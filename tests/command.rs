@@ -145,7 +145,7 @@ fn debstage_packages_itself() {
     let extracted = temp.path().join("x");
     run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&extracted));
     let output = run_ok(
-        &mut Command::new(extracted.join(format!("opt/debstage/{version}/bin/debstage")))
+        Command::new(extracted.join(format!("opt/debstage/{version}/bin/debstage")))
             .arg("--version"),
     );
     assert!(
