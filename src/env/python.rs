@@ -94,7 +94,7 @@ pub fn stage(
     unset_executable_on_libraries(&root)?;
     update_records(&site_packages, &rewritten)?;
     byte_compile(manifest, &root, &release, reporter)?;
-    check_no_build_path(manifest, &root)?;
+    check_no_build_path(&manifest.path, &release, &root)?;
     Ok(StagedTree {
         root,
         depends: vec![format!("python{}", interpreter.version)],
@@ -709,7 +709,7 @@ fn byte_compile(
 }
 
 /// Fails when any file or link of the tree still names the build directory.
-fn check_no_build_path(manifest: &LoadedManifest, root: &Path) -> Result<()> {
+fn check_no_build_path(manifest: &Path, release: &str, root: &Path) -> Result<()> {
     let mut needles = vec![root.to_string_lossy().into_owned()];
     if let Ok(real) = fs::canonicalize(root) {
         needles.push(real.to_string_lossy().into_owned());
@@ -750,10 +750,9 @@ fn check_no_build_path(manifest: &LoadedManifest, root: &Path) -> Result<()> {
     found.truncate(20);
     bail!(
         "{}: [environment]: {count} file(s) of the Python environment still name the build \
-         directory {} and would not work at {}: {}",
-        manifest.path.display(),
+         directory {} and would not work at {release}: {}",
+        manifest.display(),
         needles[0],
-        manifest.release_dir(),
         found.join(", ")
     )
 }
@@ -800,6 +799,28 @@ mod tests {
         assert_eq!(urlsafe_base64(b"fo"), "Zm8");
         assert_eq!(urlsafe_base64(b"foo"), "Zm9v");
         assert_eq!(urlsafe_base64(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn a_build_path_left_anywhere_fails_naming_the_files() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = temp.path().join("venv");
+        fs::create_dir_all(root.join("lib/pkg")).expect("mkdir");
+        fs::write(root.join("lib/pkg/clean.py"), "x = 1\n").expect("write");
+        let manifest = Path::new("debstage.toml");
+        assert!(check_no_build_path(manifest, "/opt/a/1", &root).is_ok());
+        let mut data = b"\x00\x01binary ".to_vec();
+        data.extend_from_slice(root.to_string_lossy().as_bytes());
+        fs::write(root.join("lib/pkg/data.bin"), data).expect("write");
+        std::os::unix::fs::symlink(root.join("lib"), root.join("lib/pkg/link")).expect("link");
+        let message = format!(
+            "{:#}",
+            check_no_build_path(manifest, "/opt/a/1", &root).expect_err("path left")
+        );
+        assert!(message.contains("2 file(s)"), "{message}");
+        assert!(message.contains("lib/pkg/data.bin"), "{message}");
+        assert!(message.contains("lib/pkg/link"), "{message}");
+        assert!(!message.contains("clean.py"), "{message}");
     }
 
     #[test]
