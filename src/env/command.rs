@@ -110,10 +110,19 @@ pub fn stage(
         Some(workdir) => manifest.resolve(workdir),
         None => manifest.directory.clone(),
     };
+    let lines: Vec<&str> = options
+        .command
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let shown = match lines.as_slice() {
+        [single] => (*single).to_string(),
+        _ => format!("{} lines of [environment] command", lines.len()),
+    };
     reporter.status(format!(
-        "Running the build command in {}: {}",
-        workdir.display(),
-        options.command
+        "Running the build command in {}: {shown}",
+        workdir.display()
     ));
     run_streamed(
         Command::new("sh")
