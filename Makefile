@@ -7,7 +7,7 @@
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
 TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv \
-	xz-utils zstd apt
+	xz-utils zstd apt python3-pip gcc zlib1g-dev
 BENCH_PACKAGES = reprepro aptly
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage
@@ -53,3 +53,9 @@ bench: bench-deps build
 
 clean:
 	$(CARGO) clean
+
+# The .deb of debstage itself, built as a `command` environment whose command runs
+# `cargo build --release` (packaging/debstage/debstage.toml); the version is Cargo.toml's.
+deb: build
+	$(BINARY) build --manifest packaging/debstage/debstage.toml --out target/deb \
+	  --version "$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"

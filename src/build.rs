@@ -499,6 +499,7 @@ fn payload_spec(
         package: package.clone(),
         tags: PAYLOAD_OVERRIDES
             .iter()
+            .chain(env::lintian_overrides(&manifest.manifest.environment))
             .filter(|tag| **tag != "initial-upload-closes-no-bugs" || manifest.revision == "1")
             .map(|tag| tag.to_string())
             .collect(),

@@ -1,21 +1,359 @@
 //! ELF files in a staged tree: their machine (the package's architecture), the sonames
 //! they need (`DT_NEEDED`) and the sonames the tree bundles itself.
+//!
+//! Files are read with `goblin`, never with `ldd`: `ldd` runs the dynamic loader of the
+//! build machine, cannot read foreign architectures and resolves against whatever happens
+//! to be installed, while what the package needs is written in the files themselves.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use goblin::elf::header::{
+    EM_386, EM_AARCH64, EM_ARM, EM_MIPS, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64,
+};
+use goblin::elf::header::{ET_DYN, ET_EXEC};
+use rayon::prelude::*;
+
+/// `e_machine` of LoongArch, missing from goblin's constants.
+const EM_LOONGARCH: u16 = 258;
+/// The ARM flag of the hard-float ABI (`EF_ARM_ABI_FLOAT_HARD`).
+const EF_ARM_ABI_FLOAT_HARD: u32 = 0x400;
 
 /// What the ELF files of a tree need and provide.
 #[derive(Debug, Default, Clone)]
 pub struct ElfReport {
     /// The Debian architecture of the ELF files (`amd64`), or `None` when there are none.
     pub architecture: Option<String>,
-    /// Sonames needed and not bundled, each with a file that needs it.
+    /// Sonames needed and not bundled, each with a file (its path in the tree) that needs it.
     pub needed: Vec<(String, PathBuf)>,
     /// Sonames the tree bundles.
     pub bundled: BTreeSet<String>,
+    /// The machine of the ELF files, to find matching libraries on the build machine.
+    pub machine: Option<Machine>,
+    /// What each file that needs an unbundled soname imports, for symbol-level versions.
+    pub imports: Vec<Imports>,
+}
+
+/// The machine an ELF file was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// `e_machine`.
+    pub machine: u16,
+    /// ELFCLASS64 rather than ELFCLASS32.
+    pub is_64: bool,
+    /// Little-endian rather than big-endian.
+    pub little_endian: bool,
+    /// `e_flags`, which tell ARM's float ABIs apart.
+    pub flags: u32,
+}
+
+impl Machine {
+    /// The Debian architecture name, or `None` for a machine Debian does not build for.
+    pub fn debian_architecture(&self) -> Option<&'static str> {
+        let name = match (self.machine, self.is_64, self.little_endian) {
+            (EM_X86_64, true, _) => "amd64",
+            (EM_X86_64, false, _) => "x32",
+            (EM_386, false, _) => "i386",
+            (EM_AARCH64, true, true) => "arm64",
+            (EM_ARM, false, true) if self.flags & EF_ARM_ABI_FLOAT_HARD != 0 => "armhf",
+            (EM_ARM, false, true) => "armel",
+            (EM_RISCV, true, true) => "riscv64",
+            (EM_PPC64, true, true) => "ppc64el",
+            (EM_PPC64, true, false) => "ppc64",
+            (EM_S390, true, false) => "s390x",
+            (EM_MIPS, true, true) => "mips64el",
+            (EM_MIPS, false, true) => "mipsel",
+            (EM_LOONGARCH, true, true) => "loong64",
+            _ => return None,
+        };
+        Some(name)
+    }
+
+    /// The multiarch triplet Debian installs this machine's libraries under.
+    pub fn multiarch_triplet(&self) -> Option<&'static str> {
+        let triplet = match self.debian_architecture()? {
+            "amd64" => "x86_64-linux-gnu",
+            "x32" => "x86_64-linux-gnux32",
+            "i386" => "i386-linux-gnu",
+            "arm64" => "aarch64-linux-gnu",
+            "armhf" => "arm-linux-gnueabihf",
+            "armel" => "arm-linux-gnueabi",
+            "riscv64" => "riscv64-linux-gnu",
+            "ppc64el" => "powerpc64le-linux-gnu",
+            "ppc64" => "powerpc64-linux-gnu",
+            "s390x" => "s390x-linux-gnu",
+            "mips64el" => "mips64el-linux-gnuabi64",
+            "mipsel" => "mipsel-linux-gnu",
+            "loong64" => "loongarch64-linux-gnu",
+            _ => return None,
+        };
+        Some(triplet)
+    }
+
+    /// True when a library of machine `other` can be loaded by a file of this machine.
+    pub fn loads(&self, other: &Machine) -> bool {
+        self.machine == other.machine
+            && self.is_64 == other.is_64
+            && self.little_endian == other.little_endian
+            && (self.machine != EM_ARM
+                || (self.flags & EF_ARM_ABI_FLOAT_HARD) == (other.flags & EF_ARM_ABI_FLOAT_HARD))
+    }
+}
+
+/// The dynamic imports of one file.
+#[derive(Debug, Clone)]
+pub struct Imports {
+    /// The file's path in the tree.
+    pub file: PathBuf,
+    /// Its `DT_NEEDED` sonames that the tree does not bundle, in the file's order.
+    pub sonames: Vec<String>,
+    /// Its undefined dynamic symbols as `name@version` (`name@Base` when unversioned).
+    pub symbols: Vec<String>,
+}
+
+/// One dynamically linked ELF file, as read.
+struct ElfFile {
+    tree_path: String,
+    machine: Machine,
+    soname: Option<String>,
+    needed: Vec<String>,
+    symbols: Vec<String>,
+}
+
+/// Reads only the header of a file: `Some(machine)` when it is an ELF executable or shared
+/// object, `None` for any other file.
+pub fn read_machine(path: &Path) -> std::io::Result<Option<Machine>> {
+    let mut header = [0u8; 64];
+    let mut file = std::fs::File::open(path)?;
+    let mut filled = 0;
+    while filled < header.len() {
+        let count = file.read(&mut header[filled..])?;
+        if count == 0 {
+            break;
+        }
+        filled += count;
+    }
+    if filled < 52 || header[..4] != *b"\x7fELF" {
+        return Ok(None);
+    }
+    let is_64 = header[4] == 2;
+    let little_endian = header[5] == 1;
+    let half = |offset: usize| {
+        let bytes = [header[offset], header[offset + 1]];
+        if little_endian {
+            u16::from_le_bytes(bytes)
+        } else {
+            u16::from_be_bytes(bytes)
+        }
+    };
+    let flags_offset = if is_64 { 48 } else { 36 };
+    let flag_bytes = [
+        header[flags_offset],
+        header[flags_offset + 1],
+        header[flags_offset + 2],
+        header[flags_offset + 3],
+    ];
+    let flags = if little_endian {
+        u32::from_le_bytes(flag_bytes)
+    } else {
+        u32::from_be_bytes(flag_bytes)
+    };
+    let file_type = half(16);
+    if file_type != ET_EXEC && file_type != ET_DYN {
+        return Ok(None);
+    }
+    Ok(Some(Machine {
+        machine: half(18),
+        is_64,
+        little_endian,
+        flags,
+    }))
+}
+
+fn read_elf(disk_path: &Path, tree_path: &str) -> Result<Option<ElfFile>> {
+    let metadata = std::fs::symlink_metadata(disk_path)
+        .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
+    if !metadata.is_file() {
+        return Ok(None);
+    }
+    let machine = match read_machine(disk_path)
+        .with_context(|| format!("{}: cannot be read", disk_path.display()))?
+    {
+        Some(machine) => machine,
+        None => return Ok(None),
+    };
+    let bytes = std::fs::read(disk_path)
+        .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
+    let elf = goblin::elf::Elf::parse(&bytes).map_err(|error| {
+        anyhow::anyhow!(
+            "{tree_path}: has an ELF header but cannot be parsed ({error}); \
+             if it is test data, leave it out with [files] exclude"
+        )
+    })?;
+    // Version names of the undefined symbols, by version index (from .gnu.version_r).
+    let mut version_names: BTreeMap<u16, &str> = BTreeMap::new();
+    if let Some(verneed) = &elf.verneed {
+        for need in verneed.iter() {
+            for aux in need.iter() {
+                if let Some(name) = elf.dynstrtab.get_at(aux.vna_name) {
+                    version_names.insert(aux.vna_other, name);
+                }
+            }
+        }
+    }
+    let mut symbols = Vec::new();
+    for (index, symbol) in elf.dynsyms.iter().enumerate() {
+        if symbol.st_shndx != 0 || symbol.st_name == 0 {
+            continue;
+        }
+        let Some(name) = elf.dynstrtab.get_at(symbol.st_name) else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let version = elf
+            .versym
+            .as_ref()
+            .and_then(|versym| versym.get_at(index))
+            .and_then(|versym| version_names.get(&versym.version()).copied())
+            .unwrap_or("Base");
+        symbols.push(format!("{name}@{version}"));
+    }
+    Ok(Some(ElfFile {
+        tree_path: tree_path.to_string(),
+        machine,
+        soname: elf.soname.map(str::to_string),
+        needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
+        symbols,
+    }))
 }
 
 /// Reads every ELF file among `files` (paths on disk, with their path in the tree).
-pub fn scan(_files: &[(PathBuf, String)]) -> anyhow::Result<ElfReport> {
-    Ok(ElfReport::default())
+///
+/// A needed soname counts as bundled when any shared object of the tree has it as its
+/// `DT_SONAME` or its file name (this covers manylinux `*.libs/` directories and libraries
+/// found through `$ORIGIN` run paths), or when a symbolic link of the tree has that name.
+pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
+    let read: Vec<Result<Option<ElfFile>>> = files
+        .par_iter()
+        .map(|(disk_path, tree_path)| read_elf(disk_path, tree_path))
+        .collect();
+    let mut elves = Vec::new();
+    for result in read {
+        if let Some(elf) = result? {
+            elves.push(elf);
+        }
+    }
+    elves.sort_by(|left, right| left.tree_path.cmp(&right.tree_path));
+
+    let mut report = ElfReport::default();
+    let mut first: Option<(&ElfFile, &'static str)> = None;
+    for elf in &elves {
+        let Some(architecture) = elf.machine.debian_architecture() else {
+            bail!(
+                "{}: ELF machine {} (class {}, {}) has no Debian architecture",
+                elf.tree_path,
+                elf.machine.machine,
+                if elf.machine.is_64 { 64 } else { 32 },
+                if elf.machine.little_endian {
+                    "little-endian"
+                } else {
+                    "big-endian"
+                }
+            );
+        };
+        match first {
+            None => first = Some((elf, architecture)),
+            Some((other, other_architecture)) if other_architecture != architecture => bail!(
+                "the tree mixes architectures: {} is {other_architecture}, {} is {architecture}; \
+                 a package has one architecture (leave the other files out with [files] exclude)",
+                other.tree_path,
+                elf.tree_path
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some((elf, architecture)) = first {
+        report.architecture = Some(architecture.to_string());
+        report.machine = Some(elf.machine);
+    }
+
+    for elf in &elves {
+        if let Some(soname) = &elf.soname {
+            report.bundled.insert(soname.clone());
+        }
+        if let Some(name) = Path::new(&elf.tree_path).file_name() {
+            report.bundled.insert(name.to_string_lossy().into_owned());
+        }
+    }
+    for (disk_path, tree_path) in files {
+        let is_link = std::fs::symlink_metadata(disk_path)
+            .map(|metadata| metadata.file_type().is_symlink())
+            .unwrap_or(false);
+        if is_link {
+            if let Some(name) = Path::new(tree_path).file_name() {
+                let name = name.to_string_lossy();
+                if name.contains(".so") {
+                    report.bundled.insert(name.into_owned());
+                }
+            }
+        }
+    }
+
+    let mut needed: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for elf in elves {
+        let sonames: Vec<String> = elf
+            .needed
+            .iter()
+            .filter(|soname| !report.bundled.contains(*soname))
+            .cloned()
+            .collect();
+        if sonames.is_empty() {
+            continue;
+        }
+        for soname in &sonames {
+            needed
+                .entry(soname.clone())
+                .or_insert_with(|| PathBuf::from(&elf.tree_path));
+        }
+        report.imports.push(Imports {
+            file: PathBuf::from(elf.tree_path),
+            sonames,
+            symbols: elf.symbols,
+        });
+    }
+    report.needed = needed.into_iter().collect();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_and_triplets() {
+        let machine = |machine, is_64, little_endian, flags| Machine {
+            machine,
+            is_64,
+            little_endian,
+            flags,
+        };
+        let amd64 = machine(EM_X86_64, true, true, 0);
+        assert_eq!(amd64.debian_architecture(), Some("amd64"));
+        assert_eq!(amd64.multiarch_triplet(), Some("x86_64-linux-gnu"));
+        assert_eq!(
+            machine(EM_AARCH64, true, true, 0).debian_architecture(),
+            Some("arm64")
+        );
+        let armhf = machine(EM_ARM, false, true, EF_ARM_ABI_FLOAT_HARD);
+        let armel = machine(EM_ARM, false, true, 0);
+        assert_eq!(armhf.debian_architecture(), Some("armhf"));
+        assert_eq!(armel.debian_architecture(), Some("armel"));
+        assert!(!armhf.loads(&armel));
+        assert!(!amd64.loads(&machine(EM_386, false, true, 0)));
+        assert_eq!(machine(0x1234, true, true, 0).debian_architecture(), None);
+    }
 }

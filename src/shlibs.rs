@@ -1,10 +1,539 @@
-//! Sonames to Debian packages, the way `dpkg-shlibdeps` maps them: from the shlibs and
-//! symbols files of the installed packages.
+//! Sonames to Debian packages, the way `dpkg-shlibdeps` maps them: from the symbols and
+//! shlibs files of the installed packages.
+//!
+//! Why not run `dpkg-shlibdeps` itself: it insists on finding every needed library on the
+//! build machine, including those the tree bundles or the manifest maps or ignores by hand
+//! (it has no way to skip one soname), it needs a `debian/control` and dpkg-dev, and it
+//! runs `objdump` once per file. The part of its work that matters here is small and
+//! well specified (deb-symbols(5), deb-shlibs(5)): find the library the loader would use,
+//! ask dpkg which package owns it, then take the dependency template of that package's
+//! symbols file with the highest minimal version of the symbols the files import, or its
+//! shlibs entry when it has no symbols file. The integration tests compare the result with
+//! `dpkg-shlibdeps` on the same files.
+//!
+//! Symbols-file patterns tagged `(c++)` or `(regex)` are not matched: a symbol that only
+//! such a pattern covers counts at the file's smallest version.
 
-use crate::elf::ElfReport;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::elf::{read_machine, ElfReport, Machine};
 use crate::manifest::LoadedManifest;
+use crate::version;
 
 /// The Depends entries that satisfy the report's sonames.
-pub fn resolve(_manifest: &LoadedManifest, _report: &ElfReport) -> anyhow::Result<Vec<String>> {
-    Ok(Vec::new())
+pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {
+    let depends = &manifest.manifest.depends;
+    let ignored: BTreeSet<&str> = depends.ignore_sonames.iter().map(String::as_str).collect();
+    let mut relations: Vec<String> = Vec::new();
+    let mut wanted: Vec<(&str, &Path)> = Vec::new();
+    for (soname, file) in &report.needed {
+        if ignored.contains(soname.as_str()) {
+            continue;
+        }
+        if let Some(relation) = depends.sonames.get(soname) {
+            relations.push(relation.clone());
+            continue;
+        }
+        wanted.push((soname, file));
+    }
+    if wanted.is_empty() {
+        return Ok(merge(relations));
+    }
+    let Some(machine) = report.machine else {
+        return Err(crate::report::InternalError(
+            "ELF report has needed sonames but no machine".to_string(),
+        )
+        .into());
+    };
+    let admin_dir = std::env::var_os("DPKG_ADMINDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg"));
+    let directories = search_directories(&machine);
+
+    // Every file on the loader's path that could be each soname, in the loader's order.
+    let mut candidates: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+    for (soname, _) in &wanted {
+        let mut found = Vec::new();
+        for directory in &directories {
+            let path = directory.join(soname);
+            if let Ok(Some(library)) = read_machine(&path) {
+                if machine.loads(&library) {
+                    found.push(path);
+                }
+            }
+        }
+        candidates.insert(soname, found);
+    }
+    let owners = owning_packages(candidates.values().flatten())?;
+
+    let mut minimal: BTreeMap<String, SymbolsObject> = BTreeMap::new();
+    let architecture = machine.debian_architecture().unwrap_or("all");
+    for (soname, file) in &wanted {
+        let found = candidates.get(soname).map(Vec::as_slice).unwrap_or(&[]);
+        let unresolved = |reason: String| {
+            anyhow::anyhow!(
+                "{}: the soname {soname}, needed by {}, {reason}. Install the package that \
+                 provides it on the build machine, map it by hand with [depends.sonames] \
+                 \"{soname}\" = \"package (>= version)\", or ignore it with [depends] \
+                 ignore-sonames = [\"{soname}\"]",
+                manifest.path.display(),
+                file.display()
+            )
+        };
+        let Some((library, package)) = found.iter().find_map(|path| {
+            aliases(path)
+                .iter()
+                .find_map(|alias| owners.get(alias))
+                .map(|package| (path, package))
+        }) else {
+            return Err(if found.is_empty() {
+                unresolved(format!(
+                    "is not installed on the build machine (searched {})",
+                    directories
+                        .iter()
+                        .map(|directory| directory.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else {
+                unresolved(format!(
+                    "is found at {} but belongs to no installed Debian package",
+                    found
+                        .iter()
+                        .map(|path| path.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            });
+        };
+        if let Some(object) = read_symbols(&admin_dir, package, architecture, soname)? {
+            minimal.insert(soname.to_string(), object);
+        } else if let Some(relation) = read_shlibs(&admin_dir, package, architecture, soname)? {
+            relations.push(relation);
+        } else {
+            return Err(unresolved(format!(
+                "is provided by {} of package {package}, which has neither a symbols nor a \
+                 shlibs entry for it",
+                library.display()
+            )));
+        }
+    }
+
+    // The minimal version of each library is the highest of the symbols the files use.
+    for imports in &report.imports {
+        for symbol in &imports.symbols {
+            let found = imports.sonames.iter().find_map(|soname| {
+                let version = minimal.get(soname)?.lookup(symbol)?;
+                Some((soname, version.to_string()))
+            });
+            if let Some((soname, version)) = found {
+                if let Some(object) = minimal.get_mut(soname) {
+                    object.raise(&version);
+                }
+            }
+        }
+    }
+    for object in minimal.values() {
+        relations.push(object.relation());
+    }
+    Ok(merge(relations))
+}
+
+/// The directories the dynamic loader searches, in its order: ld.so.conf, then the
+/// multiarch and default directories.
+fn search_directories(machine: &Machine) -> Vec<PathBuf> {
+    let mut directories = Vec::new();
+    read_ld_so_conf(Path::new("/etc/ld.so.conf"), &mut directories, 0);
+    if let Some(triplet) = machine.multiarch_triplet() {
+        directories.push(PathBuf::from(format!("/lib/{triplet}")));
+        directories.push(PathBuf::from(format!("/usr/lib/{triplet}")));
+    }
+    directories.push(PathBuf::from("/lib"));
+    directories.push(PathBuf::from("/usr/lib"));
+    if machine.is_64 {
+        directories.push(PathBuf::from("/lib64"));
+        directories.push(PathBuf::from("/usr/lib64"));
+    }
+    let mut seen = BTreeSet::new();
+    directories.retain(|directory| seen.insert(directory.clone()));
+    directories
+}
+
+fn read_ld_so_conf(path: &Path, directories: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            if depth < 4 {
+                for included in expand_include(pattern.trim()) {
+                    read_ld_so_conf(&included, directories, depth + 1);
+                }
+            }
+        } else if line.starts_with('/') {
+            directories.push(PathBuf::from(line));
+        }
+    }
+}
+
+/// Expands an `include` line of ld.so.conf: a path whose file name may hold one `*`.
+fn expand_include(pattern: &str) -> Vec<PathBuf> {
+    let path = Path::new(pattern);
+    let (Some(directory), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy();
+    let Some((prefix, suffix)) = name.split_once('*') else {
+        return vec![path.to_path_buf()];
+    };
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name().is_some_and(|file_name| {
+                let file_name = file_name.to_string_lossy();
+                file_name.starts_with(prefix) && file_name.ends_with(suffix)
+            })
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The names dpkg may know a library file by: the path, its canonical form, and each with
+/// `/usr` added or removed (merged-/usr systems keep the unmerged names in dpkg's database).
+fn aliases(path: &Path) -> Vec<PathBuf> {
+    let mut names = vec![path.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        names.push(real);
+    }
+    for name in names.clone() {
+        let text = name.to_string_lossy().into_owned();
+        match text.strip_prefix("/usr") {
+            Some(rest) => names.push(PathBuf::from(rest)),
+            None => names.push(PathBuf::from(format!("/usr{text}"))),
+        }
+    }
+    names
+}
+
+/// Asks dpkg, in one call, which installed package owns each of the libraries' names.
+fn owning_packages<'a>(
+    paths: impl Iterator<Item = &'a PathBuf>,
+) -> Result<BTreeMap<PathBuf, String>> {
+    let mut names: BTreeSet<PathBuf> = BTreeSet::new();
+    for path in paths {
+        names.extend(aliases(path));
+    }
+    let mut owners = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(owners);
+    }
+    // dpkg-query exits 1 when some name is owned by no package; the others are still listed.
+    let output = Command::new("dpkg-query")
+        .arg("-S")
+        .args(&names)
+        .env("LC_ALL", "C")
+        .output()
+        .context("cannot run dpkg-query, which maps libraries to the packages that own them")?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if line.starts_with("diversion by") {
+            continue;
+        }
+        let Some((packages, path)) = line.split_once(": ") else {
+            continue;
+        };
+        let path = PathBuf::from(path.trim());
+        if names.contains(&path) {
+            if let Some(package) = packages.split(", ").next() {
+                owners.insert(path, package.trim().to_string());
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// The info files of a package (`zlib1g:amd64`, `zlib1g`), the qualified name first.
+fn info_files(admin_dir: &Path, package: &str, architecture: &str, suffix: &str) -> Vec<PathBuf> {
+    let name = package.split(':').next().unwrap_or(package);
+    let info = admin_dir.join("info");
+    vec![
+        info.join(format!("{package}.{suffix}")),
+        info.join(format!("{name}:{architecture}.{suffix}")),
+        info.join(format!("{name}.{suffix}")),
+    ]
+}
+
+/// One object (soname) of a symbols file.
+#[derive(Debug, Clone)]
+struct SymbolsObject {
+    /// The dependency template, with `#MINVER#` where the version goes.
+    template: String,
+    /// `name@version` to minimal version.
+    symbols: BTreeMap<String, String>,
+    /// `(symver)` patterns: symbol version to minimal version.
+    symbol_versions: BTreeMap<String, String>,
+    /// The version the dependency has so far.
+    minimal: String,
+}
+
+impl SymbolsObject {
+    fn lookup(&self, symbol: &str) -> Option<&str> {
+        if let Some(version) = self.symbols.get(symbol) {
+            return Some(version);
+        }
+        let (_, symbol_version) = symbol.rsplit_once('@')?;
+        self.symbol_versions.get(symbol_version).map(String::as_str)
+    }
+
+    fn raise(&mut self, candidate: &str) {
+        if version::compare(candidate, &self.minimal).is_gt() {
+            self.minimal = candidate.to_string();
+        }
+    }
+
+    fn relation(&self) -> String {
+        let replacement = if self.minimal.is_empty() || self.minimal == "0" {
+            String::new()
+        } else {
+            format!("(>= {})", self.minimal)
+        };
+        self.template
+            .split(" | ")
+            .map(|alternative| {
+                alternative
+                    .replace("#MINVER#", &replacement)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
+/// Reads the object `soname` from the package's symbols file (deb-symbols(5)).
+fn read_symbols(
+    admin_dir: &Path,
+    package: &str,
+    architecture: &str,
+    soname: &str,
+) -> Result<Option<SymbolsObject>> {
+    let path = std::iter::once(PathBuf::from(format!(
+        "/etc/dpkg/symbols/{}.symbols.{architecture}",
+        package.split(':').next().unwrap_or(package)
+    )))
+    .chain(info_files(admin_dir, package, architecture, "symbols"))
+    .find(|path| path.is_file());
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot be read", path.display()))?;
+    Ok(parse_symbols(&text, soname))
+}
+
+fn parse_symbols(text: &str, soname: &str) -> Option<SymbolsObject> {
+    let mut object: Option<SymbolsObject> = None;
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with('|') || line.starts_with('*') {
+            continue;
+        }
+        if line.starts_with('#') {
+            // Comments, and symbols marked #MISSING# or #DEPRECATED#, which no longer count.
+            continue;
+        }
+        if !line.starts_with([' ', '\t']) {
+            let (name, template) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            if object.is_some() && inside {
+                break;
+            }
+            inside = name == soname;
+            if inside {
+                object = Some(SymbolsObject {
+                    template: template.trim().to_string(),
+                    symbols: BTreeMap::new(),
+                    symbol_versions: BTreeMap::new(),
+                    minimal: String::new(),
+                });
+            }
+            continue;
+        }
+        let Some(current) = object.as_mut().filter(|_| inside) else {
+            continue;
+        };
+        let mut entry = line.trim();
+        let mut tags: Vec<&str> = Vec::new();
+        if let Some(rest) = entry.strip_prefix('(') {
+            let Some((tag_text, after)) = rest.split_once(')') else {
+                continue;
+            };
+            tags = tag_text.split('|').map(str::trim).collect();
+            entry = after;
+        }
+        let mut words = entry.split_whitespace();
+        let (Some(symbol), Some(minimal)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if current.minimal.is_empty() || version::compare(minimal, &current.minimal).is_lt() {
+            current.minimal = minimal.to_string();
+        }
+        if tags.contains(&"symver") {
+            current
+                .symbol_versions
+                .insert(symbol.to_string(), minimal.to_string());
+        } else if !tags.iter().any(|tag| *tag == "c++" || *tag == "regex") {
+            current
+                .symbols
+                .insert(symbol.to_string(), minimal.to_string());
+        }
+    }
+    object
+}
+
+/// The shlibs entry for `soname` (deb-shlibs(5)): the override file, the package's own
+/// file, then the default file.
+fn read_shlibs(
+    admin_dir: &Path,
+    package: &str,
+    architecture: &str,
+    soname: &str,
+) -> Result<Option<String>> {
+    let Some((library, version)) = split_soname(soname) else {
+        return Ok(None);
+    };
+    let mut files = vec![PathBuf::from("/etc/dpkg/shlibs.override")];
+    files.extend(info_files(admin_dir, package, architecture, "shlibs"));
+    files.push(PathBuf::from("/etc/dpkg/shlibs.default"));
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut words = line.splitn(2, char::is_whitespace);
+            let first = words.next().unwrap_or("");
+            let rest = words.next().unwrap_or("").trim_start();
+            if first.ends_with(':') {
+                // A typed entry (`udeb:`) is for installer packages, not for us.
+                continue;
+            }
+            let mut fields = rest.splitn(2, char::is_whitespace);
+            let entry_version = fields.next().unwrap_or("");
+            let relation = fields.next().unwrap_or("").trim();
+            if first == library && entry_version == version && !relation.is_empty() {
+                return Ok(Some(relation.to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Splits a soname into the library name and version the way dpkg does:
+/// `libfoo.so.1` gives (`libfoo`, `1`) and `libfoo-1.2.so` gives (`libfoo`, `1.2`).
+fn split_soname(soname: &str) -> Option<(&str, &str)> {
+    if let Some(index) = soname.find(".so.") {
+        let (library, version) = (&soname[..index], &soname[index + 4..]);
+        if !library.is_empty() && !version.is_empty() {
+            return Some((library, version));
+        }
+    }
+    let stem = soname.strip_suffix(".so")?;
+    let index = stem.rfind('-')?;
+    let (library, version) = (&stem[..index], &stem[index + 1..]);
+    if !library.is_empty() && version.starts_with(|c: char| c.is_ascii_digit()) {
+        Some((library, version))
+    } else {
+        None
+    }
+}
+
+/// Merges relations: for a package named twice with `>=` constraints only the highest is
+/// kept; duplicates are dropped; the result is sorted.
+fn merge(relations: Vec<String>) -> Vec<String> {
+    let mut highest: BTreeMap<String, String> = BTreeMap::new();
+    let mut others: BTreeSet<String> = BTreeSet::new();
+    for relation in relations {
+        let relation = relation.trim().to_string();
+        let simple = relation
+            .split_once(" (>= ")
+            .and_then(|(name, rest)| Some((name, rest.strip_suffix(')')?)))
+            .filter(|(name, _)| !name.contains(['|', ' ', ',']));
+        match simple {
+            Some((name, minimal)) => {
+                let keep = highest
+                    .get(name)
+                    .is_none_or(|current| version::compare(minimal, current).is_gt());
+                if keep {
+                    highest.insert(name.to_string(), minimal.to_string());
+                }
+            }
+            None => {
+                others.insert(relation);
+            }
+        }
+    }
+    // A bare name is implied by the same name with a version constraint.
+    others.retain(|relation| !highest.contains_key(relation));
+    let mut all: Vec<String> = highest
+        .into_iter()
+        .map(|(name, minimal)| format!("{name} (>= {minimal})"))
+        .chain(others)
+        .collect();
+    all.sort();
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sonames_split_like_dpkg() {
+        assert_eq!(split_soname("libz.so.1"), Some(("libz", "1")));
+        assert_eq!(split_soname("libfoo-1.2.so"), Some(("libfoo", "1.2")));
+        assert_eq!(split_soname("libfoo.so"), None);
+    }
+
+    #[test]
+    fn symbols_give_the_highest_version_used() {
+        let text = "libz.so.1 zlib1g #MINVER#\n\
+                    * Build-Depends-Package: zlib1g-dev\n \
+                    adler32@Base 1:1.1.4\n \
+                    ZLIB_1.2.0@ZLIB_1.2.0 1:1.2.0\n \
+                    deflateBound@ZLIB_1.2.0 1:1.2.0\n\
+                    libother.so.2 other #MINVER#\n \
+                    x@Base 9\n";
+        let mut object = parse_symbols(text, "libz.so.1").expect("object");
+        assert_eq!(object.relation(), "zlib1g (>= 1:1.1.4)");
+        assert_eq!(object.lookup("x@Base"), None);
+        let version = object.lookup("deflateBound@ZLIB_1.2.0").map(str::to_string);
+        object.raise(&version.expect("known symbol"));
+        assert_eq!(object.relation(), "zlib1g (>= 1:1.2.0)");
+        assert!(parse_symbols(text, "libnone.so.1").is_none());
+    }
+
+    #[test]
+    fn merge_keeps_the_highest_constraint() {
+        let merged = merge(vec![
+            "libc6 (>= 2.14)".into(),
+            "zlib1g (>= 1:1.1.4)".into(),
+            "libc6 (>= 2.34)".into(),
+            "libc6".into(),
+            "a | b".into(),
+        ]);
+        assert_eq!(merged, ["a | b", "libc6 (>= 2.34)", "zlib1g (>= 1:1.1.4)"]);
+    }
 }

@@ -1,22 +1,161 @@
 //! `kind = "command"`: the output of a build command run with `DESTDIR`.
 
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::StagedTree;
 use crate::manifest::{CommandEnvironment, LoadedManifest};
 use crate::report::Reporter;
 
-/// Runs the build command with `DESTDIR` inside `scratch`.
+/// How many lines of a failed command's output its error shows.
+const TAIL_LINES: usize = 20;
+
+/// A command that failed: what it was, its exit status and the end of its output.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} failed with {status}; its last lines of output:\n{tail}")]
+pub struct CommandFailed {
+    /// What was run, for the person reading (`the build command "make install"`).
+    pub what: String,
+    /// `exit code 2`, or the signal that ended it.
+    pub status: String,
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The last lines of its stdout and stderr, interleaved as they came.
+    pub tail: String,
+}
+
+/// Runs `command` with stdout and stderr streamed line by line to the reporter (stderr,
+/// unless quiet), keeping the last lines for the error when it fails.
+pub fn run_streamed(command: &mut Command, what: &str, reporter: &Reporter) -> Result<()> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {what}"))?;
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let forward = |stream: Box<dyn Read + Send>| {
+        let tail = Arc::clone(&tail);
+        let reporter = reporter.clone();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(stream);
+            for line in reader.split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                reporter.status(format!("  | {line}"));
+                if let Ok(mut tail) = tail.lock() {
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            }
+        })
+    };
+    let mut threads = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        threads.push(forward(Box::new(stdout)));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        threads.push(forward(Box::new(stderr)));
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {what}"))?;
+    for thread in threads {
+        let _ = thread.join();
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let tail = tail
+        .lock()
+        .map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    let status_text = match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => format!("{status}"),
+    };
+    Err(CommandFailed {
+        what: what.to_string(),
+        status: status_text,
+        code: status.code(),
+        tail: if tail.is_empty() {
+            "(none)".to_string()
+        } else {
+            tail
+        },
+    }
+    .into())
+}
+
+/// Runs the build command with `DESTDIR` inside `scratch`; what it installs there becomes
+/// the release directory.
 pub fn stage(
     manifest: &LoadedManifest,
-    _options: &CommandEnvironment,
-    _scratch: &Path,
-    _reporter: &Reporter,
+    options: &CommandEnvironment,
+    scratch: &Path,
+    reporter: &Reporter,
 ) -> Result<StagedTree> {
-    bail!(
-        "{}: [environment] kind \"command\" is not implemented yet",
-        manifest.path.display()
-    )
+    let destination = scratch.join("destdir");
+    std::fs::create_dir_all(&destination)
+        .with_context(|| format!("{}: cannot be created", destination.display()))?;
+    let workdir = match &options.workdir {
+        Some(workdir) => manifest.resolve(workdir),
+        None => manifest.directory.clone(),
+    };
+    let lines: Vec<&str> = options
+        .command
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let shown = match lines.as_slice() {
+        [single] => (*single).to_string(),
+        _ => format!("{} lines of [environment] command", lines.len()),
+    };
+    reporter.status(format!(
+        "Running the build command in {}: {shown}",
+        workdir.display()
+    ));
+    run_streamed(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&options.command)
+            .current_dir(&workdir)
+            .env("DESTDIR", &destination)
+            .env("APP_NAME", manifest.app())
+            .env("APP_VERSION", &manifest.version)
+            .env("APP_RELEASE_DIR", manifest.release_dir()),
+        &format!(
+            "{}: [environment] command {:?}",
+            manifest.path.display(),
+            options.command
+        ),
+        reporter,
+    )?;
+    let empty = std::fs::read_dir(&destination)
+        .with_context(|| format!("{}: cannot be read", destination.display()))?
+        .next()
+        .is_none();
+    if empty {
+        bail!(
+            "{}: [environment] command {:?} succeeded but installed nothing into $DESTDIR; \
+             it must install the release's files under \"$DESTDIR\" (which becomes {})",
+            manifest.path.display(),
+            options.command,
+            manifest.release_dir()
+        );
+    }
+    Ok(StagedTree {
+        root: destination,
+        depends: Vec::new(),
+        keep_alive: None,
+    })
 }

@@ -31,3 +31,12 @@ pub fn stage(manifest: &LoadedManifest, scratch: &Path, reporter: &Reporter) -> 
         Environment::Command(options) => command::stage(manifest, options, scratch, reporter),
     }
 }
+
+/// Lintian tags that an environment kind raises by design, shipped as overrides of the
+/// payload beside the ones every `/opt` bundle has.
+pub fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
+    match environment {
+        Environment::Python(_) => python::LINTIAN_OVERRIDES,
+        Environment::Dir(_) | Environment::Command(_) => &[],
+    }
+}

@@ -1,23 +1,835 @@
 //! `kind = "python"`: a virtualenv built with a Debian interpreter and made to work at
 //! `/opt/<app>/<version>`.
+//!
+//! The steps: check the interpreter (a Debian one under /usr/bin, because `pyvenv.cfg` and
+//! `bin/python` keep pointing at it on the servers); `python -m venv --without-pip`; the
+//! interpreter's own pip (Debian's python3-pip) installs into the environment with
+//! `--python`, so the release carries no pip of its own and nothing is byte-compiled with
+//! timestamps; then the tree is moved, in its files, from the build directory to the
+//! release directory (shebangs, activate scripts, `pyvenv.cfg`, RECORD hashes, symbolic
+//! links), byte-compiled with hash-based `.pyc` whose embedded paths are the release
+//! directory's, and searched for any remaining mention of the build directory.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use sha2::Digest;
+use walkdir::WalkDir;
 
+use super::command::{run_streamed, CommandFailed};
 use super::StagedTree;
 use crate::manifest::{LoadedManifest, PythonEnvironment};
 use crate::report::Reporter;
 
+/// The longest shebang line the kernel reads (`BINPRM_BUF_SIZE` less `#!` and newline).
+const SHEBANG_LIMIT: usize = 127;
+
+/// Lintian tags a Python environment raises by design:
+/// - `embedded-library`, `unstripped-binary-or-object`: wheels bundle their own shared
+///   libraries (manylinux `*.libs/`), built and stripped or not by their authors;
+/// - `package-installs-python-pycache-dir`: the environment is byte-compiled at build time,
+///   reproducibly, so that servers never write into the release directory;
+/// - `unusual-interpreter`: console scripts run the environment's own `bin/python`.
+pub const LINTIAN_OVERRIDES: &[&str] = &[
+    "embedded-library",
+    "package-installs-python-pycache-dir",
+    "unstripped-binary-or-object",
+    "unusual-interpreter",
+];
+
+/// A checked interpreter.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// The path as the manifest names it.
+    pub path: PathBuf,
+    /// `major.minor`, as `3.11`.
+    pub version: String,
+}
+
 /// Builds the virtualenv into `scratch`.
 pub fn stage(
     manifest: &LoadedManifest,
-    _options: &PythonEnvironment,
-    _scratch: &Path,
-    _reporter: &Reporter,
+    options: &PythonEnvironment,
+    scratch: &Path,
+    reporter: &Reporter,
 ) -> Result<StagedTree> {
+    let interpreter = check_interpreter(manifest, &options.interpreter)?;
+    check_not_editable(manifest, options)?;
+    let root = scratch.join("venv");
+    let release = manifest.release_dir();
+    reporter.status(format!(
+        "Creating a Python {} environment with {}",
+        interpreter.version,
+        interpreter.path.display()
+    ));
+    let output = clean_command(&interpreter.path)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&root)
+        .output()
+        .with_context(|| format!("cannot run {}", interpreter.path.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{}: [environment] interpreter {}: `-m venv` failed: {}(on Debian, install python3-venv)",
+            manifest.path.display(),
+            interpreter.path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pip_install(manifest, options, &interpreter, &root, reporter)?;
+    let site_packages = root
+        .join("lib")
+        .join(format!("python{}", interpreter.version))
+        .join("site-packages");
+    let mut rewritten = check_installed(manifest, &site_packages, &root)?;
+    if let Some(source) = &options.source {
+        copy_source(manifest, &manifest.resolve(source), &root)?;
+    }
+    rewritten.extend(relocate(&root, &release)?);
+    unset_executable_on_libraries(&root)?;
+    update_records(&site_packages, &rewritten)?;
+    byte_compile(manifest, &root, &release, reporter)?;
+    check_no_build_path(&manifest.path, &release, &root)?;
+    Ok(StagedTree {
+        root,
+        depends: vec![format!("python{}", interpreter.version)],
+        keep_alive: None,
+    })
+}
+
+/// A command for the interpreter with the variables that would send Python or pip
+/// somewhere else removed.
+fn clean_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for variable in [
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "VIRTUAL_ENV",
+        "PIP_TARGET",
+        "PIP_PREFIX",
+        "PIP_USER",
+        "PIP_REQUIRE_VIRTUALENV",
+        "PIP_EDITABLE",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONHASHSEED", "0")
+        .env("PYTHONNOUSERSITE", "1");
+    command
+}
+
+/// Checks that the interpreter is a Debian one under /usr/bin and reads its version.
+pub fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Result<Interpreter> {
+    let key = "[environment] interpreter";
+    let shown = path.display();
+    let advice = "Servers run the environment with the interpreter it was built with \
+                  (pyvenv.cfg and bin/python point at it), and they have Debian's: use \
+                  /usr/bin/python3 or /usr/bin/python3.X from Debian's python3 packages";
+    if !path.is_absolute() {
+        return Err(manifest
+            .error(
+                key,
+                format!("{shown:?}: must be an absolute path. {advice}"),
+            )
+            .into());
+    }
+    if path.parent() != Some(Path::new("/usr/bin")) {
+        return Err(manifest
+            .error(
+                key,
+                format!(
+                    "{shown:?} is not under /usr/bin (an interpreter from pyenv, /usr/local \
+                     or a version manager would leave the environment pointing at a path no \
+                     server has). {advice}"
+                ),
+            )
+            .into());
+    }
+    if !path.exists() {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(manifest
+            .error(
+                key,
+                format!(
+                    "{shown:?} is not installed on the build machine: install it with \
+                     `apt-get install {name} python3-venv`"
+                ),
+            )
+            .into());
+    }
+    let real = fs::canonicalize(path).with_context(|| format!("{shown}: cannot be resolved"))?;
+    if !real.starts_with("/usr/bin") {
+        return Err(manifest
+            .error(
+                key,
+                format!(
+                    "{shown:?} is a link to {}, which is not under /usr/bin. {advice}",
+                    real.display()
+                ),
+            )
+            .into());
+    }
+    let output = clean_command(path)
+        .args([
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)",
+        ])
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let (Some(version), Some(prefix)) = (lines.next(), lines.next()) else {
+        return Err(manifest
+            .error(
+                key,
+                format!(
+                    "{shown:?} did not run as a Python interpreter: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            )
+            .into());
+    };
+    if !output.status.success() || !version.starts_with("3.") {
+        return Err(manifest
+            .error(key, format!("{shown:?} is not a Python 3 interpreter"))
+            .into());
+    }
+    if prefix != "/usr" {
+        return Err(manifest
+            .error(
+                key,
+                format!("{shown:?} has its standard library under {prefix}, not /usr. {advice}"),
+            )
+            .into());
+    }
+    Ok(Interpreter {
+        path: path.to_path_buf(),
+        version: version.to_string(),
+    })
+}
+
+/// Refuses editable installs before anything runs: in the requirements file and in
+/// `pip-args`. (What slips through, such as a nested requirements file, is caught after the
+/// install by [`check_installed`].)
+fn check_not_editable(manifest: &LoadedManifest, options: &PythonEnvironment) -> Result<()> {
+    let why = "an editable install points at the build machine's source tree, which no \
+               server has: install the project itself (without -e)";
+    for argument in &options.pip_args {
+        if argument == "-e" || argument.starts_with("--editable") || argument.starts_with("-e") {
+            return Err(manifest
+                .error(
+                    "[environment] pip-args",
+                    format!("{argument:?} asks for an editable install; {why}"),
+                )
+                .into());
+        }
+    }
+    if let Some(requirements) = &options.requirements {
+        let path = manifest.resolve(requirements);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with("-e") || line.starts_with("--editable") {
+                return Err(manifest
+                    .error(
+                        "[environment] requirements",
+                        format!(
+                            "{} line {}: {line:?} is an editable install; {why}",
+                            path.display(),
+                            number + 1
+                        ),
+                    )
+                    .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pip_install(
+    manifest: &LoadedManifest,
+    options: &PythonEnvironment,
+    interpreter: &Interpreter,
+    root: &Path,
+    reporter: &Reporter,
+) -> Result<()> {
+    let mut command = clean_command(&interpreter.path);
+    command
+        .args(["-m", "pip", "--python"])
+        .arg(root.join("bin/python"))
+        .args([
+            "install",
+            "--no-compile",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-warn-script-location",
+            "--progress-bar",
+            "off",
+        ])
+        .current_dir(&manifest.directory);
+    if let Some(wheels) = &options.wheels {
+        command
+            .arg("--no-index")
+            .arg("--find-links")
+            .arg(absolute(&manifest.resolve(wheels)));
+    }
+    if let Some(requirements) = &options.requirements {
+        command
+            .arg("-r")
+            .arg(absolute(&manifest.resolve(requirements)));
+    }
+    if let Some(project) = &options.project {
+        // pip reads a bare name as a requirement; a path it reads as a project.
+        command.arg(absolute(&manifest.resolve(project)));
+    }
+    if let (Some(wheels), None, None) = (&options.wheels, &options.requirements, &options.project) {
+        let directory = manifest.resolve(wheels);
+        let mut found: Vec<PathBuf> = fs::read_dir(&directory)
+            .with_context(|| format!("{}: cannot be read", directory.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension() == Some(OsStr::new("whl")))
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(manifest
+                .error(
+                    "[environment] wheels",
+                    format!("{}: holds no .whl file", directory.display()),
+                )
+                .into());
+        }
+        command.args(found);
+    }
+    command.args(&options.pip_args);
+    reporter.status("Installing with pip");
+    match run_streamed(&mut command, "pip install", reporter) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let missing_pip = error
+                .downcast_ref::<CommandFailed>()
+                .is_some_and(|failed| failed.tail.contains("No module named pip"));
+            if missing_pip {
+                bail!(
+                    "{}: [environment] interpreter {}: has no pip; install Debian's python3-pip \
+                     on the build machine (debstage uses the interpreter's pip and ships none)",
+                    manifest.path.display(),
+                    interpreter.path.display()
+                );
+            }
+            Err(error.context(format!(
+                "{}: [environment]: pip could not install the environment",
+                manifest.path.display()
+            )))
+        }
+    }
+}
+
+/// An absolute form of a path (pip runs in the manifest's directory; relative paths given
+/// to it would be taken from there twice).
+fn absolute(path: &Path) -> PathBuf {
+    fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Refuses editable installs and `.pth` files that point outside the tree, and removes
+/// the `direct_url.json` of local projects (it names their path on the build machine).
+/// Returns the RECORD-listed files it removed.
+fn check_installed(
+    manifest: &LoadedManifest,
+    site_packages: &Path,
+    root: &Path,
+) -> Result<BTreeSet<PathBuf>> {
+    let mut removed = BTreeSet::new();
+    let entries = fs::read_dir(site_packages)
+        .with_context(|| format!("{}: cannot be read", site_packages.display()))?;
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.ends_with(".dist-info") {
+            let direct_url = path.join("direct_url.json");
+            let Ok(text) = fs::read_to_string(&direct_url) else {
+                continue;
+            };
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: is not JSON", direct_url.display()))?;
+            if value["dir_info"]["editable"].as_bool() == Some(true) {
+                bail!(
+                    "{}: [environment]: {} was installed in editable mode (from {}); an \
+                     editable install points at the build machine's source tree, which no \
+                     server has: install it without -e",
+                    manifest.path.display(),
+                    name.trim_end_matches(".dist-info"),
+                    value["url"].as_str().unwrap_or("?")
+                );
+            }
+            if value["url"]
+                .as_str()
+                .is_some_and(|url| url.starts_with("file:"))
+            {
+                fs::remove_file(&direct_url)
+                    .with_context(|| format!("{}: cannot be removed", direct_url.display()))?;
+                removed.insert(direct_url);
+            }
+        } else if name.ends_with(".pth") {
+            let text = fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if line.starts_with("import ") || line.starts_with("import\t") {
+                    if line.contains("__editable__") {
+                        bail!(
+                            "{}: [environment]: {name} comes from an editable install; install \
+                             the project without -e",
+                            manifest.path.display()
+                        );
+                    }
+                    continue;
+                }
+                let target = site_packages.join(line);
+                if Path::new(line).is_absolute() || !normalize(&target).starts_with(root) {
+                    bail!(
+                        "{}: [environment]: site-packages/{name} adds {line:?} to the module \
+                         path, which is outside the environment (an editable or development \
+                         install); install the package itself",
+                        manifest.path.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Copies the application's source into the release directory, beside the environment.
+fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path) -> Result<()> {
+    for entry in WalkDir::new(source).min_depth(1).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
+        let skip = relative.components().any(|component| {
+            matches!(component.as_os_str().to_str(), Some("__pycache__" | ".git"))
+        }) || entry.path().extension() == Some(OsStr::new("pyc"));
+        if skip {
+            continue;
+        }
+        let destination = root.join(relative);
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            if destination.is_dir() {
+                continue;
+            }
+        } else if fs::symlink_metadata(&destination).is_ok() {
+            bail!(
+                "{}: [environment] source: {} would replace {} of the Python environment; \
+                 rename it or move it into a subdirectory",
+                manifest.path.display(),
+                entry.path().display(),
+                relative.display()
+            );
+        }
+        if file_type.is_dir() {
+            fs::create_dir_all(&destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(entry.path())
+                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            std::os::unix::fs::symlink(&target, &destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else {
+            fs::copy(entry.path(), &destination).with_context(|| {
+                format!(
+                    "{}: cannot be copied to {}",
+                    entry.path().display(),
+                    destination.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites what names the build directory: scripts and activate files in `bin/`,
+/// `pyvenv.cfg`, and symbolic links. Returns the files whose content changed.
+fn relocate(root: &Path, release: &str) -> Result<BTreeSet<PathBuf>> {
+    let build = root.to_string_lossy().into_owned();
+    let mut rewritten = BTreeSet::new();
+    let mut text_files = vec![root.join("pyvenv.cfg")];
+    if let Ok(entries) = fs::read_dir(root.join("bin")) {
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        names.sort();
+        text_files.extend(names);
+    }
+    for path in text_files {
+        let Ok(metadata) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !metadata.is_file() {
+            continue;
+        }
+        let bytes =
+            fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
+        if let Some(new) = rewrite_text(&bytes, &build, release) {
+            // Writing in place keeps the file's mode.
+            fs::write(&path, new)
+                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            rewritten.insert(path);
+        }
+    }
+    for entry in WalkDir::new(root) {
+        let entry = entry.with_context(|| format!("{}: cannot be read", root.display()))?;
+        if !entry.path_is_symlink() {
+            continue;
+        }
+        let target = fs::read_link(entry.path())
+            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        if let Ok(rest) = target.strip_prefix(root) {
+            let new_target = Path::new(release).join(rest);
+            fs::remove_file(entry.path())
+                .with_context(|| format!("{}: cannot be replaced", entry.path().display()))?;
+            std::os::unix::fs::symlink(&new_target, entry.path())
+                .with_context(|| format!("{}: cannot be created", entry.path().display()))?;
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The text with the build directory replaced by the release directory, and pip's long
+/// `'''exec'` shebang (used for paths too long for the kernel or holding spaces) turned
+/// back into a plain one when the release directory allows; `None` if nothing changes.
+pub fn rewrite_text(bytes: &[u8], build: &str, release: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if !text.contains(build) {
+        return None;
+    }
+    let mut text = text.to_string();
+    if let Some(rest) = text.strip_prefix("#!/bin/sh\n'''exec' ") {
+        // pip writes: #!/bin/sh \n '''exec' '<python>' "$0" "$@" \n ' ''' \n
+        let lines: Vec<&str> = rest.splitn(3, '\n').collect();
+        if lines.len() == 3 && lines[1] == "' '''" {
+            let python = lines[0]
+                .split_once(" \"$0\"")
+                .map(|(quoted, _)| quoted.trim_matches('\''))
+                .unwrap_or("");
+            if let Some(tail) = python.strip_prefix(build) {
+                let new_python = format!("{release}{tail}");
+                if new_python.len() <= SHEBANG_LIMIT && !new_python.contains(char::is_whitespace) {
+                    text = format!("#!{new_python}\n{}", lines[2]);
+                }
+            }
+        }
+    }
+    Some(text.replace(build, release).into_bytes())
+}
+
+/// Shared libraries need no execute bit (the loader maps them) and Debian ships them
+/// 0644; wheels often carry them 0755.
+fn unset_executable_on_libraries(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in WalkDir::new(root)
+        .into_iter()
+        .filter_map(|entry| entry.ok())
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy();
+        if !(name.ends_with(".so") || name.contains(".so.")) {
+            continue;
+        }
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o111 != 0 {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode & !0o111))
+                .with_context(|| format!("{}: cannot change its mode", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts the new hash and size of each rewritten file into the RECORD that lists it, and
+/// drops the lines of removed files.
+fn update_records(site_packages: &Path, changed: &BTreeSet<PathBuf>) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let Ok(entries) = fs::read_dir(site_packages) else {
+        return Ok(());
+    };
+    let mut records: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path().join("RECORD")))
+        .filter(|path| path.is_file())
+        .collect();
+    records.sort();
+    for record in records {
+        let text = fs::read_to_string(&record)
+            .with_context(|| format!("{}: cannot be read", record.display()))?;
+        let mut out = String::with_capacity(text.len());
+        let mut touched = false;
+        for line in text.lines() {
+            let mut fields = line.rsplitn(3, ',');
+            let (Some(_size), Some(_hash), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            };
+            let unquoted = name.trim_matches('"');
+            let path = normalize(&site_packages.join(unquoted));
+            if changed.contains(&path) {
+                touched = true;
+                if let Ok(bytes) = fs::read(&path) {
+                    let digest = sha2::Sha256::digest(&bytes);
+                    out.push_str(&format!(
+                        "{name},sha256={},{}\n",
+                        urlsafe_base64(&digest),
+                        bytes.len()
+                    ));
+                }
+                // A removed file loses its line.
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if touched {
+            fs::write(&record, out)
+                .with_context(|| format!("{}: cannot be written", record.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Unpadded URL-safe base64, the form of RECORD hashes (PEP 376 / PEP 627).
+pub fn urlsafe_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let value = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        let characters = chunk.len() + 1;
+        for index in 0..characters {
+            let sextet = (value >> (18 - 6 * index)) & 0x3f;
+            out.push(char::from(ALPHABET[sextet as usize]));
+        }
+    }
+    out
+}
+
+/// A path with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Removes every `.pyc` the install left, then byte-compiles the whole tree with
+/// hash-based `.pyc` files (no timestamps) whose embedded paths are the release directory's.
+fn byte_compile(
+    manifest: &LoadedManifest,
+    root: &Path,
+    release: &str,
+    reporter: &Reporter,
+) -> Result<()> {
+    let mut caches = Vec::new();
+    for entry in WalkDir::new(root)
+        .into_iter()
+        .filter_map(|entry| entry.ok())
+    {
+        if entry.file_type().is_dir() && entry.file_name() == "__pycache__" {
+            caches.push(entry.path().to_path_buf());
+        } else if entry.file_type().is_file() && entry.path().extension() == Some(OsStr::new("pyc"))
+        {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("{}: cannot be removed", entry.path().display()))?;
+        }
+    }
+    for cache in caches {
+        if cache.exists() {
+            fs::remove_dir_all(&cache)
+                .with_context(|| format!("{}: cannot be removed", cache.display()))?;
+        }
+    }
+    reporter.status("Byte-compiling");
+    let output = clean_command(&root.join("bin/python"))
+        .args(["-m", "compileall", "-q", "-j", "0"])
+        .args(["--invalidation-mode", "unchecked-hash"])
+        .arg("-s")
+        .arg(root)
+        .args(["-p", release])
+        .arg(root)
+        .output()
+        .context("cannot run compileall")?;
+    if !output.status.success() {
+        // pip does not fail an install on a file that does not compile (test data,
+        // templates); neither do we, but we say which.
+        reporter.warn(format!(
+            "{}: some files did not byte-compile:\n{}{}",
+            manifest.path.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Fails when any file or link of the tree still names the build directory.
+fn check_no_build_path(manifest: &Path, release: &str, root: &Path) -> Result<()> {
+    let mut needles = vec![root.to_string_lossy().into_owned()];
+    if let Ok(real) = fs::canonicalize(root) {
+        needles.push(real.to_string_lossy().into_owned());
+    }
+    needles.dedup();
+    let entries: Vec<PathBuf> = WalkDir::new(root)
+        .into_iter()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| !entry.file_type().is_dir())
+        .map(|entry| entry.into_path())
+        .collect();
+    let mut found: Vec<String> = entries
+        .par_iter()
+        .filter(|path| {
+            let bytes = match fs::symlink_metadata(path) {
+                Ok(metadata) if metadata.file_type().is_symlink() => fs::read_link(path)
+                    .map(|target| target.to_string_lossy().into_owned().into_bytes())
+                    .unwrap_or_default(),
+                Ok(_) => fs::read(path).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            needles
+                .iter()
+                .any(|needle| contains(&bytes, needle.as_bytes()))
+        })
+        .map(|path| {
+            path.strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    let count = found.len();
+    found.truncate(20);
     bail!(
-        "{}: [environment] kind \"python\" is not implemented yet",
-        manifest.path.display()
+        "{}: [environment]: {count} file(s) of the Python environment still name the build \
+         directory {} and would not work at {release}: {}",
+        manifest.display(),
+        needles[0],
+        found.join(", ")
     )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack.len() >= needle.len()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_long_shebangs_are_rewritten() {
+        let plain = b"#!/tmp/b/venv/bin/python\nimport sys\n";
+        assert_eq!(
+            rewrite_text(plain, "/tmp/b/venv", "/opt/app/1.0").as_deref(),
+            Some(&b"#!/opt/app/1.0/bin/python\nimport sys\n"[..])
+        );
+        let long = b"#!/bin/sh\n'''exec' '/tmp/a b/venv/bin/python' \"$0\" \"$@\"\n' '''\n# -*- coding: utf-8 -*-\nimport re\n";
+        assert_eq!(
+            rewrite_text(long, "/tmp/a b/venv", "/opt/app/1.0").as_deref(),
+            Some(&b"#!/opt/app/1.0/bin/python\n# -*- coding: utf-8 -*-\nimport re\n"[..])
+        );
+        // A release directory with a space keeps pip's long form, with the new path.
+        let kept = rewrite_text(long, "/tmp/a b/venv", "/opt/a p/1").expect("rewritten");
+        assert!(String::from_utf8_lossy(&kept)
+            .starts_with("#!/bin/sh\n'''exec' '/opt/a p/1/bin/python'"));
+        assert_eq!(
+            rewrite_text(b"#!/usr/bin/python3\n", "/tmp/b", "/opt/x"),
+            None
+        );
+        assert_eq!(rewrite_text(b"\xff\xfe/tmp/b", "/tmp/b", "/opt/x"), None);
+    }
+
+    #[test]
+    fn record_hashes_use_unpadded_urlsafe_base64() {
+        assert_eq!(urlsafe_base64(b""), "");
+        assert_eq!(urlsafe_base64(b"f"), "Zg");
+        assert_eq!(urlsafe_base64(b"fo"), "Zm8");
+        assert_eq!(urlsafe_base64(b"foo"), "Zm9v");
+        assert_eq!(urlsafe_base64(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn a_build_path_left_anywhere_fails_naming_the_files() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = temp.path().join("venv");
+        fs::create_dir_all(root.join("lib/pkg")).expect("mkdir");
+        fs::write(root.join("lib/pkg/clean.py"), "x = 1\n").expect("write");
+        let manifest = Path::new("debstage.toml");
+        assert!(check_no_build_path(manifest, "/opt/a/1", &root).is_ok());
+        let mut data = b"\x00\x01binary ".to_vec();
+        data.extend_from_slice(root.to_string_lossy().as_bytes());
+        fs::write(root.join("lib/pkg/data.bin"), data).expect("write");
+        std::os::unix::fs::symlink(root.join("lib"), root.join("lib/pkg/link")).expect("link");
+        let message = format!(
+            "{:#}",
+            check_no_build_path(manifest, "/opt/a/1", &root).expect_err("path left")
+        );
+        assert!(message.contains("2 file(s)"), "{message}");
+        assert!(message.contains("lib/pkg/data.bin"), "{message}");
+        assert!(message.contains("lib/pkg/link"), "{message}");
+        assert!(!message.contains("clean.py"), "{message}");
+    }
+
+    #[test]
+    fn paths_normalize_lexically() {
+        assert_eq!(
+            normalize(Path::new(
+                "/v/lib/python3.11/site-packages/../../../bin/app"
+            )),
+            PathBuf::from("/v/bin/app")
+        );
+    }
 }
