@@ -3,3 +3,4 @@
 mod support;
 
 mod build;
+mod e2e;
