@@ -784,3 +784,38 @@ fn splits_sources_from_pin() {
     assert!(!sources.contains("Pin"));
     assert!(pin.contains("Pin-Priority: 1001") && pin.starts_with("Explanation"));
 }
+
+#[test]
+fn a_server_is_a_debian_root_and_goes_away_after_a_panic() {
+    let seen: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let Some(server) = Server::new("cleanup") else {
+            return;
+        };
+        *seen.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(server.path("/"));
+        let output = server.run_ok(
+            "sh",
+            &["-c", "cat /etc/debian_version; head -1 /proc/self/status"],
+        );
+        let text = stdout(&output);
+        assert!(text.starts_with("12."), "not bookworm: {text}");
+        assert!(text.contains("Name:"), "/proc is not mounted: {text}");
+        let policy = server.run("policy-rc.d", &["hello-production.service", "restart"]);
+        assert_eq!(policy.status.code(), Some(101));
+        assert!(!mounts_under(&server.path("/")).is_empty());
+        panic!("a scenario fails here on purpose");
+    });
+    let Some(root) = seen
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner())
+    else {
+        return; // skipped: not root
+    };
+    assert!(result.is_err(), "the scenario did not reach its panic");
+    assert!(
+        mounts_under(&root).is_empty(),
+        "{} still mounted",
+        root.display()
+    );
+    assert!(!root.exists(), "{} was not removed", root.display());
+}
