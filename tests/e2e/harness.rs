@@ -2,10 +2,10 @@
 //!
 //! One pristine bookworm root (debootstrap, `--variant=minbase`) is made per test run, the
 //! first time a scenario asks for it, and every scenario works on a copy of it that it
-//! treats as a server: commands run in it with `chroot`, `/proc` is mounted while it
-//! lives, `policy-rc.d` forbids starting services, and apt reaches the repository of the
-//! scenario through `debstage repo serve` on 127.0.0.1. Everything a scenario mounts or
-//! starts is undone by Drop guards, also when the scenario fails or panics.
+//! treats as a server: commands run in it with `chroot`, `/proc` and a private `/dev/pts`
+//! are mounted while it lives, `policy-rc.d` forbids starting services, and apt reaches
+//! the repository of the scenario through `debstage repo serve` on 127.0.0.1. Everything
+//! a scenario mounts or starts is undone by Drop guards, also when it fails or panics.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -394,6 +394,18 @@ impl Server {
                 .arg(&proc_dir),
         );
         server.mounted.push(proc_dir);
+        // A private devpts instance: apt and dpkg want a pty for their logs, and a new
+        // instance shares nothing with the host's terminals.
+        let pts_dir = root.join("dev/pts");
+        fs::create_dir_all(&pts_dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", pts_dir.display()));
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620"])
+                .arg("devpts")
+                .arg(&pts_dir),
+        );
+        server.mounted.push(pts_dir);
         Some(server)
     }
 
