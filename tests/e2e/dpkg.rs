@@ -49,12 +49,26 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
         "{:?}",
         journal(&server, "production")
     );
-    // No service was started: policy-rc.d forbids it and systemd does not run.
+    // No systemd runs in a chroot: the script does not even ask policy-rc.d.
     assert!(stderr(&output).contains("/opt/hello/production -> 1.0"));
+    assert!(
+        !stderr(&output).contains("policy-rc.d"),
+        "{}",
+        stderr(&output)
+    );
 
-    // 1.1 beside it: the link moves, 1.0 stays on disk and installed.
+    // 1.1 beside it: the link moves, 1.0 stays on disk and installed. Here the server
+    // looks as if systemd ran, and policy-rc.d (exit 101) is what keeps the unit down.
+    let systemd_marker = server.path("/run/systemd/system");
+    fs::create_dir_all(&systemd_marker).expect("mkdir /run/systemd/system");
     let output = dpkg_install(&v11, "production");
+    fs::remove_dir(&systemd_marker).expect("rmdir /run/systemd/system");
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("policy-rc.d forbids restarting hello-production"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.1"));
     assert!(server.path("/opt/hello/1.0/bin/hello").is_file());
     assert_eq!(
