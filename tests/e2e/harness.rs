@@ -575,18 +575,25 @@ impl Server {
             .unwrap_or_else(|| panic!("repo sources {stage} printed no Signed-By:\n{text}"));
         if signed_by.starts_with('/') {
             // A keyring path: put the repository's binary keyring there.
-            let keyring = repository.keyring();
             let target = self.path(signed_by);
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent)
                     .unwrap_or_else(|error| panic!("{}: {error}", parent.display()));
             }
-            fs::copy(&keyring, &target)
-                .unwrap_or_else(|error| panic!("{}: {error}", keyring.display()));
+            fs::write(&target, repository.keyring())
+                .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
             fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
                 .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
         }
-        let file = self.path(&format!("/etc/apt/sources.list.d/{app}-{stage}.sources"));
+        // `repo sources` heads each file with a `# <path>` line saying where it goes.
+        let inside = sources
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# /"))
+            .filter(|path| path.ends_with(".sources"))
+            .map(|path| format!("/{path}"))
+            .unwrap_or_else(|| format!("/etc/apt/sources.list.d/{app}-{stage}.sources"));
+        let file = self.path(&inside);
         fs::write(&file, sources).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
         pin
     }
@@ -696,9 +703,14 @@ impl RepoServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The repository's binary public keyring (`<repo>/<origin>.gpg`).
-    pub fn keyring(&self) -> PathBuf {
-        self.directory.join(format!("{}.gpg", self.origin))
+    /// The repository's binary public keyring: `<repo>/<origin>.gpg`, or what
+    /// `repo export-key --binary` prints when the repository keeps no such file.
+    pub fn keyring(&self) -> Vec<u8> {
+        let file = self.directory.join(format!("{}.gpg", self.origin));
+        match fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(_) => self.run(&["export-key", "--binary"]).stdout,
+        }
     }
 
     /// `debstage repo --repo <dir> <arguments>`, failing the test if it fails.
@@ -788,13 +800,14 @@ fn reads_the_mirror_from_both_source_formats() {
 
 #[test]
 fn splits_sources_from_pin() {
-    let text = "Types: deb\nURIs: http://127.0.0.1:1\nSuites: production\nComponents: main\n\
+    let text = "# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\nURIs: http://127.0.0.1:1\nSuites: production\nComponents: main\n\
                 Signed-By: /etc/apt/keyrings/x.gpg\n\n\
-                Explanation: x\nPackage: hello-production\nPin: release n=production\nPin-Priority: 1001\n";
+                # /etc/apt/preferences.d/hello-production\nPackage: hello-production\nPin: release n=production\nPin-Priority: 1001\n";
     let (sources, pin) = split_sources_and_pin(text);
-    assert!(sources.starts_with("Types: deb\n") && sources.contains("Signed-By"));
+    assert!(sources.starts_with("# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\n"));
+    assert!(sources.contains("Signed-By"));
     assert!(!sources.contains("Pin"));
-    assert!(pin.contains("Pin-Priority: 1001") && pin.starts_with("Explanation"));
+    assert!(pin.contains("Pin-Priority: 1001") && pin.starts_with("# /etc/apt/preferences.d/"));
 }
 
 #[test]
