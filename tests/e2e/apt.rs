@@ -193,11 +193,14 @@ fn scenario_3_a_failed_activation_keeps_the_old_release_until_a_fixed_revision()
     update(&server);
     let output = server.apt_get(&["install", "hello-production"]);
     assert_eq!(output.status.code(), Some(100), "{}", stdout(&output));
-    let errors = crate::support::stderr(&output);
+    // apt runs dpkg on a pty: what the scripts print arrives on apt's stdout.
+    let text = stdout(&output) + &crate::support::stderr(&output);
     assert!(
-        errors.contains("activation hook of 1.2 failed")
-            && errors.contains("Sub-process /usr/bin/dpkg returned an error code (1)"),
-        "{errors}"
+        text.contains("migration of 1.2 failed")
+            && text.contains("activation hook of 1.2 failed (exit 1)")
+            && text.contains("/opt/hello/production still points to 1.1")
+            && text.contains("Sub-process /usr/bin/dpkg returned an error code (1)"),
+        "{text}"
     );
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.1"));
     assert_eq!(server.package_status("hello-production"), "iF");
