@@ -1,0 +1,846 @@
+//! Throwaway Debian servers for the end-to-end scenarios.
+//!
+//! One pristine bookworm root (debootstrap, `--variant=minbase`) is made per test run, the
+//! first time a scenario asks for it, and every scenario works on a copy of it that it
+//! treats as a server: commands run in it with `chroot`, `/proc` and a private `/dev/pts`
+//! are mounted while it lives, `policy-rc.d` forbids starting services, and apt reaches
+//! the repository of the scenario through `debstage repo serve` on 127.0.0.1. Everything
+//! a scenario mounts or starts is undone by Drop guards, also when it fails or panics.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::support::{debstage, run_ok, stderr, stdout};
+
+/// How many scenarios may hold a server at once (the machine has 2 cores).
+const PARALLEL_SCENARIOS: usize = 2;
+
+/// PATH inside the servers.
+const SERVER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Writes a message straight to the process's stderr, past the test harness's capture,
+/// so that a skipped suite is seen even when every test "passes".
+pub fn shout(message: &str) {
+    let mut handle = std::io::stderr().lock();
+    let _ = writeln!(handle, "\n*** debstage e2e: {message} ***\n");
+}
+
+/// Whether this process can make Debian roots: root and debootstrap. When it cannot, it
+/// says so loudly (once per scenario) and the scenario returns early.
+pub fn can_run(scenario: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        shout(&format!(
+            "SKIPPED {scenario}: the end-to-end suite needs root (chroot, mount, dpkg in a \
+             Debian root); run `make test` as root as CI does"
+        ));
+        return false;
+    }
+    let debootstrap = ["/usr/sbin/debootstrap", "/sbin/debootstrap"]
+        .iter()
+        .any(|path| Path::new(path).exists());
+    if !debootstrap {
+        shout(&format!(
+            "SKIPPED {scenario}: debootstrap is not installed (`make deps` installs it)"
+        ));
+        return false;
+    }
+    true
+}
+
+/// Where the suite keeps its roots and caches: cargo's scratch directory for tests.
+fn work_dir() -> PathBuf {
+    let directory = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e");
+    fs::create_dir_all(&directory)
+        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
+    directory
+}
+
+/// The Debian mirror this machine's apt uses for bookworm, read from /etc/apt at run
+/// time (the project never names a mirror host).
+pub fn debian_mirror() -> String {
+    let mut texts = Vec::new();
+    if let Ok(text) = fs::read_to_string("/etc/apt/sources.list") {
+        texts.push(("list", text));
+    }
+    if let Ok(entries) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let kind = match path.extension().and_then(|extension| extension.to_str()) {
+                Some("list") => "list",
+                Some("sources") => "sources",
+                _ => continue,
+            };
+            if let Ok(text) = fs::read_to_string(&path) {
+                texts.push((kind, text));
+            }
+        }
+    }
+    for (kind, text) in &texts {
+        let found = if *kind == "list" {
+            mirror_from_list(text)
+        } else {
+            mirror_from_deb822(text)
+        };
+        if let Some(uri) = found {
+            return uri;
+        }
+    }
+    panic!(
+        "no `deb` source for the suite bookworm in /etc/apt/sources.list or \
+         /etc/apt/sources.list.d/*.list|*.sources: the end-to-end suite needs a Debian mirror"
+    )
+}
+
+fn is_http(uri: &str) -> bool {
+    uri.starts_with("http://") || uri.starts_with("https://")
+}
+
+/// `deb [options] URI bookworm components...` lines.
+fn mirror_from_list(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut rest: Vec<&str> = words.collect();
+        if rest.first().is_some_and(|word| word.starts_with('[')) {
+            let end = rest.iter().position(|word| word.ends_with(']'))?;
+            rest.drain(..=end);
+        }
+        if let [uri, suite, ..] = rest.as_slice() {
+            if *suite == "bookworm" && is_http(uri) {
+                return Some(uri.trim_end_matches('/').to_string());
+            }
+        }
+    }
+    None
+}
+
+/// deb822 paragraphs with `Types: deb`, a `Suites` that holds bookworm, and `URIs`.
+fn mirror_from_deb822(text: &str) -> Option<String> {
+    for paragraph in text.split("\n\n") {
+        let field = |name: &str| {
+            paragraph
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| value.trim().to_string())
+                })
+        };
+        let enabled = field("Enabled").is_none_or(|value| value != "no");
+        let types = field("Types").unwrap_or_default();
+        let suites = field("Suites").unwrap_or_default();
+        if !enabled
+            || !types.split_whitespace().any(|word| word == "deb")
+            || !suites.split_whitespace().any(|word| word == "bookworm")
+        {
+            continue;
+        }
+        if let Some(uri) = field("URIs")
+            .unwrap_or_default()
+            .split_whitespace()
+            .find(|uri| is_http(uri))
+        {
+            return Some(uri.trim_end_matches('/').to_string());
+        }
+    }
+    None
+}
+
+/// The pristine root of this run, or why it could not be made.
+static PRISTINE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Removes the pristine root when the test process exits (libtest ends with exit(3)).
+extern "C" fn remove_pristine_at_exit() {
+    if let Some(Ok(path)) = PRISTINE.get() {
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(path)
+            .status();
+    }
+}
+
+/// The pristine root, made on first use: about a minute on a busy 2-core machine, with
+/// the packages cached in the target directory after the first run.
+fn pristine_root() -> &'static Path {
+    let result = PRISTINE.get_or_init(|| {
+        let base = work_dir();
+        remove_stale_roots(&base);
+        let root = base.join(format!("pristine-{}", std::process::id()));
+        let cache = base.join("debootstrap-cache");
+        fs::create_dir_all(&cache).map_err(|error| format!("{}: {error}", cache.display()))?;
+        let mirror = debian_mirror();
+        let started = Instant::now();
+        let remove_root = || {
+            let _ = Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&root)
+                .status();
+        };
+        // Two stages, so that dpkg of the second stage runs with force-unsafe-io: the
+        // roots are throwaway, and fsync after every file makes debootstrap twice as slow.
+        let first = Command::new("debootstrap")
+            .args(["--foreign", "--variant=minbase", "--arch=amd64"])
+            .arg(format!("--cache-dir={}", cache.display()))
+            .arg("bookworm")
+            .arg(&root)
+            .arg(&mirror)
+            .output()
+            .map_err(|error| format!("cannot run debootstrap: {error}"))?;
+        if !first.status.success() {
+            remove_root();
+            return Err(format!(
+                "debootstrap --foreign bookworm {mirror} failed ({}):\n{}\n{}",
+                first.status,
+                stdout(&first),
+                stderr(&first)
+            ));
+        }
+        let unsafe_io = root.join("etc/dpkg/dpkg.cfg.d/debstage-e2e-unsafe-io");
+        fs::write(&unsafe_io, "force-unsafe-io\n")
+            .map_err(|error| format!("{}: {error}", unsafe_io.display()))?;
+        let second = Command::new("chroot")
+            .arg(&root)
+            .args(["/debootstrap/debootstrap", "--second-stage"])
+            .env("PATH", SERVER_PATH)
+            .output()
+            .map_err(|error| format!("cannot run debootstrap --second-stage: {error}"))?;
+        if !second.status.success() {
+            let log =
+                fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
+            remove_root();
+            return Err(format!(
+                "debootstrap --second-stage failed ({}):\n{}\n{}\n{log}",
+                second.status,
+                stdout(&second),
+                stderr(&second)
+            ));
+        }
+        // SAFETY: registers a plain function with no captured state.
+        unsafe { libc::atexit(remove_pristine_at_exit) };
+        // The .debs debootstrap unpacked stay in apt's cache; servers start with it empty.
+        let archives = root.join("var/cache/apt/archives");
+        if let Ok(entries) = fs::read_dir(&archives) {
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|ext| ext == "deb") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let policy = root.join("usr/sbin/policy-rc.d");
+        fs::write(
+            &policy,
+            "#!/bin/sh\n# debstage e2e: no service starts in a chroot.\nexit 101\n",
+        )
+        .map_err(|error| format!("{}: {error}", policy.display()))?;
+        fs::set_permissions(&policy, fs::Permissions::from_mode(0o755))
+            .map_err(|error| format!("{}: {error}", policy.display()))?;
+        shout(&format!(
+            "pristine bookworm root made in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(root)
+    });
+    match result {
+        Ok(path) => path,
+        Err(message) => panic!("cannot make the pristine Debian root: {message}"),
+    }
+}
+
+/// Removes roots left by earlier runs whose process is gone (killed before exit).
+fn remove_stale_roots(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("pristine-").or_else(|| {
+            name.strip_prefix("server-")
+                .and_then(|rest| rest.split('-').next())
+        }) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let path = entry.path();
+        if !mounts_under(&path).is_empty() {
+            continue;
+        }
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&path)
+            .status();
+    }
+}
+
+/// Mount points at or below `path`, deepest first.
+fn mounts_under(path: &Path) -> Vec<PathBuf> {
+    let Ok(table) = fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        // /proc/self/mounts escapes spaces as \040; our paths have none.
+        .map(PathBuf::from)
+        .filter(|mount| mount.starts_with(path))
+        .collect();
+    found.sort_by_key(|mount| std::cmp::Reverse(mount.components().count()));
+    found
+}
+
+/// A counting semaphore: at most [`PARALLEL_SCENARIOS`] servers exist at once.
+struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+static SLOTS: Slots = Slots {
+    used: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+/// One of the scenario slots, given back on drop.
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let mut used = SLOTS
+            .used
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        while *used >= PARALLEL_SCENARIOS {
+            used = SLOTS
+                .freed
+                .wait(used)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+        *used += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut used = SLOTS
+            .used
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *used -= 1;
+        SLOTS.freed.notify_one();
+    }
+}
+
+/// A throwaway Debian server: a copy of the pristine root with `/proc` mounted.
+pub struct Server {
+    root: PathBuf,
+    mounted: Vec<PathBuf>,
+    /// Whether `apt-get` may read the Debian mirror's source too (off by default, so that
+    /// scenarios that need nothing from the mirror do not depend on it).
+    use_mirror: bool,
+    // Declared last: the slot is given back after the copy is gone.
+    _slot: Slot,
+}
+
+impl Server {
+    /// A fresh server for `scenario`, or None (after saying why loudly) when this machine
+    /// cannot run the suite.
+    pub fn new(scenario: &str) -> Option<Server> {
+        if !can_run(scenario) {
+            return None;
+        }
+        let slot = Slot::take();
+        let pristine = pristine_root();
+        let root = work_dir().join(format!("server-{}-{scenario}", std::process::id()));
+        if root.exists() {
+            let _ = Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&root)
+                .status();
+        }
+        // From here on the guard owns the copy, so a failure below still removes it.
+        let mut server = Server {
+            root: root.clone(),
+            mounted: Vec::new(),
+            use_mirror: false,
+            _slot: slot,
+        };
+        run_ok(
+            Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(pristine)
+                .arg(&root),
+        );
+        let proc_dir = root.join("proc");
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "proc", "proc"])
+                .arg(&proc_dir),
+        );
+        server.mounted.push(proc_dir);
+        // A private devpts instance: apt and dpkg want a pty for their logs, and a new
+        // instance shares nothing with the host's terminals.
+        let pts_dir = root.join("dev/pts");
+        fs::create_dir_all(&pts_dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", pts_dir.display()));
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620"])
+                .arg("devpts")
+                .arg(&pts_dir),
+        );
+        server.mounted.push(pts_dir);
+        Some(server)
+    }
+
+    /// A path of the server (absolute inside it) as seen from the host.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    /// Lets apt read the Debian mirror's source (for scenarios that need packages from it).
+    pub fn use_mirror(&mut self) {
+        self.use_mirror = true;
+    }
+
+    /// A command that runs inside the server, with a clean environment.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("chroot");
+        command
+            .arg(&self.root)
+            .arg(program)
+            .env_clear()
+            .env("PATH", SERVER_PATH)
+            .env("LC_ALL", "C")
+            .env("HOME", "/root")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a command inside the server; returns its output whatever the exit code.
+    pub fn run(&self, program: &str, arguments: &[&str]) -> Output {
+        let mut command = self.command(program);
+        command.args(arguments);
+        command
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    }
+
+    /// Runs a command inside the server and fails the test if it fails.
+    pub fn run_ok(&self, program: &str, arguments: &[&str]) -> Output {
+        let mut command = self.command(program);
+        command.args(arguments);
+        run_ok(&mut command)
+    }
+
+    /// `apt-get` with arguments; only our sources unless [`Server::use_mirror`] was called.
+    pub fn apt_get(&self, arguments: &[&str]) -> Output {
+        let mut command = self.command("apt-get");
+        command
+            .args(self.apt_options())
+            .args(["-y", "-q"])
+            .args(arguments);
+        command
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    }
+
+    /// `apt-get`, failing the test with its output if it fails.
+    pub fn apt_get_ok(&self, arguments: &[&str]) -> Output {
+        let output = self.apt_get(arguments);
+        assert!(
+            output.status.success(),
+            "apt-get {arguments:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            stdout(&output),
+            stderr(&output)
+        );
+        output
+    }
+
+    /// `apt-cache` with arguments, same sources as [`Server::apt_get`].
+    pub fn apt_cache(&self, arguments: &[&str]) -> String {
+        let mut command = self.command("apt-cache");
+        command.args(self.apt_options()).args(arguments);
+        stdout(&run_ok(&mut command))
+    }
+
+    fn apt_options(&self) -> Vec<&'static str> {
+        if self.use_mirror {
+            Vec::new()
+        } else {
+            // The mirror's line is in sources.list (debootstrap wrote it); ours live in
+            // sources.list.d. Keep the mirror's lists if they were ever fetched.
+            vec![
+                "-o",
+                "Dir::Etc::SourceList=/dev/null",
+                "-o",
+                "APT::Get::List-Cleanup=false",
+            ]
+        }
+    }
+
+    /// Copies host files into a directory of the server; returns their paths inside it.
+    pub fn put(&self, directory: &str, files: &[&Path]) -> Vec<String> {
+        let target = self.path(directory);
+        fs::create_dir_all(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+        files
+            .iter()
+            .map(|file| {
+                let name = file
+                    .file_name()
+                    .unwrap_or_else(|| panic!("{} has no file name", file.display()));
+                fs::copy(file, target.join(name))
+                    .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+                format!(
+                    "{}/{}",
+                    directory.trim_end_matches('/'),
+                    name.to_string_lossy()
+                )
+            })
+            .collect()
+    }
+
+    /// Where a symbolic link of the server points (its literal target), or None.
+    pub fn link(&self, inside: &str) -> Option<String> {
+        fs::read_link(self.path(inside))
+            .ok()
+            .map(|target| target.to_string_lossy().into_owned())
+    }
+
+    /// Whether a path exists in the server (without following a final link).
+    pub fn exists(&self, inside: &str) -> bool {
+        fs::symlink_metadata(self.path(inside)).is_ok()
+    }
+
+    /// The installed version of a package per `dpkg-query`, if it is fully installed.
+    pub fn installed_version(&self, package: &str) -> Option<String> {
+        let output = self.run(
+            "dpkg-query",
+            &["-W", "-f", "${db:Status-Abbrev}|${Version}", package],
+        );
+        let text = stdout(&output);
+        let (status, version) = text.split_once('|')?;
+        (status.trim() == "ii").then(|| version.trim().to_string())
+    }
+
+    /// The `db:Status-Abbrev` of a package (`ii`, `iF`, `un`...), empty if unknown.
+    pub fn package_status(&self, package: &str) -> String {
+        let output = self.run("dpkg-query", &["-W", "-f", "${db:Status-Abbrev}", package]);
+        stdout(&output).trim().to_string()
+    }
+
+    /// Subscribes the server to one stage of a served repository: writes the `.sources`
+    /// file that `debstage repo sources` prints and the repository's keyring where its
+    /// `Signed-By` says. Returns the pin text that `repo sources` printed after it.
+    pub fn subscribe(&self, repository: &RepoServer, stage: &str, app: &str) -> String {
+        let output = run_ok(
+            debstage()
+                .arg("repo")
+                .arg("--repo")
+                .arg(&repository.directory)
+                .args(["sources", stage, "--url", &repository.url(), "--app", app]),
+        );
+        let text = stdout(&output);
+        let (sources, pin) = split_sources_and_pin(&text);
+        assert!(
+            sources.contains("Types: deb") && sources.contains(&format!("Suites: {stage}")),
+            "repo sources {stage} printed no deb822 source for suite {stage}:\n{text}"
+        );
+        assert!(
+            !sources.contains("trusted=yes") && !sources.contains("Trusted: yes"),
+            "repo sources must not trust the repository blindly:\n{text}"
+        );
+        let signed_by = sources
+            .lines()
+            .find_map(|line| line.strip_prefix("Signed-By:"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("repo sources {stage} printed no Signed-By:\n{text}"));
+        if signed_by.starts_with('/') {
+            // A keyring path: put the repository's binary keyring there.
+            let target = self.path(signed_by);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)
+                    .unwrap_or_else(|error| panic!("{}: {error}", parent.display()));
+            }
+            fs::write(&target, repository.keyring())
+                .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
+                .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+        }
+        // `repo sources` heads each file with a `# <path>` line saying where it goes.
+        let inside = sources
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# /"))
+            .filter(|path| path.ends_with(".sources"))
+            .map(|path| format!("/{path}"))
+            .unwrap_or_else(|| format!("/etc/apt/sources.list.d/{app}-{stage}.sources"));
+        let file = self.path(&inside);
+        fs::write(&file, sources).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        pin
+    }
+}
+
+/// Splits what `repo sources` prints into the deb822 source and the pin text: the
+/// paragraphs that hold `Pin:` are the pin, the others the source.
+pub fn split_sources_and_pin(text: &str) -> (String, String) {
+    let mut sources = String::new();
+    let mut pin = String::new();
+    for paragraph in text.split("\n\n") {
+        let target = if paragraph.lines().any(|line| line.starts_with("Pin:")) {
+            &mut pin
+        } else {
+            &mut sources
+        };
+        target.push_str(paragraph.trim_end());
+        target.push_str("\n\n");
+    }
+    (
+        sources.trim_end().to_string() + "\n",
+        pin.trim_end().to_string() + "\n",
+    )
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for mount in self.mounted.drain(..).rev() {
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+        // Never remove a tree that still has something mounted in it.
+        let left = mounts_under(&self.root);
+        for mount in &left {
+            let _ = Command::new("umount").arg("-l").arg(mount).status();
+        }
+        if !mounts_under(&self.root).is_empty() {
+            shout(&format!(
+                "{} still has mounts; left on disk",
+                self.root.display()
+            ));
+            return;
+        }
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&self.root)
+            .status();
+    }
+}
+
+/// A debstage repository of one scenario, served by `debstage repo serve` on 127.0.0.1.
+pub struct RepoServer {
+    /// The repository directory.
+    pub directory: PathBuf,
+    /// The origin it was made with (names the keyring).
+    pub origin: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RepoServer {
+    /// `repo init` in `directory`, then serve it on a free loopback port.
+    pub fn start(directory: &Path, stages: &str) -> RepoServer {
+        let origin = "debstage-test".to_string();
+        run_ok(repo(directory).args(["init", "--stages", stages, "--origin", &origin]));
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = repo(directory)
+                .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|error| panic!("cannot start debstage repo serve: {error}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut text = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        let _ = pipe.read_to_string(&mut text);
+                    }
+                    last_error = format!("repo serve on port {port} exited ({status}): {text}");
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return RepoServer {
+                        directory: directory.to_path_buf(),
+                        origin,
+                        port,
+                        child: Some(child),
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_error = format!("repo serve did not listen on port {port} within 10 s");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("cannot serve {}: {last_error}", directory.display())
+    }
+
+    /// The base URL a server reaches the repository at.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The repository's binary public keyring: `<repo>/<origin>.gpg`, or what
+    /// `repo export-key --binary` prints when the repository keeps no such file.
+    pub fn keyring(&self) -> Vec<u8> {
+        let file = self.directory.join(format!("{}.gpg", self.origin));
+        match fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(_) => self.run(&["export-key", "--binary"]).stdout,
+        }
+    }
+
+    /// `debstage repo --repo <dir> <arguments>`, failing the test if it fails.
+    pub fn run(&self, arguments: &[&str]) -> Output {
+        run_ok(repo(&self.directory).args(arguments))
+    }
+
+    /// Fetches a path of the served tree over HTTP; returns the status code and body.
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for RepoServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `debstage repo --repo <directory>`.
+pub fn repo(directory: &Path) -> Command {
+    let mut command = debstage();
+    command.arg("repo").arg("--repo").arg(directory);
+    command
+}
+
+/// A loopback port that was free a moment ago (the caller retries if it is taken since).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A minimal HTTP/1.0 GET against 127.0.0.1; returns the status code and body.
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|error| panic!("connect 127.0.0.1:{port}: {error}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no HTTP header in the response"));
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: bad status line in {head:?}"));
+    (status, response[split + 4..].to_vec())
+}
+
+#[test]
+fn reads_the_mirror_from_both_source_formats() {
+    assert_eq!(
+        mirror_from_list(
+            "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian/ bookworm main\n"
+        ),
+        Some("http://m.example/debian".to_string())
+    );
+    assert_eq!(
+        mirror_from_list("deb http://m.example/debian-security bookworm-security main\n"),
+        None
+    );
+    let deb822 = "Types: deb-src\nURIs: http://a.example/debian\nSuites: bookworm\n\n\
+                  Types: deb\n# note\nURIs: http://b.example/debian\nSuites: bookworm bookworm-updates\n\
+                  Components: main\n";
+    assert_eq!(
+        mirror_from_deb822(deb822),
+        Some("http://b.example/debian".to_string())
+    );
+    // The machine running the tests has one (or the suite cannot run at all).
+    assert!(is_http(&debian_mirror()));
+}
+
+#[test]
+fn splits_sources_from_pin() {
+    let text = "# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\nURIs: http://127.0.0.1:1\nSuites: production\nComponents: main\n\
+                Signed-By: /etc/apt/keyrings/x.gpg\n\n\
+                # /etc/apt/preferences.d/hello-production\nPackage: hello-production\nPin: release n=production\nPin-Priority: 1001\n";
+    let (sources, pin) = split_sources_and_pin(text);
+    assert!(sources.starts_with("# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\n"));
+    assert!(sources.contains("Signed-By"));
+    assert!(!sources.contains("Pin"));
+    assert!(pin.contains("Pin-Priority: 1001") && pin.starts_with("# /etc/apt/preferences.d/"));
+}
+
+#[test]
+fn a_server_is_a_debian_root_and_goes_away_after_a_panic() {
+    let seen: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let Some(server) = Server::new("cleanup") else {
+            return;
+        };
+        *seen.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(server.path("/"));
+        let output = server.run_ok(
+            "sh",
+            &["-c", "cat /etc/debian_version; head -1 /proc/self/status"],
+        );
+        let text = stdout(&output);
+        assert!(text.starts_with("12."), "not bookworm: {text}");
+        assert!(text.contains("Name:"), "/proc is not mounted: {text}");
+        let policy = server.run("policy-rc.d", &["hello-production.service", "restart"]);
+        assert_eq!(policy.status.code(), Some(101));
+        assert!(!mounts_under(&server.path("/")).is_empty());
+        panic!("a scenario fails here on purpose");
+    });
+    let Some(root) = seen
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner())
+    else {
+        return; // skipped: not root
+    };
+    assert!(result.is_err(), "the scenario did not reach its panic");
+    assert!(
+        mounts_under(&root).is_empty(),
+        "{} still mounted",
+        root.display()
+    );
+    assert!(!root.exists(), "{} was not removed", root.display());
+}

@@ -1,0 +1,10 @@
+//! End-to-end scenarios on throwaway Debian servers (debootstrap roots used with chroot):
+//! what dpkg and apt do with the packages `debstage build` makes and the suites
+//! `debstage repo` serves. Needs root and debootstrap; skips loudly otherwise.
+
+mod fixtures;
+mod harness;
+
+mod apt;
+mod dpkg;
+mod python;
