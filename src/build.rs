@@ -1,12 +1,655 @@
 //! The build pipeline: manifest -> staged tree -> payload and stage packages -> build
 //! manifest.
+//!
+//! Everything that can fail on the user's input is checked before anything is written;
+//! the packages are written into a temporary directory beside `--out` and moved there
+//! only when all of them are complete, so a failed build leaves `--out` as it was.
 
-use anyhow::Result;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::cli::BuildOptions;
+use crate::deb::compress::{self, Settings};
+use crate::deb::control::{self, Control};
+use crate::deb::{self, Content, ControlMember, Entry, PackageSpec, WrittenPackage};
+use crate::manifest::{self, CommandLine, LoadedManifest};
 use crate::report::Reporter;
+use crate::scripts::{self, DocumentContext, OverridesContext, PayloadContext, StageContext};
+use crate::{elf, env, shlibs};
 
-/// Builds every package of the manifest into `--out`.
-pub fn run(_options: &BuildOptions, _reporter: &Reporter) -> Result<()> {
-    anyhow::bail!("not implemented yet")
+/// Lintian tags that an `/opt` bundle raises by design, shipped as overrides.
+/// Tags of the payload that the design raises:
+/// - `dir-or-file-in-opt`: the release directory lives in `/opt/<app>/<version>`;
+/// - `initial-upload-closes-no-bugs`: the version is part of the payload's name, so every
+///   release is a new package whose changelog has one entry, and no ITP bug exists to close
+///   (lintian raises it only for revision 1).
+const PAYLOAD_OVERRIDES: &[&str] = &["dir-or-file-in-opt", "initial-upload-closes-no-bugs"];
+
+/// Tags of a stage package that the design raises: it ships the apt pin that makes its
+/// suite the source of truth for the host (DESIGN.md, "On a server").
+const STAGE_OVERRIDES: &[&str] = &["package-installs-apt-preferences"];
+
+/// One package in the build manifest.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BuiltPackage {
+    /// The file name, relative to the build manifest.
+    pub file: String,
+    /// The Package field.
+    pub package: String,
+    /// The Version field.
+    pub version: String,
+    /// The Architecture field.
+    pub architecture: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA256 in hex.
+    pub sha256: String,
+    /// `payload` or `stage`.
+    pub role: String,
+    /// The stage of a stage package.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stage: Option<String>,
+}
+
+/// The machine-readable record of one build (`<app>_<version>-<revision>.build.json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BuildManifest {
+    /// The application.
+    pub app: String,
+    /// The upstream version.
+    pub version: String,
+    /// The Debian revision.
+    pub revision: String,
+    /// `version-revision`.
+    pub debian_version: String,
+    /// The stages in promotion order.
+    pub stages: Vec<String>,
+    /// Every package written.
+    pub packages: Vec<BuiltPackage>,
+}
+
+impl BuildManifest {
+    /// The build manifest's file name for an app and version.
+    pub fn file_name(app: &str, debian_version: &str) -> String {
+        format!("{app}_{debian_version}.build.json")
+    }
+}
+
+/// Builds every package of the manifest into `--out` and prints what was written.
+pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest> {
+    let loaded = manifest::load(
+        &options.manifest,
+        options.version.as_deref(),
+        options.revision.as_deref(),
+    )?;
+    let settings = Settings {
+        compression: options.compress,
+        level: options.level,
+        threads: compress::available_threads(),
+    };
+    settings.check().map_err(anyhow::Error::msg)?;
+    let epoch = source_date_epoch()?;
+    reporter.status(format!(
+        "Building {} {} ({} environment)",
+        loaded.app(),
+        loaded.debian_version(),
+        loaded.manifest.environment.kind()
+    ));
+
+    let scratch = tempfile::Builder::new()
+        .prefix("debstage-stage-")
+        .tempdir()
+        .context("creating a scratch directory")?;
+    let staged = env::stage(&loaded, scratch.path(), reporter)?;
+    let tree = list_tree(&loaded, &staged.root)?;
+    check_referenced_programs(&loaded, &tree)?;
+    let epoch = epoch.unwrap_or_else(|| newest_mtime(&tree, &loaded.path));
+
+    let elf_inputs: Vec<(PathBuf, String)> = tree
+        .iter()
+        .filter_map(|item| match &item.entry.content {
+            Content::File { source, .. } => Some((source.clone(), item.relative.clone())),
+            _ => None,
+        })
+        .collect();
+    let report = elf::scan(&elf_inputs)?;
+    let detected = shlibs::resolve(&loaded, &report)?;
+    let architecture = match &loaded.manifest.package.architecture {
+        Some(architecture) => architecture.clone(),
+        None => report
+            .architecture
+            .clone()
+            .unwrap_or_else(|| "all".to_string()),
+    };
+    let depends = control::join_relations(
+        loaded
+            .manifest
+            .depends
+            .packages
+            .iter()
+            .chain(&staged.depends)
+            .chain(&detected)
+            .map(String::as_str),
+    );
+
+    let out_parent = parent_of(&options.out);
+    fs::create_dir_all(&out_parent)
+        .with_context(|| format!("{}: cannot be created", out_parent.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".debstage-build-")
+        .tempdir_in(&out_parent)
+        .with_context(|| {
+            format!(
+                "{}: cannot create a temporary directory",
+                out_parent.display()
+            )
+        })?;
+
+    let payload_spec = payload_spec(
+        &loaded,
+        tree.into_iter().map(|item| item.entry).collect(),
+        &architecture,
+        &depends,
+        settings,
+        epoch,
+    )?;
+    let stage_specs = loaded
+        .manifest
+        .stages
+        .names
+        .iter()
+        .map(|stage| stage_spec(&loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
+        .collect::<Result<Vec<_>>>()?;
+
+    let payload = deb::write_package(&payload_spec, work.path())?;
+    reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
+    let stages: Vec<(String, WrittenPackage)> = stage_specs
+        .par_iter()
+        .map(|(stage, spec)| {
+            deb::write_package(spec, work.path()).map(|written| (stage.clone(), written))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut packages = vec![built(&payload, "payload", None)];
+    packages.extend(
+        stages
+            .iter()
+            .map(|(stage, written)| built(written, "stage", Some(stage.clone()))),
+    );
+    let build_manifest = BuildManifest {
+        app: loaded.app().to_string(),
+        version: loaded.version.clone(),
+        revision: loaded.revision.clone(),
+        debian_version: loaded.debian_version(),
+        stages: loaded.manifest.stages.names.clone(),
+        packages,
+    };
+    let manifest_name = BuildManifest::file_name(loaded.app(), &loaded.debian_version());
+    let mut json = serde_json::to_vec_pretty(&build_manifest)?;
+    json.push(b'\n');
+    fs::write(work.path().join(&manifest_name), &json)?;
+
+    fs::create_dir_all(&options.out)
+        .with_context(|| format!("{}: cannot be created", options.out.display()))?;
+    for name in build_manifest
+        .packages
+        .iter()
+        .map(|package| package.file.as_str())
+        .chain([manifest_name.as_str()])
+    {
+        let target = options.out.join(name);
+        fs::rename(work.path().join(name), &target)
+            .with_context(|| format!("{}: cannot be written", target.display()))?;
+    }
+    drop(staged);
+
+    let mut text = String::new();
+    for package in &build_manifest.packages {
+        text.push_str(&format!("{}\n", options.out.join(&package.file).display()));
+    }
+    text.push_str(&format!("{}\n", options.out.join(&manifest_name).display()));
+    reporter.data(text, &serde_json::to_value(&build_manifest)?)?;
+    Ok(build_manifest)
+}
+
+fn built(written: &WrittenPackage, role: &str, stage: Option<String>) -> BuiltPackage {
+    BuiltPackage {
+        file: written.file.clone(),
+        package: written.package.clone(),
+        version: written.version.clone(),
+        architecture: written.architecture.clone(),
+        size: written.size,
+        sha256: written.sha256.clone(),
+        role: role.to_string(),
+        stage,
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// SOURCE_DATE_EPOCH, when set.
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.is_empty() => text.trim().parse().map(Some).with_context(|| {
+            format!("SOURCE_DATE_EPOCH {text:?}: must be a number of seconds since 1970")
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Without SOURCE_DATE_EPOCH the newest input file sets the time, so that the same input
+/// still gives the same bytes.
+fn newest_mtime(tree: &[TreeItem], manifest: &Path) -> u64 {
+    let manifest_mtime = fs::metadata(manifest)
+        .map(|metadata| metadata.mtime().max(0) as u64)
+        .unwrap_or(0);
+    tree.iter()
+        .filter_map(|item| item.entry.mtime)
+        .chain([manifest_mtime])
+        .max()
+        .unwrap_or(0)
+}
+
+/// One listed file of the staged tree.
+struct TreeItem {
+    /// The path relative to the release directory.
+    relative: String,
+    /// The data entry, installed under the release directory.
+    entry: Entry,
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(Glob::new(pattern)?);
+    }
+    Ok(builder.build()?)
+}
+
+/// Lists the staged tree under the release directory, applying `[files]` include and
+/// exclude globs (an excluded directory is skipped whole).
+fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
+    let include = glob_set(&manifest.manifest.files.include)?;
+    let exclude = glob_set(&manifest.manifest.files.exclude)?;
+    let prefix = manifest.release_dir().trim_start_matches('/').to_string();
+    let mut items = Vec::new();
+    let mut walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(next) = walker.next() {
+        let found = next.with_context(|| format!("{}: cannot be listed", root.display()))?;
+        let Ok(relative) = found.path().strip_prefix(root) else {
+            continue;
+        };
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let relative_text = relative
+            .to_str()
+            .with_context(|| format!("{}: file names must be UTF-8", found.path().display()))?
+            .to_string();
+        if relative_text.contains('\n') || relative_text.contains('\\') {
+            bail!(
+                "{}: file names may not contain newlines or backslashes",
+                found.path().display()
+            );
+        }
+        let metadata = found
+            .path()
+            .symlink_metadata()
+            .with_context(|| format!("{}: cannot be read", found.path().display()))?;
+        let kind = metadata.file_type();
+        if exclude.is_match(relative) {
+            if kind.is_dir() {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
+        let content = if kind.is_dir() {
+            // Directories are kept when something inside them is; empty ones when included.
+            if !include.is_match(relative) && !include.is_match(relative.join("x")) {
+                continue;
+            }
+            Content::Directory
+        } else if !include.is_match(relative) {
+            continue;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(found.path())?;
+            Content::Symlink(target.into_os_string().into_encoded_bytes())
+        } else if kind.is_file() {
+            Content::File {
+                source: found.path().to_path_buf(),
+                size: metadata.len(),
+            }
+        } else {
+            bail!(
+                "{}: only regular files, directories and symbolic links can be packaged",
+                found.path().display()
+            );
+        };
+        items.push(TreeItem {
+            entry: Entry {
+                path: format!("{prefix}/{relative_text}"),
+                mode: metadata.permissions().mode() & 0o7777,
+                mtime: Some(metadata.mtime().max(0) as u64),
+                content,
+            },
+            relative: relative_text,
+        });
+    }
+    if !items
+        .iter()
+        .any(|item| !matches!(item.entry.content, Content::Directory))
+    {
+        bail!(
+            "{}: the staged tree {} holds no file after [files] include/exclude",
+            manifest.path.display(),
+            root.display()
+        );
+    }
+    Ok(items)
+}
+
+/// The hook, health check and service program must be in the tree (and executable).
+fn check_referenced_programs(manifest: &LoadedManifest, tree: &[TreeItem]) -> Result<()> {
+    let checks: [(&str, Option<&CommandLine>); 3] = [
+        ("[hooks] activate", manifest.activate_hook.as_ref()),
+        ("[service.health] command", manifest.health_command.as_ref()),
+        ("[service] command", manifest.service_command.as_ref()),
+    ];
+    for (key, command) in checks {
+        let Some(command) = command else { continue };
+        if command.program.starts_with('/') {
+            continue;
+        }
+        let found = tree.iter().find(|item| item.relative == command.program);
+        match found {
+            Some(item)
+                if item.entry.mode & 0o111 != 0
+                    || matches!(item.entry.content, Content::Symlink(_)) => {}
+            Some(_) => {
+                return Err(manifest
+                    .error(
+                        key,
+                        format!("{:?} is in the release but not executable", command.program),
+                    )
+                    .into())
+            }
+            None => {
+                return Err(manifest
+                    .error(
+                        key,
+                        format!("{:?} is not in the release directory", command.program),
+                    )
+                    .into())
+            }
+        }
+    }
+    Ok(())
+}
+
+fn changelog_date(epoch: u64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] +0000"
+    );
+    time.format(&format).unwrap_or_default()
+}
+
+fn changelog_year(epoch: u64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time.year().to_string()
+}
+
+/// `/usr/share/doc/<package>/copyright` and `changelog.Debian.gz`.
+fn documents(
+    manifest: &LoadedManifest,
+    package: &str,
+    epoch: u64,
+    compression_threads: u32,
+) -> Result<Vec<Entry>> {
+    let context = DocumentContext {
+        package: package.to_string(),
+        app: manifest.app().to_string(),
+        version: manifest.version.clone(),
+        debian_version: manifest.debian_version(),
+        distribution: "stable".to_string(),
+        maintainer: manifest.manifest.package.maintainer.clone(),
+        license: manifest.manifest.package.license.clone(),
+        homepage: manifest.manifest.package.homepage.clone(),
+        date: changelog_date(epoch),
+        year: changelog_year(epoch),
+    };
+    let changelog = scripts::render("changelog", &context)?;
+    let gzip = Settings {
+        compression: crate::cli::Compression::Gzip,
+        level: Some(9),
+        threads: compression_threads,
+    };
+    let compressed = compress::compress_bytes(changelog.as_bytes(), gzip)?;
+    Ok(vec![
+        Entry::bytes(
+            format!("usr/share/doc/{package}/copyright"),
+            0o644,
+            scripts::render("copyright", &context)?,
+        ),
+        Entry::bytes(
+            format!("usr/share/doc/{package}/changelog.Debian.gz"),
+            0o644,
+            compressed,
+        ),
+    ])
+}
+
+fn common_control(manifest: &LoadedManifest, package: &str, architecture: &str) -> Control {
+    let section = &manifest.manifest.package;
+    let mut control = Control::new();
+    control.set("Package", package);
+    // Every package of one build names the application as its source: the repository
+    // groups them by it, and lintian accepts the stage packages' shared documentation.
+    control.set("Source", manifest.app());
+    control.set("Version", manifest.debian_version());
+    control.set("Architecture", architecture);
+    control.set("Maintainer", section.maintainer.clone());
+    // Placed here so that the writer's value keeps Debian's field order.
+    control.set("Installed-Size", "0");
+    control
+}
+
+fn finish_control(
+    control: &mut Control,
+    manifest: &LoadedManifest,
+    synopsis: &str,
+    extended: &str,
+) {
+    let section = &manifest.manifest.package;
+    control.set("Section", section.section.clone());
+    control.set("Priority", section.priority.clone());
+    if let Some(homepage) = &section.homepage {
+        control.set("Homepage", homepage.clone());
+    }
+    control.set("Description", control::description(synopsis, extended));
+}
+
+fn payload_spec(
+    manifest: &LoadedManifest,
+    mut entries: Vec<Entry>,
+    architecture: &str,
+    depends: &str,
+    settings: Settings,
+    epoch: u64,
+) -> Result<PackageSpec> {
+    let package = manifest.payload_name();
+    entries.extend(documents(manifest, &package, epoch, settings.threads)?);
+    let overrides = OverridesContext {
+        package: package.clone(),
+        tags: PAYLOAD_OVERRIDES
+            .iter()
+            .filter(|tag| **tag != "initial-upload-closes-no-bugs" || manifest.revision == "1")
+            .map(|tag| tag.to_string())
+            .collect(),
+    };
+    entries.push(Entry::bytes(
+        format!("usr/share/lintian/overrides/{package}"),
+        0o644,
+        scripts::render("lintian-overrides", &overrides)?,
+    ));
+    let mut control = common_control(manifest, &package, architecture);
+    control.set("Depends", depends);
+    let (synopsis, extended) = split_description(&manifest.manifest.package.description);
+    let extended = format!(
+        "{extended}\n\nThis package holds release {} of {}, installed into {}. \
+         The stage packages ({}-<stage>) point a stage at it.",
+        manifest.version,
+        manifest.app(),
+        manifest.release_dir(),
+        manifest.app()
+    );
+    finish_control(&mut control, manifest, &synopsis, extended.trim_start());
+    let context = PayloadContext::new(manifest);
+    let mut scripts = vec![ControlMember {
+        name: "postrm".into(),
+        text: scripts::render("payload-postrm", &context)?,
+    }];
+    if manifest
+        .manifest
+        .service
+        .as_ref()
+        .is_some_and(|service| service.user.is_some())
+    {
+        scripts.push(ControlMember {
+            name: "postinst".into(),
+            text: scripts::render("payload-postinst", &context)?,
+        });
+    }
+    Ok(PackageSpec {
+        control,
+        entries,
+        scripts,
+        compression: settings,
+        mtime: epoch,
+    })
+}
+
+fn stage_spec(
+    manifest: &LoadedManifest,
+    stage: &str,
+    settings: Settings,
+    epoch: u64,
+) -> Result<PackageSpec> {
+    let context = StageContext::new(manifest, stage);
+    let package = context.package.clone();
+    // The documents are the payload's: the stage package depends on exactly that payload.
+    let mut entries = vec![Entry {
+        path: format!("usr/share/doc/{package}"),
+        mode: 0o777,
+        mtime: None,
+        content: Content::Symlink(manifest.payload_name().into_bytes()),
+    }];
+    let overrides = OverridesContext {
+        package: package.clone(),
+        tags: STAGE_OVERRIDES.iter().map(|tag| tag.to_string()).collect(),
+    };
+    entries.push(Entry::bytes(
+        format!("usr/share/lintian/overrides/{package}"),
+        0o644,
+        scripts::render("lintian-overrides", &overrides)?,
+    ));
+    entries.push(Entry::bytes(
+        format!("etc/apt/preferences.d/{package}"),
+        0o644,
+        scripts::render("pin", &context)?,
+    ));
+    if manifest.manifest.service.is_some() {
+        entries.push(Entry::bytes(
+            format!("lib/systemd/system/{package}.service"),
+            0o644,
+            scripts::render("unit", &context)?,
+        ));
+    }
+    for extra in &manifest.manifest.files.extra {
+        let source = manifest.resolve(&extra.source);
+        let bytes =
+            fs::read(&source).with_context(|| format!("{}: cannot be read", source.display()))?;
+        let mode = match &extra.mode {
+            Some(mode) => manifest::parse_mode(mode)
+                .map_err(|message| manifest.error("[[files.extra]] mode", message))?,
+            None => 0o644,
+        };
+        let dest = extra.dest.replace("{stage}", stage);
+        entries.push(Entry::bytes(
+            dest.trim_start_matches('/').to_string(),
+            mode,
+            bytes,
+        ));
+    }
+    let mut control = common_control(manifest, &package, "all");
+    // deb-systemd-helper and deb-systemd-invoke come from init-system-helpers, which is
+    // essential: no Depends on it.
+    control.set(
+        "Depends",
+        format!(
+            "{} (= {})",
+            manifest.payload_name(),
+            manifest.debian_version()
+        ),
+    );
+    let (synopsis, _) = split_description(&manifest.manifest.package.description);
+    let extended = format!(
+        "Installing this package points /opt/{app}/{stage} at release {version} of {app} ({payload}), \
+         after the release's activation hook has passed; the switch is atomic and journaled \
+         under /var/lib/{app}. Its apt pin makes the {stage} suite the source of truth for this host.",
+        app = manifest.app(),
+        version = manifest.version,
+        payload = manifest.payload_name(),
+    );
+    finish_control(
+        &mut control,
+        manifest,
+        &format!("{synopsis} ({stage} stage)"),
+        &extended,
+    );
+    let scripts = vec![
+        ControlMember {
+            name: "postinst".into(),
+            text: scripts::render("stage-postinst", &context)?,
+        },
+        ControlMember {
+            name: "prerm".into(),
+            text: scripts::render("stage-prerm", &context)?,
+        },
+        ControlMember {
+            name: "postrm".into(),
+            text: scripts::render("stage-postrm", &context)?,
+        },
+    ];
+    Ok(PackageSpec {
+        control,
+        entries,
+        scripts,
+        compression: settings,
+        mtime: epoch,
+    })
+}
+
+/// The synopsis (first line) and the extended description (the rest).
+fn split_description(description: &str) -> (String, String) {
+    let mut lines = description.lines();
+    let synopsis = lines.next().unwrap_or("").trim().to_string();
+    let extended = lines.collect::<Vec<_>>().join("\n");
+    (synopsis, extended.trim().to_string())
 }

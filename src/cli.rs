@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Build versioned Debian packages of an application and carry them through release stages.
 #[derive(Debug, Parser)]
-#[command(name = "debstage", version, about, propagate_version = true)]
+#[command(name = "debstage", version, about)]
 pub struct Cli {
     /// Print nothing but data and errors.
     #[arg(long, short, global = true)]
@@ -228,4 +228,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: unit must be s, m or h")),
     };
     Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            super::parse_duration("90").ok(),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            super::parse_duration("5m").ok(),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert!(super::parse_duration("5x").is_err());
+    }
 }

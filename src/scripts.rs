@@ -1,1 +1,258 @@
-//! Renders the maintainer scripts, units and pin files from `templates/`.
+//! Renders the maintainer scripts, the systemd unit, the apt pin file and the package
+//! documents from `templates/`, which are compiled into the binary.
+//!
+//! Each template gets a small typed context. Every value that reaches a shell script is
+//! checked when the manifest is loaded ([`crate::names`]) and single-quoted here as well.
+
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::manifest::{CommandLine, LoadedManifest};
+use crate::names::shell_quote;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "stage-postinst",
+        include_str!("../templates/stage-postinst.hbs"),
+    ),
+    ("stage-prerm", include_str!("../templates/stage-prerm.hbs")),
+    (
+        "stage-postrm",
+        include_str!("../templates/stage-postrm.hbs"),
+    ),
+    (
+        "payload-postinst",
+        include_str!("../templates/payload-postinst.hbs"),
+    ),
+    (
+        "payload-postrm",
+        include_str!("../templates/payload-postrm.hbs"),
+    ),
+    ("unit", include_str!("../templates/unit.service.hbs")),
+    ("pin", include_str!("../templates/pin.hbs")),
+    ("copyright", include_str!("../templates/copyright.hbs")),
+    ("changelog", include_str!("../templates/changelog.hbs")),
+    (
+        "lintian-overrides",
+        include_str!("../templates/lintian-overrides.hbs"),
+    ),
+];
+
+fn registry() -> &'static Handlebars<'static> {
+    static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut registry = Handlebars::new();
+        // Scripts are not HTML, and a missing value must be an error, never an empty string.
+        registry.register_escape_fn(handlebars::no_escape);
+        registry.set_strict_mode(true);
+        for (name, text) in TEMPLATES {
+            if let Err(error) = registry.register_template_string(name, *text) {
+                // The templates are compiled in; a broken one is caught by the unit tests.
+                panic!("template {name} does not parse: {error}");
+            }
+        }
+        registry
+    })
+}
+
+/// Renders one template with a context.
+pub fn render(template: &str, context: &impl Serialize) -> Result<String> {
+    registry()
+        .render(template, context)
+        .with_context(|| format!("rendering template {template}"))
+}
+
+/// Quotes each word of a command line for sh.
+fn quote_command(command: &CommandLine) -> String {
+    std::iter::once(&command.program)
+        .chain(&command.arguments)
+        .map(|word| shell_quote(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the stage package's scripts and unit need to know.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageContext {
+    /// The stage package (`shop-production`).
+    pub package: String,
+    /// The payload package it depends on (`shop-1.4.2`).
+    pub payload: String,
+    /// The application.
+    pub app: String,
+    /// The stage.
+    pub stage: String,
+    /// The upstream version (the release directory's name).
+    pub version: String,
+    /// `/opt/<app>/<stage>`.
+    pub link: String,
+    /// The unit's Description.
+    pub description: String,
+    /// The service user, if any.
+    pub user: Option<String>,
+    /// The unit's ExecStart line.
+    pub exec_start: String,
+    /// The activation hook, quoted for sh, relative to the release directory ("" if none).
+    pub hook: String,
+    /// The health check, quoted for sh ("" if none).
+    pub health: String,
+    /// Seconds the health check may take.
+    pub health_timeout: u32,
+    q_app: String,
+    q_stage: String,
+    q_version: String,
+    q_base_dir: String,
+    q_state_dir: String,
+    q_unit: String,
+}
+
+impl StageContext {
+    /// The context for one stage of a manifest.
+    pub fn new(manifest: &LoadedManifest, stage: &str) -> Self {
+        let app = manifest.app().to_string();
+        let base_dir = format!("/opt/{app}");
+        let link = format!("{base_dir}/{stage}");
+        let service = manifest.manifest.service.as_ref();
+        let unit = service
+            .map(|_| format!("{app}-{stage}.service"))
+            .unwrap_or_default();
+        let exec_start = manifest
+            .service_command
+            .as_ref()
+            .map(|command| {
+                let program = if command.program.starts_with('/') {
+                    command.program.clone()
+                } else {
+                    format!("{link}/{}", command.program)
+                };
+                std::iter::once(program)
+                    .chain(command.arguments.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let synopsis = manifest
+            .manifest
+            .package
+            .description
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim();
+        StageContext {
+            package: format!("{app}-{stage}"),
+            payload: manifest.payload_name(),
+            stage: stage.to_string(),
+            version: manifest.version.clone(),
+            description: format!("{} ({stage})", synopsis.replace('%', "%%")),
+            user: service.and_then(|service| service.user.clone()),
+            exec_start,
+            hook: manifest
+                .activate_hook
+                .as_ref()
+                .map(quote_command)
+                .unwrap_or_default(),
+            health: manifest
+                .health_command
+                .as_ref()
+                .map(quote_command)
+                .unwrap_or_default(),
+            health_timeout: service
+                .and_then(|service| service.health.as_ref())
+                .map_or(30, |health| health.timeout),
+            q_app: shell_quote(&app),
+            q_stage: shell_quote(stage),
+            q_version: shell_quote(&manifest.version),
+            q_base_dir: shell_quote(&base_dir),
+            q_state_dir: shell_quote(&format!("/var/lib/{app}")),
+            q_unit: shell_quote(&unit),
+            link,
+            app,
+        }
+    }
+}
+
+/// What the payload's scripts need to know.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayloadContext {
+    /// The payload package.
+    pub package: String,
+    q_release_dir: String,
+    q_base_dir: String,
+    q_user: String,
+}
+
+impl PayloadContext {
+    /// The context for a manifest's payload.
+    pub fn new(manifest: &LoadedManifest) -> Self {
+        let user = manifest
+            .manifest
+            .service
+            .as_ref()
+            .and_then(|service| service.user.clone());
+        PayloadContext {
+            package: manifest.payload_name(),
+            q_release_dir: shell_quote(&manifest.release_dir()),
+            q_base_dir: shell_quote(&format!("/opt/{}", manifest.app())),
+            q_user: shell_quote(user.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// What the copyright and changelog files say.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentContext {
+    /// The package the documents belong to.
+    pub package: String,
+    /// The application.
+    pub app: String,
+    /// The upstream version.
+    pub version: String,
+    /// The package version.
+    pub debian_version: String,
+    /// The changelog's distribution field.
+    pub distribution: String,
+    /// The Maintainer field.
+    pub maintainer: String,
+    /// The license.
+    pub license: String,
+    /// The home page, if any.
+    pub homepage: Option<String>,
+    /// The changelog date (RFC 2822).
+    pub date: String,
+    /// The copyright year.
+    pub year: String,
+}
+
+/// The lintian overrides file of a package.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverridesContext {
+    /// The package.
+    pub package: String,
+    /// Tags raised by design.
+    pub tags: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        assert_eq!(registry().get_templates().len(), TEMPLATES.len());
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error() {
+        assert!(render("pin", &serde_json::json!({ "package": "x" })).is_err());
+        let text = render(
+            "pin",
+            &serde_json::json!({ "package": "shop-production", "stage": "production" }),
+        )
+        .expect("renders");
+        assert!(text.contains("Pin: release n=production\nPin-Priority: 1001\n"));
+    }
+}

@@ -70,8 +70,7 @@ pub fn description(synopsis: &str, extended: &str) -> String {
         if line.trim().is_empty() {
             value.push_str(" .");
         } else {
-            value.push(' ');
-            value.push_str(line);
+            value.push_str(&wrap(line, 79));
         }
     }
     // A trailing " ." carries no text and lintian flags it.
@@ -79,6 +78,29 @@ pub fn description(synopsis: &str, extended: &str) -> String {
         value.truncate(value.len() - 3);
     }
     value
+}
+
+/// One extended-description line, wrapped at word boundaries into lines of at most
+/// `width` characters, each starting with a space (lines that keep their own leading
+/// spaces are verbatim text and are left as they are).
+fn wrap(line: &str, width: usize) -> String {
+    if line.starts_with(' ') || line.len() < width {
+        return format!(" {line}");
+    }
+    let mut out = String::new();
+    let mut current = String::new();
+    for word in line.split_whitespace() {
+        if !current.is_empty() && current.len() + 1 + word.len() >= width {
+            out.push_str(&format!(" {current}\n"));
+            current.clear();
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    out.push_str(&format!(" {current}"));
+    out
 }
 
 /// Checks one relationship entry of a Depends-like field: alternatives separated by `|`,

@@ -49,6 +49,8 @@ pub struct Entry {
     pub path: String,
     /// Permission bits.
     pub mode: u32,
+    /// The modification time on disk; clamped to the package's mtime, which it takes when unset.
+    pub mtime: Option<u64>,
     /// What it holds.
     pub content: Content,
 }
@@ -59,6 +61,7 @@ impl Entry {
         Entry {
             path: path.into(),
             mode,
+            mtime: None,
             content: Content::Bytes(bytes.into()),
         }
     }
@@ -84,7 +87,7 @@ pub struct PackageSpec {
     pub scripts: Vec<ControlMember>,
     /// Compressor settings of both members.
     pub compression: Settings,
-    /// The mtime of every entry and header (SOURCE_DATE_EPOCH, or a fixed time).
+    /// The mtime of the headers and the latest mtime of any entry (SOURCE_DATE_EPOCH).
     pub mtime: u64,
 }
 
@@ -159,6 +162,10 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
     hashing.flush()?;
     let (size, sha256) = (hashing.size, hex::encode(hashing.hasher.finalize_reset()));
     drop(hashing);
+    let mut permissions = output.as_file().metadata()?.permissions();
+    // Temporary files are private (0600); a package is for everyone to read.
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+    output.as_file().set_permissions(permissions)?;
     // Readers see the package only when it is complete.
     output
         .persist(&target)
@@ -181,7 +188,8 @@ struct DataSummary {
     installed_kib: u64,
 }
 
-/// Sorts the entries by path and adds every missing parent directory (mode 0755).
+/// Sorts the entries by path (symbolic links last) and adds every missing parent
+/// directory (mode 0755).
 fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
     let mut directories: BTreeSet<String> = BTreeSet::new();
     let present: BTreeSet<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
@@ -198,9 +206,17 @@ fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
     all.extend(directories.into_iter().map(|path| Entry {
         path,
         mode: 0o755,
+        mtime: None,
         content: Content::Directory,
     }));
-    all.sort_by(|left, right| left.path.cmp(&right.path));
+    // Symbolic links go last, as dpkg-deb writes them: a link unpacked before the entries
+    // beneath its name could redirect them.
+    all.sort_by(|left, right| {
+        let is_link = |entry: &Entry| matches!(entry.content, Content::Symlink(_));
+        is_link(left)
+            .cmp(&is_link(right))
+            .then_with(|| left.path.cmp(&right.path))
+    });
     all.dedup_by(|right, left| left.path == right.path);
     all
 }
@@ -216,6 +232,11 @@ fn write_data(entries: &[Entry], file: &mut File, spec: &PackageSpec) -> Result<
     };
     for entry in entries {
         let mode = entry.mode & 0o7777;
+        tar.set_mtime(
+            entry
+                .mtime
+                .map_or(spec.mtime, |mtime| mtime.min(spec.mtime)),
+        );
         match &entry.content {
             Content::Directory => {
                 tar.directory(&format!("./{}/", entry.path), mode)?;

@@ -25,6 +25,11 @@ impl<W: Write> TarWriter<W> {
         TarWriter { builder, mtime }
     }
 
+    /// Sets the mtime of the entries appended from now on.
+    pub fn set_mtime(&mut self, mtime: u64) {
+        self.mtime = mtime;
+    }
+
     /// Appends a directory; `path` is `./` or `./a/b/`.
     pub fn directory(&mut self, path: &str, mode: u32) -> io::Result<()> {
         let mut header = self.header(EntryType::Directory, mode, 0);

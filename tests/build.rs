@@ -1,0 +1,511 @@
+//! `debstage build` on real inputs, checked with dpkg-deb, lintian, sh and shellcheck.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn deb_field(deb: &Path, field: &str) -> String {
+    let output = run_ok(Command::new("dpkg-deb").arg("--field").arg(deb).arg(field));
+    stdout(&output).trim().to_string()
+}
+
+fn contents(deb: &Path) -> Vec<String> {
+    let output = run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb));
+    stdout(&output)
+        .lines()
+        .map(|line| {
+            // mode owner size date time path [-> target]
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            format!("{} {} {}", parts[0], parts[1], parts[5..].join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn builds_payload_and_stage_packages_that_dpkg_reads() {
+    let (temp, app) = example("hello");
+    let out = temp.path().join("out");
+    let manifest = build(&app.join("debstage.toml"), &out, &[]);
+    assert_eq!(
+        files_in(&out),
+        [
+            "hello-1.0_1.0-1_all.deb",
+            "hello-production_1.0-1_all.deb",
+            "hello-staging_1.0-1_all.deb",
+            "hello-test_1.0-1_all.deb",
+            "hello_1.0-1.build.json"
+        ]
+    );
+    // The build manifest names every package with its real size and hash.
+    let packages = manifest["packages"].as_array().expect("packages");
+    assert_eq!(packages.len(), 4);
+    for package in packages {
+        let file = out.join(package["file"].as_str().expect("file"));
+        assert_eq!(
+            package["sha256"].as_str(),
+            Some(sha256_file(&file).as_str()),
+            "{}",
+            file.display()
+        );
+        assert_eq!(
+            package["size"].as_u64(),
+            Some(fs::metadata(&file).expect("stat").len())
+        );
+        assert_eq!(
+            deb_field(&file, "Package"),
+            package["package"].as_str().expect("package")
+        );
+    }
+
+    let payload = out.join("hello-1.0_1.0-1_all.deb");
+    assert_eq!(deb_field(&payload, "Version"), "1.0-1");
+    assert_eq!(deb_field(&payload, "Source"), "hello");
+    let listing = contents(&payload);
+    assert_eq!(listing[0], "drwxr-xr-x root/root ./");
+    assert!(
+        listing.contains(&"-rwxr-xr-x root/root ./opt/hello/1.0/bin/hello".to_string()),
+        "{listing:#?}"
+    );
+    assert!(
+        listing.contains(&"-rw-r--r-- root/root ./opt/hello/1.0/etc/production.env".to_string())
+    );
+    assert!(listing.contains(&"drwxr-xr-x root/root ./opt/hello/1.0/hooks/".to_string()));
+    // No stage link is ever shipped: the maintainer scripts make it.
+    assert!(!listing
+        .iter()
+        .any(|line| line.contains("/opt/hello/production")));
+
+    let stage = out.join("hello-production_1.0-1_all.deb");
+    assert_eq!(deb_field(&stage, "Depends"), "hello-1.0 (= 1.0-1)");
+    assert_eq!(deb_field(&stage, "Architecture"), "all");
+    let listing = contents(&stage);
+    assert!(listing
+        .contains(&"-rw-r--r-- root/root ./etc/apt/preferences.d/hello-production".to_string()));
+    assert!(listing.contains(
+        &"-rw-r--r-- root/root ./lib/systemd/system/hello-production.service".to_string()
+    ));
+
+    // dpkg-deb -x and -e unpack everything; the control member has what dpkg needs.
+    let unpacked = temp.path().join("x");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&stage)
+            .arg(&unpacked),
+    );
+    let pin =
+        fs::read_to_string(unpacked.join("etc/apt/preferences.d/hello-production")).expect("pin");
+    assert!(
+        pin.contains("Package: hello-production\nPin: release n=production\nPin-Priority: 1001\n"),
+        "{pin}"
+    );
+    let unit = fs::read_to_string(unpacked.join("lib/systemd/system/hello-production.service"))
+        .expect("unit");
+    assert!(
+        unit.contains("ExecStart=/opt/hello/production/bin/hello --greeting Hello\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("EnvironmentFile=-/etc/hello/production.env\n"));
+    let control = temp.path().join("control");
+    run_ok(Command::new("dpkg-deb").arg("-e").arg(&stage).arg(&control));
+    assert_eq!(
+        fs::read_to_string(control.join("conffiles")).expect("conffiles"),
+        "/etc/apt/preferences.d/hello-production\n"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let mode = fs::metadata(control.join(script))
+            .expect("script")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{script}");
+    }
+    // md5sums lists every regular file with its real digest.
+    let md5sums = fs::read_to_string(control.join("md5sums")).expect("md5sums");
+    run_ok(
+        Command::new("md5sum")
+            .arg("--check")
+            .arg("--quiet")
+            .arg(control.join("md5sums"))
+            .current_dir(&unpacked),
+    );
+    assert!(md5sums.contains("  etc/apt/preferences.d/hello-production\n"));
+}
+
+#[test]
+fn lintian_reports_nothing_beyond_the_shipped_overrides() {
+    let (temp, app) = example("hello");
+    let out = temp.path().join("out");
+    build(&app.join("debstage.toml"), &out, &[]);
+    let debs: Vec<_> = files_in(&out)
+        .into_iter()
+        .filter(|name| name.ends_with(".deb"))
+        .map(|name| out.join(name))
+        .collect();
+    let output = Command::new("lintian")
+        .args(["--no-cfg", "--fail-on", "none", "-L", ">=warning"])
+        .args(&debs)
+        .output()
+        .expect("lintian runs (make deps installs it)");
+    let text = stdout(&output);
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
+        .collect();
+    assert!(problems.is_empty(), "lintian:\n{text}\n{}", stderr(&output));
+    // And the overrides are really used (lintian raises those tags without them).
+    let output = Command::new("lintian")
+        .args(["--no-cfg", "--fail-on", "none", "--show-overrides"])
+        .arg(&debs[0])
+        .output()
+        .expect("lintian");
+    assert!(
+        stdout(&output).contains("O: hello-1.0: dir-or-file-in-opt"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn maintainer_scripts_pass_sh_n_and_shellcheck() {
+    let (temp, app) = example("hello");
+    let out = temp.path().join("out");
+    build(&app.join("debstage.toml"), &out, &[]);
+    let mut scripts = Vec::new();
+    for name in files_in(&out)
+        .into_iter()
+        .filter(|name| name.ends_with(".deb"))
+    {
+        let control = temp.path().join(format!("control-{name}"));
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("-e")
+                .arg(out.join(&name))
+                .arg(&control),
+        );
+        for script in ["preinst", "postinst", "prerm", "postrm"] {
+            if control.join(script).exists() {
+                scripts.push(control.join(script));
+            }
+        }
+    }
+    assert!(
+        scripts.len() >= 10,
+        "payload postrm + 3 scripts per stage: {scripts:?}"
+    );
+    for script in &scripts {
+        run_ok(Command::new("sh").arg("-n").arg(script));
+        assert!(fs::read_to_string(script)
+            .expect("script")
+            .starts_with("#!/bin/sh\n"));
+    }
+    run_ok(
+        Command::new("shellcheck")
+            .args(["--shell=sh", "--severity=style"])
+            .args(&scripts),
+    );
+}
+
+#[test]
+fn same_input_and_source_date_epoch_give_identical_bytes() {
+    let (temp, app) = example("hello");
+    let first = temp.path().join("first");
+    let second = temp.path().join("second");
+    build(&app.join("debstage.toml"), &first, &[]);
+    // Touching the inputs after SOURCE_DATE_EPOCH changes nothing: mtimes are clamped.
+    run_ok(Command::new("touch").arg(app.join("app/bin/hello")));
+    build(&app.join("debstage.toml"), &second, &[]);
+    for name in files_in(&first) {
+        assert_eq!(
+            fs::read(first.join(&name)).expect("first"),
+            fs::read(second.join(&name)).expect("second"),
+            "{name} differs"
+        );
+    }
+    // Without SOURCE_DATE_EPOCH the newest input sets the time: still reproducible.
+    let third = temp.path().join("third");
+    let fourth = temp.path().join("fourth");
+    for out in [&third, &fourth] {
+        run_ok(
+            debstage()
+                .arg("--quiet")
+                .arg("build")
+                .arg("--manifest")
+                .arg(app.join("debstage.toml"))
+                .arg("--out")
+                .arg(out)
+                .env_remove("SOURCE_DATE_EPOCH"),
+        );
+    }
+    for name in files_in(&third) {
+        assert_eq!(
+            fs::read(third.join(&name)).expect("third"),
+            fs::read(fourth.join(&name)).expect("fourth"),
+            "{name} differs"
+        );
+    }
+}
+
+/// A tree with what real applications hold: long paths, symlinks (relative, absolute,
+/// long targets), executables, an empty directory, files to exclude.
+fn awkward_tree(root: &Path) {
+    let deep = root.join("lib/".to_string() + &"a-rather-long-directory-name/".repeat(5));
+    fs::create_dir_all(&deep).expect("deep");
+    fs::write(deep.join("file-with-a-long-name.txt"), "deep\n").expect("write");
+    fs::create_dir_all(root.join("bin")).expect("bin");
+    fs::write(root.join("bin/tool"), "#!/bin/sh\necho tool\n").expect("write");
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    symlink("tool", root.join("bin/tool-alias")).expect("symlink");
+    symlink("/usr/share/zoneinfo/UTC", root.join("bin/zone")).expect("symlink");
+    let long_target = format!(
+        "../lib/{}file-with-a-long-name.txt",
+        "a-rather-long-directory-name/".repeat(5)
+    );
+    symlink(&long_target, root.join("bin/deep-link")).expect("symlink");
+    fs::create_dir_all(root.join("var/empty")).expect("empty");
+    fs::write(root.join("notes.swp"), "excluded").expect("write");
+    fs::create_dir_all(root.join(".git")).expect("git");
+    fs::write(root.join(".git/HEAD"), "excluded").expect("write");
+}
+
+fn manifest_for(directory: &Path, extra: &str) -> std::path::PathBuf {
+    let manifest = directory.join("debstage.toml");
+    let text = format!(
+        r#"[package]
+name = "tree"
+version = "2.0~rc1"
+maintainer = "Tester <tester@example.com>"
+description = "A tree with awkward entries"
+
+[environment]
+kind = "dir"
+source = "tree"
+
+[files]
+exclude = ["*.swp", ".git"]
+{extra}"#
+    );
+    fs::write(&manifest, text).expect("manifest");
+    manifest
+}
+
+#[test]
+fn trees_keep_modes_symlinks_and_long_paths_like_dpkg_deb() {
+    let temp = tempfile::tempdir().expect("temp");
+    awkward_tree(&temp.path().join("tree"));
+    let manifest = manifest_for(temp.path(), "");
+    for compress in ["xz", "gzip", "zstd"] {
+        let out = temp.path().join(format!("out-{compress}"));
+        build(&manifest, &out, &["--compress", compress, "--level", "3"]);
+        // The version's '~' cannot be in a package name: it is written as '-'.
+        let payload = out.join("tree-2.0-rc1_2.0~rc1-1_all.deb");
+        assert!(payload.exists(), "{:?}", files_in(&out));
+        let members = run_ok(Command::new("ar").arg("t").arg(&payload));
+        let extension = match compress {
+            "gzip" => "gz",
+            "zstd" => "zst",
+            other => other,
+        };
+        assert_eq!(
+            stdout(&members),
+            format!("debian-binary\ncontrol.tar.{extension}\ndata.tar.{extension}\n")
+        );
+        let listing = contents(&payload);
+        assert!(
+            listing.contains(
+                &"lrwxrwxrwx root/root ./opt/tree/2.0~rc1/bin/tool-alias -> tool".to_string()
+            ),
+            "{listing:#?}"
+        );
+        assert!(listing.contains(
+            &"lrwxrwxrwx root/root ./opt/tree/2.0~rc1/bin/zone -> /usr/share/zoneinfo/UTC"
+                .to_string()
+        ));
+        assert!(listing
+            .iter()
+            .any(|line| line.ends_with("file-with-a-long-name.txt") && line.len() > 150));
+        assert!(listing
+            .iter()
+            .any(|line| line.contains("bin/deep-link -> ../lib/a-rather-long")));
+        assert!(listing.contains(&"drwxr-xr-x root/root ./opt/tree/2.0~rc1/var/empty/".to_string()));
+        assert!(
+            !listing
+                .iter()
+                .any(|line| line.contains(".swp") || line.contains(".git")),
+            "{listing:#?}"
+        );
+        let unpacked = temp.path().join(format!("x-{compress}"));
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&payload)
+                .arg(&unpacked),
+        );
+        let deep_link = unpacked.join("opt/tree/2.0~rc1/bin/deep-link");
+        assert_eq!(fs::read_to_string(deep_link).expect("follows"), "deep\n");
+    }
+
+    // The same tree packed by dpkg-deb lists the same entries with the same modes.
+    let root = temp.path().join("reference");
+    fs::create_dir_all(root.join("opt/tree")).expect("dirs");
+    copy_tree(&temp.path().join("tree"), &root.join("opt/tree/2.0~rc1"));
+    fs::remove_file(root.join("opt/tree/2.0~rc1/notes.swp")).expect("rm");
+    fs::remove_dir_all(root.join("opt/tree/2.0~rc1/.git")).expect("rm");
+    fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
+    fs::write(root.join("DEBIAN/control"), "Package: tree-2.0-rc1\nVersion: 2.0~rc1-1\nArchitecture: all\nMaintainer: Tester <tester@example.com>\nDescription: reference\n").expect("control");
+    let reference = temp.path().join("reference.deb");
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "-b"])
+            .arg(&root)
+            .arg(&reference),
+    );
+    let ours: Vec<String> = contents(&temp.path().join("out-xz/tree-2.0-rc1_2.0~rc1-1_all.deb"))
+        .into_iter()
+        .filter(|line| line.contains("./opt/") || line.ends_with(" ./"))
+        .collect();
+    assert_eq!(ours, contents(&reference));
+}
+
+#[test]
+fn version_and_revision_can_be_overridden() {
+    let (temp, app) = example("hello");
+    let out = temp.path().join("out");
+    build(
+        &app.join("debstage.toml"),
+        &out,
+        &["--version", "1.1", "--revision", "3"],
+    );
+    assert!(
+        out.join("hello-1.1_1.1-3_all.deb").exists(),
+        "{:?}",
+        files_in(&out)
+    );
+    assert!(out.join("hello-production_1.1-3_all.deb").exists());
+    assert_eq!(
+        deb_field(&out.join("hello-test_1.1-3_all.deb"), "Depends"),
+        "hello-1.1 (= 1.1-3)"
+    );
+}
+
+/// Each bad manifest gets one clear error naming the file and the key, and writes nothing.
+#[test]
+fn bad_manifests_get_clear_errors_and_write_nothing() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "name = \"hello\"",
+            "name = \"Shop_App\"",
+            &["[package] name", "Shop_App", "[a-z0-9][a-z0-9+.-]+"],
+        ),
+        (
+            "maintainer = \"Release Engineering <release@example.com>\"\n",
+            "",
+            &["missing field `maintainer`"],
+        ),
+        (
+            "revision = \"1\"",
+            "revision = \"1\"\ncolour = \"blue\"",
+            &["unknown field `colour`", "line"],
+        ),
+        (
+            "activate = \"hooks/activate\"",
+            "activate = \"hooks/activate; rm -rf /\"",
+            &["[hooks] activate", "may contain only"],
+        ),
+        (
+            "command = \"bin/hello --greeting Hello\"",
+            "command = \"bin/hello --greeting $(id)\"",
+            &["[service] command", "'$'"],
+        ),
+        (
+            "source = \"app\"",
+            "source = \"missing\"",
+            &["[environment] source", "missing: no such directory"],
+        ),
+        (
+            "version = \"1.0\"",
+            "version = \"1.0-beta\"",
+            &["[package] version", "revision"],
+        ),
+        (
+            "version = \"1.0\"",
+            "version = \"1.0B\"",
+            &["[package] version", "lowercase"],
+        ),
+        (
+            "names = [\"test\", \"staging\", \"production\"]",
+            "names = [\"test\", \"Prod\"]",
+            &["[stages] names", "\"Prod\""],
+        ),
+        (
+            "activate = \"hooks/activate\"",
+            "activate = \"hooks/missing\"",
+            &["[hooks] activate", "not in the release directory"],
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let (temp, app) = example("hello");
+        let manifest = app.join("debstage.toml");
+        let text = fs::read_to_string(&manifest).expect("manifest");
+        assert!(text.contains(from), "{from}");
+        fs::write(&manifest, text.replacen(from, to, 1)).expect("write");
+        let out = temp.path().join("out");
+        let output = run_fail(
+            debstage()
+                .arg("build")
+                .arg("--manifest")
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let message = stderr(&output);
+        assert!(
+            message.contains(&manifest.display().to_string()),
+            "names the file: {message}"
+        );
+        for part in *expected {
+            assert!(
+                message.contains(part),
+                "{to:?}: expected {part:?} in: {message}"
+            );
+        }
+        assert_eq!(
+            message
+                .lines()
+                .filter(|line| line.starts_with("error:"))
+                .count(),
+            1,
+            "{message}"
+        );
+        assert!(!out.exists(), "{to:?}: --out was created");
+        let leftovers: Vec<String> = files_in(temp.path())
+            .into_iter()
+            .filter(|name| name.starts_with(".debstage"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+#[test]
+fn init_writes_a_manifest_that_builds() {
+    let temp = tempfile::tempdir().expect("temp");
+    let app = temp.path().join("billing");
+    fs::create_dir_all(&app).expect("mkdir");
+    fs::write(app.join("README"), "billing\n").expect("write");
+    run_ok(debstage().arg("init").arg(&app));
+    assert!(fs::read_to_string(app.join("debstage.toml"))
+        .expect("manifest")
+        .contains("name = \"billing\""));
+    let output = run_fail(debstage().arg("init").arg(&app));
+    assert!(stderr(&output).contains("already exists"));
+    let out = temp.path().join("out");
+    build(&app.join("debstage.toml"), &out, &[]);
+    assert!(
+        out.join("billing-0.1.0_0.1.0-1_all.deb").exists(),
+        "{:?}",
+        files_in(&out)
+    );
+}

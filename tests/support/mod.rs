@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests: the binary, temporary copies of examples,
+//! and running real Debian tools.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The debstage binary under test.
+pub fn debstage() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_debstage"))
+}
+
+/// The repository root.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a command and returns its output, failing the test with both streams if it failed.
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs a command expected to fail and returns its output.
+pub fn run_fail(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    assert!(
+        !output.status.success(),
+        "{command:?} succeeded but should have failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Copies a directory tree (keeping modes and symlinks) with `cp -a`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+/// A fresh copy of `examples/<name>` in a temporary directory.
+pub fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let target = temp.path().join(name);
+    copy_tree(&project_root().join("examples").join(name), &target);
+    (temp, target)
+}
+
+/// Builds a manifest into `out` with extra arguments; returns the build manifest JSON.
+pub fn build(manifest: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let output = run_ok(
+        debstage()
+            .args(["--format", "json", "build", "--manifest"])
+            .arg(manifest)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON")
+}
+
+/// The files of a directory, sorted.
+pub fn files_in(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// SHA256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    hex::encode(sha2::Sha256::digest(bytes))
+}
