@@ -6,6 +6,7 @@ machine without any PyPI package.
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -88,6 +89,7 @@ class Measure:
     def __init__(self, name):
         self.name = name
         self.times = []
+        self.cpu_times = []
         self.error = None
 
     @property
@@ -97,12 +99,38 @@ class Measure:
             return None
         return statistics.median(self.times)
 
+    @property
+    def cpu_median(self):
+        """The median CPU time (user + system of the command and its children)."""
+        if self.error is not None or not self.cpu_times:
+            return None
+        return statistics.median(self.cpu_times)
+
     def describe(self):
-        """`1.234 s (1.2-1.3, 3 runs)` or the error."""
+        """`1.23 s (min 1.20 s, max 1.30 s, 3 runs; CPU 2.1 s)` or the error."""
         if self.error is not None:
             return f"not available ({self.error})"
         low, high = min(self.times), max(self.times)
-        return f"{seconds(self.median)} (min {seconds(low)}, max {seconds(high)}, {len(self.times)} runs)"
+        return (f"{seconds(self.median)} (min {seconds(low)}, max {seconds(high)},"
+                f" {len(self.times)} runs; CPU user+sys {seconds(self.cpu_median)})")
+
+
+def paired_ratio(ours, reference):
+    """The median of run-by-run ratios ours/reference.
+
+    Runs alternate, so each pair ran under about the same load: on a shared machine this
+    is steadier than the ratio of the medians.
+    """
+    if ours.error is not None or reference.error is not None:
+        return None
+    pairs = [mine / theirs for mine, theirs in zip(ours.times, reference.times) if theirs > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+def children_cpu():
+    """User + system seconds of every waited-for child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure_interleaved(commands, runs=None):
@@ -123,9 +151,11 @@ def measure_interleaved(commands, runs=None):
             try:
                 if prepare is not None:
                     prepare(index)
+                cpu_start = children_cpu()
                 start = time.perf_counter()
                 action(index)
                 result.times.append(time.perf_counter() - start)
+                result.cpu_times.append(children_cpu() - cpu_start)
                 log(f"  {name}: run {index + 1}/{runs}: {seconds(result.times[-1])}")
             except CommandFailed as error:
                 result.error = str(error)

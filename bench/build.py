@@ -154,6 +154,10 @@ def main():
         size_met = None if size_ratio is None else size_ratio <= SIZE_TARGET
         print(f"    wall time debstage/dpkg-deb: {time_text} (target <= {TIME_TARGET}) "
               f"{benchlib.status(time_met)}")
+        paired = benchlib.paired_ratio(ours, reference)
+        cpu_ratio = benchlib.ratio(ours.cpu_median, reference.cpu_median)
+        if paired is not None and cpu_ratio is not None:
+            print(f"    (median of run-by-run ratios: {paired:.2f}x; CPU time ratio: {cpu_ratio:.2f}x)")
         print(f"    size payload/dpkg-deb: {size_text} (target <= {SIZE_TARGET}) {benchlib.status(size_met)}")
         benchlib.record(f"build {compressor} -z{level}", "wall time", "dpkg-deb", reference.median,
                         ours.median, time_ratio, f"<= {TIME_TARGET}", time_met)
