@@ -38,9 +38,10 @@ OPERATIONS = ["add all", "promote", "add one", "publish"]
 
 
 def promoted_package(run_index):
-    """The package promoted in run `run_index`: (app, upstream version, package name)."""
-    app = f"app{100 + run_index:03d}"
-    return app, "1.1", f"{app}-1.1"
+    """The package promoted in run `run_index`: (debstage's app, upstream version,
+    package name). The packages are plain (gen_debs.py): debstage's app is the package."""
+    package = f"app{100 + run_index:03d}-1.1"
+    return package, "1.1", package
 
 
 class Tool:
