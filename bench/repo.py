@@ -117,7 +117,9 @@ class Reprepro(Tool):
         self.public_keyring = keyring
 
     def prepare_add_all(self, _run):
-        benchlib.reset_dir(os.path.join(self.root, "conf"))
+        # A new repository each run: no db, pool or dists left from the run before.
+        benchlib.reset_dir(self.root)
+        os.makedirs(os.path.join(self.root, "conf"))
         with open(os.path.join(self.root, "conf", "distributions"), "w", encoding="utf-8") as conf:
             for stage in STAGES:
                 conf.write(
