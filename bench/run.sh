@@ -38,7 +38,9 @@ BENCH_DIR=${BENCH_DIR:-$(pwd)/target/bench}
 mkdir -p "$BENCH_DIR"
 BENCH_SUMMARY="$BENCH_DIR/summary.jsonl"
 : > "$BENCH_SUMMARY"
-export BENCH_DIR BENCH_SUMMARY
+# No __pycache__ in the source tree from importing benchlib.
+PYTHONDONTWRITEBYTECODE=1
+export BENCH_DIR BENCH_SUMMARY PYTHONDONTWRITEBYTECODE
 
 echo "debstage benchmarks: $("$binary" --version 2>/dev/null || echo "$binary"), $(nproc) CPUs,"\
     "load $(cut -d' ' -f1-3 /proc/loadavg), runs per figure: ${BENCH_RUNS:-3}"
