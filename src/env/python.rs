@@ -97,7 +97,7 @@ pub fn stage(
     check_no_build_path(&manifest.path, &release, &root)?;
     Ok(StagedTree {
         root,
-        depends: vec![format!("python{}", interpreter.version)],
+        depends: interpreter_depends(&interpreter.version),
         keep_alive: None,
     })
 }
@@ -763,6 +763,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         && haystack
             .windows(needle.len())
             .any(|window| window == needle)
+}
+
+/// The packages the environment's interpreter comes from: `python3.X` for the exact
+/// minor version, and `python3` within that minor version, because the venv's
+/// `bin/python3` links to `/usr/bin/python3`, which only the `python3` package ships.
+fn interpreter_depends(version: &str) -> Vec<String> {
+    let mut depends = vec![format!("python{version}")];
+    if let Some((major, minor)) = version.split_once('.') {
+        if let Ok(minor) = minor.parse::<u32>() {
+            depends.push(format!("python3 (>= {version}~)"));
+            depends.push(format!("python3 (<< {major}.{}~)", minor + 1));
+        }
+    }
+    depends
 }
 
 #[cfg(test)]

@@ -102,8 +102,6 @@ fn cached_debs(server: &Server) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_1_apt_installs_the_version_promoted_to_production() {
     let release = Release::new();
     let Some(server) = Server::new("apt-install") else {
@@ -142,8 +140,6 @@ fn scenario_1_apt_installs_the_version_promoted_to_production() {
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_2_an_upgrade_promoted_through_every_stage_reaches_the_server() {
     let release = Release::new();
     let Some(server) = Server::new("apt-upgrade") else {
@@ -177,8 +173,6 @@ fn scenario_2_an_upgrade_promoted_through_every_stage_reaches_the_server() {
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_3_a_failed_activation_keeps_the_old_release_until_a_fixed_revision() {
     let release = Release::new();
     let Some(server) = Server::new("apt-failed-hook") else {
@@ -225,8 +219,6 @@ fn scenario_3_a_failed_activation_keeps_the_old_release_until_a_fixed_revision()
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_4_a_rollback_reaches_the_server_without_downloading_the_old_payload() {
     let release = Release::new();
     let Some(server) = Server::new("apt-rollback") else {
@@ -266,8 +258,6 @@ fn scenario_4_a_rollback_reaches_the_server_without_downloading_the_old_payload(
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_5_one_server_follows_two_stages() {
     let release = Release::new();
     let Some(server) = Server::new("apt-two-stages") else {
@@ -294,8 +284,6 @@ fn scenario_5_one_server_follows_two_stages() {
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_6_a_staging_server_never_sees_an_unpromoted_version() {
     let release = Release::new();
     let Some(server) = Server::new("apt-visibility") else {
@@ -328,8 +316,6 @@ fn scenario_6_a_staging_server_never_sees_an_unpromoted_version() {
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_7_purge_removes_link_and_journal_autoremove_the_unused_payloads() {
     let release = Release::new();
     let Some(server) = Server::new("apt-purge") else {
@@ -393,8 +379,6 @@ fn packages_index(text: &str) -> BTreeMap<(String, String), BTreeMap<String, Str
 }
 
 #[test]
-#[ignore = "needs the repo commands on main (`repo init` is not implemented there); \
-            passes with the repo and publish branches merged"]
 fn scenario_8_every_suite_serves_the_same_bytes() {
     let release = Release::new();
     let built = release.release("1.0", TO_PRODUCTION);

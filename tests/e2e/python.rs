@@ -29,8 +29,6 @@ fn free_port() -> u16 {
 }
 
 #[test]
-#[ignore = "needs examples/pyapp (helper env) on main; on the env branch it fails: \
-            bin/python3 -> /usr/bin/python3, but the payload depends only on python3.11"]
 fn scenario_9_a_python_app_installs_and_answers_from_its_stage_link() {
     let Some(mut server) = Server::new("python") else {
         return;
@@ -98,8 +96,6 @@ fn scenario_9_a_python_app_installs_and_answers_from_its_stage_link() {
 }
 
 #[test]
-#[ignore = "needs packaging/debstage (make deb, helper env) on main: the manifest is missing \
-            (passes with the env branch merged)"]
 fn scenario_9_debstage_packages_itself_and_runs_from_opt() {
     let Some(server) = Server::new("self-package") else {
         return;
