@@ -717,3 +717,40 @@ fn the_next_writer_finishes_what_a_crashed_add_left() {
     assert!(placed.is_file() && !waiting.exists() && !stray.exists());
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn files_from_debstage_build_are_recognised_by_their_source_field() {
+    let repo = TestRepo::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/debstage.toml");
+    let out = repo.root.join("out");
+    let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        .args(["--quiet", "build", "--manifest", path_str(&example)])
+        .args(["--out", path_str(&out), "--version", "4.0~rc1"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .expect("debstage build runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut arguments = vec!["add".to_string()];
+    for stage in ["test", "staging", "production"] {
+        arguments.push(path_str(&out.join(format!("hello-{stage}_4.0~rc1-1_all.deb"))).to_string());
+    }
+    arguments.push(path_str(&out.join("hello-4.0-rc1_4.0~rc1-1_all.deb")).to_string());
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    repo.ok(&arguments);
+    repo.ok(&["promote", "hello", "4.0~rc1", "--to", "production"]);
+    let some = Some("4.0~rc1-1".to_string());
+    assert_eq!(repo.currents("hello"), vec![some.clone(), None, some]);
+    let listed = repo.json(&["list", "--stage", "production"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|package| package["package"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["hello-4.0-rc1", "hello-production"]);
+    repo.ok(&["verify"]);
+}

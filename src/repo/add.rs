@@ -282,6 +282,26 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
 }
 
 /// Reads, checks and copies one file.
+/// What `debstage build` says of a package through its `Source` field: the payload is
+/// named `<source>-<upstream>` (with `~` written `-`), a stage package `<source>-<stage>`.
+/// Gives (app, role, stage).
+fn infer_from_source(
+    source: Option<&str>,
+    config: &RepoConfig,
+    package: &str,
+    upstream: &str,
+) -> Option<(String, &'static str, Option<String>)> {
+    let source = source?.split_whitespace().next()?;
+    let rest = package.strip_prefix(source)?.strip_prefix('-')?;
+    if rest == upstream.replace('~', "-") {
+        return Some((source.to_string(), "payload", None));
+    }
+    if config.stages.iter().any(|stage| stage == rest) {
+        return Some((source.to_string(), "stage", Some(rest.to_string())));
+    }
+    None
+}
+
 fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate> {
     let path = &input.path;
     let shown = path.display();
@@ -295,11 +315,13 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
         .map(|parsed| parsed.upstream)
         .unwrap_or_else(|_| version.clone());
 
+    let inferred = infer_from_source(control.control.get("Source"), config, &package, &upstream);
     let role_field = control.control.get("X-Debstage-Role").map(str::to_string);
     let role_field = match (&role_field, &input.expected) {
         // A package without debstage fields takes them from its build manifest (whose
-        // size and sha256 it must match, checked below).
+        // size and sha256 it must match, checked below), or from its Source field.
         (None, Some(expected)) => Some(expected.role.clone()),
+        (None, None) => inferred.as_ref().map(|found| found.1.to_string()),
         _ => role_field,
     };
     let declared = |field: &str| -> Option<String> {
@@ -308,8 +330,15 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
                 return None;
             }
             match field {
-                "X-Debstage-App" => input.app.clone(),
-                "X-Debstage-Stage" => input.expected.as_ref().and_then(|e| e.stage.clone()),
+                "X-Debstage-App" => input
+                    .app
+                    .clone()
+                    .or_else(|| inferred.as_ref().map(|found| found.0.clone())),
+                "X-Debstage-Stage" => input
+                    .expected
+                    .as_ref()
+                    .and_then(|e| e.stage.clone())
+                    .or_else(|| inferred.as_ref().and_then(|found| found.2.clone())),
                 _ => None,
             }
         })
