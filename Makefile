@@ -45,8 +45,10 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-demo: deps build
-	./examples/demo.sh $(BINARY)
+# The dev profile (dependencies optimised) shares its build with make test.
+demo: deps
+	$(CARGO) build
+	./examples/demo.sh target/debug/debstage
 
 bench: bench-deps build
 	./bench/run.sh $(BINARY)
