@@ -56,27 +56,8 @@ pub struct BuildManifest {
     pub packages: Vec<ManifestPackage>,
 }
 
-/// One package of a build manifest.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestPackage {
-    /// File name relative to the manifest.
-    pub file: String,
-    /// Package field.
-    pub package: String,
-    /// Version field.
-    pub version: String,
-    /// Architecture field.
-    pub architecture: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA256, hex.
-    pub sha256: String,
-    /// payload or stage.
-    pub role: String,
-    /// The stage of a stage package.
-    #[serde(default)]
-    pub stage: Option<String>,
-}
+/// One package of a build manifest: the type `debstage build` writes.
+pub type ManifestPackage = crate::build::BuiltPackage;
 
 /// One file to add, with what its manifest says about it.
 struct Input {
