@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
 use crate::deb::control::{self, Control};
-use crate::deb::{self, Content, ControlMember, Entry, PackageSpec, WrittenPackage};
+use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
 use crate::manifest::{self, CommandLine, LoadedManifest};
 use crate::report::Reporter;
 use crate::scripts::{self, DocumentContext, OverridesContext, PayloadContext, StageContext};
@@ -118,8 +118,18 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
             _ => None,
         })
         .collect();
-    let report = elf::scan(&elf_inputs)?;
-    let detected = shlibs::resolve(&loaded, &report)?;
+    // The md5sums and the ELF scan both read the tree: they run side by side.
+    let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
+    let (digests, scanned) = rayon::join(
+        || deb::md5sums::digest_entries(&entries),
+        || -> Result<_> {
+            let report = elf::scan(&elf_inputs)?;
+            let detected = shlibs::resolve(&loaded, &report)?;
+            Ok((report, detected))
+        },
+    );
+    let (report, detected) = scanned?;
+    let digests = digests?;
     let architecture = match &loaded.manifest.package.architecture {
         Some(architecture) => architecture.clone(),
         None => report
@@ -151,14 +161,9 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
             )
         })?;
 
-    let payload_spec = payload_spec(
-        &loaded,
-        tree.into_iter().map(|item| item.entry).collect(),
-        &architecture,
-        &depends,
-        settings,
-        epoch,
-    )?;
+    let mut payload_spec =
+        payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
+    payload_spec.digests = digests;
     let stage_specs = loaded
         .manifest
         .stages
@@ -543,6 +548,7 @@ fn payload_spec(
         scripts,
         compression: settings,
         mtime: epoch,
+        digests: FileDigests::default(),
     })
 }
 
@@ -644,6 +650,7 @@ fn stage_spec(
         scripts,
         compression: settings,
         mtime: epoch,
+        digests: FileDigests::default(),
     })
 }
 

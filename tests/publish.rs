@@ -92,6 +92,7 @@ fn make_package(
             threads: 1,
         },
         mtime: DATE,
+        digests: Default::default(),
     };
     let written = write_package(&spec, work).expect("write package");
     let bytes = fs::read(&written.path).expect("read package");

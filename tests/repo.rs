@@ -196,6 +196,7 @@ impl TestRepo {
             scripts: Vec::new(),
             compression: settings(Compression::Gzip),
             mtime: 1_700_000_000,
+            digests: Default::default(),
         };
         write_package(&spec, &self.debs).expect("package written")
     }
@@ -444,6 +445,7 @@ fn broken_packages_are_refused_and_change_nothing() {
             scripts: Vec::new(),
             compression: settings(Compression::Gzip),
             mtime: 1,
+            digests: Default::default(),
         },
         &other_bytes,
     )

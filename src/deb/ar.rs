@@ -1,7 +1,7 @@
 //! The outer `ar` archive of a `.deb`: `debian-binary`, `control.tar.*`, `data.tar.*`,
 //! in that order, each header with mode 0644, owner 0:0 and a fixed mtime.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// Writes the ar members of a `.deb` one after another.
 pub struct ArWriter<W: Write> {
@@ -32,5 +32,76 @@ impl<W: Write> ArWriter<W> {
     /// Ends the archive and gives back the inner writer.
     pub fn into_inner(self) -> io::Result<W> {
         self.builder.into_inner()
+    }
+}
+
+/// Appends the last member of an archive whose size is known only once it is written (the
+/// compressed data member): the header goes out with a placeholder size, `write` streams
+/// the member straight into `out`, and the size is patched in afterwards. This saves
+/// spooling the largest member through a temporary file and copying it.
+///
+/// `out` must be positioned at the end of the archive written so far. Returns the member's
+/// size.
+pub fn append_last_member<W, F>(out: &mut W, name: &str, mtime: u64, write: F) -> io::Result<u64>
+where
+    W: Write + Seek,
+    F: FnOnce(&mut W) -> io::Result<()>,
+{
+    let header_at = out.stream_position()?;
+    out.write_all(&header(name, mtime, 0)?)?;
+    write(out)?;
+    let end = out.stream_position()?;
+    let size = end - header_at - HEADER_LEN;
+    // Members start at even offsets.
+    if size % 2 == 1 {
+        out.write_all(b"\n")?;
+    }
+    let finished_at = out.stream_position()?;
+    out.seek(SeekFrom::Start(header_at))?;
+    out.write_all(&header(name, mtime, size)?)?;
+    out.seek(SeekFrom::Start(finished_at))?;
+    Ok(size)
+}
+
+const HEADER_LEN: u64 = 60;
+
+/// A member header as the ar crate writes it for our members (mode 0644, owner 0:0).
+fn header(name: &str, mtime: u64, size: u64) -> io::Result<Vec<u8>> {
+    if name.len() > 16 || size.to_string().len() > 10 {
+        return Err(io::Error::other(format!(
+            "ar member {name}: name or size ({size} bytes) does not fit a header"
+        )));
+    }
+    let text = format!(
+        "{name:<16}{mtime:<12}{:<6}{:<6}{:<8o}{size:<10}`\n",
+        0, 0, 0o100644
+    );
+    Ok(text.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last member streamed with a patched size gives the bytes the ar crate gives
+    /// when the size is known up front, for even and odd sizes.
+    #[test]
+    fn a_streamed_last_member_matches_a_sized_one() -> io::Result<()> {
+        for data in [&b"even"[..], &b"odd"[..], &b""[..]] {
+            let mut sized = ArWriter::new(Vec::new(), 1_700_000_000);
+            sized.append("debian-binary", 4, &b"2.0\n"[..])?;
+            sized.append("data.tar.xz", data.len() as u64, data)?;
+            let expected = sized.into_inner()?;
+
+            let mut streamed = ArWriter::new(io::Cursor::new(Vec::new()), 1_700_000_000);
+            streamed.append("debian-binary", 4, &b"2.0\n"[..])?;
+            let mut out = streamed.into_inner()?;
+            let size = append_last_member(&mut out, "data.tar.xz", 1_700_000_000, |out| {
+                out.write_all(data)
+            })?;
+            assert_eq!(size, data.len() as u64);
+            assert_eq!(out.into_inner(), expected, "member of {} bytes", data.len());
+        }
+        Ok(())
     }
 }

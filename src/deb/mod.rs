@@ -1,27 +1,28 @@
 //! The `.deb` format: writing packages from a list of entries, and reading them back.
 //!
-//! A package is written in one pass over its files: the data member is streamed through
-//! the compressor into a temporary file while the md5sums and Installed-Size are
-//! collected; then `control.tar` is made and the ar archive assembled beside the target,
-//! and renamed into place.
+//! A package is written in two passes over its files: the first (in parallel) collects
+//! the md5sums and Installed-Size for `control.tar`; the second streams `data.tar` through
+//! the compressor straight into the package, beside the target, which is renamed into
+//! place when complete.
 
 pub mod ar;
 pub mod compress;
 pub mod control;
+pub mod md5sums;
 pub mod read;
 pub mod tar;
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use md5::{Digest, Md5};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use self::compress::{Encoder, Settings};
 use self::control::Control;
+pub use self::md5sums::FileDigests;
 use self::tar::TarWriter;
 
 /// What one entry of `data.tar` holds.
@@ -89,6 +90,9 @@ pub struct PackageSpec {
     pub compression: Settings,
     /// The mtime of the headers and the latest mtime of any entry (SOURCE_DATE_EPOCH).
     pub mtime: u64,
+    /// MD5s of file entries computed beforehand (see [`md5sums::digest_entries`]); the
+    /// writer computes the others.
+    pub digests: FileDigests,
 }
 
 /// A package that has been written.
@@ -132,36 +136,34 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
     let extension = compress::extension(spec.compression.compression);
 
     let entries = complete_tree(&spec.entries);
-    let mut data_file = tempfile::tempfile_in(directory)
-        .with_context(|| format!("{}: cannot create a temporary file", directory.display()))?;
-    let summary = write_data(&entries, &mut data_file, spec)
-        .with_context(|| format!("writing the data of {file}"))?;
-    let data_size = data_file.stream_position()?;
-    data_file.rewind()?;
-
+    // The md5sums belong to control.tar, which comes before data.tar: hash every file
+    // first (on every core), then stream data.tar straight into the package.
+    let summary = summarise(&entries, &spec.digests)?;
     let mut control = spec.control.clone();
     control.set("Installed-Size", summary.installed_kib.to_string());
     let control_tar = control_archive(&control, &summary, spec)?;
 
     let mut output = tempfile::NamedTempFile::new_in(directory)
         .with_context(|| format!("{}: cannot create a temporary file", directory.display()))?;
-    let mut hashing = HashingWriter::new(BufWriter::new(output.as_file_mut()));
-    let mut ar = ar::ArWriter::new(&mut hashing, spec.mtime);
+    let mut writer = BufWriter::with_capacity(1 << 20, output.as_file_mut());
+    let mut ar = ar::ArWriter::new(&mut writer, spec.mtime);
     ar.append("debian-binary", 4, &b"2.0\n"[..])?;
     ar.append(
         &format!("control.tar.{extension}"),
         control_tar.len() as u64,
         control_tar.as_slice(),
     )?;
-    ar.append(
-        &format!("data.tar.{extension}"),
-        data_size,
-        io::BufReader::new(data_file),
-    )?;
     ar.into_inner()?;
-    hashing.flush()?;
-    let (size, sha256) = (hashing.size, hex::encode(hashing.hasher.finalize_reset()));
-    drop(hashing);
+    ar::append_last_member(
+        &mut writer,
+        &format!("data.tar.{extension}"),
+        spec.mtime,
+        |out| write_data(&entries, out, spec),
+    )
+    .with_context(|| format!("writing the data of {file}"))?;
+    writer.flush()?;
+    drop(writer);
+    let (size, sha256) = sha256_of(output.as_file_mut())?;
     let mut permissions = output.as_file().metadata()?.permissions();
     // Temporary files are private (0600); a package is for everyone to read.
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
@@ -221,15 +223,55 @@ fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
     all
 }
 
-fn write_data(entries: &[Entry], file: &mut File, spec: &PackageSpec) -> Result<DataSummary> {
-    let encoder = Encoder::new(BufWriter::with_capacity(1 << 20, file), spec.compression)?;
-    let mut tar = TarWriter::new(encoder, spec.mtime);
-    tar.directory("./", 0o755)?;
+/// The md5sums, conffiles and Installed-Size of the entries; the files whose digests are
+/// not `known` yet are read and hashed.
+fn summarise(entries: &[Entry], known: &FileDigests) -> Result<DataSummary> {
+    let unknown: Vec<Entry> = entries
+        .iter()
+        .filter(|entry| {
+            matches!(entry.content, Content::File { .. } | Content::Bytes(_))
+                && known.get(&entry.path).is_none()
+        })
+        .cloned()
+        .collect();
+    let mut digests = known.clone();
+    digests.extend(md5sums::digest_entries(&unknown)?);
     let mut summary = DataSummary {
         md5sums: String::new(),
         conffiles: Vec::new(),
         installed_kib: 0,
     };
+    for entry in entries {
+        let size = match &entry.content {
+            // Directories and links count a block each, as dpkg-gencontrol counts them.
+            Content::Directory | Content::Symlink(_) => {
+                summary.installed_kib += 1;
+                continue;
+            }
+            Content::File { size, .. } => *size,
+            Content::Bytes(bytes) => bytes.len() as u64,
+        };
+        let md5 = digests
+            .get(&entry.path)
+            .with_context(|| format!("{}: no MD5 was computed", entry.path))?;
+        summary.installed_kib += size.div_ceil(1024).max(1);
+        summary
+            .md5sums
+            .push_str(&format!("{md5}  {}\n", entry.path));
+        if entry.path.starts_with("etc/") {
+            summary.conffiles.push(format!("/{}", entry.path));
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes the compressed data.tar of the entries into `out`.
+fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io::Result<()> {
+    let encoder = Encoder::new(out, spec.compression)?;
+    // A large buffer in front of the compressor: io::copy then reads each file in big
+    // chunks straight into it, and the compressor gets few, large writes.
+    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, encoder), spec.mtime);
+    tar.directory("./", 0o755)?;
     for entry in entries {
         let mode = entry.mode & 0o7777;
         tar.set_mtime(
@@ -237,53 +279,35 @@ fn write_data(entries: &[Entry], file: &mut File, spec: &PackageSpec) -> Result<
                 .mtime
                 .map_or(spec.mtime, |mtime| mtime.min(spec.mtime)),
         );
+        let path = format!("./{}", entry.path);
         match &entry.content {
-            Content::Directory => {
-                tar.directory(&format!("./{}/", entry.path), mode)?;
-                summary.installed_kib += 1;
-            }
-            Content::Symlink(target) => {
-                tar.symlink(&format!("./{}", entry.path), target)?;
-                summary.installed_kib += 1;
-            }
-            Content::Bytes(bytes) => {
-                let digest = Md5::digest(bytes);
-                tar.file(
-                    &format!("./{}", entry.path),
-                    mode,
-                    bytes.len() as u64,
-                    bytes.as_slice(),
-                )?;
-                summary.record_file(entry, bytes.len() as u64, &hex::encode(digest));
-            }
+            Content::Directory => tar.directory(&format!("{path}/"), mode)?,
+            Content::Symlink(target) => tar.symlink(&path, target)?,
+            Content::Bytes(bytes) => tar.file(&path, mode, bytes.len() as u64, bytes.as_slice())?,
             Content::File { source, size } => {
-                let opened = File::open(source)
-                    .with_context(|| format!("{}: cannot be read", source.display()))?;
-                let mut reader = Md5Reader {
-                    inner: opened,
-                    hasher: Md5::new(),
+                let with_name = |error: io::Error| {
+                    io::Error::new(error.kind(), format!("{}: {error}", source.display()))
                 };
-                tar.file(&format!("./{}", entry.path), mode, *size, &mut reader)
-                    .with_context(|| format!("{}: cannot be archived", source.display()))?;
-                let digest = hex::encode(reader.hasher.finalize());
-                summary.record_file(entry, *size, &digest);
+                let opened = File::open(source).map_err(with_name)?;
+                tar.file(&path, mode, *size, opened).map_err(with_name)?;
             }
         }
     }
-    let encoder = tar.finish()?;
-    let mut writer = encoder.finish()?;
-    writer.flush()?;
-    Ok(summary)
+    let buffered = tar.finish()?;
+    let encoder = buffered
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
+    encoder.finish()?.flush()
 }
 
-impl DataSummary {
-    fn record_file(&mut self, entry: &Entry, size: u64, md5: &str) {
-        self.installed_kib += size.div_ceil(1024).max(1);
-        self.md5sums.push_str(&format!("{md5}  {}\n", entry.path));
-        if entry.path.starts_with("etc/") {
-            self.conffiles.push(format!("/{}", entry.path));
-        }
-    }
+/// The size and SHA256 (hex) of a written file, read back from the start.
+fn sha256_of(file: &mut File) -> Result<(u64, String)> {
+    file.rewind()?;
+    // Large reads: with SHA-NI the hash keeps up with memory, and 8 KiB reads would not.
+    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut reader, &mut hasher)?;
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 fn control_archive(
@@ -323,49 +347,4 @@ fn control_archive(
     }
     let plain = tar.finish()?;
     Ok(compress::compress_bytes(&plain, spec.compression)?)
-}
-
-/// Hashes what it reads with MD5, for the md5sums file.
-struct Md5Reader<R> {
-    inner: R,
-    hasher: Md5,
-}
-
-impl<R: Read> Read for Md5Reader<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(out)?;
-        self.hasher.update(&out[..read]);
-        Ok(read)
-    }
-}
-
-/// Counts and hashes (SHA256) what passes through it.
-pub struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    /// Wraps a writer.
-    pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(data)?;
-        self.hasher.update(&data[..written]);
-        self.size += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
