@@ -13,7 +13,7 @@ use debstage::deb::compress::Settings;
 use debstage::deb::control::Control;
 use debstage::deb::{write_package, Entry, PackageSpec};
 use debstage::repo::publish::{publish, IndexedPackage, PublishSettings, SuiteView};
-use debstage::repo::serve::Server;
+use debstage::repo::serve::{RunningServer, Server};
 use debstage::repo::sign::Signer;
 use debstage::repo::sources;
 use md5::{Digest, Md5};
@@ -183,6 +183,21 @@ impl Repository {
 
     fn suite_file(&self, path: &str) -> PathBuf {
         self.root.join("dists/test").join(path)
+    }
+
+    /// Serves the repository on loopback and runs `apt-get update` against it with the
+    /// repository's key; the server stops when its handle is dropped.
+    fn update_with_apt(&self) -> (RunningServer, Apt, Output) {
+        let server = Server::bind(&self.root, "127.0.0.1:0")
+            .expect("bind")
+            .spawn();
+        let apt = Apt::new(
+            &self.work.join("apt"),
+            &server.url(),
+            &self.signer.public_key_binary(),
+        );
+        let update = apt.command(&["update"]);
+        (server, apt, update)
     }
 }
 
@@ -359,15 +374,7 @@ fn apt_rejects_a_tampered_index() {
             fs::write(entry.path(), bytes).expect("tamper");
         }
     }
-    let server = Server::bind(&repository.root, "127.0.0.1:0")
-        .expect("bind")
-        .spawn();
-    let apt = Apt::new(
-        &repository.work.join("apt"),
-        &server.url(),
-        &repository.signer.public_key_binary(),
-    );
-    let update = apt.command(&["update"]);
+    let (_server, _apt, update) = repository.update_with_apt();
     let output = text(&update);
     assert!(!update.status.success(), "{output}");
     assert!(output.contains("Hash Sum mismatch"), "{output}");
@@ -424,15 +431,7 @@ fn an_expired_release_is_refused() {
         release.contains("Valid-Until: Mon, 01 Jan 2024 01:00:00 UTC\n"),
         "{release}"
     );
-    let server = Server::bind(&repository.root, "127.0.0.1:0")
-        .expect("bind")
-        .spawn();
-    let apt = Apt::new(
-        &repository.work.join("apt"),
-        &server.url(),
-        &repository.signer.public_key_binary(),
-    );
-    let update = apt.command(&["update"]);
+    let (_server, _apt, update) = repository.update_with_apt();
     let output = text(&update);
     assert!(!update.status.success(), "{output}");
     assert!(output.contains("is expired"), "{output}");
@@ -856,4 +855,72 @@ fn readers_never_see_a_release_whose_indexes_do_not_match() {
     }
     writer.join().expect("writer");
     assert!(checked > 6 * GENERATIONS, "only {checked} indexes checked");
+}
+
+/// A suite of 1,500 packages: its Packages.gz and Packages.xz are put together from many
+/// separately compressed chunks (gzip members, xz blocks in one stream). apt reads them
+/// whole: apt-helper decompresses each to the plain Packages (apt's own reader), and
+/// apt-get update with Packages.xz then knows the very last package.
+#[test]
+fn apt_reads_indexes_put_together_from_many_chunks() {
+    let repository = Repository::new();
+    let template = &repository.packages[2].indexed;
+    let mut packages: Vec<IndexedPackage> = (0..1500)
+        .map(|index| {
+            let name = format!("bulk{index:04}");
+            IndexedPackage {
+                control: template
+                    .control
+                    .replace("Package: hello-tool", &format!("Package: {name}"))
+                    .replace("test package", &format!("bulk package number {index}")),
+                filename: format!("pool/main/b/{name}/{name}_2.0+b1-1_amd64.deb"),
+                ..template.clone()
+            }
+        })
+        .collect();
+    packages.push(template.clone());
+    let suite = SuiteView {
+        name: "test".into(),
+        packages,
+    };
+    publish(&repository.root, &settings(), &[suite], &repository.signer).expect("publish");
+
+    let plain = fs::read(repository.suite_file("main/binary-amd64/Packages")).expect("Packages");
+    assert!(plain.len() > 400_000, "{} bytes", plain.len());
+    for name in ["Packages.gz", "Packages.xz"] {
+        let path = repository.suite_file(&format!("main/binary-amd64/{name}"));
+        let output = run(Command::new("/usr/lib/apt/apt-helper")
+            .arg("cat-file")
+            .arg(&path));
+        assert!(output.status.success(), "{name}: {}", text(&output));
+        assert_eq!(output.stdout.len(), plain.len(), "{name} as apt reads it");
+        assert!(output.stdout == plain, "{name}: apt reads other bytes");
+    }
+    // More than one xz block, or this test proves nothing about putting blocks together.
+    let listed = run(Command::new("xz")
+        .args(["--list", "--robot"])
+        .arg(repository.suite_file("main/binary-amd64/Packages.xz")));
+    // `file <streams> <blocks> ...`: one stream (apt reads no further), many blocks.
+    let listing = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let counts: Vec<u64> = listing
+        .lines()
+        .find_map(|line| line.strip_prefix("file\t"))
+        .unwrap_or_default()
+        .split('\t')
+        .take(2)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[0] == 1 && counts[1] > 3,
+        "xz --list: {listing}"
+    );
+
+    let (_server, apt, update) = repository.update_with_apt();
+    assert!(update.status.success(), "{}", text(&update));
+    let show = apt.tool("apt-cache", &["show", "bulk1499"]);
+    assert!(
+        text(&show).contains("bulk package number 1499"),
+        "{}",
+        text(&show)
+    );
 }

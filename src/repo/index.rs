@@ -1,7 +1,7 @@
 //! The index files: `Packages` paragraphs and the `Release` file.
 //!
 //! Everything here is a pure function of its input: the same suite and settings give the
-//! same bytes (sorted paragraphs, gzip without name or time, single-threaded xz), which is
+//! same bytes (sorted paragraphs, compressed chunk by chunk with fixed settings), which is
 //! what makes two publications of the same state byte-identical.
 
 use std::cmp::Ordering;
@@ -10,11 +10,11 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context, Result};
 use md5::{Digest, Md5};
+use rayon::prelude::*;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
-use crate::cli::Compression;
-use crate::deb::compress::{self, Settings};
+use crate::repo::index_cache::ChunkCache;
 use crate::repo::publish::{IndexedPackage, PublishSettings, SuiteView};
 
 /// The one component every suite has.
@@ -82,14 +82,28 @@ pub struct Digests {
 }
 
 impl Digests {
-    /// The digests of `bytes`.
+    /// The digests of `bytes`, the four algorithms side by side.
     pub fn of(bytes: &[u8]) -> Digests {
+        let ((md5, sha1), (sha256, sha512)) = rayon::join(
+            || {
+                rayon::join(
+                    || hex::encode(Md5::digest(bytes)),
+                    || hex::encode(Sha1::digest(bytes)),
+                )
+            },
+            || {
+                rayon::join(
+                    || hex::encode(Sha256::digest(bytes)),
+                    || hex::encode(Sha512::digest(bytes)),
+                )
+            },
+        );
         Digests {
             size: bytes.len() as u64,
-            md5: hex::encode(Md5::digest(bytes)),
-            sha1: hex::encode(Sha1::digest(bytes)),
-            sha256: hex::encode(Sha256::digest(bytes)),
-            sha512: hex::encode(Sha512::digest(bytes)),
+            md5,
+            sha1,
+            sha256,
+            sha512,
         }
     }
 
@@ -276,9 +290,23 @@ pub fn packages_text(packages: &[IndexedPackage], architecture: &str) -> Result<
     Ok(texts.join("\n"))
 }
 
+/// The index files of a suite, and the cached chunks they were compressed from.
+#[derive(Debug, Clone)]
+pub struct SuiteIndexes {
+    /// `Packages`, `Packages.gz` and `Packages.xz` of each architecture, in that order.
+    pub files: Vec<IndexFile>,
+    /// The keys of the compressed chunks, for [`ChunkCache::record_suite`].
+    pub keys: Vec<String>,
+}
+
 /// Every index file of a suite: `Packages`, `Packages.gz` and `Packages.xz` under
-/// `main/binary-<arch>/` for each architecture, in a fixed order.
-pub fn suite_indexes(suite: &SuiteView, architectures: &[String]) -> Result<Vec<IndexFile>> {
+/// `main/binary-<arch>/` for each architecture, in a fixed order. The compressed files
+/// are put together from chunks (see [`crate::repo::index_cache`]).
+pub fn suite_indexes(
+    suite: &SuiteView,
+    architectures: &[String],
+    cache: &ChunkCache,
+) -> Result<SuiteIndexes> {
     if architectures.is_empty() {
         bail!("suite {}: no architectures are configured", suite.name);
     }
@@ -305,33 +333,28 @@ pub fn suite_indexes(suite: &SuiteView, architectures: &[String]) -> Result<Vec<
             );
         }
     }
-    let gzip = Settings {
-        compression: Compression::Gzip,
-        level: Some(9),
-        threads: 1,
-    };
-    let xz = Settings {
-        compression: Compression::Xz,
-        level: Some(6),
-        threads: 1,
-    };
     let mut files = Vec::new();
+    let mut keys = Vec::new();
     for architecture in architectures {
         let text = packages_text(&suite.packages, architecture)
             .with_context(|| format!("suite {}, architecture {architecture}", suite.name))?;
         let directory = format!("{COMPONENT}/binary-{architecture}");
-        let gz = compress::compress_bytes(text.as_bytes(), gzip)
-            .context("compressing Packages with gzip")?;
-        let xz_bytes = compress::compress_bytes(text.as_bytes(), xz)
-            .context("compressing Packages with xz")?;
-        files.push(IndexFile::new(
-            format!("{directory}/Packages"),
-            text.into_bytes(),
-        ));
-        files.push(IndexFile::new(format!("{directory}/Packages.gz"), gz));
-        files.push(IndexFile::new(format!("{directory}/Packages.xz"), xz_bytes));
+        let compressed = cache.compress(text.as_bytes())?;
+        keys.extend(compressed.keys);
+        let contents = [
+            (format!("{directory}/Packages"), text.into_bytes()),
+            (format!("{directory}/Packages.gz"), compressed.gzip),
+            (format!("{directory}/Packages.xz"), compressed.xz),
+        ];
+        // Four digests of each file, the three files side by side.
+        files.extend(
+            contents
+                .into_par_iter()
+                .map(|(path, bytes)| IndexFile::new(path, bytes))
+                .collect::<Vec<_>>(),
+        );
     }
-    Ok(files)
+    Ok(SuiteIndexes { files, keys })
 }
 
 /// An RFC 2822 date in UTC as Release files carry it: `Mon, 01 Jan 2024 00:00:00 UTC`.
@@ -507,7 +530,9 @@ mod tests {
             name: "test".into(),
             packages: vec![package("a", "1.0", "all")],
         };
-        let files = suite_indexes(&suite, &settings.architectures).unwrap();
+        let files = suite_indexes(&suite, &settings.architectures, &ChunkCache::none())
+            .unwrap()
+            .files;
         assert_eq!(files.len(), 3);
         let text = release_text(&settings, "test", &files).unwrap();
         assert!(text.starts_with("Origin: Example\nLabel: Example apps\nSuite: test\nCodename: test\nDate: Mon, 01 Jan 2024 00:00:00 UTC\nValid-Until: Mon, 08 Jan 2024 00:00:00 UTC\nAcquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nMD5Sum:\n"));
@@ -522,7 +547,9 @@ mod tests {
             path: "main/binary-amd64/Packages".into(),
         }));
         // The same input gives the same bytes, compressed files included.
-        let again = suite_indexes(&suite, &settings.architectures).unwrap();
+        let again = suite_indexes(&suite, &settings.architectures, &ChunkCache::none())
+            .unwrap()
+            .files;
         for (left, right) in files.iter().zip(&again) {
             assert_eq!(left.bytes, right.bytes, "{}", left.path);
         }

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context, Result};
 
 use crate::repo::index::{self, IndexFile, ALGORITHMS};
+use crate::repo::index_cache::ChunkCache;
 use crate::repo::sign::Signer;
 
 /// The prefix of temporary files; leftovers of an interrupted publication are removed.
@@ -73,11 +74,20 @@ pub fn publish(
     suites: &[SuiteView],
     signer: &Signer,
 ) -> Result<()> {
+    let cache = ChunkCache::of_repository(root);
     for suite in suites {
-        publish_suite(root, settings, suite, signer)
+        publish_suite(root, settings, suite, signer, &cache)
             .with_context(|| format!("publishing suite {}", suite.name))?;
     }
-    Ok(())
+    // The cache keeps what the suites under dists/ are made of now.
+    let published: Vec<String> = match fs::read_dir(root.join("dists")) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    cache.prune(&published)
 }
 
 /// Checks a suite name: it becomes a directory under `dists/` and a Release field.
@@ -101,10 +111,12 @@ fn publish_suite(
     settings: &PublishSettings,
     suite: &SuiteView,
     signer: &Signer,
+    cache: &ChunkCache,
 ) -> Result<()> {
     check_suite_name(&suite.name)?;
     // Everything is computed and signed before the first byte is written.
-    let files = index::suite_indexes(suite, &settings.architectures)?;
+    let index::SuiteIndexes { files, keys } =
+        index::suite_indexes(suite, &settings.architectures, cache)?;
     let release = index::release_text(settings, &suite.name, &files)?;
     let in_release = signer.clearsign(&release, settings.date)?;
     let release_gpg = signer.detached_armored(&release, settings.date)?;
@@ -135,8 +147,14 @@ fn publish_suite(
         }
     };
 
-    // 1. by-hash copies, which the old and new Release both point into.
+    // 1. Each index is written (and synced) once, under a temporary name beside its
+    // plain name; its by-hash names, which the old and new Release both point into, are
+    // hard links to it.
+    let mut staged_indexes = Vec::with_capacity(files.len());
     for file in &files {
+        let plain = suite_directory.join(&file.path);
+        let directory = plain.parent().unwrap_or(&suite_directory);
+        let temporary = stage(directory, &file.bytes)?;
         for algorithm in ALGORITHMS {
             let path = by_hash_path(
                 &suite_directory,
@@ -145,13 +163,16 @@ fn publish_suite(
                 file.digests.get(algorithm),
             );
             if !path.exists() {
-                write_atomically(&path, &file.bytes)?;
+                link_atomically(temporary.path(), &path)?;
             }
         }
+        staged_indexes.push((plain, temporary));
     }
     // 2. The indexes under their plain names.
-    for file in &files {
-        write_atomically(&suite_directory.join(&file.path), &file.bytes)?;
+    for (plain, temporary) in staged_indexes {
+        temporary
+            .persist(&plain)
+            .with_context(|| format!("{}: cannot be written", plain.display()))?;
     }
     // 3. The Release files last, renamed one right after the other.
     let staged = [
@@ -192,7 +213,7 @@ fn publish_suite(
     if current != previous {
         prune_by_hash(&suite_directory, &files, &current, &previous)?;
     }
-    Ok(())
+    cache.record_suite(&suite.name, &keys)
 }
 
 /// `dists/<suite>/<dir of path>/by-hash/<algorithm>/<digest>`.
@@ -285,15 +306,20 @@ fn stage(directory: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     Ok(temporary)
 }
 
-/// Writes `path` by renaming a complete temporary file over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Gives the complete file `source` the name `path` too (a hard link, made under a
+/// temporary name and renamed, so that `path` never names a partial file).
+fn link_atomically(source: &Path, path: &Path) -> Result<()> {
     let directory = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(directory)
         .with_context(|| format!("{}: cannot create the directory", directory.display()))?;
-    stage(directory, bytes)?
-        .persist(path)
-        .with_context(|| format!("{}: cannot be written", path.display()))?;
-    Ok(())
+    let temporary = directory.join(format!(
+        "{TEMPORARY_PREFIX}link-{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = fs::remove_file(&temporary);
+    fs::hard_link(source, &temporary)
+        .and_then(|()| fs::rename(&temporary, path))
+        .with_context(|| format!("{}: cannot be written", path.display()))
 }
 
 /// Makes the renames in `directory` durable.
