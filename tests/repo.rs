@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -410,6 +411,14 @@ fn broken_packages_are_refused_and_change_nothing() {
         *byte ^= 0x5a;
     }
     fs::write(&corrupt, &damaged).expect("write");
+    // Inside the data member, which comes last: only unpacking it finds this.
+    let corrupt_data = repo.root.join("corrupt-data.deb");
+    let mut damaged = bytes.clone();
+    let middle_of_data = bytes.len() - 120;
+    for byte in &mut damaged[middle_of_data..middle_of_data + 16] {
+        *byte ^= 0x5a;
+    }
+    fs::write(&corrupt_data, &damaged).expect("write");
     let text = repo.root.join("notes.deb");
     fs::write(&text, "just some text\n").expect("write");
     let no_version = repo.root.join("no-version.deb");
@@ -451,9 +460,10 @@ fn broken_packages_are_refused_and_change_nothing() {
     )
     .expect("written");
 
-    let cases: [(&Path, &str); 6] = [
+    let cases: [(&Path, &str); 7] = [
         (&truncated, "is truncated"),
         (&corrupt, "is corrupt"),
+        (&corrupt_data, "is corrupt: data.tar"),
         (&text, "is not a Debian package"),
         (&no_version, "has no Version field"),
         (&no_package, "has no Package field"),
@@ -755,4 +765,125 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
         .collect();
     assert_eq!(names, vec!["hello-4.0-rc1", "hello-production"]);
     repo.ok(&["verify"]);
+}
+
+/// `repo init --gpg-key`: gpg (with a keyring of its own here) signs every publication,
+/// and gpgv accepts InRelease and Release.gpg against the exported keyring. A key gpg
+/// does not have is refused before anything is written.
+#[test]
+fn a_key_in_gpg_signs_the_suites() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let home = temp.path().join("gnupg");
+    fs::create_dir(&home).expect("gnupg home");
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("mode");
+    let gpg = |arguments: &[&str]| {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .env("LC_ALL", "C")
+            .args(arguments)
+            .output()
+            .expect("gpg runs");
+        assert!(
+            output.status.success(),
+            "gpg {arguments:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Repo Test <repo@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let fingerprint = gpg(&["--list-secret-keys", "--with-colons"])
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:"))
+        .map(|rest| rest.trim_matches(':').to_string())
+        .expect("a fingerprint");
+    let repo = temp.path().join("repo");
+    let debstage = |arguments: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .env("GNUPGHOME", &home)
+            .arg("repo")
+            .arg("--repo")
+            .arg(&repo)
+            .args(arguments)
+            .output()
+            .expect("debstage runs")
+    };
+
+    let unknown = debstage(&[
+        "init",
+        "--origin",
+        "gpgtest",
+        "--gpg-key",
+        "nobody@example.org",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("--gpg-key nobody@example.org"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    assert!(!repo.exists(), "a refused init wrote {}", repo.display());
+
+    let init = debstage(&[
+        "init",
+        "--origin",
+        "gpgtest",
+        "--arch",
+        "amd64",
+        "--gpg-key",
+        &fingerprint,
+    ]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(!repo.join("private").exists(), "no key of our own is made");
+    let package = temp.path().join("tool_1.0-1_amd64.deb");
+    raw_deb(
+        &package,
+        "Package: tool\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: T <t@example.org>\nDescription: a tool\n",
+        Some(Compression::Xz),
+    );
+    let add = debstage(&["add", "test", path_str(&package)]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    let keyring = repo.join("gpgtest.gpg");
+    let suite = repo.join("dists/test");
+    for signed in [
+        vec![suite.join("InRelease")],
+        vec![suite.join("Release.gpg"), suite.join("Release")],
+    ] {
+        let output = Command::new("gpgv")
+            .arg("--keyring")
+            .arg(&keyring)
+            .args(&signed)
+            .output()
+            .expect("gpgv runs");
+        assert!(
+            output.status.success(),
+            "gpgv {signed:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let in_release = fs::read_to_string(suite.join("InRelease")).expect("InRelease");
+    assert!(
+        in_release.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n")
+            && in_release.contains("\nOrigin: gpgtest\n"),
+        "{in_release}"
+    );
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", &home)
+        .args(["--kill", "gpg-agent"])
+        .status();
 }

@@ -77,6 +77,37 @@ pub fn read_control(path: &Path) -> Result<PackageControl, ReadError> {
 /// Like [`read_control`], from an open file (read from its start; the position is left
 /// anywhere).
 pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
+    read_members(file).map(|(control, _)| control)
+}
+
+/// Like [`read_control_from`], and also unpacks the data member to its end (without
+/// writing anything), so that damage anywhere in the package is found: every compressor
+/// checks its own data (CRC32 for gzip, CRC64 for xz, the frame checksum for zstd when
+/// the writer set it), and the tar headers carry checksums.
+pub fn read_and_check_from(file: &mut File) -> Result<PackageControl, ReadError> {
+    let (control, data) = read_members(file)?;
+    file.seek(SeekFrom::Start(data.offset))?;
+    let member = BufReader::with_capacity(64 * 1024, file).take(data.size);
+    let damaged =
+        |error: io::Error| ReadError::Corrupt(format!("{} cannot be unpacked: {error}", data.name));
+    let mut archive = tar::Archive::new(decompressor(&data.name, member)?);
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        io::copy(&mut entry, &mut io::sink()).map_err(damaged)?;
+    }
+    // The rest of the stream (tar's end blocks, the compressor's trailer and checks).
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(damaged)?;
+    Ok(control)
+}
+
+/// Where the data member of a package is.
+struct DataMember {
+    name: String,
+    offset: u64,
+    size: u64,
+}
+
+fn read_members(file: &mut File) -> Result<(PackageControl, DataMember), ReadError> {
     let length = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::with_capacity(16 * 1024, file);
@@ -127,7 +158,12 @@ pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
             data.name
         )));
     }
-    parse_package_control(&text)
+    let data = DataMember {
+        name: data.name,
+        offset,
+        size: data.size,
+    };
+    Ok((parse_package_control(&text)?, data))
 }
 
 /// Parses a control paragraph and checks the fields a package must have.
@@ -276,24 +312,39 @@ fn read_exactly(reader: &mut impl Read, buffer: &mut [u8], what: &str) -> Result
     })
 }
 
-/// Decompresses `control.tar[.gz|.xz|.zst]` and returns its `control` file as text.
-fn control_text(name: &str, member: impl Read) -> Result<String, ReadError> {
-    let decompressed: Box<dyn Read + '_> = match name {
-        "control.tar" => Box::new(member),
-        "control.tar.gz" => Box::new(flate2::read::GzDecoder::new(member)),
-        "control.tar.xz" => Box::new(liblzma::read::XzDecoder::new(member)),
-        "control.tar.zst" => {
-            Box::new(zstd::stream::read::Decoder::new(member).map_err(|error| {
-                ReadError::Corrupt(format!("control.tar.zst cannot be opened: {error}"))
-            })?)
-        }
-        other => {
+/// A reader that decompresses the member `name` (`control.tar.xz`, `data.tar.zst`, ...)
+/// as its extension says.
+fn decompressor<'a>(name: &str, member: impl Read + 'a) -> Result<Box<dyn Read + 'a>, ReadError> {
+    let (stem, extension) = match name.rsplit_once(".tar") {
+        Some((stem, extension)) => (stem, extension),
+        None => (name, ""),
+    };
+    Ok(match extension {
+        "" => Box::new(member),
+        ".gz" => Box::new(flate2::read::GzDecoder::new(member)),
+        ".xz" => Box::new(liblzma::read::XzDecoder::new(member)),
+        ".zst" => Box::new(
+            zstd::stream::read::Decoder::new(member)
+                .map_err(|error| ReadError::Corrupt(format!("{name} cannot be opened: {error}")))?,
+        ),
+        _ => {
             return Err(ReadError::Corrupt(format!(
-                "the second member is {other:?}, expected control.tar, control.tar.gz, \
-                 control.tar.xz or control.tar.zst"
+                "the member {name:?} is not {stem}.tar, {stem}.tar.gz, {stem}.tar.xz or \
+                 {stem}.tar.zst"
             )))
         }
-    };
+    })
+}
+
+/// Decompresses `control.tar[.gz|.xz|.zst]` and returns its `control` file as text.
+fn control_text(name: &str, member: impl Read) -> Result<String, ReadError> {
+    if !name.starts_with("control.tar") {
+        return Err(ReadError::Corrupt(format!(
+            "the second member is {name:?}, expected control.tar, control.tar.gz, \
+             control.tar.xz or control.tar.zst"
+        )));
+    }
+    let decompressed = decompressor(name, member)?;
     let damaged =
         |error: io::Error| ReadError::Corrupt(format!("{name} cannot be unpacked: {error}"));
     let mut archive = tar::Archive::new(decompressed);

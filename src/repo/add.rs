@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::deb::read::{read_control_from, PackageControl};
+use crate::deb::read::{read_and_check_from, PackageControl};
 use crate::names;
 use crate::repo::commands::{now, who, Session};
 use crate::repo::config::RepoConfig;
@@ -291,7 +291,7 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
     let shown = path.display();
     let mut file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot be read"))?;
     let control =
-        read_control_from(&mut file).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
+        read_and_check_from(&mut file).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
     let package = control.field("Package").to_string();
     let version = control.field("Version").to_string();
     let architecture = control.field("Architecture").to_string();

@@ -13,9 +13,10 @@ use rusqlite::Connection;
 
 use crate::cli::{RepoCommand, RepoOptions};
 use crate::repo::config::{RepoConfig, SigningConfig};
+use crate::repo::gpg::GpgSigner;
 use crate::repo::lock::RepoLock;
 use crate::repo::publish::{self, IndexedPackage, PublishSettings, SuiteView};
-use crate::repo::sign::Signer;
+use crate::repo::sign::{SignRelease, Signer};
 use crate::repo::state::{self, PackageRecord};
 use crate::repo::{add, listing, maintenance, pool, stages};
 use crate::report::Reporter;
@@ -175,13 +176,8 @@ pub struct InitRequest {
 
 /// Creates a repository: configuration, state database, pool, signing key, empty suites.
 pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<()> {
-    if let Some(id) = &request.gpg_key {
-        bail!(
-            "--gpg-key {id}: signing through gpg is not supported yet; export the key \
-             (gpg --export-secret-keys --armor {id} > signing-key.asc) and pass \
-             --key signing-key.asc"
-        );
-    }
+    // gpg is asked first, so that a key it does not have leaves nothing behind.
+    let gpg_signer = request.gpg_key.as_deref().map(GpgSigner::new).transpose()?;
     for existing in [crate::repo::config::FILE_NAME, state::FILE_NAME] {
         if root.join(existing).exists() {
             bail!(
@@ -191,10 +187,13 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
             );
         }
     }
-    let key_setting = match &request.key {
-        Some(path) => fs::canonicalize(path)
-            .with_context(|| format!("--key {}: cannot be read", path.display()))?,
-        None => PathBuf::from(GENERATED_KEY),
+    let key_setting = match (&request.key, &request.gpg_key) {
+        (Some(path), _) => Some(
+            fs::canonicalize(path)
+                .with_context(|| format!("--key {}: cannot be read", path.display()))?,
+        ),
+        (None, Some(_)) => None,
+        (None, None) => Some(PathBuf::from(GENERATED_KEY)),
     };
     let config = RepoConfig {
         origin: request.origin.clone(),
@@ -205,7 +204,10 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
         stages: request.stages.clone(),
         architectures: request.architectures.clone(),
         valid_days: None,
-        signing: SigningConfig { key: key_setting },
+        signing: SigningConfig {
+            key: key_setting,
+            gpg_key: request.gpg_key.clone(),
+        },
     };
     config.check().context("repo init: invalid options")?;
 
@@ -217,10 +219,16 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
             .with_context(|| format!("{}: cannot be created", path.display()))?;
     }
 
-    let signer = match &request.key {
-        Some(path) => Signer::load(path)
-            .with_context(|| format!("--key {}: not a usable signing key", path.display()))?,
-        None => {
+    let signer: Box<dyn SignRelease> = match (&request.key, &request.gpg_key) {
+        (Some(path), _) => Box::new(
+            Signer::load(path)
+                .with_context(|| format!("--key {}: not a usable signing key", path.display()))?,
+        ),
+        (None, Some(_)) => match gpg_signer {
+            Some(gpg) => Box::new(gpg),
+            None => unreachable!("checked before anything was written"),
+        },
+        (None, None) => {
             let user_id = format!("{} archive signing key", config.origin);
             let signer = Signer::generate(&user_id, SystemTime::now())
                 .context("cannot generate a signing key")?;
@@ -229,7 +237,7 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
                 .and_then(|()| fs::set_permissions(&private, fs::Permissions::from_mode(0o700)))
                 .with_context(|| format!("{}: cannot be created", private.display()))?;
             signer.save_secret(&root.join(GENERATED_KEY))?;
-            signer
+            Box::new(signer)
         }
     };
     let public_armored = root.join(format!("{}.asc", config.origin));
@@ -350,11 +358,19 @@ pub fn publish_suites(
             .valid_days
             .map(|days| Duration::from_secs(days * 86_400)),
     };
-    let key = repository.config.key_path(&repository.root);
-    let signer = Signer::load(&key)
-        .with_context(|| format!("{}: the signing key cannot be loaded", key.display()))?;
+    let signer: Box<dyn SignRelease> = match (
+        repository.config.key_path(&repository.root),
+        &repository.config.signing.gpg_key,
+    ) {
+        (Some(key), _) => Box::new(
+            Signer::load(&key)
+                .with_context(|| format!("{}: the signing key cannot be loaded", key.display()))?,
+        ),
+        (None, Some(id)) => Box::new(GpgSigner::new(id)?),
+        (None, None) => bail!("the repository configuration names no signing key"),
+    };
     let names: Vec<&str> = views.iter().map(|view| view.name.as_str()).collect();
-    publish::publish(&repository.root, &settings, &views, &signer).with_context(|| {
+    publish::publish(&repository.root, &settings, &views, signer.as_ref()).with_context(|| {
         format!(
             "the state is saved, but the suites {} were not published; \
              run `debstage repo publish` once the cause is fixed",

@@ -34,7 +34,11 @@ pub struct RepoConfig {
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
     /// The armored secret key, relative to the repository root or absolute.
-    pub key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Or: the id of a key in the local gpg keyring, which gpg signs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpg_key: Option<String>,
 }
 
 impl RepoConfig {
@@ -96,6 +100,9 @@ impl RepoConfig {
                 );
             }
         }
+        if self.signing.key.is_some() == self.signing.gpg_key.is_some() {
+            bail!("signing: give exactly one of key (a key file) and gpg_key (a gpg key id)");
+        }
         for (key, value) in [("origin", &self.origin), ("label", &self.label)] {
             let valid = !value.is_empty()
                 && value
@@ -121,9 +128,9 @@ impl RepoConfig {
             })
     }
 
-    /// The signing key's path.
-    pub fn key_path(&self, root: &Path) -> PathBuf {
-        root.join(&self.signing.key)
+    /// The signing key's path, when the key is a file.
+    pub fn key_path(&self, root: &Path) -> Option<PathBuf> {
+        self.signing.key.as_ref().map(|key| root.join(key))
     }
 }
 
@@ -139,7 +146,8 @@ mod tests {
             architectures: vec!["amd64".into()],
             valid_days: None,
             signing: SigningConfig {
-                key: "private/signing-key.asc".into(),
+                key: Some("private/signing-key.asc".into()),
+                gpg_key: None,
             },
         }
     }

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::repo::index::{self, IndexFile, ALGORITHMS};
 use crate::repo::index_cache::ChunkCache;
-use crate::repo::sign::Signer;
+use crate::repo::sign::SignRelease;
 
 /// The prefix of temporary files; leftovers of an interrupted publication are removed.
 const TEMPORARY_PREFIX: &str = ".debstage-tmp-";
@@ -72,7 +72,7 @@ pub fn publish(
     root: &Path,
     settings: &PublishSettings,
     suites: &[SuiteView],
-    signer: &Signer,
+    signer: &dyn SignRelease,
 ) -> Result<()> {
     let cache = ChunkCache::of_repository(root);
     for suite in suites {
@@ -110,7 +110,7 @@ fn publish_suite(
     root: &Path,
     settings: &PublishSettings,
     suite: &SuiteView,
-    signer: &Signer,
+    signer: &dyn SignRelease,
     cache: &ChunkCache,
 ) -> Result<()> {
     check_suite_name(&suite.name)?;

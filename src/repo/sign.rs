@@ -25,6 +25,38 @@ use pgp::types::{KeyDetails, KeyVersion, Password, Tag, Timestamp};
 /// The digest every signature uses; apt rejects SHA1 and accepts SHA256.
 const HASH: HashAlgorithm = HashAlgorithm::Sha256;
 
+/// What publishing needs of a signing key: the two signatures of `Release` and the
+/// public key clients trust. [`Signer`] (rPGP, a key file) and
+/// [`crate::repo::gpg::GpgSigner`] (the local gpg) provide it.
+pub trait SignRelease {
+    /// `InRelease`: `text` clearsigned, with signature time `time`.
+    fn clearsign(&self, text: &str, time: SystemTime) -> Result<String>;
+    /// `Release.gpg`: an armored detached signature over the bytes of `text`.
+    fn detached_armored(&self, text: &str, time: SystemTime) -> Result<String>;
+    /// The public key, armored.
+    fn public_key_armored(&self) -> String;
+    /// The public key as binary packets (a keyring for `Signed-By`).
+    fn public_key_binary(&self) -> Vec<u8>;
+}
+
+impl SignRelease for Signer {
+    fn clearsign(&self, text: &str, time: SystemTime) -> Result<String> {
+        Signer::clearsign(self, text, time)
+    }
+
+    fn detached_armored(&self, text: &str, time: SystemTime) -> Result<String> {
+        Signer::detached_armored(self, text, time)
+    }
+
+    fn public_key_armored(&self) -> String {
+        Signer::public_key_armored(self)
+    }
+
+    fn public_key_binary(&self) -> Vec<u8> {
+        Signer::public_key_binary(self)
+    }
+}
+
 /// A loaded signing key.
 #[derive(Debug, Clone)]
 pub struct Signer {
