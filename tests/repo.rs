@@ -768,19 +768,27 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
 }
 
 /// `repo init --gpg-key`: gpg (with a keyring of its own here) signs every publication,
-/// and gpgv accepts InRelease and Release.gpg against the exported keyring. A key gpg
-/// does not have is refused before anything is written.
+/// and gpgv accepts InRelease and Release.gpg against the exported keyring, also with a
+/// SOURCE_DATE_EPOCH older than the key. The keyring holds the signing key alone, even
+/// when the id given also matches another (public) key. A key gpg does not have, or one
+/// it cannot use without a passphrase, is refused before anything is written.
 #[test]
 fn a_key_in_gpg_signs_the_suites() {
     let temp = tempfile::tempdir().expect("temp dir");
     let home = temp.path().join("gnupg");
     fs::create_dir(&home).expect("gnupg home");
     fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("mode");
-    let gpg = |arguments: &[&str]| {
+    let gpg = |passphrase: &str, arguments: &[&str]| {
         let output = Command::new("gpg")
             .env("GNUPGHOME", &home)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
             .env("LC_ALL", "C")
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                passphrase,
+            ])
             .args(arguments)
             .output()
             .expect("gpg runs");
@@ -791,74 +799,133 @@ fn a_key_in_gpg_signs_the_suites() {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    gpg(&[
-        "--quick-gen-key",
-        "Repo Test <repo@example.org>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
-    let fingerprint = gpg(&["--list-secret-keys", "--with-colons"])
-        .lines()
-        .find_map(|line| line.strip_prefix("fpr:"))
-        .map(|rest| rest.trim_matches(':').to_string())
-        .expect("a fingerprint");
-    let repo = temp.path().join("repo");
-    let debstage = |arguments: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_debstage"))
+    let fingerprint_of = |listing: String| -> String {
+        listing
+            .lines()
+            .find_map(|line| line.strip_prefix("fpr:"))
+            .map(|rest| rest.trim_matches(':').to_string())
+            .expect("a fingerprint")
+    };
+    gpg(
+        "",
+        &[
+            "--quick-gen-key",
+            "Example Archive <archive@example.org>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    );
+    let fingerprint = fingerprint_of(gpg("", &["--list-secret-keys", "--with-colons"]));
+    // Another key whose user ID also matches "Example Archive", of which only the public
+    // half stays.
+    gpg(
+        "",
+        &[
+            "--quick-gen-key",
+            "Mallory Example Archive <mallory@example.org>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    );
+    let other = fingerprint_of(gpg(
+        "",
+        &["--list-keys", "--with-colons", "mallory@example.org"],
+    ));
+    gpg("", &["--yes", "--delete-secret-keys", &other]);
+    // A key with a passphrase, which gpg-agent forgets when it is stopped.
+    gpg(
+        "secret",
+        &[
+            "--quick-gen-key",
+            "Locked <locked@example.org>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    );
+    let stop_agent = || {
+        let _ = Command::new("gpgconf")
             .env("GNUPGHOME", &home)
+            .args(["--kill", "gpg-agent"])
+            .status();
+    };
+    stop_agent();
+
+    let repo = temp.path().join("repo");
+    let debstage = |arguments: &[&str], epoch: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_debstage"));
+        command
+            .env("GNUPGHOME", &home)
+            .env_remove("SOURCE_DATE_EPOCH")
             .arg("repo")
             .arg("--repo")
             .arg(&repo)
-            .args(arguments)
-            .output()
-            .expect("debstage runs")
+            .args(arguments);
+        if let Some(epoch) = epoch {
+            command.env("SOURCE_DATE_EPOCH", epoch);
+        }
+        command.output().expect("debstage runs")
     };
 
-    let unknown = debstage(&[
-        "init",
-        "--origin",
-        "gpgtest",
-        "--gpg-key",
-        "nobody@example.org",
-    ]);
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&unknown.stderr).contains("--gpg-key nobody@example.org"),
-        "{}",
-        String::from_utf8_lossy(&unknown.stderr)
-    );
-    assert!(!repo.exists(), "a refused init wrote {}", repo.display());
+    for (id, problem) in [
+        ("nobody@example.org", "gpg has no secret key"),
+        ("locked@example.org", "without asking for anything"),
+    ] {
+        let refused = debstage(&["init", "--origin", "example", "--gpg-key", id], None);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("--gpg-key {id}")) && stderr.contains(problem),
+            "{stderr}"
+        );
+        assert!(!repo.exists(), "a refused init wrote {}", repo.display());
+    }
 
-    let init = debstage(&[
-        "init",
-        "--origin",
-        "gpgtest",
-        "--arch",
-        "amd64",
-        "--gpg-key",
-        &fingerprint,
-    ]);
+    let init = debstage(
+        &[
+            "init",
+            "--origin",
+            "example",
+            "--arch",
+            "amd64",
+            "--gpg-key",
+            "Example Archive",
+        ],
+        None,
+    );
     assert!(
         init.status.success(),
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
     assert!(!repo.join("private").exists(), "no key of our own is made");
+    let config = fs::read_to_string(repo.join("debstage-repo.toml")).expect("config");
+    assert!(config.contains(&fingerprint), "{config}");
+    let keyring = repo.join("example.gpg");
+    let shown = gpg("", &["--show-keys", "--with-colons", path_str(&keyring)]);
+    let published: Vec<&str> = shown
+        .lines()
+        .filter(|line| line.starts_with("pub:"))
+        .collect();
+    assert_eq!(published.len(), 1, "{shown}");
+    assert!(!shown.contains(&other), "{shown}");
+
     let package = temp.path().join("tool_1.0-1_amd64.deb");
     raw_deb(
         &package,
         "Package: tool\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: T <t@example.org>\nDescription: a tool\n",
         Some(Compression::Xz),
     );
-    let add = debstage(&["add", "test", path_str(&package)]);
+    // A SOURCE_DATE_EPOCH from 2020, older than the key: signed at the key's creation.
+    let add = debstage(&["add", "test", path_str(&package)], Some("1600000000"));
     assert!(
         add.status.success(),
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
 
-    let keyring = repo.join("gpgtest.gpg");
     let suite = repo.join("dists/test");
     for signed in [
         vec![suite.join("InRelease")],
@@ -879,11 +946,9 @@ fn a_key_in_gpg_signs_the_suites() {
     let in_release = fs::read_to_string(suite.join("InRelease")).expect("InRelease");
     assert!(
         in_release.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n")
-            && in_release.contains("\nOrigin: gpgtest\n"),
+            && in_release.contains("\nOrigin: example\n")
+            && in_release.contains("\nDate: Sun, 13 Sep 2020 12:26:40 UTC\n"),
         "{in_release}"
     );
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", &home)
-        .args(["--kill", "gpg-agent"])
-        .status();
+    stop_agent();
 }

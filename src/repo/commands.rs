@@ -206,7 +206,8 @@ pub fn init(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<(
         valid_days: None,
         signing: SigningConfig {
             key: key_setting,
-            gpg_key: request.gpg_key.clone(),
+            // The fingerprint, not the id given: the same key at every publication.
+            gpg_key: gpg_signer.as_ref().map(|gpg| gpg.fingerprint().to_string()),
         },
     };
     config.check().context("repo init: invalid options")?;

@@ -1,10 +1,12 @@
 //! Signing through the local gpg (`repo init --gpg-key ID`), for keys that live in a
 //! keyring or on a smartcard and are never exported.
 //!
-//! gpg is run with `--batch`, so it never prompts: the key must be usable without a
-//! passphrase prompt (unprotected, or unlocked in gpg-agent). `GNUPGHOME` is honoured.
-//! The signature time is given with `--faked-system-time`, as rPGP is given it, so that a
-//! publication with SOURCE_DATE_EPOCH is dated like one signed by the generated key.
+//! gpg runs with `--batch --pinentry-mode error`, so it never prompts: the key must be
+//! usable as it is (unprotected, or unlocked in gpg-agent), which `GpgSigner::new` checks
+//! with a test signature. `GNUPGHOME` is honoured. The key is always named by its full
+//! fingerprint, never by the id the user gave, which could match other keys too. The
+//! signature time is given with `--faked-system-time`, as rPGP is given it, and is never
+//! earlier than the key (gpgv rejects such signatures; gpg refuses to make them).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -17,13 +19,19 @@ use crate::repo::sign::SignRelease;
 /// A signing key in gpg's keyring.
 #[derive(Debug, Clone)]
 pub struct GpgSigner {
-    id: String,
+    /// The primary key's full fingerprint: every gpg call names the key by it, so no
+    /// other key that happens to match the id given is exported or used.
+    fingerprint: String,
+    /// When the key was made: no signature is dated earlier (gpgv rejects those).
+    created: u64,
     public_armored: String,
     public_binary: Vec<u8>,
 }
 
 impl GpgSigner {
-    /// Checks that gpg holds the secret key `id` and exports its public key.
+    /// Finds the one secret key gpg has for `id` (key id, fingerprint or e-mail address),
+    /// checks that gpg can sign with it without asking anything, and exports its public
+    /// key.
     pub fn new(id: &str) -> Result<GpgSigner> {
         let valid = !id.is_empty()
             && id
@@ -35,38 +43,57 @@ impl GpgSigner {
         }
         let listed = gpg(&["--list-secret-keys", "--with-colons", "--", id], None)
             .with_context(|| format!("--gpg-key {id}: gpg has no secret key for it"))?;
-        let secret_keys = String::from_utf8_lossy(&listed)
-            .lines()
-            .filter(|line| line.starts_with("sec:"))
-            .count();
-        if secret_keys != 1 {
+        let keys = secret_keys(&String::from_utf8_lossy(&listed));
+        let [(fingerprint, created)] = keys.as_slice() else {
             bail!(
-                "--gpg-key {id}: gpg has {secret_keys} secret keys that match; give the \
-                 fingerprint of one (gpg --list-secret-keys)"
+                "--gpg-key {id}: gpg has {} secret keys that match; give the fingerprint of \
+                 one (gpg --list-secret-keys)",
+                keys.len()
             );
-        }
-        let public_binary = gpg(&["--export", "--", id], None)?;
-        let public_armored = String::from_utf8(gpg(&["--export", "--armor", "--", id], None)?)
-            .context("gpg exported a public key that is not text")?;
+        };
+        let public_binary = gpg(&["--export", "--", fingerprint], None)?;
+        let public_armored =
+            String::from_utf8(gpg(&["--export", "--armor", "--", fingerprint], None)?)
+                .context("gpg exported a public key that is not text")?;
         if public_binary.is_empty() {
-            bail!("--gpg-key {id}: gpg exported no public key");
+            bail!("--gpg-key {id}: gpg exported no public key for {fingerprint}");
         }
-        Ok(GpgSigner {
-            id: id.to_string(),
+        let signer = GpgSigner {
+            fingerprint: fingerprint.clone(),
+            created: *created,
             public_armored,
             public_binary,
-        })
+        };
+        // A key that needs a passphrase, has expired or sits on a missing card fails here,
+        // before the caller writes anything.
+        signer
+            .sign("--clearsign", "debstage signing check\n", SystemTime::now())
+            .with_context(|| {
+                format!(
+                    "--gpg-key {id}: gpg cannot sign with {fingerprint} without asking for \
+                     anything; unlock the key in gpg-agent first, or use --key"
+                )
+            })?;
+        Ok(signer)
+    }
+
+    /// The primary key's fingerprint, which the configuration records.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     fn sign(&self, mode: &str, text: &str, time: SystemTime) -> Result<String> {
         let seconds = time
             .duration_since(UNIX_EPOCH)
             .context("the signature time is before 1970")?
-            .as_secs();
+            .as_secs()
+            .max(self.created);
         let output = gpg(
             &[
+                "--pinentry-mode",
+                "error",
                 "--local-user",
-                &self.id,
+                &self.fingerprint,
                 "--digest-algo",
                 "SHA256",
                 "--faked-system-time",
@@ -76,9 +103,30 @@ impl GpgSigner {
             ],
             Some(text.as_bytes()),
         )
-        .with_context(|| format!("gpg could not sign with the key {}", self.id))?;
+        .with_context(|| format!("gpg could not sign with the key {}", self.fingerprint))?;
         String::from_utf8(output).context("gpg wrote a signature that is not text")
     }
+}
+
+/// The (fingerprint, creation time) of each secret primary key in gpg's colon listing:
+/// a `sec` record (field 6: created, seconds since 1970) followed by its `fpr` record.
+fn secret_keys(listing: &str) -> Vec<(String, u64)> {
+    let mut keys = Vec::new();
+    let mut created = None;
+    for line in listing.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.first() {
+            Some(&"sec") => created = fields.get(5).and_then(|value| value.parse().ok()),
+            Some(&"fpr") => {
+                if let (Some(time), Some(fingerprint)) = (created.take(), fields.get(9)) {
+                    keys.push((fingerprint.to_string(), time));
+                }
+            }
+            Some(&"ssb") => created = None,
+            _ => {}
+        }
+    }
+    keys
 }
 
 impl SignRelease for GpgSigner {
@@ -115,8 +163,10 @@ fn gpg(arguments: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot run gpg (install the gnupg package)")?;
+    // A gpg that exits early closes its input: its own message says why, so a failed
+    // write is not reported by itself.
     if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(bytes).context("cannot write to gpg")?;
+        let _ = stdin.write_all(bytes);
     }
     let output = child.wait_with_output().context("gpg did not finish")?;
     if !output.status.success() {
@@ -128,4 +178,31 @@ fn gpg(arguments: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
         );
     }
     Ok(output.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colon_listing_gives_each_primary_key_with_its_creation_time() {
+        let listing = "sec:u:255:22:AAAA:1700000000:::u:::scESC:::+:::ed25519:::0:\n\
+                       fpr:::::::::1111222233334444555566667777888899990000:\n\
+                       grp:::::::::ABCD:\n\
+                       uid:u::::1700000000::HASH::Example <ex@example.org>::::::::::0:\n\
+                       ssb:u:255:18:BBBB:1700000001::::::e:::+:::cv25519::\n\
+                       fpr:::::::::SUBKEYFINGERPRINT:\n\
+                       sec:u:255:22:CCCC:1600000000:::u:::scESC:::+:::ed25519:::0:\n\
+                       fpr:::::::::FFFF:\n";
+        assert_eq!(
+            secret_keys(listing),
+            vec![
+                (
+                    "1111222233334444555566667777888899990000".to_string(),
+                    1_700_000_000
+                ),
+                ("FFFF".to_string(), 1_600_000_000),
+            ]
+        );
+    }
 }
