@@ -21,6 +21,12 @@ pub struct Reporter {
     terminal: bool,
 }
 
+/// A warning on stderr, for code that has no [`Reporter`] at hand (library functions
+/// whose work succeeded but left something to say).
+pub fn warn(message: impl AsRef<str>) {
+    eprintln!("warning: {}", message.as_ref());
+}
+
 impl Reporter {
     /// A reporter for the given `--quiet` and `--format` flags.
     pub fn new(quiet: bool, format: Format) -> Self {
@@ -54,7 +60,7 @@ impl Reporter {
 
     /// A warning on stderr; shown even when quiet.
     pub fn warn(&self, message: impl AsRef<str>) {
-        eprintln!("warning: {}", message.as_ref());
+        warn(message);
     }
 
     /// The final error of a command, with its chain of causes.

@@ -86,6 +86,11 @@ pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
 /// the writer set it), and the tar headers carry checksums.
 pub fn read_and_check_from(file: &mut File) -> Result<PackageControl, ReadError> {
     let (control, data) = read_members(file)?;
+    // dpkg also reads data.tar.bz2 and data.tar.lzma, which we do not unpack: such a
+    // package is taken as it was before this check existed.
+    if data.name.ends_with(".bz2") || data.name.ends_with(".lzma") {
+        return Ok(control);
+    }
     file.seek(SeekFrom::Start(data.offset))?;
     let member = BufReader::with_capacity(64 * 1024, file).take(data.size);
     let damaged =
@@ -321,7 +326,8 @@ fn decompressor<'a>(name: &str, member: impl Read + 'a) -> Result<Box<dyn Read +
     };
     Ok(match extension {
         "" => Box::new(member),
-        ".gz" => Box::new(flate2::read::GzDecoder::new(member)),
+        // Every gzip member, as dpkg's zlib reader unpacks them all.
+        ".gz" => Box::new(flate2::read::MultiGzDecoder::new(member)),
         ".xz" => Box::new(liblzma::read::XzDecoder::new(member)),
         ".zst" => Box::new(
             zstd::stream::read::Decoder::new(member)

@@ -145,7 +145,9 @@ impl ChunkCache {
         for entry in read_dir_if_any(directory)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             let key = name.split('.').next().unwrap_or_default();
-            if entry.path() != records && !keep.contains(key) {
+            // Only chunk files: a directory here is not ours to remove.
+            let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+            if is_file && !keep.contains(key) {
                 remove(&entry.path())?;
             }
         }
@@ -184,9 +186,9 @@ impl ChunkCache {
         let xz_bytes = xz::compress(text)?;
         let xz = xz::Split::parse(&xz_bytes, text.len() as u64, crc)
             .context("liblzma wrote an xz stream that does not read back")?;
+        // A cache that cannot be written costs time next run, never this publication.
         if let Some((gzip_path, xz_path)) = &paths {
-            store(gzip_path, &gzip)?;
-            store(xz_path, &xz_bytes)?;
+            let _ = store(gzip_path, &gzip).and_then(|()| store(xz_path, &xz_bytes));
         }
         Ok(Part { key, gzip, xz })
     }

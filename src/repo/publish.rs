@@ -87,7 +87,11 @@ pub fn publish(
             .collect(),
         Err(_) => Vec::new(),
     };
-    cache.prune(&published)
+    // The suites are published: a cache that cannot be tidied is only reported.
+    if let Err(error) = cache.prune(&published) {
+        crate::report::warn(format!("the index cache was not pruned: {error:#}"));
+    }
+    Ok(())
 }
 
 /// Checks a suite name: it becomes a directory under `dists/` and a Release field.
@@ -133,6 +137,12 @@ fn publish_suite(
         fs::create_dir_all(directory)
             .with_context(|| format!("{}: cannot create the directory", directory.display()))?;
         remove_leftovers(directory)?;
+        for algorithm in ALGORITHMS {
+            let by_hash = directory.join("by-hash").join(algorithm.name());
+            if by_hash.is_dir() {
+                remove_leftovers(&by_hash)?;
+            }
+        }
     }
     let previous = match fs::read_to_string(suite_directory.join("Release")) {
         Ok(text) => index::release_entries(&text),
@@ -174,6 +184,16 @@ fn publish_suite(
             .persist(&plain)
             .with_context(|| format!("{}: cannot be written", plain.display()))?;
     }
+    // The new names (indexes and by-hash links) are on disk before a Release names them.
+    for directory in &directories {
+        sync_directory(directory)?;
+        for algorithm in ALGORITHMS {
+            let by_hash = directory.join("by-hash").join(algorithm.name());
+            if by_hash.is_dir() {
+                sync_directory(&by_hash)?;
+            }
+        }
+    }
     // 3. The Release files last, renamed one right after the other.
     let staged = [
         ("Release", release.as_bytes()),
@@ -213,7 +233,14 @@ fn publish_suite(
     if current != previous {
         prune_by_hash(&suite_directory, &files, &current, &previous)?;
     }
-    cache.record_suite(&suite.name, &keys)
+    // Without this record the suite's chunks are pruned, and made again next time.
+    if let Err(error) = cache.record_suite(&suite.name, &keys) {
+        crate::report::warn(format!(
+            "the index cache of suite {} was not recorded: {error:#}",
+            suite.name
+        ));
+    }
+    Ok(())
 }
 
 /// `dists/<suite>/<dir of path>/by-hash/<algorithm>/<digest>`.
