@@ -37,6 +37,7 @@ const MAX_CHUNK: usize = 256 << 10;
 const GZIP_LEVEL: u32 = 9;
 const XZ_PRESET: u32 = 6;
 /// Names the cache generation: bump when the chunking or the compressor settings change.
+/// A fingerprint of the compressors' output is added (see [`generation`]).
 const CACHE_VERSION: &str = "v1-gz9-xz6";
 
 /// Where compressed chunks are kept between runs (or nowhere).
@@ -66,7 +67,7 @@ impl ChunkCache {
     /// A cache kept in `root` (which holds nothing else).
     pub fn in_directory(root: &Path) -> ChunkCache {
         ChunkCache {
-            directory: Some(root.join(CACHE_VERSION)),
+            directory: generation().map(|name| root.join(name)),
         }
     }
 
@@ -121,7 +122,10 @@ impl ChunkCache {
                         !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit())
                     })
                 });
-                if is_generation && name != CACHE_VERSION && generation.path().is_dir() {
+                let current = directory
+                    .file_name()
+                    .is_some_and(|own| own == name.as_str());
+                if is_generation && !current && generation.path().is_dir() {
                     fs::remove_dir_all(generation.path()).with_context(|| {
                         format!(
                             "{}: cannot remove an old cache",
@@ -198,6 +202,37 @@ struct Part {
     key: String,
     gzip: Vec<u8>,
     xz: xz::Split,
+}
+
+/// The cache generation of this build: [`CACHE_VERSION`] and a fingerprint of what gzip
+/// and xz make of a fixed text, so that a debstage built with other compressor libraries
+/// (whose bytes may differ) never takes chunks compressed by another. `None` (no cache)
+/// if the probe cannot be compressed.
+fn generation() -> Option<String> {
+    static GENERATION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    GENERATION
+        .get_or_init(|| {
+            let probe =
+                "Package: probe\nVersion: 1.0-1\nDescription: cache generation\n\n".repeat(64);
+            let gzip = compress::compress_bytes(
+                probe.as_bytes(),
+                Settings {
+                    compression: Compression::Gzip,
+                    level: Some(GZIP_LEVEL),
+                    threads: 1,
+                },
+            )
+            .ok()?;
+            let xz = xz::compress(probe.as_bytes()).ok()?;
+            let mut hasher = Sha256::new();
+            hasher.update(&gzip);
+            hasher.update(&xz);
+            Some(format!(
+                "{CACHE_VERSION}-{}",
+                &hex::encode(hasher.finalize())[..12]
+            ))
+        })
+        .clone()
 }
 
 /// Cuts `text` after paragraphs (each ends with a blank line, or the text ends) whose
@@ -555,7 +590,9 @@ mod tests {
         let cache = ChunkCache::in_directory(directory.path());
         let text = packages(10);
         let first = cache.compress(text.as_bytes())?;
-        let generation = directory.path().join(CACHE_VERSION);
+        let generation = directory
+            .path()
+            .join(generation().unwrap_or_else(|| CACHE_VERSION.to_string()));
         for entry in fs::read_dir(&generation)? {
             let path = entry?.path();
             let mut bytes = fs::read(&path)?;
