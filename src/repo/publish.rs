@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 
 use crate::repo::index::{self, IndexFile, ALGORITHMS};
 use crate::repo::index_cache::ChunkCache;
@@ -160,24 +161,27 @@ fn publish_suite(
     // 1. Each index is written (and synced) once, under a temporary name beside its
     // plain name; its by-hash names, which the old and new Release both point into, are
     // hard links to it.
-    let mut staged_indexes = Vec::with_capacity(files.len());
-    for file in &files {
-        let plain = suite_directory.join(&file.path);
-        let directory = plain.parent().unwrap_or(&suite_directory);
-        let temporary = stage(directory, &file.bytes)?;
-        for algorithm in ALGORITHMS {
-            let path = by_hash_path(
-                &suite_directory,
-                &file.path,
-                algorithm.name(),
-                file.digests.get(algorithm),
-            );
-            if !path.exists() {
-                link_atomically(temporary.path(), &path)?;
+    // The files are written side by side, so that their syncs overlap.
+    let staged_indexes = files
+        .par_iter()
+        .map(|file| -> Result<_> {
+            let plain = suite_directory.join(&file.path);
+            let directory = plain.parent().unwrap_or(&suite_directory);
+            let temporary = stage(directory, &file.bytes)?;
+            for algorithm in ALGORITHMS {
+                let path = by_hash_path(
+                    &suite_directory,
+                    &file.path,
+                    algorithm.name(),
+                    file.digests.get(algorithm),
+                );
+                if !path.exists() {
+                    link_atomically(temporary.path(), &path)?;
+                }
             }
-        }
-        staged_indexes.push((plain, temporary));
-    }
+            Ok((plain, temporary))
+        })
+        .collect::<Result<Vec<_>>>()?;
     // 2. The indexes under their plain names.
     for (plain, temporary) in staged_indexes {
         temporary
