@@ -124,6 +124,14 @@ pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Pa
         return Err(error);
     }
 
+    let staged: Vec<&Path> = candidates
+        .iter()
+        .map(|candidate| candidate.staged.path.as_path())
+        .collect();
+    if let Err(error) = pool::make_durable(&root, &staged) {
+        discard(&candidates);
+        return Err(error);
+    }
     let recorded = match record(session, &stage, &candidates) {
         Ok(recorded) => recorded,
         Err(error) => {
