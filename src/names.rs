@@ -3,6 +3,17 @@
 //! Everything a maintainer script or unit receives passes one of these checks at build
 //! time, so no value can break out of its quotes on a server.
 
+/// Whether `name` can be an architecture a repository serves: a Debian architecture name
+/// (`[a-z0-9-]+`, such as amd64 or arm64), and not `all`, whose packages are listed under
+/// every architecture rather than under their own.
+pub fn is_served_architecture(name: &str) -> bool {
+    !name.is_empty()
+        && name != "all"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// Checks a Debian package name: `[a-z0-9][a-z0-9+.-]+` (Debian Policy 5.6.1).
 pub fn check_package_name(name: &str) -> Result<(), String> {
     let valid = name.len() >= 2

@@ -14,7 +14,7 @@ pub mod tar;
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -163,7 +163,8 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
     .with_context(|| format!("writing the data of {file}"))?;
     writer.flush()?;
     drop(writer);
-    let (size, sha256) = sha256_of(output.as_file_mut())?;
+    let (size, sha256) = sha256_of(output.path())
+        .with_context(|| format!("{}: cannot be read back", output.path().display()))?;
     let mut permissions = output.as_file().metadata()?.permissions();
     // Temporary files are private (0600); a package is for everyone to read.
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
@@ -300,11 +301,14 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
     encoder.finish()?.flush()
 }
 
-/// The size and SHA256 (hex) of a written file, read back from the start.
-fn sha256_of(file: &mut File) -> Result<(u64, String)> {
-    file.rewind()?;
-    // Large reads: with SHA-NI the hash keeps up with memory, and 8 KiB reads would not.
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+/// The size and SHA256 (hex) of a file, read in full: a package after writing it, and
+/// pool files when the repository checks them.
+pub fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
+    // Large reads for a large file (with SHA-NI the hash keeps up with memory, and 8 KiB
+    // reads would not); a small buffer for the many small files a repository checks.
+    let file = File::open(path)?;
+    let capacity = file.metadata()?.len().clamp(8 << 10, 1 << 20) as usize;
+    let mut reader = io::BufReader::with_capacity(capacity, file);
     let mut hasher = Sha256::new();
     let size = io::copy(&mut reader, &mut hasher)?;
     Ok((size, hex::encode(hasher.finalize())))

@@ -88,12 +88,7 @@ impl RepoConfig {
             bail!("architectures: at least one architecture is needed (for example amd64)");
         }
         for architecture in &self.architectures {
-            let valid = !architecture.is_empty()
-                && architecture != "all"
-                && architecture
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !valid {
+            if !names::is_served_architecture(architecture) {
                 bail!(
                     "architectures: {architecture:?} must be a Debian architecture such as \
                      amd64 or arm64 (`all` packages are listed under each)"

@@ -311,12 +311,7 @@ pub fn suite_indexes(
         bail!("suite {}: no architectures are configured", suite.name);
     }
     for architecture in architectures {
-        let valid = !architecture.is_empty()
-            && architecture != "all"
-            && architecture
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
+        if !crate::names::is_served_architecture(architecture) {
             bail!(
                 "architecture {architecture:?}: must match [a-z0-9-]+ and not be `all` (`all` packages are listed under every architecture)"
             );

@@ -178,15 +178,7 @@ impl ChunkCache {
                 }
             }
         }
-        let gzip = compress::compress_bytes(
-            text,
-            Settings {
-                compression: Compression::Gzip,
-                level: Some(GZIP_LEVEL),
-                threads: 1,
-            },
-        )
-        .context("compressing Packages with gzip")?;
+        let gzip = gzip(text).context("compressing Packages with gzip")?;
         let xz_bytes = xz::compress(text)?;
         let xz = xz::Split::parse(&xz_bytes, text.len() as u64, crc)
             .context("liblzma wrote an xz stream that does not read back")?;
@@ -204,6 +196,16 @@ struct Part {
     xz: xz::Split,
 }
 
+/// `text` as one gzip member at [`GZIP_LEVEL`] (no name, no time: reproducible).
+fn gzip(text: &[u8]) -> std::io::Result<Vec<u8>> {
+    let settings = Settings {
+        compression: Compression::Gzip,
+        level: Some(GZIP_LEVEL),
+        threads: 1,
+    };
+    compress::compress_bytes(text, settings)
+}
+
 /// The cache generation of this build: [`CACHE_VERSION`] and a fingerprint of what gzip
 /// and xz make of a fixed text, so that a debstage built with other compressor libraries
 /// (whose bytes may differ) never takes chunks compressed by another. `None` (no cache)
@@ -214,15 +216,7 @@ fn generation() -> Option<String> {
         .get_or_init(|| {
             let probe =
                 "Package: probe\nVersion: 1.0-1\nDescription: cache generation\n\n".repeat(64);
-            let gzip = compress::compress_bytes(
-                probe.as_bytes(),
-                Settings {
-                    compression: Compression::Gzip,
-                    level: Some(GZIP_LEVEL),
-                    threads: 1,
-                },
-            )
-            .ok()?;
+            let gzip = gzip(probe.as_bytes()).ok()?;
             let xz = xz::compress(probe.as_bytes()).ok()?;
             let mut hasher = Sha256::new();
             hasher.update(&gzip);

@@ -86,26 +86,8 @@ fn copy_with(
     })
 }
 
-/// The SHA256 and size of a file, read in full.
-pub fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    BUFFER.with(|buffer| {
-        let buffer = &mut *buffer.borrow_mut();
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let read = match file.read(buffer) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
-            hasher.update(&buffer[..read]);
-            size += read as u64;
-        }
-        Ok((size, hex::encode(hasher.finalize())))
-    })
-}
+/// The SHA256 and size of a file, read in full (the same as a package's, after writing).
+pub use crate::deb::sha256_of;
 
 /// A file copied into `.incoming`, waiting for its database row.
 #[derive(Debug, Clone)]

@@ -138,11 +138,8 @@ fn publish_suite(
         fs::create_dir_all(directory)
             .with_context(|| format!("{}: cannot create the directory", directory.display()))?;
         remove_leftovers(directory)?;
-        for algorithm in ALGORITHMS {
-            let by_hash = directory.join("by-hash").join(algorithm.name());
-            if by_hash.is_dir() {
-                remove_leftovers(&by_hash)?;
-            }
+        for by_hash in existing_by_hash_directories(directory) {
+            remove_leftovers(&by_hash)?;
         }
     }
     let previous = match fs::read_to_string(suite_directory.join("Release")) {
@@ -191,11 +188,8 @@ fn publish_suite(
     // The new names (indexes and by-hash links) are on disk before a Release names them.
     for directory in &directories {
         sync_directory(directory)?;
-        for algorithm in ALGORITHMS {
-            let by_hash = directory.join("by-hash").join(algorithm.name());
-            if by_hash.is_dir() {
-                sync_directory(&by_hash)?;
-            }
+        for by_hash in existing_by_hash_directories(directory) {
+            sync_directory(&by_hash)?;
         }
     }
     // 3. The Release files last, renamed one right after the other.
@@ -251,7 +245,20 @@ fn publish_suite(
 fn by_hash_path(suite_directory: &Path, path: &str, algorithm: &str, digest: &str) -> PathBuf {
     let file = suite_directory.join(path);
     let directory = file.parent().unwrap_or(suite_directory);
-    directory.join("by-hash").join(algorithm).join(digest)
+    by_hash_directory(directory, algorithm).join(digest)
+}
+
+/// `<index directory>/by-hash/<algorithm>`.
+fn by_hash_directory(directory: &Path, algorithm: &str) -> PathBuf {
+    directory.join("by-hash").join(algorithm)
+}
+
+/// The by-hash directories under an index directory that exist.
+fn existing_by_hash_directories(directory: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    ALGORITHMS
+        .into_iter()
+        .map(|algorithm| by_hash_directory(directory, algorithm.name()))
+        .filter(|by_hash| by_hash.is_dir())
 }
 
 /// Removes by-hash files of the directories `files` live in that belong to neither
@@ -274,7 +281,7 @@ fn prune_by_hash(
         .collect();
     for directory in directories {
         for algorithm in ALGORITHMS {
-            let relative = directory.join("by-hash").join(algorithm.name());
+            let relative = by_hash_directory(&directory, algorithm.name());
             let absolute = suite_directory.join(&relative);
             let entries = match fs::read_dir(&absolute) {
                 Ok(entries) => entries,
