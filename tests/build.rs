@@ -489,6 +489,45 @@ fn bad_manifests_get_clear_errors_and_write_nothing() {
     }
 }
 
+/// ELF files of two architectures in one tree: the build fails naming both files, and
+/// leaves nothing behind.
+#[test]
+fn a_failed_elf_scan_is_reported_and_writes_nothing() {
+    let (temp, app) = example("hello");
+    let tree = app.join("app");
+    let mut elf = fs::read("/bin/true").expect("read /bin/true");
+    fs::create_dir_all(tree.join("bin")).expect("mkdir");
+    fs::write(tree.join("bin/native"), &elf).expect("write");
+    // e_machine (offset 18): RISC-V on arm64 hosts, AArch64 elsewhere.
+    let other: u16 = if std::env::consts::ARCH == "aarch64" {
+        243
+    } else {
+        183
+    };
+    elf[18..20].copy_from_slice(&other.to_le_bytes());
+    fs::write(tree.join("bin/foreign"), &elf).expect("write");
+    let out = temp.path().join("out");
+    let output = run_fail(
+        debstage()
+            .arg("build")
+            .arg("--manifest")
+            .arg(app.join("debstage.toml"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("bin/native"), "{message}");
+    assert!(message.contains("bin/foreign"), "{message}");
+    assert!(!message.contains("stopped"), "{message}");
+    assert!(!out.exists(), "--out was created");
+    let leftovers: Vec<String> = files_in(temp.path())
+        .into_iter()
+        .filter(|name| name.starts_with(".debstage"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn init_writes_a_manifest_that_builds() {
     let temp = tempfile::tempdir().expect("temp");
