@@ -118,17 +118,19 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
             _ => None,
         })
         .collect();
-    // The md5sums and the ELF scan both read the tree: they run side by side.
     let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
-    let (digests, scanned) = rayon::join(
-        || deb::md5sums::digest_entries(&entries),
-        || -> Result<_> {
-            let report = elf::scan(&elf_inputs)?;
-            let detected = shlibs::resolve(&loaded, &report)?;
-            Ok((report, detected))
-        },
-    );
-    let (report, detected) = scanned?;
+    // The ELF scan comes first, on every core: the shared-library lookup after it spends
+    // most of its time waiting for dpkg-query, and the md5 pass fills the cores meanwhile.
+    let report = elf::scan(&elf_inputs)?;
+    let (digests, detected) = std::thread::scope(|scope| {
+        let lookup = scope.spawn(|| shlibs::resolve(&loaded, &report));
+        let digests = deb::md5sums::digest_entries(&entries);
+        let detected = lookup
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (digests, detected)
+    });
+    let detected = detected?;
     let digests = digests?;
     let architecture = match &loaded.manifest.package.architecture {
         Some(architecture) => architecture.clone(),
@@ -172,14 +174,21 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
         .map(|stage| stage_spec(&loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
         .collect::<Result<Vec<_>>>()?;
 
-    let payload = deb::write_package(&payload_spec, work.path())?;
+    // The small stage packages are written while the payload is compressed.
+    let (payload, stages) = rayon::join(
+        || deb::write_package(&payload_spec, work.path()),
+        || {
+            stage_specs
+                .par_iter()
+                .map(|(stage, spec)| {
+                    deb::write_package(spec, work.path()).map(|written| (stage.clone(), written))
+                })
+                .collect::<Result<Vec<(String, WrittenPackage)>>>()
+        },
+    );
+    let payload = payload?;
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
-    let stages: Vec<(String, WrittenPackage)> = stage_specs
-        .par_iter()
-        .map(|(stage, spec)| {
-            deb::write_package(spec, work.path()).map(|written| (stage.clone(), written))
-        })
-        .collect::<Result<_>>()?;
+    let stages = stages?;
 
     let mut packages = vec![built(&payload, "payload", None)];
     packages.extend(
