@@ -125,8 +125,12 @@ struct ElfFile {
 /// Reads only the header of a file: `Some(machine)` when it is an ELF executable or shared
 /// object, `None` for any other file.
 pub fn read_machine(path: &Path) -> std::io::Result<Option<Machine>> {
+    read_machine_from(&mut std::fs::File::open(path)?)
+}
+
+/// [`read_machine`] on a file already open, read from its current position.
+fn read_machine_from(file: &mut std::fs::File) -> std::io::Result<Option<Machine>> {
     let mut header = [0u8; 64];
-    let mut file = std::fs::File::open(path)?;
     let mut filled = 0;
     while filled < header.len() {
         let count = file.read(&mut header[filled..])?;
@@ -173,26 +177,23 @@ pub fn read_machine(path: &Path) -> std::io::Result<Option<Machine>> {
 }
 
 fn read_elf(disk_path: &Path, tree_path: &str) -> Result<Option<ElfFile>> {
-    let metadata = std::fs::symlink_metadata(disk_path)
-        .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
+    let cannot_read = || format!("{}: cannot be read", disk_path.display());
+    let metadata = std::fs::symlink_metadata(disk_path).with_context(cannot_read)?;
     if !metadata.is_file() {
         return Ok(None);
     }
-    let machine = match read_machine(disk_path)
-        .with_context(|| format!("{}: cannot be read", disk_path.display()))?
-    {
+    // One open serves the header check and, for an ELF file, the mapping.
+    let mut file = std::fs::File::open(disk_path).with_context(cannot_read)?;
+    let machine = match read_machine_from(&mut file).with_context(cannot_read)? {
         Some(machine) => machine,
         None => return Ok(None),
     };
-    let file = std::fs::File::open(disk_path)
-        .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
     // Mapped, not read: goblin touches the headers, tables and sections it parses, not
     // the whole (often large) file; reading copied every byte (scan of the bench tree:
     // 100 ms -> 63 ms).
     // SAFETY: the tree is the build's input and is not written while it is read; a file
     // truncated under us would be a broken build either way.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.with_context(cannot_read)?;
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|error| {
         anyhow::anyhow!(
             "{tree_path}: has an ELF header but cannot be parsed ({error}); \

@@ -48,7 +48,8 @@ impl<W: Write> TarWriter<W> {
         header.set_cksum();
         // The crate's `append` copies through an 8 KiB buffer behind `dyn Write`: a read
         // call per 8 KiB and one more copy. io::copy into the concrete writer reads straight
-        // into a BufWriter's buffer instead (bench tree: 25,600 reads -> 8,200).
+        // into a BufWriter's buffer instead (`strace -c` of a whole build of the bench
+        // tree: 48,885 read calls -> 26,007).
         let out = self.builder.get_mut();
         out.write_all(header.as_bytes())?;
         let copied = io::copy(&mut data.take(size), out)?;
