@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cli;
 pub mod deb;
+pub mod dpkg_owners;
 pub mod elf;
 pub mod env;
 pub mod init;

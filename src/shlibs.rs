@@ -16,10 +16,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result};
+use foldhash::{HashMap, HashMapExt};
 
+use crate::dpkg_owners;
 use crate::elf::{read_machine, ElfReport, Machine};
 use crate::manifest::LoadedManifest;
 use crate::version;
@@ -68,71 +69,94 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
         }
         candidates.insert(soname, found);
     }
-    let owners = owning_packages(candidates.values().flatten())?;
+    let names: BTreeSet<PathBuf> = candidates
+        .values()
+        .flatten()
+        .flat_map(|path| aliases(path))
+        .collect();
+    let owners = dpkg_owners::owners(&admin_dir, &names)?;
 
-    let mut minimal: BTreeMap<String, SymbolsObject> = BTreeMap::new();
     let architecture = machine.debian_architecture().unwrap_or("all");
-    for (soname, file) in &wanted {
-        let found = candidates.get(soname).map(Vec::as_slice).unwrap_or(&[]);
-        let unresolved = |reason: String| {
-            anyhow::anyhow!(
-                "{}: the soname {soname}, needed by {}, {reason}. Install the package that \
-                 provides it on the build machine, map it by hand with [depends.sonames] \
-                 \"{soname}\" = \"package (>= version)\", or ignore it with [depends] \
-                 ignore-sonames = [\"{soname}\"]",
-                manifest.path.display(),
-                file.display()
-            )
-        };
-        let Some((library, package)) = found.iter().find_map(|path| {
-            aliases(path)
+    // Each soname's library and package, or why it has none; reported in the order of
+    // `wanted` once the symbols files are read.
+    let providers: Vec<Result<(&PathBuf, &String)>> = wanted
+        .iter()
+        .map(|(soname, file)| {
+            let found = candidates.get(soname).map(Vec::as_slice).unwrap_or(&[]);
+            found
                 .iter()
-                .find_map(|alias| owners.get(alias))
-                .map(|package| (path, package))
-        }) else {
-            return Err(if found.is_empty() {
-                unresolved(format!(
-                    "is not installed on the build machine (searched {})",
-                    directories
+                .find_map(|path| {
+                    aliases(path)
                         .iter()
-                        .map(|directory| directory.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            } else {
-                unresolved(format!(
-                    "is found at {} but belongs to no installed Debian package",
-                    found
-                        .iter()
-                        .map(|path| path.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            });
-        };
-        if let Some(object) = read_symbols(&admin_dir, package, architecture, soname)? {
-            minimal.insert(soname.to_string(), object);
+                        .find_map(|alias| owners.get(alias))
+                        .map(|package| (path, package))
+                })
+                .ok_or_else(|| {
+                    let reason = if found.is_empty() {
+                        format!(
+                            "is not installed on the build machine (searched {})",
+                            join_paths(&directories)
+                        )
+                    } else {
+                        format!(
+                            "is found at {} but belongs to no installed Debian package",
+                            join_paths(found)
+                        )
+                    };
+                    unresolved(manifest, soname, file, &reason)
+                })
+        })
+        .collect();
+
+    // Each symbols file is read once, however many of its sonames the tree needs.
+    let mut symbols_files: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
+    let mut symbols_file_of: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    for ((soname, _), provider) in wanted.iter().zip(&providers) {
+        if let Ok((_, package)) = provider {
+            if let Some(path) = symbols_file(&admin_dir, package, architecture) {
+                symbols_files.entry(path.clone()).or_default().push(soname);
+                symbols_file_of.insert(soname, path);
+            }
+        }
+    }
+    let texts = symbols_files
+        .keys()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| (path.clone(), text))
+                .with_context(|| format!("{}: cannot be read", path.display()))
+        })
+        .collect::<Result<BTreeMap<PathBuf, String>>>()?;
+    let mut objects: BTreeMap<&str, SymbolsObject> = BTreeMap::new();
+    for (path, sonames) in &symbols_files {
+        objects.extend(parse_symbols(&texts[path], sonames));
+    }
+    let mut minimal: BTreeMap<&str, SymbolsObject> = BTreeMap::new();
+    for ((soname, file), provider) in wanted.iter().zip(providers) {
+        let (library, package) = provider?;
+        if let Some(object) = objects.remove(soname) {
+            minimal.insert(soname, object);
         } else if let Some(relation) = read_shlibs(&admin_dir, package, architecture, soname)? {
             relations.push(relation);
         } else {
-            return Err(unresolved(format!(
+            let reason = format!(
                 "is provided by {} of package {package}, which has neither a symbols nor a \
                  shlibs entry for it",
                 library.display()
-            )));
+            );
+            return Err(unresolved(manifest, soname, file, &reason));
         }
     }
-
     // The minimal version of each library is the highest of the symbols the files use.
     for imports in &report.imports {
         for symbol in &imports.symbols {
             let found = imports.sonames.iter().find_map(|soname| {
-                let version = minimal.get(soname)?.lookup(symbol)?;
-                Some((soname, version.to_string()))
+                let version = minimal.get(soname.as_str())?.lookup(symbol)?;
+                Some((soname, version))
             });
             if let Some((soname, version)) = found {
-                if let Some(object) = minimal.get_mut(soname) {
-                    object.raise(&version);
+                if let Some(object) = minimal.get_mut(soname.as_str()) {
+                    object.raise(version);
                 }
             }
         }
@@ -141,6 +165,26 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
         relations.push(object.relation());
     }
     Ok(merge(relations))
+}
+
+/// The error for a soname that cannot be mapped to a package, with the three ways out.
+fn unresolved(manifest: &LoadedManifest, soname: &str, file: &Path, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: the soname {soname}, needed by {}, {reason}. Install the package that \
+         provides it on the build machine, map it by hand with [depends.sonames] \
+         \"{soname}\" = \"package (>= version)\", or ignore it with [depends] \
+         ignore-sonames = [\"{soname}\"]",
+        manifest.path.display(),
+        file.display()
+    )
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The directories the dynamic loader searches, in its order: ld.so.conf, then the
@@ -225,42 +269,6 @@ fn aliases(path: &Path) -> Vec<PathBuf> {
     names
 }
 
-/// Asks dpkg, in one call, which installed package owns each of the libraries' names.
-fn owning_packages<'a>(
-    paths: impl Iterator<Item = &'a PathBuf>,
-) -> Result<BTreeMap<PathBuf, String>> {
-    let mut names: BTreeSet<PathBuf> = BTreeSet::new();
-    for path in paths {
-        names.extend(aliases(path));
-    }
-    let mut owners = BTreeMap::new();
-    if names.is_empty() {
-        return Ok(owners);
-    }
-    // dpkg-query exits 1 when some name is owned by no package; the others are still listed.
-    let output = Command::new("dpkg-query")
-        .arg("-S")
-        .args(&names)
-        .env("LC_ALL", "C")
-        .output()
-        .context("cannot run dpkg-query, which maps libraries to the packages that own them")?;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        if line.starts_with("diversion by") {
-            continue;
-        }
-        let Some((packages, path)) = line.split_once(": ") else {
-            continue;
-        };
-        let path = PathBuf::from(path.trim());
-        if names.contains(&path) {
-            if let Some(package) = packages.split(", ").next() {
-                owners.insert(path, package.trim().to_string());
-            }
-        }
-    }
-    Ok(owners)
-}
-
 /// The info files of a package (`zlib1g:amd64`, `zlib1g`), the qualified name first.
 fn info_files(admin_dir: &Path, package: &str, architecture: &str, suffix: &str) -> Vec<PathBuf> {
     let name = package.split(':').next().unwrap_or(package);
@@ -272,31 +280,32 @@ fn info_files(admin_dir: &Path, package: &str, architecture: &str, suffix: &str)
     ]
 }
 
-/// One object (soname) of a symbols file.
+/// One object (soname) of a symbols file, borrowed from the file's text.
 #[derive(Debug, Clone)]
-struct SymbolsObject {
+struct SymbolsObject<'a> {
     /// The dependency template, with `#MINVER#` where the version goes.
-    template: String,
+    template: &'a str,
     /// `name@version` to minimal version.
-    symbols: BTreeMap<String, String>,
+    symbols: HashMap<&'a str, &'a str>,
     /// `(symver)` patterns: symbol version to minimal version.
-    symbol_versions: BTreeMap<String, String>,
+    symbol_versions: HashMap<&'a str, &'a str>,
     /// The version the dependency has so far.
-    minimal: String,
+    minimal: &'a str,
 }
 
-impl SymbolsObject {
-    fn lookup(&self, symbol: &str) -> Option<&str> {
+impl<'a> SymbolsObject<'a> {
+    fn lookup(&self, symbol: &str) -> Option<&'a str> {
         if let Some(version) = self.symbols.get(symbol) {
             return Some(version);
         }
         let (_, symbol_version) = symbol.rsplit_once('@')?;
-        self.symbol_versions.get(symbol_version).map(String::as_str)
+        self.symbol_versions.get(symbol_version).copied()
     }
 
-    fn raise(&mut self, candidate: &str) {
-        if version::compare(candidate, &self.minimal).is_gt() {
-            self.minimal = candidate.to_string();
+    fn raise(&mut self, candidate: &'a str) {
+        // Most symbols of a library share a few versions: equal ones need no comparing.
+        if candidate != self.minimal && version::compare(candidate, self.minimal).is_gt() {
+            self.minimal = candidate;
         }
     }
 
@@ -320,30 +329,24 @@ impl SymbolsObject {
     }
 }
 
-/// Reads the object `soname` from the package's symbols file (deb-symbols(5)).
-fn read_symbols(
-    admin_dir: &Path,
-    package: &str,
-    architecture: &str,
-    soname: &str,
-) -> Result<Option<SymbolsObject>> {
-    let path = std::iter::once(PathBuf::from(format!(
+/// The symbols file that describes a package's libraries (deb-symbols(5)): the local
+/// override in /etc/dpkg/symbols, then the package's own.
+fn symbols_file(admin_dir: &Path, package: &str, architecture: &str) -> Option<PathBuf> {
+    std::iter::once(PathBuf::from(format!(
         "/etc/dpkg/symbols/{}.symbols.{architecture}",
         package.split(':').next().unwrap_or(package)
     )))
     .chain(info_files(admin_dir, package, architecture, "symbols"))
-    .find(|path| path.is_file());
-    let Some(path) = path else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot be read", path.display()))?;
-    Ok(parse_symbols(&text, soname))
+    .find(|path| path.is_file())
 }
 
-fn parse_symbols(text: &str, soname: &str) -> Option<SymbolsObject> {
-    let mut object: Option<SymbolsObject> = None;
-    let mut inside = false;
+/// The objects of a symbols file that `sonames` name.
+fn parse_symbols<'a, 's>(
+    text: &'a str,
+    sonames: &[&'s str],
+) -> BTreeMap<&'s str, SymbolsObject<'a>> {
+    let mut objects: BTreeMap<&'s str, SymbolsObject<'a>> = BTreeMap::new();
+    let mut current: Option<&'s str> = None;
     for line in text.lines() {
         if line.trim().is_empty() || line.starts_with('|') || line.starts_with('*') {
             continue;
@@ -354,21 +357,25 @@ fn parse_symbols(text: &str, soname: &str) -> Option<SymbolsObject> {
         }
         if !line.starts_with([' ', '\t']) {
             let (name, template) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            if object.is_some() && inside {
-                break;
-            }
-            inside = name == soname;
-            if inside {
-                object = Some(SymbolsObject {
-                    template: template.trim().to_string(),
-                    symbols: BTreeMap::new(),
-                    symbol_versions: BTreeMap::new(),
-                    minimal: String::new(),
-                });
+            // The first object of a name counts, as dpkg-shlibdeps reads it.
+            current = sonames
+                .iter()
+                .find(|soname| **soname == name && !objects.contains_key(*soname))
+                .copied();
+            if let Some(soname) = current {
+                objects.insert(
+                    soname,
+                    SymbolsObject {
+                        template: template.trim(),
+                        symbols: HashMap::new(),
+                        symbol_versions: HashMap::new(),
+                        minimal: "",
+                    },
+                );
             }
             continue;
         }
-        let Some(current) = object.as_mut().filter(|_| inside) else {
+        let Some(object) = current.and_then(|soname| objects.get_mut(soname)) else {
             continue;
         };
         let mut entry = line.trim();
@@ -384,20 +391,18 @@ fn parse_symbols(text: &str, soname: &str) -> Option<SymbolsObject> {
         let (Some(symbol), Some(minimal)) = (words.next(), words.next()) else {
             continue;
         };
-        if current.minimal.is_empty() || version::compare(minimal, &current.minimal).is_lt() {
-            current.minimal = minimal.to_string();
+        if object.minimal.is_empty()
+            || (minimal != object.minimal && version::compare(minimal, object.minimal).is_lt())
+        {
+            object.minimal = minimal;
         }
         if tags.contains(&"symver") {
-            current
-                .symbol_versions
-                .insert(symbol.to_string(), minimal.to_string());
+            object.symbol_versions.insert(symbol, minimal);
         } else if !tags.iter().any(|tag| *tag == "c++" || *tag == "regex") {
-            current
-                .symbols
-                .insert(symbol.to_string(), minimal.to_string());
+            object.symbols.insert(symbol, minimal);
         }
     }
-    object
+    objects
 }
 
 /// The shlibs entry for `soname` (deb-shlibs(5)): the override file, the package's own
@@ -516,13 +521,15 @@ mod tests {
                     deflateBound@ZLIB_1.2.0 1:1.2.0\n\
                     libother.so.2 other #MINVER#\n \
                     x@Base 9\n";
-        let mut object = parse_symbols(text, "libz.so.1").expect("object");
+        let mut objects = parse_symbols(text, &["libz.so.1", "libnone.so.1", "libother.so.2"]);
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects["libother.so.2"].relation(), "other (>= 9)");
+        let object = objects.get_mut("libz.so.1").expect("object");
         assert_eq!(object.relation(), "zlib1g (>= 1:1.1.4)");
         assert_eq!(object.lookup("x@Base"), None);
-        let version = object.lookup("deflateBound@ZLIB_1.2.0").map(str::to_string);
-        object.raise(&version.expect("known symbol"));
+        let version = object.lookup("deflateBound@ZLIB_1.2.0");
+        object.raise(version.expect("known symbol"));
         assert_eq!(object.relation(), "zlib1g (>= 1:1.2.0)");
-        assert!(parse_symbols(text, "libnone.so.1").is_none());
     }
 
     #[test]

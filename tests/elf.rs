@@ -259,3 +259,45 @@ fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
         "{relations:?}"
     );
 }
+
+/// The owners read from dpkg's file lists are dpkg-query's answer, on the libraries of
+/// the build machine (with the `/usr` aliases, most of which no package lists).
+#[test]
+fn file_lists_and_dpkg_query_agree_on_the_machines_libraries() {
+    use debstage::dpkg_owners;
+    let admin = Path::new("/var/lib/dpkg");
+    let output = Command::new("gcc")
+        .arg("-print-multiarch")
+        .output()
+        .expect("gcc runs");
+    let triplet = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let mut names = std::collections::BTreeSet::new();
+    for directory in [format!("/lib/{triplet}"), format!("/usr/lib/{triplet}")] {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(".so.") {
+                names.insert(entry.path());
+                let text = entry.path().to_string_lossy().into_owned();
+                names.insert(PathBuf::from(match text.strip_prefix("/usr") {
+                    Some(rest) => rest.to_string(),
+                    None => format!("/usr{text}"),
+                }));
+            }
+        }
+    }
+    assert!(names.len() > 50, "few libraries found: {}", names.len());
+    let from_lists = dpkg_owners::from_file_lists(admin, &names)
+        .expect("lists readable")
+        .expect("no name is diverted or listed twice");
+    let from_query = dpkg_owners::from_dpkg_query(admin, &names).expect("dpkg-query runs");
+    assert!(
+        from_lists
+            .values()
+            .any(|package| package.starts_with("libc6")),
+        "{from_lists:?}"
+    );
+    assert_eq!(from_lists, from_query);
+}
