@@ -21,6 +21,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt, HashSet};
+use rayon::prelude::*;
 
 /// The package that owns each of `names` (absolute paths) among the installed packages
 /// of the dpkg database in `admin_dir`; names no package owns are left out.
@@ -65,7 +66,7 @@ pub fn from_file_lists(
         .map(|name| name.as_os_str().as_bytes())
         .collect();
     let found: Vec<Vec<(&[u8], String)>> = lists
-        .iter()
+        .par_iter()
         .map(|(package, path)| {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("{}: cannot be read", path.display()))?;

@@ -113,8 +113,9 @@ pub struct Imports {
     pub symbols: Vec<String>,
 }
 
-/// One dynamically linked ELF file, as read.
-struct ElfFile {
+/// One ELF executable or shared object of the tree, as read: what [`report`] gathers.
+#[derive(Debug, Clone)]
+pub struct ElfFile {
     tree_path: String,
     machine: Machine,
     soname: Option<String>,
@@ -139,8 +140,14 @@ fn read_machine_from(file: &mut std::fs::File) -> std::io::Result<Option<Machine
         }
         filled += count;
     }
-    if filled < 52 || header[..4] != *b"\x7fELF" {
-        return Ok(None);
+    Ok(machine_of(&header[..filled]))
+}
+
+/// The machine in an ELF header (the first bytes of a file), when they are the header of
+/// an executable or shared object.
+fn machine_of(header: &[u8]) -> Option<Machine> {
+    if header.len() < 52 || header[..4] != *b"\x7fELF" {
+        return None;
     }
     let is_64 = header[4] == 2;
     let little_endian = header[5] == 1;
@@ -166,22 +173,32 @@ fn read_machine_from(file: &mut std::fs::File) -> std::io::Result<Option<Machine
     };
     let file_type = half(16);
     if file_type != ET_EXEC && file_type != ET_DYN {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(Machine {
+    Some(Machine {
         machine: half(18),
         is_64,
         little_endian,
         flags,
-    }))
+    })
 }
 
-fn read_elf(disk_path: &Path, tree_path: &str) -> Result<Option<ElfFile>> {
-    let cannot_read = || format!("{}: cannot be read", disk_path.display());
-    let metadata = std::fs::symlink_metadata(disk_path).with_context(cannot_read)?;
-    if !metadata.is_file() {
-        return Ok(None);
+/// Reads one regular file of the tree (`tree_path` in the tree, `disk_path` on disk) as
+/// an ELF file: from `bytes` when its whole content is already in memory (the md5 pass
+/// reads most files whole), else from disk. `None` when it is not an ELF executable or
+/// shared object.
+pub fn read_file(
+    disk_path: &Path,
+    tree_path: &str,
+    bytes: Option<&[u8]>,
+) -> Result<Option<ElfFile>> {
+    if let Some(bytes) = bytes {
+        return match machine_of(&bytes[..bytes.len().min(64)]) {
+            Some(machine) => parse(bytes, machine, tree_path).map(Some),
+            None => Ok(None),
+        };
     }
+    let cannot_read = || format!("{}: cannot be read", disk_path.display());
     // One open serves the header check and, for an ELF file, the mapping.
     let mut file = std::fs::File::open(disk_path).with_context(cannot_read)?;
     let machine = match read_machine_from(&mut file).with_context(cannot_read)? {
@@ -189,12 +206,16 @@ fn read_elf(disk_path: &Path, tree_path: &str) -> Result<Option<ElfFile>> {
         None => return Ok(None),
     };
     // Mapped, not read: goblin touches the headers, tables and sections it parses, not
-    // the whole (often large) file; reading copied every byte (scan of the bench tree:
-    // 100 ms -> 63 ms).
+    // the whole (often large) file.
     // SAFETY: the tree is the build's input and is not written while it is read; a file
     // truncated under us would be a broken build either way.
     let bytes = unsafe { memmap2::Mmap::map(&file) }.with_context(cannot_read)?;
-    let elf = goblin::elf::Elf::parse(&bytes).map_err(|error| {
+    parse(&bytes, machine, tree_path).map(Some)
+}
+
+/// Parses an ELF file whose header gave `machine`.
+fn parse(bytes: &[u8], machine: Machine, tree_path: &str) -> Result<ElfFile> {
+    let elf = goblin::elf::Elf::parse(bytes).map_err(|error| {
         anyhow::anyhow!(
             "{tree_path}: has an ELF header but cannot be parsed ({error}); \
              if it is test data, leave it out with [files] exclude"
@@ -230,24 +251,28 @@ fn read_elf(disk_path: &Path, tree_path: &str) -> Result<Option<ElfFile>> {
             .unwrap_or("Base");
         symbols.push(format!("{name}@{version}"));
     }
-    Ok(Some(ElfFile {
+    Ok(ElfFile {
         tree_path: tree_path.to_string(),
         machine,
         soname: elf.soname.map(str::to_string),
         needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
         symbols,
-    }))
+    })
 }
 
-/// Reads every ELF file among `files` (paths on disk, with their path in the tree).
-///
-/// A needed soname counts as bundled when any shared object of the tree has it as its
-/// `DT_SONAME` or its file name (this covers manylinux `*.libs/` directories and libraries
-/// found through `$ORIGIN` run paths), or when a symbolic link of the tree has that name.
+/// Reads every ELF file among `files` (paths on disk, with their path in the tree; symbolic
+/// links among them count for [`report`]'s bundled names).
 pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
     let read: Vec<Result<Option<ElfFile>>> = files
         .par_iter()
-        .map(|(disk_path, tree_path)| read_elf(disk_path, tree_path))
+        .map(|(disk_path, tree_path)| {
+            let cannot_read = || format!("{}: cannot be read", disk_path.display());
+            let metadata = std::fs::symlink_metadata(disk_path).with_context(cannot_read)?;
+            if !metadata.is_file() {
+                return Ok(None);
+            }
+            read_file(disk_path, tree_path, None)
+        })
         .collect();
     let mut elves = Vec::new();
     for result in read {
@@ -255,6 +280,21 @@ pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
             elves.push(elf);
         }
     }
+    let links: Vec<&str> = files
+        .iter()
+        .filter(|(disk_path, _)| disk_path.is_symlink())
+        .map(|(_, tree_path)| tree_path.as_str())
+        .collect();
+    report(elves, &links)
+}
+
+/// What the ELF files of a tree need and provide: `elves` are its ELF files, `links` the
+/// paths of its symbolic links.
+///
+/// A needed soname counts as bundled when any shared object of the tree has it as its
+/// `DT_SONAME` or its file name (this covers manylinux `*.libs/` directories and libraries
+/// found through `$ORIGIN` run paths), or when a symbolic link of the tree has that name.
+pub fn report(mut elves: Vec<ElfFile>, links: &[impl AsRef<str>]) -> Result<ElfReport> {
     elves.sort_by(|left, right| left.tree_path.cmp(&right.tree_path));
 
     let mut report = ElfReport::default();
@@ -297,16 +337,11 @@ pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
             report.bundled.insert(name.to_string_lossy().into_owned());
         }
     }
-    for (disk_path, tree_path) in files {
-        let is_link = std::fs::symlink_metadata(disk_path)
-            .map(|metadata| metadata.file_type().is_symlink())
-            .unwrap_or(false);
-        if is_link {
-            if let Some(name) = Path::new(tree_path).file_name() {
-                let name = name.to_string_lossy();
-                if name.contains(".so") {
-                    report.bundled.insert(name.into_owned());
-                }
+    for link in links {
+        if let Some(name) = Path::new(link.as_ref()).file_name() {
+            let name = name.to_string_lossy();
+            if name.contains(".so") {
+                report.bundled.insert(name.into_owned());
             }
         }
     }

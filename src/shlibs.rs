@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt};
+use rayon::prelude::*;
 
 use crate::dpkg_owners;
 use crate::elf::{read_machine, ElfReport, Machine};
@@ -56,19 +57,21 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
     let directories = search_directories(&machine);
 
     // Every file on the loader's path that could be each soname, in the loader's order.
-    let mut candidates: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
-    for (soname, _) in &wanted {
-        let mut found = Vec::new();
-        for directory in &directories {
-            let path = directory.join(soname);
-            if let Ok(Some(library)) = read_machine(&path) {
-                if machine.loads(&library) {
-                    found.push(path);
-                }
-            }
-        }
-        candidates.insert(soname, found);
-    }
+    // The lookups below run on every core: by now the md5 pass has ended, and the build
+    // waits for the Depends field.
+    let candidates: BTreeMap<&str, Vec<PathBuf>> = wanted
+        .par_iter()
+        .map(|(soname, _)| {
+            let found = directories
+                .iter()
+                .map(|directory| directory.join(soname))
+                .filter(|path| {
+                    matches!(read_machine(path), Ok(Some(library)) if machine.loads(&library))
+                })
+                .collect();
+            (*soname, found)
+        })
+        .collect();
     let names: BTreeSet<PathBuf> = candidates
         .values()
         .flatten()
@@ -110,27 +113,29 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
 
     // Each symbols file is read once, however many of its sonames the tree needs.
     let mut symbols_files: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
-    let mut symbols_file_of: BTreeMap<&str, PathBuf> = BTreeMap::new();
     for ((soname, _), provider) in wanted.iter().zip(&providers) {
         if let Ok((_, package)) = provider {
             if let Some(path) = symbols_file(&admin_dir, package, architecture) {
-                symbols_files.entry(path.clone()).or_default().push(soname);
-                symbols_file_of.insert(soname, path);
+                symbols_files.entry(path).or_default().push(soname);
             }
         }
     }
+    let symbols_files: Vec<(PathBuf, Vec<&str>)> = symbols_files.into_iter().collect();
     let texts = symbols_files
-        .keys()
-        .map(|path| {
+        .par_iter()
+        .map(|(path, _)| {
             std::fs::read_to_string(path)
-                .map(|text| (path.clone(), text))
                 .with_context(|| format!("{}: cannot be read", path.display()))
         })
-        .collect::<Result<BTreeMap<PathBuf, String>>>()?;
-    let mut objects: BTreeMap<&str, SymbolsObject> = BTreeMap::new();
-    for (path, sonames) in &symbols_files {
-        objects.extend(parse_symbols(&texts[path], sonames));
-    }
+        .collect::<Result<Vec<String>>>()?;
+    let mut objects: BTreeMap<&str, SymbolsObject> = symbols_files
+        .par_iter()
+        .zip(&texts)
+        .map(|((_, sonames), text)| parse_symbols(text, sonames))
+        .reduce(BTreeMap::new, |mut all, some| {
+            all.extend(some);
+            all
+        });
     let mut minimal: BTreeMap<&str, SymbolsObject> = BTreeMap::new();
     for ((soname, file), provider) in wanted.iter().zip(providers) {
         let (library, package) = provider?;

@@ -548,3 +548,75 @@ fn init_writes_a_manifest_that_builds() {
         files_in(&out)
     );
 }
+
+/// ELF files are found by the md5 pass: a small one from the bytes it holds, a large one
+/// (hashed as a stream) from disk. A library the tree bundles under a symbolic link's
+/// name needs no package, even when the file it points to has no soname.
+#[test]
+fn elf_files_large_and_small_and_libraries_bundled_by_link_give_the_depends() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let tree = temp.path().join("tree");
+    fs::create_dir_all(tree.join("bin")).expect("mkdir");
+    fs::create_dir_all(tree.join("lib")).expect("mkdir");
+    fs::write(
+        temp.path().join("impl.c"),
+        "int impl(int x) { return x * 2; }\n",
+    )
+    .expect("write");
+    fs::write(
+        temp.path().join("exe.c"),
+        "int impl(int);\nint main(int c, char **v) { (void)v; return impl(c); }\n",
+    )
+    .expect("write");
+    // No -soname: the library's only name is its file's, and the executable records
+    // the name it was linked by, which only the symbolic link has.
+    run_ok(Command::new("gcc").current_dir(temp.path()).args([
+        "-shared",
+        "-fPIC",
+        "-o",
+        "tree/lib/libimpl-real.so",
+        "impl.c",
+    ]));
+    symlink("libimpl-real.so", tree.join("lib/libimpl.so.1")).expect("symlink");
+    run_ok(Command::new("gcc").current_dir(temp.path()).args([
+        "-o",
+        "tree/bin/exe",
+        "exe.c",
+        "-Ltree/lib",
+        "-l:libimpl.so.1",
+    ]));
+    let manifest = manifest_for(temp.path(), "");
+    let out = temp.path().join("out");
+    let payload = payload_of(&out, &build(&manifest, &out, &[]));
+    assert_eq!(deb_field(&payload, "Architecture"), deb_architecture());
+    let depends = deb_field(&payload, "Depends");
+    assert!(depends.starts_with("libc6 (>= "), "{depends}");
+    assert!(!depends.contains("impl"), "{depends}");
+
+    // Only a large ELF file (well above the md5 pass's 16 MiB in-memory limit): it is
+    // still found, and still gives the architecture and the Depends.
+    fs::remove_dir_all(&tree).expect("rm");
+    fs::create_dir_all(tree.join("bin")).expect("mkdir");
+    let mut large = fs::read("/bin/true").expect("read /bin/true");
+    large.resize(large.len() + (20 << 20), 0);
+    fs::write(tree.join("bin/large"), &large).expect("write");
+    fs::remove_dir_all(&out).expect("rm");
+    let payload = payload_of(&out, &build(&manifest, &out, &[]));
+    assert_eq!(deb_field(&payload, "Architecture"), deb_architecture());
+    let depends = deb_field(&payload, "Depends");
+    assert!(depends.starts_with("libc6 (>= "), "{depends}");
+}
+
+fn payload_of(out: &Path, manifest: &serde_json::Value) -> std::path::PathBuf {
+    let packages = manifest["packages"].as_array().expect("packages");
+    let payload = packages
+        .iter()
+        .find(|package| package["role"] == "payload")
+        .expect("a payload package");
+    out.join(payload["file"].as_str().expect("file"))
+}
+
+fn deb_architecture() -> String {
+    let output = run_ok(Command::new("dpkg").arg("--print-architecture"));
+    stdout(&output).trim().to_string()
+}
