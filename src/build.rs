@@ -289,75 +289,13 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 /// Lists the staged tree under the release directory, applying `[files]` include and
 /// exclude globs (an excluded directory is skipped whole).
 fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
-    let include = glob_set(&manifest.manifest.files.include)?;
-    let exclude = glob_set(&manifest.manifest.files.exclude)?;
-    let prefix = manifest.release_dir().trim_start_matches('/').to_string();
-    let mut items = Vec::new();
-    let mut walker = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(next) = walker.next() {
-        let found = next.with_context(|| format!("{}: cannot be listed", root.display()))?;
-        let Ok(relative) = found.path().strip_prefix(root) else {
-            continue;
-        };
-        if relative.as_os_str().is_empty() {
-            continue;
-        }
-        let relative_text = relative
-            .to_str()
-            .with_context(|| format!("{}: file names must be UTF-8", found.path().display()))?
-            .to_string();
-        if relative_text.contains('\n') || relative_text.contains('\\') {
-            bail!(
-                "{}: file names may not contain newlines or backslashes",
-                found.path().display()
-            );
-        }
-        let metadata = found
-            .path()
-            .symlink_metadata()
-            .with_context(|| format!("{}: cannot be read", found.path().display()))?;
-        let kind = metadata.file_type();
-        if exclude.is_match(relative) {
-            if kind.is_dir() {
-                walker.skip_current_dir();
-            }
-            continue;
-        }
-        let content = if kind.is_dir() {
-            // Directories are kept when something inside them is; empty ones when included.
-            if !include.is_match(relative) && !include.is_match(relative.join("x")) {
-                continue;
-            }
-            Content::Directory
-        } else if !include.is_match(relative) {
-            continue;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(found.path())?;
-            Content::Symlink(target.into_os_string().into_encoded_bytes())
-        } else if kind.is_file() {
-            Content::File {
-                source: found.path().to_path_buf(),
-                size: metadata.len(),
-            }
-        } else {
-            bail!(
-                "{}: only regular files, directories and symbolic links can be packaged",
-                found.path().display()
-            );
-        };
-        items.push(TreeItem {
-            entry: Entry {
-                path: format!("{prefix}/{relative_text}"),
-                mode: metadata.permissions().mode() & 0o7777,
-                mtime: Some(metadata.mtime().max(0) as u64),
-                content,
-            },
-            relative: relative_text,
-        });
-    }
+    let listing = Listing {
+        root,
+        include: glob_set(&manifest.manifest.files.include)?,
+        exclude: glob_set(&manifest.manifest.files.exclude)?,
+        prefix: manifest.release_dir().trim_start_matches('/').to_string(),
+    };
+    let items = listing.directory(Path::new(""))?;
     if !items
         .iter()
         .any(|item| !matches!(item.entry.content, Content::Directory))
@@ -369,6 +307,107 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
         );
     }
     Ok(items)
+}
+
+/// What listing the staged tree needs at every directory.
+struct Listing<'a> {
+    root: &'a Path,
+    include: GlobSet,
+    exclude: GlobSet,
+    /// The release directory without its leading `/`.
+    prefix: String,
+}
+
+impl Listing<'_> {
+    /// The items under `relative` (a directory of the tree, `""` for its root), each
+    /// directory followed by its contents, names in byte order.
+    ///
+    /// Directories are listed on every core, and each entry's metadata is read relative
+    /// to its open directory (`DirEntry::metadata`), not by walking its whole path again:
+    /// on the build benchmark's tree (8,000 files) listing took 55 ms with walkdir and
+    /// `symlink_metadata`.
+    fn directory(&self, relative: &Path) -> Result<Vec<TreeItem>> {
+        let path = self.root.join(relative);
+        let cannot_list = || format!("{}: cannot be listed", path.display());
+        let mut children = std::fs::read_dir(&path)
+            .with_context(cannot_list)?
+            .collect::<std::io::Result<Vec<_>>>()
+            .with_context(cannot_list)?;
+        children.sort_by_key(|child| child.file_name());
+        let listed = children
+            .par_iter()
+            .map(|child| self.entry(child, &relative.join(child.file_name())))
+            .collect::<Vec<Result<Vec<TreeItem>>>>();
+        let mut items = Vec::new();
+        for child_items in listed {
+            items.extend(child_items?);
+        }
+        Ok(items)
+    }
+
+    /// The item of one directory entry (none when the globs leave it out), and for a
+    /// directory everything beneath it.
+    fn entry(&self, child: &std::fs::DirEntry, relative: &Path) -> Result<Vec<TreeItem>> {
+        let path = child.path();
+        let relative_text = relative
+            .to_str()
+            .with_context(|| format!("{}: file names must be UTF-8", path.display()))?
+            .to_string();
+        if relative_text.contains('\n') || relative_text.contains('\\') {
+            bail!(
+                "{}: file names may not contain newlines or backslashes",
+                path.display()
+            );
+        }
+        // Not followed: a symbolic link is packaged as a link.
+        let metadata = child
+            .metadata()
+            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let kind = metadata.file_type();
+        if self.exclude.is_match(relative) {
+            return Ok(Vec::new());
+        }
+        let mut items = Vec::new();
+        let content = if kind.is_dir() {
+            // Directories are kept when something inside them is; empty ones when included.
+            let below = self.directory(relative)?;
+            if self.include.is_match(relative) || self.include.is_match(relative.join("x")) {
+                items.push(self.item(relative_text, &metadata, Content::Directory));
+            }
+            items.extend(below);
+            return Ok(items);
+        } else if !self.include.is_match(relative) {
+            return Ok(items);
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&path)
+                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            Content::Symlink(target.into_os_string().into_encoded_bytes())
+        } else if kind.is_file() {
+            Content::File {
+                source: path,
+                size: metadata.len(),
+            }
+        } else {
+            bail!(
+                "{}: only regular files, directories and symbolic links can be packaged",
+                path.display()
+            );
+        };
+        items.push(self.item(relative_text, &metadata, content));
+        Ok(items)
+    }
+
+    fn item(&self, relative: String, metadata: &std::fs::Metadata, content: Content) -> TreeItem {
+        TreeItem {
+            entry: Entry {
+                path: format!("{}/{relative}", self.prefix),
+                mode: metadata.permissions().mode() & 0o7777,
+                mtime: Some(metadata.mtime().max(0) as u64),
+                content,
+            },
+            relative,
+        }
+    }
 }
 
 /// The hook, health check and service program must be in the tree (and executable).

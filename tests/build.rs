@@ -620,3 +620,48 @@ fn deb_architecture() -> String {
     let output = run_ok(Command::new("dpkg").arg("--print-architecture"));
     stdout(&output).trim().to_string()
 }
+
+/// Entries that cannot be packaged, deep in the tree (the listing runs on every core), are
+/// errors naming the path, and nothing is written.
+#[test]
+fn unpackable_entries_deep_in_the_tree_are_errors_naming_them() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let tree = temp.path().join("tree");
+    let deep = tree.join("a/b/c");
+    fs::create_dir_all(&deep).expect("mkdir");
+    fs::write(tree.join("a/fine.txt"), "fine\n").expect("write");
+    let manifest = manifest_for(temp.path(), "");
+    let out = temp.path().join("out");
+    let cases: [(&str, &dyn Fn(&Path), &str); 2] = [
+        (
+            "back\\slash",
+            &|path| fs::write(path, "x").expect("write"),
+            "may not contain newlines or backslashes",
+        ),
+        (
+            "pipe",
+            &|path| {
+                run_ok(Command::new("mkfifo").arg(path));
+            },
+            "only regular files, directories and symbolic links",
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let path = deep.join(name);
+        make(&path);
+        let output = run_fail(
+            debstage()
+                .arg("build")
+                .arg("--manifest")
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&out),
+        );
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&format!("a/b/c/{name}")), "{message}");
+        assert!(!out.exists(), "--out was created");
+        assert_no_build_leftovers(temp.path());
+        fs::remove_file(&path).expect("rm");
+    }
+}
