@@ -77,7 +77,19 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
         .flatten()
         .flat_map(|path| aliases(path))
         .collect();
-    let owners = dpkg_owners::owners(&admin_dir, &names)?;
+    let mut owners = dpkg_owners::owners(&admin_dir, &names)?;
+    // A library on the loader's path that no file list names is asked about again, of
+    // dpkg-query: the lists are dpkg's internal database, and its own answer decides.
+    let unowned: BTreeSet<PathBuf> = candidates
+        .values()
+        .flatten()
+        .map(|path| aliases(path))
+        .filter(|names| names.iter().all(|name| !owners.contains_key(name)))
+        .flatten()
+        .collect();
+    if !unowned.is_empty() {
+        owners.extend(dpkg_owners::from_dpkg_query(&admin_dir, &unowned)?);
+    }
 
     let architecture = machine.debian_architecture().unwrap_or("all");
     // Each soname's library and package, or why it has none; reported in the order of
