@@ -6,6 +6,7 @@
 //! only when all of them are complete, so a failed build leaves `--out` as it was.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -111,10 +112,15 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     check_referenced_programs(&loaded, &tree)?;
     let epoch = epoch.unwrap_or_else(|| newest_mtime(&tree, &loaded.path));
 
-    let links: Vec<String> = tree
+    let links: Vec<(String, PathBuf)> = tree
         .iter()
-        .filter(|item| matches!(item.entry.content, Content::Symlink(_)))
-        .map(|item| item.relative.clone())
+        .filter_map(|item| match &item.entry.content {
+            Content::Symlink(target) => Some((
+                item.relative.clone(),
+                PathBuf::from(std::ffi::OsStr::from_bytes(target)),
+            )),
+            _ => None,
+        })
         .collect();
     let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
     // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
@@ -327,16 +333,28 @@ impl Listing<'_> {
     /// on the build benchmark's tree (8,000 files) listing took 55 ms with walkdir and
     /// `symlink_metadata`.
     fn directory(&self, relative: &Path) -> Result<Vec<TreeItem>> {
-        let path = self.root.join(relative);
+        let path = if relative.as_os_str().is_empty() {
+            self.root.to_path_buf()
+        } else {
+            self.root.join(relative)
+        };
         let cannot_list = || format!("{}: cannot be listed", path.display());
-        let mut children = std::fs::read_dir(&path)
+        let mut entries = std::fs::read_dir(&path)
             .with_context(cannot_list)?
             .collect::<std::io::Result<Vec<_>>>()
             .with_context(cannot_list)?;
-        children.sort_by_key(|child| child.file_name());
-        let listed = children
+        entries.sort_by_key(|entry| entry.file_name());
+        // Each entry keeps its directory open; the metadata is read while it is, and the
+        // entries are dropped before the listing descends, so that open directories do not
+        // pile up with the depth of the tree.
+        let children: Vec<(std::ffi::OsString, std::io::Result<std::fs::Metadata>)> = entries
             .par_iter()
-            .map(|child| self.entry(child, &relative.join(child.file_name())))
+            .map(|entry| (entry.file_name(), entry.metadata()))
+            .collect();
+        drop(entries);
+        let listed = children
+            .into_par_iter()
+            .map(|(name, metadata)| self.entry(&relative.join(name), metadata))
             .collect::<Vec<Result<Vec<TreeItem>>>>();
         let mut items = Vec::new();
         for child_items in listed {
@@ -346,9 +364,13 @@ impl Listing<'_> {
     }
 
     /// The item of one directory entry (none when the globs leave it out), and for a
-    /// directory everything beneath it.
-    fn entry(&self, child: &std::fs::DirEntry, relative: &Path) -> Result<Vec<TreeItem>> {
-        let path = child.path();
+    /// directory everything beneath it. `metadata` is the entry's own, not its target's.
+    fn entry(
+        &self,
+        relative: &Path,
+        metadata: std::io::Result<std::fs::Metadata>,
+    ) -> Result<Vec<TreeItem>> {
+        let path = self.root.join(relative);
         let relative_text = relative
             .to_str()
             .with_context(|| format!("{}: file names must be UTF-8", path.display()))?
@@ -359,10 +381,7 @@ impl Listing<'_> {
                 path.display()
             );
         }
-        // Not followed: a symbolic link is packaged as a link.
-        let metadata = child
-            .metadata()
-            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let metadata = metadata.with_context(|| format!("{}: cannot be read", path.display()))?;
         let kind = metadata.file_type();
         if self.exclude.is_match(relative) {
             return Ok(Vec::new());

@@ -131,7 +131,9 @@ pub fn from_dpkg_query(
         .context("cannot run dpkg-query, which maps libraries to the packages that own them")?;
     let mut owners = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        if line.starts_with("diversion by") {
+        // Diversions are reported as `diversion by <package> from: <path>` and
+        // `local diversion from: <path>`; they name no owner.
+        if line.starts_with("diversion by") || line.starts_with("local diversion") {
             continue;
         }
         let Some((packages, path)) = line.split_once(": ") else {

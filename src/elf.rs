@@ -280,21 +280,27 @@ pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
             elves.push(elf);
         }
     }
-    let links: Vec<&str> = files
-        .iter()
-        .filter(|(disk_path, _)| disk_path.is_symlink())
-        .map(|(_, tree_path)| tree_path.as_str())
-        .collect();
+    let mut links = Vec::new();
+    for (disk_path, tree_path) in files {
+        if disk_path.is_symlink() {
+            let target = std::fs::read_link(disk_path)
+                .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
+            links.push((tree_path.clone(), target));
+        }
+    }
     report(elves, &links)
 }
 
-/// What the ELF files of a tree need and provide: `elves` are its ELF files, `links` the
-/// paths of its symbolic links.
+/// What the ELF files of a tree need and provide: `elves` are its ELF files, `links` its
+/// symbolic links (path in the tree, target).
 ///
 /// A needed soname counts as bundled when any shared object of the tree has it as its
 /// `DT_SONAME` or its file name (this covers manylinux `*.libs/` directories and libraries
-/// found through `$ORIGIN` run paths), or when a symbolic link of the tree has that name.
-pub fn report(mut elves: Vec<ElfFile>, links: &[impl AsRef<str>]) -> Result<ElfReport> {
+/// found through `$ORIGIN` run paths), or when a symbolic link of the tree has that name
+/// and leads, by relative targets that stay inside the tree, to one of its ELF files. A
+/// link to the build machine's own library (`/usr/lib/...`) bundles nothing: the package
+/// still needs the library's package.
+pub fn report(mut elves: Vec<ElfFile>, links: &[(String, PathBuf)]) -> Result<ElfReport> {
     elves.sort_by(|left, right| left.tree_path.cmp(&right.tree_path));
 
     let mut report = ElfReport::default();
@@ -337,12 +343,18 @@ pub fn report(mut elves: Vec<ElfFile>, links: &[impl AsRef<str>]) -> Result<ElfR
             report.bundled.insert(name.to_string_lossy().into_owned());
         }
     }
-    for link in links {
-        if let Some(name) = Path::new(link.as_ref()).file_name() {
-            let name = name.to_string_lossy();
-            if name.contains(".so") {
-                report.bundled.insert(name.into_owned());
-            }
+    let targets: BTreeMap<&str, &Path> = links
+        .iter()
+        .map(|(path, target)| (path.as_str(), target.as_path()))
+        .collect();
+    let elf_paths: BTreeSet<&str> = elves.iter().map(|elf| elf.tree_path.as_str()).collect();
+    for (link, _) in links {
+        let Some(name) = Path::new(link).file_name() else {
+            continue;
+        };
+        let name = name.to_string_lossy();
+        if name.contains(".so") && leads_to_elf(link, &targets, &elf_paths) {
+            report.bundled.insert(name.into_owned());
         }
     }
 
@@ -372,9 +384,73 @@ pub fn report(mut elves: Vec<ElfFile>, links: &[impl AsRef<str>]) -> Result<ElfR
     Ok(report)
 }
 
+/// Whether the link at `link` leads, through links of the tree (`targets`), to one of its
+/// ELF files. Targets are resolved by their text, as paths inside the tree: an absolute
+/// target, or one that climbs out of the tree, leads nowhere in it.
+fn leads_to_elf(link: &str, targets: &BTreeMap<&str, &Path>, elf_paths: &BTreeSet<&str>) -> bool {
+    let mut current = link.to_string();
+    // A loop of links, or a chain longer than the kernel follows (40), leads nowhere.
+    for _ in 0..40 {
+        let Some(target) = targets.get(current.as_str()) else {
+            return elf_paths.contains(current.as_str());
+        };
+        match resolve_in_tree(&current, target) {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The path in the tree that a link at `link` with the relative `target` names, or `None`
+/// when the target is absolute or climbs out of the tree.
+fn resolve_in_tree(link: &str, target: &Path) -> Option<String> {
+    let mut parts: Vec<&str> = link.split('/').collect();
+    parts.pop();
+    for component in target.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                parts.pop()?;
+            }
+            std::path::Component::Normal(name) => parts.push(name.to_str()?),
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_resolve_inside_the_tree_only() {
+        let resolve = |link: &str, target: &str| resolve_in_tree(link, Path::new(target));
+        assert_eq!(
+            resolve("lib/libz.so.1", "libz.so.1.3"),
+            Some("lib/libz.so.1.3".into())
+        );
+        assert_eq!(
+            resolve("lib/a/libz.so.1", "../b/./libz.so"),
+            Some("lib/b/libz.so".into())
+        );
+        assert_eq!(resolve("libz.so.1", "../libz.so"), None);
+        assert_eq!(resolve("lib/libz.so.1", "/usr/lib/libz.so.1"), None);
+
+        let targets: BTreeMap<&str, &Path> = [
+            ("lib/libz.so.1", Path::new("libz.so.1.3")),
+            ("lib/libz.so.1.3", Path::new("real/libz.so.1.3.1")),
+            ("lib/loop.so", Path::new("loop.so")),
+            ("lib/system.so.3", Path::new("/usr/lib/system.so.3")),
+        ]
+        .into_iter()
+        .collect();
+        let elf_paths: BTreeSet<&str> = ["lib/real/libz.so.1.3.1"].into_iter().collect();
+        assert!(leads_to_elf("lib/libz.so.1", &targets, &elf_paths));
+        assert!(!leads_to_elf("lib/loop.so", &targets, &elf_paths));
+        assert!(!leads_to_elf("lib/system.so.3", &targets, &elf_paths));
+    }
 
     #[test]
     fn architectures_and_triplets() {

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use foldhash::{HashMap, HashMapExt};
 use rayon::prelude::*;
 
@@ -133,24 +133,33 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
         }
     }
     let symbols_files: Vec<(PathBuf, Vec<&str>)> = symbols_files.into_iter().collect();
-    let texts = symbols_files
+    let texts: Vec<std::io::Result<String>> = symbols_files
         .par_iter()
-        .map(|(path, _)| {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot be read", path.display()))
-        })
-        .collect::<Result<Vec<String>>>()?;
+        .map(|(path, _)| std::fs::read_to_string(path))
+        .collect();
     let mut objects: BTreeMap<&str, SymbolsObject> = symbols_files
         .par_iter()
         .zip(&texts)
-        .map(|((_, sonames), text)| parse_symbols(text, sonames))
+        .filter_map(|((_, sonames), text)| Some(parse_symbols(text.as_ref().ok()?, sonames)))
         .reduce(BTreeMap::new, |mut all, some| {
             all.extend(some);
             all
         });
+    // Errors are reported in the order of `wanted`, as if each soname were looked up in
+    // turn: the same tree gives the same message.
+    let unreadable = |soname: &str| {
+        symbols_files
+            .iter()
+            .zip(&texts)
+            .find(|((_, sonames), _)| sonames.contains(&soname))
+            .and_then(|((path, _), text)| Some((path, text.as_ref().err()?)))
+    };
     let mut minimal: BTreeMap<&str, SymbolsObject> = BTreeMap::new();
     for ((soname, file), provider) in wanted.iter().zip(providers) {
         let (library, package) = provider?;
+        if let Some((path, error)) = unreadable(soname) {
+            bail!("{}: cannot be read: {error}", path.display());
+        }
         if let Some(object) = objects.remove(soname) {
             minimal.insert(soname, object);
         } else if let Some(relation) = read_shlibs(&admin_dir, package, architecture, soname)? {
@@ -374,21 +383,19 @@ fn parse_symbols<'a, 's>(
         }
         if !line.starts_with([' ', '\t']) {
             let (name, template) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            // The first object of a name counts, as dpkg-shlibdeps reads it.
-            current = sonames
-                .iter()
-                .find(|soname| **soname == name && !objects.contains_key(*soname))
-                .copied();
+            current = sonames.iter().find(|soname| **soname == name).copied();
             if let Some(soname) = current {
-                objects.insert(
-                    soname,
-                    SymbolsObject {
+                // A name met again continues its object with the later template, as
+                // dpkg's Dpkg::Shlibs::SymbolFile reads it.
+                objects
+                    .entry(soname)
+                    .and_modify(|object| object.template = template.trim())
+                    .or_insert_with(|| SymbolsObject {
                         template: template.trim(),
                         symbols: HashMap::new(),
                         symbol_versions: HashMap::new(),
                         minimal: "",
-                    },
-                );
+                    });
             }
             continue;
         }
@@ -537,16 +544,21 @@ mod tests {
                     ZLIB_1.2.0@ZLIB_1.2.0 1:1.2.0\n \
                     deflateBound@ZLIB_1.2.0 1:1.2.0\n\
                     libother.so.2 other #MINVER#\n \
-                    x@Base 9\n";
+                    x@Base 9\n\
+                    libz.so.1 zlib1g-ng #MINVER#\n \
+                    gzopen64@ZLIB_1.2.3.3 1:1.2.3.3\n";
         let mut objects = parse_symbols(text, &["libz.so.1", "libnone.so.1", "libother.so.2"]);
         assert_eq!(objects.len(), 2);
         assert_eq!(objects["libother.so.2"].relation(), "other (>= 9)");
+        // libz.so.1 is named twice: one object, with the later template and the symbols
+        // of both parts.
         let object = objects.get_mut("libz.so.1").expect("object");
-        assert_eq!(object.relation(), "zlib1g (>= 1:1.1.4)");
+        assert_eq!(object.relation(), "zlib1g-ng (>= 1:1.1.4)");
         assert_eq!(object.lookup("x@Base"), None);
+        assert_eq!(object.lookup("gzopen64@ZLIB_1.2.3.3"), Some("1:1.2.3.3"));
         let version = object.lookup("deflateBound@ZLIB_1.2.0");
         object.raise(version.expect("known symbol"));
-        assert_eq!(object.relation(), "zlib1g (>= 1:1.2.0)");
+        assert_eq!(object.relation(), "zlib1g-ng (>= 1:1.2.0)");
     }
 
     #[test]

@@ -551,7 +551,8 @@ fn init_writes_a_manifest_that_builds() {
 
 /// ELF files are found by the md5 pass: a small one from the bytes it holds, a large one
 /// (hashed as a stream) from disk. A library the tree bundles under a symbolic link's
-/// name needs no package, even when the file it points to has no soname.
+/// name needs no package, even when the file it points to has no soname; a link to the
+/// build machine's library bundles nothing.
 #[test]
 fn elf_files_large_and_small_and_libraries_bundled_by_link_give_the_depends() {
     let temp = tempfile::tempdir().expect("temp dir");
@@ -565,7 +566,8 @@ fn elf_files_large_and_small_and_libraries_bundled_by_link_give_the_depends() {
     .expect("write");
     fs::write(
         temp.path().join("exe.c"),
-        "int impl(int);\nint main(int c, char **v) { (void)v; return impl(c); }\n",
+        "#include <zlib.h>\nint impl(int);\n\
+         int main(int c, char **v) { (void)v; return impl(c) + (zlibVersion() != 0); }\n",
     )
     .expect("write");
     // No -soname: the library's only name is its file's, and the executable records
@@ -584,13 +586,18 @@ fn elf_files_large_and_small_and_libraries_bundled_by_link_give_the_depends() {
         "exe.c",
         "-Ltree/lib",
         "-l:libimpl.so.1",
+        "-lz",
     ]));
+    // The tree carries a link to the system's zlib: that is not bundling it.
+    let zlib = fs::canonicalize(format!("/lib/{}/libz.so.1", multiarch())).expect("zlib");
+    symlink(&zlib, tree.join("lib/libz.so.1")).expect("symlink");
     let manifest = manifest_for(temp.path(), "");
     let out = temp.path().join("out");
     let payload = payload_of(&out, &build(&manifest, &out, &[]));
     assert_eq!(deb_field(&payload, "Architecture"), deb_architecture());
     let depends = deb_field(&payload, "Depends");
     assert!(depends.starts_with("libc6 (>= "), "{depends}");
+    assert!(depends.contains("zlib1g (>= "), "{depends}");
     assert!(!depends.contains("impl"), "{depends}");
 
     // Only a large ELF file (well above the md5 pass's 16 MiB in-memory limit): it is
@@ -614,6 +621,11 @@ fn payload_of(out: &Path, manifest: &serde_json::Value) -> std::path::PathBuf {
         .find(|package| package["role"] == "payload")
         .expect("a payload package");
     out.join(payload["file"].as_str().expect("file"))
+}
+
+fn multiarch() -> String {
+    let output = run_ok(Command::new("gcc").arg("-print-multiarch"));
+    stdout(&output).trim().to_string()
 }
 
 fn deb_architecture() -> String {
@@ -667,4 +679,34 @@ fn unpackable_entries_deep_in_the_tree_are_errors_naming_them() {
         assert_no_build_leftovers(temp.path());
         fs::remove_file(&path).expect("rm");
     }
+}
+
+/// Listing a deep tree keeps few directories open: 300 levels build with at most 64 open
+/// files.
+#[test]
+fn a_deep_tree_builds_with_few_open_files() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let deep = temp.path().join("tree").join("d/".repeat(300));
+    fs::create_dir_all(&deep).expect("mkdir");
+    fs::write(deep.join("leaf.txt"), "leaf\n").expect("write");
+    let manifest = manifest_for(temp.path(), "");
+    let out = temp.path().join("out");
+    let binary = debstage().get_program().to_owned();
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" build --manifest \"$1\" --out \"$2\"")
+            .arg(binary)
+            .arg(&manifest)
+            .arg(&out),
+    );
+    let payload = files_in(&out)
+        .into_iter()
+        .find(|name| name.starts_with("tree-2.0"))
+        .expect("payload written");
+    let listed = contents(&out.join(payload));
+    assert!(
+        listed.iter().any(|line| line.ends_with("/leaf.txt")),
+        "{listed:?}"
+    );
 }

@@ -124,10 +124,18 @@ where
         rest = remaining;
     }
 
-    let from_batches = batches
+    let from_batches: Vec<Result<Digested<T>>> = batches
         .par_iter()
-        .map(|batch| BUFFER.with_borrow_mut(|buffer| digest_batch(batch, buffer, &inspect)))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|batch| {
+            // Taken out of the thread's slot rather than borrowed in it: if `inspect` itself
+            // uses rayon, this thread may run another batch meanwhile, which then simply
+            // starts with an empty buffer.
+            let mut buffer = BUFFER.take();
+            let digested = digest_batch(batch, &mut buffer, &inspect);
+            BUFFER.set(buffer);
+            digested
+        })
+        .collect();
     let from_streams = streamed
         .par_iter()
         .map(|job| {
@@ -142,10 +150,13 @@ where
             };
             Ok((vec![(job.path.to_string(), digest)], Vec::from_iter(seen)))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Vec<Result<Digested<T>>>>();
     let mut digests = HashMap::new();
     let mut seen = Vec::new();
-    for (batch_digests, batch_seen) in from_batches.into_iter().chain(from_streams) {
+    // The first error in the order of the batches (by size, then tree order), whichever
+    // thread met it first: the same input gives the same message.
+    for digested in from_batches.into_iter().chain(from_streams) {
+        let (batch_digests, batch_seen) = digested?;
         digests.extend(batch_digests);
         seen.extend(batch_seen);
     }
