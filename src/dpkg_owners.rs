@@ -10,8 +10,8 @@
 //!
 //! The lists alone cannot answer every case the way dpkg does, and then dpkg-query gives
 //! the answer: a name involved in a diversion (dpkg-divert moves a package's file aside,
-//! and dpkg-query reports the diversion), a name two packages list, or lists that cannot
-//! be read. The integration tests compare both ways on the machine's own libraries.
+//! and dpkg-query reports the diversion), a name two packages list, lists that cannot be
+//! read, or a file that no list names. The integration tests compare both ways on the machine's own libraries.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -23,17 +23,33 @@ use anyhow::{Context, Result};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use rayon::prelude::*;
 
-/// The package that owns each of `names` (absolute paths) among the installed packages
-/// of the dpkg database in `admin_dir`; names no package owns are left out.
-pub fn owners(admin_dir: &Path, names: &BTreeSet<PathBuf>) -> Result<BTreeMap<PathBuf, String>> {
+/// The package that owns each of the `files` among the installed packages of the dpkg
+/// database in `admin_dir`, by whichever of a file's names (absolute paths: the path, its
+/// canonical form, its `/usr` aliases) the database holds; names no package owns are left
+/// out.
+pub fn owners(admin_dir: &Path, files: &[&[PathBuf]]) -> Result<BTreeMap<PathBuf, String>> {
+    let names: BTreeSet<PathBuf> = files.iter().copied().flatten().cloned().collect();
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
-    match from_file_lists(admin_dir, names) {
-        Ok(Some(owners)) => Ok(owners),
+    let mut owners = match from_file_lists(admin_dir, &names) {
+        Ok(Some(owners)) => owners,
         // The lists could not give dpkg's answer; dpkg-query will.
-        Ok(None) | Err(_) => from_dpkg_query(admin_dir, names),
+        Ok(None) | Err(_) => return from_dpkg_query(admin_dir, &names),
+    };
+    // A file no list names under any of its names is asked about again, of dpkg-query:
+    // the lists are dpkg's internal database, and its own answer decides.
+    let unowned: BTreeSet<PathBuf> = files
+        .iter()
+        .filter(|names| names.iter().all(|name| !owners.contains_key(name)))
+        .copied()
+        .flatten()
+        .cloned()
+        .collect();
+    if !unowned.is_empty() {
+        owners.extend(from_dpkg_query(admin_dir, &unowned)?);
     }
+    Ok(owners)
 }
 
 /// Reads the owners from the packages' file lists; `None` when some name needs dpkg's

@@ -263,30 +263,29 @@ fn parse(bytes: &[u8], machine: Machine, tree_path: &str) -> Result<ElfFile> {
 /// Reads every ELF file among `files` (paths on disk, with their path in the tree; symbolic
 /// links among them count for [`report`]'s bundled names).
 pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
-    let read: Vec<Result<Option<ElfFile>>> = files
+    // One look at each file: an ELF file is read, a symbolic link's target is kept.
+    type Seen = (Option<ElfFile>, Option<(String, PathBuf)>);
+    let read: Vec<Result<Seen>> = files
         .par_iter()
         .map(|(disk_path, tree_path)| {
             let cannot_read = || format!("{}: cannot be read", disk_path.display());
             let metadata = std::fs::symlink_metadata(disk_path).with_context(cannot_read)?;
-            if !metadata.is_file() {
-                return Ok(None);
+            if metadata.is_symlink() {
+                let target = std::fs::read_link(disk_path).with_context(cannot_read)?;
+                return Ok((None, Some((tree_path.clone(), target))));
             }
-            read_file(disk_path, tree_path, None)
+            if !metadata.is_file() {
+                return Ok((None, None));
+            }
+            Ok((read_file(disk_path, tree_path, None)?, None))
         })
         .collect();
     let mut elves = Vec::new();
-    for result in read {
-        if let Some(elf) = result? {
-            elves.push(elf);
-        }
-    }
     let mut links = Vec::new();
-    for (disk_path, tree_path) in files {
-        if disk_path.is_symlink() {
-            let target = std::fs::read_link(disk_path)
-                .with_context(|| format!("{}: cannot be read", disk_path.display()))?;
-            links.push((tree_path.clone(), target));
-        }
+    for result in read {
+        let (elf, link) = result?;
+        elves.extend(elf);
+        links.extend(link);
     }
     report(elves, &links)
 }

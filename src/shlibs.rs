@@ -72,24 +72,15 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
             (*soname, found)
         })
         .collect();
-    let names: BTreeSet<PathBuf> = candidates
+    // The names dpkg may know each library by, worked out once (each costs a
+    // canonicalisation).
+    let names_of: BTreeMap<&PathBuf, Vec<PathBuf>> = candidates
         .values()
         .flatten()
-        .flat_map(|path| aliases(path))
+        .map(|path| (path, aliases(path)))
         .collect();
-    let mut owners = dpkg_owners::owners(&admin_dir, &names)?;
-    // A library on the loader's path that no file list names is asked about again, of
-    // dpkg-query: the lists are dpkg's internal database, and its own answer decides.
-    let unowned: BTreeSet<PathBuf> = candidates
-        .values()
-        .flatten()
-        .map(|path| aliases(path))
-        .filter(|names| names.iter().all(|name| !owners.contains_key(name)))
-        .flatten()
-        .collect();
-    if !unowned.is_empty() {
-        owners.extend(dpkg_owners::from_dpkg_query(&admin_dir, &unowned)?);
-    }
+    let files: Vec<&[PathBuf]> = names_of.values().map(Vec::as_slice).collect();
+    let owners = dpkg_owners::owners(&admin_dir, &files)?;
 
     let architecture = machine.debian_architecture().unwrap_or("all");
     // Each soname's library and package, or why it has none; reported in the order of
@@ -101,9 +92,9 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
             found
                 .iter()
                 .find_map(|path| {
-                    aliases(path)
+                    names_of[path]
                         .iter()
-                        .find_map(|alias| owners.get(alias))
+                        .find_map(|name| owners.get(name))
                         .map(|package| (path, package))
                 })
                 .ok_or_else(|| {

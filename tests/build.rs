@@ -390,7 +390,18 @@ fn version_and_revision_can_be_overridden() {
     );
 }
 
-/// Each bad manifest gets one clear error naming the file and the key, and writes nothing.
+/// Runs a build that must fail; gives its output.
+fn build_fails(manifest: &Path, out: &Path) -> std::process::Output {
+    run_fail(
+        debstage()
+            .arg("build")
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--out")
+            .arg(out),
+    )
+}
+
 /// A failed build leaves no temporary `.debstage*` directory beside `--out`.
 fn assert_no_build_leftovers(directory: &Path) {
     let leftovers: Vec<String> = files_in(directory)
@@ -400,6 +411,7 @@ fn assert_no_build_leftovers(directory: &Path) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Each bad manifest gets one clear error naming the file and the key, and writes nothing.
 #[test]
 fn bad_manifests_get_clear_errors_and_write_nothing() {
     let cases: &[(&str, &str, &[&str])] = &[
@@ -461,14 +473,7 @@ fn bad_manifests_get_clear_errors_and_write_nothing() {
         assert!(text.contains(from), "{from}");
         fs::write(&manifest, text.replacen(from, to, 1)).expect("write");
         let out = temp.path().join("out");
-        let output = run_fail(
-            debstage()
-                .arg("build")
-                .arg("--manifest")
-                .arg(&manifest)
-                .arg("--out")
-                .arg(&out),
-        );
+        let output = build_fails(&manifest, &out);
         assert_eq!(output.status.code(), Some(1));
         let message = stderr(&output);
         assert!(
@@ -512,14 +517,7 @@ fn a_failed_elf_scan_is_reported_and_writes_nothing() {
     elf[18..20].copy_from_slice(&other.to_le_bytes());
     fs::write(tree.join("bin/foreign"), &elf).expect("write");
     let out = temp.path().join("out");
-    let output = run_fail(
-        debstage()
-            .arg("build")
-            .arg("--manifest")
-            .arg(app.join("debstage.toml"))
-            .arg("--out")
-            .arg(&out),
-    );
+    let output = build_fails(&app.join("debstage.toml"), &out);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert!(message.contains("bin/native"), "{message}");
@@ -664,14 +662,7 @@ fn unpackable_entries_deep_in_the_tree_are_errors_naming_them() {
         } else {
             fs::write(&path, "x").expect("write");
         }
-        let output = run_fail(
-            debstage()
-                .arg("build")
-                .arg("--manifest")
-                .arg(&manifest)
-                .arg("--out")
-                .arg(&out),
-        );
+        let output = build_fails(&manifest, &out);
         let message = stderr(&output);
         assert!(message.contains(expected), "{message}");
         assert!(message.contains(&format!("a/b/c/{name}")), "{message}");
