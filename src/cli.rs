@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use crate::deb::compress::Compression;
+pub use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
 
 /// Build versioned Debian packages of an application and carry them through release stages.
 #[derive(Debug, Parser)]
@@ -19,15 +21,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How results are printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Tables and sentences for people.
-    Text,
-    /// One JSON document, for scripts and configuration management.
-    Json,
-}
-
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -37,18 +30,6 @@ pub enum Command {
     Init(InitOptions),
     /// Manage a local apt repository with one suite per stage.
     Repo(RepoOptions),
-}
-
-/// Compressors for the members of a `.deb`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// xz (LZMA2), the default of Debian's tools.
-    Xz,
-    /// gzip (deflate), fast and universally readable.
-    Gzip,
-    /// zstd; needs dpkg >= 1.21.18 on the server.
-    Zstd,
 }
 
 /// Options of `debstage build`.

@@ -7,17 +7,11 @@
 pub mod build;
 pub mod cli;
 pub mod deb;
-pub mod dpkg_owners;
-pub mod elf;
-pub mod env;
-pub mod init;
-pub mod manifest;
-pub mod names;
+pub mod debian;
+pub mod naming;
 pub mod repo;
 pub mod report;
-pub mod scripts;
-pub mod shlibs;
-pub mod version;
+mod source_date;
 
 use anyhow::Result;
 
@@ -28,7 +22,7 @@ use crate::report::Reporter;
 pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
     match cli.command {
         Command::Build(options) => build::run(&options, reporter).map(|_| ()),
-        Command::Init(options) => init::run(&options, reporter),
+        Command::Init(options) => build::init::run(&options, reporter),
         Command::Repo(options) => repo::run(options, reporter),
     }
 }

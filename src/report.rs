@@ -6,7 +6,14 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::Format;
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tables and sentences for people.
+    Text,
+    /// One JSON document, for scripts and configuration management.
+    Json,
+}
 
 /// A defect in debstage itself rather than in the user's input or environment (exit code 2).
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use debstage::elf;
-use debstage::manifest::{self, LoadedManifest};
+use debstage::build::depends::elf;
+use debstage::build::manifest::{self, LoadedManifest};
 
 /// A tree `tree/` with `bin/exe` (needs libfoo, libz, libm, libc) and the bundled
 /// `lib/libfoo.so.1`, plus `libmissing.so.7` built outside the tree.
@@ -197,7 +197,8 @@ fn shlibs_mapping_agrees_with_dpkg_shlibdeps() {
     let fixture = Fixture::new();
     let report =
         elf::scan(&fixture.files(&["tree/bin/exe", "tree/lib/libfoo.so.1"])).expect("scan");
-    let ours = debstage::shlibs::resolve(&fixture.manifest(""), &report).expect("resolve");
+    let ours =
+        debstage::build::depends::shlibs::resolve(&fixture.manifest(""), &report).expect("resolve");
     let theirs = dpkg_shlibdeps(
         &fixture.path("shlibdeps"),
         &[
@@ -229,7 +230,7 @@ fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
     .expect("copy");
     let files = fixture.files(&["tree/bin/needs-missing"]);
     let report = elf::scan(&files).expect("scan");
-    let error = debstage::shlibs::resolve(&fixture.manifest(""), &report)
+    let error = debstage::build::depends::shlibs::resolve(&fixture.manifest(""), &report)
         .expect_err("an unknown soname fails");
     let message = format!("{error:#}");
     for expected in [
@@ -243,7 +244,7 @@ fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
     }
 
     let manifest = fixture.manifest("[depends]\nignore-sonames = [\"libmissing.so.7\"]\n");
-    let relations = debstage::shlibs::resolve(&manifest, &report).expect("ignored");
+    let relations = debstage::build::depends::shlibs::resolve(&manifest, &report).expect("ignored");
     assert!(relations
         .iter()
         .all(|relation| !relation.contains("missing")));
@@ -253,7 +254,7 @@ fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
 
     let manifest =
         fixture.manifest("[depends.sonames]\n\"libmissing.so.7\" = \"libmissing7 (>= 7.1)\"\n");
-    let relations = debstage::shlibs::resolve(&manifest, &report).expect("mapped");
+    let relations = debstage::build::depends::shlibs::resolve(&manifest, &report).expect("mapped");
     assert!(
         relations.contains(&"libmissing7 (>= 7.1)".to_string()),
         "{relations:?}"
@@ -264,7 +265,7 @@ fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
 /// the build machine (with the `/usr` aliases, most of which no package lists).
 #[test]
 fn file_lists_and_dpkg_query_agree_on_the_machines_libraries() {
-    use debstage::dpkg_owners;
+    use debstage::build::depends::dpkg_owners;
     let admin = Path::new("/var/lib/dpkg");
     let output = Command::new("gcc")
         .arg("-print-multiarch")

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use debstage::cli::Compression;
 use debstage::deb::compress::Settings;
-use debstage::deb::control::Control;
 use debstage::deb::{write_package, Entry, PackageSpec};
+use debstage::debian::control::Control;
 use debstage::repo::publish::{publish, IndexedPackage, PublishSettings, SuiteView};
 use debstage::repo::serve::{RunningServer, Server};
 use debstage::repo::sign::Signer;
-use debstage::repo::sources;
+use debstage::report::Reporter;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
@@ -178,7 +178,14 @@ impl Repository {
     }
 
     fn publish(&self, settings: &PublishSettings) {
-        publish(&self.root, settings, &[self.suite()], &self.signer).expect("publish");
+        publish(
+            &self.root,
+            settings,
+            &[self.suite()],
+            &self.signer,
+            &Reporter::silent(),
+        )
+        .expect("publish");
     }
 
     fn suite_file(&self, path: &str) -> PathBuf {
@@ -229,7 +236,10 @@ impl Apt {
         fs::write(directory.join("etc/sources.list"), "").expect("sources.list");
         let key_path = directory.join("keyrings/debstage-test.gpg");
         fs::write(&key_path, key).expect("key");
-        let sources_text = sources::sources_file(url, suite, &key_path.display().to_string());
+        let sources_text = format!(
+            "Types: deb\nURIs: {url}\nSuites: {suite}\nComponents: main\nSigned-By: {}\n",
+            key_path.display()
+        );
         fs::write(
             directory.join("etc/sources.list.d/debstage-test.sources"),
             sources_text,
@@ -515,7 +525,14 @@ fn the_same_input_publishes_the_same_bytes() {
     for package in &first.packages {
         copy(&package.indexed.filename);
     }
-    publish(&second_root, &settings(), &[first.suite()], &first.signer).expect("publish");
+    publish(
+        &second_root,
+        &settings(),
+        &[first.suite()],
+        &first.signer,
+        &Reporter::silent(),
+    )
+    .expect("publish");
     let mut compared = 0;
     for entry in walkdir::WalkDir::new(first.root.join("dists")) {
         let entry = entry.expect("walk");
@@ -749,7 +766,7 @@ fn packages_of_a_real_build_are_served_per_stage_and_pinned() {
         .collect();
     assert_eq!(suites.len(), 3);
     let signer = signer();
-    publish(&root, &settings(), &suites, &signer).expect("publish");
+    publish(&root, &settings(), &suites, &signer, &Reporter::silent()).expect("publish");
 
     let server = Server::bind(&root, "127.0.0.1:0").expect("bind").spawn();
     let (stage, package, indexed) = &stages[2];
@@ -762,7 +779,7 @@ fn packages_of_a_real_build_are_served_per_stage_and_pinned() {
     );
     fs::write(
         apt_directory.join("etc/preferences.d").join(package),
-        sources::pin_file(package, stage),
+        format!("Package: {package}\nPin: release n={stage}\nPin-Priority: 1001\n"),
     )
     .expect("pin file");
     let update = apt.command(&["update"]);
@@ -819,7 +836,14 @@ fn readers_never_see_a_release_whose_indexes_do_not_match() {
                     date: at(DATE + generation),
                     ..settings()
                 };
-                publish(&root, &settings, std::slice::from_ref(suite), &signer).expect("publish");
+                publish(
+                    &root,
+                    &settings,
+                    std::slice::from_ref(suite),
+                    &signer,
+                    &Reporter::silent(),
+                )
+                .expect("publish");
                 published.store(generation + 1, Ordering::SeqCst);
             }
         })
@@ -883,7 +907,14 @@ fn apt_reads_indexes_put_together_from_many_chunks() {
         name: "test".into(),
         packages,
     };
-    publish(&repository.root, &settings(), &[suite], &repository.signer).expect("publish");
+    publish(
+        &repository.root,
+        &settings(),
+        &[suite],
+        &repository.signer,
+        &Reporter::silent(),
+    )
+    .expect("publish");
 
     let plain = fs::read(repository.suite_file("main/binary-amd64/Packages")).expect("Packages");
     assert!(plain.len() > 400_000, "{} bytes", plain.len());

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use debstage::cli::Compression;
 use debstage::deb::compress::{compress_bytes, Settings};
-use debstage::deb::control::Control;
 use debstage::deb::{write_package, Entry, PackageSpec};
+use debstage::debian::control::Control;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

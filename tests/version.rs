@@ -1,4 +1,4 @@
-//! `debstage::version::compare` against `dpkg --compare-versions`, on generated pairs.
+//! `debstage::debian::version::compare` against `dpkg --compare-versions`, on generated pairs.
 //!
 //! Each proptest case is a batch of pairs checked by one `sh` running dpkg for every pair,
 //! so a few thousand pairs cost a few seconds; a mismatch shrinks to a small batch.
@@ -59,7 +59,7 @@ proptest! {
         prop_assert_eq!(theirs.len(), pairs.len());
         for ((left, right), expected) in pairs.iter().zip(theirs) {
             prop_assert_eq!(
-                debstage::version::compare(left, right),
+                debstage::debian::version::compare(left, right),
                 expected,
                 "{} vs {}", left, right
             );

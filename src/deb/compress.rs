@@ -3,7 +3,19 @@
 
 use std::io::{self, Write};
 
-use crate::cli::Compression;
+/// Compressors for the members of a `.deb`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// xz (LZMA2), the default of Debian's tools.
+    Xz,
+    /// gzip (deflate), fast and universally readable.
+    Gzip,
+    /// zstd; needs dpkg >= 1.21.18 on the server.
+    Zstd,
+}
 
 /// Compressor settings for one archive member.
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,6 @@
 
 pub mod ar;
 pub mod compress;
-pub mod control;
 pub mod md5sums;
 pub mod read;
 pub mod tar;
@@ -18,12 +17,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use self::compress::{Encoder, Settings};
-use self::control::Control;
 pub use self::md5sums::FileDigests;
 use self::tar::TarWriter;
+use crate::debian::control::Control;
 
 /// What one entry of `data.tar` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,12 +113,6 @@ pub struct WrittenPackage {
     pub sha256: String,
 }
 
-/// The file name Debian gives a package: `name_version_arch.deb`, without the epoch.
-pub fn file_name(package: &str, version: &str, architecture: &str) -> String {
-    let version = version.split_once(':').map_or(version, |(_, rest)| rest);
-    format!("{package}_{version}_{architecture}.deb")
-}
-
 /// Writes the package into `directory` under its Debian file name.
 pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPackage> {
     let field = |name: &str| {
@@ -131,7 +123,7 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
     };
     let (package, version, architecture) =
         (field("Package")?, field("Version")?, field("Architecture")?);
-    let file = file_name(&package, &version, &architecture);
+    let file = crate::naming::deb_file_name(&package, &version, &architecture);
     let target = directory.join(&file);
     let extension = compress::extension(spec.compression.compression);
 
@@ -163,7 +155,7 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
     .with_context(|| format!("writing the data of {file}"))?;
     writer.flush()?;
     drop(writer);
-    let (size, sha256) = sha256_of(output.path())
+    let (size, sha256) = crate::debian::digests::sha256_of(output.path())
         .with_context(|| format!("{}: cannot be read back", output.path().display()))?;
     let mut permissions = output.as_file().metadata()?.permissions();
     // Temporary files are private (0600); a package is for everyone to read.
@@ -299,19 +291,6 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
         .into_inner()
         .map_err(io::IntoInnerError::into_error)?;
     encoder.finish()?.flush()
-}
-
-/// The size and SHA256 (hex) of a file, read in full: a package after writing it, and
-/// pool files when the repository checks them.
-pub fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
-    // Large reads for a large file (with SHA-NI the hash keeps up with memory, and 8 KiB
-    // reads would not); a small buffer for the many small files a repository checks.
-    let file = File::open(path)?;
-    let capacity = file.metadata()?.len().clamp(8 << 10, 1 << 20) as usize;
-    let mut reader = io::BufReader::with_capacity(capacity, file);
-    let mut hasher = Sha256::new();
-    let size = io::copy(&mut reader, &mut hasher)?;
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 fn control_archive(

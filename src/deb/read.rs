@@ -9,9 +9,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::deb::control::Control;
-use crate::names;
-use crate::version::Version;
+use crate::debian::control::{Control, Paragraph};
+use crate::debian::names;
+use crate::debian::version::Version;
 
 /// Why a file is not a package debstage can read.
 #[derive(Debug, thiserror::Error)]
@@ -193,64 +193,25 @@ pub fn parse_package_control(text: &str) -> Result<PackageControl, ReadError> {
     let architecture = control
         .get("Architecture")
         .ok_or(ReadError::MissingField("Architecture"))?;
-    let valid_architecture = !architecture.is_empty()
-        && architecture
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid_architecture {
-        return Err(ReadError::BadField {
-            field: "Architecture",
-            value: architecture.to_string(),
-            reason: "must be one architecture name such as amd64 or all".to_string(),
-        });
-    }
+    names::check_architecture(architecture).map_err(|reason| ReadError::BadField {
+        field: "Architecture",
+        value: architecture.to_string(),
+        reason,
+    })?;
     Ok(PackageControl { control, text })
 }
 
-/// Splits a control paragraph into fields; continuation lines join the field above.
+/// Parses the one paragraph of a control file with dpkg's rules; gives its fields and its
+/// text as stored and listed in indexes (lines without trailing blanks).
 fn parse_paragraph(text: &str) -> Result<(Control, String), ReadError> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut kept = String::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            if fields.is_empty() {
-                continue;
-            }
-            // The first paragraph ends at the first blank line.
-            break;
-        }
-        if line.starts_with(' ') || line.starts_with('\t') {
-            let (_, value) = fields.last_mut().ok_or_else(|| {
-                ReadError::Corrupt(format!(
-                    "control line {} continues a field but no field precedes it",
-                    number + 1
-                ))
-            })?;
-            value.push('\n');
-            value.push_str(line);
-        } else {
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                ReadError::Corrupt(format!(
-                    "control line {} is not \"Field: value\": {line:?}",
-                    number + 1
-                ))
-            })?;
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(ReadError::Corrupt(format!(
-                    "control line {} has an invalid field name {name:?}",
-                    number + 1
-                )));
-            }
-            fields.push((name.to_string(), value.trim().to_string()));
-        }
-        kept.push_str(line.trim_end());
-        kept.push('\n');
-    }
-    let mut control = Control::new();
-    for (name, value) in fields {
-        control.set(&name, value);
-    }
-    Ok((control, kept.trim_end().to_string()))
+    let paragraph = Paragraph::parse(text)
+        .map_err(|error| ReadError::Corrupt(format!("control file: {error}")))?;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::trim_end)
+        .collect();
+    Ok((paragraph.to_control(), kept.join("\n")))
 }
 
 /// Reads the next ar header, or `None` at the end of the archive.

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::names;
+use crate::naming::rules;
+
+/// Where a generated signing key is kept: never under `pool/` or `dists/`.
+pub const GENERATED_KEY: &str = "private/signing-key.asc";
 
 /// The name of the configuration file at the repository's root.
 pub const FILE_NAME: &str = "debstage-repo.toml";
@@ -72,23 +75,13 @@ impl RepoConfig {
 
     /// Checks every value against what is allowed.
     pub fn check(&self) -> Result<()> {
-        if self.stages.is_empty() {
-            bail!("stages: at least one stage is needed");
-        }
-        for stage in &self.stages {
-            names::check_stage_name(stage)
-                .map_err(|reason| anyhow::anyhow!("stages: {stage:?} {reason}"))?;
-        }
-        for (index, stage) in self.stages.iter().enumerate() {
-            if self.stages[..index].contains(stage) {
-                bail!("stages: {stage:?} appears twice");
-            }
-        }
+        rules::check_stage_list(&self.stages)
+            .map_err(|reason| anyhow::anyhow!("stages: {reason}"))?;
         if self.architectures.is_empty() {
             bail!("architectures: at least one architecture is needed (for example amd64)");
         }
         for architecture in &self.architectures {
-            if !names::is_served_architecture(architecture) {
+            if !crate::debian::names::is_served_architecture(architecture) {
                 bail!(
                     "architectures: {architecture:?} must be a Debian architecture such as \
                      amd64 or arm64 (`all` packages are listed under each)"

@@ -3,21 +3,14 @@
 //! State lives in SQLite ([`state`]); the published tree (`dists/`, `pool/`) is derived
 //! from it by [`publish`], signed by [`sign`], and served by [`serve`].
 
-pub mod add;
 pub mod commands;
 pub mod config;
-pub mod gpg;
-pub mod index;
-pub mod index_cache;
-pub mod listing;
 pub mod lock;
-pub mod maintenance;
 pub mod pool;
 pub mod publish;
 pub mod serve;
+pub mod session;
 pub mod sign;
-pub mod sources;
-pub mod stages;
 pub mod state;
 
 use anyhow::Result;

@@ -7,14 +7,11 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use md5::Md5;
 use rusqlite::Connection;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 /// The pool directory, relative to the repository root.
 pub const POOL: &str = "pool";
@@ -32,62 +29,7 @@ pub fn pool_path(app: &str, file: &str) -> String {
     format!("{POOL}/main/{initial}/{app}/{file}")
 }
 
-/// Size and digests of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digests {
-    /// Size in bytes.
-    pub size: u64,
-    /// MD5, hex.
-    pub md5: String,
-    /// SHA1, hex.
-    pub sha1: String,
-    /// SHA256, hex.
-    pub sha256: String,
-}
-
-thread_local! {
-    // One copy buffer per thread: a fresh large buffer per file costs an mmap and page
-    // faults each time, which dominated adding thousands of small packages.
-    static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 128 * 1024]);
-}
-
-/// Copies `reader` into `writer` and returns the size and digests of what passed.
-pub fn copy_hashing(reader: impl Read, writer: impl Write) -> io::Result<Digests> {
-    BUFFER.with(|buffer| copy_with(reader, writer, &mut buffer.borrow_mut()))
-}
-
-fn copy_with(
-    mut reader: impl Read,
-    mut writer: impl Write,
-    buffer: &mut [u8],
-) -> io::Result<Digests> {
-    let (mut md5, mut sha1, mut sha256) = (Md5::new(), Sha1::new(), Sha256::new());
-    let mut size = 0u64;
-    loop {
-        let read = match reader.read(buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        let chunk = &buffer[..read];
-        md5.update(chunk);
-        sha1.update(chunk);
-        sha256.update(chunk);
-        writer.write_all(chunk)?;
-        size += read as u64;
-    }
-    writer.flush()?;
-    Ok(Digests {
-        size,
-        md5: hex::encode(md5.finalize()),
-        sha1: hex::encode(sha1.finalize()),
-        sha256: hex::encode(sha256.finalize()),
-    })
-}
-
-/// The SHA256 and size of a file, read in full (the same as a package's, after writing).
-pub use crate::deb::sha256_of;
+pub use crate::debian::digests::{copy_hashing, sha256_of, Digests};
 
 /// A file copied into `.incoming`, waiting for its database row.
 #[derive(Debug, Clone)]

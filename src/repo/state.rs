@@ -15,6 +15,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+pub use crate::naming::Role;
+
 /// The name of the database file at the repository's root.
 pub const FILE_NAME: &str = "state.db";
 
@@ -67,39 +69,17 @@ CREATE TABLE history (
 CREATE INDEX history_by_app ON history (app, stage);
 ";
 
-/// What a package is to debstage (its `X-Debstage-Role`, or `plain` without one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The immutable release of an application version (`<app>-<upstream>`).
-    Payload,
-    /// The pointer package of one stage (`<app>-<stage>`).
-    Stage,
-    /// A package without debstage fields, listed like a payload.
-    Plain,
-}
-
-impl Role {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Payload => "payload",
-            Role::Stage => "stage",
-            Role::Plain => "plain",
-        }
-    }
-
-    fn from_column(text: &str) -> Result<Role, rusqlite::Error> {
-        match text {
-            "payload" => Ok(Role::Payload),
-            "stage" => Ok(Role::Stage),
-            "plain" => Ok(Role::Plain),
-            other => Err(rusqlite::Error::InvalidColumnType(
-                6,
-                format!("role {other:?}"),
-                rusqlite::types::Type::Text,
-            )),
-        }
+/// The role stored in a row's `role` column.
+fn role_from_column(text: &str) -> Result<Role, rusqlite::Error> {
+    match text {
+        "payload" => Ok(Role::Payload),
+        "stage" => Ok(Role::Stage),
+        "plain" => Ok(Role::Plain),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            6,
+            format!("role {other:?}"),
+            rusqlite::types::Type::Text,
+        )),
     }
 }
 
@@ -175,7 +155,7 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
         version: row.get(3)?,
         upstream: row.get(4)?,
         architecture: row.get(5)?,
-        role: Role::from_column(&role)?,
+        role: role_from_column(&role)?,
         stage: row.get(7)?,
         filename: row.get(8)?,
         size: row.get::<_, i64>(9)?.max(0) as u64,

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use debstage::build::BuildManifest;
+use crate::support::BuildManifest;
 
 use crate::support::{build, copy_tree, project_root};
 
@@ -36,7 +36,7 @@ impl Built {
         self.file_of(|package| package.role == "stage" && package.stage.as_deref() == Some(stage))
     }
 
-    fn file_of(&self, wanted: impl Fn(&debstage::build::BuiltPackage) -> bool) -> PathBuf {
+    fn file_of(&self, wanted: impl Fn(&crate::support::BuiltPackage) -> bool) -> PathBuf {
         let package = self
             .manifest
             .packages
@@ -85,10 +85,7 @@ impl Builds {
         );
         let manifest: BuildManifest = serde_json::from_value(value)
             .unwrap_or_else(|error| panic!("build manifest of hello {version}: {error}"));
-        let manifest_file = self.out.join(BuildManifest::file_name(
-            &manifest.app,
-            &manifest.debian_version,
-        ));
+        let manifest_file = self.out.join(manifest.file_name());
         assert!(
             manifest_file.is_file(),
             "{} missing",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use debstage::build::BuildManifest;
+use crate::support::BuildManifest;
 
 use super::harness::{http_get, RepoServer, Server};
 use crate::support::{build, debstage, example, project_root, run_ok, stderr, stdout};

@@ -102,3 +102,36 @@ pub fn sha256_file(path: &Path) -> String {
     let bytes = fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The build manifest as `debstage build --format json` prints it and writes it to
+/// `<app>_<debian_version>.build.json`: the JSON contract, read the way a user's script
+/// would.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BuildManifest {
+    pub app: String,
+    pub version: String,
+    pub revision: String,
+    pub debian_version: String,
+    pub stages: Vec<String>,
+    pub packages: Vec<BuiltPackage>,
+}
+
+/// One package of a [`BuildManifest`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BuiltPackage {
+    pub file: String,
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+    pub size: u64,
+    pub sha256: String,
+    pub role: String,
+    pub stage: Option<String>,
+}
+
+impl BuildManifest {
+    /// The file name the build gives its manifest.
+    pub fn file_name(&self) -> String {
+        format!("{}_{}.build.json", self.app, self.debian_version)
+    }
+}

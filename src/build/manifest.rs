@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::names;
-use crate::version::Version;
+use crate::debian::names;
+use crate::debian::version::Version;
+use crate::naming::rules;
+use crate::naming::{AppNames, ReleaseNames};
 
 /// A manifest value that is not allowed, located by file and key.
 #[derive(Debug, thiserror::Error)]
@@ -316,20 +318,9 @@ impl LoadedManifest {
         &self.manifest.package.name
     }
 
-    /// The full Debian version, `upstream-revision`.
-    pub fn debian_version(&self) -> String {
-        format!("{}-{}", self.version, self.revision)
-    }
-
-    /// The payload package's name: `<app>-<upstream>`, with `~` written as `-` because
-    /// package names cannot hold it (`1.0~rc1` gives `shop-1.0-rc1`).
-    pub fn payload_name(&self) -> String {
-        format!("{}-{}", self.app(), self.version.replace('~', "-"))
-    }
-
-    /// The release directory on the server, `/opt/<app>/<version>`.
-    pub fn release_dir(&self) -> String {
-        format!("/opt/{}/{}", self.app(), self.version)
+    /// The names of this release (packages, paths, units), from the naming contract.
+    pub fn names(&self) -> ReleaseNames<'_> {
+        AppNames::new(self.app()).release(&self.version, &self.revision)
     }
 
     /// Resolves a manifest-relative path.
@@ -405,7 +396,8 @@ pub fn load(
     let revision = revision.unwrap_or(&package.revision).to_string();
     check_revision(&revision)
         .map_err(|message| fail("[package] revision", format!("{revision:?}: {message}")))?;
-    let payload = format!("{}-{}", package.name, version.replace('~', "-"));
+    let app_names = AppNames::new(&package.name);
+    let payload = app_names.release(&version, &revision).payload_package();
     names::check_package_name(&payload).map_err(|message| {
         fail(
             "[package] version",
@@ -441,7 +433,7 @@ pub fn load(
         ("[package] section", Some(package.section.as_str())),
     ] {
         if let Some(value) = value {
-            names::check_single_line(value).map_err(|message| fail(key, message))?;
+            rules::check_single_line(value).map_err(|message| fail(key, message))?;
         }
     }
     if let Some(homepage) = &package.homepage {
@@ -495,7 +487,7 @@ pub fn load(
         })?;
     }
     for extra in &manifest.files.extra {
-        names::check_absolute_path(&extra.dest.replace("{stage}", "stage")).map_err(|message| {
+        rules::check_absolute_path(&extra.dest.replace("{stage}", "stage")).map_err(|message| {
             fail(
                 "[[files.extra]] dest",
                 format!("{:?}: {message}", extra.dest),
@@ -529,7 +521,7 @@ pub fn load(
         }
     }
     for (index, relation) in manifest.depends.packages.iter().enumerate() {
-        crate::deb::control::check_relation(relation).map_err(|message| {
+        crate::debian::control::check_relation(relation).map_err(|message| {
             fail(
                 &format!("[depends] packages[{index}]"),
                 format!("{relation:?}: {message}"),
@@ -537,7 +529,7 @@ pub fn load(
         })?;
     }
     for (soname, relation) in &manifest.depends.sonames {
-        crate::deb::control::check_relation(relation).map_err(|message| {
+        crate::debian::control::check_relation(relation).map_err(|message| {
             fail(
                 &format!("[depends.sonames] {soname:?}"),
                 format!("{relation:?}: {message}"),
@@ -545,25 +537,9 @@ pub fn load(
         })?;
     }
     let stages = &manifest.stages.names;
-    if stages.is_empty() {
-        return Err(fail(
-            "[stages] names",
-            "must list at least one stage".into(),
-        ));
-    }
-    for (index, stage) in stages.iter().enumerate() {
-        names::check_stage_name(stage)
-            .map_err(|message| fail("[stages] names", format!("{stage:?}: {message}")))?;
-        if stages[..index].contains(stage) {
-            return Err(fail("[stages] names", format!("{stage:?} is listed twice")));
-        }
-        if stage.replace('-', "").chars().all(|c| c.is_ascii_digit()) {
-            return Err(fail(
-                "[stages] names",
-                format!("{stage:?}: must not look like a version"),
-            ));
-        }
-        let stage_package = format!("{}-{stage}", package.name);
+    rules::check_stage_list(stages).map_err(|message| fail("[stages] names", message))?;
+    for stage in stages {
+        let stage_package = app_names.stage_package(stage);
         if stage_package == payload {
             return Err(fail(
                 "[stages] names",
@@ -574,7 +550,7 @@ pub fn load(
     let service_command = match &manifest.service {
         Some(service) => {
             if let Some(user) = &service.user {
-                names::check_user_name(user)
+                rules::check_user_name(user)
                     .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
             }
             Some(
@@ -659,7 +635,7 @@ pub fn check_revision(revision: &str) -> Result<(), String> {
 }
 
 fn check_maintainer(maintainer: &str) -> Result<(), String> {
-    names::check_single_line(maintainer)?;
+    rules::check_single_line(maintainer)?;
     let valid = maintainer.split_once('<').is_some_and(|(name, rest)| {
         !name.trim().is_empty() && rest.ends_with('>') && rest.contains('@')
     });
@@ -734,13 +710,13 @@ fn parse_command_line(text: &str, allow_absolute: bool) -> Result<CommandLine, S
         if !allow_absolute {
             return Err("the program must be relative to the release directory".into());
         }
-        names::check_absolute_path(&program)?;
+        rules::check_absolute_path(&program)?;
     } else {
-        names::check_relative_path(&program)?;
+        rules::check_relative_path(&program)?;
     }
     let arguments: Vec<String> = words.map(str::to_string).collect();
     for word in &arguments {
-        names::check_command_word(word)?;
+        rules::check_command_word(word)?;
     }
     Ok(CommandLine { program, arguments })
 }

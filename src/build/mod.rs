@@ -5,6 +5,12 @@
 //! the packages are written into a temporary directory beside `--out` and moved there
 //! only when all of them are complete, so a failed build leaves `--out` as it was.
 
+pub mod depends;
+pub mod env;
+pub mod init;
+pub mod manifest;
+pub mod scripts;
+
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,16 +19,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
-use serde::Serialize;
 
+use crate::build::depends::{elf, shlibs};
+use crate::build::manifest::{CommandLine, LoadedManifest};
+use crate::build::scripts::{DocumentContext, OverridesContext, PayloadContext, StageContext};
 use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
-use crate::deb::control::{self, Control};
 use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
-use crate::manifest::{self, CommandLine, LoadedManifest};
+use crate::debian::control::{self, Control};
+use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
+use crate::naming::Role;
 use crate::report::Reporter;
-use crate::scripts::{self, DocumentContext, OverridesContext, PayloadContext, StageContext};
-use crate::{elf, env, shlibs};
 
 /// Lintian tags that an `/opt` bundle raises by design, shipped as overrides.
 /// Tags of the payload that the design raises:
@@ -35,52 +42,6 @@ const PAYLOAD_OVERRIDES: &[&str] = &["dir-or-file-in-opt", "initial-upload-close
 /// Tags of a stage package that the design raises: it ships the apt pin that makes its
 /// suite the source of truth for the host (DESIGN.md, "On a server").
 const STAGE_OVERRIDES: &[&str] = &["package-installs-apt-preferences"];
-
-/// One package in the build manifest.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct BuiltPackage {
-    /// The file name, relative to the build manifest.
-    pub file: String,
-    /// The Package field.
-    pub package: String,
-    /// The Version field.
-    pub version: String,
-    /// The Architecture field.
-    pub architecture: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA256 in hex.
-    pub sha256: String,
-    /// `payload` or `stage`.
-    pub role: String,
-    /// The stage of a stage package.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub stage: Option<String>,
-}
-
-/// The machine-readable record of one build (`<app>_<version>-<revision>.build.json`).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct BuildManifest {
-    /// The application.
-    pub app: String,
-    /// The upstream version.
-    pub version: String,
-    /// The Debian revision.
-    pub revision: String,
-    /// `version-revision`.
-    pub debian_version: String,
-    /// The stages in promotion order.
-    pub stages: Vec<String>,
-    /// Every package written.
-    pub packages: Vec<BuiltPackage>,
-}
-
-impl BuildManifest {
-    /// The build manifest's file name for an app and version.
-    pub fn file_name(app: &str, debian_version: &str) -> String {
-        format!("{app}_{debian_version}.build.json")
-    }
-}
 
 /// Builds every package of the manifest into `--out` and prints what was written.
 pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest> {
@@ -95,11 +56,11 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
         threads: compress::available_threads(),
     };
     settings.check().map_err(anyhow::Error::msg)?;
-    let epoch = source_date_epoch()?;
+    let epoch = crate::source_date::source_date_epoch()?;
     reporter.status(format!(
         "Building {} {} ({} environment)",
         loaded.app(),
-        loaded.debian_version(),
+        loaded.names().debian_version(),
         loaded.manifest.environment.kind()
     ));
 
@@ -126,7 +87,7 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
     // the tree is not opened a second time to find them (8,000 opens on the benchmark's
     // tree). The shared-library lookup then has the cores to itself.
-    let release_prefix = format!("{}/", loaded.release_dir().trim_start_matches('/'));
+    let release_prefix = format!("{}/", loaded.names().release_dir().trim_start_matches('/'));
     let (digests, elves) = deb::md5sums::digest_and_inspect(&entries, |file| {
         let tree_path = file.path.strip_prefix(&release_prefix).unwrap_or(file.path);
         elf::read_file(file.source, tree_path, file.bytes)
@@ -191,21 +152,21 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
     let stages = stages?;
 
-    let mut packages = vec![built(&payload, "payload", None)];
+    let mut packages = vec![built(&payload, Role::Payload, None)];
     packages.extend(
         stages
             .iter()
-            .map(|(stage, written)| built(written, "stage", Some(stage.clone()))),
+            .map(|(stage, written)| built(written, Role::Stage, Some(stage.clone()))),
     );
     let build_manifest = BuildManifest {
         app: loaded.app().to_string(),
         version: loaded.version.clone(),
         revision: loaded.revision.clone(),
-        debian_version: loaded.debian_version(),
+        debian_version: loaded.names().debian_version(),
         stages: loaded.manifest.stages.names.clone(),
         packages,
     };
-    let manifest_name = BuildManifest::file_name(loaded.app(), &loaded.debian_version());
+    let manifest_name = loaded.names().build_manifest_file();
     let mut json = serde_json::to_vec_pretty(&build_manifest)?;
     json.push(b'\n');
     fs::write(work.path().join(&manifest_name), &json)?;
@@ -233,7 +194,7 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     Ok(build_manifest)
 }
 
-fn built(written: &WrittenPackage, role: &str, stage: Option<String>) -> BuiltPackage {
+fn built(written: &WrittenPackage, role: Role, stage: Option<String>) -> BuiltPackage {
     BuiltPackage {
         file: written.file.clone(),
         package: written.package.clone(),
@@ -241,7 +202,7 @@ fn built(written: &WrittenPackage, role: &str, stage: Option<String>) -> BuiltPa
         architecture: written.architecture.clone(),
         size: written.size,
         sha256: written.sha256.clone(),
-        role: role.to_string(),
+        role,
         stage,
     }
 }
@@ -250,16 +211,6 @@ fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-/// SOURCE_DATE_EPOCH, when set.
-fn source_date_epoch() -> Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) if !text.is_empty() => text.trim().parse().map(Some).with_context(|| {
-            format!("SOURCE_DATE_EPOCH {text:?}: must be a number of seconds since 1970")
-        }),
-        _ => Ok(None),
     }
 }
 
@@ -299,7 +250,11 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
         root,
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
-        prefix: manifest.release_dir().trim_start_matches('/').to_string(),
+        prefix: manifest
+            .names()
+            .release_dir()
+            .trim_start_matches('/')
+            .to_string(),
     };
     let items = listing.directory(Path::new(""))?;
     if !items
@@ -493,7 +448,7 @@ fn documents(
         package: package.to_string(),
         app: manifest.app().to_string(),
         version: manifest.version.clone(),
-        debian_version: manifest.debian_version(),
+        debian_version: manifest.names().debian_version(),
         distribution: "stable".to_string(),
         maintainer: manifest.manifest.package.maintainer.clone(),
         license: manifest.manifest.package.license.clone(),
@@ -529,7 +484,7 @@ fn common_control(manifest: &LoadedManifest, package: &str, architecture: &str) 
     // Every package of one build names the application as its source: the repository
     // groups them by it, and lintian accepts the stage packages' shared documentation.
     control.set("Source", manifest.app());
-    control.set("Version", manifest.debian_version());
+    control.set("Version", manifest.names().debian_version());
     control.set("Architecture", architecture);
     control.set("Maintainer", section.maintainer.clone());
     // Placed here so that the writer's value keeps Debian's field order.
@@ -560,7 +515,7 @@ fn payload_spec(
     settings: Settings,
     epoch: u64,
 ) -> Result<PackageSpec> {
-    let package = manifest.payload_name();
+    let package = manifest.names().payload_package();
     entries.extend(documents(manifest, &package, epoch, settings.threads)?);
     let overrides = OverridesContext {
         package: package.clone(),
@@ -584,7 +539,7 @@ fn payload_spec(
          The stage packages ({}-<stage>) point a stage at it.",
         manifest.version,
         manifest.app(),
-        manifest.release_dir(),
+        manifest.names().release_dir(),
         manifest.app()
     );
     finish_control(&mut control, manifest, &synopsis, extended.trim_start());
@@ -627,7 +582,7 @@ fn stage_spec(
         path: format!("usr/share/doc/{package}"),
         mode: 0o777,
         mtime: None,
-        content: Content::Symlink(manifest.payload_name().into_bytes()),
+        content: Content::Symlink(manifest.names().payload_package().into_bytes()),
     }];
     let overrides = OverridesContext {
         package: package.clone(),
@@ -638,14 +593,15 @@ fn stage_spec(
         0o644,
         scripts::render("lintian-overrides", &overrides)?,
     ));
+    let names = manifest.names().app();
     entries.push(Entry::bytes(
-        format!("etc/apt/preferences.d/{package}"),
+        names.pin_path(stage),
         0o644,
         scripts::render("pin", &context)?,
     ));
     if manifest.manifest.service.is_some() {
         entries.push(Entry::bytes(
-            format!("lib/systemd/system/{package}.service"),
+            names.unit_path(stage),
             0o644,
             scripts::render("unit", &context)?,
         ));
@@ -669,22 +625,25 @@ fn stage_spec(
     let mut control = common_control(manifest, &package, "all");
     // deb-systemd-helper and deb-systemd-invoke come from init-system-helpers, which is
     // essential: no Depends on it.
+    let release = manifest.names();
     control.set(
         "Depends",
         format!(
             "{} (= {})",
-            manifest.payload_name(),
-            manifest.debian_version()
+            release.payload_package(),
+            release.debian_version()
         ),
     );
     let (synopsis, _) = split_description(&manifest.manifest.package.description);
     let extended = format!(
-        "Installing this package points /opt/{app}/{stage} at release {version} of {app} ({payload}), \
+        "Installing this package points {link} at release {version} of {app} ({payload}), \
          after the release's activation hook has passed; the switch is atomic and journaled \
-         under /var/lib/{app}. Its apt pin makes the {stage} suite the source of truth for this host.",
+         under {state_dir}. Its apt pin makes the {stage} suite the source of truth for this host.",
+        link = names.stage_link(stage),
+        state_dir = names.state_dir(),
         app = manifest.app(),
         version = manifest.version,
-        payload = manifest.payload_name(),
+        payload = release.payload_package(),
     );
     finish_control(
         &mut control,

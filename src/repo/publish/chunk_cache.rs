@@ -26,8 +26,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::cli::Compression;
-use crate::deb::compress::{self, Settings};
+use crate::deb::compress::{self, Compression, Settings};
 
 /// A chunk ends after a paragraph whose CRC32 is 0 modulo this (about 128 paragraphs,
 /// ~65 KiB of typical Packages text, per chunk: a few tens of milliseconds of xz).

@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
-use serde::Deserialize;
 
 use crate::deb::read::{read_and_check_from, PackageControl};
-use crate::names;
-use crate::repo::commands::{now, who, Session};
+use crate::debian::names;
+use crate::debian::version::Version;
+use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
+use crate::naming::{rules, AppNames};
 use crate::repo::config::RepoConfig;
 use crate::repo::pool::{self, StagedFile};
+use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, HistoryEntry, NewPackage, Role};
-use crate::version::Version;
 
 /// The same package name, version and architecture is in the repository with other bytes.
 #[derive(Debug, thiserror::Error)]
@@ -45,24 +46,10 @@ pub struct ConflictError {
     pub offered: String,
 }
 
-/// The build manifest `debstage build` writes (`<app>_<version>.build.json`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct BuildManifest {
-    /// The application.
-    pub app: String,
-    /// The Debian version of every package of the build.
-    pub debian_version: String,
-    /// The packages, with paths relative to the manifest's directory.
-    pub packages: Vec<ManifestPackage>,
-}
-
-/// One package of a build manifest: the type `debstage build` writes.
-pub type ManifestPackage = crate::build::BuiltPackage;
-
 /// One file to add, with what its manifest says about it.
 struct Input {
     path: PathBuf,
-    expected: Option<ManifestPackage>,
+    expected: Option<BuiltPackage>,
     /// The manifest's application.
     app: Option<String>,
 }
@@ -252,7 +239,7 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
         .packages
         .into_iter()
         .map(|package| {
-            names::check_relative_path(&package.file).map_err(|reason| {
+            rules::check_relative_path(&package.file).map_err(|reason| {
                 anyhow::anyhow!("{}: file {:?} {reason}", manifest.display(), package.file)
             })?;
             if package.version != parsed.debian_version {
@@ -273,25 +260,55 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
         .collect()
 }
 
-/// Reads, checks and copies one file.
-/// What `debstage build` says of a package through its `Source` field: the payload is
-/// named `<source>-<upstream>` (with `~` written `-`), a stage package `<source>-<stage>`.
-/// Gives (app, role, stage).
-fn infer_from_source(
-    source: Option<&str>,
+/// What a package is: its application, role and stage. A package in a build manifest is
+/// what the manifest says, checked against the naming contract; a package given alone is
+/// identified through its `Source` field (every package `debstage build` writes carries
+/// `Source: <app>`) and the contract's names; any other package is plain.
+fn identify(
+    shown: &str,
     config: &RepoConfig,
-    package: &str,
+    input: &Input,
+    control: &PackageControl,
     upstream: &str,
-) -> Option<(String, &'static str, Option<String>)> {
-    let source = source?.split_whitespace().next()?;
-    let rest = package.strip_prefix(source)?.strip_prefix('-')?;
-    if rest == upstream.replace('~', "-") {
-        return Some((source.to_string(), "payload", None));
+) -> Result<(String, Role, Option<String>)> {
+    let package = control.field("Package");
+    let Some(expected) = &input.expected else {
+        let source = control
+            .control
+            .get("Source")
+            .and_then(|source| source.split_whitespace().next());
+        let found = source.and_then(|source| {
+            AppNames::new(source)
+                .role_of(package, upstream, &config.stages)
+                .map(|(role, stage)| (source.to_string(), role, stage))
+        });
+        return Ok(found.unwrap_or_else(|| (package.to_string(), Role::Plain, None)));
+    };
+    let app = input.app.clone().unwrap_or_default();
+    names::check_package_name(&app)
+        .map_err(|reason| anyhow::anyhow!("{shown}: the manifest's app {app:?} {reason}"))?;
+    if let Some(stage) = &expected.stage {
+        config
+            .stage_index(stage)
+            .with_context(|| format!("{shown}: the manifest's stage {stage:?} cannot be added"))?;
     }
-    if config.stages.iter().any(|stage| stage == rest) {
-        return Some((source.to_string(), "stage", Some(rest.to_string())));
+    let names = AppNames::new(&app);
+    let said = (expected.role, expected.stage.clone());
+    if names.role_of(package, upstream, &config.stages) != Some(said.clone()) {
+        let named = match said {
+            (Role::Stage, Some(stage)) => names.stage_package(&stage),
+            _ => names.payload_package(upstream),
+        };
+        bail!(
+            "{shown}: the manifest says this is the {} of {app}, which must be named \
+             {named}, not {package}",
+            match expected.role {
+                Role::Stage => "stage package",
+                _ => "payload",
+            }
+        );
     }
-    None
+    Ok((app, said.0, said.1))
 }
 
 fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate> {
@@ -306,62 +323,7 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
     let upstream = Version::parse(&version)
         .map(|parsed| parsed.upstream)
         .unwrap_or_else(|_| version.clone());
-
-    let inferred = infer_from_source(control.control.get("Source"), config, &package, &upstream);
-    let role_field = control.control.get("X-Debstage-Role").map(str::to_string);
-    let role_field = match (&role_field, &input.expected) {
-        // A package without debstage fields takes them from its build manifest (whose
-        // size and sha256 it must match, checked below), or from its Source field.
-        (None, Some(expected)) => Some(expected.role.clone()),
-        (None, None) => inferred.as_ref().map(|found| found.1.to_string()),
-        _ => role_field,
-    };
-    let declared = |field: &str| -> Option<String> {
-        control.control.get(field).map(str::to_string).or_else(|| {
-            if control.control.get("X-Debstage-Role").is_some() {
-                return None;
-            }
-            match field {
-                "X-Debstage-App" => input
-                    .app
-                    .clone()
-                    .or_else(|| inferred.as_ref().map(|found| found.0.clone())),
-                "X-Debstage-Stage" => input
-                    .expected
-                    .as_ref()
-                    .and_then(|e| e.stage.clone())
-                    .or_else(|| inferred.as_ref().and_then(|found| found.2.clone())),
-                _ => None,
-            }
-        })
-    };
-    let (app, role, stage) = match role_field.as_deref() {
-        None => (package.clone(), Role::Plain, None),
-        Some(role) => {
-            let app = declared("X-Debstage-App")
-                .with_context(|| format!("{shown}: has X-Debstage-Role but no X-Debstage-App"))?;
-            names::check_package_name(&app)
-                .map_err(|reason| anyhow::anyhow!("{shown}: X-Debstage-App {app:?} {reason}"))?;
-            match role {
-                "payload" => (app, Role::Payload, None),
-                "stage" => {
-                    let stage = declared("X-Debstage-Stage").with_context(|| {
-                        format!("{shown}: a stage package without X-Debstage-Stage")
-                    })?;
-                    config.stage_index(&stage).with_context(|| {
-                        format!("{shown}: X-Debstage-Stage {stage:?} cannot be added")
-                    })?;
-                    if package != format!("{app}-{stage}") {
-                        bail!("{shown}: the stage package of {app} for {stage} must be named {app}-{stage}, not {package}");
-                    }
-                    (app, Role::Stage, Some(stage))
-                }
-                other => {
-                    bail!("{shown}: X-Debstage-Role {other:?} is not allowed (payload or stage)")
-                }
-            }
-        }
-    };
+    let (app, role, stage) = identify(&shown.to_string(), config, input, &control, &upstream)?;
     if architecture != "all" && !config.architectures.contains(&architecture) {
         bail!(
             "{shown}: Architecture {architecture} is not served by this repository ({}, all)",
@@ -377,22 +339,14 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
                 expected.architecture.as_str(),
                 architecture.as_str(),
             ),
-            ("role", expected.role.as_str(), role.as_str()),
         ];
         for (key, said, found) in checks {
             if said != found {
                 bail!("{shown}: the manifest says {key} {said:?} but the package has {found:?}");
             }
         }
-        if expected.stage.as_deref() != stage.as_deref() {
-            bail!(
-                "{shown}: the manifest says stage {:?} but the package has {:?}",
-                expected.stage,
-                stage
-            );
-        }
     }
-    let file_name = crate::deb::file_name(&package, &version, &architecture);
+    let file_name = crate::naming::deb_file_name(&package, &version, &architecture);
     let staged = pool::stage(root, &mut file, path, &file_name)?;
     if let Some(expected) = &input.expected {
         let digests = &staged.digests;
@@ -445,7 +399,7 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
     for candidate in candidates {
         let filename = pool::pool_path(
             &candidate.app,
-            &crate::deb::file_name(
+            &crate::naming::deb_file_name(
                 &candidate.package,
                 &candidate.version,
                 &candidate.architecture,

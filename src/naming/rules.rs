@@ -3,31 +3,6 @@
 //! Everything a maintainer script or unit receives passes one of these checks at build
 //! time, so no value can break out of its quotes on a server.
 
-/// Whether `name` can be an architecture a repository serves: a Debian architecture name
-/// (`[a-z0-9-]+`, such as amd64 or arm64), and not `all`, whose packages are listed under
-/// every architecture rather than under their own.
-pub fn is_served_architecture(name: &str) -> bool {
-    !name.is_empty()
-        && name != "all"
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// Checks a Debian package name: `[a-z0-9][a-z0-9+.-]+` (Debian Policy 5.6.1).
-pub fn check_package_name(name: &str) -> Result<(), String> {
-    let valid = name.len() >= 2
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
-    if valid {
-        Ok(())
-    } else {
-        Err("must match [a-z0-9][a-z0-9+.-]+ (a Debian package name)".to_string())
-    }
-}
-
 /// Checks a stage name: `[a-z][a-z0-9-]*`, at most 32 characters. Stage names become
 /// suite names, unit names, link names and file names.
 pub fn check_stage_name(name: &str) -> Result<(), String> {
@@ -43,6 +18,21 @@ pub fn check_stage_name(name: &str) -> Result<(), String> {
     } else {
         Err("must match [a-z][a-z0-9-]* (at most 32 characters, not ending in '-')".to_string())
     }
+}
+
+/// Checks a list of stages in promotion order: at least one, each a valid stage name
+/// ([`check_stage_name`]), none twice. The manifest and the repository use this one rule.
+pub fn check_stage_list(stages: &[String]) -> Result<(), String> {
+    if stages.is_empty() {
+        return Err("must list at least one stage".to_string());
+    }
+    for (index, stage) in stages.iter().enumerate() {
+        check_stage_name(stage).map_err(|message| format!("{stage:?}: {message}"))?;
+        if stages[..index].contains(stage) {
+            return Err(format!("{stage:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a path relative to the release directory (a hook, a health check):
@@ -121,16 +111,6 @@ pub fn shell_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn package_names() {
-        assert!(check_package_name("shop").is_ok());
-        assert!(check_package_name("shop-1.4.2").is_ok());
-        assert!(check_package_name("lib+x.y").is_ok());
-        for bad in ["Shop_App", "s", "-shop", "shop app", "shop'x", ""] {
-            assert!(check_package_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn stage_names() {

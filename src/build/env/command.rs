@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use super::StagedTree;
-use crate::manifest::{CommandEnvironment, LoadedManifest};
+use crate::build::manifest::{CommandEnvironment, LoadedManifest};
 use crate::report::Reporter;
 
 /// How many lines of a failed command's output its error shows.
@@ -132,7 +132,7 @@ pub fn stage(
             .env("DESTDIR", &destination)
             .env("APP_NAME", manifest.app())
             .env("APP_VERSION", &manifest.version)
-            .env("APP_RELEASE_DIR", manifest.release_dir()),
+            .env("APP_RELEASE_DIR", manifest.names().release_dir()),
         &format!(
             "{}: [environment] command {:?}",
             manifest.path.display(),
@@ -150,7 +150,7 @@ pub fn stage(
              it must install the release's files under \"$DESTDIR\" (which becomes {})",
             manifest.path.display(),
             options.command,
-            manifest.release_dir()
+            manifest.names().release_dir()
         );
     }
     Ok(StagedTree {

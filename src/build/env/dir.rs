@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::StagedTree;
-use crate::manifest::{DirEnvironment, LoadedManifest};
+use crate::build::manifest::{DirEnvironment, LoadedManifest};
 
 /// The source directory is the staged tree: nothing is copied.
 pub fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Result<StagedTree> {

@@ -23,7 +23,7 @@ use walkdir::WalkDir;
 
 use super::command::{run_streamed, CommandFailed};
 use super::StagedTree;
-use crate::manifest::{LoadedManifest, PythonEnvironment};
+use crate::build::manifest::{LoadedManifest, PythonEnvironment};
 use crate::report::Reporter;
 
 /// The longest shebang line the kernel reads (`BINPRM_BUF_SIZE` less `#!` and newline).
@@ -61,7 +61,7 @@ pub fn stage(
     let interpreter = check_interpreter(manifest, &options.interpreter)?;
     check_not_editable(manifest, options)?;
     let root = scratch.join("venv");
-    let release = manifest.release_dir();
+    let release = manifest.names().release_dir();
     reporter.status(format!(
         "Creating a Python {} environment with {}",
         interpreter.version,

@@ -7,50 +7,30 @@
 //! own directory, synced and renamed, so no reader sees a partial file; a crash leaves the
 //! previous publication intact and the next one removes the leftovers.
 
+pub mod chunk_cache;
+pub mod packages;
+
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use rusqlite::Connection;
 
-use crate::repo::index::{self, IndexFile, ALGORITHMS};
-use crate::repo::index_cache::ChunkCache;
-use crate::repo::sign::SignRelease;
+use crate::debian::release::{self, IndexFile, ReleaseFields, ALGORITHMS};
+use crate::repo::config::RepoConfig;
+use crate::repo::publish::chunk_cache::ChunkCache;
+pub use crate::repo::publish::packages::{IndexedPackage, SuiteView};
+use crate::repo::sign::{self, SignRelease};
+use crate::repo::state::{self, PackageRecord};
+use crate::report::Reporter;
 
 /// The prefix of temporary files; leftovers of an interrupted publication are removed.
 const TEMPORARY_PREFIX: &str = ".debstage-tmp-";
-
-/// One package as a suite lists it.
-#[derive(Debug, Clone)]
-pub struct IndexedPackage {
-    /// The control paragraph read from the `.deb`, without a trailing blank line.
-    pub control: String,
-    /// The Architecture field (`all` is listed under every architecture).
-    pub architecture: String,
-    /// The pool path relative to the repository root (`pool/main/h/hello/...deb`).
-    pub filename: String,
-    /// Size of the `.deb` in bytes.
-    pub size: u64,
-    /// Hex digests of the `.deb`.
-    pub md5: String,
-    /// SHA1, hex.
-    pub sha1: String,
-    /// SHA256, hex.
-    pub sha256: String,
-}
-
-/// The contents of one suite (one stage).
-#[derive(Debug, Clone)]
-pub struct SuiteView {
-    /// The suite name, which is the stage name (also used as Codename).
-    pub name: String,
-    /// Every package the suite lists.
-    pub packages: Vec<IndexedPackage>,
-}
 
 /// Repository-wide values that go into every Release file.
 #[derive(Debug, Clone)]
@@ -74,10 +54,11 @@ pub fn publish(
     settings: &PublishSettings,
     suites: &[SuiteView],
     signer: &dyn SignRelease,
+    reporter: &Reporter,
 ) -> Result<()> {
     let cache = ChunkCache::of_repository(root);
     for suite in suites {
-        publish_suite(root, settings, suite, signer, &cache)
+        publish_suite(root, settings, suite, signer, &cache, reporter)
             .with_context(|| format!("publishing suite {}", suite.name))?;
     }
     // The cache keeps what the suites under dists/ are made of now.
@@ -90,9 +71,72 @@ pub fn publish(
     };
     // The suites are published: a cache that cannot be tidied is only reported.
     if let Err(error) = cache.prune(&published) {
-        crate::report::warn(format!("the index cache was not pruned: {error:#}"));
+        reporter.warn(format!("the index cache was not pruned: {error:#}"));
     }
     Ok(())
+}
+
+/// Rewrites the indexes of `suites` (stage names) from the state in `connection`.
+pub fn publish_suites(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    suites: &BTreeSet<String>,
+    reporter: &Reporter,
+) -> Result<()> {
+    if suites.is_empty() {
+        return Ok(());
+    }
+    let mut views = Vec::new();
+    for suite in config.stages.iter().filter(|stage| suites.contains(*stage)) {
+        let packages = state::suite_packages(connection, suite)?
+            .into_iter()
+            .map(indexed)
+            .collect();
+        views.push(SuiteView {
+            name: suite.clone(),
+            packages,
+        });
+    }
+    let settings = PublishSettings {
+        origin: config.origin.clone(),
+        label: config.label.clone(),
+        architectures: config.architectures.clone(),
+        date: publish_date()?,
+        valid_for: config
+            .valid_days
+            .map(|days| Duration::from_secs(days * 86_400)),
+    };
+    let signer = sign::signer_of(root, config)?;
+    let names: Vec<&str> = views.iter().map(|view| view.name.as_str()).collect();
+    publish(root, &settings, &views, signer.as_ref(), reporter).with_context(|| {
+        format!(
+            "the state is saved, but the suites {} were not published; \
+             run `debstage repo publish` once the cause is fixed",
+            names.join(", ")
+        )
+    })
+}
+
+fn indexed(record: PackageRecord) -> IndexedPackage {
+    IndexedPackage {
+        control: record.control,
+        architecture: record.architecture,
+        filename: record.filename,
+        size: record.size,
+        md5: record.md5,
+        sha1: record.sha1,
+        sha256: record.sha256,
+    }
+}
+
+/// The Date of Release files: SOURCE_DATE_EPOCH when set (reproducible), else now.
+fn publish_date() -> Result<SystemTime> {
+    Ok(
+        crate::source_date::source_date_epoch()?.map_or_else(SystemTime::now, |seconds| {
+            UNIX_EPOCH + Duration::from_secs(seconds)
+        }),
+    )
 }
 
 /// Checks a suite name: it becomes a directory under `dists/` and a Release field.
@@ -117,12 +161,22 @@ fn publish_suite(
     suite: &SuiteView,
     signer: &dyn SignRelease,
     cache: &ChunkCache,
+    reporter: &Reporter,
 ) -> Result<()> {
     check_suite_name(&suite.name)?;
     // Everything is computed and signed before the first byte is written.
-    let index::SuiteIndexes { files, keys } =
-        index::suite_indexes(suite, &settings.architectures, cache)?;
-    let release = index::release_text(settings, &suite.name, &files)?;
+    let packages::SuiteIndexes { files, keys } =
+        packages::suite_indexes(suite, &settings.architectures, cache)?;
+    let fields = ReleaseFields {
+        origin: &settings.origin,
+        label: &settings.label,
+        suite: &suite.name,
+        date: settings.date,
+        valid_for: settings.valid_for,
+        architectures: &settings.architectures,
+        components: &[packages::COMPONENT],
+    };
+    let release = release::release_text(&fields, &files)?;
     let in_release = signer.clearsign(&release, settings.date)?;
     let release_gpg = signer.detached_armored(&release, settings.date)?;
 
@@ -143,7 +197,7 @@ fn publish_suite(
         }
     }
     let previous = match fs::read_to_string(suite_directory.join("Release")) {
-        Ok(text) => index::release_entries(&text),
+        Ok(text) => release::release_entries(&text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => {
             return Err(error).with_context(|| {
@@ -170,7 +224,7 @@ fn publish_suite(
                     &suite_directory,
                     &file.path,
                     algorithm.name(),
-                    file.digests.get(algorithm),
+                    file.digest(algorithm),
                 );
                 if !path.exists() {
                     link_atomically(temporary.path(), &path)?;
@@ -219,7 +273,7 @@ fn publish_suite(
                 (
                     file.path.clone(),
                     algorithm.name().to_string(),
-                    file.digests.get(algorithm).to_string(),
+                    file.digest(algorithm).to_string(),
                 )
             })
         })
@@ -233,7 +287,7 @@ fn publish_suite(
     }
     // Without this record the suite's chunks are pruned, and made again next time.
     if let Err(error) = cache.record_suite(&suite.name, &keys) {
-        crate::report::warn(format!(
+        reporter.warn(format!(
             "the index cache of suite {} was not recorded: {error:#}",
             suite.name
         ));

@@ -21,10 +21,10 @@ use anyhow::{bail, Result};
 use foldhash::{HashMap, HashMapExt};
 use rayon::prelude::*;
 
-use crate::dpkg_owners;
-use crate::elf::{read_machine, ElfReport, Machine};
-use crate::manifest::LoadedManifest;
-use crate::version;
+use crate::build::depends::dpkg_owners;
+use crate::build::depends::elf::{read_machine, ElfReport, Machine};
+use crate::build::manifest::LoadedManifest;
+use crate::debian::version;
 
 /// The Depends entries that satisfy the report's sonames.
 pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {

@@ -7,12 +7,16 @@
 //! Ed25519 signatures are deterministic, and the signature time is passed in rather than
 //! read from the clock, so the same text signed at the same time gives the same bytes.
 
+pub mod gpg;
+
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::repo::config::RepoConfig;
 use anyhow::{anyhow, bail, Context, Result};
+
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, KeyType,
     SecretKeyParamsBuilder, SignedSecretKey,
@@ -27,7 +31,7 @@ const HASH: HashAlgorithm = HashAlgorithm::Sha256;
 
 /// What publishing needs of a signing key: the two signatures of `Release` and the
 /// public key clients trust. [`Signer`] (rPGP, a key file) and
-/// [`crate::repo::gpg::GpgSigner`] (the local gpg) provide it.
+/// [`crate::repo::sign::gpg::GpgSigner`] (the local gpg) provide it.
 pub trait SignRelease {
     /// `InRelease`: `text` clearsigned, with signature time `time`.
     fn clearsign(&self, text: &str, time: SystemTime) -> Result<String>;
@@ -291,6 +295,18 @@ fn parent_directory(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
+    }
+}
+
+/// The signer the repository's configuration names: its own key under `private/` (or
+/// the file `--key` gave), or a key in the user's gpg keyring.
+pub fn signer_of(root: &Path, config: &RepoConfig) -> Result<Box<dyn SignRelease>> {
+    match (config.key_path(root), &config.signing.gpg_key) {
+        (Some(key), _) => Ok(Box::new(Signer::load(&key).with_context(|| {
+            format!("{}: the signing key cannot be loaded", key.display())
+        })?)),
+        (None, Some(id)) => Ok(Box::new(gpg::GpgSigner::new(id)?)),
+        (None, None) => bail!("the repository configuration names no signing key"),
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::manifest::{Environment, LoadedManifest};
+use crate::build::manifest::{Environment, LoadedManifest};
 use crate::report::Reporter;
 
 /// What an environment kind produced.

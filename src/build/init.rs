@@ -9,11 +9,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::InitOptions;
-use crate::names;
+use crate::debian::names;
 use crate::report::Reporter;
 
-const MANIFEST: &str = include_str!("../debian-skel/debstage.toml");
-const HOOK: &str = include_str!("../debian-skel/hooks/activate");
+const MANIFEST: &str = include_str!("../../debian-skel/debstage.toml");
+const HOOK: &str = include_str!("../../debian-skel/hooks/activate");
 
 /// Writes the skeleton into the application directory.
 pub fn run(options: &InitOptions, reporter: &Reporter) -> Result<()> {

@@ -11,10 +11,10 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Result};
 use rusqlite::Connection;
 
-use crate::repo::commands::{now, who, Session};
+use crate::debian::version;
 use crate::repo::config::RepoConfig;
+use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, HistoryEntry, PackageRecord, Role};
-use crate::version;
 
 /// Finds the full version of `app` that `requested` names: the full version (`1.1-1`),
 /// or an upstream version (`1.1`) when only one revision of it exists.
@@ -221,7 +221,7 @@ pub fn rollback(session: &mut Session<'_>, app: &str, stage: &str, to: Option<&s
                 .collect();
             let found = had.iter().find(|version| {
                 **version == requested
-                    || crate::version::Version::parse(version)
+                    || crate::debian::version::Version::parse(version)
                         .is_ok_and(|parsed| parsed.upstream == requested)
             });
             match found {

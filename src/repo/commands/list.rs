@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::repo::commands::{format_time, Repository};
+use crate::debian::version;
+use crate::repo::session::{format_time, Repository};
 use crate::repo::state::{self, Role};
 use crate::report::Reporter;
-use crate::version;
 
 /// Lays out rows under headers in columns separated by two spaces.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {

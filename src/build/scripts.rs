@@ -2,7 +2,7 @@
 //! documents from `templates/`, which are compiled into the binary.
 //!
 //! Each template gets a small typed context. Every value that reaches a shell script is
-//! checked when the manifest is loaded ([`crate::names`]) and single-quoted here as well.
+//! checked when the manifest is loaded ([`crate::naming::rules`]) and single-quoted here as well.
 
 use std::sync::OnceLock;
 
@@ -10,34 +10,37 @@ use anyhow::{Context, Result};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::manifest::{CommandLine, LoadedManifest};
-use crate::names::shell_quote;
+use crate::build::manifest::{CommandLine, LoadedManifest};
+use crate::naming::rules::shell_quote;
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
         "stage-postinst",
-        include_str!("../templates/stage-postinst.hbs"),
+        include_str!("../../templates/stage-postinst.hbs"),
     ),
-    ("stage-prerm", include_str!("../templates/stage-prerm.hbs")),
+    (
+        "stage-prerm",
+        include_str!("../../templates/stage-prerm.hbs"),
+    ),
     (
         "stage-postrm",
-        include_str!("../templates/stage-postrm.hbs"),
+        include_str!("../../templates/stage-postrm.hbs"),
     ),
     (
         "payload-postinst",
-        include_str!("../templates/payload-postinst.hbs"),
+        include_str!("../../templates/payload-postinst.hbs"),
     ),
     (
         "payload-postrm",
-        include_str!("../templates/payload-postrm.hbs"),
+        include_str!("../../templates/payload-postrm.hbs"),
     ),
-    ("unit", include_str!("../templates/unit.service.hbs")),
-    ("pin", include_str!("../templates/pin.hbs")),
-    ("copyright", include_str!("../templates/copyright.hbs")),
-    ("changelog", include_str!("../templates/changelog.hbs")),
+    ("unit", include_str!("../../templates/unit.service.hbs")),
+    ("pin", include_str!("../../templates/pin.hbs")),
+    ("copyright", include_str!("../../templates/copyright.hbs")),
+    ("changelog", include_str!("../../templates/changelog.hbs")),
     (
         "lintian-overrides",
-        include_str!("../templates/lintian-overrides.hbs"),
+        include_str!("../../templates/lintian-overrides.hbs"),
     ),
 ];
 
@@ -112,13 +115,12 @@ pub struct StageContext {
 impl StageContext {
     /// The context for one stage of a manifest.
     pub fn new(manifest: &LoadedManifest, stage: &str) -> Self {
-        let app = manifest.app().to_string();
-        let base_dir = format!("/opt/{app}");
-        let link = format!("{base_dir}/{stage}");
+        let release = manifest.names();
+        let names = release.app();
+        let app = names.app().to_string();
+        let link = names.stage_link(stage);
         let service = manifest.manifest.service.as_ref();
-        let unit = service
-            .map(|_| format!("{app}-{stage}.service"))
-            .unwrap_or_default();
+        let unit = service.map(|_| names.unit_name(stage)).unwrap_or_default();
         let exec_start = manifest
             .service_command
             .as_ref()
@@ -143,8 +145,8 @@ impl StageContext {
             .unwrap_or("")
             .trim();
         StageContext {
-            package: format!("{app}-{stage}"),
-            payload: manifest.payload_name(),
+            package: names.stage_package(stage),
+            payload: release.payload_package(),
             stage: stage.to_string(),
             version: manifest.version.clone(),
             description: format!("{} ({stage})", synopsis.replace('%', "%%")),
@@ -166,8 +168,8 @@ impl StageContext {
             q_app: shell_quote(&app),
             q_stage: shell_quote(stage),
             q_version: shell_quote(&manifest.version),
-            q_base_dir: shell_quote(&base_dir),
-            q_state_dir: shell_quote(&format!("/var/lib/{app}")),
+            q_base_dir: shell_quote(&names.base_dir()),
+            q_state_dir: shell_quote(&names.state_dir()),
             q_unit: shell_quote(&unit),
             link,
             app,
@@ -193,10 +195,11 @@ impl PayloadContext {
             .service
             .as_ref()
             .and_then(|service| service.user.clone());
+        let release = manifest.names();
         PayloadContext {
-            package: manifest.payload_name(),
-            q_release_dir: shell_quote(&manifest.release_dir()),
-            q_base_dir: shell_quote(&format!("/opt/{}", manifest.app())),
+            package: release.payload_package(),
+            q_release_dir: shell_quote(&release.release_dir()),
+            q_base_dir: shell_quote(&release.app().base_dir()),
             q_user: shell_quote(user.as_deref().unwrap_or("")),
         }
     }

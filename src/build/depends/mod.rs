@@ -1,0 +1,7 @@
+//! What the staged tree needs from the system: the sonames its ELF files need
+//! ([`elf`]), mapped to the Debian packages that provide them ([`shlibs`]) through dpkg's
+//! database ([`dpkg_owners`]).
+
+pub mod dpkg_owners;
+pub mod elf;
+pub mod shlibs;

@@ -1,0 +1,209 @@
+//! The naming contract between build, maintainer scripts and repository: every package
+//! name, file name, path on the server, unit name and pin path comes from here, so the
+//! three never drift apart. [`rules`] holds the checks every name and value must pass.
+//!
+//! For app `shop`, release `1.4.2-1` and stage `production`:
+//! payload `shop-1.4.2` owning `/opt/shop/1.4.2`, stage package `shop-production`
+//! switching `/opt/shop/production`, unit `shop-production.service`, pin
+//! `/etc/apt/preferences.d/shop-production`, host state under `/var/lib/shop`.
+
+pub mod build_manifest;
+pub mod rules;
+
+use serde::{Deserialize, Serialize};
+
+/// The names of one application that do not depend on a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppNames<'a> {
+    app: &'a str,
+}
+
+impl<'a> AppNames<'a> {
+    /// The names of `app` (already checked as a package name).
+    pub fn new(app: &'a str) -> Self {
+        AppNames { app }
+    }
+
+    /// The application's name, which is also the `Source` of all its packages.
+    pub fn app(&self) -> &'a str {
+        self.app
+    }
+
+    /// The stage package of `stage`: `<app>-<stage>`.
+    pub fn stage_package(&self, stage: &str) -> String {
+        format!("{}-{stage}", self.app)
+    }
+
+    /// The payload package of upstream version `upstream`: `<app>-<upstream>`, with `~`
+    /// written as `-` because package names cannot hold it (`1.0~rc1` gives
+    /// `shop-1.0-rc1`).
+    pub fn payload_package(&self, upstream: &str) -> String {
+        format!("{}-{}", self.app, upstream.replace('~', "-"))
+    }
+
+    /// The directory that holds the releases and the stage links: `/opt/<app>`.
+    pub fn base_dir(&self) -> String {
+        format!("/opt/{}", self.app)
+    }
+
+    /// The link a stage package switches: `/opt/<app>/<stage>`.
+    pub fn stage_link(&self, stage: &str) -> String {
+        format!("/opt/{}/{stage}", self.app)
+    }
+
+    /// Where the maintainer scripts keep the host's record of switches: `/var/lib/<app>`.
+    pub fn state_dir(&self) -> String {
+        format!("/var/lib/{}", self.app)
+    }
+
+    /// The systemd unit of a stage: `<app>-<stage>.service`.
+    pub fn unit_name(&self, stage: &str) -> String {
+        format!("{}.service", self.stage_package(stage))
+    }
+
+    /// The unit file a stage package ships, relative to `/`.
+    pub fn unit_path(&self, stage: &str) -> String {
+        format!("lib/systemd/system/{}", self.unit_name(stage))
+    }
+
+    /// The apt pin a stage package ships, relative to `/`.
+    pub fn pin_path(&self, stage: &str) -> String {
+        format!("etc/apt/preferences.d/{}", self.stage_package(stage))
+    }
+
+    /// The names of one release of this application.
+    pub fn release(&self, upstream: &'a str, revision: &'a str) -> ReleaseNames<'a> {
+        ReleaseNames {
+            app: *self,
+            upstream,
+            revision,
+        }
+    }
+
+    /// What a package of this application is, from its name and the upstream part of its
+    /// version: the inverse of [`ReleaseNames::payload_package`] and
+    /// [`AppNames::stage_package`]. `None` when the name fits neither.
+    /// Gives the role and, for a stage package, its stage.
+    pub fn role_of(
+        &self,
+        package: &str,
+        upstream: &str,
+        stages: &[String],
+    ) -> Option<(Role, Option<String>)> {
+        if package == self.payload_package(upstream) {
+            return Some((Role::Payload, None));
+        }
+        let rest = package.strip_prefix(self.app)?.strip_prefix('-')?;
+        stages
+            .iter()
+            .any(|stage| stage == rest)
+            .then(|| (Role::Stage, Some(rest.to_string())))
+    }
+}
+
+/// The names of one release (`upstream-revision`) of an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseNames<'a> {
+    app: AppNames<'a>,
+    upstream: &'a str,
+    revision: &'a str,
+}
+
+impl<'a> ReleaseNames<'a> {
+    /// The names that do not depend on the release.
+    pub fn app(&self) -> AppNames<'a> {
+        self.app
+    }
+
+    /// The full Debian version of every package of the release: `upstream-revision`.
+    pub fn debian_version(&self) -> String {
+        format!("{}-{}", self.upstream, self.revision)
+    }
+
+    /// The payload package (see [`AppNames::payload_package`]).
+    pub fn payload_package(&self) -> String {
+        self.app.payload_package(self.upstream)
+    }
+
+    /// The release directory on the server: `/opt/<app>/<upstream>`.
+    pub fn release_dir(&self) -> String {
+        format!("/opt/{}/{}", self.app.app, self.upstream)
+    }
+
+    /// The build manifest's file name: `<app>_<upstream>-<revision>.build.json`.
+    pub fn build_manifest_file(&self) -> String {
+        format!("{}_{}.build.json", self.app.app, self.debian_version())
+    }
+}
+
+/// The file name Debian gives a package: `<package>_<version without epoch>_<arch>.deb`.
+pub fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
+    let version = version.split_once(':').map_or(version, |(_, rest)| rest);
+    format!("{package}_{version}_{architecture}.deb")
+}
+
+/// What a package is to debstage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The immutable release of an application version (`<app>-<upstream>`).
+    Payload,
+    /// The pointer package of one stage (`<app>-<stage>`).
+    Stage,
+    /// A package debstage did not build, listed like a payload.
+    Plain,
+}
+
+impl Role {
+    /// The name stored in the database and written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Payload => "payload",
+            Role::Stage => "stage",
+            Role::Plain => "plain",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_a_release() {
+        let names = AppNames::new("shop");
+        let release = names.release("1.0~rc1", "2");
+        assert_eq!(release.payload_package(), "shop-1.0-rc1");
+        assert_eq!(release.debian_version(), "1.0~rc1-2");
+        assert_eq!(release.release_dir(), "/opt/shop/1.0~rc1");
+        assert_eq!(release.build_manifest_file(), "shop_1.0~rc1-2.build.json");
+        assert_eq!(names.stage_link("production"), "/opt/shop/production");
+        assert_eq!(
+            names.unit_path("test"),
+            "lib/systemd/system/shop-test.service"
+        );
+        assert_eq!(names.pin_path("test"), "etc/apt/preferences.d/shop-test");
+        assert_eq!(
+            deb_file_name("shop-1.0", "1:1.0-1", "all"),
+            "shop-1.0_1.0-1_all.deb"
+        );
+    }
+
+    #[test]
+    fn roles_are_the_inverse_of_the_names() {
+        let names = AppNames::new("shop");
+        let stages = vec!["test".to_string(), "production".to_string()];
+        let release = names.release("1.0~rc1", "1");
+        assert_eq!(
+            names.role_of(&release.payload_package(), "1.0~rc1", &stages),
+            Some((Role::Payload, None))
+        );
+        assert_eq!(
+            names.role_of(&names.stage_package("test"), "1.0~rc1", &stages),
+            Some((Role::Stage, Some("test".into())))
+        );
+        assert_eq!(names.role_of("shop-staging", "1.0", &stages), None);
+        assert_eq!(names.role_of("shopx-test", "1.0", &stages), None);
+        assert_eq!(names.role_of("other-1.0", "1.0", &stages), None);
+    }
+}

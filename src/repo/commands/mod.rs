@@ -1,0 +1,91 @@
+//! The `debstage repo` commands: each writer takes the lock, changes the state in one
+//! transaction, and publishes the suites that changed. Readers take no lock.
+
+pub mod add;
+pub mod export_key;
+pub mod init;
+pub mod list;
+pub mod remove_gc;
+pub mod sources;
+pub mod stages;
+pub mod verify;
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use crate::cli::{RepoCommand, RepoOptions};
+use crate::repo::session::{Repository, Session};
+use crate::report::Reporter;
+
+/// Runs one `debstage repo` command.
+pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
+    let root = options.repo.as_path();
+    let timeout = options.lock_timeout;
+    match options.command {
+        RepoCommand::Init {
+            stages,
+            origin,
+            label,
+            architectures,
+            key,
+            gpg_key,
+        } => {
+            let request = init::InitRequest {
+                stages,
+                origin,
+                label,
+                architectures,
+                key,
+                gpg_key,
+            };
+            init::run(root, &request, reporter)
+        }
+        RepoCommand::Add {
+            arguments,
+            manifest,
+        } => {
+            let mut session = Session::begin(root, timeout, reporter)?;
+            add::run(&mut session, &arguments, manifest.as_deref())
+        }
+        RepoCommand::Promote { app, version, to } => {
+            let mut session = Session::begin(root, timeout, reporter)?;
+            stages::promote(&mut session, &app, &version, to.as_deref())
+        }
+        RepoCommand::Rollback { app, stage, to } => {
+            let mut session = Session::begin(root, timeout, reporter)?;
+            stages::rollback(&mut session, &app, &stage, to.as_deref())
+        }
+        RepoCommand::Remove {
+            app,
+            version,
+            stage,
+        } => {
+            let mut session = Session::begin(root, timeout, reporter)?;
+            remove_gc::remove(&mut session, &app, &version, stage.as_deref())
+        }
+        RepoCommand::Gc { keep } => {
+            let mut session = Session::begin(root, timeout, reporter)?;
+            remove_gc::gc(&mut session, keep)
+        }
+        RepoCommand::Publish => {
+            let session = Session::begin(root, timeout, reporter)?;
+            let all: BTreeSet<String> = session.repository.config.stages.iter().cloned().collect();
+            session.publish(&all)?;
+            reporter.status(format!("published {} suite(s)", all.len()));
+            Ok(())
+        }
+        RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
+        RepoCommand::Show { app } => list::show(root, &app, reporter),
+        RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
+        RepoCommand::Verify => verify::run(root, reporter),
+        RepoCommand::ExportKey { binary } => export_key::run(root, binary, reporter),
+        RepoCommand::Sources { stage, url, app } => {
+            sources::run(root, &stage, &url, app.as_deref(), reporter)
+        }
+        RepoCommand::Serve { addr } => {
+            Repository::open(root)?;
+            crate::repo::serve::serve(root, &addr, reporter)
+        }
+    }
+}

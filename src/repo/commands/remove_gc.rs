@@ -1,0 +1,202 @@
+//! `repo remove` and `repo gc`.
+//!
+//! Removal policy: a version that a stage points to is never removed, neither by
+//! `remove` nor by `gc`; roll the stage back or promote another version first. Removing
+//! from one stage (`--stage`) only stops listing the version there; removing without
+//! `--stage` deletes every package of the version (payloads and stage packages) from the
+//! database and the pool, so nothing can be promoted or rolled back to it afterwards.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use crate::debian::version;
+use crate::repo::commands::stages::resolve_version;
+use crate::repo::pool;
+use crate::repo::session::{now, who, Session};
+use crate::repo::state::{self, HistoryEntry, PackageRecord, Role};
+
+/// Runs `repo remove APP VERSION [--stage S]`.
+pub fn remove(
+    session: &mut Session<'_>,
+    app: &str,
+    requested: &str,
+    stage: Option<&str>,
+) -> Result<()> {
+    let config = session.repository.config.clone();
+    let root = session.repository.root.clone();
+    let transaction = session.connection.transaction()?;
+    let version = resolve_version(&transaction, app, requested)?;
+    let packages = state::packages_of_version(&transaction, app, &version)?;
+    let pointing: Vec<String> = state::currents_of_app(&transaction, app)?
+        .into_iter()
+        .filter(|(stage_name, current)| {
+            *current == version && stage.is_none_or(|only| only == stage_name)
+        })
+        .map(|(stage_name, _)| stage_name)
+        .collect();
+    if !pointing.is_empty() {
+        bail!(
+            "cannot remove {app} {version}: {} point(s) to it; promote another version \
+             there or roll back first",
+            pointing.join(", ")
+        );
+    }
+    let mut changed = BTreeSet::new();
+    let mut deleted_files = Vec::new();
+    match stage {
+        Some(stage) => {
+            config.stage_index(stage)?;
+            for package in &packages {
+                if state::unlist(&transaction, stage, package.id)? {
+                    changed.insert(stage.to_string());
+                }
+            }
+            if changed.is_empty() {
+                bail!("cannot remove {app} {version} from {stage}: the stage does not list it");
+            }
+        }
+        None => {
+            for package in &packages {
+                changed.extend(state::suites_of(&transaction, package.id)?);
+                state::delete_package(&transaction, package.id)?;
+                deleted_files.push(package.filename.clone());
+            }
+        }
+    }
+    state::record_history(
+        &transaction,
+        &HistoryEntry {
+            time: now(),
+            who: who(),
+            action: "remove".to_string(),
+            app: app.to_string(),
+            stage: stage.map(str::to_string),
+            from: Some(version.clone()),
+            to: None,
+        },
+    )?;
+    transaction.commit()?;
+    for filename in &deleted_files {
+        pool::remove(&root, filename)?;
+    }
+    session.publish(&changed)?;
+    let place = stage.map_or("the repository".to_string(), |stage| stage.to_string());
+    session
+        .reporter
+        .status(format!("removed {app} {version} from {place}"));
+    session.reporter.data(
+        "",
+        &json!({"app": app, "version": version, "stage": stage, "deleted": deleted_files}),
+    )?;
+    Ok(())
+}
+
+/// Runs `repo gc --keep N`: each stage keeps, per application, its current version and
+/// the `keep` highest versions it lists; versions no stage lists or points to leave the
+/// database and the pool, and so do pool files no row names.
+pub fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
+    let config = session.repository.config.clone();
+    let root = session.repository.root.clone();
+    let transaction = session.connection.transaction()?;
+    let currents: HashSet<(String, String, String)> =
+        state::all_currents(&transaction)?.into_iter().collect();
+    let mut changed = BTreeSet::new();
+    for stage in &config.stages {
+        let mut by_app: BTreeMap<String, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
+        for package in state::suite_packages(&transaction, stage)? {
+            if package.role != Role::Stage {
+                by_app
+                    .entry(package.app.clone())
+                    .or_default()
+                    .entry(package.version.clone())
+                    .or_default()
+                    .push(package.id);
+            }
+        }
+        for (app, versions) in by_app {
+            let mut ordered: Vec<&String> = versions.keys().collect();
+            ordered.sort_by(|left, right| version::compare(right, left));
+            for (rank, version) in ordered.into_iter().enumerate() {
+                let pointed = currents.contains(&(app.clone(), stage.clone(), version.clone()));
+                if rank < keep || pointed {
+                    continue;
+                }
+                for id in &versions[version] {
+                    state::unlist(&transaction, stage, *id)?;
+                }
+                changed.insert(stage.clone());
+            }
+        }
+    }
+
+    let listed: HashSet<i64> = state::listings(&transaction)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let pointed: HashSet<(String, String)> = currents
+        .iter()
+        .map(|(app, _, version)| (app.clone(), version.clone()))
+        .collect();
+    let all = state::all_packages(&transaction)?;
+    let mut alive: HashSet<(String, String)> = pointed.clone();
+    for package in &all {
+        if listed.contains(&package.id) {
+            alive.insert((package.app.clone(), package.version.clone()));
+        }
+    }
+    let doomed: Vec<&PackageRecord> = all
+        .iter()
+        .filter(|package| !alive.contains(&(package.app.clone(), package.version.clone())))
+        .collect();
+    let (time, who) = (now(), who());
+    let mut versions_removed: BTreeSet<(String, String)> = BTreeSet::new();
+    for package in &doomed {
+        state::delete_package(&transaction, package.id)?;
+        versions_removed.insert((package.app.clone(), package.version.clone()));
+    }
+    for (app, version) in &versions_removed {
+        state::record_history(
+            &transaction,
+            &HistoryEntry {
+                time,
+                who: who.clone(),
+                action: "gc".to_string(),
+                app: app.clone(),
+                stage: None,
+                from: Some(version.clone()),
+                to: None,
+            },
+        )?;
+    }
+    transaction.commit()?;
+
+    let mut removed_files: Vec<String> = doomed.iter().map(|p| p.filename.clone()).collect();
+    for filename in &removed_files {
+        pool::remove(&root, filename)?;
+    }
+    let known: HashSet<String> = all
+        .iter()
+        .filter(|package| alive.contains(&(package.app.clone(), package.version.clone())))
+        .map(|package| package.filename.clone())
+        .collect();
+    for orphan in pool::unreferenced(&root, &known)? {
+        pool::remove(&root, &orphan)?;
+        removed_files.push(orphan);
+    }
+    session.publish(&changed)?;
+    session.reporter.status(format!(
+        "gc: {} version(s) removed, {} file(s) deleted from the pool",
+        versions_removed.len(),
+        removed_files.len()
+    ));
+    let removed: Vec<_> = versions_removed
+        .iter()
+        .map(|(app, version)| json!({"app": app, "version": version}))
+        .collect();
+    session
+        .reporter
+        .data("", &json!({"removed": removed, "files": removed_files}))?;
+    Ok(())
+}

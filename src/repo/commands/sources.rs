@@ -1,0 +1,126 @@
+//! `repo sources`: what a server of one stage needs to follow it: the deb822 `.sources`
+//! file and the repository key. It never prints a file a stage package ships: the apt pin
+//! (`/etc/apt/preferences.d/<app>-<stage>`) comes with the stage package itself, and a
+//! second copy written by hand would make dpkg ask about a changed conffile.
+//!
+//! The sources file names the key by path (`Signed-By: /etc/apt/keyrings/<origin>.gpg`)
+//! rather than carrying it inline: the key is then one file that configuration management
+//! installs once and rotates in one place, every stage's sources file stays short, and
+//! `repo export-key --binary` writes exactly the file the path names (binary, which
+//! every apt since 1.1 reads whatever the file's extension).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::naming::AppNames;
+use crate::repo::session::Repository;
+use crate::repo::state;
+use crate::report::Reporter;
+
+/// Where a server keeps the repository key of `origin`: the path `Signed-By` names.
+pub(crate) fn key_path_on_server(origin: &str) -> String {
+    format!("/etc/apt/keyrings/{origin}.gpg")
+}
+
+/// The deb822 `.sources` text for suite `suite` of the repository at `url`, trusting
+/// only the key at `key_path_on_server` (no `[trusted=yes]`).
+fn sources_file(url: &str, suite: &str, key_path_on_server: &str) -> String {
+    format!(
+        "Types: deb\nURIs: {}\nSuites: {suite}\nComponents: main\nSigned-By: {key_path_on_server}\n",
+        url.trim_end_matches('/')
+    )
+}
+
+/// Where the `.sources` file of a stage goes on a server.
+fn sources_path(origin: &str, stage: &str) -> String {
+    format!("/etc/apt/sources.list.d/{origin}-{stage}.sources")
+}
+
+/// The text for a terminal: how to install the key, the `.sources` file under a
+/// `# <path>` line, and where the pins come from.
+fn server_text(url: &str, stage: &str, origin: &str, stage_packages: &[String]) -> String {
+    let key = key_path_on_server(origin);
+    let mut text = format!(
+        "# {key}: the repository key, written on the server with\n\
+         #   install -d -m 0755 /etc/apt/keyrings\n\
+         #   debstage repo export-key --binary > {key}\n\
+         # (or copy {origin}.gpg from the repository's root)\n\
+         \n\
+         # {}\n{}",
+        sources_path(origin, stage),
+        sources_file(url, stage, &key)
+    );
+    if !stage_packages.is_empty() {
+        text.push_str(&format!(
+            "\n# The apt pin that makes {} follow the {stage} suite comes with the package \
+             itself; do not write it by hand.\n\
+             # After a rollback the host follows with: apt-get install --allow-downgrades {}\n",
+            stage_packages.join(", "),
+            stage_packages.join(" ")
+        ));
+    }
+    text
+}
+
+/// Prints what a server of `stage` needs: the key, the `.sources` file, and which stage
+/// packages bring their pins (`<app>-<stage>`, or every stage package the suite lists).
+pub(crate) fn run(
+    root: &Path,
+    stage: &str,
+    url: &str,
+    app: Option<&str>,
+    reporter: &Reporter,
+) -> Result<()> {
+    let repository = Repository::open(root)?;
+    repository.config.stage_index(stage)?;
+    let connection = state::open(root)?;
+    let stage_packages: Vec<String> = match app {
+        Some(app) => {
+            if state::packages_of_app(&connection, app)?.is_empty() {
+                bail!("{app}: no such application in the repository");
+            }
+            vec![AppNames::new(app).stage_package(stage)]
+        }
+        None => {
+            let mut names: Vec<String> = state::suite_packages(&connection, stage)?
+                .into_iter()
+                .filter(|package| package.role == state::Role::Stage)
+                .map(|package| package.package)
+                .collect();
+            names.dedup();
+            names
+        }
+    };
+    let origin = &repository.config.origin;
+    let key = key_path_on_server(origin);
+    let document = serde_json::json!([{
+        "path": sources_path(origin, stage),
+        "text": sources_file(url, stage, &key),
+    }]);
+    reporter.data(server_text(url, stage, origin, &stage_packages), &document)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_have_the_deb822_form_and_no_pin() {
+        assert_eq!(
+            sources_file("http://127.0.0.1:8080/", "production", &key_path_on_server("example")),
+            "Types: deb\nURIs: http://127.0.0.1:8080\nSuites: production\nComponents: main\nSigned-By: /etc/apt/keyrings/example.gpg\n"
+        );
+        let text = server_text(
+            "http://repo.example:8080",
+            "staging",
+            "example",
+            &["shop-staging".into()],
+        );
+        assert!(text.contains("# /etc/apt/sources.list.d/example-staging.sources\nTypes: deb\nURIs: http://repo.example:8080\nSuites: staging\nComponents: main\nSigned-By: /etc/apt/keyrings/example.gpg\n"), "{text}");
+        assert!(text.contains("debstage repo export-key --binary > /etc/apt/keyrings/example.gpg"));
+        assert!(text.contains("apt-get install --allow-downgrades shop-staging"));
+        assert!(!text.contains("Pin-Priority"), "{text}");
+    }
+}

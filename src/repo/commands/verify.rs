@@ -1,0 +1,297 @@
+//! `repo verify`: pool files against their recorded sizes and hashes, stage pointers
+//! against listings, and the published `Packages` and `Release` files against the state.
+//! Reads only; takes no lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::debian::control::Paragraphs;
+use crate::debian::release::{release_entries, Algorithm};
+use crate::repo::session::Repository;
+use crate::repo::state::{self, PackageRecord, Role};
+use crate::repo::{pool, publish::packages::COMPONENT};
+use crate::report::Reporter;
+
+/// One entry of a Packages file, reduced to what must match the database.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct IndexLine {
+    package: String,
+    version: String,
+    architecture: String,
+    filename: String,
+    size: String,
+    sha256: String,
+}
+
+impl IndexLine {
+    fn of_record(package: &PackageRecord) -> IndexLine {
+        IndexLine {
+            package: package.package.clone(),
+            version: package.version.clone(),
+            architecture: package.architecture.clone(),
+            filename: package.filename.clone(),
+            size: package.size.to_string(),
+            sha256: package.sha256.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {} ({})",
+            self.package, self.version, self.architecture, self.filename
+        )
+    }
+}
+
+/// Reads the paragraphs of a Packages file with the one control parser.
+fn parse_packages(text: &str) -> Result<Vec<IndexLine>> {
+    Paragraphs::new(text)
+        .map(|paragraph| {
+            let paragraph = paragraph?;
+            let field = |name: &str| paragraph.get(name).unwrap_or_default().trim().to_string();
+            Ok(IndexLine {
+                package: field("Package"),
+                version: field("Version"),
+                architecture: field("Architecture"),
+                filename: field("Filename"),
+                size: field("Size"),
+                sha256: field("SHA256"),
+            })
+        })
+        .collect()
+}
+
+/// The (size, sha256) a Release file gives for `path` in its SHA256 list.
+fn release_entry(release: &str, path: &str) -> Option<(u64, String)> {
+    release_entries(release)
+        .into_iter()
+        .find(|entry| entry.algorithm == Algorithm::Sha256 && entry.path == path)
+        .map(|entry| (entry.size, entry.digest))
+}
+
+/// Runs `repo verify`.
+pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
+    let repository = Repository::open(root)?;
+    let connection = state::open(root)?;
+    let packages = state::all_packages(&connection)?;
+    let mut problems = pool_file_problems(root, &packages, reporter);
+    let mut warnings: Vec<String> = Vec::new();
+    let known: HashSet<String> = packages.iter().map(|p| p.filename.clone()).collect();
+    for orphan in pool::unreferenced(root, &known)? {
+        warnings.push(format!(
+            "{orphan}: in the pool but not recorded (repo gc deletes it)"
+        ));
+    }
+    for waiting in pool::waiting(root) {
+        warnings.push(format!(
+            "{waiting}: left by an interrupted command (the next writer finishes it)"
+        ));
+    }
+
+    let by_id: HashMap<i64, &PackageRecord> = packages.iter().map(|p| (p.id, p)).collect();
+    let mut suites: BTreeMap<String, Vec<&PackageRecord>> = BTreeMap::new();
+    for (suite, id) in state::listings(&connection)? {
+        if let Some(package) = by_id.get(&id) {
+            suites.entry(suite).or_default().push(package);
+        }
+    }
+    for (app, stage, version) in state::all_currents(&connection)? {
+        let listed = suites.get(&stage).map(Vec::as_slice).unwrap_or_default();
+        let listed_there = listed.iter().any(|package| {
+            package.app == app && package.version == version && package.role != Role::Stage
+        });
+        if !listed_there {
+            problems.push(format!(
+                "{app}: {stage} points to {version} but its suite does not list that version"
+            ));
+        }
+    }
+    for stage in &repository.config.stages {
+        let listed = suites.get(stage).map(Vec::as_slice).unwrap_or_default();
+        problems.extend(suite_problems(
+            root,
+            stage,
+            &repository.config.architectures,
+            listed,
+        )?);
+    }
+    for warning in &warnings {
+        reporter.warn(warning);
+    }
+    report(
+        root,
+        &repository,
+        packages.len(),
+        &problems,
+        &warnings,
+        reporter,
+    )
+}
+
+/// Pool files whose size or SHA256 differs from the record, or that cannot be read.
+fn pool_file_problems(root: &Path, packages: &[PackageRecord], reporter: &Reporter) -> Vec<String> {
+    let bar = reporter.progress(packages.len() as u64, "verifying");
+    let mut problems: Vec<String> = packages
+        .par_iter()
+        .filter_map(|package| {
+            bar.inc(1);
+            let path = root.join(&package.filename);
+            match pool::sha256_of(&path) {
+                Err(error) => Some(format!("{}: cannot be read: {error}", package.filename)),
+                Ok((size, _)) if size != package.size => Some(format!(
+                    "{}: {size} bytes, recorded {}",
+                    package.filename, package.size
+                )),
+                Ok((_, sha256)) if sha256 != package.sha256 => Some(format!(
+                    "{}: sha256 {sha256}, recorded {}",
+                    package.filename, package.sha256
+                )),
+                Ok(_) => None,
+            }
+        })
+        .collect();
+    bar.finish_and_clear();
+    problems.sort();
+    problems
+}
+
+/// What the published files of one suite get wrong: Packages against the listing of the
+/// state, Release against the Packages files.
+fn suite_problems(
+    root: &Path,
+    stage: &str,
+    architectures: &[String],
+    listed: &[&PackageRecord],
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let release_path = root.join("dists").join(stage).join("Release");
+    let release = match std::fs::read_to_string(&release_path) {
+        Ok(text) => Some(text),
+        Err(error) => {
+            problems.push(format!(
+                "{}: cannot be read: {error}",
+                release_path.display()
+            ));
+            None
+        }
+    };
+    for architecture in architectures {
+        let name = format!("{COMPONENT}/binary-{architecture}/Packages");
+        let path = root.join("dists").join(stage).join(&name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(format!("{}: cannot be read: {error}", path.display()));
+                continue;
+            }
+        };
+        let published: BTreeSet<IndexLine> = match parse_packages(&text) {
+            Ok(lines) => lines.into_iter().collect(),
+            Err(error) => {
+                problems.push(format!("dists/{stage}/{name}: {error:#}"));
+                continue;
+            }
+        };
+        let expected: BTreeSet<IndexLine> = listed
+            .iter()
+            .filter(|package| {
+                package.architecture == *architecture || package.architecture == "all"
+            })
+            .map(|package| IndexLine::of_record(package))
+            .collect();
+        for line in expected.difference(&published) {
+            problems.push(format!(
+                "dists/{stage}/{name}: does not list {}, which the state lists",
+                line.describe()
+            ));
+        }
+        for line in published.difference(&expected) {
+            problems.push(format!(
+                "dists/{stage}/{name}: lists {}, which the state does not (or with other \
+                 size or sha256)",
+                line.describe()
+            ));
+        }
+        if let Some(release) = &release {
+            let (size, sha256) = pool::sha256_of(&path)
+                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            match release_entry(release, &name) {
+                Some((listed_size, listed_sha256))
+                    if listed_size == size && listed_sha256 == sha256 => {}
+                Some(_) => problems.push(format!(
+                    "dists/{stage}/Release: the SHA256 or size of {name} does not match the file"
+                )),
+                None => problems.push(format!(
+                    "dists/{stage}/Release: has no SHA256 line for {name}"
+                )),
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Prints the result: a line of success, or the problems as the command's error.
+fn report(
+    root: &Path,
+    repository: &Repository,
+    packages: usize,
+    problems: &[String],
+    warnings: &[String],
+    reporter: &Reporter,
+) -> Result<()> {
+    let document = json!({"packages": packages, "problems": problems, "warnings": warnings});
+    if problems.is_empty() {
+        let text = format!(
+            "ok: {packages} package(s), {} suite(s) match the state\n",
+            repository.config.stages.len()
+        );
+        reporter.data(text, &document)?;
+        return Ok(());
+    }
+    // The problems are the error's text; JSON readers also get them on stdout.
+    reporter.data("", &document)?;
+    let shown: Vec<String> = problems
+        .iter()
+        .take(50)
+        .map(|problem| format!("  {problem}"))
+        .collect();
+    let more = if problems.len() > shown.len() {
+        format!("\n  ... and {} more", problems.len() - shown.len())
+    } else {
+        String::new()
+    };
+    bail!(
+        "repo verify: {} problem(s) found in {}:\n{}{more}",
+        problems.len(),
+        root.display(),
+        shown.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn reads_release_and_packages() {
+        let release = "Origin: x\nMD5Sum:\n 00 1 main/binary-amd64/Packages\nSHA256:\n \
+                       abc 12 main/binary-amd64/Packages\n def 3 main/binary-amd64/Packages.gz\n";
+        assert_eq!(
+            release_entry(release, "main/binary-amd64/Packages"),
+            Some((12, "abc".to_string()))
+        );
+        assert_eq!(release_entry(release, "main/binary-arm64/Packages"), None);
+        let packages = "Package: a\nVersion: 1\nArchitecture: all\nDescription: x\n more\n\
+                        Filename: pool/a.deb\nSize: 5\nSHA256: ff\n\nPackage: b\nVersion: 2\n";
+        let lines = parse_packages(packages).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].filename, "pool/a.deb");
+        assert_eq!(lines[1].package, "b");
+    }
+}

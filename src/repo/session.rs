@@ -1,0 +1,115 @@
+//! What every repository command starts from: the opened repository, and for writers a
+//! session that holds the lock and the state database; who and when, for the history.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use rusqlite::Connection;
+
+use crate::repo::config::RepoConfig;
+use crate::repo::lock::RepoLock;
+use crate::repo::{pool, publish, state};
+use crate::report::Reporter;
+
+/// An opened repository: its root and configuration.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// The repository directory.
+    pub root: PathBuf,
+    /// Its configuration.
+    pub config: RepoConfig,
+}
+
+impl Repository {
+    /// Opens the repository at `root` (reads and checks its configuration).
+    pub fn open(root: &Path) -> Result<Repository> {
+        Ok(Repository {
+            root: root.to_path_buf(),
+            config: RepoConfig::load(root)?,
+        })
+    }
+}
+
+/// A writer's session: the lock held, the database open, crashed work recovered.
+pub struct Session<'a> {
+    /// The repository.
+    pub repository: Repository,
+    /// The state database.
+    pub connection: Connection,
+    /// How to talk to the user.
+    pub reporter: &'a Reporter,
+    _lock: RepoLock,
+}
+
+impl<'a> Session<'a> {
+    /// Takes the lock on the repository at `root` and opens its state.
+    pub fn begin(
+        root: &Path,
+        lock_timeout: Option<Duration>,
+        reporter: &'a Reporter,
+    ) -> Result<Session<'a>> {
+        let repository = Repository::open(root)?;
+        let lock = RepoLock::acquire(root, lock_timeout, reporter)?;
+        let connection = state::open(root)?;
+        let recovered = pool::recover(root, &connection)?;
+        if recovered > 0 {
+            reporter.status(format!(
+                "finished {recovered} pool file(s) left in {} by an interrupted command",
+                pool::INCOMING
+            ));
+        }
+        Ok(Session {
+            repository,
+            connection,
+            reporter,
+            _lock: lock,
+        })
+    }
+
+    /// Rewrites the indexes of `suites` from the committed state.
+    pub fn publish(&self, suites: &BTreeSet<String>) -> Result<()> {
+        publish::publish_suites(
+            &self.repository.root,
+            &self.repository.config,
+            &self.connection,
+            suites,
+            self.reporter,
+        )
+    }
+}
+
+/// Who runs the command, for the history: `$SUDO_USER`, else `$USER`, else the uid.
+pub fn who() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", unsafe_free_uid()))
+}
+
+fn unsafe_free_uid() -> u32 {
+    fs::metadata("/proc/self")
+        .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata))
+        .unwrap_or(u32::MAX)
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-23T13:21:00Z`).
+pub fn format_time(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|moment| {
+            moment
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| seconds.to_string())
+}
