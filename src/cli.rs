@@ -199,7 +199,11 @@ pub enum RepoCommand {
     },
 }
 
-/// Parses `90`, `90s`, `5m` or `1h` into a duration.
+/// The longest duration accepted: waits longer than a year are a typo, and a bound keeps
+/// every later `Instant + Duration` from overflowing.
+const LONGEST: Duration = Duration::from_secs(366 * 86_400);
+
+/// Parses `90`, `90s`, `5m` or `1h` into a duration of at most a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -209,13 +213,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: u64 = number.parse().map_err(|_| {
         format!("{text:?}: expected a number of seconds, or a number with s, m or h")
     })?;
-    let seconds = match unit {
-        "s" | "" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
+    let multiplier = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
         _ => return Err(format!("{text:?}: unit must be s, m or h")),
     };
-    Ok(Duration::from_secs(seconds))
+    match value.checked_mul(multiplier).map(Duration::from_secs) {
+        Some(duration) if duration <= LONGEST => Ok(duration),
+        _ => Err(format!("{text:?}: at most a year (8784h) is allowed")),
+    }
 }
 
 #[cfg(test)]
@@ -238,5 +245,8 @@ mod tests {
             Some(std::time::Duration::from_secs(300))
         );
         assert!(super::parse_duration("5x").is_err());
+        assert!(super::parse_duration("9999999999999999h").is_err());
+        assert!(super::parse_duration("8785h").is_err());
+        assert!(super::parse_duration("8784h").is_ok());
     }
 }

@@ -28,12 +28,6 @@ pub struct Reporter {
     terminal: bool,
 }
 
-/// A warning on stderr, for code that has no [`Reporter`] at hand (library functions
-/// whose work succeeded but left something to say).
-pub fn warn(message: impl AsRef<str>) {
-    eprintln!("warning: {}", message.as_ref());
-}
-
 impl Reporter {
     /// A reporter for the given `--quiet` and `--format` flags.
     pub fn new(quiet: bool, format: Format) -> Self {
@@ -53,11 +47,6 @@ impl Reporter {
         }
     }
 
-    /// The output format the user asked for.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// A progress message on stderr ("Building shop 1.4.2"), unless quiet.
     pub fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {
@@ -67,7 +56,7 @@ impl Reporter {
 
     /// A warning on stderr; shown even when quiet.
     pub fn warn(&self, message: impl AsRef<str>) {
-        warn(message);
+        eprintln!("warning: {}", message.as_ref());
     }
 
     /// The final error of a command, with its chain of causes.

@@ -22,7 +22,7 @@ pub enum Compression {
 pub struct Settings {
     /// Which compressor.
     pub compression: Compression,
-    /// Its level; `None` is the compressor's usual default (xz 6, gzip 9, zstd 19... see [`Settings::level`]).
+    /// Its level; `None` is the level dpkg-deb uses (see [`Settings::level`]).
     pub level: Option<u32>,
     /// Worker threads (at least 1).
     pub threads: u32,

@@ -4,10 +4,8 @@
 //! sped up: each 64-byte block depends on the one before. `md5-many` hashes independent
 //! messages side by side in SIMD lanes (eight per AVX2 register). Files are sorted by
 //! size and hashed in batches, so that the messages of a batch have similar lengths and
-//! the lanes stay full. On the build benchmark's tree (8,000 files, 200 MiB, one core):
-//! `md-5` with its asm backend takes 386 ms, `md5-many` one file at a time 299 ms, and
-//! `md5-many` in size-sorted batches 59 ms. The crate is young (0.1 alpha), so its version
-//! is pinned and the tests check its digests against `md-5`.
+//! the lanes stay full (bench/NOTES.md has the measurements). The crate is young (0.1
+//! alpha), so its version is pinned and the tests check its digests against `md-5`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -178,8 +176,8 @@ fn digest_batch<T>(
         .filter(|job| matches!(job.source, Source::Disk(_)))
         .map(|job| job.size)
         .sum();
-    // Only growth is zeroed: the bytes from the last batch are overwritten by the reads
-    // (clearing 16 MiB per batch cost ~15 ms of CPU on the build benchmark's tree).
+    // Only growth is zeroed: the bytes from the last batch are overwritten by the reads,
+    // and clearing the whole buffer per batch was a measurable cost.
     if buffer.len() < on_disk as usize {
         buffer.resize(on_disk as usize, 0);
     }

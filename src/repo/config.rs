@@ -88,6 +88,13 @@ impl RepoConfig {
                 );
             }
         }
+        if let Some(days) = self.valid_days {
+            if !(1..=3660).contains(&days) {
+                bail!(
+                    "valid_days: {days} must be 1 to 3660 (Valid-Until that many days after Date)"
+                );
+            }
+        }
         if self.signing.key.is_some() == self.signing.gpg_key.is_some() {
             bail!("signing: give exactly one of key (a key file) and gpg_key (a gpg key id)");
         }

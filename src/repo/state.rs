@@ -124,6 +124,54 @@ pub struct PackageRecord {
     pub added: i64,
 }
 
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// `repo add` listed a version in a stage.
+    Add,
+    /// `repo promote` moved a version to the next stage.
+    Promote,
+    /// `repo rollback` moved a stage back.
+    Rollback,
+    /// `repo remove` removed a version.
+    Remove,
+    /// `repo gc` deleted what retention no longer keeps.
+    Gc,
+}
+
+impl Action {
+    /// The name stored in the database and shown in `repo history`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Add => "add",
+            Action::Promote => "promote",
+            Action::Rollback => "rollback",
+            Action::Remove => "remove",
+            Action::Gc => "gc",
+        }
+    }
+
+    fn from_column(text: &str) -> rusqlite::Result<Action> {
+        [
+            Action::Add,
+            Action::Promote,
+            Action::Rollback,
+            Action::Remove,
+            Action::Gc,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == text)
+        .ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(
+                2,
+                format!("action {text:?}"),
+                rusqlite::types::Type::Text,
+            )
+        })
+    }
+}
+
 /// One line of the history.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryEntry {
@@ -131,8 +179,8 @@ pub struct HistoryEntry {
     pub time: i64,
     /// Who ($SUDO_USER, else $USER).
     pub who: String,
-    /// What: add, promote, rollback, remove.
-    pub action: String,
+    /// What was done.
+    pub action: Action,
     /// The application.
     pub app: String,
     /// The stage concerned, if one.
@@ -439,7 +487,7 @@ pub fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<(
         .execute(params![
             entry.time,
             entry.who,
-            entry.action,
+            entry.action.as_str(),
             entry.app,
             entry.stage,
             entry.from,
@@ -458,7 +506,7 @@ pub fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<History
         Ok(HistoryEntry {
             time: row.get(0)?,
             who: row.get(1)?,
-            action: row.get(2)?,
+            action: Action::from_column(&row.get::<_, String>(2)?)?,
             app: row.get(3)?,
             stage: row.get(4)?,
             from: row.get(5)?,

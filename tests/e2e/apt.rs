@@ -108,15 +108,30 @@ fn scenario_1_apt_installs_the_version_promoted_to_production() {
         return;
     };
     release.release("1.0", TO_PRODUCTION);
-    let pin_text = server.subscribe(&release.repository, "production", "hello");
+    let printed = server.subscribe(&release.repository, "production", "hello");
     assert!(
-        pin_text.contains("Package: hello-production")
-            && pin_text.contains("Pin: release n=production")
-            && pin_text.contains("Pin-Priority: 1001"),
-        "{pin_text}"
+        printed.contains("comes with the package")
+            && printed.contains("apt-get install --allow-downgrades hello-production"),
+        "{printed}"
     );
     update(&server);
     let output = server.apt_get_ok(&["install", "hello-production"]);
+    // The pin came with the stage package, and nothing the packages ship was changed by
+    // following `repo sources` (a second copy of the pin would be a changed conffile).
+    let pin = fs::read_to_string(server.path("/etc/apt/preferences.d/hello-production"))
+        .expect("the stage package ships its pin");
+    assert!(
+        pin.contains("Package: hello-production")
+            && pin.contains("Pin: release n=production")
+            && pin.contains("Pin-Priority: 1001"),
+        "{pin}"
+    );
+    let verify = server.run("dpkg", &["--verify", "hello-production", "hello-1.0"]);
+    assert!(
+        verify.status.success() && stdout(&verify).trim().is_empty(),
+        "dpkg --verify: {}",
+        stdout(&verify)
+    );
     let text = stdout(&output);
     assert!(
         text.contains("hello-1.0"),

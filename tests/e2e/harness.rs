@@ -547,19 +547,43 @@ impl Server {
         stdout(&output).trim().to_string()
     }
 
-    /// Subscribes the server to one stage of a served repository: writes the `.sources`
-    /// file that `debstage repo sources` prints and the repository's keyring where its
-    /// `Signed-By` says. Returns the pin text that `repo sources` printed after it.
+    /// Subscribes the server to one stage of a served repository exactly as
+    /// `debstage repo sources` says: the key from `repo export-key --binary` at the path
+    /// `Signed-By` names, and the `.sources` file at the path its `# <path>` line gives.
+    /// Returns everything `repo sources` printed.
     pub fn subscribe(&self, repository: &RepoServer, stage: &str, app: &str) -> String {
-        let output = run_ok(
-            debstage()
-                .arg("repo")
-                .arg("--repo")
-                .arg(&repository.directory)
-                .args(["sources", stage, "--url", &repository.url(), "--app", app]),
+        let repo = |arguments: &[&str]| {
+            run_ok(
+                debstage()
+                    .arg("repo")
+                    .arg("--repo")
+                    .arg(&repository.directory)
+                    .args(arguments),
+            )
+        };
+        let text = stdout(&repo(&[
+            "sources",
+            stage,
+            "--url",
+            &repository.url(),
+            "--app",
+            app,
+        ]));
+        assert!(
+            !text.contains("Pin-Priority"),
+            "repo sources must not print the pin the stage package ships:\n{text}"
         );
-        let text = stdout(&output);
-        let (sources, pin) = split_sources_and_pin(&text);
+        // The `.sources` file: the paragraph under its `# /etc/apt/sources.list.d/` line.
+        let (inside, sources) = text
+            .split("\n\n")
+            .find_map(|paragraph| {
+                let (first, rest) = paragraph.split_once('\n')?;
+                let path = first.strip_prefix("# ")?;
+                path.ends_with(".sources")
+                    .then(|| (path.to_string(), rest.to_string()))
+            })
+            .unwrap_or_else(|| panic!("repo sources {stage} printed no .sources file:\n{text}"));
+        let sources = sources.trim_end().to_string() + "\n";
         assert!(
             sources.contains("Types: deb") && sources.contains(&format!("Suites: {stage}")),
             "repo sources {stage} printed no deb822 source for suite {stage}:\n{text}"
@@ -573,50 +597,23 @@ impl Server {
             .find_map(|line| line.strip_prefix("Signed-By:"))
             .map(str::trim)
             .unwrap_or_else(|| panic!("repo sources {stage} printed no Signed-By:\n{text}"));
-        if signed_by.starts_with('/') {
-            // A keyring path: put the repository's binary keyring there.
-            let target = self.path(signed_by);
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)
-                    .unwrap_or_else(|error| panic!("{}: {error}", parent.display()));
-            }
-            fs::write(&target, repository.keyring())
-                .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
-                .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+        assert!(
+            text.contains(&format!("debstage repo export-key --binary > {signed_by}")),
+            "repo sources says how to install the key at {signed_by}:\n{text}"
+        );
+        let key = repo(&["export-key", "--binary"]).stdout;
+        let target = self.path(signed_by);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|error| panic!("{}: {error}", parent.display()));
         }
-        // `repo sources` heads each file with a `# <path>` line saying where it goes.
-        let inside = sources
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix("# /"))
-            .filter(|path| path.ends_with(".sources"))
-            .map(|path| format!("/{path}"))
-            .unwrap_or_else(|| format!("/etc/apt/sources.list.d/{app}-{stage}.sources"));
+        fs::write(&target, key).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|error| panic!("{}: {error}", target.display()));
         let file = self.path(&inside);
         fs::write(&file, sources).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-        pin
+        text
     }
-}
-
-/// Splits what `repo sources` prints into the deb822 source and the pin text: the
-/// paragraphs that hold `Pin:` are the pin, the others the source.
-pub fn split_sources_and_pin(text: &str) -> (String, String) {
-    let mut sources = String::new();
-    let mut pin = String::new();
-    for paragraph in text.split("\n\n") {
-        let target = if paragraph.lines().any(|line| line.starts_with("Pin:")) {
-            &mut pin
-        } else {
-            &mut sources
-        };
-        target.push_str(paragraph.trim_end());
-        target.push_str("\n\n");
-    }
-    (
-        sources.trim_end().to_string() + "\n",
-        pin.trim_end().to_string() + "\n",
-    )
 }
 
 impl Drop for Server {
@@ -647,8 +644,6 @@ impl Drop for Server {
 pub struct RepoServer {
     /// The repository directory.
     pub directory: PathBuf,
-    /// The origin it was made with (names the keyring).
-    pub origin: String,
     port: u16,
     child: Option<Child>,
 }
@@ -681,7 +676,6 @@ impl RepoServer {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return RepoServer {
                         directory: directory.to_path_buf(),
-                        origin,
                         port,
                         child: Some(child),
                     };
@@ -701,16 +695,6 @@ impl RepoServer {
     /// The base URL a server reaches the repository at.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The repository's binary public keyring: `<repo>/<origin>.gpg`, or what
-    /// `repo export-key --binary` prints when the repository keeps no such file.
-    pub fn keyring(&self) -> Vec<u8> {
-        let file = self.directory.join(format!("{}.gpg", self.origin));
-        match fs::read(&file) {
-            Ok(bytes) => bytes,
-            Err(_) => self.run(&["export-key", "--binary"]).stdout,
-        }
     }
 
     /// `debstage repo --repo <dir> <arguments>`, failing the test if it fails.
@@ -796,18 +780,6 @@ fn reads_the_mirror_from_both_source_formats() {
     );
     // The machine running the tests has one (or the suite cannot run at all).
     assert!(is_http(&debian_mirror()));
-}
-
-#[test]
-fn splits_sources_from_pin() {
-    let text = "# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\nURIs: http://127.0.0.1:1\nSuites: production\nComponents: main\n\
-                Signed-By: /etc/apt/keyrings/x.gpg\n\n\
-                # /etc/apt/preferences.d/hello-production\nPackage: hello-production\nPin: release n=production\nPin-Priority: 1001\n";
-    let (sources, pin) = split_sources_and_pin(text);
-    assert!(sources.starts_with("# /etc/apt/sources.list.d/o-production.sources\nTypes: deb\n"));
-    assert!(sources.contains("Signed-By"));
-    assert!(!sources.contains("Pin"));
-    assert!(pin.contains("Pin-Priority: 1001") && pin.starts_with("# /etc/apt/preferences.d/"));
 }
 
 #[test]

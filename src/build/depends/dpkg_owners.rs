@@ -2,11 +2,10 @@
 //! the libraries a build links against.
 //!
 //! dpkg-query loads its whole database, the status file and every package's file list,
-//! whatever it is asked: 67–69 ms here for 400 names, and the build waits for it (its
-//! bench tree asks about 116 sonames, about 350 names with their `/usr` aliases). The
-//! file lists are plain files, `<admindir>/info/<package>.list` with one path per line,
-//! in the directory from which dpkg-shlibdeps reads the symbols and shlibs files too.
-//! Reading them on both cores and matching the same 400 names takes 9–14 ms.
+//! whatever it is asked, and the build waits for it. The file lists are plain files,
+//! `<admindir>/info/<package>.list` with one path per line, in the directory from which
+//! dpkg-shlibdeps reads the symbols and shlibs files too; reading them on every core is
+//! several times faster (bench/NOTES.md).
 //!
 //! The lists alone cannot answer every case the way dpkg does, and then dpkg-query gives
 //! the answer: a name involved in a diversion (dpkg-divert moves a package's file aside,

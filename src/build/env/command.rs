@@ -156,6 +156,5 @@ pub fn stage(
     Ok(StagedTree {
         root: destination,
         depends: Vec::new(),
-        keep_alive: None,
     })
 }

@@ -11,6 +11,5 @@ pub fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Result<Stag
     Ok(StagedTree {
         root: manifest.resolve(&options.source),
         depends: Vec::new(),
-        keep_alive: None,
     })
 }

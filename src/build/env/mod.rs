@@ -19,8 +19,6 @@ pub struct StagedTree {
     pub root: PathBuf,
     /// Packages the environment itself needs on the server (`python3.11`).
     pub depends: Vec<String>,
-    /// Keeps a temporary staging directory alive until the packages are written.
-    pub keep_alive: Option<tempfile::TempDir>,
 }
 
 /// Stages the manifest's environment; `scratch` is an empty directory the kind may use.

@@ -98,7 +98,6 @@ pub fn stage(
     Ok(StagedTree {
         root,
         depends: interpreter_depends(&interpreter.version),
-        keep_alive: None,
     })
 }
 
@@ -628,19 +627,8 @@ fn update_records(site_packages: &Path, changed: &BTreeSet<PathBuf>) -> Result<(
 
 /// Unpadded URL-safe base64, the form of RECORD hashes (PEP 376 / PEP 627).
 pub fn urlsafe_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let value = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        let characters = chunk.len() + 1;
-        for index in 0..characters {
-            let sextet = (value >> (18 - 6 * index)) & 0x3f;
-            out.push(char::from(ALPHABET[sextet as usize]));
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A path with `.` and `..` resolved lexically.

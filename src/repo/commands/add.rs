@@ -22,7 +22,7 @@ use crate::naming::{rules, AppNames};
 use crate::repo::config::RepoConfig;
 use crate::repo::pool::{self, StagedFile};
 use crate::repo::session::{now, who, Session};
-use crate::repo::state::{self, HistoryEntry, NewPackage, Role};
+use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
 
 /// The same package name, version and architecture is in the repository with other bytes.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,21 @@ struct Candidate {
     staged: StagedFile,
 }
 
+/// What `repo add` did with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+enum AddStatus {
+    /// New in the pool.
+    #[serde(rename = "added")]
+    Added,
+    /// The same bytes were in the pool already.
+    #[serde(rename = "present")]
+    Present,
+    /// The same bytes were in the pool, listed in other stages only: `repo promote`
+    /// lists them here, not `repo add`.
+    #[serde(rename = "present, not listed here")]
+    PresentNotListedHere,
+}
+
 /// What happened to one file.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Outcome {
@@ -76,7 +91,7 @@ struct Outcome {
     version: String,
     architecture: String,
     filename: String,
-    status: &'static str,
+    status: AddStatus,
 }
 
 /// Runs `repo add`.
@@ -134,7 +149,9 @@ pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Pa
     candidates
         .iter()
         .zip(&recorded.outcomes)
-        .filter(|(candidate, outcome)| outcome.status == "added" && candidate.staged.path.exists())
+        .filter(|(candidate, outcome)| {
+            outcome.status == AddStatus::Added && candidate.staged.path.exists()
+        })
         .try_for_each(|(candidate, outcome)| {
             pool::place(&root, &candidate.staged.path, &outcome.filename)
         })?;
@@ -149,7 +166,7 @@ pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Pa
     let added = recorded
         .outcomes
         .iter()
-        .filter(|outcome| outcome.status == "added")
+        .filter(|outcome| outcome.status == AddStatus::Added)
         .count();
     reporter.status(format!(
         "added {added} package(s) to the pool, {} already present; suite {stage} {}",
@@ -161,7 +178,7 @@ pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Pa
         }
     ));
     for outcome in &recorded.outcomes {
-        if outcome.status == "present, not listed here" {
+        if outcome.status == AddStatus::PresentNotListedHere {
             reporter.status(format!(
                 "{} {} is already in the repository but not listed in {stage}: \
                  use `debstage repo promote` to list it there",
@@ -413,7 +430,7 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
         )?;
         let (id, status) = match existing {
             Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
-                (existing.id, "present")
+                (existing.id, AddStatus::Present)
             }
             Some(existing) => {
                 return Err(ConflictError {
@@ -454,7 +471,7 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
                         filename
                     )
                 })?;
-                (id, "added")
+                (id, AddStatus::Added)
             }
         };
         let points_here = match candidate.role {
@@ -464,12 +481,12 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
         };
         let listed_here = candidate.role != Role::Stage || points_here;
         let mut status = status;
-        if status == "present" && listed_here {
+        if status == AddStatus::Present && listed_here {
             let already = state::suites_of(&transaction, id)?
                 .iter()
                 .any(|s| s == stage);
             if !already {
-                status = "present, not listed here";
+                status = AddStatus::PresentNotListedHere;
             }
         } else if listed_here {
             if candidate.role == Role::Stage {
@@ -504,7 +521,7 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
             &HistoryEntry {
                 time,
                 who: who.clone(),
-                action: "add".to_string(),
+                action: Action::Add,
                 app,
                 stage: Some(stage.to_string()),
                 from,

@@ -162,7 +162,7 @@ pub fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Result<()
             vec![
                 format_time(entry.time),
                 entry.who.clone(),
-                entry.action.clone(),
+                entry.action.as_str().to_string(),
                 entry.app.clone(),
                 dash(&entry.stage),
                 dash(&entry.from),

@@ -15,7 +15,7 @@ use crate::debian::version;
 use crate::repo::commands::stages::resolve_version;
 use crate::repo::pool;
 use crate::repo::session::{now, who, Session};
-use crate::repo::state::{self, HistoryEntry, PackageRecord, Role};
+use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 
 /// Runs `repo remove APP VERSION [--stage S]`.
 pub fn remove(
@@ -70,7 +70,7 @@ pub fn remove(
         &HistoryEntry {
             time: now(),
             who: who(),
-            action: "remove".to_string(),
+            action: Action::Remove,
             app: app.to_string(),
             stage: stage.map(str::to_string),
             from: Some(version.clone()),
@@ -162,7 +162,7 @@ pub fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
             &HistoryEntry {
                 time,
                 who: who.clone(),
-                action: "gc".to_string(),
+                action: Action::Gc,
                 app: app.clone(),
                 stage: None,
                 from: Some(version.clone()),

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use crate::debian::version;
 use crate::repo::config::RepoConfig;
 use crate::repo::session::{now, who, Session};
-use crate::repo::state::{self, HistoryEntry, PackageRecord, Role};
+use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 
 /// Finds the full version of `app` that `requested` names: the full version (`1.1-1`),
 /// or an upstream version (`1.1`) when only one revision of it exists.
@@ -166,7 +166,7 @@ pub fn promote(
         &HistoryEntry {
             time: now(),
             who: who(),
-            action: "promote".to_string(),
+            action: Action::Promote,
             app: app.to_string(),
             stage: Some(target.clone()),
             from: before.clone(),
@@ -237,7 +237,7 @@ pub fn rollback(session: &mut Session<'_>, app: &str, stage: &str, to: Option<&s
             // The version before is where the change that brought the current version
             // came from; rollbacks are skipped so that rolling back twice goes back twice.
             let arrival = history.iter().rev().find(|entry| {
-                entry.action != "rollback" && entry.to.as_deref() == Some(current.as_str())
+                entry.action != Action::Rollback && entry.to.as_deref() == Some(current.as_str())
             });
             match arrival.and_then(|entry| entry.from.clone()) {
                 Some(previous) => previous,
@@ -267,7 +267,7 @@ pub fn rollback(session: &mut Session<'_>, app: &str, stage: &str, to: Option<&s
         &HistoryEntry {
             time: now(),
             who: who(),
-            action: "rollback".to_string(),
+            action: Action::Rollback,
             app: app.to_string(),
             stage: Some(stage.to_string()),
             from: Some(current.clone()),
