@@ -7,6 +7,7 @@ pub mod add;
 pub mod commands;
 pub mod config;
 pub mod gpg;
+mod http;
 pub mod index;
 pub mod index_cache;
 pub mod listing;
