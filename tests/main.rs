@@ -9,4 +9,5 @@ mod elf;
 mod publish;
 mod python;
 mod repo;
+mod serve;
 mod version;

@@ -2,8 +2,6 @@
 //! gpgv and sqv against a repository served on loopback.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -604,114 +602,6 @@ fn by_hash_keeps_the_previous_generation_only() {
 
 fn repository_path(root: &Path, directory: &str, name: &str) -> PathBuf {
     root.join("dists/test").join(directory).join(name)
-}
-
-/// One raw HTTP exchange (no client-side normalisation of `..`): the status code, the
-/// headers and the body.
-fn raw_request(address: std::net::SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-fn status_of(address: std::net::SocketAddr, path: &str) -> String {
-    let response = raw_request(
-        address,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-    );
-    response.lines().next().unwrap_or_default().to_string()
-}
-
-#[test]
-fn serve_gives_only_the_published_tree() {
-    let repository = Repository::new();
-    let root = &repository.root;
-    fs::write(root.join("state.db"), "state").expect("state.db");
-    fs::write(root.join("debstage-repo.toml"), "origin = 'x'").expect("config");
-    fs::create_dir_all(root.join("private")).expect("private");
-    repository
-        .signer
-        .save_secret(&root.join("private/signing-key.asc"))
-        .expect("secret");
-    // A secret key saved at the root under a public-looking name is not served either.
-    repository
-        .signer
-        .save_secret(&root.join("careless.asc"))
-        .expect("secret");
-    fs::write(
-        root.join("debstage-test.asc"),
-        repository.signer.public_key_armored(),
-    )
-    .expect("public key");
-    std::os::unix::fs::symlink("../../state.db", repository.suite_file("leak")).expect("symlink");
-    std::os::unix::fs::symlink("/etc/passwd", repository.suite_file("passwd")).expect("symlink");
-    std::os::unix::fs::symlink("InRelease", repository.suite_file("InRelease.link"))
-        .expect("symlink");
-
-    let server = Server::bind(root, "127.0.0.1:0").expect("bind").spawn();
-    let address = server.local_addr();
-    assert!(address.ip().is_loopback());
-    for refused in [
-        "../state.db",
-        "/../state.db",
-        "/state.db",
-        "/dists/../state.db",
-        "/dists/%2E%2E/state.db",
-        "/debstage-repo.toml",
-        "/private/signing-key.asc",
-        "/careless.asc",
-        "/dists/test/leak",
-        "/dists/test/passwd",
-        "/dists/test/.debstage-tmp-x",
-    ] {
-        let status = status_of(address, refused);
-        assert!(status.starts_with("HTTP/1.1 403"), "{refused}: {status}");
-    }
-    assert!(status_of(address, "/dists/test/missing").starts_with("HTTP/1.1 404"));
-    assert!(status_of(address, "/dists/test/main").starts_with("HTTP/1.1 404"));
-    for served in [
-        "/debstage-test.asc",
-        "/debstage-test.gpg",
-        "/dists/test/InRelease.link",
-        "/dists/test/main/binary-amd64/Packages.xz",
-    ] {
-        let status = status_of(address, served);
-        assert!(status.starts_with("HTTP/1.1 200"), "{served}: {status}");
-    }
-
-    // Two pipelined requests on one kept-alive connection: HEAD then GET, each with the
-    // file's exact Content-Length, in order.
-    let in_release = fs::read_to_string(repository.suite_file("InRelease")).expect("InRelease");
-    let response = raw_request(
-        address,
-        "HEAD /dists/test/InRelease HTTP/1.1\r\nHost: localhost\r\n\r\n\
-         GET /dists/test/InRelease HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
-    let length = format!("Content-Length: {}\r\n", in_release.len());
-    assert_eq!(response.matches(&length).count(), 2, "{response}");
-    assert_eq!(response.matches("HTTP/1.1 200").count(), 2, "{response}");
-    assert!(response.ends_with(&in_release), "{response}");
-    assert_eq!(response.matches("BEGIN PGP SIGNED MESSAGE").count(), 1);
-
-    // Concurrent clients.
-    let threads: Vec<_> = (0..16)
-        .map(|_| {
-            std::thread::spawn(move || status_of(address, "/dists/test/main/binary-amd64/Packages"))
-        })
-        .collect();
-    for thread in threads {
-        assert!(thread.join().expect("thread").starts_with("HTTP/1.1 200"));
-    }
-    let status = raw_request(
-        address,
-        "POST /dists/test/InRelease HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-    assert!(status.starts_with("HTTP/1.1 405"), "{status}");
 }
 
 /// The packages of a real `debstage build` of examples/hello, published stage by stage

@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod config;
+mod http;
 pub mod lock;
 pub mod pool;
 pub mod publish;
