@@ -701,3 +701,92 @@ fn a_deep_tree_builds_with_few_open_files() {
         "{listed:?}"
     );
 }
+
+/// A manifest reads only its application's files: an extra file or a version file that
+/// leads outside the application directory (by path or by a link) fails the build naming
+/// the key, and no error shows the text of a file.
+#[test]
+fn a_manifest_reads_only_files_of_its_application() {
+    let secret_line = "root:SECRET-HASH:19000:0:99999:7:::";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "version = \"1.0\"",
+            "[[files.extra]]\nsource = \"/etc/secret-file\"\ndest = \"/etc/hello/{stage}.conf\"\n",
+            "[[files.extra]] source",
+        ),
+        (
+            "version = \"1.0\"",
+            "[[files.extra]]\nsource = \"linked\"\ndest = \"/etc/hello/{stage}.conf\"\n",
+            "[[files.extra]] source",
+        ),
+        (
+            "version = \"1.0\"",
+            "version-file = \"../secret-file\"",
+            "[package] version-file",
+        ),
+        (
+            "version = \"1.0\"",
+            "version-file = \"linked\"",
+            "[package] version-file",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let (temp, app) = example("hello");
+        let secret = temp.path().join("secret-file");
+        fs::write(&secret, format!("{secret_line}\n")).expect("secret");
+        std::os::unix::fs::symlink(&secret, app.join("linked")).expect("link");
+        let manifest = app.join("debstage.toml");
+        let text = fs::read_to_string(&manifest)
+            .expect("manifest")
+            .replace("/etc/secret-file", &secret.display().to_string());
+        let to = to.replace("/etc/secret-file", &secret.display().to_string());
+        let changed = if to.starts_with("[[files.extra]]") {
+            format!("{text}\n{to}")
+        } else {
+            text.replacen(from, &to, 1)
+        };
+        fs::write(&manifest, changed).expect("write");
+        let out = temp.path().join("out");
+        let message = stderr(&build_fails(&manifest, &out));
+        assert!(message.contains(key), "{to}: names {key}: {message}");
+        assert!(
+            message.contains("outside the application directory"),
+            "{to}: says why: {message}"
+        );
+        assert!(
+            !message.contains("SECRET-HASH"),
+            "{to}: shows the file: {message}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+/// The errors a new user meets first say the next step.
+#[test]
+fn errors_say_the_next_step() {
+    let temp = tempfile::tempdir().expect("temp");
+    let missing = run_fail(
+        debstage()
+            .current_dir(temp.path())
+            .args(["build", "--out", "out"]),
+    );
+    let message = stderr(&missing);
+    assert!(
+        message.contains("debstage init") && message.contains("--manifest"),
+        "{message}"
+    );
+    let (temp, app) = example("hello");
+    let output = run_fail(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(app.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .args(["--version", "1.0-rc1"]),
+    );
+    let message = stderr(&output);
+    assert!(
+        message.contains("--version") && message.contains("not the manifest"),
+        "{message}"
+    );
+}

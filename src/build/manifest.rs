@@ -349,15 +349,7 @@ pub fn load(
         key: key.to_string(),
         message,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| fail("file", format!("cannot be read: {error}")))?;
-    let manifest: Manifest = toml::from_str(&text).map_err(|error| {
-        let key = error
-            .span()
-            .map(|span| format!("line {}", text[..span.start].lines().count().max(1)))
-            .unwrap_or_else(|| "syntax".to_string());
-        fail(&key, error.message().trim_end().to_string())
-    })?;
+    let manifest = parse(path, &fail)?;
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -365,26 +357,133 @@ pub fn load(
     let package = &manifest.package;
     names::check_package_name(&package.name)
         .map_err(|message| fail("[package] name", format!("{:?}: {message}", package.name)))?;
-    let version = match (version, &package.version, &package.version_file) {
-        (Some(version), _, _) => version.to_string(),
-        (None, Some(_), Some(_)) => {
+    let version = match version {
+        Some(version) => {
+            check_upstream_version(version).map_err(|message| {
+                fail(
+                    "--version",
+                    format!(
+                        "{version:?}: {message} (the value came from --version, not the manifest)"
+                    ),
+                )
+            })?;
+            version.to_string()
+        }
+        None => manifest_version(package, &directory, &fail)?,
+    };
+    let revision = revision.unwrap_or(&package.revision).to_string();
+    check_revision(&revision)
+        .map_err(|message| fail("[package] revision", format!("{revision:?}: {message}")))?;
+    let payload = AppNames::new(&package.name)
+        .release(&version, &revision)
+        .payload_package();
+    names::check_package_name(&payload).map_err(|message| {
+        fail(
+            "[package] version",
+            format!("payload package name {payload:?} {message}"),
+        )
+    })?;
+    check_package_fields(package, &fail)?;
+    check_environment(&manifest.environment, &directory, &fail)?;
+    check_files(&manifest.files, &directory, &fail)?;
+    check_depends(&manifest.depends, &fail)?;
+    check_stages(&manifest.stages, &package.name, &payload, &fail)?;
+    let (service_command, health_command) = parse_service(manifest.service.as_ref(), &fail)?;
+    let activate_hook = match &manifest.hooks.activate {
+        Some(hook) => Some(
+            parse_command_line(hook, false)
+                .map_err(|message| fail("[hooks] activate", format!("{hook:?}: {message}")))?,
+        ),
+        None => None,
+    };
+    Ok(LoadedManifest {
+        manifest,
+        path: path.to_path_buf(),
+        directory,
+        version,
+        revision,
+        service_command,
+        health_command,
+        activate_hook,
+    })
+}
+
+/// The error maker every check of one manifest file shares.
+type Fail<'a> = dyn Fn(&str, String) -> ManifestError + 'a;
+
+/// Reads and decodes the file; a syntax error names its line.
+fn parse(path: &Path, fail: &Fail<'_>) -> Result<Manifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        let hint = if error.kind() == std::io::ErrorKind::NotFound {
+            "; run `debstage init DIR` to write one, or give its path with --manifest"
+        } else {
+            ""
+        };
+        fail("file", format!("cannot be read: {error}{hint}"))
+    })?;
+    toml::from_str(&text).map_err(|error| {
+        let key = error
+            .span()
+            .map(|span| format!("line {}", text[..span.start].lines().count().max(1)))
+            .unwrap_or_else(|| "syntax".to_string());
+        fail(&key, error.message().trim_end().to_string())
+    })
+}
+
+/// Resolves `path` (relative to the application directory, links followed) and checks
+/// that it stays inside that directory: a manifest reads only its application's files.
+fn inside_application(directory: &Path, path: &Path) -> Result<PathBuf, String> {
+    let full = directory.join(path);
+    let resolved = std::fs::canonicalize(&full)
+        .map_err(|error| format!("{}: cannot be read: {error}", full.display()))?;
+    let root = std::fs::canonicalize(directory)
+        .map_err(|error| format!("{}: cannot be read: {error}", directory.display()))?;
+    if !resolved.starts_with(&root) {
+        return Err(format!(
+            "{}: leads outside the application directory {} (a manifest may read only its \
+             application's files)",
+            full.display(),
+            root.display()
+        ));
+    }
+    Ok(resolved)
+}
+
+/// The upstream version the manifest gives: `version`, or the first line of
+/// `version-file`. An error about the file's line never shows its text.
+fn manifest_version(
+    package: &PackageSection,
+    directory: &Path,
+    fail: &Fail<'_>,
+) -> Result<String, ManifestError> {
+    let version = match (&package.version, &package.version_file) {
+        (Some(_), Some(_)) => {
             return Err(fail(
                 "[package] version",
                 "set either version or version-file, not both".into(),
             ))
         }
-        (None, Some(version), None) => version.clone(),
-        (None, None, Some(file)) => {
-            let full = directory.join(file);
+        (Some(version), None) => version.clone(),
+        (None, Some(file)) => {
+            let key = "[package] version-file";
+            let full = inside_application(directory, file).map_err(|message| fail(key, message))?;
             let text = std::fs::read_to_string(&full).map_err(|error| {
-                fail(
-                    "[package] version-file",
-                    format!("{}: cannot be read: {error}", full.display()),
-                )
+                fail(key, format!("{}: cannot be read: {error}", full.display()))
             })?;
-            text.lines().next().unwrap_or("").trim().to_string()
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            return check_upstream_version(&line)
+                .map(|()| line)
+                .map_err(|message| {
+                    fail(
+                        key,
+                        format!(
+                            "{}: its first line is not a version: {message}",
+                            full.display()
+                        ),
+                    )
+                });
         }
-        (None, None, None) => {
+        (None, None) => {
             return Err(fail(
                 "[package] version",
                 "missing: set version or version-file".into(),
@@ -393,17 +492,11 @@ pub fn load(
     };
     check_upstream_version(&version)
         .map_err(|message| fail("[package] version", format!("{version:?}: {message}")))?;
-    let revision = revision.unwrap_or(&package.revision).to_string();
-    check_revision(&revision)
-        .map_err(|message| fail("[package] revision", format!("{revision:?}: {message}")))?;
-    let app_names = AppNames::new(&package.name);
-    let payload = app_names.release(&version, &revision).payload_package();
-    names::check_package_name(&payload).map_err(|message| {
-        fail(
-            "[package] version",
-            format!("payload package name {payload:?} {message}"),
-        )
-    })?;
+    Ok(version)
+}
+
+/// The free-text and enumerated fields of `[package]`.
+fn check_package_fields(package: &PackageSection, fail: &Fail<'_>) -> Result<(), ManifestError> {
     check_maintainer(&package.maintainer).map_err(|message| {
         fail(
             "[package] maintainer",
@@ -456,29 +549,26 @@ pub fn load(
         ));
     }
     if let Some(architecture) = &package.architecture {
-        if architecture.is_empty()
-            || !architecture
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(fail(
+        names::check_architecture(architecture).map_err(|message| {
+            fail(
                 "[package] architecture",
-                format!(
-                    "{architecture:?}: must be a Debian architecture such as amd64, arm64 or all"
-                ),
-            ));
-        }
+                format!("{architecture:?}: {message}"),
+            )
+        })?;
     }
-    check_environment(&manifest.environment, &directory, &fail)?;
-    for (index, pattern) in manifest
-        .files
-        .include
-        .iter()
-        .chain(&manifest.files.exclude)
-        .enumerate()
-    {
+    Ok(())
+}
+
+/// `[files]`: the globs compile; each extra file has an allowed destination and a source
+/// inside the application directory.
+fn check_files(
+    files: &FilesSection,
+    directory: &Path,
+    fail: &Fail<'_>,
+) -> Result<(), ManifestError> {
+    for (index, pattern) in files.include.iter().chain(&files.exclude).enumerate() {
         globset::Glob::new(pattern).map_err(|error| {
-            let key = if index < manifest.files.include.len() {
+            let key = if index < files.include.len() {
                 "include"
             } else {
                 "exclude"
@@ -486,33 +576,31 @@ pub fn load(
             fail(&format!("[files] {key}"), format!("{pattern:?}: {error}"))
         })?;
     }
-    for extra in &manifest.files.extra {
-        rules::check_absolute_path(&extra.dest.replace("{stage}", "stage")).map_err(|message| {
-            fail(
-                "[[files.extra]] dest",
-                format!("{:?}: {message}", extra.dest),
-            )
-        })?;
+    for extra in &files.extra {
+        let key = "[[files.extra]] dest";
+        rules::check_absolute_path(&extra.dest.replace("{stage}", "stage"))
+            .map_err(|message| fail(key, format!("{:?}: {message}", extra.dest)))?;
         if !extra.dest.contains("{stage}") {
             return Err(fail(
-                "[[files.extra]] dest",
+                key,
                 format!("{:?}: must contain {{stage}}, because each stage package ships its own copy and stages can share a host", extra.dest),
             ));
         }
         if extra.dest.starts_with("/opt/") {
             return Err(fail(
-                "[[files.extra]] dest",
+                key,
                 format!(
                     "{:?}: files under /opt belong in the environment",
                     extra.dest
                 ),
             ));
         }
-        let source = directory.join(&extra.source);
+        let source = inside_application(directory, &extra.source)
+            .map_err(|message| fail("[[files.extra]] source", message))?;
         if !source.is_file() {
             return Err(fail(
                 "[[files.extra]] source",
-                format!("{}: no such file", source.display()),
+                format!("{}: not a regular file", source.display()),
             ));
         }
         if let Some(mode) = &extra.mode {
@@ -520,7 +608,12 @@ pub fn load(
                 .map_err(|message| fail("[[files.extra]] mode", format!("{mode:?}: {message}")))?;
         }
     }
-    for (index, relation) in manifest.depends.packages.iter().enumerate() {
+    Ok(())
+}
+
+/// `[depends]`: every relation has Debian's syntax.
+fn check_depends(depends: &DependsSection, fail: &Fail<'_>) -> Result<(), ManifestError> {
+    for (index, relation) in depends.packages.iter().enumerate() {
         crate::debian::control::check_relation(relation).map_err(|message| {
             fail(
                 &format!("[depends] packages[{index}]"),
@@ -528,7 +621,7 @@ pub fn load(
             )
         })?;
     }
-    for (soname, relation) in &manifest.depends.sonames {
+    for (soname, relation) in &depends.sonames {
         crate::debian::control::check_relation(relation).map_err(|message| {
             fail(
                 &format!("[depends.sonames] {soname:?}"),
@@ -536,10 +629,19 @@ pub fn load(
             )
         })?;
     }
-    let stages = &manifest.stages.names;
-    rules::check_stage_list(stages).map_err(|message| fail("[stages] names", message))?;
-    for stage in stages {
-        let stage_package = app_names.stage_package(stage);
+    Ok(())
+}
+
+/// `[stages]`: the one stage-list rule, and no stage package named like the payload.
+fn check_stages(
+    stages: &StagesSection,
+    app: &str,
+    payload: &str,
+    fail: &Fail<'_>,
+) -> Result<(), ManifestError> {
+    rules::check_stage_list(&stages.names).map_err(|message| fail("[stages] names", message))?;
+    for stage in &stages.names {
+        let stage_package = AppNames::new(app).stage_package(stage);
         if stage_package == payload {
             return Err(fail(
                 "[stages] names",
@@ -547,28 +649,28 @@ pub fn load(
             ));
         }
     }
-    let service_command = match &manifest.service {
-        Some(service) => {
-            if let Some(user) = &service.user {
-                rules::check_user_name(user)
-                    .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
-            }
-            Some(
-                parse_command_line(&service.command, true).map_err(|message| {
-                    fail(
-                        "[service] command",
-                        format!("{:?}: {message}", service.command),
-                    )
-                })?,
-            )
-        }
-        None => None,
+    Ok(())
+}
+
+/// `[service]`: the user, the command and the health check, split and checked.
+fn parse_service(
+    service: Option<&ServiceSection>,
+    fail: &Fail<'_>,
+) -> Result<(Option<CommandLine>, Option<CommandLine>), ManifestError> {
+    let Some(service) = service else {
+        return Ok((None, None));
     };
-    let health_command = match manifest
-        .service
-        .as_ref()
-        .and_then(|service| service.health.as_ref())
-    {
+    if let Some(user) = &service.user {
+        rules::check_user_name(user)
+            .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
+    }
+    let command = parse_command_line(&service.command, true).map_err(|message| {
+        fail(
+            "[service] command",
+            format!("{:?}: {message}", service.command),
+        )
+    })?;
+    let health = match &service.health {
         Some(health) => {
             if health.timeout == 0 || health.timeout > 3600 {
                 return Err(fail(
@@ -587,23 +689,7 @@ pub fn load(
         }
         None => None,
     };
-    let activate_hook = match &manifest.hooks.activate {
-        Some(hook) => Some(
-            parse_command_line(hook, false)
-                .map_err(|message| fail("[hooks] activate", format!("{hook:?}: {message}")))?,
-        ),
-        None => None,
-    };
-    Ok(LoadedManifest {
-        manifest,
-        path: path.to_path_buf(),
-        directory,
-        version,
-        revision,
-        service_command,
-        health_command,
-        activate_hook,
-    })
+    Ok((Some(command), health))
 }
 
 /// Checks an upstream version that becomes a directory and part of a package name.
@@ -612,7 +698,7 @@ pub fn check_upstream_version(version: &str) -> Result<(), String> {
         return Err("epochs are not supported: the version names the release directory and the payload package".into());
     }
     if version.contains('-') {
-        return Err("must not contain '-': put the Debian revision in [package] revision".into());
+        return Err("must not contain '-': write a pre-release with '~' (1.0~rc1, which sorts before 1.0), and the Debian revision in [package] revision".into());
     }
     if version.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(
@@ -649,7 +735,7 @@ fn check_maintainer(maintainer: &str) -> Result<(), String> {
 fn check_environment(
     environment: &Environment,
     directory: &Path,
-    fail: &dyn Fn(&str, String) -> ManifestError,
+    fail: &Fail<'_>,
 ) -> Result<(), ManifestError> {
     let must_be_directory = |key: &str, path: &Path| {
         let full = directory.join(path);

@@ -73,44 +73,12 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     check_referenced_programs(&loaded, &tree)?;
     let epoch = epoch.unwrap_or_else(|| newest_mtime(&tree, &loaded.path));
 
-    let links: Vec<(String, PathBuf)> = tree
-        .iter()
-        .filter_map(|item| match &item.entry.content {
-            Content::Symlink(target) => Some((
-                item.relative.clone(),
-                PathBuf::from(std::ffi::OsStr::from_bytes(target)),
-            )),
-            _ => None,
-        })
-        .collect();
-    let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
-    // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
-    // the tree is not opened a second time to find them (8,000 opens on the benchmark's
-    // tree). The shared-library lookup then has the cores to itself.
-    let release_prefix = format!("{}/", loaded.names().release_dir().trim_start_matches('/'));
-    let (digests, elves) = deb::md5sums::digest_and_inspect(&entries, |file| {
-        let tree_path = file.path.strip_prefix(&release_prefix).unwrap_or(file.path);
-        elf::read_file(file.source, tree_path, file.bytes)
-    })?;
-    let report = elf::report(elves, &links)?;
-    let detected = shlibs::resolve(&loaded, &report)?;
-    let architecture = match &loaded.manifest.package.architecture {
-        Some(architecture) => architecture.clone(),
-        None => report
-            .architecture
-            .clone()
-            .unwrap_or_else(|| "all".to_string()),
-    };
-    let depends = control::join_relations(
-        loaded
-            .manifest
-            .depends
-            .packages
-            .iter()
-            .chain(&staged.depends)
-            .chain(&detected)
-            .map(String::as_str),
-    );
+    let Analysed {
+        entries,
+        digests,
+        architecture,
+        depends,
+    } = analyse(&loaded, tree, &staged.depends)?;
 
     let out_parent = parent_of(&options.out);
     fs::create_dir_all(&out_parent)
@@ -128,29 +96,8 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     let mut payload_spec =
         payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
-    let stage_specs = loaded
-        .manifest
-        .stages
-        .names
-        .iter()
-        .map(|stage| stage_spec(&loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
-        .collect::<Result<Vec<_>>>()?;
-
-    // The small stage packages are written while the payload is compressed.
-    let (payload, stages) = rayon::join(
-        || deb::write_package(&payload_spec, work.path()),
-        || {
-            stage_specs
-                .par_iter()
-                .map(|(stage, spec)| {
-                    deb::write_package(spec, work.path()).map(|written| (stage.clone(), written))
-                })
-                .collect::<Result<Vec<(String, WrittenPackage)>>>()
-        },
-    );
-    let payload = payload?;
+    let (payload, stages) = write_packages(&loaded, &payload_spec, settings, epoch, work.path())?;
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
-    let stages = stages?;
 
     let mut packages = vec![built(&payload, Role::Payload, None)];
     packages.extend(
@@ -171,18 +118,7 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     json.push(b'\n');
     fs::write(work.path().join(&manifest_name), &json)?;
 
-    fs::create_dir_all(&options.out)
-        .with_context(|| format!("{}: cannot be created", options.out.display()))?;
-    for name in build_manifest
-        .packages
-        .iter()
-        .map(|package| package.file.as_str())
-        .chain([manifest_name.as_str()])
-    {
-        let target = options.out.join(name);
-        fs::rename(work.path().join(name), &target)
-            .with_context(|| format!("{}: cannot be written", target.display()))?;
-    }
+    move_into(&options.out, work.path(), &build_manifest, &manifest_name)?;
     drop(staged);
 
     let mut text = String::new();
@@ -192,6 +128,116 @@ pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest>
     text.push_str(&format!("{}\n", options.out.join(&manifest_name).display()));
     reporter.data(text, &serde_json::to_value(&build_manifest)?)?;
     Ok(build_manifest)
+}
+
+/// What the staged tree tells: its entries with their MD5s, the architecture of its ELF
+/// files, and the Depends field (declared, from the environment kind, detected).
+struct Analysed {
+    entries: Vec<Entry>,
+    digests: FileDigests,
+    architecture: String,
+    depends: String,
+}
+
+fn analyse(
+    loaded: &LoadedManifest,
+    tree: Vec<TreeItem>,
+    environment_depends: &[String],
+) -> Result<Analysed> {
+    let links: Vec<(String, PathBuf)> = tree
+        .iter()
+        .filter_map(|item| match &item.entry.content {
+            Content::Symlink(target) => Some((
+                item.relative.clone(),
+                PathBuf::from(std::ffi::OsStr::from_bytes(target)),
+            )),
+            _ => None,
+        })
+        .collect();
+    let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
+    // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
+    // the tree is not opened a second time to find them. The shared-library lookup then
+    // has the cores to itself.
+    let release_prefix = format!("{}/", loaded.names().release_dir().trim_start_matches('/'));
+    let (digests, elves) = deb::md5sums::digest_and_inspect(&entries, |file| {
+        let tree_path = file.path.strip_prefix(&release_prefix).unwrap_or(file.path);
+        elf::read_file(file.source, tree_path, file.bytes)
+    })?;
+    let report = elf::report(elves, &links)?;
+    let detected = shlibs::resolve(loaded, &report)?;
+    let architecture = match &loaded.manifest.package.architecture {
+        Some(architecture) => architecture.clone(),
+        None => report
+            .architecture
+            .clone()
+            .unwrap_or_else(|| "all".to_string()),
+    };
+    let depends = control::join_relations(
+        loaded
+            .manifest
+            .depends
+            .packages
+            .iter()
+            .chain(environment_depends)
+            .chain(&detected)
+            .map(String::as_str),
+    );
+    Ok(Analysed {
+        entries,
+        digests,
+        architecture,
+        depends,
+    })
+}
+
+/// Writes the payload and, while it is compressed, the small stage packages.
+fn write_packages(
+    loaded: &LoadedManifest,
+    payload_spec: &PackageSpec,
+    settings: Settings,
+    epoch: u64,
+    directory: &Path,
+) -> Result<(WrittenPackage, Vec<(String, WrittenPackage)>)> {
+    let stage_specs = loaded
+        .manifest
+        .stages
+        .names
+        .iter()
+        .map(|stage| stage_spec(loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
+        .collect::<Result<Vec<_>>>()?;
+    let (payload, stages) = rayon::join(
+        || deb::write_package(payload_spec, directory),
+        || {
+            stage_specs
+                .par_iter()
+                .map(|(stage, spec)| {
+                    deb::write_package(spec, directory).map(|written| (stage.clone(), written))
+                })
+                .collect::<Result<Vec<(String, WrittenPackage)>>>()
+        },
+    );
+    Ok((payload?, stages?))
+}
+
+/// Moves the packages and the build manifest from the work directory into `out`.
+fn move_into(
+    out: &Path,
+    work: &Path,
+    build_manifest: &BuildManifest,
+    manifest_name: &str,
+) -> Result<()> {
+    fs::create_dir_all(out).with_context(|| format!("{}: cannot be created", out.display()))?;
+    for name in build_manifest
+        .packages
+        .iter()
+        .map(|package| package.file.as_str())
+        .chain([manifest_name])
+    {
+        let target = out.join(name);
+        fs::rename(work.join(name), &target)
+            .with_context(|| format!("{}: cannot be written", target.display()))?;
+    }
+    Ok(())
 }
 
 fn built(written: &WrittenPackage, role: Role, stage: Option<String>) -> BuiltPackage {
@@ -605,22 +651,7 @@ fn stage_spec(
             scripts::render("unit", &context)?,
         ));
     }
-    for extra in &manifest.manifest.files.extra {
-        let source = manifest.resolve(&extra.source);
-        let bytes =
-            fs::read(&source).with_context(|| format!("{}: cannot be read", source.display()))?;
-        let mode = match &extra.mode {
-            Some(mode) => manifest::parse_mode(mode)
-                .map_err(|message| manifest.error("[[files.extra]] mode", message))?,
-            None => 0o644,
-        };
-        let dest = extra.dest.replace("{stage}", stage);
-        entries.push(Entry::bytes(
-            dest.trim_start_matches('/').to_string(),
-            mode,
-            bytes,
-        ));
-    }
+    entries.extend(extra_files(manifest, stage)?);
     let mut control = common_control(manifest, &package, "all");
     // deb-systemd-helper and deb-systemd-invoke come from init-system-helpers, which is
     // essential: no Depends on it.
@@ -672,6 +703,28 @@ fn stage_spec(
         mtime: epoch,
         digests: FileDigests::default(),
     })
+}
+
+/// The `[[files.extra]]` files of one stage package, `{stage}` in their paths replaced.
+fn extra_files(manifest: &LoadedManifest, stage: &str) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for extra in &manifest.manifest.files.extra {
+        let source = manifest.resolve(&extra.source);
+        let bytes =
+            fs::read(&source).with_context(|| format!("{}: cannot be read", source.display()))?;
+        let mode = match &extra.mode {
+            Some(mode) => manifest::parse_mode(mode)
+                .map_err(|message| manifest.error("[[files.extra]] mode", message))?,
+            None => 0o644,
+        };
+        let dest = extra.dest.replace("{stage}", stage);
+        entries.push(Entry::bytes(
+            dest.trim_start_matches('/').to_string(),
+            mode,
+            bytes,
+        ));
+    }
+    Ok(entries)
 }
 
 /// The synopsis (first line) and the extended description (the rest).

@@ -28,20 +28,7 @@ use crate::debian::version;
 
 /// The Depends entries that satisfy the report's sonames.
 pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {
-    let depends = &manifest.manifest.depends;
-    let ignored: BTreeSet<&str> = depends.ignore_sonames.iter().map(String::as_str).collect();
-    let mut relations: Vec<String> = Vec::new();
-    let mut wanted: Vec<(&str, &Path)> = Vec::new();
-    for (soname, file) in &report.needed {
-        if ignored.contains(soname.as_str()) {
-            continue;
-        }
-        if let Some(relation) = depends.sonames.get(soname) {
-            relations.push(relation.clone());
-            continue;
-        }
-        wanted.push((soname, file));
-    }
+    let (mut relations, wanted) = declared_and_wanted(manifest, report);
     if wanted.is_empty() {
         return Ok(merge(relations));
     }
@@ -59,19 +46,7 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
     // Every file on the loader's path that could be each soname, in the loader's order.
     // The lookups below run on every core: by now the md5 pass has ended, and the build
     // waits for the Depends field.
-    let candidates: BTreeMap<&str, Vec<PathBuf>> = wanted
-        .par_iter()
-        .map(|(soname, _)| {
-            let found = directories
-                .iter()
-                .map(|directory| directory.join(soname))
-                .filter(|path| {
-                    matches!(read_machine(path), Ok(Some(library)) if machine.loads(&library))
-                })
-                .collect();
-            (*soname, found)
-        })
-        .collect();
+    let candidates = candidates(&wanted, &directories, &machine);
     // The names dpkg may know each library by, worked out once (each costs a
     // canonicalisation).
     let names_of: BTreeMap<&PathBuf, Vec<PathBuf>> = candidates
@@ -89,45 +64,24 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
         .iter()
         .map(|(soname, file)| {
             let found = candidates.get(soname).map(Vec::as_slice).unwrap_or(&[]);
-            found
-                .iter()
-                .find_map(|path| {
-                    names_of[path]
-                        .iter()
-                        .find_map(|name| owners.get(name))
-                        .map(|package| (path, package))
-                })
-                .ok_or_else(|| {
-                    let reason = if found.is_empty() {
-                        format!(
-                            "is not installed on the build machine (searched {})",
-                            join_paths(&directories)
-                        )
-                    } else {
-                        format!(
-                            "is found at {} but belongs to no installed Debian package",
-                            join_paths(found)
-                        )
-                    };
-                    unresolved(manifest, soname, file, &reason)
-                })
+            provider(found, &names_of, &owners).ok_or_else(|| {
+                let reason = if found.is_empty() {
+                    format!(
+                        "is not installed on the build machine (searched {})",
+                        join_paths(&directories)
+                    )
+                } else {
+                    format!(
+                        "is found at {} but belongs to no installed Debian package",
+                        join_paths(found)
+                    )
+                };
+                unresolved(manifest, soname, file, &reason)
+            })
         })
         .collect();
 
-    // Each symbols file is read once, however many of its sonames the tree needs.
-    let mut symbols_files: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
-    for ((soname, _), provider) in wanted.iter().zip(&providers) {
-        if let Ok((_, package)) = provider {
-            if let Some(path) = symbols_file(&admin_dir, package, architecture) {
-                symbols_files.entry(path).or_default().push(soname);
-            }
-        }
-    }
-    let symbols_files: Vec<(PathBuf, Vec<&str>)> = symbols_files.into_iter().collect();
-    let texts: Vec<std::io::Result<String>> = symbols_files
-        .par_iter()
-        .map(|(path, _)| std::fs::read_to_string(path))
-        .collect();
+    let (symbols_files, texts) = read_symbols_files(&admin_dir, architecture, &wanted, &providers);
     let mut objects: BTreeMap<&str, SymbolsObject> = symbols_files
         .par_iter()
         .zip(&texts)
@@ -164,7 +118,103 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
             return Err(unresolved(manifest, soname, file, &reason));
         }
     }
-    // The minimal version of each library is the highest of the symbols the files use.
+    raise_to_the_symbols_used(report, &mut minimal);
+    for object in minimal.values() {
+        relations.push(object.relation());
+    }
+    Ok(merge(relations))
+}
+
+/// Splits the sonames the tree needs into the relations the manifest declares for them
+/// and the sonames to look up (each with a file that needs it); ignored ones are dropped.
+fn declared_and_wanted<'a>(
+    manifest: &LoadedManifest,
+    report: &'a ElfReport,
+) -> (Vec<String>, Vec<(&'a str, &'a Path)>) {
+    let depends = &manifest.manifest.depends;
+    let ignored: BTreeSet<&str> = depends.ignore_sonames.iter().map(String::as_str).collect();
+    let mut relations: Vec<String> = Vec::new();
+    let mut wanted: Vec<(&str, &Path)> = Vec::new();
+    for (soname, file) in &report.needed {
+        if ignored.contains(soname.as_str()) {
+            continue;
+        }
+        if let Some(relation) = depends.sonames.get(soname) {
+            relations.push(relation.clone());
+            continue;
+        }
+        wanted.push((soname, file));
+    }
+    (relations, wanted)
+}
+
+/// The symbols files of the packages that provide the sonames, each with the sonames it
+/// is read for, and their texts: each file is read once (on every core), however many
+/// of its sonames the tree needs.
+type SymbolsFiles<'a> = (Vec<(PathBuf, Vec<&'a str>)>, Vec<std::io::Result<String>>);
+
+fn read_symbols_files<'a>(
+    admin_dir: &Path,
+    architecture: &str,
+    wanted: &[(&'a str, &Path)],
+    providers: &[Result<(&PathBuf, &String)>],
+) -> SymbolsFiles<'a> {
+    let mut symbols_files: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
+    for ((soname, _), provider) in wanted.iter().zip(providers) {
+        if let Ok((_, package)) = provider {
+            if let Some(path) = symbols_file(admin_dir, package, architecture) {
+                symbols_files.entry(path).or_default().push(soname);
+            }
+        }
+    }
+    let symbols_files: Vec<(PathBuf, Vec<&str>)> = symbols_files.into_iter().collect();
+    let texts = symbols_files
+        .par_iter()
+        .map(|(path, _)| std::fs::read_to_string(path))
+        .collect();
+    (symbols_files, texts)
+}
+
+/// Every file on the loader's path that could be each soname, in the loader's order.
+fn candidates<'a>(
+    wanted: &[(&'a str, &Path)],
+    directories: &[PathBuf],
+    machine: &Machine,
+) -> BTreeMap<&'a str, Vec<PathBuf>> {
+    wanted
+        .par_iter()
+        .map(|(soname, _)| {
+            let found = directories
+                .iter()
+                .map(|directory| directory.join(soname))
+                .filter(|path| {
+                    matches!(read_machine(path), Ok(Some(library)) if machine.loads(&library))
+                })
+                .collect();
+            (*soname, found)
+        })
+        .collect()
+}
+
+/// The first candidate that an installed package owns (under any of its names), with
+/// that package.
+fn provider<'a>(
+    found: &'a [PathBuf],
+    names_of: &BTreeMap<&PathBuf, Vec<PathBuf>>,
+    owners: &'a BTreeMap<PathBuf, String>,
+) -> Option<(&'a PathBuf, &'a String)> {
+    found.iter().find_map(|path| {
+        names_of
+            .get(path)?
+            .iter()
+            .find_map(|name| owners.get(name))
+            .map(|package| (path, package))
+    })
+}
+
+/// Raises each library's minimal version to the highest version among the symbols the
+/// tree's files import from it.
+fn raise_to_the_symbols_used(report: &ElfReport, minimal: &mut BTreeMap<&str, SymbolsObject>) {
     for imports in &report.imports {
         for symbol in &imports.symbols {
             let found = imports.sonames.iter().find_map(|soname| {
@@ -178,10 +228,6 @@ pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<Stri
             }
         }
     }
-    for object in minimal.values() {
-        relations.push(object.relation());
-    }
-    Ok(merge(relations))
 }
 
 /// The error for a soname that cannot be mapped to a package, with the three ways out.
