@@ -9,4 +9,3 @@ mod elf;
 mod publish;
 mod python;
 mod repo;
-mod version;
