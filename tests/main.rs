@@ -5,7 +5,6 @@ mod support;
 mod build;
 mod command;
 mod e2e;
-mod elf;
 mod publish;
 mod python;
 mod repo;
