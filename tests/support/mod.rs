@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub mod apt;
+pub(crate) mod apt;
 
 /// The debstage binary under test.
 pub fn debstage() -> Command {
