@@ -367,4 +367,75 @@ mod tests {
         let bad = parse_package_control("Package: ../x\nVersion: 1\nArchitecture: all\n");
         assert!(bad.is_err());
     }
+
+    /// A `.deb` assembled member by member with our own ar and tar writers: `control` as
+    /// given, control.tar compressed with `compression` (None: uncompressed), an empty
+    /// data.tar.gz.
+    fn raw_deb(path: &Path, control: &str, compression: Option<crate::cli::Compression>) {
+        use crate::cli::Compression;
+        use crate::deb::compress::{compress_bytes, extension, Settings};
+        use crate::deb::tar::TarWriter;
+        let settings = |compression| Settings {
+            compression,
+            level: Some(1),
+            threads: 1,
+        };
+        let mut tar = TarWriter::new(Vec::new(), 0);
+        tar.directory("./", 0o755).expect("tar");
+        tar.file("./control", 0o644, control.len() as u64, control.as_bytes())
+            .expect("tar");
+        let control_tar = tar.finish().expect("tar");
+        let (name, member) = match compression {
+            None => ("control.tar".to_string(), control_tar),
+            Some(compression) => (
+                format!("control.tar.{}", extension(compression)),
+                compress_bytes(&control_tar, settings(compression)).expect("compress"),
+            ),
+        };
+        let mut data = TarWriter::new(Vec::new(), 0);
+        data.directory("./", 0o755).expect("tar");
+        let data = compress_bytes(&data.finish().expect("tar"), settings(Compression::Gzip))
+            .expect("compress");
+        let mut file = std::fs::File::create(path).expect("create");
+        let mut ar = crate::deb::ar::ArWriter::new(&mut file, 0);
+        ar.append("debian-binary", 4, &b"2.0\n"[..]).expect("ar");
+        ar.append(&name, member.len() as u64, member.as_slice())
+            .expect("ar");
+        ar.append("data.tar.gz", data.len() as u64, data.as_slice())
+            .expect("ar");
+        ar.into_inner().expect("ar");
+    }
+
+    #[test]
+    fn our_reader_agrees_with_dpkg_deb_on_every_compression() {
+        use crate::cli::Compression;
+        let temp = tempfile::tempdir().expect("temp");
+        let control = "Package: probe\nVersion: 1:2.0~rc1-3\nArchitecture: amd64\n\
+                       Maintainer: T <t@example.org>\nDescription: probe\n two lines\n";
+        for compression in [
+            None,
+            Some(Compression::Gzip),
+            Some(Compression::Xz),
+            Some(Compression::Zstd),
+        ] {
+            let path = temp.path().join("probe.deb");
+            raw_deb(&path, control, compression);
+            let ours = read_control(&path).expect("our reader");
+            for field in ["Package", "Version", "Architecture", "Description"] {
+                let dpkg = std::process::Command::new("dpkg-deb")
+                    .arg("--field")
+                    .arg(&path)
+                    .arg(field)
+                    .output()
+                    .expect("dpkg-deb runs");
+                assert!(dpkg.status.success(), "{compression:?}");
+                let theirs = String::from_utf8_lossy(&dpkg.stdout);
+                assert_eq!(
+                    ours.field(field),
+                    theirs.trim_end(),
+                    "{field} with {compression:?}"
+                );
+            }
+        }
+    }
 }

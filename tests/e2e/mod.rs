@@ -3,7 +3,7 @@
 //! `debstage repo` serves. Needs root and debootstrap; skips loudly otherwise.
 
 mod fixtures;
-mod harness;
+pub(crate) mod harness;
 
 mod apt;
 mod dpkg;

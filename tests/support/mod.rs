@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub(crate) mod apt;
+
 /// The debstage binary under test.
 pub fn debstage() -> Command {
     Command::new(env!("CARGO_BIN_EXE_debstage"))

@@ -225,4 +225,54 @@ mod tests {
         assert_eq!(from_file_lists(shared.path(), &wanted)?, None);
         Ok(())
     }
+
+    /// The owners read from dpkg's file lists are dpkg-query's answer, on the libraries of
+    /// the build machine (with the `/usr` aliases, most of which no package lists).
+    #[test]
+    fn file_lists_and_dpkg_query_agree_on_the_machines_libraries() {
+        let admin = Path::new("/var/lib/dpkg");
+        let output = std::process::Command::new("gcc")
+            .arg("-print-multiarch")
+            .output()
+            .expect("gcc runs");
+        let triplet = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let mut names = BTreeSet::new();
+        for directory in [format!("/lib/{triplet}"), format!("/usr/lib/{triplet}")] {
+            let Ok(entries) = std::fs::read_dir(directory) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(".so.") {
+                    names.insert(entry.path());
+                    let text = entry.path().to_string_lossy().into_owned();
+                    names.insert(PathBuf::from(match text.strip_prefix("/usr") {
+                        Some(rest) => rest.to_string(),
+                        None => format!("/usr{text}"),
+                    }));
+                }
+            }
+        }
+        assert!(names.len() > 50, "few libraries found: {}", names.len());
+        let from_lists = from_file_lists(admin, &names)
+            .expect("lists readable")
+            .expect("no name is diverted or listed twice");
+        let from_query = from_dpkg_query(admin, &names).expect("dpkg-query runs");
+        assert!(
+            from_lists
+                .values()
+                .any(|package| package.starts_with("libc6")),
+            "{from_lists:?}"
+        );
+        // dpkg-query qualifies a foreign package that is not Multi-Arch: same
+        // (`libbar1:i386`), whose list file is `libbar1.list`; the symbols and shlibs lookup
+        // finds that package's files under either name.
+        let unqualified = |owners: BTreeMap<PathBuf, String>| {
+            owners
+                .into_iter()
+                .map(|(path, package)| (path, package.split(':').next().unwrap_or("").to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(unqualified(from_lists), unqualified(from_query));
+    }
 }

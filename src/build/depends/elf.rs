@@ -474,4 +474,72 @@ mod tests {
         assert!(!amd64.loads(&machine(EM_386, false, true, 0)));
         assert_eq!(machine(0x1234, true, true, 0).debian_architecture(), None);
     }
+
+    use crate::build::depends::fixture::{host_architecture, Fixture};
+
+    #[test]
+    fn the_build_finds_architecture_needed_and_bundled() {
+        let fixture = Fixture::new();
+        std::fs::write(fixture.path("tree/README"), "not an ELF file\n").expect("write");
+        let files = ["tree/bin/exe", "tree/lib/libfoo.so.1", "tree/README"];
+        let report = fixture.inspect(&files).expect("inspect");
+        assert_eq!(
+            report.architecture.as_deref(),
+            Some(host_architecture().as_str())
+        );
+        assert!(report.bundled.contains("libfoo.so.1"), "{report:?}");
+        let needed: Vec<&str> = report
+            .needed
+            .iter()
+            .map(|(soname, _)| soname.as_str())
+            .collect();
+        assert_eq!(needed, ["libc.so.6", "libm.so.6", "libz.so.1"]);
+        assert!(report
+            .needed
+            .iter()
+            .any(|(soname, file)| soname == "libz.so.1" && file == Path::new("bin/exe")));
+        // A file too large for the md5 pass to hold is read from disk, to the same report.
+        let from_disk = fixture.inspect_from_disk(&files).expect("inspect");
+        assert_eq!(format!("{from_disk:?}"), format!("{report:?}"));
+
+        // Without the bundled library in the tree, libfoo is needed from the system.
+        let report = fixture.inspect(&["tree/bin/exe"]).expect("inspect");
+        assert!(report
+            .needed
+            .iter()
+            .any(|(soname, _)| soname == "libfoo.so.1"));
+
+        // A tree of text files has no architecture and needs nothing.
+        let report = fixture.inspect(&["tree/README"]).expect("inspect");
+        assert_eq!(report.architecture, None);
+        assert!(report.needed.is_empty());
+    }
+
+    #[test]
+    fn two_architectures_are_an_error_naming_both_files() {
+        let fixture = Fixture::new();
+        let mut bytes = std::fs::read(fixture.path("tree/lib/libfoo.so.1")).expect("read");
+        // Rewrite e_machine (offset 18) to another machine than the host's.
+        let other: u16 = if host_architecture() == "arm64" {
+            62
+        } else {
+            183
+        };
+        bytes[18..20].copy_from_slice(&other.to_le_bytes());
+        std::fs::write(fixture.path("tree/lib/libother.so"), bytes).expect("write");
+        let files = ["tree/bin/exe", "tree/lib/libother.so"];
+        for error in [
+            fixture
+                .inspect(&files)
+                .expect_err("mixed architectures fail"),
+            fixture
+                .inspect_from_disk(&files)
+                .expect_err("mixed architectures fail"),
+        ] {
+            let message = format!("{error:#}");
+            assert!(message.contains("bin/exe"), "{message}");
+            assert!(message.contains("lib/libother.so"), "{message}");
+            assert!(message.contains(&host_architecture()), "{message}");
+        }
+    }
 }

@@ -4,4 +4,6 @@
 
 pub mod dpkg_owners;
 pub mod elf;
+#[cfg(test)]
+mod fixture;
 pub mod shlibs;

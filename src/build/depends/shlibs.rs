@@ -609,4 +609,75 @@ mod tests {
         ]);
         assert_eq!(merged, ["a | b", "libc6 (>= 2.34)", "zlib1g (>= 1:1.1.4)"]);
     }
+
+    use crate::build::depends::fixture::{dpkg_shlibdeps, Fixture};
+
+    #[test]
+    fn shlibs_mapping_agrees_with_dpkg_shlibdeps() {
+        let fixture = Fixture::new();
+        let report = fixture
+            .inspect(&["tree/bin/exe", "tree/lib/libfoo.so.1"])
+            .expect("inspect");
+        let ours = resolve(&fixture.manifest(""), &report).expect("resolve");
+        let theirs = dpkg_shlibdeps(
+            &fixture.path("shlibdeps"),
+            &[
+                fixture.path("tree/bin/exe"),
+                fixture.path("tree/lib/libfoo.so.1"),
+            ],
+            &fixture.path("tree/lib"),
+        );
+        assert_eq!(ours, theirs);
+        assert!(
+            ours.iter()
+                .any(|relation| relation.starts_with("zlib1g (>= 1:")),
+            "{ours:?}"
+        );
+        assert!(
+            ours.iter()
+                .any(|relation| relation.starts_with("libc6 (>= ")),
+            "{ours:?}"
+        );
+    }
+
+    #[test]
+    fn unmapped_soname_fails_naming_it_and_the_keys_and_manual_rules_apply() {
+        let fixture = Fixture::new();
+        std::fs::copy(
+            fixture.path("needs-missing"),
+            fixture.path("tree/bin/needs-missing"),
+        )
+        .expect("copy");
+        let report = fixture
+            .inspect(&["tree/bin/needs-missing"])
+            .expect("inspect");
+        let error = resolve(&fixture.manifest(""), &report).expect_err("an unknown soname fails");
+        let message = format!("{error:#}");
+        for expected in [
+            "libmissing.so.7",
+            "bin/needs-missing",
+            "[depends.sonames]",
+            "ignore-sonames",
+            "debstage.toml",
+        ] {
+            assert!(message.contains(expected), "{expected:?} not in {message}");
+        }
+
+        let manifest = fixture.manifest("[depends]\nignore-sonames = [\"libmissing.so.7\"]\n");
+        let relations = resolve(&manifest, &report).expect("ignored");
+        assert!(relations
+            .iter()
+            .all(|relation| !relation.contains("missing")));
+        assert!(relations
+            .iter()
+            .any(|relation| relation.starts_with("libc6 ")));
+
+        let manifest =
+            fixture.manifest("[depends.sonames]\n\"libmissing.so.7\" = \"libmissing7 (>= 7.1)\"\n");
+        let relations = resolve(&manifest, &report).expect("mapped");
+        assert!(
+            relations.contains(&"libmissing7 (>= 7.1)".to_string()),
+            "{relations:?}"
+        );
+    }
 }
