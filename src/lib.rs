@@ -1,15 +1,17 @@
 //! debstage: build versioned Debian packages of an application and carry them through
 //! release stages (test, staging, production) in a signed apt repository.
 //!
-//! The data flow is visible in the modules: [`manifest`] -> [`env`] (a staged tree) ->
-//! [`build`] (payload and stage packages, written by [`deb`]) -> [`repo`] (pool, indexes).
+//! The data flow is visible in the modules: `build` (manifest, environment, staged tree,
+//! packages written by `deb`) -> `repo` (pool, indexes); both sit on `naming` (the
+//! contract between them) and `debian` (the formats). Only the command line, the reporter
+//! and [`run`] are public.
 
-pub mod build;
+mod build;
 pub mod cli;
-pub mod deb;
-pub mod debian;
-pub mod naming;
-pub mod repo;
+mod deb;
+mod debian;
+mod naming;
+mod repo;
 pub mod report;
 mod source_date;
 

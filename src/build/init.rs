@@ -16,7 +16,7 @@ const MANIFEST: &str = include_str!("../../debian-skel/debstage.toml");
 const HOOK: &str = include_str!("../../debian-skel/hooks/activate");
 
 /// Writes the skeleton into the application directory.
-pub fn run(options: &InitOptions, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(options: &InitOptions, reporter: &Reporter) -> Result<()> {
     let directory = &options.directory;
     if !directory.is_dir() {
         bail!("{}: no such directory", directory.display());

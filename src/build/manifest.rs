@@ -14,13 +14,13 @@ use crate::naming::{AppNames, ReleaseNames};
 
 /// A manifest value that is not allowed, located by file and key.
 #[derive(Debug, thiserror::Error)]
-pub struct ManifestError {
+pub(crate) struct ManifestError {
     /// The manifest file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The section and key, as `[package] name`.
-    pub key: String,
+    pub(crate) key: String,
     /// What is wrong and what is allowed.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ManifestError {
@@ -38,63 +38,63 @@ impl fmt::Display for ManifestError {
 /// The whole manifest, as written in `debstage.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// `[package]`: name, version and the control fields.
-    pub package: PackageSection,
+    pub(crate) package: PackageSection,
     /// `[environment]`: what becomes `/opt/<app>/<version>`.
-    pub environment: Environment,
+    pub(crate) environment: Environment,
     /// `[files]`: include and exclude globs, extra files outside `/opt`.
     #[serde(default)]
-    pub files: FilesSection,
+    pub(crate) files: FilesSection,
     /// `[depends]`: declared system packages and soname rules.
     #[serde(default)]
-    pub depends: DependsSection,
+    pub(crate) depends: DependsSection,
     /// `[service]`: the long-running process of each stage.
-    pub service: Option<ServiceSection>,
+    pub(crate) service: Option<ServiceSection>,
     /// `[hooks]`: commands run by the stage packages.
     #[serde(default)]
-    pub hooks: HooksSection,
+    pub(crate) hooks: HooksSection,
     /// `[stages]`: the stage names in promotion order.
     #[serde(default)]
-    pub stages: StagesSection,
+    pub(crate) stages: StagesSection,
 }
 
 /// `[package]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PackageSection {
+pub(crate) struct PackageSection {
     /// The application name; also the prefix of every package name.
-    pub name: String,
+    pub(crate) name: String,
     /// The upstream version; or see `version-file`.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// A file (relative to the manifest) whose first line is the version.
-    pub version_file: Option<PathBuf>,
+    pub(crate) version_file: Option<PathBuf>,
     /// The Debian revision (default "1").
     #[serde(default = "default_revision")]
-    pub revision: String,
+    pub(crate) revision: String,
     /// `Name <email>` of whoever answers for the packages.
-    pub maintainer: String,
+    pub(crate) maintainer: String,
     /// First line: the synopsis; further lines: the extended description.
-    pub description: String,
+    pub(crate) description: String,
     /// The project's home page.
-    pub homepage: Option<String>,
+    pub(crate) homepage: Option<String>,
     /// The license (SPDX expression), written into the copyright file.
     #[serde(default = "default_license")]
-    pub license: String,
+    pub(crate) license: String,
     /// The Debian section (default "misc").
     #[serde(default = "default_section")]
-    pub section: String,
+    pub(crate) section: String,
     /// The Debian priority (default "optional").
     #[serde(default = "default_priority")]
-    pub priority: String,
+    pub(crate) priority: String,
     /// Forces the payload's architecture instead of detecting it from ELF files.
-    pub architecture: Option<String>,
+    pub(crate) architecture: Option<String>,
 }
 
 /// `[environment]`: one of the environment kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Environment {
+pub(crate) enum Environment {
     /// A directory tree, taken as it is.
     Dir(DirEnvironment),
     /// A Python virtualenv built from requirements, a project or wheels.
@@ -105,7 +105,7 @@ pub enum Environment {
 
 impl Environment {
     /// The kind's name as written in the manifest.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Environment::Dir(_) => "dir",
             Environment::Python(_) => "python",
@@ -117,54 +117,54 @@ impl Environment {
 /// `kind = "dir"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DirEnvironment {
+pub(crate) struct DirEnvironment {
     /// The directory (relative to the manifest) that becomes the release directory.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
 }
 
 /// `kind = "python"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PythonEnvironment {
+pub(crate) struct PythonEnvironment {
     /// The interpreter that builds the environment; a Debian one under /usr/bin.
     #[serde(default = "default_python")]
-    pub interpreter: PathBuf,
+    pub(crate) interpreter: PathBuf,
     /// A requirements file to install.
-    pub requirements: Option<PathBuf>,
+    pub(crate) requirements: Option<PathBuf>,
     /// A directory holding a pyproject.toml project to install.
-    pub project: Option<PathBuf>,
+    pub(crate) project: Option<PathBuf>,
     /// A directory of wheels to install from, without an index.
-    pub wheels: Option<PathBuf>,
+    pub(crate) wheels: Option<PathBuf>,
     /// Application files copied into the release directory beside the environment.
-    pub source: Option<PathBuf>,
+    pub(crate) source: Option<PathBuf>,
     /// Extra arguments for `pip install`.
     #[serde(default)]
-    pub pip_args: Vec<String>,
+    pub(crate) pip_args: Vec<String>,
 }
 
 /// `kind = "command"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CommandEnvironment {
+pub(crate) struct CommandEnvironment {
     /// The build command, run by `sh -c` with `DESTDIR`, `APP_NAME`, `APP_VERSION` set.
-    pub command: String,
+    pub(crate) command: String,
     /// The working directory (relative to the manifest; default: the manifest's directory).
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
 }
 
 /// `[files]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FilesSection {
+pub(crate) struct FilesSection {
     /// Globs (relative to the release directory) of what to ship.
     #[serde(default = "default_include")]
-    pub include: Vec<String>,
+    pub(crate) include: Vec<String>,
     /// Globs of what not to ship, applied after `include`.
     #[serde(default)]
-    pub exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
     /// Files installed outside `/opt`, shipped by each stage package.
     #[serde(default)]
-    pub extra: Vec<ExtraFile>,
+    pub(crate) extra: Vec<ExtraFile>,
 }
 
 impl Default for FilesSection {
@@ -180,69 +180,69 @@ impl Default for FilesSection {
 /// One `[[files.extra]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ExtraFile {
+pub(crate) struct ExtraFile {
     /// The file, relative to the manifest.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The absolute destination; must contain `{stage}` so that stages can share a host.
-    pub dest: String,
+    pub(crate) dest: String,
     /// The file mode in octal (default "0644").
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
 }
 
 /// `[depends]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DependsSection {
+pub(crate) struct DependsSection {
     /// Declared system packages, in Depends syntax (`libpq5 (>= 15)`, `a | b`).
     #[serde(default)]
-    pub packages: Vec<String>,
+    pub(crate) packages: Vec<String>,
     /// Sonames that the tree needs but that no package should be found for.
     #[serde(default)]
-    pub ignore_sonames: Vec<String>,
+    pub(crate) ignore_sonames: Vec<String>,
     /// Sonames mapped to a package by hand (`"libfoo.so.1" = "libfoo1 (>= 1.2)"`).
     #[serde(default)]
-    pub sonames: BTreeMap<String, String>,
+    pub(crate) sonames: BTreeMap<String, String>,
 }
 
 /// `[service]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ServiceSection {
+pub(crate) struct ServiceSection {
     /// The command line; a relative program is taken from the stage's release directory.
-    pub command: String,
+    pub(crate) command: String,
     /// The system user the service runs as; created by the payload (default: root).
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The health check run after each restart.
-    pub health: Option<HealthSection>,
+    pub(crate) health: Option<HealthSection>,
 }
 
 /// `[service.health]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct HealthSection {
+pub(crate) struct HealthSection {
     /// The check's command line, relative to the release directory; exit 0 means healthy.
-    pub command: String,
+    pub(crate) command: String,
     /// How long to keep trying, in seconds (default 30).
     #[serde(default = "default_health_timeout")]
-    pub timeout: u32,
+    pub(crate) timeout: u32,
 }
 
 /// `[hooks]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct HooksSection {
+pub(crate) struct HooksSection {
     /// Run against the new release before the stage link switches (migrations);
     /// relative to the release directory.
-    pub activate: Option<String>,
+    pub(crate) activate: Option<String>,
 }
 
 /// `[stages]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct StagesSection {
+pub(crate) struct StagesSection {
     /// Stage names in promotion order.
     #[serde(default = "default_stages")]
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 impl Default for StagesSection {
@@ -284,52 +284,52 @@ fn default_stages() -> Vec<String> {
 
 /// A command line from the manifest, split into checked words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandLine {
+pub(crate) struct CommandLine {
     /// The program: relative to the release directory, or absolute.
-    pub program: String,
+    pub(crate) program: String,
     /// The arguments.
-    pub arguments: Vec<String>,
+    pub(crate) arguments: Vec<String>,
 }
 
 /// A manifest that has been read and checked, with the values the build needs resolved.
 #[derive(Debug, Clone)]
-pub struct LoadedManifest {
+pub(crate) struct LoadedManifest {
     /// The manifest as written.
-    pub manifest: Manifest,
+    pub(crate) manifest: Manifest,
     /// The manifest file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The directory relative paths are resolved against.
-    pub directory: PathBuf,
+    pub(crate) directory: PathBuf,
     /// The upstream version (from the manifest, the version file or `--version`).
-    pub version: String,
+    pub(crate) version: String,
     /// The Debian revision.
-    pub revision: String,
+    pub(crate) revision: String,
     /// The service command, split and checked.
-    pub service_command: Option<CommandLine>,
+    pub(crate) service_command: Option<CommandLine>,
     /// The health check, split and checked.
-    pub health_command: Option<CommandLine>,
+    pub(crate) health_command: Option<CommandLine>,
     /// The activation hook, split and checked.
-    pub activate_hook: Option<CommandLine>,
+    pub(crate) activate_hook: Option<CommandLine>,
 }
 
 impl LoadedManifest {
     /// The application name.
-    pub fn app(&self) -> &str {
+    pub(crate) fn app(&self) -> &str {
         &self.manifest.package.name
     }
 
     /// The names of this release (packages, paths, units), from the naming contract.
-    pub fn names(&self) -> ReleaseNames<'_> {
+    pub(crate) fn names(&self) -> ReleaseNames<'_> {
         AppNames::new(self.app()).release(&self.version, &self.revision)
     }
 
     /// Resolves a manifest-relative path.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         self.directory.join(path)
     }
 
     /// An error about `key` of this manifest.
-    pub fn error(&self, key: &str, message: impl Into<String>) -> ManifestError {
+    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ManifestError {
         ManifestError {
             file: self.path.clone(),
             key: key.to_string(),
@@ -339,7 +339,7 @@ impl LoadedManifest {
 }
 
 /// Reads and checks a manifest; `version` and `revision` override the file's values.
-pub fn load(
+pub(crate) fn load(
     path: &Path,
     version: Option<&str>,
     revision: Option<&str>,
@@ -693,7 +693,7 @@ fn parse_service(
 }
 
 /// Checks an upstream version that becomes a directory and part of a package name.
-pub fn check_upstream_version(version: &str) -> Result<(), String> {
+pub(crate) fn check_upstream_version(version: &str) -> Result<(), String> {
     if version.contains(':') {
         return Err("epochs are not supported: the version names the release directory and the payload package".into());
     }
@@ -711,7 +711,7 @@ pub fn check_upstream_version(version: &str) -> Result<(), String> {
 }
 
 /// Checks a Debian revision.
-pub fn check_revision(revision: &str) -> Result<(), String> {
+pub(crate) fn check_revision(revision: &str) -> Result<(), String> {
     if revision.is_empty() {
         return Err("must not be empty".into());
     }
@@ -808,7 +808,7 @@ fn parse_command_line(text: &str, allow_absolute: bool) -> Result<CommandLine, S
 }
 
 /// Parses an octal file mode such as "0644" or "755".
-pub fn parse_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text, 8)
         .ok()
         .filter(|mode| *mode <= 0o7777)

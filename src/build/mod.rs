@@ -5,11 +5,11 @@
 //! the packages are written into a temporary directory beside `--out` and moved there
 //! only when all of them are complete, so a failed build leaves `--out` as it was.
 
-pub mod depends;
-pub mod env;
-pub mod init;
-pub mod manifest;
-pub mod scripts;
+pub(crate) mod depends;
+pub(crate) mod env;
+pub(crate) mod init;
+pub(crate) mod manifest;
+pub(crate) mod scripts;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -44,7 +44,7 @@ const PAYLOAD_OVERRIDES: &[&str] = &["dir-or-file-in-opt", "initial-upload-close
 const STAGE_OVERRIDES: &[&str] = &["package-installs-apt-preferences"];
 
 /// Builds every package of the manifest into `--out` and prints what was written.
-pub fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest> {
+pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest> {
     let loaded = manifest::load(
         &options.manifest,
         options.version.as_deref(),

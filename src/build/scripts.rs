@@ -62,7 +62,7 @@ fn registry() -> &'static Handlebars<'static> {
 }
 
 /// Renders one template with a context.
-pub fn render(template: &str, context: &impl Serialize) -> Result<String> {
+pub(crate) fn render(template: &str, context: &impl Serialize) -> Result<String> {
     registry()
         .render(template, context)
         .with_context(|| format!("rendering template {template}"))
@@ -79,31 +79,31 @@ fn quote_command(command: &CommandLine) -> String {
 
 /// What the stage package's scripts and unit need to know.
 #[derive(Debug, Clone, Serialize)]
-pub struct StageContext {
+pub(crate) struct StageContext {
     /// The stage package (`shop-production`).
-    pub package: String,
+    pub(crate) package: String,
     /// The payload package it depends on (`shop-1.4.2`).
-    pub payload: String,
+    pub(crate) payload: String,
     /// The application.
-    pub app: String,
+    pub(crate) app: String,
     /// The stage.
-    pub stage: String,
+    pub(crate) stage: String,
     /// The upstream version (the release directory's name).
-    pub version: String,
+    pub(crate) version: String,
     /// `/opt/<app>/<stage>`.
-    pub link: String,
+    pub(crate) link: String,
     /// The unit's Description.
-    pub description: String,
+    pub(crate) description: String,
     /// The service user, if any.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The unit's ExecStart line.
-    pub exec_start: String,
+    pub(crate) exec_start: String,
     /// The activation hook, quoted for sh, relative to the release directory ("" if none).
-    pub hook: String,
+    pub(crate) hook: String,
     /// The health check, quoted for sh ("" if none).
-    pub health: String,
+    pub(crate) health: String,
     /// Seconds the health check may take.
-    pub health_timeout: u32,
+    pub(crate) health_timeout: u32,
     q_app: String,
     q_stage: String,
     q_version: String,
@@ -114,7 +114,7 @@ pub struct StageContext {
 
 impl StageContext {
     /// The context for one stage of a manifest.
-    pub fn new(manifest: &LoadedManifest, stage: &str) -> Self {
+    pub(crate) fn new(manifest: &LoadedManifest, stage: &str) -> Self {
         let release = manifest.names();
         let names = release.app();
         let app = names.app().to_string();
@@ -179,9 +179,9 @@ impl StageContext {
 
 /// What the payload's scripts need to know.
 #[derive(Debug, Clone, Serialize)]
-pub struct PayloadContext {
+pub(crate) struct PayloadContext {
     /// The payload package.
-    pub package: String,
+    pub(crate) package: String,
     q_release_dir: String,
     q_base_dir: String,
     q_user: String,
@@ -189,7 +189,7 @@ pub struct PayloadContext {
 
 impl PayloadContext {
     /// The context for a manifest's payload.
-    pub fn new(manifest: &LoadedManifest) -> Self {
+    pub(crate) fn new(manifest: &LoadedManifest) -> Self {
         let user = manifest
             .manifest
             .service
@@ -207,36 +207,36 @@ impl PayloadContext {
 
 /// What the copyright and changelog files say.
 #[derive(Debug, Clone, Serialize)]
-pub struct DocumentContext {
+pub(crate) struct DocumentContext {
     /// The package the documents belong to.
-    pub package: String,
+    pub(crate) package: String,
     /// The application.
-    pub app: String,
+    pub(crate) app: String,
     /// The upstream version.
-    pub version: String,
+    pub(crate) version: String,
     /// The package version.
-    pub debian_version: String,
+    pub(crate) debian_version: String,
     /// The changelog's distribution field.
-    pub distribution: String,
+    pub(crate) distribution: String,
     /// The Maintainer field.
-    pub maintainer: String,
+    pub(crate) maintainer: String,
     /// The license.
-    pub license: String,
+    pub(crate) license: String,
     /// The home page, if any.
-    pub homepage: Option<String>,
+    pub(crate) homepage: Option<String>,
     /// The changelog date (RFC 2822).
-    pub date: String,
+    pub(crate) date: String,
     /// The copyright year.
-    pub year: String,
+    pub(crate) year: String,
 }
 
 /// The lintian overrides file of a package.
 #[derive(Debug, Clone, Serialize)]
-pub struct OverridesContext {
+pub(crate) struct OverridesContext {
     /// The package.
-    pub package: String,
+    pub(crate) package: String,
     /// Tags raised by design.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// Writes the ar members of a `.deb` one after another.
-pub struct ArWriter<W: Write> {
+pub(crate) struct ArWriter<W: Write> {
     builder: ar::Builder<W>,
     mtime: u64,
 }
 
 impl<W: Write> ArWriter<W> {
     /// Starts an archive whose member headers carry `mtime`.
-    pub fn new(inner: W, mtime: u64) -> Self {
+    pub(crate) fn new(inner: W, mtime: u64) -> Self {
         ArWriter {
             builder: ar::Builder::new(inner),
             mtime,
@@ -19,7 +19,7 @@ impl<W: Write> ArWriter<W> {
     }
 
     /// Appends one member of `size` bytes read from `data`.
-    pub fn append(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
+    pub(crate) fn append(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
         // The ar crate's headers default to mode 0, which some readers refuse: set all fields.
         let mut header = ar::Header::new(name.as_bytes().to_vec(), size);
         header.set_mode(0o100644);
@@ -30,7 +30,7 @@ impl<W: Write> ArWriter<W> {
     }
 
     /// Ends the archive and gives back the inner writer.
-    pub fn into_inner(self) -> io::Result<W> {
+    pub(crate) fn into_inner(self) -> io::Result<W> {
         self.builder.into_inner()
     }
 }
@@ -42,7 +42,12 @@ impl<W: Write> ArWriter<W> {
 ///
 /// `out` must be positioned at the end of the archive written so far. Returns the member's
 /// size.
-pub fn append_last_member<W, F>(out: &mut W, name: &str, mtime: u64, write: F) -> io::Result<u64>
+pub(crate) fn append_last_member<W, F>(
+    out: &mut W,
+    name: &str,
+    mtime: u64,
+    write: F,
+) -> io::Result<u64>
 where
     W: Write + Seek,
     F: FnOnce(&mut W) -> io::Result<()>,

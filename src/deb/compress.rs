@@ -19,18 +19,18 @@ pub enum Compression {
 
 /// Compressor settings for one archive member.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Which compressor.
-    pub compression: Compression,
+    pub(crate) compression: Compression,
     /// Its level; `None` is the level dpkg-deb uses (see [`Settings::level`]).
-    pub level: Option<u32>,
+    pub(crate) level: Option<u32>,
     /// Worker threads (at least 1).
-    pub threads: u32,
+    pub(crate) threads: u32,
 }
 
 impl Settings {
     /// The level in use: the given one, or the default dpkg-deb uses.
-    pub fn level(&self) -> u32 {
+    pub(crate) fn level(&self) -> u32 {
         self.level.unwrap_or(match self.compression {
             Compression::Xz => 6,
             Compression::Gzip => 9,
@@ -39,7 +39,7 @@ impl Settings {
     }
 
     /// Checks the level against what the compressor allows.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         let (low, high) = match self.compression {
             Compression::Xz => (0, 9),
             Compression::Gzip => (1, 9),
@@ -58,7 +58,7 @@ impl Settings {
 }
 
 /// The file-name extension of a member: `xz`, `gz` or `zst`.
-pub fn extension(compression: Compression) -> &'static str {
+pub(crate) fn extension(compression: Compression) -> &'static str {
     match compression {
         Compression::Xz => "xz",
         Compression::Gzip => "gz",
@@ -67,12 +67,12 @@ pub fn extension(compression: Compression) -> &'static str {
 }
 
 /// The number of threads to compress with: every core.
-pub fn available_threads() -> u32 {
+pub(crate) fn available_threads() -> u32 {
     std::thread::available_parallelism().map_or(1, |count| count.get() as u32)
 }
 
 /// A compressing writer; call [`Encoder::finish`] to end the stream.
-pub enum Encoder<W: Write> {
+pub(crate) enum Encoder<W: Write> {
     /// xz through liblzma (multithreaded when threads > 1).
     Xz(liblzma::write::XzEncoder<W>),
     /// gzip through flate2.
@@ -83,7 +83,7 @@ pub enum Encoder<W: Write> {
 
 impl<W: Write> Encoder<W> {
     /// Starts a compressed stream into `inner`.
-    pub fn new(inner: W, settings: Settings) -> io::Result<Self> {
+    pub(crate) fn new(inner: W, settings: Settings) -> io::Result<Self> {
         let level = settings.level();
         Ok(match settings.compression {
             Compression::Xz => {
@@ -114,7 +114,7 @@ impl<W: Write> Encoder<W> {
     }
 
     /// Ends the compressed stream and gives back the inner writer.
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Xz(encoder) => encoder.finish(),
             Encoder::Gzip(encoder) => encoder.finish(),
@@ -142,7 +142,7 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// Compresses a whole buffer (for small members such as `control.tar`).
-pub fn compress_bytes(data: &[u8], settings: Settings) -> io::Result<Vec<u8>> {
+pub(crate) fn compress_bytes(data: &[u8], settings: Settings) -> io::Result<Vec<u8>> {
     let mut encoder = Encoder::new(Vec::new(), settings)?;
     encoder.write_all(data)?;
     encoder.finish()

@@ -28,16 +28,16 @@ const CHUNK: usize = 1 << 20;
 
 /// MD5 digests (lowercase hex) of regular files, by the path they are archived under.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileDigests(HashMap<String, String>);
+pub(crate) struct FileDigests(HashMap<String, String>);
 
 impl FileDigests {
     /// The digest of the file archived under `path`, when it has been computed.
-    pub fn get(&self, path: &str) -> Option<&str> {
+    pub(crate) fn get(&self, path: &str) -> Option<&str> {
         self.0.get(path).map(String::as_str)
     }
 
     /// Adds the digests of `other`.
-    pub fn extend(&mut self, other: FileDigests) {
+    pub(crate) fn extend(&mut self, other: FileDigests) {
         self.0.extend(other.0);
     }
 }
@@ -61,27 +61,30 @@ enum Source<'a> {
 }
 
 /// A file on disk as the md5 pass sees it, for [`digest_and_inspect`]'s inspector.
-pub struct FileSeen<'a> {
+pub(crate) struct FileSeen<'a> {
     /// The path it is archived under.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// Where it is read from.
-    pub source: &'a Path,
+    pub(crate) source: &'a Path,
     /// Its whole content when the pass holds it in memory; `None` for a large file, which
     /// is hashed as a stream.
-    pub bytes: Option<&'a [u8]>,
+    pub(crate) bytes: Option<&'a [u8]>,
 }
 
 /// Hashes every regular file among `entries` (read from disk, or given as bytes), on
 /// every core. A file whose size differs from the one listed is an error: the package
 /// would not match its md5sums.
-pub fn digest_entries(entries: &[Entry]) -> Result<FileDigests> {
+pub(crate) fn digest_entries(entries: &[Entry]) -> Result<FileDigests> {
     digest_and_inspect(entries, |_| Ok(None::<()>)).map(|(digests, _)| digests)
 }
 
 /// [`digest_entries`], and `inspect` looks at each file read from disk while the pass
 /// has it at hand, so that a second look at the tree needs no second read; what it
 /// returns is collected (in no particular order).
-pub fn digest_and_inspect<T, F>(entries: &[Entry], inspect: F) -> Result<(FileDigests, Vec<T>)>
+pub(crate) fn digest_and_inspect<T, F>(
+    entries: &[Entry],
+    inspect: F,
+) -> Result<(FileDigests, Vec<T>)>
 where
     T: Send,
     F: Fn(&FileSeen) -> Result<Option<T>> + Sync,

@@ -5,11 +5,11 @@
 //! the compressor straight into the package, beside the target, which is renamed into
 //! place when complete.
 
-pub mod ar;
-pub mod compress;
-pub mod md5sums;
-pub mod read;
-pub mod tar;
+pub(crate) mod ar;
+pub(crate) mod compress;
+pub(crate) mod md5sums;
+pub(crate) mod read;
+pub(crate) mod tar;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use self::compress::{Encoder, Settings};
-pub use self::md5sums::FileDigests;
+pub(crate) use self::md5sums::FileDigests;
 use self::tar::TarWriter;
 use crate::debian::control::Control;
 
 /// What one entry of `data.tar` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
+pub(crate) enum Content {
     /// A directory.
     Directory,
     /// A regular file copied from disk, with its size when it was listed.
@@ -43,20 +43,20 @@ pub enum Content {
 
 /// One entry of the data archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The installed path without a leading `/` (`opt/shop/1.4.2/bin/shop`).
-    pub path: String,
+    pub(crate) path: String,
     /// Permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// The modification time on disk; clamped to the package's mtime, which it takes when unset.
-    pub mtime: Option<u64>,
+    pub(crate) mtime: Option<u64>,
     /// What it holds.
-    pub content: Content,
+    pub(crate) content: Content,
 }
 
 impl Entry {
     /// A regular file with the given bytes.
-    pub fn bytes(path: impl Into<String>, mode: u32, bytes: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn bytes(path: impl Into<String>, mode: u32, bytes: impl Into<Vec<u8>>) -> Self {
         Entry {
             path: path.into(),
             mode,
@@ -68,53 +68,50 @@ impl Entry {
 
 /// A maintainer script or other control member.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlMember {
+pub(crate) struct ControlMember {
     /// The member name (`postinst`, `prerm`, `postrm`, `preinst`).
-    pub name: String,
+    pub(crate) name: String,
     /// The text.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// Everything needed to write one package.
 #[derive(Debug, Clone)]
-pub struct PackageSpec {
+pub(crate) struct PackageSpec {
     /// The control fields; Installed-Size is added by the writer.
-    pub control: Control,
+    pub(crate) control: Control,
     /// The data entries, in any order; missing parent directories are added.
-    pub entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
     /// Maintainer scripts (mode 0755 in `control.tar`).
-    pub scripts: Vec<ControlMember>,
+    pub(crate) scripts: Vec<ControlMember>,
     /// Compressor settings of both members.
-    pub compression: Settings,
+    pub(crate) compression: Settings,
     /// The mtime of the headers and the latest mtime of any entry (SOURCE_DATE_EPOCH).
-    pub mtime: u64,
+    pub(crate) mtime: u64,
     /// MD5s of file entries computed beforehand (see [`md5sums::digest_entries`]); the
     /// writer computes the others.
-    pub digests: FileDigests,
+    pub(crate) digests: FileDigests,
 }
 
 /// A package that has been written.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct WrittenPackage {
+pub(crate) struct WrittenPackage {
     /// The file name (`shop-1.4.2_1.4.2-1_amd64.deb`).
-    pub file: String,
-    /// Where it was written.
-    #[serde(skip)]
-    pub path: PathBuf,
+    pub(crate) file: String,
     /// The Package field.
-    pub package: String,
+    pub(crate) package: String,
     /// The Version field.
-    pub version: String,
+    pub(crate) version: String,
     /// The Architecture field.
-    pub architecture: String,
+    pub(crate) architecture: String,
     /// The size of the `.deb` in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// The SHA256 of the `.deb`, in hex.
     pub sha256: String,
 }
 
 /// Writes the package into `directory` under its Debian file name.
-pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPackage> {
+pub(crate) fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPackage> {
     let field = |name: &str| {
         spec.control
             .get(name)
@@ -167,7 +164,6 @@ pub fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPack
         .with_context(|| format!("{}: cannot be written", target.display()))?;
     Ok(WrittenPackage {
         file,
-        path: target,
         package,
         version,
         architecture,

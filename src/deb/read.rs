@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use crate::debian::control::{Control, Paragraph};
 use crate::debian::names;
@@ -15,7 +14,7 @@ use crate::debian::version::Version;
 
 /// Why a file is not a package debstage can read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The file cannot be opened or read.
     #[error("cannot be read: {0}")]
     Io(#[from] io::Error),
@@ -45,16 +44,16 @@ pub enum ReadError {
 
 /// What the control member of a package says.
 #[derive(Debug, Clone)]
-pub struct PackageControl {
+pub(crate) struct PackageControl {
     /// The fields, in the order of the file.
-    pub control: Control,
+    pub(crate) control: Control,
     /// The paragraph as it stands in the file, without trailing blank lines.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl PackageControl {
     /// The value of a field (every required field is checked by [`read_control`]).
-    pub fn field(&self, name: &str) -> &str {
+    pub(crate) fn field(&self, name: &str) -> &str {
         self.control.get(name).unwrap_or_default()
     }
 }
@@ -70,13 +69,15 @@ const HEADER_LENGTH: u64 = 60;
 
 /// Reads the control paragraph of the `.deb` at `path` and checks that it names a
 /// package (Package, Version and Architecture present and valid).
-pub fn read_control(path: &Path) -> Result<PackageControl, ReadError> {
+#[cfg(test)]
+pub(crate) fn read_control(path: &std::path::Path) -> Result<PackageControl, ReadError> {
     read_control_from(&mut File::open(path)?)
 }
 
 /// Like [`read_control`], from an open file (read from its start; the position is left
 /// anywhere).
-pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
+#[cfg(test)]
+pub(crate) fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
     read_members(file).map(|(control, _)| control)
 }
 
@@ -84,7 +85,7 @@ pub fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
 /// writing anything), so that damage anywhere in the package is found: every compressor
 /// checks its own data (CRC32 for gzip, CRC64 for xz, the frame checksum for zstd when
 /// the writer set it), and the tar headers carry checksums.
-pub fn read_and_check_from(file: &mut File) -> Result<PackageControl, ReadError> {
+pub(crate) fn read_and_check_from(file: &mut File) -> Result<PackageControl, ReadError> {
     let (control, data) = read_members(file)?;
     // dpkg also reads data.tar.bz2 and data.tar.lzma, which we do not unpack: such a
     // package is taken as it was before this check existed.
@@ -172,7 +173,7 @@ fn read_members(file: &mut File) -> Result<(PackageControl, DataMember), ReadErr
 }
 
 /// Parses a control paragraph and checks the fields a package must have.
-pub fn parse_package_control(text: &str) -> Result<PackageControl, ReadError> {
+pub(crate) fn parse_package_control(text: &str) -> Result<PackageControl, ReadError> {
     let (control, text) = parse_paragraph(text)?;
     let package = control
         .get("Package")
@@ -371,7 +372,11 @@ mod tests {
     /// A `.deb` assembled member by member with our own ar and tar writers: `control` as
     /// given, control.tar compressed with `compression` (None: uncompressed), an empty
     /// data.tar.gz.
-    fn raw_deb(path: &Path, control: &str, compression: Option<crate::cli::Compression>) {
+    fn raw_deb(
+        path: &std::path::Path,
+        control: &str,
+        compression: Option<crate::cli::Compression>,
+    ) {
         use crate::cli::Compression;
         use crate::deb::compress::{compress_bytes, extension, Settings};
         use crate::deb::tar::TarWriter;

@@ -14,14 +14,14 @@ use tar::{EntryType, Header};
 const BLOCK: u64 = 512;
 
 /// A deterministic tar writer.
-pub struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     builder: tar::Builder<W>,
     mtime: u64,
 }
 
 impl<W: Write> TarWriter<W> {
     /// Starts an archive whose entries all carry `mtime`.
-    pub fn new(inner: W, mtime: u64) -> Self {
+    pub(crate) fn new(inner: W, mtime: u64) -> Self {
         let mut builder = tar::Builder::new(inner);
         builder.follow_symlinks(false);
         builder.sparse(false);
@@ -29,12 +29,12 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Sets the mtime of the entries appended from now on.
-    pub fn set_mtime(&mut self, mtime: u64) {
+    pub(crate) fn set_mtime(&mut self, mtime: u64) {
         self.mtime = mtime;
     }
 
     /// Appends a directory; `path` is `./` or `./a/b/`.
-    pub fn directory(&mut self, path: &str, mode: u32) -> io::Result<()> {
+    pub(crate) fn directory(&mut self, path: &str, mode: u32) -> io::Result<()> {
         let mut header = self.header(EntryType::Directory, mode, 0);
         self.set_name(&mut header, path, EntryType::GNULongName)?;
         header.set_cksum();
@@ -42,7 +42,13 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Appends a regular file of `size` bytes read from `data`.
-    pub fn file(&mut self, path: &str, mode: u32, size: u64, data: impl Read) -> io::Result<()> {
+    pub(crate) fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        data: impl Read,
+    ) -> io::Result<()> {
         let mut header = self.header(EntryType::Regular, mode, size);
         self.set_name(&mut header, path, EntryType::GNULongName)?;
         header.set_cksum();
@@ -66,7 +72,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Appends a symbolic link to `target`.
-    pub fn symlink(&mut self, path: &str, target: &[u8]) -> io::Result<()> {
+    pub(crate) fn symlink(&mut self, path: &str, target: &[u8]) -> io::Result<()> {
         let mut header = self.header(EntryType::Symlink, 0o777, 0);
         self.set_name(&mut header, path, EntryType::GNULongName)?;
         if target.len() > 100 {
@@ -80,7 +86,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Ends the archive (two zero blocks) and gives back the inner writer.
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         self.builder.into_inner()
     }
 

@@ -8,18 +8,18 @@ use crate::debian::version::Version;
 
 /// A control paragraph: field names and values, kept in the order they were set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Control {
+pub(crate) struct Control {
     fields: Vec<(String, String)>,
 }
 
 impl Control {
     /// An empty paragraph.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Control::default()
     }
 
     /// Sets a field, replacing an earlier value of the same name; empty values are skipped.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+    pub(crate) fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
         if value.is_empty() {
             self.fields
@@ -37,21 +37,16 @@ impl Control {
     }
 
     /// The value of a field, if set.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(existing, _)| existing.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
-    /// The fields in order.
-    pub fn fields(&self) -> &[(String, String)] {
-        &self.fields
-    }
-
     /// The paragraph as text: `Name: value` lines; continuation lines of multi-line values
     /// already start with a space (see [`description`]). Ends with a newline.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut text = String::new();
         for (name, value) in &self.fields {
             let _ = writeln!(text, "{name}: {value}");
@@ -62,7 +57,7 @@ impl Control {
 
 /// Formats a Description value: the synopsis, then each extended line indented by one
 /// space, with empty lines written as ` .` (Debian Policy 5.6.13).
-pub fn description(synopsis: &str, extended: &str) -> String {
+pub(crate) fn description(synopsis: &str, extended: &str) -> String {
     let mut value = synopsis.trim().to_string();
     for line in extended.lines() {
         let line = line.trim_end();
@@ -105,7 +100,7 @@ fn wrap(line: &str, width: usize) -> String {
 
 /// Checks one relationship entry of a Depends-like field: alternatives separated by `|`,
 /// each `name[:arch] [(op version)]`.
-pub fn check_relation(text: &str) -> Result<(), String> {
+pub(crate) fn check_relation(text: &str) -> Result<(), String> {
     for alternative in text.split('|') {
         let alternative = alternative.trim();
         let (name, constraint) = match alternative.split_once('(') {
@@ -138,7 +133,7 @@ pub fn check_relation(text: &str) -> Result<(), String> {
 }
 
 /// Joins relationship entries into one field value: duplicates dropped, sorted by name.
-pub fn join_relations<'a>(relations: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn join_relations<'a>(relations: impl IntoIterator<Item = &'a str>) -> String {
     let mut all: Vec<String> = relations
         .into_iter()
         .map(|relation| relation.trim().to_string())
@@ -151,7 +146,7 @@ pub fn join_relations<'a>(relations: impl IntoIterator<Item = &'a str>) -> Strin
 /// Why a control paragraph is refused: each a rule of dpkg's parser (or, for control
 /// characters, a rule of ours that keeps them out of signed indexes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// A line that is neither `Field: value` nor a continuation.
     #[error("line {line}: {text:?} is not \"Field: value\" nor a continuation line")]
     NotAField {
@@ -217,13 +212,13 @@ pub enum ControlError {
 /// raw value (the first line without its leading blanks, continuation lines included,
 /// without the final newline).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paragraph<'a> {
+pub(crate) struct Paragraph<'a> {
     fields: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Paragraph<'a> {
     /// Parses exactly one paragraph; blank lines before and after it are allowed.
-    pub fn parse(text: &'a str) -> Result<Paragraph<'a>, ControlError> {
+    pub(crate) fn parse(text: &'a str) -> Result<Paragraph<'a>, ControlError> {
         let mut paragraphs = Paragraphs::new(text);
         let paragraph = paragraphs.next().unwrap_or(Err(ControlError::Empty))?;
         match paragraphs.next() {
@@ -236,7 +231,7 @@ impl<'a> Paragraph<'a> {
     }
 
     /// The raw value of a field (names compare without case).
-    pub fn get(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a str> {
         self.fields
             .iter()
             .find(|(field, _)| field.eq_ignore_ascii_case(name))
@@ -244,12 +239,12 @@ impl<'a> Paragraph<'a> {
     }
 
     /// The fields in the order of the text.
-    pub fn fields(&self) -> &[(&'a str, &'a str)] {
+    pub(crate) fn fields(&self) -> &[(&'a str, &'a str)] {
         &self.fields
     }
 
     /// The paragraph as a [`Control`], each value trimmed.
-    pub fn to_control(&self) -> Control {
+    pub(crate) fn to_control(&self) -> Control {
         let mut control = Control::new();
         for (name, value) in &self.fields {
             control.set(name, value.trim());
@@ -260,7 +255,7 @@ impl<'a> Paragraph<'a> {
 
 /// The paragraphs of a text of several (a `Packages` file), each parsed with the rules of
 /// [`Paragraph::parse`].
-pub struct Paragraphs<'a> {
+pub(crate) struct Paragraphs<'a> {
     text: &'a str,
     offset: usize,
     line: usize,
@@ -269,7 +264,7 @@ pub struct Paragraphs<'a> {
 
 impl<'a> Paragraphs<'a> {
     /// The paragraphs of `text`.
-    pub fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         Paragraphs {
             text,
             offset: 0,

@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 /// Size and digests of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digests {
+pub(crate) struct Digests {
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// MD5, hex.
     pub md5: String,
     /// SHA1, hex.
@@ -24,7 +24,7 @@ pub struct Digests {
 
 impl Digests {
     /// The digests of bytes held in memory (an index file).
-    pub fn of(bytes: &[u8]) -> Digests {
+    pub(crate) fn of(bytes: &[u8]) -> Digests {
         let (md5, (sha1, sha256)) = rayon::join(
             || hex::encode(Md5::digest(bytes)),
             || {
@@ -50,7 +50,7 @@ thread_local! {
 }
 
 /// Copies `reader` into `writer` and returns the size and digests of what passed.
-pub fn copy_hashing(reader: impl Read, writer: impl Write) -> io::Result<Digests> {
+pub(crate) fn copy_hashing(reader: impl Read, writer: impl Write) -> io::Result<Digests> {
     BUFFER.with(|buffer| copy_with(reader, writer, &mut buffer.borrow_mut()))
 }
 
@@ -86,7 +86,7 @@ fn copy_with(
 
 /// The size and SHA256 (hex) of a file, read in full: a package after writing it, and
 /// pool files when the repository checks them.
-pub fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
+pub(crate) fn sha256_of(path: &Path) -> io::Result<(u64, String)> {
     // Large reads for a large file (with SHA-NI the hash keeps up with memory, and 8 KiB
     // reads would not); a small buffer for the many small files a repository checks.
     let file = File::open(path)?;

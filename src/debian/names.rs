@@ -1,7 +1,7 @@
 //! Debian's rules for package and architecture names.
 
 /// Checks a Debian package name: `[a-z0-9][a-z0-9+.-]+` (Debian Policy 5.6.1).
-pub fn check_package_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_package_name(name: &str) -> Result<(), String> {
     let valid = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
@@ -16,7 +16,7 @@ pub fn check_package_name(name: &str) -> Result<(), String> {
 
 /// Checks an architecture name as a package's Architecture field gives it: one Debian
 /// architecture name (`[a-z0-9-]+`, such as amd64, arm64 or all).
-pub fn check_architecture(name: &str) -> Result<(), String> {
+pub(crate) fn check_architecture(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name
             .chars()
@@ -31,7 +31,7 @@ pub fn check_architecture(name: &str) -> Result<(), String> {
 /// Whether `name` can be an architecture a repository serves: a Debian architecture name
 /// (`[a-z0-9-]+`, such as amd64 or arm64), and not `all`, whose packages are listed under
 /// every architecture rather than under their own.
-pub fn is_served_architecture(name: &str) -> bool {
+pub(crate) fn is_served_architecture(name: &str) -> bool {
     name != "all" && check_architecture(name).is_ok()
 }
 

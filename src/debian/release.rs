@@ -11,7 +11,7 @@ use crate::debian::digests::Digests;
 
 /// The digest algorithms of `Release`, with the name used both as its field and as the
 /// `by-hash/` directory.
-pub const ALGORITHMS: [Algorithm; 4] = [
+pub(crate) const ALGORITHMS: [Algorithm; 4] = [
     Algorithm::Md5,
     Algorithm::Sha1,
     Algorithm::Sha256,
@@ -20,7 +20,7 @@ pub const ALGORITHMS: [Algorithm; 4] = [
 
 /// A digest algorithm listed in `Release`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Algorithm {
+pub(crate) enum Algorithm {
     /// MD5 (listed for old clients; apt does not trust it alone).
     Md5,
     /// SHA1 (likewise).
@@ -34,7 +34,7 @@ pub enum Algorithm {
 impl Algorithm {
     /// The `Release` field and the `by-hash/` directory name: `MD5Sum`, `SHA1`, `SHA256`,
     /// `SHA512`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5Sum",
             Algorithm::Sha1 => "SHA1",
@@ -44,7 +44,7 @@ impl Algorithm {
     }
 
     /// The algorithm of a `Release` field name.
-    pub fn from_name(name: &str) -> Option<Algorithm> {
+    pub(crate) fn from_name(name: &str) -> Option<Algorithm> {
         ALGORITHMS
             .into_iter()
             .find(|algorithm| algorithm.name() == name)
@@ -53,20 +53,20 @@ impl Algorithm {
 
 /// One index file of a suite, ready to be written.
 #[derive(Debug, Clone)]
-pub struct IndexFile {
+pub(crate) struct IndexFile {
     /// The path relative to `dists/<suite>/` (`main/binary-amd64/Packages.xz`).
-    pub path: String,
+    pub(crate) path: String,
     /// The bytes.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     /// Their size and the digests a `Packages` paragraph would list.
-    pub digests: Digests,
+    pub(crate) digests: Digests,
     /// SHA512, hex: Release files list it too.
     pub sha512: String,
 }
 
 impl IndexFile {
     /// An index file with its digests, the four computed side by side.
-    pub fn new(path: String, bytes: Vec<u8>) -> IndexFile {
+    pub(crate) fn new(path: String, bytes: Vec<u8>) -> IndexFile {
         let (digests, sha512) = rayon::join(
             || Digests::of(&bytes),
             || hex::encode(Sha512::digest(&bytes)),
@@ -80,7 +80,7 @@ impl IndexFile {
     }
 
     /// The hex digest of one algorithm.
-    pub fn digest(&self, algorithm: Algorithm) -> &str {
+    pub(crate) fn digest(&self, algorithm: Algorithm) -> &str {
         match algorithm {
             Algorithm::Md5 => &self.digests.md5,
             Algorithm::Sha1 => &self.digests.sha1,
@@ -92,25 +92,25 @@ impl IndexFile {
 
 /// The fields of a `Release` file other than its hash lists.
 #[derive(Debug, Clone)]
-pub struct ReleaseFields<'a> {
+pub(crate) struct ReleaseFields<'a> {
     /// Origin.
-    pub origin: &'a str,
+    pub(crate) origin: &'a str,
     /// Label.
-    pub label: &'a str,
+    pub(crate) label: &'a str,
     /// Suite, also written as Codename.
-    pub suite: &'a str,
+    pub(crate) suite: &'a str,
     /// Date.
-    pub date: SystemTime,
+    pub(crate) date: SystemTime,
     /// How long after Date the file stays valid (Valid-Until), if at all.
-    pub valid_for: Option<Duration>,
+    pub(crate) valid_for: Option<Duration>,
     /// Architectures (without `all`).
-    pub architectures: &'a [String],
+    pub(crate) architectures: &'a [String],
     /// Components.
-    pub components: &'a [&'a str],
+    pub(crate) components: &'a [&'a str],
 }
 
 /// An RFC 2822 date in UTC as Release files carry it: `Mon, 01 Jan 2024 00:00:00 UTC`.
-pub fn release_date(time: SystemTime) -> Result<String> {
+pub(crate) fn release_date(time: SystemTime) -> Result<String> {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
     );
@@ -133,7 +133,7 @@ fn single_line(key: &str, value: &str) -> Result<()> {
 /// The `Release` text of a suite listing `files` (paths relative to `dists/<suite>/`).
 /// No line ends in a space: rPGP's clearsign keeps trailing spaces, which verifiers strip,
 /// so such a line would break the signature.
-pub fn release_text(fields: &ReleaseFields<'_>, files: &[IndexFile]) -> Result<String> {
+pub(crate) fn release_text(fields: &ReleaseFields<'_>, files: &[IndexFile]) -> Result<String> {
     let settings = fields;
     let suite = fields.suite;
     single_line("origin", settings.origin)?;
@@ -177,20 +177,20 @@ pub fn release_text(fields: &ReleaseFields<'_>, files: &[IndexFile]) -> Result<S
 
 /// One entry of a `Release` hash list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReleaseEntry {
+pub(crate) struct ReleaseEntry {
     /// Which list it is in.
-    pub algorithm: Algorithm,
+    pub(crate) algorithm: Algorithm,
     /// The hex digest.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// The path relative to `dists/<suite>/`.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 /// The hash lists of a `Release` text (unknown fields and malformed lines are skipped:
 /// this reads what an earlier publication wrote, to keep its by-hash files).
-pub fn release_entries(text: &str) -> Vec<ReleaseEntry> {
+pub(crate) fn release_entries(text: &str) -> Vec<ReleaseEntry> {
     let mut entries = Vec::new();
     let mut current: Option<Algorithm> = None;
     for line in text.lines() {

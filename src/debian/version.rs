@@ -9,7 +9,7 @@ use std::fmt;
 
 /// Why a version string is not a valid Debian version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VersionError {
+pub(crate) enum VersionError {
     /// The string is empty.
     #[error("version is empty")]
     Empty,
@@ -41,18 +41,18 @@ pub enum VersionError {
 
 /// A parsed Debian version: `[epoch:]upstream[-revision]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Version {
+pub(crate) struct Version {
     /// The epoch (0 when absent).
-    pub epoch: u32,
+    pub(crate) epoch: u32,
     /// The upstream version.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The Debian revision (empty when absent).
-    pub revision: String,
+    pub(crate) revision: String,
 }
 
 impl Version {
     /// Parses a version with the rules of dpkg's `parseversion`.
-    pub fn parse(text: &str) -> Result<Version, VersionError> {
+    pub(crate) fn parse(text: &str) -> Result<Version, VersionError> {
         if text.is_empty() {
             return Err(VersionError::Empty);
         }
@@ -110,7 +110,7 @@ impl Version {
     }
 
     /// The version without its epoch, as Debian writes it in file names.
-    pub fn without_epoch(&self) -> String {
+    pub(crate) fn without_epoch(&self) -> String {
         if self.revision.is_empty() {
             self.upstream.clone()
         } else {
@@ -145,7 +145,7 @@ impl PartialOrd for Version {
 
 /// Compares two version strings as `dpkg --compare-versions` does; a string that does not
 /// parse sorts before every valid one (and such strings compare as text among themselves).
-pub fn compare(left: &str, right: &str) -> Ordering {
+pub(crate) fn compare(left: &str, right: &str) -> Ordering {
     match (Version::parse(left), Version::parse(right)) {
         (Ok(left), Ok(right)) => left.cmp(&right),
         (Ok(_), Err(_)) => Ordering::Greater,

@@ -7,39 +7,39 @@ use crate::naming::Role;
 
 /// One package in the build manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuiltPackage {
+pub(crate) struct BuiltPackage {
     /// The file name, relative to the build manifest.
-    pub file: String,
+    pub(crate) file: String,
     /// The Package field.
-    pub package: String,
+    pub(crate) package: String,
     /// The Version field.
-    pub version: String,
+    pub(crate) version: String,
     /// The Architecture field.
-    pub architecture: String,
+    pub(crate) architecture: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// SHA256 in hex.
     pub sha256: String,
     /// Payload or stage package.
-    pub role: Role,
+    pub(crate) role: Role,
     /// The stage of a stage package.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
 }
 
 /// The machine-readable record of one build (`<app>_<version>-<revision>.build.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuildManifest {
+pub(crate) struct BuildManifest {
     /// The application.
-    pub app: String,
+    pub(crate) app: String,
     /// The upstream version.
-    pub version: String,
+    pub(crate) version: String,
     /// The Debian revision.
-    pub revision: String,
+    pub(crate) revision: String,
     /// `version-revision`.
-    pub debian_version: String,
+    pub(crate) debian_version: String,
     /// The stages in promotion order.
-    pub stages: Vec<String>,
+    pub(crate) stages: Vec<String>,
     /// Every package written.
-    pub packages: Vec<BuiltPackage>,
+    pub(crate) packages: Vec<BuiltPackage>,
 }

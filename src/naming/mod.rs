@@ -7,72 +7,72 @@
 //! switching `/opt/shop/production`, unit `shop-production.service`, pin
 //! `/etc/apt/preferences.d/shop-production`, host state under `/var/lib/shop`.
 
-pub mod build_manifest;
-pub mod rules;
+pub(crate) mod build_manifest;
+pub(crate) mod rules;
 
 use serde::{Deserialize, Serialize};
 
 /// The names of one application that do not depend on a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppNames<'a> {
+pub(crate) struct AppNames<'a> {
     app: &'a str,
 }
 
 impl<'a> AppNames<'a> {
     /// The names of `app` (already checked as a package name).
-    pub fn new(app: &'a str) -> Self {
+    pub(crate) fn new(app: &'a str) -> Self {
         AppNames { app }
     }
 
     /// The application's name, which is also the `Source` of all its packages.
-    pub fn app(&self) -> &'a str {
+    pub(crate) fn app(&self) -> &'a str {
         self.app
     }
 
     /// The stage package of `stage`: `<app>-<stage>`.
-    pub fn stage_package(&self, stage: &str) -> String {
+    pub(crate) fn stage_package(&self, stage: &str) -> String {
         format!("{}-{stage}", self.app)
     }
 
     /// The payload package of upstream version `upstream`: `<app>-<upstream>`, with `~`
     /// written as `-` because package names cannot hold it (`1.0~rc1` gives
     /// `shop-1.0-rc1`).
-    pub fn payload_package(&self, upstream: &str) -> String {
+    pub(crate) fn payload_package(&self, upstream: &str) -> String {
         format!("{}-{}", self.app, upstream.replace('~', "-"))
     }
 
     /// The directory that holds the releases and the stage links: `/opt/<app>`.
-    pub fn base_dir(&self) -> String {
+    pub(crate) fn base_dir(&self) -> String {
         format!("/opt/{}", self.app)
     }
 
     /// The link a stage package switches: `/opt/<app>/<stage>`.
-    pub fn stage_link(&self, stage: &str) -> String {
+    pub(crate) fn stage_link(&self, stage: &str) -> String {
         format!("/opt/{}/{stage}", self.app)
     }
 
     /// Where the maintainer scripts keep the host's record of switches: `/var/lib/<app>`.
-    pub fn state_dir(&self) -> String {
+    pub(crate) fn state_dir(&self) -> String {
         format!("/var/lib/{}", self.app)
     }
 
     /// The systemd unit of a stage: `<app>-<stage>.service`.
-    pub fn unit_name(&self, stage: &str) -> String {
+    pub(crate) fn unit_name(&self, stage: &str) -> String {
         format!("{}.service", self.stage_package(stage))
     }
 
     /// The unit file a stage package ships, relative to `/`.
-    pub fn unit_path(&self, stage: &str) -> String {
+    pub(crate) fn unit_path(&self, stage: &str) -> String {
         format!("lib/systemd/system/{}", self.unit_name(stage))
     }
 
     /// The apt pin a stage package ships, relative to `/`.
-    pub fn pin_path(&self, stage: &str) -> String {
+    pub(crate) fn pin_path(&self, stage: &str) -> String {
         format!("etc/apt/preferences.d/{}", self.stage_package(stage))
     }
 
     /// The names of one release of this application.
-    pub fn release(&self, upstream: &'a str, revision: &'a str) -> ReleaseNames<'a> {
+    pub(crate) fn release(&self, upstream: &'a str, revision: &'a str) -> ReleaseNames<'a> {
         ReleaseNames {
             app: *self,
             upstream,
@@ -84,7 +84,7 @@ impl<'a> AppNames<'a> {
     /// version: the inverse of [`ReleaseNames::payload_package`] and
     /// [`AppNames::stage_package`]. `None` when the name fits neither.
     /// Gives the role and, for a stage package, its stage.
-    pub fn role_of(
+    pub(crate) fn role_of(
         &self,
         package: &str,
         upstream: &str,
@@ -103,7 +103,7 @@ impl<'a> AppNames<'a> {
 
 /// The names of one release (`upstream-revision`) of an application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReleaseNames<'a> {
+pub(crate) struct ReleaseNames<'a> {
     app: AppNames<'a>,
     upstream: &'a str,
     revision: &'a str,
@@ -111,33 +111,33 @@ pub struct ReleaseNames<'a> {
 
 impl<'a> ReleaseNames<'a> {
     /// The names that do not depend on the release.
-    pub fn app(&self) -> AppNames<'a> {
+    pub(crate) fn app(&self) -> AppNames<'a> {
         self.app
     }
 
     /// The full Debian version of every package of the release: `upstream-revision`.
-    pub fn debian_version(&self) -> String {
+    pub(crate) fn debian_version(&self) -> String {
         format!("{}-{}", self.upstream, self.revision)
     }
 
     /// The payload package (see [`AppNames::payload_package`]).
-    pub fn payload_package(&self) -> String {
+    pub(crate) fn payload_package(&self) -> String {
         self.app.payload_package(self.upstream)
     }
 
     /// The release directory on the server: `/opt/<app>/<upstream>`.
-    pub fn release_dir(&self) -> String {
+    pub(crate) fn release_dir(&self) -> String {
         format!("/opt/{}/{}", self.app.app, self.upstream)
     }
 
     /// The build manifest's file name: `<app>_<upstream>-<revision>.build.json`.
-    pub fn build_manifest_file(&self) -> String {
+    pub(crate) fn build_manifest_file(&self) -> String {
         format!("{}_{}.build.json", self.app.app, self.debian_version())
     }
 }
 
 /// The file name Debian gives a package: `<package>_<version without epoch>_<arch>.deb`.
-pub fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
+pub(crate) fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);
     format!("{package}_{version}_{architecture}.deb")
 }
@@ -145,7 +145,7 @@ pub fn deb_file_name(package: &str, version: &str, architecture: &str) -> String
 /// What a package is to debstage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// The immutable release of an application version (`<app>-<upstream>`).
     Payload,
     /// The pointer package of one stage (`<app>-<stage>`).
@@ -156,7 +156,7 @@ pub enum Role {
 
 impl Role {
     /// The name stored in the database and written in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Payload => "payload",
             Role::Stage => "stage",

@@ -5,7 +5,7 @@
 
 /// Checks a stage name: `[a-z][a-z0-9-]*`, at most 32 characters. Stage names become
 /// suite names, unit names, link names and file names.
-pub fn check_stage_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_stage_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 32
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -22,7 +22,7 @@ pub fn check_stage_name(name: &str) -> Result<(), String> {
 
 /// Checks a list of stages in promotion order: at least one, each a valid stage name
 /// ([`check_stage_name`]), none twice. The manifest and the repository use this one rule.
-pub fn check_stage_list(stages: &[String]) -> Result<(), String> {
+pub(crate) fn check_stage_list(stages: &[String]) -> Result<(), String> {
     if stages.is_empty() {
         return Err("must list at least one stage".to_string());
     }
@@ -37,7 +37,7 @@ pub fn check_stage_list(stages: &[String]) -> Result<(), String> {
 
 /// Checks a path relative to the release directory (a hook, a health check):
 /// `[A-Za-z0-9._/+-]`, no `..` component, not absolute.
-pub fn check_relative_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_relative_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("must not be empty".to_string());
     }
@@ -58,7 +58,7 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
 
 /// Checks an absolute path on the server (an extra file's destination):
 /// `/[A-Za-z0-9._/+-]`, no `..` component.
-pub fn check_absolute_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_absolute_path(path: &str) -> Result<(), String> {
     match path.strip_prefix('/') {
         Some(rest) => check_relative_path(rest),
         None => Err("must be an absolute path starting with '/'".to_string()),
@@ -66,7 +66,7 @@ pub fn check_absolute_path(path: &str) -> Result<(), String> {
 }
 
 /// Checks a system user or group name: `[a-z_][a-z0-9_-]*`, at most 32 characters.
-pub fn check_user_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_user_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 32
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -82,7 +82,7 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
 
 /// Checks free text that ends up in a control field or a unit line: one line, no control
 /// characters.
-pub fn check_single_line(text: &str) -> Result<(), String> {
+pub(crate) fn check_single_line(text: &str) -> Result<(), String> {
     if let Some(bad) = text.chars().find(|c| c.is_control()) {
         return Err(format!(
             "must be one line without control characters (found {bad:?})"
@@ -93,7 +93,7 @@ pub fn check_single_line(text: &str) -> Result<(), String> {
 
 /// Checks one word of a command line that a script or unit runs: printable, no quotes,
 /// backslashes, `$`, backticks or `%` (which systemd would expand).
-pub fn check_command_word(word: &str) -> Result<(), String> {
+pub(crate) fn check_command_word(word: &str) -> Result<(), String> {
     check_single_line(word)?;
     if let Some(bad) = word.chars().find(|c| "'\"\\$`%;&|<>(){}*?!#".contains(*c)) {
         return Err(format!(
@@ -104,7 +104,7 @@ pub fn check_command_word(word: &str) -> Result<(), String> {
 }
 
 /// Quotes a value for POSIX sh with single quotes.
-pub fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 

@@ -8,45 +8,45 @@ use serde::{Deserialize, Serialize};
 use crate::naming::rules;
 
 /// Where a generated signing key is kept: never under `pool/` or `dists/`.
-pub const GENERATED_KEY: &str = "private/signing-key.asc";
+pub(crate) const GENERATED_KEY: &str = "private/signing-key.asc";
 
 /// The name of the configuration file at the repository's root.
-pub const FILE_NAME: &str = "debstage-repo.toml";
+pub(crate) const FILE_NAME: &str = "debstage-repo.toml";
 
 /// The repository's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RepoConfig {
+pub(crate) struct RepoConfig {
     /// Origin field of every Release file; also the name of the exported public key.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Label field of every Release file.
-    pub label: String,
+    pub(crate) label: String,
     /// The stages in promotion order; each is a suite.
-    pub stages: Vec<String>,
+    pub(crate) stages: Vec<String>,
     /// The architectures the suites serve (`all` packages are listed under each).
-    pub architectures: Vec<String>,
+    pub(crate) architectures: Vec<String>,
     /// How many days a Release file stays valid (Valid-Until); none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_days: Option<u64>,
+    pub(crate) valid_days: Option<u64>,
     /// The signing key.
-    pub signing: SigningConfig,
+    pub(crate) signing: SigningConfig,
 }
 
 /// Where the signing key is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SigningConfig {
+pub(crate) struct SigningConfig {
     /// The armored secret key, relative to the repository root or absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// Or: the id of a key in the local gpg keyring, which gpg signs with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpg_key: Option<String>,
+    pub(crate) gpg_key: Option<String>,
 }
 
 impl RepoConfig {
     /// Reads and checks the configuration of the repository at `root`.
-    pub fn load(root: &Path) -> Result<RepoConfig> {
+    pub(crate) fn load(root: &Path) -> Result<RepoConfig> {
         let path = root.join(FILE_NAME);
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
@@ -64,7 +64,7 @@ impl RepoConfig {
     }
 
     /// Writes the configuration to `root/debstage-repo.toml`.
-    pub fn save(&self, root: &Path) -> Result<()> {
+    pub(crate) fn save(&self, root: &Path) -> Result<()> {
         let path = root.join(FILE_NAME);
         let body = toml::to_string_pretty(self).context("the configuration cannot be encoded")?;
         let text =
@@ -74,7 +74,7 @@ impl RepoConfig {
     }
 
     /// Checks every value against what is allowed.
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         rules::check_stage_list(&self.stages)
             .map_err(|reason| anyhow::anyhow!("stages: {reason}"))?;
         if self.architectures.is_empty() {
@@ -111,7 +111,7 @@ impl RepoConfig {
     }
 
     /// The position of `stage` in promotion order, or an error that lists the stages.
-    pub fn stage_index(&self, stage: &str) -> Result<usize> {
+    pub(crate) fn stage_index(&self, stage: &str) -> Result<usize> {
         self.stages
             .iter()
             .position(|known| known == stage)
@@ -124,7 +124,7 @@ impl RepoConfig {
     }
 
     /// The signing key's path, when the key is a file.
-    pub fn key_path(&self, root: &Path) -> Option<PathBuf> {
+    pub(crate) fn key_path(&self, root: &Path) -> Option<PathBuf> {
         self.signing.key.as_ref().map(|key| root.join(key))
     }
 }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use crate::report::Reporter;
 
 /// The name of the lock file at the repository's root.
-pub const FILE_NAME: &str = "lock";
+pub(crate) const FILE_NAME: &str = "lock";
 
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another writer kept the lock longer than `--lock-timeout`.
     #[error(
         "the lock on {repo} is still held by {holder} after {waited:?}; \
@@ -43,14 +43,14 @@ pub enum LockError {
 
 /// The exclusive lock of one writer; released when dropped.
 #[derive(Debug)]
-pub struct RepoLock {
+pub(crate) struct RepoLock {
     file: File,
 }
 
 impl RepoLock {
     /// Takes the lock on the repository at `root`, waiting for another writer (with one
     /// message) at most `timeout` (forever when `None`).
-    pub fn acquire(
+    pub(crate) fn acquire(
         root: &Path,
         timeout: Option<Duration>,
         reporter: &Reporter,

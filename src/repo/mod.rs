@@ -3,16 +3,18 @@
 //! State lives in SQLite ([`state`]); the published tree (`dists/`, `pool/`) is derived
 //! from it by [`publish`], signed by [`sign`], and served by [`serve`].
 
-pub mod commands;
-pub mod config;
+pub(crate) mod commands;
+pub(crate) mod config;
 mod http;
-pub mod lock;
-pub mod pool;
-pub mod publish;
-pub mod serve;
-pub mod session;
-pub mod sign;
-pub mod state;
+pub(crate) mod lock;
+pub(crate) mod pool;
+pub(crate) mod publish;
+pub(crate) mod serve;
+#[cfg(test)]
+mod serve_tests;
+pub(crate) mod session;
+pub(crate) mod sign;
+pub(crate) mod state;
 
 use anyhow::Result;
 
@@ -20,6 +22,6 @@ use crate::cli::RepoOptions;
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
-pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
     commands::run(options, reporter)
 }

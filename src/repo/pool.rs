@@ -14,13 +14,13 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 /// The pool directory, relative to the repository root.
-pub const POOL: &str = "pool";
+pub(crate) const POOL: &str = "pool";
 /// Where files wait for their database row, relative to the repository root.
-pub const INCOMING: &str = "pool/.incoming";
+pub(crate) const INCOMING: &str = "pool/.incoming";
 
 /// The pool path of a package file: `pool/main/<initial>/<app>/<file>`, where the initial
 /// is the first letter, or `libX` for names starting with `lib` (as Debian does).
-pub fn pool_path(app: &str, file: &str) -> String {
+pub(crate) fn pool_path(app: &str, file: &str) -> String {
     let initial = if app.len() > 3 && app.starts_with("lib") {
         &app[..4]
     } else {
@@ -29,21 +29,26 @@ pub fn pool_path(app: &str, file: &str) -> String {
     format!("{POOL}/main/{initial}/{app}/{file}")
 }
 
-pub use crate::debian::digests::{copy_hashing, sha256_of, Digests};
+pub(crate) use crate::debian::digests::{copy_hashing, sha256_of, Digests};
 
 /// A file copied into `.incoming`, waiting for its database row.
 #[derive(Debug, Clone)]
-pub struct StagedFile {
+pub(crate) struct StagedFile {
     /// Where it waits.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its size and digests.
-    pub digests: Digests,
+    pub(crate) digests: Digests,
 }
 
 /// Copies `source` (open, read from its start) into the repository's `.incoming`
 /// directory as `file_name`, hashing it on the way. A name already taken in `.incoming`
 /// (the same package given twice) gets a unique name instead.
-pub fn stage(root: &Path, source: &mut File, shown: &Path, file_name: &str) -> Result<StagedFile> {
+pub(crate) fn stage(
+    root: &Path,
+    source: &mut File,
+    shown: &Path,
+    file_name: &str,
+) -> Result<StagedFile> {
     let incoming = root.join(INCOMING);
     let mut path = incoming.join(file_name);
     let output = match fs::OpenOptions::new()
@@ -86,7 +91,7 @@ const SYNC_EACH_UP_TO: usize = 32;
 /// crash never leaves a committed row over a short file. A few files are synced one by
 /// one; for many (an add of thousands), one `syncfs` of the repository's filesystem
 /// costs far less than thousands of fsyncs.
-pub fn make_durable(root: &Path, staged: &[&Path]) -> Result<()> {
+pub(crate) fn make_durable(root: &Path, staged: &[&Path]) -> Result<()> {
     if staged.len() > SYNC_EACH_UP_TO {
         let incoming = root.join(INCOMING);
         let directory = File::open(&incoming)
@@ -104,7 +109,7 @@ pub fn make_durable(root: &Path, staged: &[&Path]) -> Result<()> {
 }
 
 /// Moves a staged file to its pool path (relative to `root`).
-pub fn place(root: &Path, staged: &Path, filename: &str) -> Result<()> {
+pub(crate) fn place(root: &Path, staged: &Path, filename: &str) -> Result<()> {
     let target = root.join(filename);
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent)
@@ -120,7 +125,7 @@ pub fn place(root: &Path, staged: &Path, filename: &str) -> Result<()> {
 }
 
 /// Deletes a pool file (relative to `root`) and the directories it leaves empty.
-pub fn remove(root: &Path, filename: &str) -> Result<()> {
+pub(crate) fn remove(root: &Path, filename: &str) -> Result<()> {
     let target = root.join(filename);
     match fs::remove_file(&target) {
         Ok(()) => {}
@@ -142,7 +147,7 @@ pub fn remove(root: &Path, filename: &str) -> Result<()> {
 
 /// Finishes what a crashed writer left in `.incoming`: a file whose row was committed
 /// moves into place; anything else is deleted. Returns how many files were handled.
-pub fn recover(root: &Path, connection: &Connection) -> Result<usize> {
+pub(crate) fn recover(root: &Path, connection: &Connection) -> Result<usize> {
     let incoming = root.join(INCOMING);
     let entries = match fs::read_dir(&incoming) {
         Ok(entries) => entries,
@@ -186,7 +191,7 @@ pub fn recover(root: &Path, connection: &Connection) -> Result<usize> {
 }
 
 /// The files under `pool/main` that are not in `known` (pool paths relative to `root`).
-pub fn unreferenced(root: &Path, known: &HashSet<String>) -> Result<Vec<String>> {
+pub(crate) fn unreferenced(root: &Path, known: &HashSet<String>) -> Result<Vec<String>> {
     let main = root.join(POOL).join("main");
     let mut found = Vec::new();
     if !main.exists() {
@@ -211,7 +216,7 @@ pub fn unreferenced(root: &Path, known: &HashSet<String>) -> Result<Vec<String>>
 }
 
 /// The files waiting in `.incoming` (left by a crashed writer).
-pub fn waiting(root: &Path) -> Vec<String> {
+pub(crate) fn waiting(root: &Path) -> Vec<String> {
     fs::read_dir(root.join(INCOMING))
         .map(|entries| {
             entries

@@ -25,7 +25,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -36,7 +35,7 @@ use crate::report::Reporter;
 
 /// How long a client may make no progress (sending its request, or taking the bytes of
 /// a response) before it is dropped; also how long an idle kept-alive connection stays.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connections served at once; each holds one thread. Far above what a fleet of apt
 /// clients needs behind one repository host, far below what exhausts threads or files.
@@ -56,7 +55,7 @@ const LINGER: Duration = Duration::from_secs(2);
 const STACK: usize = 256 * 1024;
 
 /// Serves `root` on `addr` (`127.0.0.1:8080`) until the process ends.
-pub fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> {
+pub(crate) fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> {
     let server = Server::bind(root, addr)?;
     if !server.local_addr().ip().is_loopback() {
         reporter.warn(format!(
@@ -76,7 +75,7 @@ pub fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> {
 /// A bound HTTP server of one repository. Clones share the same server, so one thread
 /// can [`run`](Server::run) it while another [`shutdown`](Server::shutdown)s it.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     shared: Arc<Shared>,
     timeout: Duration,
 }
@@ -106,7 +105,7 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds `addr` (port 0 picks a free port) to serve the repository at `root`.
-    pub fn bind(root: &Path, addr: &str) -> Result<Server> {
+    pub(crate) fn bind(root: &Path, addr: &str) -> Result<Server> {
         let cannot_open = || {
             format!(
                 "{}: the repository directory cannot be opened",
@@ -141,24 +140,25 @@ impl Server {
     /// The same server with another timeout: how long a client may make no progress
     /// before it is dropped ([`DEFAULT_TIMEOUT`] unless set).
     #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Server {
+    #[cfg(test)]
+    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Server {
         self.timeout = timeout;
         self
     }
 
     /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.shared.address
     }
 
     /// The base URL of the repository (`http://127.0.0.1:8080/`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/", self.shared.address)
     }
 
     /// Answers requests until [`shutdown`](Server::shutdown) is called, then waits for
     /// the connections to close.
-    pub fn run(&self) {
+    pub(crate) fn run(&self) {
         for stream in self.shared.listener.incoming() {
             if self.stopping() {
                 break;
@@ -177,7 +177,8 @@ impl Server {
     }
 
     /// Runs the server on a thread of its own; it stops when the handle is dropped.
-    pub fn spawn(&self) -> RunningServer {
+    #[cfg(test)]
+    pub(crate) fn spawn(&self) -> RunningServer {
         let server = self.clone();
         let thread = std::thread::spawn(move || server.run());
         RunningServer {
@@ -188,7 +189,8 @@ impl Server {
 
     /// Makes [`run`](Server::run) return soon: no connection is accepted any more, idle
     /// connections close within a quarter second and responses under way are cut off.
-    pub fn shutdown(&self) {
+    #[cfg(test)]
+    pub(crate) fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the accepting thread with a connection of our own.
         let mut wake = self.shared.address;
@@ -644,25 +646,28 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A server running on its own thread; dropping it stops the server.
+/// A server running on its own thread; dropping it stops the server (tests).
+#[cfg(test)]
 #[derive(Debug)]
-pub struct RunningServer {
+pub(crate) struct RunningServer {
     server: Server,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
+#[cfg(test)]
 impl RunningServer {
     /// The base URL of the repository.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.server.url()
     }
 
     /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
 }
 
+#[cfg(test)]
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.server.shutdown();

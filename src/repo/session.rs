@@ -16,16 +16,16 @@ use crate::report::Reporter;
 
 /// An opened repository: its root and configuration.
 #[derive(Debug, Clone)]
-pub struct Repository {
+pub(crate) struct Repository {
     /// The repository directory.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Its configuration.
-    pub config: RepoConfig,
+    pub(crate) config: RepoConfig,
 }
 
 impl Repository {
     /// Opens the repository at `root` (reads and checks its configuration).
-    pub fn open(root: &Path) -> Result<Repository> {
+    pub(crate) fn open(root: &Path) -> Result<Repository> {
         Ok(Repository {
             root: root.to_path_buf(),
             config: RepoConfig::load(root)?,
@@ -34,19 +34,19 @@ impl Repository {
 }
 
 /// A writer's session: the lock held, the database open, crashed work recovered.
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     /// The repository.
-    pub repository: Repository,
+    pub(crate) repository: Repository,
     /// The state database.
-    pub connection: Connection,
+    pub(crate) connection: Connection,
     /// How to talk to the user.
-    pub reporter: &'a Reporter,
+    pub(crate) reporter: &'a Reporter,
     _lock: RepoLock,
 }
 
 impl<'a> Session<'a> {
     /// Takes the lock on the repository at `root` and opens its state.
-    pub fn begin(
+    pub(crate) fn begin(
         root: &Path,
         lock_timeout: Option<Duration>,
         reporter: &'a Reporter,
@@ -70,7 +70,7 @@ impl<'a> Session<'a> {
     }
 
     /// Rewrites the indexes of `suites` from the committed state.
-    pub fn publish(&self, suites: &BTreeSet<String>) -> Result<()> {
+    pub(crate) fn publish(&self, suites: &BTreeSet<String>) -> Result<()> {
         publish::publish_suites(
             &self.repository.root,
             &self.repository.config,
@@ -82,7 +82,7 @@ impl<'a> Session<'a> {
 }
 
 /// Who runs the command, for the history: `$SUDO_USER`, else `$USER`, else the uid.
-pub fn who() -> String {
+pub(crate) fn who() -> String {
     ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
@@ -96,14 +96,14 @@ fn unsafe_free_uid() -> u32 {
 }
 
 /// Now, in Unix seconds.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-23T13:21:00Z`).
-pub fn format_time(seconds: i64) -> String {
+pub(crate) fn format_time(seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
         .and_then(|moment| {

@@ -15,10 +15,10 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-pub use crate::naming::Role;
+pub(crate) use crate::naming::Role;
 
 /// The name of the database file at the repository's root.
-pub const FILE_NAME: &str = "state.db";
+pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -85,29 +85,29 @@ fn role_from_column(text: &str) -> Result<Role, rusqlite::Error> {
 
 /// One package of the pool, as recorded.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PackageRecord {
+pub(crate) struct PackageRecord {
     /// Row id.
     #[serde(skip)]
-    pub id: i64,
+    pub(crate) id: i64,
     /// The application it belongs to.
-    pub app: String,
+    pub(crate) app: String,
     /// The Package field.
-    pub package: String,
+    pub(crate) package: String,
     /// The Version field.
-    pub version: String,
+    pub(crate) version: String,
     /// The upstream part of the version (without epoch and revision).
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The Architecture field.
-    pub architecture: String,
+    pub(crate) architecture: String,
     /// Payload, stage package or plain package.
-    pub role: Role,
+    pub(crate) role: Role,
     /// The stage a stage package switches.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
     /// The pool path relative to the repository root.
-    pub filename: String,
+    pub(crate) filename: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// MD5, hex.
     #[serde(skip)]
     pub md5: String,
@@ -118,16 +118,13 @@ pub struct PackageRecord {
     pub sha256: String,
     /// The control paragraph.
     #[serde(skip)]
-    pub control: String,
-    /// When it was added (Unix seconds).
-    #[serde(skip)]
-    pub added: i64,
+    pub(crate) control: String,
 }
 
 /// What a history entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// `repo add` listed a version in a stage.
     Add,
     /// `repo promote` moved a version to the next stage.
@@ -142,7 +139,7 @@ pub enum Action {
 
 impl Action {
     /// The name stored in the database and shown in `repo history`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Add => "add",
             Action::Promote => "promote",
@@ -174,21 +171,21 @@ impl Action {
 
 /// One line of the history.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     /// When (Unix seconds).
-    pub time: i64,
+    pub(crate) time: i64,
     /// Who ($SUDO_USER, else $USER).
-    pub who: String,
+    pub(crate) who: String,
     /// What was done.
-    pub action: Action,
+    pub(crate) action: Action,
     /// The application.
-    pub app: String,
+    pub(crate) app: String,
     /// The stage concerned, if one.
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
     /// The version the stage pointed to before.
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// The version it points to after.
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 const PACKAGE_COLUMNS: &str = "id, app, package, version, upstream, architecture, role, stage, \
@@ -211,7 +208,6 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
         sha1: row.get(11)?,
         sha256: row.get(12)?,
         control: row.get(13)?,
-        added: row.get(14)?,
     })
 }
 
@@ -224,7 +220,7 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Creates the database of a new repository.
-pub fn create(root: &Path) -> Result<Connection> {
+pub(crate) fn create(root: &Path) -> Result<Connection> {
     let path = root.join(FILE_NAME);
     if path.exists() {
         bail!("{}: already exists", path.display());
@@ -240,7 +236,7 @@ pub fn create(root: &Path) -> Result<Connection> {
 }
 
 /// Opens the database of an existing repository.
-pub fn open(root: &Path) -> Result<Connection> {
+pub(crate) fn open(root: &Path) -> Result<Connection> {
     let path = root.join(FILE_NAME);
     if !path.is_file() {
         bail!(
@@ -266,25 +262,25 @@ pub fn open(root: &Path) -> Result<Connection> {
 
 /// A package about to be recorded.
 #[derive(Debug, Clone)]
-pub struct NewPackage<'a> {
+pub(crate) struct NewPackage<'a> {
     /// The application.
-    pub app: &'a str,
+    pub(crate) app: &'a str,
     /// The Package field.
-    pub package: &'a str,
+    pub(crate) package: &'a str,
     /// The Version field.
-    pub version: &'a str,
+    pub(crate) version: &'a str,
     /// The upstream version.
-    pub upstream: &'a str,
+    pub(crate) upstream: &'a str,
     /// The Architecture field.
-    pub architecture: &'a str,
+    pub(crate) architecture: &'a str,
     /// Its role.
-    pub role: Role,
+    pub(crate) role: Role,
     /// The stage of a stage package.
-    pub stage: Option<&'a str>,
+    pub(crate) stage: Option<&'a str>,
     /// The pool path.
-    pub filename: &'a str,
+    pub(crate) filename: &'a str,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// MD5, hex.
     pub md5: &'a str,
     /// SHA1, hex.
@@ -292,13 +288,13 @@ pub struct NewPackage<'a> {
     /// SHA256, hex.
     pub sha256: &'a str,
     /// The control paragraph.
-    pub control: &'a str,
+    pub(crate) control: &'a str,
     /// When (Unix seconds).
-    pub added: i64,
+    pub(crate) added: i64,
 }
 
 /// Records a package; returns its id.
-pub fn insert_package(connection: &Connection, package: &NewPackage<'_>) -> Result<i64> {
+pub(crate) fn insert_package(connection: &Connection, package: &NewPackage<'_>) -> Result<i64> {
     let mut statement = connection.prepare_cached(
         "INSERT INTO packages (app, package, version, upstream, architecture, role, stage, \
          filename, size, md5, sha1, sha256, control, added) \
@@ -331,7 +327,7 @@ pub fn insert_package(connection: &Connection, package: &NewPackage<'_>) -> Resu
 }
 
 /// The package with this name, version and architecture, if recorded.
-pub fn find_package(
+pub(crate) fn find_package(
     connection: &Connection,
     package: &str,
     version: &str,
@@ -347,7 +343,7 @@ pub fn find_package(
 }
 
 /// Every package of an application (all versions, all roles).
-pub fn packages_of_app(connection: &Connection, app: &str) -> Result<Vec<PackageRecord>> {
+pub(crate) fn packages_of_app(connection: &Connection, app: &str) -> Result<Vec<PackageRecord>> {
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {PACKAGE_COLUMNS} FROM packages WHERE app = ?1 ORDER BY package, version"
     ))?;
@@ -357,7 +353,7 @@ pub fn packages_of_app(connection: &Connection, app: &str) -> Result<Vec<Package
 
 /// Every package of one application version (payloads of every architecture and stage
 /// packages).
-pub fn packages_of_version(
+pub(crate) fn packages_of_version(
     connection: &Connection,
     app: &str,
     version: &str,
@@ -370,7 +366,7 @@ pub fn packages_of_version(
 }
 
 /// Every package in the pool.
-pub fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>> {
+pub(crate) fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>> {
     let mut statement = connection.prepare(&format!(
         "SELECT {PACKAGE_COLUMNS} FROM packages ORDER BY app, package, version, architecture"
     ))?;
@@ -379,7 +375,7 @@ pub fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>> {
 }
 
 /// Every package a suite lists.
-pub fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<PackageRecord>> {
+pub(crate) fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<PackageRecord>> {
     let columns = PACKAGE_COLUMNS
         .split(", ")
         .map(|column| format!("p.{column}"))
@@ -394,14 +390,14 @@ pub fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<Packag
 }
 
 /// Every (suite, package id) listing.
-pub fn listings(connection: &Connection) -> Result<Vec<(String, i64)>> {
+pub(crate) fn listings(connection: &Connection) -> Result<Vec<(String, i64)>> {
     let mut statement = connection.prepare("SELECT suite, package_id FROM listed")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The suites that list a package.
-pub fn suites_of(connection: &Connection, package_id: i64) -> Result<Vec<String>> {
+pub(crate) fn suites_of(connection: &Connection, package_id: i64) -> Result<Vec<String>> {
     let mut statement =
         connection.prepare_cached("SELECT suite FROM listed WHERE package_id = ?1")?;
     let rows = statement.query_map(params![package_id], |row| row.get(0))?;
@@ -409,21 +405,21 @@ pub fn suites_of(connection: &Connection, package_id: i64) -> Result<Vec<String>
 }
 
 /// Lists a package in a suite; returns false when it was listed already.
-pub fn list(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
+pub(crate) fn list(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
     let mut statement = connection
         .prepare_cached("INSERT OR IGNORE INTO listed (suite, package_id) VALUES (?1, ?2)")?;
     Ok(statement.execute(params![suite, package_id])? > 0)
 }
 
 /// Stops listing a package in a suite; returns false when it was not listed.
-pub fn unlist(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
+pub(crate) fn unlist(connection: &Connection, suite: &str, package_id: i64) -> Result<bool> {
     let mut statement =
         connection.prepare_cached("DELETE FROM listed WHERE suite = ?1 AND package_id = ?2")?;
     Ok(statement.execute(params![suite, package_id])? > 0)
 }
 
 /// Stops listing every version of the package named `package` in a suite.
-pub fn unlist_name(connection: &Connection, suite: &str, package: &str) -> Result<usize> {
+pub(crate) fn unlist_name(connection: &Connection, suite: &str, package: &str) -> Result<usize> {
     let mut statement = connection.prepare_cached(
         "DELETE FROM listed WHERE suite = ?1 \
          AND package_id IN (SELECT id FROM packages WHERE package = ?2)",
@@ -432,7 +428,7 @@ pub fn unlist_name(connection: &Connection, suite: &str, package: &str) -> Resul
 }
 
 /// Removes a package's row and its listings.
-pub fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
+pub(crate) fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
     connection
         .prepare_cached("DELETE FROM listed WHERE package_id = ?1")?
         .execute(params![package_id])?;
@@ -443,7 +439,7 @@ pub fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
 }
 
 /// The version a stage of an application points to.
-pub fn current(connection: &Connection, app: &str, stage: &str) -> Result<Option<String>> {
+pub(crate) fn current(connection: &Connection, app: &str, stage: &str) -> Result<Option<String>> {
     let mut statement =
         connection.prepare_cached("SELECT version FROM current WHERE app = ?1 AND stage = ?2")?;
     Ok(statement
@@ -452,7 +448,7 @@ pub fn current(connection: &Connection, app: &str, stage: &str) -> Result<Option
 }
 
 /// Every (stage, version) an application's stages point to.
-pub fn currents_of_app(connection: &Connection, app: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn currents_of_app(connection: &Connection, app: &str) -> Result<Vec<(String, String)>> {
     let mut statement =
         connection.prepare_cached("SELECT stage, version FROM current WHERE app = ?1")?;
     let rows = statement.query_map(params![app], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -460,14 +456,19 @@ pub fn currents_of_app(connection: &Connection, app: &str) -> Result<Vec<(String
 }
 
 /// Every (app, stage, version) pointer.
-pub fn all_currents(connection: &Connection) -> Result<Vec<(String, String, String)>> {
+pub(crate) fn all_currents(connection: &Connection) -> Result<Vec<(String, String, String)>> {
     let mut statement = connection.prepare("SELECT app, stage, version FROM current")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Points a stage of an application to a version.
-pub fn set_current(connection: &Connection, app: &str, stage: &str, version: &str) -> Result<()> {
+pub(crate) fn set_current(
+    connection: &Connection,
+    app: &str,
+    stage: &str,
+    version: &str,
+) -> Result<()> {
     connection
         .prepare_cached(
             "INSERT INTO current (app, stage, version) VALUES (?1, ?2, ?3) \
@@ -478,7 +479,7 @@ pub fn set_current(connection: &Connection, app: &str, stage: &str, version: &st
 }
 
 /// Appends one line to the history.
-pub fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<()> {
+pub(crate) fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<()> {
     connection
         .prepare_cached(
             "INSERT INTO history (time, who, action, app, stage, from_version, to_version) \
@@ -497,7 +498,7 @@ pub fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<(
 }
 
 /// The history, oldest first; only one application's when `app` is given.
-pub fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<HistoryEntry>> {
+pub(crate) fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<HistoryEntry>> {
     let mut statement = connection.prepare_cached(
         "SELECT time, who, action, app, stage, from_version, to_version FROM history \
          WHERE ?1 IS NULL OR app = ?1 ORDER BY id",
@@ -517,7 +518,11 @@ pub fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<History
 }
 
 /// The history of one stage of one application, oldest first.
-pub fn stage_history(connection: &Connection, app: &str, stage: &str) -> Result<Vec<HistoryEntry>> {
+pub(crate) fn stage_history(
+    connection: &Connection,
+    app: &str,
+    stage: &str,
+) -> Result<Vec<HistoryEntry>> {
     Ok(history(connection, Some(app))?
         .into_iter()
         .filter(|entry| entry.stage.as_deref() == Some(stage))

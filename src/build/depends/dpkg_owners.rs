@@ -26,7 +26,7 @@ use rayon::prelude::*;
 /// database in `admin_dir`, by whichever of a file's names (absolute paths: the path, its
 /// canonical form, its `/usr` aliases) the database holds; names no package owns are left
 /// out.
-pub fn owners(admin_dir: &Path, files: &[&[PathBuf]]) -> Result<BTreeMap<PathBuf, String>> {
+pub(crate) fn owners(admin_dir: &Path, files: &[&[PathBuf]]) -> Result<BTreeMap<PathBuf, String>> {
     let names: BTreeSet<PathBuf> = files.iter().copied().flatten().cloned().collect();
     if names.is_empty() {
         return Ok(BTreeMap::new());
@@ -53,7 +53,7 @@ pub fn owners(admin_dir: &Path, files: &[&[PathBuf]]) -> Result<BTreeMap<PathBuf
 
 /// Reads the owners from the packages' file lists; `None` when some name needs dpkg's
 /// own rules (a diversion, or more than one package listing it).
-pub fn from_file_lists(
+pub(crate) fn from_file_lists(
     admin_dir: &Path,
     names: &BTreeSet<PathBuf>,
 ) -> Result<Option<BTreeMap<PathBuf, String>>> {
@@ -132,7 +132,7 @@ fn is_diverted(admin_dir: &Path, names: &BTreeSet<PathBuf>) -> Result<bool> {
 }
 
 /// Asks dpkg-query, in one call.
-pub fn from_dpkg_query(
+pub(crate) fn from_dpkg_query(
     admin_dir: &Path,
     names: &BTreeSet<PathBuf>,
 ) -> Result<BTreeMap<PathBuf, String>> {

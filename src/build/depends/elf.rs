@@ -14,7 +14,6 @@ use goblin::elf::header::{
     EM_386, EM_AARCH64, EM_ARM, EM_MIPS, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64,
 };
 use goblin::elf::header::{ET_DYN, ET_EXEC};
-use rayon::prelude::*;
 
 /// `e_machine` of LoongArch, missing from goblin's constants.
 const EM_LOONGARCH: u16 = 258;
@@ -23,35 +22,35 @@ const EF_ARM_ABI_FLOAT_HARD: u32 = 0x400;
 
 /// What the ELF files of a tree need and provide.
 #[derive(Debug, Default, Clone)]
-pub struct ElfReport {
+pub(crate) struct ElfReport {
     /// The Debian architecture of the ELF files (`amd64`), or `None` when there are none.
-    pub architecture: Option<String>,
+    pub(crate) architecture: Option<String>,
     /// Sonames needed and not bundled, each with a file (its path in the tree) that needs it.
-    pub needed: Vec<(String, PathBuf)>,
+    pub(crate) needed: Vec<(String, PathBuf)>,
     /// Sonames the tree bundles.
-    pub bundled: BTreeSet<String>,
+    pub(crate) bundled: BTreeSet<String>,
     /// The machine of the ELF files, to find matching libraries on the build machine.
-    pub machine: Option<Machine>,
+    pub(crate) machine: Option<Machine>,
     /// What each file that needs an unbundled soname imports, for symbol-level versions.
-    pub imports: Vec<Imports>,
+    pub(crate) imports: Vec<Imports>,
 }
 
 /// The machine an ELF file was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// `e_machine`.
-    pub machine: u16,
+    pub(crate) machine: u16,
     /// ELFCLASS64 rather than ELFCLASS32.
     pub is_64: bool,
     /// Little-endian rather than big-endian.
-    pub little_endian: bool,
+    pub(crate) little_endian: bool,
     /// `e_flags`, which tell ARM's float ABIs apart.
-    pub flags: u32,
+    pub(crate) flags: u32,
 }
 
 impl Machine {
     /// The Debian architecture name, or `None` for a machine Debian does not build for.
-    pub fn debian_architecture(&self) -> Option<&'static str> {
+    pub(crate) fn debian_architecture(&self) -> Option<&'static str> {
         let name = match (self.machine, self.is_64, self.little_endian) {
             (EM_X86_64, true, _) => "amd64",
             (EM_X86_64, false, _) => "x32",
@@ -72,7 +71,7 @@ impl Machine {
     }
 
     /// The multiarch triplet Debian installs this machine's libraries under.
-    pub fn multiarch_triplet(&self) -> Option<&'static str> {
+    pub(crate) fn multiarch_triplet(&self) -> Option<&'static str> {
         let triplet = match self.debian_architecture()? {
             "amd64" => "x86_64-linux-gnu",
             "x32" => "x86_64-linux-gnux32",
@@ -93,7 +92,7 @@ impl Machine {
     }
 
     /// True when a library of machine `other` can be loaded by a file of this machine.
-    pub fn loads(&self, other: &Machine) -> bool {
+    pub(crate) fn loads(&self, other: &Machine) -> bool {
         self.machine == other.machine
             && self.is_64 == other.is_64
             && self.little_endian == other.little_endian
@@ -104,18 +103,16 @@ impl Machine {
 
 /// The dynamic imports of one file.
 #[derive(Debug, Clone)]
-pub struct Imports {
-    /// The file's path in the tree.
-    pub file: PathBuf,
+pub(crate) struct Imports {
     /// Its `DT_NEEDED` sonames that the tree does not bundle, in the file's order.
-    pub sonames: Vec<String>,
+    pub(crate) sonames: Vec<String>,
     /// Its undefined dynamic symbols as `name@version` (`name@Base` when unversioned).
-    pub symbols: Vec<String>,
+    pub(crate) symbols: Vec<String>,
 }
 
 /// One ELF executable or shared object of the tree, as read: what [`report`] gathers.
 #[derive(Debug, Clone)]
-pub struct ElfFile {
+pub(crate) struct ElfFile {
     tree_path: String,
     machine: Machine,
     soname: Option<String>,
@@ -125,7 +122,7 @@ pub struct ElfFile {
 
 /// Reads only the header of a file: `Some(machine)` when it is an ELF executable or shared
 /// object, `None` for any other file.
-pub fn read_machine(path: &Path) -> std::io::Result<Option<Machine>> {
+pub(crate) fn read_machine(path: &Path) -> std::io::Result<Option<Machine>> {
     read_machine_from(&mut std::fs::File::open(path)?)
 }
 
@@ -187,7 +184,7 @@ fn machine_of(header: &[u8]) -> Option<Machine> {
 /// an ELF file: from `bytes` when its whole content is already in memory (the md5 pass
 /// reads most files whole), else from disk. `None` when it is not an ELF executable or
 /// shared object.
-pub fn read_file(
+pub(crate) fn read_file(
     disk_path: &Path,
     tree_path: &str,
     bytes: Option<&[u8]>,
@@ -260,36 +257,6 @@ fn parse(bytes: &[u8], machine: Machine, tree_path: &str) -> Result<ElfFile> {
     })
 }
 
-/// Reads every ELF file among `files` (paths on disk, with their path in the tree; symbolic
-/// links among them count for [`report`]'s bundled names).
-pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
-    // One look at each file: an ELF file is read, a symbolic link's target is kept.
-    type Seen = (Option<ElfFile>, Option<(String, PathBuf)>);
-    let read: Vec<Result<Seen>> = files
-        .par_iter()
-        .map(|(disk_path, tree_path)| {
-            let cannot_read = || format!("{}: cannot be read", disk_path.display());
-            let metadata = std::fs::symlink_metadata(disk_path).with_context(cannot_read)?;
-            if metadata.is_symlink() {
-                let target = std::fs::read_link(disk_path).with_context(cannot_read)?;
-                return Ok((None, Some((tree_path.clone(), target))));
-            }
-            if !metadata.is_file() {
-                return Ok((None, None));
-            }
-            Ok((read_file(disk_path, tree_path, None)?, None))
-        })
-        .collect();
-    let mut elves = Vec::new();
-    let mut links = Vec::new();
-    for result in read {
-        let (elf, link) = result?;
-        elves.extend(elf);
-        links.extend(link);
-    }
-    report(elves, &links)
-}
-
 /// What the ELF files of a tree need and provide: `elves` are its ELF files, `links` its
 /// symbolic links (path in the tree, target).
 ///
@@ -299,7 +266,7 @@ pub fn scan(files: &[(PathBuf, String)]) -> Result<ElfReport> {
 /// and leads, by relative targets that stay inside the tree, to one of its ELF files. A
 /// link to the build machine's own library (`/usr/lib/...`) bundles nothing: the package
 /// still needs the library's package.
-pub fn report(mut elves: Vec<ElfFile>, links: &[(String, PathBuf)]) -> Result<ElfReport> {
+pub(crate) fn report(mut elves: Vec<ElfFile>, links: &[(String, PathBuf)]) -> Result<ElfReport> {
     elves.sort_by(|left, right| left.tree_path.cmp(&right.tree_path));
 
     let mut report = ElfReport::default();
@@ -374,7 +341,6 @@ pub fn report(mut elves: Vec<ElfFile>, links: &[(String, PathBuf)]) -> Result<El
                 .or_insert_with(|| PathBuf::from(&elf.tree_path));
         }
         report.imports.push(Imports {
-            file: PathBuf::from(elf.tree_path),
             sonames,
             symbols: elf.symbols,
         });

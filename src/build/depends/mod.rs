@@ -2,8 +2,8 @@
 //! ([`elf`]), mapped to the Debian packages that provide them ([`shlibs`]) through dpkg's
 //! database ([`dpkg_owners`]).
 
-pub mod dpkg_owners;
-pub mod elf;
+pub(crate) mod dpkg_owners;
+pub(crate) mod elf;
 #[cfg(test)]
 mod fixture;
-pub mod shlibs;
+pub(crate) mod shlibs;

@@ -27,7 +27,7 @@ use crate::build::manifest::LoadedManifest;
 use crate::debian::version;
 
 /// The Depends entries that satisfy the report's sonames.
-pub fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {
+pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {
     let (mut relations, wanted) = declared_and_wanted(manifest, report);
     if wanted.is_empty() {
         return Ok(merge(relations));

@@ -18,20 +18,20 @@ const TAIL_LINES: usize = 20;
 /// A command that failed: what it was, its exit status and the end of its output.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} failed with {status}; its last lines of output:\n{tail}")]
-pub struct CommandFailed {
+pub(crate) struct CommandFailed {
     /// What was run, for the person reading (`the build command "make install"`).
-    pub what: String,
+    pub(crate) what: String,
     /// `exit code 2`, or the signal that ended it.
-    pub status: String,
+    pub(crate) status: String,
     /// The exit code, when it exited.
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// The last lines of its stdout and stderr, interleaved as they came.
-    pub tail: String,
+    pub(crate) tail: String,
 }
 
 /// Runs `command` with stdout and stderr streamed line by line to the reporter (stderr,
 /// unless quiet), keeping the last lines for the error when it fails.
-pub fn run_streamed(command: &mut Command, what: &str, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run_streamed(command: &mut Command, what: &str, reporter: &Reporter) -> Result<()> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -97,7 +97,7 @@ pub fn run_streamed(command: &mut Command, what: &str, reporter: &Reporter) -> R
 
 /// Runs the build command with `DESTDIR` inside `scratch`; what it installs there becomes
 /// the release directory.
-pub fn stage(
+pub(crate) fn stage(
     manifest: &LoadedManifest,
     options: &CommandEnvironment,
     scratch: &Path,

@@ -7,7 +7,7 @@ use super::StagedTree;
 use crate::build::manifest::{DirEnvironment, LoadedManifest};
 
 /// The source directory is the staged tree: nothing is copied.
-pub fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Result<StagedTree> {
+pub(crate) fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Result<StagedTree> {
     Ok(StagedTree {
         root: manifest.resolve(&options.source),
         depends: Vec::new(),

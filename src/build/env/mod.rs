@@ -1,9 +1,9 @@
 //! Environment kinds: each turns the manifest's `[environment]` into a staged tree, the
 //! directory that becomes `/opt/<app>/<version>` on the server.
 
-pub mod command;
-pub mod dir;
-pub mod python;
+pub(crate) mod command;
+pub(crate) mod dir;
+pub(crate) mod python;
 
 use std::path::{Path, PathBuf};
 
@@ -14,15 +14,19 @@ use crate::report::Reporter;
 
 /// What an environment kind produced.
 #[derive(Debug)]
-pub struct StagedTree {
+pub(crate) struct StagedTree {
     /// The directory whose contents become the release directory.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Packages the environment itself needs on the server (`python3.11`).
-    pub depends: Vec<String>,
+    pub(crate) depends: Vec<String>,
 }
 
 /// Stages the manifest's environment; `scratch` is an empty directory the kind may use.
-pub fn stage(manifest: &LoadedManifest, scratch: &Path, reporter: &Reporter) -> Result<StagedTree> {
+pub(crate) fn stage(
+    manifest: &LoadedManifest,
+    scratch: &Path,
+    reporter: &Reporter,
+) -> Result<StagedTree> {
     match &manifest.manifest.environment {
         Environment::Dir(options) => dir::stage(manifest, options),
         Environment::Python(options) => python::stage(manifest, options, scratch, reporter),
@@ -32,7 +36,7 @@ pub fn stage(manifest: &LoadedManifest, scratch: &Path, reporter: &Reporter) -> 
 
 /// Lintian tags that an environment kind raises by design, shipped as overrides of the
 /// payload beside the ones every `/opt` bundle has.
-pub fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
+pub(crate) fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
     match environment {
         Environment::Python(_) => python::LINTIAN_OVERRIDES,
         Environment::Dir(_) | Environment::Command(_) => &[],

@@ -35,7 +35,7 @@ const SHEBANG_LIMIT: usize = 127;
 /// - `package-installs-python-pycache-dir`: the environment is byte-compiled at build time,
 ///   reproducibly, so that servers never write into the release directory;
 /// - `unusual-interpreter`: console scripts run the environment's own `bin/python`.
-pub const LINTIAN_OVERRIDES: &[&str] = &[
+pub(crate) const LINTIAN_OVERRIDES: &[&str] = &[
     "embedded-library",
     "package-installs-python-pycache-dir",
     "unstripped-binary-or-object",
@@ -44,15 +44,15 @@ pub const LINTIAN_OVERRIDES: &[&str] = &[
 
 /// A checked interpreter.
 #[derive(Debug, Clone)]
-pub struct Interpreter {
+pub(crate) struct Interpreter {
     /// The path as the manifest names it.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// `major.minor`, as `3.11`.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 /// Builds the virtualenv into `scratch`.
-pub fn stage(
+pub(crate) fn stage(
     manifest: &LoadedManifest,
     options: &PythonEnvironment,
     scratch: &Path,
@@ -127,7 +127,7 @@ fn clean_command(program: &Path) -> Command {
 }
 
 /// Checks that the interpreter is a Debian one under /usr/bin and reads its version.
-pub fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Result<Interpreter> {
+pub(crate) fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Result<Interpreter> {
     let key = "[environment] interpreter";
     let shown = path.display();
     let advice = "Servers run the environment with the interpreter it was built with \
@@ -519,7 +519,7 @@ fn relocate(root: &Path, release: &str) -> Result<BTreeSet<PathBuf>> {
 /// The text with the build directory replaced by the release directory, and pip's long
 /// `'''exec'` shebang (used for paths too long for the kernel or holding spaces) turned
 /// back into a plain one when the release directory allows; `None` if nothing changes.
-pub fn rewrite_text(bytes: &[u8], build: &str, release: &str) -> Option<Vec<u8>> {
+pub(crate) fn rewrite_text(bytes: &[u8], build: &str, release: &str) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(bytes).ok()?;
     if !text.contains(build) {
         return None;
@@ -626,7 +626,7 @@ fn update_records(site_packages: &Path, changed: &BTreeSet<PathBuf>) -> Result<(
 }
 
 /// Unpadded URL-safe base64, the form of RECORD hashes (PEP 376 / PEP 627).
-pub fn urlsafe_base64(bytes: &[u8]) -> String {
+pub(crate) fn urlsafe_base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

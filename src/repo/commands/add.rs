@@ -31,19 +31,19 @@ use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
      bytes (recorded sha256 {recorded}, this file {offered}); a version is immutable: \
      build a new revision instead"
 )]
-pub struct ConflictError {
+pub(crate) struct ConflictError {
     /// The file offered.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Package name.
-    pub package: String,
+    pub(crate) package: String,
     /// Version.
-    pub version: String,
+    pub(crate) version: String,
     /// Architecture.
-    pub architecture: String,
+    pub(crate) architecture: String,
     /// The recorded SHA256.
-    pub recorded: String,
+    pub(crate) recorded: String,
     /// The offered file's SHA256.
-    pub offered: String,
+    pub(crate) offered: String,
 }
 
 /// One file to add, with what its manifest says about it.
@@ -95,7 +95,11 @@ struct Outcome {
 }
 
 /// Runs `repo add`.
-pub fn run(session: &mut Session<'_>, arguments: &[String], manifest: Option<&Path>) -> Result<()> {
+pub(crate) fn run(
+    session: &mut Session<'_>,
+    arguments: &[String],
+    manifest: Option<&Path>,
+) -> Result<()> {
     let config = session.repository.config.clone();
     let (stage, inputs) = inputs(&config, arguments, manifest)?;
     let root = session.repository.root.clone();

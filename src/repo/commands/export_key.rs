@@ -11,7 +11,7 @@ use crate::report::Reporter;
 
 /// Prints the public key of the repository: armored, or the binary keyring that
 /// `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.
-pub fn run(root: &Path, binary: bool, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(root: &Path, binary: bool, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let extension = if binary { "gpg" } else { "asc" };
     let path = root.join(format!("{}.{extension}", repository.config.origin));

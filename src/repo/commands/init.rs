@@ -18,23 +18,23 @@ use crate::report::Reporter;
 
 /// What `repo init` was asked for.
 #[derive(Debug, Clone)]
-pub struct InitRequest {
+pub(crate) struct InitRequest {
     /// Stages in promotion order.
-    pub stages: Vec<String>,
+    pub(crate) stages: Vec<String>,
     /// Origin field.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Label field (the origin when absent).
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
     /// Architectures served.
-    pub architectures: Vec<String>,
+    pub(crate) architectures: Vec<String>,
     /// An existing armored secret key.
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// A key in the user's gpg keyring, by id or fingerprint.
-    pub gpg_key: Option<String>,
+    pub(crate) gpg_key: Option<String>,
 }
 
 /// Creates a repository: configuration, state database, pool, signing key, empty suites.
-pub fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Result<()> {
     // gpg is asked first, so that a key it does not have leaves nothing behind.
     let gpg_signer = request.gpg_key.as_deref().map(GpgSigner::new).transpose()?;
     for existing in [crate::repo::config::FILE_NAME, state::FILE_NAME] {

@@ -12,7 +12,7 @@ use crate::repo::state::{self, Role};
 use crate::report::Reporter;
 
 /// Lays out rows under headers in columns separated by two spaces.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -40,7 +40,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Runs `repo list [--stage S]`.
-pub fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Result<()> {
+pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let connection = state::open(root)?;
     let packages = match stage {
@@ -90,7 +90,7 @@ pub fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Result<()>
 }
 
 /// Runs `repo show APP`: which version each stage points to and lists.
-pub fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
+pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let connection = state::open(root)?;
     let packages = state::packages_of_app(&connection, app)?;
@@ -151,7 +151,7 @@ pub fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
 }
 
 /// Runs `repo history [APP]`.
-pub fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Result<()> {
+pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Result<()> {
     Repository::open(root)?;
     let connection = state::open(root)?;
     let entries = state::history(&connection, app)?;

@@ -1,14 +1,14 @@
 //! The `debstage repo` commands: each writer takes the lock, changes the state in one
 //! transaction, and publishes the suites that changed. Readers take no lock.
 
-pub mod add;
-pub mod export_key;
-pub mod init;
-pub mod list;
-pub mod remove_gc;
-pub mod sources;
-pub mod stages;
-pub mod verify;
+pub(crate) mod add;
+pub(crate) mod export_key;
+pub(crate) mod init;
+pub(crate) mod list;
+pub(crate) mod remove_gc;
+pub(crate) mod sources;
+pub(crate) mod stages;
+pub(crate) mod verify;
 
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ use crate::repo::session::{Repository, Session};
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
-pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
     let root = options.repo.as_path();
     let timeout = options.lock_timeout;
     match options.command {

@@ -18,7 +18,7 @@ use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 
 /// Runs `repo remove APP VERSION [--stage S]`.
-pub fn remove(
+pub(crate) fn remove(
     session: &mut Session<'_>,
     app: &str,
     requested: &str,
@@ -96,7 +96,7 @@ pub fn remove(
 /// Runs `repo gc --keep N`: each stage keeps, per application, its current version and
 /// the `keep` highest versions it lists; versions no stage lists or points to leave the
 /// database and the pool, and so do pool files no row names.
-pub fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
+pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     let config = session.repository.config.clone();
     let root = session.repository.root.clone();
     let transaction = session.connection.transaction()?;

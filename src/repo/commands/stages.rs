@@ -18,7 +18,11 @@ use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 
 /// Finds the full version of `app` that `requested` names: the full version (`1.1-1`),
 /// or an upstream version (`1.1`) when only one revision of it exists.
-pub fn resolve_version(connection: &Connection, app: &str, requested: &str) -> Result<String> {
+pub(crate) fn resolve_version(
+    connection: &Connection,
+    app: &str,
+    requested: &str,
+) -> Result<String> {
     let packages = state::packages_of_app(connection, app)?;
     if packages.is_empty() {
         bail!("{app}: no such application in the repository");
@@ -108,7 +112,7 @@ fn point(
 }
 
 /// Runs `repo promote APP VERSION [--to STAGE]`.
-pub fn promote(
+pub(crate) fn promote(
     session: &mut Session<'_>,
     app: &str,
     requested: &str,
@@ -204,7 +208,12 @@ fn stages_holding(
 }
 
 /// Runs `repo rollback APP STAGE [--to VERSION]`.
-pub fn rollback(session: &mut Session<'_>, app: &str, stage: &str, to: Option<&str>) -> Result<()> {
+pub(crate) fn rollback(
+    session: &mut Session<'_>,
+    app: &str,
+    stage: &str,
+    to: Option<&str>,
+) -> Result<()> {
     let config = session.repository.config.clone();
     config.stage_index(stage)?;
     let transaction = session.connection.transaction()?;

@@ -41,42 +41,43 @@ const CACHE_VERSION: &str = "v1-gz9-xz6";
 
 /// Where compressed chunks are kept between runs (or nowhere).
 #[derive(Debug, Clone)]
-pub struct ChunkCache {
+pub(crate) struct ChunkCache {
     /// The directory of this cache generation, under the cache root.
     directory: Option<PathBuf>,
 }
 
 /// The compressed forms of one `Packages` text, and the cache entries they used.
 #[derive(Debug, Clone)]
-pub struct Compressed {
+pub(crate) struct Compressed {
     /// `Packages.gz`.
-    pub gzip: Vec<u8>,
+    pub(crate) gzip: Vec<u8>,
     /// `Packages.xz`.
-    pub xz: Vec<u8>,
+    pub(crate) xz: Vec<u8>,
     /// The cache keys of the chunks.
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 impl ChunkCache {
     /// The cache of the repository at `root`.
-    pub fn of_repository(root: &Path) -> ChunkCache {
+    pub(crate) fn of_repository(root: &Path) -> ChunkCache {
         ChunkCache::in_directory(&root.join("cache").join("indexes"))
     }
 
     /// A cache kept in `root` (which holds nothing else).
-    pub fn in_directory(root: &Path) -> ChunkCache {
+    pub(crate) fn in_directory(root: &Path) -> ChunkCache {
         ChunkCache {
             directory: generation().map(|name| root.join(name)),
         }
     }
 
     /// No cache: every chunk is compressed.
-    pub fn none() -> ChunkCache {
+    #[cfg(test)]
+    pub(crate) fn none() -> ChunkCache {
         ChunkCache { directory: None }
     }
 
     /// Compresses `text`, taking unchanged chunks from the cache and adding new ones.
-    pub fn compress(&self, text: &[u8]) -> Result<Compressed> {
+    pub(crate) fn compress(&self, text: &[u8]) -> Result<Compressed> {
         let chunks = chunks(text);
         let parts = chunks
             .par_iter()
@@ -98,7 +99,7 @@ impl ChunkCache {
     }
 
     /// Records the chunks a suite's indexes are made of now, for [`ChunkCache::prune`].
-    pub fn record_suite(&self, suite: &str, keys: &[String]) -> Result<()> {
+    pub(crate) fn record_suite(&self, suite: &str, keys: &[String]) -> Result<()> {
         let Some(directory) = &self.directory else {
             return Ok(());
         };
@@ -108,7 +109,7 @@ impl ChunkCache {
 
     /// Removes the cached chunks that no suite of `suites` is made of, the records of
     /// other suites, and older cache generations.
-    pub fn prune(&self, suites: &[String]) -> Result<()> {
+    pub(crate) fn prune(&self, suites: &[String]) -> Result<()> {
         let Some(directory) = &self.directory else {
             return Ok(());
         };
@@ -335,23 +336,23 @@ mod xz {
 
     /// One block of a stream, with the sizes its index record gives.
     #[derive(Debug, Clone)]
-    pub struct Block {
+    pub(crate) struct Block {
         /// The block as stored: header, compressed data, padding and check.
-        pub bytes: Vec<u8>,
+        pub(crate) bytes: Vec<u8>,
         /// Header + compressed data + check, without the padding.
-        pub unpadded_size: u64,
+        pub(crate) unpadded_size: u64,
         /// The size of the data it decompresses to.
-        pub uncompressed_size: u64,
+        pub(crate) uncompressed_size: u64,
     }
 
     /// A one-stream `.xz` file taken apart.
     #[derive(Debug, Clone)]
-    pub struct Split {
-        pub blocks: Vec<Block>,
+    pub(crate) struct Split {
+        pub(crate) blocks: Vec<Block>,
     }
 
     /// `text` as one xz stream (preset 6, CRC32 check), by liblzma.
-    pub fn compress(text: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn compress(text: &[u8]) -> Result<Vec<u8>> {
         let stream = liblzma::stream::Stream::new_easy_encoder(
             super::XZ_PRESET,
             liblzma::stream::Check::Crc32,
@@ -367,7 +368,7 @@ mod xz {
     impl Split {
         /// Takes apart a stream that must decompress to `size` bytes whose CRC32 is `crc`
         /// (as its index and its blocks' checks say; the compressed data is not decoded).
-        pub fn parse(bytes: &[u8], size: u64, crc: u32) -> Result<Split> {
+        pub(crate) fn parse(bytes: &[u8], size: u64, crc: u32) -> Result<Split> {
             if bytes.len() < 24
                 || bytes[..6] != HEADER_MAGIC
                 || bytes[6..8] != FLAGS
@@ -429,7 +430,7 @@ mod xz {
     }
 
     /// One stream holding `blocks` in order.
-    pub fn assemble(blocks: &[Block]) -> Vec<u8> {
+    pub(crate) fn assemble(blocks: &[Block]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&HEADER_MAGIC);
         out.extend_from_slice(&FLAGS);

@@ -7,8 +7,8 @@
 //! own directory, synced and renamed, so no reader sees a partial file; a crash leaves the
 //! previous publication intact and the next one removes the leftovers.
 
-pub mod chunk_cache;
-pub mod packages;
+pub(crate) mod chunk_cache;
+pub(crate) mod packages;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use crate::debian::release::{self, IndexFile, ReleaseFields, ALGORITHMS};
 use crate::repo::config::RepoConfig;
 use crate::repo::publish::chunk_cache::ChunkCache;
-pub use crate::repo::publish::packages::{IndexedPackage, SuiteView};
+pub(crate) use crate::repo::publish::packages::{IndexedPackage, SuiteView};
 use crate::repo::sign::{self, SignRelease};
 use crate::repo::state::{self, PackageRecord};
 use crate::report::Reporter;
@@ -34,22 +34,22 @@ const TEMPORARY_PREFIX: &str = ".debstage-tmp-";
 
 /// Repository-wide values that go into every Release file.
 #[derive(Debug, Clone)]
-pub struct PublishSettings {
+pub(crate) struct PublishSettings {
     /// Origin field.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Label field.
-    pub label: String,
+    pub(crate) label: String,
     /// Architectures served (without `all`).
-    pub architectures: Vec<String>,
+    pub(crate) architectures: Vec<String>,
     /// The Date field (SOURCE_DATE_EPOCH when set, for reproducible indexes).
-    pub date: SystemTime,
+    pub(crate) date: SystemTime,
     /// How long a Release stays valid (Valid-Until), if at all.
-    pub valid_for: Option<std::time::Duration>,
+    pub(crate) valid_for: Option<std::time::Duration>,
 }
 
 /// Writes the indexes of `suites` under `root/dists/` and signs them. Suites not passed
 /// in are left as they are.
-pub fn publish(
+pub(crate) fn publish(
     root: &Path,
     settings: &PublishSettings,
     suites: &[SuiteView],
@@ -77,7 +77,7 @@ pub fn publish(
 }
 
 /// Rewrites the indexes of `suites` (stage names) from the state in `connection`.
-pub fn publish_suites(
+pub(crate) fn publish_suites(
     root: &Path,
     config: &RepoConfig,
     connection: &Connection,

@@ -17,15 +17,15 @@ use crate::repo::publish::chunk_cache::ChunkCache;
 
 /// One package as a suite lists it.
 #[derive(Debug, Clone)]
-pub struct IndexedPackage {
+pub(crate) struct IndexedPackage {
     /// The control paragraph read from the `.deb`, without a trailing blank line.
-    pub control: String,
+    pub(crate) control: String,
     /// The Architecture field (`all` is listed under every architecture).
-    pub architecture: String,
+    pub(crate) architecture: String,
     /// The pool path relative to the repository root (`pool/main/h/hello/...deb`).
-    pub filename: String,
+    pub(crate) filename: String,
     /// Size of the `.deb` in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Hex digests of the `.deb`.
     pub md5: String,
     /// SHA1, hex.
@@ -36,15 +36,15 @@ pub struct IndexedPackage {
 
 /// The contents of one suite (one stage).
 #[derive(Debug, Clone)]
-pub struct SuiteView {
+pub(crate) struct SuiteView {
     /// The suite name, which is the stage name (also used as Codename).
-    pub name: String,
+    pub(crate) name: String,
     /// Every package the suite lists.
-    pub packages: Vec<IndexedPackage>,
+    pub(crate) packages: Vec<IndexedPackage>,
 }
 
 /// The one component every suite has.
-pub const COMPONENT: &str = "main";
+pub(crate) const COMPONENT: &str = "main";
 
 /// The fields the index adds after the control paragraph; a control paragraph that
 /// already carries one of them has it replaced.
@@ -111,7 +111,7 @@ fn listed(package: &IndexedPackage) -> Result<Listed<'_>> {
 /// The `Packages` text of one architecture: every package of that architecture and every
 /// `Architecture: all` package, sorted by name, then version (Debian ordering), then
 /// architecture; paragraphs separated by an empty line. Empty when nothing is listed.
-pub fn packages_text(packages: &[IndexedPackage], architecture: &str) -> Result<String> {
+pub(crate) fn packages_text(packages: &[IndexedPackage], architecture: &str) -> Result<String> {
     let mut entries = packages
         .iter()
         .filter(|package| package.architecture == architecture || package.architecture == "all")
@@ -146,17 +146,17 @@ pub fn packages_text(packages: &[IndexedPackage], architecture: &str) -> Result<
 
 /// The index files of a suite, and the cached chunks they were compressed from.
 #[derive(Debug, Clone)]
-pub struct SuiteIndexes {
+pub(crate) struct SuiteIndexes {
     /// `Packages`, `Packages.gz` and `Packages.xz` of each architecture, in that order.
-    pub files: Vec<IndexFile>,
+    pub(crate) files: Vec<IndexFile>,
     /// The keys of the compressed chunks, for [`ChunkCache::record_suite`].
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 /// Every index file of a suite: `Packages`, `Packages.gz` and `Packages.xz` under
 /// `main/binary-<arch>/` for each architecture, in a fixed order. The compressed files
 /// are put together from chunks (see [`crate::repo::publish::chunk_cache`]).
-pub fn suite_indexes(
+pub(crate) fn suite_indexes(
     suite: &SuiteView,
     architectures: &[String],
     cache: &ChunkCache,

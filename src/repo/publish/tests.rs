@@ -96,7 +96,7 @@ fn make_package(
         digests: Default::default(),
     };
     let written = write_package(&spec, work).expect("write package");
-    let bytes = fs::read(&written.path).expect("read package");
+    let bytes = fs::read(work.join(&written.file)).expect("read package");
     let filename = format!("pool/main/h/hello/{}", written.file);
     let target = root.join(&filename);
     fs::create_dir_all(target.parent().expect("parent")).expect("pool directory");

@@ -14,11 +14,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-use crate::repo::sign::SignRelease;
+use crate::repo::sign::sign_release::SignRelease;
 
 /// A signing key in gpg's keyring.
 #[derive(Debug, Clone)]
-pub struct GpgSigner {
+pub(crate) struct GpgSigner {
     /// The primary key's full fingerprint: every gpg call names the key by it, so no
     /// other key that happens to match the id given is exported or used.
     fingerprint: String,
@@ -32,7 +32,7 @@ impl GpgSigner {
     /// Finds the one secret key gpg has for `id` (key id, fingerprint or e-mail address),
     /// checks that gpg can sign with it without asking anything, and exports its public
     /// key.
-    pub fn new(id: &str) -> Result<GpgSigner> {
+    pub(crate) fn new(id: &str) -> Result<GpgSigner> {
         let valid = !id.is_empty()
             && id
                 .chars()
@@ -78,7 +78,7 @@ impl GpgSigner {
     }
 
     /// The primary key's fingerprint, which the configuration records.
-    pub fn fingerprint(&self) -> &str {
+    pub(crate) fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
 

@@ -1,4 +1,4 @@
-//! `repo serve` over real HTTP on loopback, spoken from std sockets so that nothing
+//! Tests of `repo serve` over real HTTP on loopback, spoken from std sockets so that nothing
 //! normalises a request on the way: what is served and what is refused, slow and
 //! stalled clients, `Range`, `If-Modified-Since`, `HEAD` and apt's way of asking.
 
@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use debstage::repo::serve::{RunningServer, Server};
-use debstage::repo::sign::Signer;
+use crate::repo::serve::{RunningServer, Server};
+use crate::repo::sign::Signer;
 use pgp::composed::{Deserializable, SignedSecretKey};
 use pgp::ser::Serialize;
 
