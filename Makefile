@@ -3,6 +3,7 @@
 #   make test     install what the tests need (Debian packages), then run every test
 #   make demo     build the bundled example, carry it through a repository's stages
 #   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run)
+#   make fuzz     the fuzz targets with many cases (FUZZ_CASES per target)
 
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
@@ -12,7 +13,7 @@ BENCH_PACKAGES = reprepro aptly python3
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage
 
-.PHONY: all build test deps bench-deps demo bench deb lint clean
+.PHONY: all build test deps bench-deps demo bench deb lint clean fuzz
 
 all: build
 
@@ -40,6 +41,13 @@ bench-deps: deps
 
 test: deps
 	$(CARGO) test
+
+# The fuzz targets (src/fuzz_tests.rs) with many more cases than make test runs:
+# random and mutated inputs for the .deb reader, the control parser, version parsing and
+# the manifest loader. FUZZ_CASES=N sets the cases per target.
+FUZZ_CASES ?= 20000
+fuzz:
+	FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --lib fuzz_tests -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --check

@@ -15,6 +15,9 @@ mod repo;
 pub mod report;
 mod source_date;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
