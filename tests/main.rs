@@ -11,3 +11,4 @@ mod e2e;
 mod publish;
 mod python;
 mod repo;
+mod snapshots;

@@ -1,0 +1,236 @@
+//! What users read, pinned: the text and JSON that `debstage build` and the repository
+//! commands print for the bundled example carried through its stages, and the errors a
+//! user meets first. Temporary paths, times and the user's name are filtered; everything
+//! else (hashes included, with SOURCE_DATE_EPOCH) is stable.
+//!
+//! A change in wording or in a table shows up as a snapshot diff in review; accept it with
+//! `cargo insta review` (or `INSTA_UPDATE=always cargo test snapshots`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{debstage, example};
+
+/// The example, built and added to a fresh repository, promoted to production through
+/// staging, then 1.1 added and promoted to staging.
+struct Story {
+    temp: tempfile::TempDir,
+    repo: PathBuf,
+    out: PathBuf,
+}
+
+impl Story {
+    fn new() -> Story {
+        let (temp, app) = example("hello");
+        let out = temp.path().join("out");
+        let repo = temp.path().join("repo");
+        let story = Story { temp, repo, out };
+        story.ok(&["repo", "init", "--arch", "amd64", "--origin", "acme"]);
+        for version in ["1.0", "1.1"] {
+            story.ok(&[
+                "--quiet",
+                "build",
+                "--manifest",
+                &app.join("debstage.toml").display().to_string(),
+                "--out",
+                &story.out.display().to_string(),
+                "--compress",
+                "gzip",
+                "--version",
+                version,
+            ]);
+            let manifest = story.out.join(format!("hello_{version}-1.build.json"));
+            story.ok(&["repo", "add", "--manifest", &manifest.display().to_string()]);
+            story.ok(&["repo", "promote", "hello", version, "--to", "staging"]);
+        }
+        story.ok(&["repo", "promote", "hello", "1.0", "--to", "production"]);
+        story
+    }
+
+    fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = debstage();
+        command
+            .args(arguments)
+            .env("DEBSTAGE_REPO", &self.repo)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("USER", "tester")
+            .env_remove("SUDO_USER");
+        command
+    }
+
+    fn output(&self, arguments: &[&str]) -> Output {
+        self.command(arguments)
+            .output()
+            .unwrap_or_else(|error| panic!("debstage {arguments:?}: {error}"))
+    }
+
+    fn ok(&self, arguments: &[&str]) -> String {
+        let output = self.output(arguments);
+        assert!(
+            output.status.success(),
+            "debstage {arguments:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// stdout of a successful command and stderr of a failed one, with the exit code.
+    fn shown(&self, arguments: &[&str]) -> String {
+        let output = self.output(arguments);
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    }
+
+    fn root(&self) -> &Path {
+        self.temp.path()
+    }
+}
+
+/// Filters for what changes from run to run: the temporary directory and times.
+fn settings(root: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(&regex_escape(&root.display().to_string()), "[TEMP]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]");
+    settings
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn repository_listings_in_text_and_json() {
+    let story = Story::new();
+    settings(story.root()).bind(|| {
+        insta::assert_snapshot!("repo_list", story.shown(&["repo", "list"]));
+        insta::assert_snapshot!(
+            "repo_list_json",
+            story.shown(&["--format", "json", "repo", "list"])
+        );
+        insta::assert_snapshot!("repo_show", story.shown(&["repo", "show", "hello"]));
+        insta::assert_snapshot!(
+            "repo_show_json",
+            story.shown(&["--format", "json", "repo", "show", "hello"])
+        );
+        insta::assert_snapshot!("repo_history", story.shown(&["repo", "history"]));
+        insta::assert_snapshot!(
+            "repo_history_json",
+            story.shown(&["--format", "json", "repo", "history"])
+        );
+        insta::assert_snapshot!("repo_verify", story.shown(&["repo", "verify"]));
+        insta::assert_snapshot!(
+            "repo_sources",
+            story.shown(&[
+                "repo",
+                "sources",
+                "production",
+                "--url",
+                "http://repo.example:8080",
+                "--app",
+                "hello"
+            ])
+        );
+        insta::assert_snapshot!(
+            "repo_sources_json",
+            story.shown(&[
+                "--format",
+                "json",
+                "repo",
+                "sources",
+                "production",
+                "--url",
+                "http://repo.example:8080",
+                "--app",
+                "hello"
+            ])
+        );
+    });
+}
+
+#[test]
+fn changes_and_refusals_say_what_happened() {
+    let story = Story::new();
+    settings(story.root()).bind(|| {
+        insta::assert_snapshot!(
+            "repo_rollback",
+            story.shown(&["repo", "rollback", "hello", "staging"])
+        );
+        insta::assert_snapshot!(
+            "repo_promote_unknown_version",
+            story.shown(&["repo", "promote", "hello", "9.9", "--to", "staging"])
+        );
+        insta::assert_snapshot!(
+            "repo_list_unknown_stage",
+            story.shown(&["repo", "list", "--stage", "prod"])
+        );
+        insta::assert_snapshot!(
+            "repo_add_again",
+            story.shown(&[
+                "repo",
+                "add",
+                "--manifest",
+                &story
+                    .out
+                    .join("hello_1.0-1.build.json")
+                    .display()
+                    .to_string()
+            ])
+        );
+    });
+}
+
+#[test]
+fn build_output_and_first_errors() {
+    let story = Story::new();
+    let (temp, app) = example("hello");
+    let mut settings = settings(temp.path());
+    settings.add_filter(&regex_escape(&story.root().display().to_string()), "[TEMP]");
+    settings.bind(|| {
+        let manifest = app.join("debstage.toml").display().to_string();
+        let out = temp.path().join("out").display().to_string();
+        let build = |extra: &[&str]| {
+            let mut arguments = vec![
+                "build",
+                "--manifest",
+                &manifest,
+                "--out",
+                &out,
+                "--compress",
+                "gzip",
+            ];
+            arguments.extend_from_slice(extra);
+            story.shown(&arguments)
+        };
+        insta::assert_snapshot!("build_text", build(&[]));
+        insta::assert_snapshot!("build_bad_version", build(&["--version", "1.0-rc1"]));
+        let empty = temp.path().join("empty");
+        std::fs::create_dir_all(&empty).expect("dir");
+        let missing = story
+            .command(&["build"])
+            .current_dir(&empty)
+            .output()
+            .expect("runs");
+        insta::assert_snapshot!(
+            "build_without_manifest",
+            format!(
+                "exit: {}\n--- stderr\n{}",
+                missing.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&missing.stderr)
+            )
+        );
+    });
+}
