@@ -120,8 +120,10 @@ impl Version {
 }
 
 impl fmt::Display for Version {
+    /// The version as dpkg writes it: the epoch only when it is not 0, or when the upstream
+    /// part holds a colon (then `0:` keeps it from being read as an epoch).
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.epoch > 0 {
+        if self.epoch > 0 || self.upstream.contains(':') {
             write!(formatter, "{}:", self.epoch)?;
         }
         formatter.write_str(&self.without_epoch())
@@ -210,6 +212,16 @@ fn compare_part(left: &str, right: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzz target: an upstream part with a colon needs its epoch printed,
+    /// even 0, to parse back as the same version.
+    #[test]
+    fn an_upstream_colon_keeps_the_epoch_in_print() {
+        let version = Version::parse("0:0:~").unwrap();
+        assert_eq!(version.to_string(), "0:0:~");
+        assert_eq!(Version::parse(&version.to_string()).unwrap(), version);
+        assert_eq!(Version::parse("1.0-1").unwrap().to_string(), "1.0-1");
+    }
 
     #[test]
     fn orders_like_dpkg_on_known_pairs() {
