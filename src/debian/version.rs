@@ -217,10 +217,16 @@ mod tests {
     /// even 0, to parse back as the same version.
     #[test]
     fn an_upstream_colon_keeps_the_epoch_in_print() {
-        let version = Version::parse("0:0:~").unwrap();
+        let version = Version::parse("0:0:~").expect("dpkg accepts it");
         assert_eq!(version.to_string(), "0:0:~");
-        assert_eq!(Version::parse(&version.to_string()).unwrap(), version);
-        assert_eq!(Version::parse("1.0-1").unwrap().to_string(), "1.0-1");
+        assert_eq!(Version::parse(&version.to_string()).ok(), Some(version));
+        assert_eq!(
+            Version::parse("1.0-1")
+                .map(|v| v.to_string())
+                .ok()
+                .as_deref(),
+            Some("1.0-1")
+        );
     }
 
     #[test]
