@@ -18,10 +18,12 @@ mod source_date;
 #[cfg(test)]
 mod fuzz_tests;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::report::Reporter;
+use crate::report::{Failure, Reporter};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
@@ -30,4 +32,44 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
         Command::Init(options) => build::init::run(&options, reporter),
         Command::Repo(options) => repo::run(options, reporter),
     }
+}
+
+/// Reports how a command ended and gives the process's exit code: 0, or the code of its
+/// [`Failure`]. A closed stdout (`debstage repo list | head`) is success.
+pub fn finish(result: Result<()>, reporter: &Reporter) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    if report::is_broken_pipe(&error) {
+        return ExitCode::SUCCESS;
+    }
+    let failure = failure_of(&error);
+    let location = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<build::manifest::ManifestError>())
+        .map(|located| (located.file.display().to_string(), located.key.clone()));
+    reporter.error(&error, failure, location);
+    ExitCode::from(failure.exit_code())
+}
+
+/// The kind of failure an error is, from the typed errors callers act on.
+fn failure_of(error: &anyhow::Error) -> Failure {
+    if report::is_bug(error) {
+        return Failure::Bug;
+    }
+    for cause in error.chain() {
+        if matches!(
+            cause.downcast_ref::<repo::lock::LockError>(),
+            Some(repo::lock::LockError::Timeout { .. })
+        ) {
+            return Failure::LockHeld;
+        }
+        if cause
+            .downcast_ref::<repo::commands::add::ConflictError>()
+            .is_some()
+        {
+            return Failure::Conflict;
+        }
+    }
+    Failure::Input
 }

@@ -59,8 +59,28 @@ impl Reporter {
         eprintln!("warning: {}", message.as_ref());
     }
 
-    /// The final error of a command, with its chain of causes.
-    pub fn error(&self, error: &anyhow::Error) {
+    /// The final error of a command on stderr: a line with its chain of causes, or with
+    /// `--format json` one JSON object (`kind`, `message`, `causes`, and `file` and `key`
+    /// when the error points at a value of a file).
+    pub fn error(
+        &self,
+        error: &anyhow::Error,
+        failure: Failure,
+        location: Option<(String, String)>,
+    ) {
+        if self.format == Format::Json {
+            let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
+            let mut object = serde_json::json!({
+                "schema_version": 1,
+                "error": {"kind": failure, "message": error.to_string(), "causes": causes},
+            });
+            if let Some((file, key)) = location {
+                object["error"]["file"] = file.into();
+                object["error"]["key"] = key.into();
+            }
+            eprintln!("{object}");
+            return;
+        }
         let mut text = format!("error: {error}");
         for cause in error.chain().skip(1) {
             text.push_str(&format!("\n  caused by: {cause}"));
@@ -117,14 +137,36 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The exit code for an error: 2 for a bug in debstage, 1 for everything else.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error
+/// What kind of failure ended a command; each has its own exit code, so that scripts and
+/// configuration management can act on it without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The user's input or environment (exit code 1).
+    Input,
+    /// A bug in debstage (exit code 2).
+    Bug,
+    /// Another writer held the repository's lock past `--lock-timeout` (exit code 3).
+    LockHeld,
+    /// A package is already in the repository with other bytes (exit code 4).
+    Conflict,
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Failure::Input => 1,
+            Failure::Bug => 2,
+            Failure::LockHeld => 3,
+            Failure::Conflict => 4,
+        }
+    }
+}
+
+/// Whether the error is a bug in debstage.
+pub fn is_bug(error: &anyhow::Error) -> bool {
+    error
         .chain()
         .any(|cause| cause.downcast_ref::<InternalError>().is_some())
-    {
-        2
-    } else {
-        1
-    }
 }

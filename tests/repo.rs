@@ -69,12 +69,17 @@ impl TestRepo {
 
     /// Runs a command that must fail with exit code 1; returns its stderr.
     fn fails(&self, arguments: &[&str]) -> String {
+        self.fails_with(1, arguments)
+    }
+
+    /// Runs a command that must fail with exit code `code`; returns its stderr.
+    fn fails_with(&self, code: i32, arguments: &[&str]) -> String {
         let output = self.run(arguments);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(
             output.status.code(),
-            Some(1),
-            "debstage repo {arguments:?} should fail with code 1:\n{stderr}"
+            Some(code),
+            "debstage repo {arguments:?} should fail with code {code}:\n{stderr}"
         );
         stderr
     }
@@ -460,7 +465,9 @@ fn broken_packages_are_refused_and_change_nothing() {
     repo.build("other", "1.0", "fresh");
     for (file, problem) in cases {
         let fresh_deb = repo.debs.join("other-1.0_1.0-1_all.deb");
-        let error = repo.fails(&["add", path_str(&fresh_deb), path_str(file)]);
+        // A conflict has its own exit code (4); every other refusal is the input's (1).
+        let code = if file == impostor.as_path() { 4 } else { 1 };
+        let error = repo.fails_with(code, &["add", path_str(&fresh_deb), path_str(file)]);
         assert!(
             error.contains(path_str(file)) && error.contains(problem),
             "{}: expected {problem:?} in:\n{error}",
@@ -526,13 +533,17 @@ fn a_second_writer_waits_for_the_lock_or_times_out() {
     holder.write_all(b"pid 4242 (the test)").expect("note");
 
     let started = Instant::now();
-    let error = repo.fails(&[
-        "--lock-timeout",
-        "1s",
-        "add",
-        "--manifest",
-        path_str(&manifest),
-    ]);
+    // A lock held past --lock-timeout has its own exit code (3).
+    let error = repo.fails_with(
+        3,
+        &[
+            "--lock-timeout",
+            "1s",
+            "add",
+            "--manifest",
+            path_str(&manifest),
+        ],
+    );
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(
         error.contains("waiting for the lock on")

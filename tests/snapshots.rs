@@ -234,3 +234,41 @@ fn build_output_and_first_errors() {
         );
     });
 }
+
+/// With `--format json` an error is one JSON object on stderr, with its kind and, for a
+/// manifest, the file and key; exit codes follow the kind.
+#[test]
+fn errors_in_json_mode_are_one_object() {
+    let story = Story::new();
+    settings(story.root()).bind(|| {
+        insta::assert_snapshot!(
+            "json_error_unknown_version",
+            story
+                .shown(&["--format", "json", "repo", "promote", "hello", "9.9", "--to", "staging"])
+        );
+        let (temp, app) = example("hello");
+        let manifest = app.join("debstage.toml");
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        std::fs::write(
+            &manifest,
+            text.replace("name = \"hello\"", "name = \"Hello\""),
+        )
+        .expect("write");
+        let output = story.output(&[
+            "--format",
+            "json",
+            "build",
+            "--manifest",
+            &manifest.display().to_string(),
+            "--out",
+            &temp.path().join("out").display().to_string(),
+        ]);
+        assert_eq!(output.status.code(), Some(1));
+        let error: serde_json::Value =
+            serde_json::from_slice(&output.stderr).expect("stderr is one JSON object");
+        assert_eq!(error["schema_version"], 1);
+        assert_eq!(error["error"]["kind"], "input");
+        assert_eq!(error["error"]["key"], "[package] name");
+        assert_eq!(error["error"]["file"], manifest.display().to_string());
+    });
+}
