@@ -17,6 +17,13 @@ pub struct Cli {
     /// Output format of listings and results.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// The repository directory (repository commands).
+    #[arg(long, global = true, env = "DEBSTAGE_REPO", default_value = "repo")]
+    pub repo: PathBuf,
+    /// How long a repository command waits for another writer before giving up (for
+    /// example 30s, 5m).
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,15 +76,9 @@ pub struct InitOptions {
     pub force: bool,
 }
 
-/// Options shared by every `debstage repo` command.
+/// A `debstage repo` command (`--repo` and `--lock-timeout` are global options).
 #[derive(Debug, Args)]
 pub struct RepoOptions {
-    /// The repository directory.
-    #[arg(long, global = true, env = "DEBSTAGE_REPO", default_value = "repo")]
-    pub repo: PathBuf,
-    /// How long to wait for another writer before giving up (for example 30s, 5m).
-    #[arg(long, global = true, value_parser = parse_duration)]
-    pub lock_timeout: Option<Duration>,
     #[command(subcommand)]
     pub command: RepoCommand,
 }
@@ -140,8 +141,10 @@ pub enum RepoCommand {
     /// List the packages of the repository or of one stage.
     List {
         /// Only this stage's suite.
-        #[arg(long)]
         stage: Option<String>,
+        /// The same as the STAGE argument (the older spelling).
+        #[arg(long = "stage", hide = true, conflicts_with = "stage")]
+        stage_option: Option<String>,
     },
     /// Show which version of an application is in which stage.
     Show {
@@ -161,8 +164,10 @@ pub enum RepoCommand {
         #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         /// Only from this stage's suite.
-        #[arg(long)]
         stage: Option<String>,
+        /// The same as the STAGE argument (the older spelling).
+        #[arg(long = "stage", hide = true, conflicts_with = "stage")]
+        stage_option: Option<String>,
     },
     /// Remove old versions that no stage points to.
     Gc {

@@ -30,7 +30,7 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
     match cli.command {
         Command::Build(options) => build::run(&options, reporter).map(|_| ()),
         Command::Init(options) => build::init::run(&options, reporter),
-        Command::Repo(options) => repo::run(options, reporter),
+        Command::Repo(options) => repo::run(&cli.repo, cli.lock_timeout, options.command, reporter),
     }
 }
 

@@ -272,3 +272,69 @@ fn errors_in_json_mode_are_one_object() {
         assert_eq!(error["error"]["file"], manifest.display().to_string());
     });
 }
+
+/// Global options are taken before or after the verb, and the stage is an argument in
+/// every repository command (`--stage` stays accepted where it was).
+#[test]
+fn options_and_stages_are_given_the_same_way_everywhere() {
+    let story = Story::new();
+    let repo = story.repo.display().to_string();
+    let placements: [&[&str]; 4] = [
+        &[
+            "--repo",
+            &repo,
+            "--format",
+            "json",
+            "repo",
+            "list",
+            "production",
+        ],
+        &[
+            "repo",
+            "--repo",
+            &repo,
+            "list",
+            "production",
+            "--format",
+            "json",
+        ],
+        &[
+            "repo",
+            "list",
+            "production",
+            "--repo",
+            &repo,
+            "--format",
+            "json",
+        ],
+        &[
+            "--format",
+            "json",
+            "repo",
+            "list",
+            "--stage",
+            "production",
+            "--repo",
+            &repo,
+        ],
+    ];
+    let outputs: Vec<String> = placements
+        .iter()
+        .map(|arguments| {
+            let mut command = debstage();
+            command.args(*arguments).env_remove("DEBSTAGE_REPO");
+            let output = command.output().expect("runs");
+            assert!(
+                output.status.success(),
+                "{arguments:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        })
+        .collect();
+    assert!(
+        outputs.iter().all(|output| output == &outputs[0]),
+        "{outputs:?}"
+    );
+    assert!(outputs[0].contains("hello-production"), "{}", outputs[0]);
+}

@@ -16,12 +16,20 @@ pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod state;
 
+use std::path::Path;
+use std::time::Duration;
+
 use anyhow::Result;
 
-use crate::cli::RepoOptions;
+use crate::cli::RepoCommand;
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
-pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
-    commands::run(options, reporter)
+pub(crate) fn run(
+    root: &Path,
+    lock_timeout: Option<Duration>,
+    command: RepoCommand,
+    reporter: &Reporter,
+) -> Result<()> {
+    commands::run(root, lock_timeout, command, reporter)
 }

@@ -11,18 +11,23 @@ pub(crate) mod stages;
 pub(crate) mod verify;
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{RepoCommand, RepoOptions};
+use crate::cli::RepoCommand;
 use crate::repo::session::{Repository, Session};
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
-pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
-    let root = options.repo.as_path();
-    let timeout = options.lock_timeout;
-    match options.command {
+pub(crate) fn run(
+    root: &Path,
+    timeout: Option<Duration>,
+    command: RepoCommand,
+    reporter: &Reporter,
+) -> Result<()> {
+    match command {
         RepoCommand::Init {
             stages,
             origin,
@@ -60,8 +65,10 @@ pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
             app,
             version,
             stage,
+            stage_option,
         } => {
             let mut session = Session::begin(root, timeout, reporter)?;
+            let stage = stage.or(stage_option);
             remove_gc::remove(&mut session, &app, &version, stage.as_deref())
         }
         RepoCommand::Gc { keep } => {
@@ -75,7 +82,10 @@ pub(crate) fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
             reporter.status(format!("published {} suite(s)", all.len()));
             Ok(())
         }
-        RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
+        RepoCommand::List {
+            stage,
+            stage_option,
+        } => list::list(root, stage.or(stage_option).as_deref(), reporter),
         RepoCommand::Show { app } => list::show(root, &app, reporter),
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
         RepoCommand::Verify => verify::run(root, reporter),
