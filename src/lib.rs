@@ -8,6 +8,7 @@ pub mod build;
 pub mod cli;
 pub mod deb;
 pub mod debian;
+pub mod fault;
 pub mod naming;
 pub mod repo;
 pub mod report;

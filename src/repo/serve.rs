@@ -441,7 +441,9 @@ impl Server {
             // following a final link.
             Err(rustix::io::Errno::NOSYS) => fs::OpenOptions::new()
                 .read(true)
-                .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+                .custom_flags(
+                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+                )
                 .open(path)
                 .map_err(|_| Refusal::Missing)?,
             // A link appeared on the way since the path was resolved.

@@ -10,8 +10,6 @@ pub mod sources;
 pub mod stages;
 pub mod verify;
 
-use std::collections::BTreeSet;
-
 use anyhow::Result;
 
 use crate::cli::{RepoCommand, RepoOptions};
@@ -44,10 +42,7 @@ pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
         RepoCommand::Add {
             arguments,
             manifest,
-        } => {
-            let mut session = Session::begin(root, timeout, reporter)?;
-            add::run(&mut session, &arguments, manifest.as_deref())
-        }
+        } => add::run(root, timeout, reporter, &arguments, manifest.as_deref()),
         RepoCommand::Promote { app, version, to } => {
             let mut session = Session::begin(root, timeout, reporter)?;
             stages::promote(&mut session, &app, &version, to.as_deref())
@@ -69,10 +64,15 @@ pub fn run(options: RepoOptions, reporter: &Reporter) -> Result<()> {
             remove_gc::gc(&mut session, keep)
         }
         RepoCommand::Publish => {
-            let session = Session::begin(root, timeout, reporter)?;
-            let all: BTreeSet<String> = session.repository.config.stages.iter().cloned().collect();
-            session.publish(&all)?;
-            reporter.status(format!("published {} suite(s)", all.len()));
+            let mut session = Session::begin(root, timeout, reporter)?;
+            let stages = session.repository.config.stages.clone();
+            let transaction = session.connection.transaction()?;
+            for stage in &stages {
+                crate::repo::state::owe_publication(&transaction, stage)?;
+            }
+            transaction.commit()?;
+            session.publish_pending()?;
+            reporter.status(format!("published {} suite(s)", stages.len()));
             Ok(())
         }
         RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
