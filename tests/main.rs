@@ -6,6 +6,7 @@ mod build;
 mod command;
 mod e2e;
 mod elf;
+mod faults;
 mod publish;
 mod python;
 mod repo;
