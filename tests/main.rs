@@ -7,6 +7,7 @@ mod command;
 mod e2e;
 mod elf;
 mod faults;
+mod hostile;
 mod publish;
 mod python;
 mod repo;
