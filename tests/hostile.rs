@@ -410,3 +410,42 @@ fn every_compression_dpkg_reads_is_accepted() {
     }
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn init_copies_a_given_key_under_private_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let first = Repo::new();
+    let key = first.root.parent().expect("parent").join("key.asc");
+    fs::copy(first.root.join("private/signing-key.asc"), &key).expect("copy key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let second = first.root.parent().expect("parent").join("second");
+    let output = support::run_ok(
+        support::debstage()
+            .args(["repo", "--repo"])
+            .arg(&second)
+            .args(["init", "--arch", "amd64", "--key"])
+            .arg(&key),
+    );
+    let warning = support::stderr(&output);
+    assert!(
+        warning.contains("can be read by others (mode 0644)"),
+        "{warning}"
+    );
+    let copy = second.join("private/signing-key.asc");
+    let mode = fs::metadata(&copy).expect("copy").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(fs::read(&copy).expect("copy"), fs::read(&key).expect("key"));
+    let config = fs::read_to_string(second.join("debstage-repo.toml")).expect("config");
+    assert!(
+        config.contains("key = \"private/signing-key.asc\""),
+        "{config}"
+    );
+    // The repository signs with its copy once the original is gone.
+    fs::remove_file(&key).expect("remove original");
+    support::run_ok(
+        support::debstage()
+            .args(["repo", "--repo"])
+            .arg(&second)
+            .arg("publish"),
+    );
+}

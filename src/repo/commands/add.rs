@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use rusqlite::Connection;
 
 use crate::deb::read::{read_and_check_from, PackageControl, UnpackLimits};
 use crate::debian::names;
@@ -505,119 +506,159 @@ struct Recorded {
     changed: bool,
 }
 
-/// Records the candidates in one transaction.
+/// The pointers that moved in the stage: per application, (from, to).
+type Moved = HashMap<String, (Option<String>, String)>;
+
+/// Records the candidates in one transaction, with the publication the stage now owes.
 fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> Result<Recorded> {
     let transaction = session.connection.transaction()?;
-    let (time, who) = (now(), who());
+    let time = now();
     let mut outcomes = Vec::with_capacity(candidates.len());
     let mut changed = false;
-    // (app, version) pairs whose pointer moved in this stage, and from what.
-    let mut moved: HashMap<String, (Option<String>, String)> = HashMap::new();
+    let mut moved = Moved::new();
     for candidate in candidates {
-        let filename = pool::pool_path(
-            &candidate.app,
-            &crate::naming::deb_file_name(
-                &candidate.package,
-                &candidate.version,
-                &candidate.architecture,
-            ),
-        );
-        let existing = state::find_package(
-            &transaction,
+        let (outcome, listed) = record_one(&transaction, stage, candidate, time, &mut moved)?;
+        changed |= listed;
+        outcomes.push(outcome);
+    }
+    record_moves(&transaction, stage, time, moved)?;
+    if changed {
+        state::owe_publication(&transaction, stage)?;
+    }
+    transaction
+        .commit()
+        .context("the state database cannot be saved")?;
+    Ok(Recorded { outcomes, changed })
+}
+
+/// Records one package (or finds it with the same bytes) and lists it in the stage;
+/// gives its outcome and whether the stage's listing changed.
+fn record_one(
+    transaction: &Connection,
+    stage: &str,
+    candidate: &Candidate,
+    time: i64,
+    moved: &mut Moved,
+) -> Result<(Outcome, bool)> {
+    let filename = pool::pool_path(
+        &candidate.app,
+        &crate::naming::deb_file_name(
             &candidate.package,
             &candidate.version,
             &candidate.architecture,
-        )?;
-        let (id, status) = match existing {
-            Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
-                (existing.id, AddStatus::Present)
+        ),
+    );
+    let existing = state::find_package(
+        transaction,
+        &candidate.package,
+        &candidate.version,
+        &candidate.architecture,
+    )?;
+    let (id, mut status) = match existing {
+        Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
+            (existing.id, AddStatus::Present)
+        }
+        Some(existing) => {
+            return Err(ConflictError {
+                file: candidate.path.clone(),
+                package: candidate.package.clone(),
+                version: candidate.version.clone(),
+                architecture: candidate.architecture.clone(),
+                recorded: existing.sha256,
+                offered: candidate.staged.digests.sha256.clone(),
             }
-            Some(existing) => {
-                return Err(ConflictError {
-                    file: candidate.path.clone(),
-                    package: candidate.package.clone(),
-                    version: candidate.version.clone(),
-                    architecture: candidate.architecture.clone(),
-                    recorded: existing.sha256,
-                    offered: candidate.staged.digests.sha256.clone(),
-                }
-                .into())
-            }
-            None => {
-                let digests = &candidate.staged.digests;
-                let id = state::insert_package(
-                    &transaction,
-                    &NewPackage {
-                        app: &candidate.app,
-                        package: &candidate.package,
-                        version: &candidate.version,
-                        upstream: &candidate.upstream,
-                        architecture: &candidate.architecture,
-                        role: candidate.role,
-                        stage: candidate.stage.as_deref(),
-                        filename: &filename,
-                        size: digests.size,
-                        md5: &digests.md5,
-                        sha1: &digests.sha1,
-                        sha256: &digests.sha256,
-                        control: &candidate.control.text,
-                        added: time,
-                    },
-                )
-                .with_context(|| {
-                    format!(
-                        "{}: {} (another version may map to the same file name)",
-                        candidate.path.display(),
-                        filename
-                    )
-                })?;
-                (id, AddStatus::Added)
-            }
-        };
-        let points_here = match candidate.role {
-            Role::Plain => true,
-            Role::Stage => candidate.stage.as_deref() == Some(stage),
-            Role::Payload => false,
-        };
-        let listed_here = candidate.role != Role::Stage || points_here;
-        let mut status = status;
-        if status == AddStatus::Present && listed_here {
-            let already = state::suites_of(&transaction, id)?
-                .iter()
-                .any(|s| s == stage);
-            if !already {
-                status = AddStatus::PresentNotListedHere;
-            }
-        } else if listed_here {
-            if candidate.role == Role::Stage {
-                state::unlist_name(&transaction, stage, &candidate.package)?;
-            }
-            changed |= state::list(&transaction, stage, id)?;
-            if points_here {
-                let before = state::current(&transaction, &candidate.app, stage)?;
-                if before.as_deref() != Some(candidate.version.as_str()) {
-                    state::set_current(&transaction, &candidate.app, stage, &candidate.version)?;
-                    moved
-                        .entry(candidate.app.clone())
-                        .or_insert((before, String::new()))
-                        .1 = candidate.version.clone();
-                }
+            .into())
+        }
+        None => (
+            insert(transaction, candidate, &filename, time)?,
+            AddStatus::Added,
+        ),
+    };
+    let points_here = match candidate.role {
+        Role::Plain => true,
+        Role::Stage => candidate.stage.as_deref() == Some(stage),
+        Role::Payload => false,
+    };
+    let listed_here = candidate.role != Role::Stage || points_here;
+    let mut changed = false;
+    if status == AddStatus::Present && listed_here {
+        let already = state::suites_of(transaction, id)?
+            .iter()
+            .any(|s| s == stage);
+        if !already {
+            status = AddStatus::PresentNotListedHere;
+        }
+    } else if listed_here {
+        if candidate.role == Role::Stage {
+            state::unlist_name(transaction, stage, &candidate.package)?;
+        }
+        changed = state::list(transaction, stage, id)?;
+        if points_here {
+            let before = state::current(transaction, &candidate.app, stage)?;
+            if before.as_deref() != Some(candidate.version.as_str()) {
+                state::set_current(transaction, &candidate.app, stage, &candidate.version)?;
+                moved
+                    .entry(candidate.app.clone())
+                    .or_insert((before, String::new()))
+                    .1 = candidate.version.clone();
             }
         }
-        outcomes.push(Outcome {
-            file: candidate.path.display().to_string(),
-            package: candidate.package.clone(),
-            version: candidate.version.clone(),
-            architecture: candidate.architecture.clone(),
-            filename,
-            status,
-        });
     }
+    let outcome = Outcome {
+        file: candidate.path.display().to_string(),
+        package: candidate.package.clone(),
+        version: candidate.version.clone(),
+        architecture: candidate.architecture.clone(),
+        filename,
+        status,
+    };
+    Ok((outcome, changed))
+}
+
+/// Inserts the row of a new package; returns its id.
+fn insert(
+    transaction: &Connection,
+    candidate: &Candidate,
+    filename: &str,
+    time: i64,
+) -> Result<i64> {
+    let digests = &candidate.staged.digests;
+    state::insert_package(
+        transaction,
+        &NewPackage {
+            app: &candidate.app,
+            package: &candidate.package,
+            version: &candidate.version,
+            upstream: &candidate.upstream,
+            architecture: &candidate.architecture,
+            role: candidate.role,
+            stage: candidate.stage.as_deref(),
+            filename,
+            size: digests.size,
+            md5: &digests.md5,
+            sha1: &digests.sha1,
+            sha256: &digests.sha256,
+            control: &candidate.control.text,
+            added: time,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "{}: {} (another version may map to the same file name)",
+            candidate.path.display(),
+            filename
+        )
+    })
+}
+
+/// One line of history per application whose pointer in the stage moved.
+fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) -> Result<()> {
+    let who = who();
     let mut apps: Vec<_> = moved.into_iter().collect();
     apps.sort();
     for (app, (from, to)) in apps {
         state::record_history(
-            &transaction,
+            transaction,
             &HistoryEntry {
                 time,
                 who: who.clone(),
@@ -629,11 +670,5 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
             },
         )?;
     }
-    if changed {
-        state::owe_publication(&transaction, stage)?;
-    }
-    transaction
-        .commit()
-        .context("the state database cannot be saved")?;
-    Ok(Recorded { outcomes, changed })
+    Ok(())
 }
