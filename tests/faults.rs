@@ -231,6 +231,19 @@ fn run_scenario(scenario: &Scenario) -> Vec<String> {
             support::stderr(&output)
         ));
     }
+    // Between the commit and the end of the publication, verify names the debt.
+    let owes = scenario.point.starts_with("publish-")
+        || scenario.point.ends_with("-committed")
+        || scenario.point == "add-placed";
+    if owes {
+        let verify = repo.command(&["verify"]).output().expect("verify runs");
+        let text = support::stderr(&verify);
+        if verify.status.success() || !text.contains("publication pending") {
+            problems.push(format!(
+                "repo verify after the kill does not report the pending publication: {text}"
+            ));
+        }
+    }
     let next: Vec<&str> = scenario.next.iter().map(String::as_str).collect();
     let output = repo.command(&next).output().expect("debstage runs");
     if !output.status.success() {
