@@ -466,3 +466,59 @@ fn every_failure_point_is_repaired_by_the_next_command() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The SHA256 by-hash files of a suite's amd64 Packages directory.
+fn by_hash_count(repo: &Repo, suite: &str) -> usize {
+    let directory = repo
+        .root
+        .join("dists")
+        .join(suite)
+        .join("main/binary-amd64/by-hash/SHA256");
+    support::files_in(&directory).len()
+}
+
+#[test]
+fn by_hash_keeps_the_last_generations_and_pool_files_they_name() {
+    let repo = Repo::new();
+    for index in 0..3 {
+        repo.add(index);
+    }
+    // Three generations with packages (and the empty one of init): with grace 0, the
+    // last three stay, each as Packages, Packages.gz and Packages.xz.
+    assert_eq!(by_hash_count(&repo, "test"), 9);
+    repo.ok(&["remove", "hello", "1.0"]);
+    let payload = repo.root.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
+    // Still named by the two generations before the removal.
+    repo.ok(&["gc", "--keep", "10"]);
+    assert!(
+        payload.exists(),
+        "deleted while a served generation names it"
+    );
+    repo.ok(&["publish"]);
+    repo.ok(&["gc", "--keep", "10"]);
+    assert!(
+        payload.exists(),
+        "deleted while a served generation names it"
+    );
+    repo.ok(&["publish"]);
+    repo.ok(&["gc", "--keep", "10"]);
+    assert!(
+        !payload.exists(),
+        "kept after no served generation names it"
+    );
+    assert!(repository_problems(&repo).is_empty());
+}
+
+#[test]
+fn the_grace_period_keeps_every_recent_generation() {
+    let repo = Repo::new();
+    let config = repo.root.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, text.replace("grace = \"0\"", "grace = \"1h\"")).expect("config");
+    for index in 0..3 {
+        repo.add(index);
+    }
+    repo.ok(&["remove", "hello", "1.0"]);
+    // init's empty index, three adds and the removal: five generations within the hour.
+    assert_eq!(by_hash_count(&repo, "test"), 15);
+}
