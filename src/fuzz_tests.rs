@@ -87,7 +87,7 @@ fn valid_deb() -> Vec<u8> {
 fn read_bytes(bytes: &[u8]) -> bool {
     let mut file = tempfile::tempfile().expect("temp file");
     file.write_all(bytes).expect("write");
-    read_and_check_from(&mut file).is_ok()
+    read_and_check_from(&mut file, crate::deb::read::UnpackLimits::default()).is_ok()
 }
 
 /// A few byte-level mutations of `base`: overwrite, insert, delete, truncate.

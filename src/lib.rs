@@ -10,6 +10,7 @@ mod build;
 pub mod cli;
 mod deb;
 mod debian;
+mod fault;
 mod naming;
 mod repo;
 pub mod report;

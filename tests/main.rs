@@ -8,6 +8,8 @@ mod support;
 mod build;
 mod command;
 mod e2e;
+mod faults;
+mod hostile;
 mod publish;
 mod python;
 mod repo;

@@ -601,10 +601,23 @@ fn remove_and_gc_keep_what_stages_point_to() {
     repo.ok(&["gc", "--keep", "0"]);
     let versions = repo.json(&["show", "app"])["versions"].clone();
     assert_eq!(versions, serde_json::json!(["1.0-1", "1.2-1"]));
-    assert!(!repo
-        .repo
-        .join("pool/main/a/app/app-1.1_1.1-1_all.deb")
-        .exists());
+    // The removed version's file stays while an index generation still served (apt
+    // clients hold a cached InRelease) names it: within the grace period, or among the
+    // last 3 generations of its suite.
+    let removed = repo.repo.join("pool/main/a/app/app-1.1_1.1-1_all.deb");
+    assert!(removed.exists(), "deleted while a served index names it");
+    let config = repo.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    assert!(text.contains("grace = \"1h\""), "{text}");
+    fs::write(&config, text.replace("grace = \"1h\"", "grace = \"0s\"")).expect("config");
+    for _ in 0..3 {
+        repo.ok(&["publish"]);
+    }
+    repo.ok(&["gc", "--keep", "0"]);
+    assert!(
+        !removed.exists(),
+        "kept after 3 newer generations and no grace"
+    );
     assert!(repo
         .repo
         .join("pool/main/a/app/app-production_1.0-1_all.deb")

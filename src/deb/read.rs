@@ -1,12 +1,15 @@
 //! Reading a `.deb`: the ar members, and the control paragraph from `control.tar` of any
 //! compression.
 //!
-//! Only the first two members are read (`debian-binary` and `control.tar.*`); the data
-//! member's header is checked against the file's length, so a truncated package is
-//! refused without decompressing its data.
+//! [`read_control`] reads the first two members (`debian-binary` and `control.tar.*`) and
+//! checks the data member's header against the file's length, so a truncated package is
+//! refused without decompressing its data; [`read_and_check_from`] also unpacks the data
+//! member to its end. Every member is decoded within [`UnpackLimits`].
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 use crate::debian::control::{Control, Paragraph};
 use crate::debian::names;
@@ -27,6 +30,15 @@ pub(crate) enum ReadError {
     /// The archive or its control member is damaged.
     #[error("is corrupt: {0}")]
     Corrupt(String),
+    /// A member unpacks to more than the limits allow (a decompression bomb, or limits
+    /// set too low for this package).
+    #[error("{member} {what}")]
+    OverLimit {
+        /// The member, such as `data.tar.xz`.
+        member: String,
+        /// Which limit, and its value.
+        what: String,
+    },
     /// The control paragraph lacks a field every package needs.
     #[error("has no {0} field in its control file")]
     MissingField(&'static str),
@@ -58,6 +70,100 @@ impl PackageControl {
     }
 }
 
+/// How much a member may unpack to: a decompression bomb stops here with
+/// [`ReadError::OverLimit`] instead of taking minutes and gigabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UnpackLimits {
+    /// The most bytes one member may decompress to.
+    pub(crate) bytes: u64,
+    /// The most tar entries one member may hold.
+    pub(crate) entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            bytes: 16 << 30,
+            entries: 1_000_000,
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes came through, and says so in `hit`
+/// (the tar reader may wrap the error, so the flag, not the error, tells what happened).
+struct Capped<R> {
+    inner: R,
+    remaining: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        if count as u64 > self.remaining {
+            self.hit.set(true);
+            return Err(io::Error::other("the unpacked size limit was reached"));
+        }
+        self.remaining -= count as u64;
+        Ok(count)
+    }
+}
+
+/// Unpacks the tar stream of member `name` from `member` to its end within `limits`,
+/// giving each regular file whose path `wanted` accepts to `found` (which reads it).
+fn unpack_member(
+    name: &str,
+    member: impl Read,
+    limits: UnpackLimits,
+    mut found: impl FnMut(&str, &mut dyn Read) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let hit = Rc::new(Cell::new(false));
+    let capped = Capped {
+        inner: decompressor(name, member)?,
+        remaining: limits.bytes,
+        hit: Rc::clone(&hit),
+    };
+    let over_size = || ReadError::OverLimit {
+        member: name.to_string(),
+        what: format!(
+            "unpacks to more than {} bytes (the unpacked size limit)",
+            limits.bytes
+        ),
+    };
+    let damaged = |error: io::Error| {
+        if hit.get() {
+            over_size()
+        } else {
+            ReadError::Corrupt(format!("{name} cannot be unpacked: {error}"))
+        }
+    };
+    let mut archive = tar::Archive::new(capped);
+    let mut count = 0u64;
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        count += 1;
+        if count > limits.entries {
+            return Err(ReadError::OverLimit {
+                member: name.to_string(),
+                what: format!(
+                    "holds more than {} entries (the entry count limit)",
+                    limits.entries
+                ),
+            });
+        }
+        let path = entry
+            .path()
+            .map_err(damaged)?
+            .to_string_lossy()
+            .into_owned();
+        found(&path, &mut entry)?;
+        io::copy(&mut entry, &mut io::sink()).map_err(damaged)?;
+    }
+    // The rest of the stream (tar's end blocks, the compressor's trailer and checks).
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(damaged)?;
+    Ok(())
+}
+
 /// One ar member header.
 struct Member {
     name: String,
@@ -71,38 +177,32 @@ const HEADER_LENGTH: u64 = 60;
 /// package (Package, Version and Architecture present and valid).
 #[cfg(test)]
 pub(crate) fn read_control(path: &std::path::Path) -> Result<PackageControl, ReadError> {
-    read_control_from(&mut File::open(path)?)
+    read_control_from(&mut File::open(path)?, UnpackLimits::default())
 }
 
 /// Like [`read_control`], from an open file (read from its start; the position is left
 /// anywhere).
 #[cfg(test)]
-pub(crate) fn read_control_from(file: &mut File) -> Result<PackageControl, ReadError> {
-    read_members(file).map(|(control, _)| control)
+pub(crate) fn read_control_from(
+    file: &mut File,
+    limits: UnpackLimits,
+) -> Result<PackageControl, ReadError> {
+    read_members(file, limits).map(|(control, _)| control)
 }
 
 /// Like [`read_control_from`], and also unpacks the data member to its end (without
 /// writing anything), so that damage anywhere in the package is found: every compressor
-/// checks its own data (CRC32 for gzip, CRC64 for xz, the frame checksum for zstd when
-/// the writer set it), and the tar headers carry checksums.
-pub(crate) fn read_and_check_from(file: &mut File) -> Result<PackageControl, ReadError> {
-    let (control, data) = read_members(file)?;
-    // dpkg also reads data.tar.bz2 and data.tar.lzma, which we do not unpack: such a
-    // package is taken as it was before this check existed.
-    if data.name.ends_with(".bz2") || data.name.ends_with(".lzma") {
-        return Ok(control);
-    }
+/// dpkg reads checks its own data (CRC32 for gzip and bzip2, CRC64 for xz, the frame
+/// checksum for zstd when the writer set it; lzma has none, but its stream must end where
+/// the tar ends), and the tar headers carry checksums.
+pub(crate) fn read_and_check_from(
+    file: &mut File,
+    limits: UnpackLimits,
+) -> Result<PackageControl, ReadError> {
+    let (control, data) = read_members(file, limits)?;
     file.seek(SeekFrom::Start(data.offset))?;
     let member = BufReader::with_capacity(64 * 1024, file).take(data.size);
-    let damaged =
-        |error: io::Error| ReadError::Corrupt(format!("{} cannot be unpacked: {error}", data.name));
-    let mut archive = tar::Archive::new(decompressor(&data.name, member)?);
-    for entry in archive.entries().map_err(damaged)? {
-        let mut entry = entry.map_err(damaged)?;
-        io::copy(&mut entry, &mut io::sink()).map_err(damaged)?;
-    }
-    // The rest of the stream (tar's end blocks, the compressor's trailer and checks).
-    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(damaged)?;
+    unpack_member(&data.name, member, limits, |_, _| Ok(()))?;
     Ok(control)
 }
 
@@ -113,7 +213,10 @@ struct DataMember {
     size: u64,
 }
 
-fn read_members(file: &mut File) -> Result<(PackageControl, DataMember), ReadError> {
+fn read_members(
+    file: &mut File,
+    limits: UnpackLimits,
+) -> Result<(PackageControl, DataMember), ReadError> {
     let length = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::with_capacity(16 * 1024, file);
@@ -152,7 +255,7 @@ fn read_members(file: &mut File) -> Result<(PackageControl, DataMember), ReadErr
         .ok_or_else(|| ReadError::Truncated("the archive ends after debian-binary".to_string()))?;
     let text = {
         let limited = (&mut reader).take(control_member.size);
-        control_text(&control_member.name, limited)?
+        control_text(&control_member.name, limited, limits)?
     };
     skip_member(&mut reader, &mut offset, &control_member)?;
 
@@ -291,51 +394,61 @@ fn decompressor<'a>(name: &str, member: impl Read + 'a) -> Result<Box<dyn Read +
         // Every gzip member, as dpkg's zlib reader unpacks them all.
         ".gz" => Box::new(flate2::read::MultiGzDecoder::new(member)),
         ".xz" => Box::new(liblzma::read::XzDecoder::new(member)),
+        // One bzip2 stream, as dpkg's libbz2 reader takes.
+        ".bz2" => Box::new(bzip2::read::BzDecoder::new(member)),
+        // The legacy .lzma format (lzma_alone), which dpkg still reads.
+        ".lzma" => {
+            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+                .map_err(|error| ReadError::Corrupt(format!("{name} cannot be opened: {error}")))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(member, stream))
+        }
         ".zst" => Box::new(
             zstd::stream::read::Decoder::new(member)
                 .map_err(|error| ReadError::Corrupt(format!("{name} cannot be opened: {error}")))?,
         ),
         _ => {
             return Err(ReadError::Corrupt(format!(
-                "the member {name:?} is not {stem}.tar, {stem}.tar.gz, {stem}.tar.xz or \
-                 {stem}.tar.zst"
+                "the member {name:?} uses a compression dpkg does not read: expected \
+                 {stem}.tar, {stem}.tar.gz, {stem}.tar.xz, {stem}.tar.zst, {stem}.tar.bz2 \
+                 or {stem}.tar.lzma"
             )))
         }
     })
 }
 
-/// Decompresses `control.tar[.gz|.xz|.zst]` and returns its `control` file as text.
-fn control_text(name: &str, member: impl Read) -> Result<String, ReadError> {
+/// Decompresses `control.tar.*` to its end and returns its `control` file as text.
+fn control_text(name: &str, member: impl Read, limits: UnpackLimits) -> Result<String, ReadError> {
     if !name.starts_with("control.tar") {
         return Err(ReadError::Corrupt(format!(
             "the second member is {name:?}, expected control.tar, control.tar.gz, \
              control.tar.xz or control.tar.zst"
         )));
     }
-    let decompressed = decompressor(name, member)?;
-    let damaged =
-        |error: io::Error| ReadError::Corrupt(format!("{name} cannot be unpacked: {error}"));
-    let mut archive = tar::Archive::new(decompressed);
-    for entry in archive.entries().map_err(damaged)? {
-        let mut entry = entry.map_err(damaged)?;
-        let path = entry.path().map_err(damaged)?.into_owned();
-        let path = path.to_string_lossy();
-        if path == "./control" || path == "control" {
-            if entry.size() > 1024 * 1024 {
-                return Err(ReadError::Corrupt(format!(
-                    "the control file in {name} is {} bytes; at most 1 MiB is accepted",
-                    entry.size()
-                )));
-            }
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(damaged)?;
-            return String::from_utf8(bytes).map_err(|_| {
-                ReadError::Corrupt(format!("the control file in {name} is not UTF-8"))
-            });
+    let mut control = None;
+    unpack_member(name, member, limits, |path, entry| {
+        if path != "./control" && path != "control" {
+            return Ok(());
         }
-    }
-    Err(ReadError::Corrupt(format!("{name} has no control file")))
+        let mut bytes = Vec::new();
+        entry
+            .take(MAXIMUM_CONTROL + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|error| ReadError::Corrupt(format!("{name} cannot be unpacked: {error}")))?;
+        if bytes.len() as u64 > MAXIMUM_CONTROL {
+            return Err(ReadError::Corrupt(format!(
+                "the control file in {name} is larger than 1 MiB, the most accepted"
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ReadError::Corrupt(format!("the control file in {name} is not UTF-8")))?;
+        control = Some(text);
+        Ok(())
+    })?;
+    control.ok_or_else(|| ReadError::Corrupt(format!("{name} has no control file")))
 }
+
+/// The largest control file accepted.
+const MAXIMUM_CONTROL: u64 = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,147 @@ pub(crate) struct RepoConfig {
     pub(crate) valid_days: Option<u64>,
     /// The signing key.
     pub(crate) signing: SigningConfig,
+    /// How long published indexes and the pool files they name outlive their successors.
+    #[serde(default)]
+    pub(crate) retention: RetentionConfig,
+    /// Limits on what `repo add` unpacks from a package.
+    #[serde(default)]
+    pub(crate) limits: LimitsConfig,
+}
+
+/// `[retention]`: apt clients hold a cached `InRelease` and fetch the indexes it names by
+/// hash, then the pool files those name; so an index generation stays served while it is
+/// one of the last `generations` of its suite or was replaced less than `grace` ago, and
+/// a pool file is deleted only once no generation still served names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionConfig {
+    /// The number of by-hash generations kept per suite (the current one included), at
+    /// least 3.
+    #[serde(default = "default_generations")]
+    pub(crate) generations: usize,
+    /// How long a replaced generation stays served whatever its rank (`90s`, `30m`, `1h`,
+    /// `2d`).
+    #[serde(default = "default_grace")]
+    pub(crate) grace: String,
+}
+
+fn default_generations() -> usize {
+    3
+}
+
+fn default_grace() -> String {
+    "1h".to_string()
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            generations: default_generations(),
+            grace: default_grace(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The grace period in seconds.
+    pub(crate) fn grace_seconds(&self) -> Result<u64> {
+        parse_duration(&self.grace)
+            .map_err(|reason| anyhow::anyhow!("retention: grace {:?} {reason}", self.grace))
+    }
+}
+
+/// `[limits]`: a package whose members unpack to more than this is refused by name (a
+/// decompression bomb gets a clear error instead of minutes of work).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsConfig {
+    /// The most bytes one member (`control.tar`, `data.tar`) may unpack to (`512MiB`,
+    /// `16GiB`, or a number of bytes).
+    #[serde(default = "default_unpacked_size")]
+    pub(crate) unpacked_size: String,
+    /// The most tar entries one member may hold.
+    #[serde(default = "default_entries")]
+    pub(crate) entries: u64,
+}
+
+fn default_unpacked_size() -> String {
+    "16GiB".to_string()
+}
+
+fn default_entries() -> u64 {
+    1_000_000
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            unpacked_size: default_unpacked_size(),
+            entries: default_entries(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits as numbers.
+    pub(crate) fn unpack_limits(&self) -> Result<crate::deb::read::UnpackLimits> {
+        let bytes = parse_size(&self.unpacked_size).map_err(|reason| {
+            anyhow::anyhow!("limits: unpacked_size {:?} {reason}", self.unpacked_size)
+        })?;
+        if self.entries == 0 {
+            bail!("limits: entries must be at least 1");
+        }
+        Ok(crate::deb::read::UnpackLimits {
+            bytes,
+            entries: self.entries,
+        })
+    }
+}
+
+/// Parses `90s`, `30m`, `1h`, `2d` (or a number of seconds) into seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "must be a number followed by s, m, h or d (for example 1h)".to_string())?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err("must be a number followed by s, m, h or d (for example 1h)".into()),
+    };
+    number
+        .checked_mul(factor)
+        .filter(|seconds| *seconds <= 366 * 86_400)
+        .ok_or_else(|| "must be at most 366d".to_string())
+}
+
+/// Parses `512MiB`, `16GiB`, `1TiB`, `64KiB` (or a number of bytes) into bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let allowed = "must be a number of bytes, or followed by KiB, MiB, GiB or TiB";
+    let number: u64 = number.parse().map_err(|_| allowed.to_string())?;
+    let factor: u64 = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return Err(allowed.to_string()),
+    };
+    number
+        .checked_mul(factor)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| "must be between 1 byte and 16 EiB".to_string())
 }
 
 /// Where the signing key is.
@@ -95,6 +236,15 @@ impl RepoConfig {
                 );
             }
         }
+        if self.retention.generations < 3 {
+            bail!(
+                "retention: generations {} must be at least 3 (apt clients hold a cached \
+                 InRelease)",
+                self.retention.generations
+            );
+        }
+        self.retention.grace_seconds()?;
+        self.limits.unpack_limits()?;
         if self.signing.key.is_some() == self.signing.gpg_key.is_some() {
             bail!("signing: give exactly one of key (a key file) and gpg_key (a gpg key id)");
         }
@@ -144,6 +294,8 @@ mod tests {
                 key: Some("private/signing-key.asc".into()),
                 gpg_key: None,
             },
+            retention: RetentionConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -161,5 +313,29 @@ mod tests {
         assert!(bad.check().is_err());
         assert_eq!(config().stage_index("production").ok(), Some(1));
         assert!(config().stage_index("prod").is_err());
+        let mut bad = config();
+        bad.retention.generations = 2;
+        assert!(bad.check().is_err());
+        let mut bad = config();
+        bad.retention.grace = "1 hour".into();
+        assert!(bad.check().is_err());
+        let mut bad = config();
+        bad.limits.unpacked_size = "12GB".into();
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("999999d").is_err());
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("16GiB"), Ok(16 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999TiB").is_err());
     }
 }

@@ -33,7 +33,8 @@ impl Repository {
     }
 }
 
-/// A writer's session: the lock held, the database open, crashed work recovered.
+/// A writer's session: the lock held, the database open, crashed work recovered and the
+/// publication debt paid.
 pub(crate) struct Session<'a> {
     /// The repository.
     pub(crate) repository: Repository,
@@ -61,23 +62,44 @@ impl<'a> Session<'a> {
                 pool::INCOMING
             ));
         }
-        Ok(Session {
+        let session = Session {
             repository,
             connection,
             reporter,
             _lock: lock,
-        })
+        };
+        // A command that died after its commit left suites unpublished (or half
+        // published): they are published before anything else changes.
+        let owed = session.publish_pending()?;
+        if !owed.is_empty() {
+            reporter.status(format!(
+                "published the suite(s) {} that an interrupted command left pending",
+                owed.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(session)
     }
 
-    /// Rewrites the indexes of `suites` from the committed state.
-    pub(crate) fn publish(&self, suites: &BTreeSet<String>) -> Result<()> {
+    /// Publishes every suite whose publication is pending (the transactions that
+    /// changed them recorded it with [`state::owe_publication`]); returns them.
+    pub(crate) fn publish_pending(&self) -> Result<BTreeSet<String>> {
+        let pending: BTreeSet<String> = state::pending_publications(&self.connection)?
+            .into_iter()
+            .collect();
+        let known: BTreeSet<String> = self.repository.config.stages.iter().cloned().collect();
+        // A suite no longer among the stages has nothing to publish.
+        for gone in pending.difference(&known) {
+            state::paid_publication(&self.connection, gone)?;
+        }
+        let owed: BTreeSet<String> = pending.intersection(&known).cloned().collect();
         publish::publish_suites(
             &self.repository.root,
             &self.repository.config,
             &self.connection,
-            suites,
+            &owed,
             self.reporter,
-        )
+        )?;
+        Ok(owed)
     }
 }
 

@@ -6,6 +6,10 @@
 //! - `listed`: which package each suite lists.
 //! - `current`: the version each stage of an application points to (its stage package).
 //! - `history`: every change of a `current` row, and removals (who, when, from, to).
+//! - `pending`: the suites whose published indexes lag behind the state (the publication
+//!   debt): set in the transaction that changes a suite, cleared once it is published.
+//! - `generations`: the Release text of each publication of a suite that may still be
+//!   served (clients hold a cached `InRelease`); by-hash files and pool files they name stay.
 //!
 //! Every command changes the state in one transaction; the published tree is derived
 //! from it. The database runs in WAL mode so that readers are never blocked by a writer.
@@ -21,7 +25,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -67,6 +71,20 @@ CREATE TABLE history (
     to_version TEXT
 );
 CREATE INDEX history_by_app ON history (app, stage);
+";
+
+/// What version 2 adds to version 1: the publication debt and the served generations.
+const SCHEMA_2: &str = "
+CREATE TABLE pending (
+    suite TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE generations (
+    id INTEGER PRIMARY KEY,
+    suite TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    release TEXT NOT NULL
+);
+CREATE INDEX generations_by_suite ON generations (suite, id);
 ";
 
 /// The role stored in a row's `role` column.
@@ -230,6 +248,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
     configure(&connection).with_context(|| format!("{}: cannot be set up", path.display()))?;
     connection
         .execute_batch(SCHEMA)
+        .and_then(|()| connection.execute_batch(SCHEMA_2))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -251,6 +270,17 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .with_context(|| format!("{}: cannot be read", path.display()))?;
+    if version == 1 {
+        // Version 1 had no publication debt: every suite is published once more.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_2} \
+                 INSERT INTO pending (suite) SELECT DISTINCT suite FROM listed; \
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 2", path.display()))?;
+        return Ok(connection);
+    }
     if version != SCHEMA_VERSION {
         bail!(
             "{}: schema version {version}; this debstage reads version {SCHEMA_VERSION}",
@@ -527,4 +557,78 @@ pub(crate) fn stage_history(
         .into_iter()
         .filter(|entry| entry.stage.as_deref() == Some(stage))
         .collect())
+}
+
+/// Records that `suite` must be published (in the transaction that changes it).
+pub(crate) fn owe_publication(connection: &Connection, suite: &str) -> Result<()> {
+    connection
+        .prepare_cached("INSERT OR IGNORE INTO pending (suite) VALUES (?1)")?
+        .execute(params![suite])?;
+    Ok(())
+}
+
+/// The suites whose publication is pending.
+pub(crate) fn pending_publications(connection: &Connection) -> Result<Vec<String>> {
+    let mut statement = connection.prepare_cached("SELECT suite FROM pending ORDER BY suite")?;
+    let rows = statement.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Clears the debt of `suite`: its publication finished.
+pub(crate) fn paid_publication(connection: &Connection, suite: &str) -> Result<()> {
+    connection
+        .prepare_cached("DELETE FROM pending WHERE suite = ?1")?
+        .execute(params![suite])?;
+    Ok(())
+}
+
+/// One publication of a suite: when, and the Release text it served.
+#[derive(Debug, Clone)]
+pub(crate) struct Generation {
+    /// Row id (increasing with time).
+    pub(crate) id: i64,
+    /// When it was published (Unix seconds).
+    pub(crate) published: i64,
+    /// Its Release text.
+    pub(crate) release: String,
+}
+
+/// Records a publication of `suite` before its Release files are renamed into place.
+pub(crate) fn record_generation(
+    connection: &Connection,
+    suite: &str,
+    published: i64,
+    release: &str,
+) -> Result<()> {
+    connection
+        .prepare_cached("INSERT INTO generations (suite, published, release) VALUES (?1, ?2, ?3)")?
+        .execute(params![suite, published, release])?;
+    Ok(())
+}
+
+/// The recorded publications of `suite`, newest first.
+pub(crate) fn generations(connection: &Connection, suite: &str) -> Result<Vec<Generation>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, published, release FROM generations WHERE suite = ?1 ORDER BY id DESC",
+    )?;
+    let rows = statement.query_map(params![suite], |row| {
+        Ok(Generation {
+            id: row.get(0)?,
+            published: row.get(1)?,
+            release: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Forgets the publications of `suite` older than the one with id `oldest_kept`.
+pub(crate) fn forget_generations(
+    connection: &Connection,
+    suite: &str,
+    oldest_kept: i64,
+) -> Result<()> {
+    connection
+        .prepare_cached("DELETE FROM generations WHERE suite = ?1 AND id < ?2")?
+        .execute(params![suite, oldest_kept])?;
+    Ok(())
 }

@@ -1,28 +1,33 @@
 //! `repo add [STAGE] FILES... | --manifest BUILD.json`: read, check and copy packages
 //! into the pool, record them, and list them in a stage's suite.
 //!
-//! Three phases, so that a refusal leaves the repository exactly as it was:
-//! 1. every file is read (control member only), checked and copied into
-//!    `pool/.incoming` while it is hashed (in parallel);
-//! 2. one transaction records the packages and their listings; a package already present
-//!    with other bytes aborts it;
-//! 3. after the commit, the copies move to their pool paths and the suite is published.
+//! Four phases, so that a refusal leaves the repository exactly as it was and a slow
+//! check never blocks another writer:
+//! 1. before the lock: every file is read and checked, every member unpacked to its end
+//!    within `[limits]` (in parallel);
+//! 2. under the lock: each file is copied into `pool/.incoming` while it is hashed, and
+//!    must not have changed since it was checked;
+//! 3. one transaction records the packages and their listings, and that the suite must be
+//!    published; a package already present with other bytes aborts it;
+//! 4. after the commit, the copies move to their pool paths and the suite is published.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use rusqlite::Connection;
 
-use crate::deb::read::{read_and_check_from, PackageControl};
+use crate::deb::read::{read_and_check_from, PackageControl, UnpackLimits};
 use crate::debian::names;
 use crate::debian::version::Version;
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
 use crate::naming::{rules, AppNames};
 use crate::repo::config::RepoConfig;
 use crate::repo::pool::{self, StagedFile};
-use crate::repo::session::{now, who, Session};
+use crate::repo::session::{now, who, Repository, Session};
 use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
+use crate::report::Reporter;
 
 /// The same package name, version and architecture is in the repository with other bytes.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,21 @@ struct Input {
     expected: Option<BuiltPackage>,
     /// The manifest's application.
     app: Option<String>,
+}
+
+/// A file read and checked, not yet copied.
+struct Checked {
+    input: Input,
+    control: PackageControl,
+    app: String,
+    package: String,
+    version: String,
+    upstream: String,
+    architecture: String,
+    role: Role,
+    stage: Option<String>,
+    /// What the file was when checked: (size, modification time).
+    seen: (u64, std::time::SystemTime),
 }
 
 /// A file read, checked and copied into `.incoming`.
@@ -94,30 +114,73 @@ struct Outcome {
     status: AddStatus,
 }
 
-/// Runs `repo add`.
+/// Runs `repo add`: checks the packages, then takes the lock to record them.
 pub(crate) fn run(
-    session: &mut Session<'_>,
+    root: &Path,
+    lock_timeout: Option<std::time::Duration>,
+    reporter: &Reporter,
     arguments: &[String],
     manifest: Option<&Path>,
 ) -> Result<()> {
-    let config = session.repository.config.clone();
+    let config = Repository::open(root)?.config;
     let (stage, inputs) = inputs(&config, arguments, manifest)?;
-    let root = session.repository.root.clone();
-    let reporter = session.reporter;
+    let limits = config.limits.unpack_limits()?;
+    let checked = check_all(&config, inputs, limits, reporter)?;
+    crate::fault::point("add-checked");
 
-    let bar = reporter.progress(inputs.len() as u64, "reading");
-    let prepared: Vec<Result<Candidate>> = inputs
-        .par_iter()
+    let mut session = Session::begin(root, lock_timeout, reporter)?;
+    let candidates = stage_all(&session.repository.root, checked, reporter)?;
+    crate::fault::point("add-staged");
+    let recorded = match record(&mut session, &stage, &candidates) {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            discard(&candidates);
+            return Err(error);
+        }
+    };
+    crate::fault::point("add-committed");
+    place_all(&session.repository.root, &candidates, &recorded)?;
+    crate::fault::point("add-placed");
+    session.publish_pending()?;
+    report(reporter, &stage, &recorded)
+}
+
+/// Phase 1: reads and checks every file (in parallel); the first refusal is the error.
+fn check_all(
+    config: &RepoConfig,
+    inputs: Vec<Input>,
+    limits: UnpackLimits,
+    reporter: &Reporter,
+) -> Result<Vec<Checked>> {
+    let bar = reporter.progress(inputs.len() as u64, "checking");
+    let checked: Vec<Result<Checked>> = inputs
+        .into_par_iter()
         .map(|input| {
-            let result = prepare(&root, &config, input);
+            let result = check(config, input, limits);
             bar.inc(1);
             result
         })
         .collect();
     bar.finish_and_clear();
-    let mut candidates = Vec::with_capacity(prepared.len());
+    checked.into_iter().collect()
+}
+
+/// Phase 2: copies every checked file into `.incoming` (in parallel) and makes the
+/// copies durable; on failure nothing is left there.
+fn stage_all(root: &Path, checked: Vec<Checked>, reporter: &Reporter) -> Result<Vec<Candidate>> {
+    let bar = reporter.progress(checked.len() as u64, "copying");
+    let staged: Vec<Result<Candidate>> = checked
+        .into_par_iter()
+        .map(|checked| {
+            let result = stage_checked(root, checked);
+            bar.inc(1);
+            result
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut candidates = Vec::with_capacity(staged.len());
     let mut first_error = None;
-    for result in prepared {
+    for result in staged {
         match result {
             Ok(candidate) => candidates.push(candidate),
             Err(error) => {
@@ -129,27 +192,22 @@ pub(crate) fn run(
         discard(&candidates);
         return Err(error);
     }
-
-    let staged: Vec<&Path> = candidates
+    let paths: Vec<&Path> = candidates
         .iter()
         .map(|candidate| candidate.staged.path.as_path())
         .collect();
-    if let Err(error) = pool::make_durable(&root, &staged) {
+    if let Err(error) = pool::make_durable(root, &paths) {
         discard(&candidates);
         return Err(error);
     }
-    let recorded = match record(session, &stage, &candidates) {
-        Ok(recorded) => recorded,
-        Err(error) => {
-            discard(&candidates);
-            return Err(error);
-        }
-    };
+    Ok(candidates)
+}
 
-    // The rows are committed: move the new files into place, drop the copies of the rest.
-    // One thread: the renames and directory creations all lock the same few directories,
-    // and two threads spend more time waiting on those locks than renaming (measured with
-    // 20,000 packages: 4x the system time).
+/// Phase 4: the rows are committed; moves the new files into place and drops the copies
+/// of the rest. One thread: the renames and directory creations all lock the same few
+/// directories, and two threads spend more time waiting on those locks than renaming
+/// (measured with 20,000 packages: 4x the system time).
+fn place_all(root: &Path, candidates: &[Candidate], recorded: &Recorded) -> Result<()> {
     candidates
         .iter()
         .zip(&recorded.outcomes)
@@ -157,16 +215,14 @@ pub(crate) fn run(
             outcome.status == AddStatus::Added && candidate.staged.path.exists()
         })
         .try_for_each(|(candidate, outcome)| {
-            pool::place(&root, &candidate.staged.path, &outcome.filename)
+            pool::place(root, &candidate.staged.path, &outcome.filename)
         })?;
-    discard(&candidates);
+    discard(candidates);
+    Ok(())
+}
 
-    let changed: BTreeSet<String> = if recorded.changed {
-        BTreeSet::from([stage.clone()])
-    } else {
-        BTreeSet::new()
-    };
-    session.publish(&changed)?;
+/// Tells what was done.
+fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
     let added = recorded
         .outcomes
         .iter()
@@ -332,19 +388,27 @@ fn identify(
     Ok((app, said.0, said.1))
 }
 
-fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate> {
+/// Reads and checks one file: its members unpacked to their end within `limits`, its
+/// control fields, what it is (application, role, stage), and what its manifest says.
+fn check(config: &RepoConfig, input: Input, limits: UnpackLimits) -> Result<Checked> {
     let path = &input.path;
     let shown = path.display();
     let mut file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot be read"))?;
-    let control =
-        read_and_check_from(&mut file).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
+    let control = read_and_check_from(&mut file, limits).map_err(|error| match error {
+        crate::deb::read::ReadError::OverLimit { .. } => anyhow::anyhow!(
+            "{shown}: {error}; raise [limits] in {} if the package is genuine",
+            crate::repo::config::FILE_NAME
+        ),
+        _ => anyhow::anyhow!("{shown}: {error}"),
+    })?;
+    let seen = seen(&file).with_context(|| format!("{shown}: cannot be read"))?;
     let package = control.field("Package").to_string();
     let version = control.field("Version").to_string();
     let architecture = control.field("Architecture").to_string();
     let upstream = Version::parse(&version)
         .map(|parsed| parsed.upstream)
         .unwrap_or_else(|_| version.clone());
-    let (app, role, stage) = identify(&shown.to_string(), config, input, &control, &upstream)?;
+    let (app, role, stage) = identify(&shown.to_string(), config, &input, &control, &upstream)?;
     if architecture != "all" && !config.architectures.contains(&architecture) {
         bail!(
             "{shown}: Architecture {architecture} is not served by this repository ({}, all)",
@@ -367,9 +431,42 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
             }
         }
     }
-    let file_name = crate::naming::deb_file_name(&package, &version, &architecture);
+    Ok(Checked {
+        input,
+        control,
+        app,
+        package,
+        version,
+        upstream,
+        architecture,
+        role,
+        stage,
+        seen,
+    })
+}
+
+/// A file's size and modification time, to tell that it changed after its check.
+fn seen(file: &std::fs::File) -> std::io::Result<(u64, std::time::SystemTime)> {
+    let metadata = file.metadata()?;
+    Ok((metadata.len(), metadata.modified()?))
+}
+
+/// Copies a checked file into `.incoming`, hashing it; the file must be what was
+/// checked (same size, time and control paragraph) and what its manifest says.
+fn stage_checked(root: &Path, checked: Checked) -> Result<Candidate> {
+    let path = &checked.input.path;
+    let shown = path.display();
+    let mut file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot be read"))?;
+    let file_name =
+        crate::naming::deb_file_name(&checked.package, &checked.version, &checked.architecture);
     let staged = pool::stage(root, &mut file, path, &file_name)?;
-    if let Some(expected) = &input.expected {
+    let unchanged =
+        seen(&file).is_ok_and(|now| now == checked.seen) && staged.digests.size == checked.seen.0;
+    if !unchanged {
+        let _ = std::fs::remove_file(&staged.path);
+        bail!("{shown}: changed while it was being added; add it again");
+    }
+    if let Some(expected) = &checked.input.expected {
         let digests = &staged.digests;
         if digests.size != expected.size || !digests.sha256.eq_ignore_ascii_case(&expected.sha256) {
             let _ = std::fs::remove_file(&staged.path);
@@ -385,14 +482,14 @@ fn prepare(root: &Path, config: &RepoConfig, input: &Input) -> Result<Candidate>
     }
     Ok(Candidate {
         path: path.clone(),
-        control,
-        app,
-        package,
-        version,
-        upstream,
-        architecture,
-        role,
-        stage,
+        control: checked.control,
+        app: checked.app,
+        package: checked.package,
+        version: checked.version,
+        upstream: checked.upstream,
+        architecture: checked.architecture,
+        role: checked.role,
+        stage: checked.stage,
         staged,
     })
 }
@@ -409,119 +506,159 @@ struct Recorded {
     changed: bool,
 }
 
-/// Records the candidates in one transaction.
+/// The pointers that moved in the stage: per application, (from, to).
+type Moved = HashMap<String, (Option<String>, String)>;
+
+/// Records the candidates in one transaction, with the publication the stage now owes.
 fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> Result<Recorded> {
     let transaction = session.connection.transaction()?;
-    let (time, who) = (now(), who());
+    let time = now();
     let mut outcomes = Vec::with_capacity(candidates.len());
     let mut changed = false;
-    // (app, version) pairs whose pointer moved in this stage, and from what.
-    let mut moved: HashMap<String, (Option<String>, String)> = HashMap::new();
+    let mut moved = Moved::new();
     for candidate in candidates {
-        let filename = pool::pool_path(
-            &candidate.app,
-            &crate::naming::deb_file_name(
-                &candidate.package,
-                &candidate.version,
-                &candidate.architecture,
-            ),
-        );
-        let existing = state::find_package(
-            &transaction,
+        let (outcome, listed) = record_one(&transaction, stage, candidate, time, &mut moved)?;
+        changed |= listed;
+        outcomes.push(outcome);
+    }
+    record_moves(&transaction, stage, time, moved)?;
+    if changed {
+        state::owe_publication(&transaction, stage)?;
+    }
+    transaction
+        .commit()
+        .context("the state database cannot be saved")?;
+    Ok(Recorded { outcomes, changed })
+}
+
+/// Records one package (or finds it with the same bytes) and lists it in the stage;
+/// gives its outcome and whether the stage's listing changed.
+fn record_one(
+    transaction: &Connection,
+    stage: &str,
+    candidate: &Candidate,
+    time: i64,
+    moved: &mut Moved,
+) -> Result<(Outcome, bool)> {
+    let filename = pool::pool_path(
+        &candidate.app,
+        &crate::naming::deb_file_name(
             &candidate.package,
             &candidate.version,
             &candidate.architecture,
-        )?;
-        let (id, status) = match existing {
-            Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
-                (existing.id, AddStatus::Present)
+        ),
+    );
+    let existing = state::find_package(
+        transaction,
+        &candidate.package,
+        &candidate.version,
+        &candidate.architecture,
+    )?;
+    let (id, mut status) = match existing {
+        Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
+            (existing.id, AddStatus::Present)
+        }
+        Some(existing) => {
+            return Err(ConflictError {
+                file: candidate.path.clone(),
+                package: candidate.package.clone(),
+                version: candidate.version.clone(),
+                architecture: candidate.architecture.clone(),
+                recorded: existing.sha256,
+                offered: candidate.staged.digests.sha256.clone(),
             }
-            Some(existing) => {
-                return Err(ConflictError {
-                    file: candidate.path.clone(),
-                    package: candidate.package.clone(),
-                    version: candidate.version.clone(),
-                    architecture: candidate.architecture.clone(),
-                    recorded: existing.sha256,
-                    offered: candidate.staged.digests.sha256.clone(),
-                }
-                .into())
-            }
-            None => {
-                let digests = &candidate.staged.digests;
-                let id = state::insert_package(
-                    &transaction,
-                    &NewPackage {
-                        app: &candidate.app,
-                        package: &candidate.package,
-                        version: &candidate.version,
-                        upstream: &candidate.upstream,
-                        architecture: &candidate.architecture,
-                        role: candidate.role,
-                        stage: candidate.stage.as_deref(),
-                        filename: &filename,
-                        size: digests.size,
-                        md5: &digests.md5,
-                        sha1: &digests.sha1,
-                        sha256: &digests.sha256,
-                        control: &candidate.control.text,
-                        added: time,
-                    },
-                )
-                .with_context(|| {
-                    format!(
-                        "{}: {} (another version may map to the same file name)",
-                        candidate.path.display(),
-                        filename
-                    )
-                })?;
-                (id, AddStatus::Added)
-            }
-        };
-        let points_here = match candidate.role {
-            Role::Plain => true,
-            Role::Stage => candidate.stage.as_deref() == Some(stage),
-            Role::Payload => false,
-        };
-        let listed_here = candidate.role != Role::Stage || points_here;
-        let mut status = status;
-        if status == AddStatus::Present && listed_here {
-            let already = state::suites_of(&transaction, id)?
-                .iter()
-                .any(|s| s == stage);
-            if !already {
-                status = AddStatus::PresentNotListedHere;
-            }
-        } else if listed_here {
-            if candidate.role == Role::Stage {
-                state::unlist_name(&transaction, stage, &candidate.package)?;
-            }
-            changed |= state::list(&transaction, stage, id)?;
-            if points_here {
-                let before = state::current(&transaction, &candidate.app, stage)?;
-                if before.as_deref() != Some(candidate.version.as_str()) {
-                    state::set_current(&transaction, &candidate.app, stage, &candidate.version)?;
-                    moved
-                        .entry(candidate.app.clone())
-                        .or_insert((before, String::new()))
-                        .1 = candidate.version.clone();
-                }
+            .into())
+        }
+        None => (
+            insert(transaction, candidate, &filename, time)?,
+            AddStatus::Added,
+        ),
+    };
+    let points_here = match candidate.role {
+        Role::Plain => true,
+        Role::Stage => candidate.stage.as_deref() == Some(stage),
+        Role::Payload => false,
+    };
+    let listed_here = candidate.role != Role::Stage || points_here;
+    let mut changed = false;
+    if status == AddStatus::Present && listed_here {
+        let already = state::suites_of(transaction, id)?
+            .iter()
+            .any(|s| s == stage);
+        if !already {
+            status = AddStatus::PresentNotListedHere;
+        }
+    } else if listed_here {
+        if candidate.role == Role::Stage {
+            state::unlist_name(transaction, stage, &candidate.package)?;
+        }
+        changed = state::list(transaction, stage, id)?;
+        if points_here {
+            let before = state::current(transaction, &candidate.app, stage)?;
+            if before.as_deref() != Some(candidate.version.as_str()) {
+                state::set_current(transaction, &candidate.app, stage, &candidate.version)?;
+                moved
+                    .entry(candidate.app.clone())
+                    .or_insert((before, String::new()))
+                    .1 = candidate.version.clone();
             }
         }
-        outcomes.push(Outcome {
-            file: candidate.path.display().to_string(),
-            package: candidate.package.clone(),
-            version: candidate.version.clone(),
-            architecture: candidate.architecture.clone(),
-            filename,
-            status,
-        });
     }
+    let outcome = Outcome {
+        file: candidate.path.display().to_string(),
+        package: candidate.package.clone(),
+        version: candidate.version.clone(),
+        architecture: candidate.architecture.clone(),
+        filename,
+        status,
+    };
+    Ok((outcome, changed))
+}
+
+/// Inserts the row of a new package; returns its id.
+fn insert(
+    transaction: &Connection,
+    candidate: &Candidate,
+    filename: &str,
+    time: i64,
+) -> Result<i64> {
+    let digests = &candidate.staged.digests;
+    state::insert_package(
+        transaction,
+        &NewPackage {
+            app: &candidate.app,
+            package: &candidate.package,
+            version: &candidate.version,
+            upstream: &candidate.upstream,
+            architecture: &candidate.architecture,
+            role: candidate.role,
+            stage: candidate.stage.as_deref(),
+            filename,
+            size: digests.size,
+            md5: &digests.md5,
+            sha1: &digests.sha1,
+            sha256: &digests.sha256,
+            control: &candidate.control.text,
+            added: time,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "{}: {} (another version may map to the same file name)",
+            candidate.path.display(),
+            filename
+        )
+    })
+}
+
+/// One line of history per application whose pointer in the stage moved.
+fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) -> Result<()> {
+    let who = who();
     let mut apps: Vec<_> = moved.into_iter().collect();
     apps.sort();
     for (app, (from, to)) in apps {
         state::record_history(
-            &transaction,
+            transaction,
             &HistoryEntry {
                 time,
                 who: who.clone(),
@@ -533,8 +670,5 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
             },
         )?;
     }
-    transaction
-        .commit()
-        .context("the state database cannot be saved")?;
-    Ok(Recorded { outcomes, changed })
+    Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -46,13 +48,11 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
             );
         }
     }
-    let key_setting = match (&request.key, &request.gpg_key) {
-        (Some(path), _) => Some(
-            fs::canonicalize(path)
-                .with_context(|| format!("--key {}: cannot be read", path.display()))?,
-        ),
-        (None, Some(_)) => None,
-        (None, None) => Some(PathBuf::from(GENERATED_KEY)),
+    // A key given is copied under private/, so the repository owns it with the mode it
+    // needs, wherever the original lies.
+    let key_setting = match &request.gpg_key {
+        Some(_) if request.key.is_none() => None,
+        _ => Some(PathBuf::from(GENERATED_KEY)),
     };
     let config = RepoConfig {
         origin: request.origin.clone(),
@@ -63,6 +63,8 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
         stages: request.stages.clone(),
         architectures: request.architectures.clone(),
         valid_days: None,
+        retention: Default::default(),
+        limits: Default::default(),
         signing: SigningConfig {
             key: key_setting,
             // The fingerprint, not the id given: the same key at every publication.
@@ -80,10 +82,12 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
     }
 
     let signer: Box<dyn SignRelease> = match (&request.key, &request.gpg_key) {
-        (Some(path), _) => Box::new(
-            Signer::load(path)
-                .with_context(|| format!("--key {}: not a usable signing key", path.display()))?,
-        ),
+        (Some(path), _) => {
+            let signer = Signer::load(path)
+                .with_context(|| format!("--key {}: not a usable signing key", path.display()))?;
+            copy_key(root, path, reporter)?;
+            Box::new(signer)
+        }
         (None, Some(_)) => match gpg_signer {
             Some(gpg) => Box::new(gpg),
             None => unreachable!("checked before anything was written"),
@@ -92,10 +96,7 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
             let user_id = format!("{} archive signing key", config.origin);
             let signer = Signer::generate(&user_id, SystemTime::now())
                 .context("cannot generate a signing key")?;
-            let private = root.join("private");
-            fs::create_dir_all(&private)
-                .and_then(|()| fs::set_permissions(&private, fs::Permissions::from_mode(0o700)))
-                .with_context(|| format!("{}: cannot be created", private.display()))?;
+            create_private(root)?;
             signer.save_secret(&root.join(GENERATED_KEY))?;
             Box::new(signer)
         }
@@ -109,6 +110,9 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
 
     let connection = state::create(root)?;
     config.save(root)?;
+    for stage in &config.stages {
+        state::owe_publication(&connection, stage)?;
+    }
     let all: BTreeSet<String> = config.stages.iter().cloned().collect();
     publish::publish_suites(root, &config, &connection, &all, reporter)?;
     reporter.status(format!(
@@ -118,4 +122,45 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
         public_binary.display()
     ));
     Ok(())
+}
+
+/// Creates `private/` with mode 0700.
+fn create_private(root: &Path) -> Result<()> {
+    let private = root.join("private");
+    fs::create_dir_all(&private)
+        .and_then(|()| fs::set_permissions(&private, fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("{}: cannot be created", private.display()))
+}
+
+/// Copies the key file `source` to `private/` with mode 0600; warns when the original
+/// can be read by group or others.
+fn copy_key(root: &Path, source: &Path, reporter: &Reporter) -> Result<()> {
+    let mode = fs::metadata(source)
+        .with_context(|| format!("--key {}: cannot be read", source.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        reporter.warn(format!(
+            "--key {}: the secret key can be read by others (mode {:04o}); the repository \
+             keeps its own copy with mode 0600 in private/: delete or protect the original",
+            source.display(),
+            mode & 0o7777
+        ));
+    }
+    create_private(root)?;
+    let bytes =
+        fs::read(source).with_context(|| format!("--key {}: cannot be read", source.display()))?;
+    let target = root.join(GENERATED_KEY);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&target)
+        .with_context(|| format!("{}: cannot be created", target.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("{}: cannot be written", target.display()))?;
+    // The umask may have narrowed the mode, never widened it; set it all the same.
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("{}: cannot set its mode", target.display()))
 }

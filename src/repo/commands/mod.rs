@@ -10,7 +10,6 @@ pub(crate) mod sources;
 pub(crate) mod stages;
 pub(crate) mod verify;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,10 +48,7 @@ pub(crate) fn run(
         RepoCommand::Add {
             arguments,
             manifest,
-        } => {
-            let mut session = Session::begin(root, timeout, reporter)?;
-            add::run(&mut session, &arguments, manifest.as_deref())
-        }
+        } => add::run(root, timeout, reporter, &arguments, manifest.as_deref()),
         RepoCommand::Promote { app, version, to } => {
             let mut session = Session::begin(root, timeout, reporter)?;
             stages::promote(&mut session, &app, &version, to.as_deref())
@@ -76,10 +72,15 @@ pub(crate) fn run(
             remove_gc::gc(&mut session, keep)
         }
         RepoCommand::Publish => {
-            let session = Session::begin(root, timeout, reporter)?;
-            let all: BTreeSet<String> = session.repository.config.stages.iter().cloned().collect();
-            session.publish(&all)?;
-            reporter.status(format!("published {} suite(s)", all.len()));
+            let mut session = Session::begin(root, timeout, reporter)?;
+            let stages = session.repository.config.stages.clone();
+            let transaction = session.connection.transaction()?;
+            for stage in &stages {
+                crate::repo::state::owe_publication(&transaction, stage)?;
+            }
+            transaction.commit()?;
+            session.publish_pending()?;
+            reporter.status(format!("published {} suite(s)", stages.len()));
             Ok(())
         }
         RepoCommand::List {

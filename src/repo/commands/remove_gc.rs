@@ -4,16 +4,24 @@
 //! `remove` nor by `gc`; roll the stage back or promote another version first. Removing
 //! from one stage (`--stage`) only stops listing the version there; removing without
 //! `--stage` deletes every package of the version (payloads and stage packages) from the
-//! database and the pool, so nothing can be promoted or rolled back to it afterwards.
+//! database, so nothing can be promoted or rolled back to it afterwards.
+//!
+//! Both change the state (and record the publication they owe) in one transaction,
+//! publish, and only then delete pool files: a file leaves the pool once no row and no
+//! index still served (by-hash generations included, see `[retention]`) names it, so a
+//! client holding an older `InRelease` still finds every file its indexes name. A file
+//! that stays for that reason is deleted by a later `repo gc` or `repo remove`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use anyhow::{bail, Result};
+use rusqlite::Transaction;
 use serde_json::json;
 
 use crate::debian::version;
 use crate::repo::commands::stages::resolve_version;
 use crate::repo::pool;
+use crate::repo::publish::served::served_pool_files;
 use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 
@@ -25,7 +33,6 @@ pub(crate) fn remove(
     stage: Option<&str>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
-    let root = session.repository.root.clone();
     let transaction = session.connection.transaction()?;
     let version = resolve_version(&transaction, app, requested)?;
     let packages = state::packages_of_version(&transaction, app, &version)?;
@@ -44,7 +51,6 @@ pub(crate) fn remove(
         );
     }
     let mut changed = BTreeSet::new();
-    let mut deleted_files = Vec::new();
     match stage {
         Some(stage) => {
             config.stage_index(stage)?;
@@ -61,7 +67,6 @@ pub(crate) fn remove(
             for package in &packages {
                 changed.extend(state::suites_of(&transaction, package.id)?);
                 state::delete_package(&transaction, package.id)?;
-                deleted_files.push(package.filename.clone());
             }
         }
     }
@@ -77,11 +82,14 @@ pub(crate) fn remove(
             to: None,
         },
     )?;
-    transaction.commit()?;
-    for filename in &deleted_files {
-        pool::remove(&root, filename)?;
+    for suite in &changed {
+        state::owe_publication(&transaction, suite)?;
     }
-    session.publish(&changed)?;
+    transaction.commit()?;
+    crate::fault::point("remove-committed");
+    session.publish_pending()?;
+    crate::fault::point("remove-published");
+    let deleted_files = delete_unused(session)?;
     let place = stage.map_or("the repository".to_string(), |stage| stage.to_string());
     session
         .reporter
@@ -95,17 +103,49 @@ pub(crate) fn remove(
 
 /// Runs `repo gc --keep N`: each stage keeps, per application, its current version and
 /// the `keep` highest versions it lists; versions no stage lists or points to leave the
-/// database and the pool, and so do pool files no row names.
+/// database, and pool files leave the disk once nothing names them.
 pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     let config = session.repository.config.clone();
-    let root = session.repository.root.clone();
     let transaction = session.connection.transaction()?;
     let currents: HashSet<(String, String, String)> =
         state::all_currents(&transaction)?.into_iter().collect();
+    let changed = unlist_beyond(&transaction, &config.stages, keep, &currents)?;
+    let versions_removed = delete_unlisted(&transaction, &currents)?;
+    for suite in &changed {
+        state::owe_publication(&transaction, suite)?;
+    }
+    transaction.commit()?;
+    crate::fault::point("gc-committed");
+    session.publish_pending()?;
+    crate::fault::point("gc-published");
+    let removed_files = delete_unused(session)?;
+    session.reporter.status(format!(
+        "gc: {} version(s) removed, {} file(s) deleted from the pool",
+        versions_removed.len(),
+        removed_files.len()
+    ));
+    let removed: Vec<_> = versions_removed
+        .iter()
+        .map(|(app, version)| json!({"app": app, "version": version}))
+        .collect();
+    session
+        .reporter
+        .data("", &json!({"removed": removed, "files": removed_files}))?;
+    Ok(())
+}
+
+/// Stops listing, in each stage, the versions beyond the `keep` highest that the stage
+/// does not point to; returns the stages changed.
+fn unlist_beyond(
+    transaction: &Transaction<'_>,
+    stages: &[String],
+    keep: usize,
+    currents: &HashSet<(String, String, String)>,
+) -> Result<BTreeSet<String>> {
     let mut changed = BTreeSet::new();
-    for stage in &config.stages {
+    for stage in stages {
         let mut by_app: BTreeMap<String, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
-        for package in state::suite_packages(&transaction, stage)? {
+        for package in state::suite_packages(transaction, stage)? {
             if package.role != Role::Stage {
                 by_app
                     .entry(package.app.clone())
@@ -124,23 +164,30 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
                     continue;
                 }
                 for id in &versions[version] {
-                    state::unlist(&transaction, stage, *id)?;
+                    state::unlist(transaction, stage, *id)?;
                 }
                 changed.insert(stage.clone());
             }
         }
     }
+    Ok(changed)
+}
 
-    let listed: HashSet<i64> = state::listings(&transaction)?
+/// Deletes the rows of the versions that no suite lists and no stage points to, with a
+/// line of history each; returns those (app, version).
+fn delete_unlisted(
+    transaction: &Transaction<'_>,
+    currents: &HashSet<(String, String, String)>,
+) -> Result<BTreeSet<(String, String)>> {
+    let listed: HashSet<i64> = state::listings(transaction)?
         .into_iter()
         .map(|(_, id)| id)
         .collect();
-    let pointed: HashSet<(String, String)> = currents
+    let all = state::all_packages(transaction)?;
+    let mut alive: HashSet<(String, String)> = currents
         .iter()
         .map(|(app, _, version)| (app.clone(), version.clone()))
         .collect();
-    let all = state::all_packages(&transaction)?;
-    let mut alive: HashSet<(String, String)> = pointed.clone();
     for package in &all {
         if listed.contains(&package.id) {
             alive.insert((package.app.clone(), package.version.clone()));
@@ -153,12 +200,12 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     let (time, who) = (now(), who());
     let mut versions_removed: BTreeSet<(String, String)> = BTreeSet::new();
     for package in &doomed {
-        state::delete_package(&transaction, package.id)?;
+        state::delete_package(transaction, package.id)?;
         versions_removed.insert((package.app.clone(), package.version.clone()));
     }
     for (app, version) in &versions_removed {
         state::record_history(
-            &transaction,
+            transaction,
             &HistoryEntry {
                 time,
                 who: who.clone(),
@@ -170,33 +217,25 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
             },
         )?;
     }
-    transaction.commit()?;
+    Ok(versions_removed)
+}
 
-    let mut removed_files: Vec<String> = doomed.iter().map(|p| p.filename.clone()).collect();
-    for filename in &removed_files {
-        pool::remove(&root, filename)?;
-    }
-    let known: HashSet<String> = all
-        .iter()
-        .filter(|package| alive.contains(&(package.app.clone(), package.version.clone())))
-        .map(|package| package.filename.clone())
+/// Deletes the pool files that no row names and no published index (current or kept
+/// by-hash generation) names; returns them. Runs after the publication, so that an
+/// index never names a file that is gone.
+fn delete_unused(session: &Session<'_>) -> Result<Vec<String>> {
+    let root = &session.repository.root;
+    let mut known: HashSet<String> = state::all_packages(&session.connection)?
+        .into_iter()
+        .map(|package| package.filename)
         .collect();
-    for orphan in pool::unreferenced(&root, &known)? {
-        pool::remove(&root, &orphan)?;
-        removed_files.push(orphan);
+    known.extend(served_pool_files(root)?);
+    let unused = pool::unreferenced(root, &known)?;
+    for (index, filename) in unused.iter().enumerate() {
+        pool::remove(root, filename)?;
+        if index == 0 {
+            crate::fault::point("gc-deleting");
+        }
     }
-    session.publish(&changed)?;
-    session.reporter.status(format!(
-        "gc: {} version(s) removed, {} file(s) deleted from the pool",
-        versions_removed.len(),
-        removed_files.len()
-    ));
-    let removed: Vec<_> = versions_removed
-        .iter()
-        .map(|(app, version)| json!({"app": app, "version": version}))
-        .collect();
-    session
-        .reporter
-        .data("", &json!({"removed": removed, "files": removed_files}))?;
-    Ok(())
+    Ok(unused)
 }

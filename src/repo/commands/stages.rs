@@ -177,8 +177,10 @@ pub(crate) fn promote(
             to: Some(version.clone()),
         },
     )?;
+    state::owe_publication(&transaction, &target)?;
     transaction.commit()?;
-    session.publish(&BTreeSet::from([target.clone()]))?;
+    crate::fault::point("promote-committed");
+    session.publish_pending()?;
     session.reporter.status(format!(
         "promoted {app} {version} to {target} (was {})",
         before.as_deref().unwrap_or("none")
@@ -283,8 +285,10 @@ pub(crate) fn rollback(
             to: Some(target.clone()),
         },
     )?;
+    state::owe_publication(&transaction, stage)?;
     transaction.commit()?;
-    session.publish(&BTreeSet::from([stage.to_string()]))?;
+    crate::fault::point("rollback-committed");
+    session.publish_pending()?;
     session.reporter.status(format!(
         "rolled {app} in {stage} back from {current} to {target}"
     ));

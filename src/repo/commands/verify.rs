@@ -110,7 +110,17 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             ));
         }
     }
+    let pending = state::pending_publications(&connection)?;
     for stage in &repository.config.stages {
+        if pending.contains(stage) {
+            // Its files lag behind the state by design until it is published.
+            problems.push(format!(
+                "dists/{stage}: publication pending (a command was interrupted after saving \
+                 the state; the next writer, or `debstage repo publish`, publishes it)"
+            ));
+            continue;
+        }
+        problems.extend(release_file_problems(root, stage));
         let listed = suites.get(stage).map(Vec::as_slice).unwrap_or_default();
         problems.extend(suite_problems(
             root,
@@ -234,6 +244,47 @@ fn suite_problems(
     Ok(problems)
 }
 
+/// Whether `InRelease` signs the very text of `Release` (`Release.gpg` is checked by
+/// gpgv in the tests; a publication renames the three one after the other).
+fn release_file_problems(root: &Path, stage: &str) -> Vec<String> {
+    let directory = root.join("dists").join(stage);
+    let read = |name: &str| std::fs::read_to_string(directory.join(name));
+    match (read("Release"), read("InRelease"), read("Release.gpg")) {
+        (Ok(release), Ok(in_release), Ok(_)) => match cleartext(&in_release) {
+            Some(text) if text.trim_end_matches('\n') == release.trim_end_matches('\n') => {
+                Vec::new()
+            }
+            _ => vec![format!(
+                "dists/{stage}/InRelease: does not sign the text of dists/{stage}/Release"
+            )],
+        },
+        (release, in_release, release_gpg) => [
+            ("Release", release.err()),
+            ("InRelease", in_release.err()),
+            ("Release.gpg", release_gpg.err()),
+        ]
+        .into_iter()
+        .filter_map(|(name, error)| {
+            error.map(|error| format!("dists/{stage}/{name}: cannot be read: {error}"))
+        })
+        .collect(),
+    }
+}
+
+/// The signed text of a clearsigned message (RFC 4880 section 7), dash-escaping undone.
+fn cleartext(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n")?;
+    // Armor headers (Hash: ...) end at the first empty line.
+    let (_, body) = rest.split_once("\n\n")?;
+    let (text, _) = body.split_once("\n-----BEGIN PGP SIGNATURE-----")?;
+    Some(
+        text.lines()
+            .map(|line| line.strip_prefix("- ").unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 /// Prints the result: a line of success, or the problems as the command's error.
 fn report(
     root: &Path,
@@ -293,5 +344,16 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].filename, "pool/a.deb");
         assert_eq!(lines[1].package, "b");
+    }
+
+    #[test]
+    fn reads_the_text_of_a_clearsigned_message() {
+        let message = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\n\
+                       - -----not armor\nSuite: t\n-----BEGIN PGP SIGNATURE-----\nabc\n";
+        assert_eq!(
+            cleartext(message).unwrap(),
+            "Origin: x\n-----not armor\nSuite: t"
+        );
+        assert_eq!(cleartext("Origin: x\n"), None);
     }
 }

@@ -1,14 +1,16 @@
 //! Publishing suites atomically for readers: pool and by-hash files first, indexes by
 //! rename, `Release` and `InRelease` last.
 //!
-//! A client that fetched the old `InRelease` finds the indexes it names under `by-hash/`
-//! (the previous generation is kept); one that fetches the new `InRelease` finds the new
-//! ones, which were in place before it. Each file is written under a temporary name in its
+//! A client that fetched an older `InRelease` finds the indexes it names under `by-hash/`
+//! (the generations `[retention]` keeps, each recorded in the state before it is
+//! served); one that fetches the new `InRelease` finds the new ones, which were in place
+//! before it. Each file is written under a temporary name in its
 //! own directory, synced and renamed, so no reader sees a partial file; a crash leaves the
 //! previous publication intact and the next one removes the leftovers.
 
 pub(crate) mod chunk_cache;
 pub(crate) mod packages;
+pub(crate) mod served;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -47,8 +49,21 @@ pub(crate) struct PublishSettings {
     pub(crate) valid_for: Option<std::time::Duration>,
 }
 
+/// What a publication keeps of the generations before it: without a history (the
+/// library call [`publish`]), the previous `Release` on disk; with one, also every
+/// generation the repository's `[retention]` keeps.
+pub(crate) struct History<'a> {
+    /// The state database, which records each generation's Release text.
+    pub(crate) connection: &'a Connection,
+    /// How many generations stay served per suite (the current one included).
+    pub(crate) generations: usize,
+    /// How long (seconds) a replaced generation stays served whatever its rank.
+    pub(crate) grace: u64,
+}
+
 /// Writes the indexes of `suites` under `root/dists/` and signs them. Suites not passed
-/// in are left as they are.
+/// in are left as they are (the tests' way in; commands go through [`publish_suites`]).
+#[cfg(test)]
 pub(crate) fn publish(
     root: &Path,
     settings: &PublishSettings,
@@ -58,10 +73,15 @@ pub(crate) fn publish(
 ) -> Result<()> {
     let cache = ChunkCache::of_repository(root);
     for suite in suites {
-        publish_suite(root, settings, suite, signer, &cache, reporter)
+        publish_suite(root, settings, suite, signer, &cache, reporter, None)
             .with_context(|| format!("publishing suite {}", suite.name))?;
     }
-    // The cache keeps what the suites under dists/ are made of now.
+    prune_cache(root, &cache, reporter);
+    Ok(())
+}
+
+/// Keeps in the chunk cache what the suites under dists/ are made of now.
+fn prune_cache(root: &Path, cache: &ChunkCache, reporter: &Reporter) {
     let published: Vec<String> = match fs::read_dir(root.join("dists")) {
         Ok(entries) => entries
             .flatten()
@@ -73,10 +93,10 @@ pub(crate) fn publish(
     if let Err(error) = cache.prune(&published) {
         reporter.warn(format!("the index cache was not pruned: {error:#}"));
     }
-    Ok(())
 }
 
-/// Rewrites the indexes of `suites` (stage names) from the state in `connection`.
+/// Rewrites the indexes of `suites` (stage names) from the state in `connection`, and
+/// clears the publication debt of each one published.
 pub(crate) fn publish_suites(
     root: &Path,
     config: &RepoConfig,
@@ -87,17 +107,6 @@ pub(crate) fn publish_suites(
     if suites.is_empty() {
         return Ok(());
     }
-    let mut views = Vec::new();
-    for suite in config.stages.iter().filter(|stage| suites.contains(*stage)) {
-        let packages = state::suite_packages(connection, suite)?
-            .into_iter()
-            .map(indexed)
-            .collect();
-        views.push(SuiteView {
-            name: suite.clone(),
-            packages,
-        });
-    }
     let settings = PublishSettings {
         origin: config.origin.clone(),
         label: config.label.clone(),
@@ -107,15 +116,48 @@ pub(crate) fn publish_suites(
             .valid_days
             .map(|days| Duration::from_secs(days * 86_400)),
     };
+    let history = History {
+        connection,
+        generations: config.retention.generations,
+        grace: config.retention.grace_seconds()?,
+    };
     let signer = sign::signer_of(root, config)?;
-    let names: Vec<&str> = views.iter().map(|view| view.name.as_str()).collect();
-    publish(root, &settings, &views, signer.as_ref(), reporter).with_context(|| {
-        format!(
-            "the state is saved, but the suites {} were not published; \
-             run `debstage repo publish` once the cause is fixed",
-            names.join(", ")
+    let cache = ChunkCache::of_repository(root);
+    let names: Vec<&String> = config
+        .stages
+        .iter()
+        .filter(|stage| suites.contains(*stage))
+        .collect();
+    for suite in &names {
+        let packages = state::suite_packages(connection, suite)?
+            .into_iter()
+            .map(indexed)
+            .collect();
+        let view = SuiteView {
+            name: suite.to_string(),
+            packages,
+        };
+        publish_suite(
+            root,
+            &settings,
+            &view,
+            signer.as_ref(),
+            &cache,
+            reporter,
+            Some(&history),
         )
-    })
+        .with_context(|| format!("publishing suite {suite}"))
+        .with_context(|| {
+            format!(
+                "the state is saved, but the suite {suite} was not published; the next \
+                 writer publishes it (or run `debstage repo publish` once the cause is fixed)"
+            )
+        })?;
+        crate::fault::point("publish-before-paid");
+        state::paid_publication(connection, suite)?;
+    }
+    prune_cache(root, &cache, reporter);
+    Ok(())
 }
 
 fn indexed(record: PackageRecord) -> IndexedPackage {
@@ -155,16 +197,22 @@ fn check_suite_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn publish_suite(
-    root: &Path,
+/// One generation of a suite, computed and signed before the first byte is written: its
+/// index files, and the Release text with both its signatures, made from that one text.
+struct Generation {
+    files: Vec<IndexFile>,
+    keys: Vec<String>,
+    release: String,
+    in_release: String,
+    release_gpg: String,
+}
+
+fn prepare_generation(
     settings: &PublishSettings,
     suite: &SuiteView,
     signer: &dyn SignRelease,
     cache: &ChunkCache,
-    reporter: &Reporter,
-) -> Result<()> {
-    check_suite_name(&suite.name)?;
-    // Everything is computed and signed before the first byte is written.
+) -> Result<Generation> {
     let packages::SuiteIndexes { files, keys } =
         packages::suite_indexes(suite, &settings.architectures, cache)?;
     let fields = ReleaseFields {
@@ -179,11 +227,130 @@ fn publish_suite(
     let release = release::release_text(&fields, &files)?;
     let in_release = signer.clearsign(&release, settings.date)?;
     let release_gpg = signer.detached_armored(&release, settings.date)?;
+    Ok(Generation {
+        files,
+        keys,
+        release,
+        in_release,
+        release_gpg,
+    })
+}
 
+fn publish_suite(
+    root: &Path,
+    settings: &PublishSettings,
+    suite: &SuiteView,
+    signer: &dyn SignRelease,
+    cache: &ChunkCache,
+    reporter: &Reporter,
+    history: Option<&History<'_>>,
+) -> Result<()> {
+    check_suite_name(&suite.name)?;
+    let generation = prepare_generation(settings, suite, signer, cache)?;
     let suite_directory = root.join("dists").join(&suite.name);
+    let directories = index_directories(&suite_directory, &generation.files)?;
+    let previous = read_release(&suite_directory)?;
+    write_indexes(&suite_directory, &directories, &generation.files)?;
+    crate::fault::point("publish-indexes-written");
+    // The generation is on record before any client can fetch its InRelease, so that
+    // its by-hash files are kept as long as it may be served.
+    if let Some(history) = history {
+        state::record_generation(
+            history.connection,
+            &suite.name,
+            unix_now(),
+            &generation.release,
+        )?;
+    }
+    write_release_files(&suite_directory, &generation)?;
+    crate::fault::point("publish-release-files-written");
+    let current = by_hash_entries(&generation.release);
+    let previous = by_hash_entries(&previous);
+    match history {
+        Some(history) => {
+            let mut keep = current;
+            keep.extend(previous);
+            for release in kept_generations(history, &suite.name)? {
+                keep.extend(by_hash_entries(&release));
+            }
+            prune_by_hash(&suite_directory, &generation.files, &keep)?;
+        }
+        // Without a history, only the previous generation is known. When nothing
+        // changed, it is the current one: keep everything, or a client holding the one
+        // before would lose its files.
+        None if current != previous => {
+            let keep = current.union(&previous).cloned().collect();
+            prune_by_hash(&suite_directory, &generation.files, &keep)?;
+        }
+        None => {}
+    }
+    // Without this record the suite's chunks are pruned, and made again next time.
+    if let Err(error) = cache.record_suite(&suite.name, &generation.keys) {
+        reporter.warn(format!(
+            "the index cache of suite {} was not recorded: {error:#}",
+            suite.name
+        ));
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// The Release texts of the generations of `suite` still served: the newest
+/// `generations`, and any replaced less than `grace` ago. Older ones are forgotten.
+fn kept_generations(history: &History<'_>, suite: &str) -> Result<Vec<String>> {
+    let all = state::generations(history.connection, suite)?;
+    let now = unix_now();
+    let mut kept = Vec::new();
+    let mut oldest_kept = None;
+    // Newest first: each generation was replaced when the one before it in the list
+    // was published.
+    let mut replaced_at: Option<i64> = None;
+    for (rank, generation) in all.into_iter().enumerate() {
+        let within_grace =
+            replaced_at.is_none_or(|replaced| now.saturating_sub(replaced) < history.grace as i64);
+        if rank < history.generations || within_grace {
+            oldest_kept = Some(generation.id);
+            replaced_at = Some(generation.published);
+            kept.push(generation.release);
+        } else {
+            break;
+        }
+    }
+    if let Some(oldest) = oldest_kept {
+        state::forget_generations(history.connection, suite, oldest)?;
+    }
+    Ok(kept)
+}
+
+/// The Release text in `suite_directory`, or an empty text when there is none yet.
+fn read_release(suite_directory: &Path) -> Result<String> {
+    let path = suite_directory.join("Release");
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(error) => Err(error).with_context(|| format!("{}: cannot be read", path.display())),
+    }
+}
+
+/// The (path, algorithm, digest) of every index a Release text names.
+fn by_hash_entries(release: &str) -> BTreeSet<(String, String, String)> {
+    release::release_entries(release)
+        .into_iter()
+        .map(|entry| (entry.path, entry.algorithm.name().to_string(), entry.digest))
+        .collect()
+}
+
+/// The directories the index files go to (created, and cleared of the temporary files
+/// an interrupted publication left).
+fn index_directories(suite_directory: &Path, files: &[IndexFile]) -> Result<BTreeSet<PathBuf>> {
     let mut directories: BTreeSet<PathBuf> = BTreeSet::new();
-    directories.insert(suite_directory.clone());
-    for file in &files {
+    directories.insert(suite_directory.to_path_buf());
+    for file in files {
         if let Some(parent) = suite_directory.join(&file.path).parent() {
             directories.insert(parent.to_path_buf());
         }
@@ -196,32 +363,28 @@ fn publish_suite(
             remove_leftovers(&by_hash)?;
         }
     }
-    let previous = match fs::read_to_string(suite_directory.join("Release")) {
-        Ok(text) => release::release_entries(&text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(error) => {
-            return Err(error).with_context(|| {
-                format!(
-                    "{}: cannot be read",
-                    suite_directory.join("Release").display()
-                )
-            })
-        }
-    };
+    Ok(directories)
+}
 
-    // 1. Each index is written (and synced) once, under a temporary name beside its
-    // plain name; its by-hash names, which the old and new Release both point into, are
-    // hard links to it.
+/// Writes each index once (synced), under a temporary name beside its plain name; its
+/// by-hash names, which the old and new Release both point into, are hard links to it;
+/// then renames it to its plain name, and syncs the directories, so that the new names
+/// are on disk before a Release names them.
+fn write_indexes(
+    suite_directory: &Path,
+    directories: &BTreeSet<PathBuf>,
+    files: &[IndexFile],
+) -> Result<()> {
     // The files are written side by side, so that their syncs overlap.
     let staged_indexes = files
         .par_iter()
         .map(|file| -> Result<_> {
             let plain = suite_directory.join(&file.path);
-            let directory = plain.parent().unwrap_or(&suite_directory);
+            let directory = plain.parent().unwrap_or(suite_directory);
             let temporary = stage(directory, &file.bytes)?;
             for algorithm in ALGORITHMS {
                 let path = by_hash_path(
-                    &suite_directory,
+                    suite_directory,
                     &file.path,
                     algorithm.name(),
                     file.digest(algorithm),
@@ -233,66 +396,41 @@ fn publish_suite(
             Ok((plain, temporary))
         })
         .collect::<Result<Vec<_>>>()?;
-    // 2. The indexes under their plain names.
+    crate::fault::point("publish-by-hash-linked");
     for (plain, temporary) in staged_indexes {
         temporary
             .persist(&plain)
             .with_context(|| format!("{}: cannot be written", plain.display()))?;
     }
-    // The new names (indexes and by-hash links) are on disk before a Release names them.
-    for directory in &directories {
+    for directory in directories {
         sync_directory(directory)?;
         for by_hash in existing_by_hash_directories(directory) {
             sync_directory(&by_hash)?;
         }
     }
-    // 3. The Release files last, renamed one right after the other.
+    Ok(())
+}
+
+/// Renames `Release`, `Release.gpg` and `InRelease` into place, one right after the
+/// other. A crash between them leaves them disagreeing until the next writer publishes
+/// the suite again: its publication debt is cleared only after this.
+fn write_release_files(suite_directory: &Path, generation: &Generation) -> Result<()> {
     let staged = [
-        ("Release", release.as_bytes()),
-        ("Release.gpg", release_gpg.as_bytes()),
-        ("InRelease", in_release.as_bytes()),
+        ("Release", generation.release.as_bytes()),
+        ("Release.gpg", generation.release_gpg.as_bytes()),
+        ("InRelease", generation.in_release.as_bytes()),
     ]
     .into_iter()
-    .map(|(name, bytes)| Ok((name, stage(&suite_directory, bytes)?)))
+    .map(|(name, bytes)| Ok((name, stage(suite_directory, bytes)?)))
     .collect::<Result<Vec<_>>>()?;
     for (name, temporary) in staged {
         let target = suite_directory.join(name);
         temporary
             .persist(&target)
             .with_context(|| format!("{}: cannot be written", target.display()))?;
+        crate::fault::point(&format!("publish-renamed-{name}"));
     }
-    sync_directory(&suite_directory)?;
-
-    // 4. by-hash files of neither the new nor the previous generation are removed. When
-    // nothing changed, the previous generation is the current one: keep everything, or a
-    // client holding the one before would lose its files.
-    let current: BTreeSet<(String, String, String)> = files
-        .iter()
-        .flat_map(|file| {
-            ALGORITHMS.into_iter().map(|algorithm| {
-                (
-                    file.path.clone(),
-                    algorithm.name().to_string(),
-                    file.digest(algorithm).to_string(),
-                )
-            })
-        })
-        .collect();
-    let previous: BTreeSet<(String, String, String)> = previous
-        .into_iter()
-        .map(|entry| (entry.path, entry.algorithm.name().to_string(), entry.digest))
-        .collect();
-    if current != previous {
-        prune_by_hash(&suite_directory, &files, &current, &previous)?;
-    }
-    // Without this record the suite's chunks are pruned, and made again next time.
-    if let Err(error) = cache.record_suite(&suite.name, &keys) {
-        reporter.warn(format!(
-            "the index cache of suite {} was not recorded: {error:#}",
-            suite.name
-        ));
-    }
-    Ok(())
+    sync_directory(suite_directory)
 }
 
 /// `dists/<suite>/<dir of path>/by-hash/<algorithm>/<digest>`.
@@ -315,18 +453,16 @@ fn existing_by_hash_directories(directory: &Path) -> impl Iterator<Item = PathBu
         .filter(|by_hash| by_hash.is_dir())
 }
 
-/// Removes by-hash files of the directories `files` live in that belong to neither
-/// generation.
+/// Removes the by-hash files of the directories `files` live in that no generation in
+/// `keep` (path, algorithm, digest) names.
 fn prune_by_hash(
     suite_directory: &Path,
     files: &[IndexFile],
-    current: &BTreeSet<(String, String, String)>,
-    previous: &BTreeSet<(String, String, String)>,
+    keep: &BTreeSet<(String, String, String)>,
 ) -> Result<()> {
     // by-hash paths (relative to the suite) that stay.
-    let keep: BTreeSet<PathBuf> = current
+    let keep: BTreeSet<PathBuf> = keep
         .iter()
-        .chain(previous)
         .map(|(path, algorithm, digest)| by_hash_path(Path::new(""), path, algorithm, digest))
         .collect();
     let directories: BTreeSet<PathBuf> = files
