@@ -127,6 +127,9 @@ pub enum RepoCommand {
         /// The stage to promote to.
         #[arg(long)]
         to: Option<String>,
+        /// Allow promoting past stages the version is not in (history records a skip).
+        #[arg(long)]
+        skip: bool,
     },
     /// Put a stage back to the version it had before (or to --to).
     Rollback {

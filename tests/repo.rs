@@ -734,7 +734,28 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
     arguments.push(path_str(&out.join("hello-4.0-rc1_4.0~rc1-1_all.deb")).to_string());
     let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
     repo.ok(&arguments);
-    repo.ok(&["promote", "hello", "4.0~rc1", "--to", "production"]);
+    // Past staging only with --skip, and history says it was a skip.
+    let error = repo.fails(&["promote", "hello", "4.0~rc1", "--to", "production"]);
+    assert!(
+        error.contains("it is not in staging, the stage before production")
+            && error.contains("--skip"),
+        "{error}"
+    );
+    repo.ok(&[
+        "promote",
+        "hello",
+        "4.0~rc1",
+        "--to",
+        "production",
+        "--skip",
+    ]);
+    let history = repo.json(&["history", "hello"]);
+    let last = history
+        .as_array()
+        .and_then(|entries| entries.last())
+        .expect("an entry");
+    assert_eq!(last["action"], "promote-skip", "{history}");
+    assert_eq!(last["stage"], "production", "{history}");
     let some = Some("4.0~rc1-1".to_string());
     assert_eq!(repo.currents("hello"), vec![some.clone(), None, some]);
     let listed = repo.json(&["list", "--stage", "production"]);

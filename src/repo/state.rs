@@ -147,6 +147,9 @@ pub(crate) enum Action {
     Add,
     /// `repo promote` moved a version to the next stage.
     Promote,
+    /// `repo promote --skip` moved a version past a stage it was not in.
+    #[serde(rename = "promote-skip")]
+    PromoteSkipping,
     /// `repo rollback` moved a stage back.
     Rollback,
     /// `repo remove` removed a version.
@@ -161,6 +164,7 @@ impl Action {
         match self {
             Action::Add => "add",
             Action::Promote => "promote",
+            Action::PromoteSkipping => "promote-skip",
             Action::Rollback => "rollback",
             Action::Remove => "remove",
             Action::Gc => "gc",
@@ -171,6 +175,7 @@ impl Action {
         [
             Action::Add,
             Action::Promote,
+            Action::PromoteSkipping,
             Action::Rollback,
             Action::Remove,
             Action::Gc,

@@ -49,9 +49,14 @@ pub(crate) fn run(
             arguments,
             manifest,
         } => add::run(root, timeout, reporter, &arguments, manifest.as_deref()),
-        RepoCommand::Promote { app, version, to } => {
+        RepoCommand::Promote {
+            app,
+            version,
+            to,
+            skip,
+        } => {
             let mut session = Session::begin(root, timeout, reporter)?;
-            stages::promote(&mut session, &app, &version, to.as_deref())
+            stages::promote(&mut session, &app, &version, to.as_deref(), skip)
         }
         RepoCommand::Rollback { app, stage, to } => {
             let mut session = Session::begin(root, timeout, reporter)?;

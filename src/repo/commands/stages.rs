@@ -117,6 +117,7 @@ pub(crate) fn promote(
     app: &str,
     requested: &str,
     to: Option<&str>,
+    skip: bool,
 ) -> Result<()> {
     let config = session.repository.config.clone();
     let transaction = session.connection.transaction()?;
@@ -158,10 +159,24 @@ pub(crate) fn promote(
         };
         bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
     }
+    // Promotion goes one stage at a time: from the stage directly before the target.
+    let skipping = !held.contains(&(target_index - 1));
+    if skipping && !skip {
+        bail!(
+            "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
+             {target}; promote it there first, or pass --skip to go past it (recorded as a skip)",
+            config.stages[target_index - 1]
+        );
+    }
     if state::current(&transaction, app, &target)?.as_deref() == Some(version.as_str()) {
         session.reporter.status(format!(
             "{app} {version} is already the version of {target}"
         ));
+        let current = Some(version.as_str());
+        session.reporter.data(
+            "",
+            &serde_json::json!({"app": app, "stage": target, "from": current, "to": current, "changed": false}),
+        )?;
         return Ok(());
     }
     let before = point(&transaction, app, &target, &version, &packages)?;
@@ -170,7 +185,11 @@ pub(crate) fn promote(
         &HistoryEntry {
             time: now(),
             who: who(),
-            action: Action::Promote,
+            action: if skipping {
+                Action::PromoteSkipping
+            } else {
+                Action::Promote
+            },
             app: app.to_string(),
             stage: Some(target.clone()),
             from: before.clone(),
@@ -187,7 +206,7 @@ pub(crate) fn promote(
     ));
     session.reporter.data(
         "",
-        &serde_json::json!({"app": app, "stage": target, "from": before, "to": version}),
+        &serde_json::json!({"app": app, "stage": target, "from": before, "to": version, "changed": true}),
     )?;
     Ok(())
 }
