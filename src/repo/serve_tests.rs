@@ -216,6 +216,7 @@ fn get(address: SocketAddr, path: &str, headers: &str) -> Reply {
     exchange(address, "GET", path, headers)
 }
 
+// Long for its table of refused spellings (each a case of its own), not for its logic.
 #[test]
 fn only_the_published_tree_is_served() {
     let repository = Repository::new();
