@@ -101,7 +101,13 @@ pub struct StageContext {
     pub health: String,
     /// Seconds the health check may take.
     pub health_timeout: u32,
+    /// Milliseconds the unit must stay up after a restart before the health check.
+    pub settle_milliseconds: u64,
+    /// How many releases the stage pointed to before stay safe from autoremove.
+    pub keep: u32,
     q_app: String,
+    q_package_version: String,
+    q_apt_keep_file: String,
     q_stage: String,
     q_version: String,
     q_base_dir: String,
@@ -163,7 +169,12 @@ impl StageContext {
             health_timeout: service
                 .and_then(|service| service.health.as_ref())
                 .map_or(30, |health| health.timeout),
+            settle_milliseconds: service.map_or(0, |service| service.settle_milliseconds()),
+            keep: manifest.manifest.stages.keep,
             q_app: shell_quote(&app),
+            q_package_version: shell_quote(&manifest.debian_version()),
+            // apt reads every file here; the name sorts after Debian's 01autoremove.
+            q_apt_keep_file: shell_quote(&format!("/etc/apt/apt.conf.d/50debstage-{app}-{stage}")),
             q_stage: shell_quote(stage),
             q_version: shell_quote(&manifest.version),
             q_base_dir: shell_quote(&base_dir),

@@ -366,7 +366,13 @@ fn trees_keep_modes_symlinks_and_long_paths_like_dpkg_deb() {
         .into_iter()
         .filter(|line| line.contains("./opt/") || line.ends_with(" ./"))
         .collect();
-    assert_eq!(ours, contents(&reference));
+    // Except /opt itself: base-files makes it and no package may own it (a payload that
+    // did would take it away when purged, as piuparts reports).
+    let reference: Vec<String> = contents(&reference)
+        .into_iter()
+        .filter(|line| !line.ends_with(" ./opt/"))
+        .collect();
+    assert_eq!(ours, reference);
 }
 
 #[test]
