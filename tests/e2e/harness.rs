@@ -31,12 +31,12 @@ pub fn shout(message: &str) {
     let _ = writeln!(handle, "\n*** debstage e2e: {message} ***\n");
 }
 
-/// Whether this process can make Debian roots: root and debootstrap, and for a booted
-/// server (`needs_systemd`) systemd-nspawn and nsenter. When it cannot, the scenario
-/// fails with the reason under CI (a skip there would pass exactly the tests that matter),
-/// and elsewhere says so loudly and returns early.
-pub fn can_run(scenario: &str, needs_systemd: bool) -> bool {
-    match missing_tools(needs_systemd) {
+/// Whether this process can make Debian roots (root and debootstrap) and run the other
+/// `tools` a scenario needs (program, Debian package). When it cannot, the scenario fails
+/// with the reason under CI (a skip there would pass exactly the tests that matter), and
+/// elsewhere says so loudly and returns early.
+pub fn can_run(scenario: &str, tools: &[(&str, &str)]) -> bool {
+    match missing_tools(tools) {
         None => true,
         Some(reason) if std::env::var_os("CI").is_some() => {
             panic!("{scenario} cannot run and CI is set: {reason}")
@@ -48,8 +48,14 @@ pub fn can_run(scenario: &str, needs_systemd: bool) -> bool {
     }
 }
 
+/// What a booted server needs on the host.
+const SYSTEMD_TOOLS: &[(&str, &str)] = &[
+    ("systemd-nspawn", "systemd-container"),
+    ("nsenter", "util-linux"),
+];
+
 /// Why this machine cannot run a scenario, or None.
-fn missing_tools(needs_systemd: bool) -> Option<String> {
+fn missing_tools(tools: &[(&str, &str)]) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
@@ -64,22 +70,14 @@ fn missing_tools(needs_systemd: bool) -> Option<String> {
             .iter()
             .any(|directory| Path::new(directory).join(program).exists())
     };
-    if !installed("debootstrap") {
-        return Some("debootstrap is not installed (`make deps` installs it)".to_string());
-    }
-    if needs_systemd {
-        for (program, package) in [
-            ("systemd-nspawn", "systemd-container"),
-            ("nsenter", "util-linux"),
-        ] {
-            if !installed(program) {
-                return Some(format!(
-                    "{program} is not installed (Debian package {package}; `make deps` installs it)"
-                ));
-            }
-        }
-    }
-    None
+    std::iter::once(&("debootstrap", "debootstrap"))
+        .chain(tools)
+        .find(|(program, _)| !installed(program))
+        .map(|(program, package)| {
+            format!(
+                "{program} is not installed (Debian package {package}; `make deps` installs it)"
+            )
+        })
 }
 
 /// Where the suite keeps its roots and caches: cargo's scratch directory for tests.
@@ -441,7 +439,7 @@ impl Server {
     /// A fresh server for `scenario`, or None (after saying why loudly) when this machine
     /// cannot run the suite.
     pub fn new(scenario: &str) -> Option<Server> {
-        if !can_run(scenario, false) {
+        if !can_run(scenario, &[]) {
             return None;
         }
         let slot = Slot::take();
@@ -474,7 +472,7 @@ impl Server {
     /// so `repo serve` on 127.0.0.1 is reached), up when this returns. Under CI a machine
     /// that cannot boot it fails the scenario; elsewhere this says why and gives None.
     pub fn booted(scenario: &str) -> Option<Server> {
-        if !can_run(scenario, true) {
+        if !can_run(scenario, SYSTEMD_TOOLS) {
             return None;
         }
         let slot = Slot::take();
@@ -493,9 +491,6 @@ impl Server {
                 "--console=pipe",
                 "--quiet",
             ])
-            // nspawn mounts a tmpfs on /tmp; the root's own /tmp instead lets the host
-            // put files there as it does for chroot servers.
-            .arg(format!("--bind={}:/tmp", server.root.join("tmp").display()))
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()
@@ -722,7 +717,12 @@ impl Server {
     }
 
     /// Copies host files into a directory of the server; returns their paths inside it.
+    /// A booted server has a tmpfs on /tmp that the host does not see: use /var/tmp.
     pub fn put(&self, directory: &str, files: &[&Path]) -> Vec<String> {
+        assert!(
+            self.container.is_none() || !directory.starts_with("/tmp"),
+            "{directory}: a booted server's /tmp is a tmpfs the host does not see"
+        );
         let target = self.path(directory);
         fs::create_dir_all(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
         files
@@ -1069,4 +1069,73 @@ fn a_server_is_a_debian_root_and_goes_away_after_a_panic() {
         root.display()
     );
     assert!(!root.exists(), "{} was not removed", root.display());
+}
+
+#[test]
+fn a_booted_server_runs_systemd_and_goes_away_after_a_panic() {
+    let seen: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
+    let reached = Mutex::new(false);
+    let result = std::panic::catch_unwind(|| {
+        let Some(server) = Server::booted("booted-cleanup") else {
+            return;
+        };
+        let nspawn = server
+            .container
+            .as_ref()
+            .map(|container| container.nspawn.id())
+            .expect("a booted server has a container");
+        *seen.lock().unwrap_or_else(|poison| poison.into_inner()) =
+            Some((server.path("/"), nspawn));
+        let output = server.run_ok(
+            "sh",
+            &[
+                "-c",
+                "cat /proc/1/comm; systemctl is-system-running; cat /etc/debian_version",
+            ],
+        );
+        let text = stdout(&output);
+        assert!(
+            text.starts_with("systemd\n"),
+            "PID 1 is not systemd: {text}"
+        );
+        assert!(
+            text.contains("\nrunning\n") || text.contains("\ndegraded\n"),
+            "{text}"
+        );
+        // What the host puts into the root, the container sees (but for /tmp, a tmpfs).
+        server.put("/var/tmp/debs", &[Path::new("/etc/debian_version")]);
+        let output = server.run_ok("cat", &["/var/tmp/debs/debian_version"]);
+        assert!(stdout(&output).starts_with("12."), "{}", stdout(&output));
+        *reached.lock().unwrap_or_else(|poison| poison.into_inner()) = true;
+        panic!("a scenario fails here on purpose");
+    });
+    let Some((root, nspawn)) = seen
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner())
+    else {
+        return; // skipped: this machine cannot boot a container
+    };
+    assert!(result.is_err(), "the scenario did not panic");
+    assert!(
+        *reached.lock().unwrap_or_else(|poison| poison.into_inner()),
+        "the scenario failed before its deliberate panic (see above)"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{nspawn}")).exists(),
+        "systemd-nspawn ({nspawn}) still runs"
+    );
+    assert!(!root.exists(), "{} was not removed", root.display());
+}
+
+#[test]
+fn a_missing_tool_is_named_with_its_package() {
+    let reason = missing_tools(&[("debstage-no-such-program", "debstage-no-such-package")])
+        .expect("a program that does not exist is missing");
+    // Not root: the reason is root, which is named as well.
+    assert!(
+        reason.contains(
+            "debstage-no-such-program is not installed (Debian package debstage-no-such-package"
+        ) || reason.contains("needs root"),
+        "{reason}"
+    );
 }

@@ -8,5 +8,6 @@ mod harness;
 
 mod apt;
 mod dpkg;
+mod piuparts;
 mod python;
 mod systemd;
