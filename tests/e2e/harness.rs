@@ -1,11 +1,14 @@
 //! Throwaway Debian servers for the end-to-end scenarios.
 //!
-//! One pristine bookworm root (debootstrap, `--variant=minbase`) is made per test run, the
-//! first time a scenario asks for it, and every scenario works on a copy of it that it
-//! treats as a server: commands run in it with `chroot`, `/proc` and a private `/dev/pts`
-//! are mounted while it lives, `policy-rc.d` forbids starting services, and apt reaches
-//! the repository of the scenario through `debstage repo serve` on 127.0.0.1. Everything
-//! a scenario mounts or starts is undone by Drop guards, also when it fails or panics.
+//! One pristine bookworm root (debootstrap, `--variant=minbase` plus systemd, as every
+//! server has) is made per test run, the first time a scenario asks for it, and every
+//! scenario works on a copy of it that it treats as a server. Most use it with `chroot`:
+//! `/proc` and a private `/dev/pts` are mounted while it lives and `policy-rc.d` forbids
+//! starting services. Scenarios about services boot their copy with systemd-nspawn
+//! (systemd as PID 1, the host's network) and run commands in it with nsenter. apt
+//! reaches the repository of the scenario through `debstage repo serve` on 127.0.0.1.
+//! Everything a scenario mounts or starts is undone by Drop guards, also when it fails or
+//! panics.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -190,31 +193,27 @@ fn mirror_from_deb822(text: &str) -> Option<String> {
 /// The pristine root of this run, or why it could not be made.
 static PRISTINE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// The root with systemd of this run (booted by [`Server::booted`]), or why not.
-static SYSTEMD_ROOT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-
-/// What a booted server has beyond the pristine root: systemd as PID 1 and the bus.
+/// What the pristine root has beyond minbase, as every Debian server: systemd (PID 1 of
+/// a booted server) and the bus.
 const SYSTEMD_PACKAGES: &str = "systemd,systemd-sysv,dbus";
 
-/// Removes the roots of this run when the test process exits (libtest ends with exit(3)).
-extern "C" fn remove_roots_at_exit() {
-    for root in [&PRISTINE, &SYSTEMD_ROOT] {
-        if let Some(Ok(path)) = root.get() {
-            let _ = Command::new("rm")
-                .args(["-rf", "--one-file-system"])
-                .arg(path)
-                .status();
-        }
+/// Removes the pristine root when the test process exits (libtest ends with exit(3)).
+extern "C" fn remove_pristine_at_exit() {
+    if let Some(Ok(path)) = PRISTINE.get() {
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(path)
+            .status();
     }
 }
 
-/// The pristine root, made on first use: about a minute on a busy 2-core machine, with
-/// the packages cached in the target directory after the first run. `policy-rc.d` in it
-/// forbids starting services (it is used with chroot).
+/// The pristine root, made on first use: about a minute and a half on a busy 2-core
+/// machine, with the packages cached in the target directory after the first run.
+/// `policy-rc.d` in it forbids starting services (chroot servers); booted servers drop it.
 pub fn pristine_root() -> &'static Path {
     let result = PRISTINE.get_or_init(|| {
-        let root = debootstrap("pristine", None)?;
-        let policy = root.join("usr/sbin/policy-rc.d");
+        let root = debootstrap("pristine", Some(SYSTEMD_PACKAGES))?;
+        let policy = root.join(POLICY_RC_D);
         fs::write(
             &policy,
             "#!/bin/sh\n# debstage e2e: no service starts in a chroot.\nexit 101\n",
@@ -222,6 +221,10 @@ pub fn pristine_root() -> &'static Path {
         .map_err(|error| format!("{}: {error}", policy.display()))?;
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o755))
             .map_err(|error| format!("{}: {error}", policy.display()))?;
+        // No login prompt on a booted server's console (a pipe to a log file).
+        let getty = root.join("etc/systemd/system/console-getty.service");
+        std::os::unix::fs::symlink("/dev/null", &getty)
+            .map_err(|error| format!("{}: {error}", getty.display()))?;
         Ok(root)
     });
     match result {
@@ -230,22 +233,8 @@ pub fn pristine_root() -> &'static Path {
     }
 }
 
-/// The root that servers boot with systemd-nspawn: the pristine set plus systemd, made
-/// on first use, once per test run.
-fn systemd_root() -> &'static Path {
-    let result = SYSTEMD_ROOT.get_or_init(|| {
-        let root = debootstrap("systemd", Some(SYSTEMD_PACKAGES))?;
-        // No login prompt on the container's console (a pipe here); nothing else differs.
-        let getty = root.join("etc/systemd/system/console-getty.service");
-        std::os::unix::fs::symlink("/dev/null", &getty)
-            .map_err(|error| format!("{}: {error}", getty.display()))?;
-        Ok(root)
-    });
-    match result {
-        Ok(path) => path,
-        Err(message) => panic!("cannot make the Debian root with systemd: {message}"),
-    }
-}
+/// The pristine root's policy-rc.d, relative to the root.
+pub const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 
 /// A bookworm root made with debootstrap (`--variant=minbase`, plus `include`), named
 /// `<name>-<pid>` in the work directory.
@@ -305,11 +294,8 @@ fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
             stderr(&second)
         ));
     }
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a plain function with no captured state.
-    REGISTERED.call_once(|| unsafe {
-        libc::atexit(remove_roots_at_exit);
-    });
+    unsafe { libc::atexit(remove_pristine_at_exit) };
     // The .debs debootstrap unpacked stay in apt's cache; servers start with it empty.
     let archives = root.join("var/cache/apt/archives");
     if let Ok(entries) = fs::read_dir(&archives) {
@@ -333,14 +319,10 @@ fn remove_stale_roots(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("pristine-")
-            .or_else(|| name.strip_prefix("systemd-"))
-            .or_else(|| {
-                name.strip_prefix("server-")
-                    .and_then(|rest| rest.split('-').next())
-            })
-        else {
+        let Some(pid) = name.strip_prefix("pristine-").or_else(|| {
+            name.strip_prefix("server-")
+                .and_then(|rest| rest.split('-').next())
+        }) else {
             continue;
         };
         if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
@@ -433,6 +415,8 @@ pub struct Server {
 struct Container {
     nspawn: Child,
     leader: u32,
+    scenario: String,
+    booted: Instant,
 }
 
 impl Server {
@@ -476,7 +460,9 @@ impl Server {
             return None;
         }
         let slot = Slot::take();
-        let mut server = Server::copy_of(systemd_root(), scenario, slot);
+        let mut server = Server::copy_of(pristine_root(), scenario, slot);
+        let policy = server.path(POLICY_RC_D);
+        fs::remove_file(&policy).unwrap_or_else(|error| panic!("{}: {error}", policy.display()));
         let console = server.root.with_extension("console");
         let log = fs::File::create(&console)
             .unwrap_or_else(|error| panic!("{}: {error}", console.display()));
@@ -540,6 +526,8 @@ impl Server {
         server.container = Some(Container {
             nspawn: child,
             leader,
+            scenario: scenario.to_string(),
+            booted: started,
         });
         // Up means every unit of the boot has started (or failed: "degraded").
         loop {
@@ -593,6 +581,11 @@ impl Server {
         let Some(mut container) = self.container.take() else {
             return;
         };
+        shout(&format!(
+            "{}: container up for {:.1} s",
+            container.scenario,
+            container.booted.elapsed().as_secs_f64()
+        ));
         // SAFETY: kill(2) on our own child's PID, which it keeps until we wait for it.
         unsafe { libc::kill(container.nspawn.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use super::apt::{Release, TO_PRODUCTION};
-use super::harness::{can_run, debian_mirror, pristine_root};
+use super::harness::{can_run, debian_mirror, pristine_root, POLICY_RC_D};
 use crate::support::{run_ok, stderr, stdout};
 
 #[test]
@@ -30,7 +30,8 @@ fn piuparts_installs_upgrades_from_the_previous_release_and_purges() {
             .arg(&base)
             .arg("--directory")
             .arg(pristine_root())
-            .args(["--exclude=./usr/sbin/policy-rc.d", "."]),
+            .arg(format!("--exclude=./{POLICY_RC_D}"))
+            .arg("."),
     );
     let repository = format!(
         "deb [trusted=yes] {} production main",

@@ -352,8 +352,9 @@ fn systemd_3_a_failing_health_check_and_a_killed_configure_end_on_the_good_relea
     let text = all_output(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("already points to 1.2, not checked (switched); checking it now")
-            && text.contains("switched back: /opt/hello/production -> 1.0"),
+        text.contains(
+            "already points to 1.2, not checked (last record: switched 1.2-1); checking it now"
+        ) && text.contains("switched back: /opt/hello/production -> 1.0"),
         "{text}"
     );
     assert!(!server.exists("/opt/hello/.production.tmp.99999"));
