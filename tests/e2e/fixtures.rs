@@ -92,6 +92,7 @@ impl Builds {
         script(
             "hello-unhealthy/app/bin/healthcheck",
             "#!/bin/sh\necho \"checking $DEBSTAGE_VERSION\"\n\
+             printf 'bytes: \\377\\001\\033[31m red\\r\\n' >&2\n\
              echo 'database \"orders\" unreachable:\tcode 42 \\ retry later' >&2\nexit 1\n",
         );
         let out = temp.path().join("out");
@@ -105,7 +106,8 @@ impl Builds {
     }
 
     /// Builds a version whose service runs but whose health check fails, saying why with
-    /// quotes, a tab and a backslash (text the facts file must escape).
+    /// quotes, a tab, a backslash, control characters and a byte that is not UTF-8 (text
+    /// the facts file must escape or drop).
     pub fn unhealthy(&self, version: &str, revision: &str) -> Built {
         self.build_from(&self.temp.path().join("hello-unhealthy"), version, revision)
     }

@@ -280,6 +280,19 @@ fn systemd_2_a_service_that_dies_at_start_is_switched_back_and_never_switched_to
     }
     assert_eq!(service_directory(&server), "/opt/hello/1.0");
 
+    // A deliberate retry does try 1.1 again, and fails the same way.
+    let retry = server.run("env", &["DEBSTAGE_RETRY=1", "dpkg", "--configure", "-a"]);
+    let text = all_output(&retry);
+    assert_eq!(retry.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("DEBSTAGE_RETRY=1: trying 1.1 (1.1-1) again")
+            && text.contains("/opt/hello/production -> 1.1 (was 1.0)")
+            && text.contains("switched back: /opt/hello/production -> 1.0"),
+        "{text}"
+    );
+    assert_eq!(server.link(LINK).as_deref(), Some("1.0"));
+    assert_eq!(service_directory(&server), "/opt/hello/1.0");
+
     // The way out: roll the stage back and follow it.
     release.repository.run(&["rollback", "hello", "production"]);
     update(&server);
@@ -323,8 +336,12 @@ fn systemd_3_a_failing_health_check_and_a_killed_configure_end_on_the_good_relea
     assert_eq!(failed["state"], "failed", "{failed}");
     assert_eq!(failed["health"], "failed", "{failed}");
     let tail = failed["output"].as_str().unwrap_or_default();
+    // Escaped as JSON: the quotes, the backslash; the tab as a space, the control
+    // characters and the byte that is not UTF-8 dropped.
     assert!(
-        tail.contains("checking 1.1\n") && tail.contains("unreachable: code 42 \\ retry later"),
+        tail.contains("checking 1.1\n")
+            && tail.contains("bytes: [31m red\n")
+            && tail.contains("database \"orders\" unreachable: code 42 \\ retry later"),
         "{failed}"
     );
 
