@@ -8,7 +8,7 @@
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
 TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv \
-	xz-utils zstd apt python3-pip gcc zlib1g-dev
+	xz-utils zstd apt python3-pip gcc zlib1g-dev systemd-container piuparts
 BENCH_PACKAGES = reprepro aptly python3
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage

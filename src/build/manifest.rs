@@ -214,6 +214,48 @@ pub(crate) struct ServiceSection {
     pub(crate) user: Option<String>,
     /// The health check run after each restart.
     pub(crate) health: Option<HealthSection>,
+    /// How long the unit must stay up after a restart (no restart, same main process)
+    /// before the health check runs: `"5s"` (the default), `"500ms"`, `"0s"`.
+    pub(crate) settle: Option<String>,
+}
+
+impl ServiceSection {
+    /// The settle period in milliseconds (the default when unset or unreadable; a
+    /// loaded manifest has had it checked).
+    pub(crate) fn settle_milliseconds(&self) -> u64 {
+        self.settle
+            .as_deref()
+            .map_or(Ok(DEFAULT_SETTLE_MILLISECONDS), parse_milliseconds)
+            .unwrap_or(DEFAULT_SETTLE_MILLISECONDS)
+    }
+}
+
+/// `[service] settle` when unset: long enough for a process that dies at start (a
+/// missing module, a bad config) to be seen, short enough for every apt run.
+const DEFAULT_SETTLE_MILLISECONDS: u64 = 5_000;
+
+/// The longest settle period allowed, in milliseconds (10 minutes).
+const MAX_SETTLE_MILLISECONDS: u64 = 600_000;
+
+/// Reads a duration written as `<digits>s` or `<digits>ms` into milliseconds.
+fn parse_milliseconds(text: &str) -> Result<u64, String> {
+    let (digits, factor) = if let Some(digits) = text.strip_suffix("ms") {
+        (digits, 1)
+    } else if let Some(digits) = text.strip_suffix('s') {
+        (digits, 1_000)
+    } else {
+        return Err("must be a number of seconds or milliseconds, as \"5s\" or \"500ms\"".into());
+    };
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err("must be a number of seconds or milliseconds, as \"5s\" or \"500ms\"".into());
+    }
+    let value = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|value| value.checked_mul(factor))
+        .filter(|value| *value <= MAX_SETTLE_MILLISECONDS)
+        .ok_or_else(|| "must be at most 600s".to_string())?;
+    Ok(value)
 }
 
 /// `[service.health]`.
@@ -243,12 +285,17 @@ pub(crate) struct StagesSection {
     /// Stage names in promotion order.
     #[serde(default = "default_stages")]
     pub(crate) names: Vec<String>,
+    /// How many releases a stage pointed to before stay safe from `apt-get autoremove`
+    /// on a host (rollback without a download); 0 keeps none.
+    #[serde(default = "default_keep")]
+    pub(crate) keep: u32,
 }
 
 impl Default for StagesSection {
     fn default() -> Self {
         StagesSection {
             names: default_stages(),
+            keep: default_keep(),
         }
     }
 }
@@ -273,6 +320,9 @@ fn default_include() -> Vec<String> {
 }
 fn default_health_timeout() -> u32 {
     30
+}
+fn default_keep() -> u32 {
+    1
 }
 fn default_stages() -> Vec<String> {
     vec![
@@ -640,6 +690,12 @@ fn check_stages(
     fail: &Fail<'_>,
 ) -> Result<(), ManifestError> {
     rules::check_stage_list(&stages.names).map_err(|message| fail("[stages] names", message))?;
+    if stages.keep > 100 {
+        return Err(fail(
+            "[stages] keep",
+            format!("{}: must be 0 to 100", stages.keep),
+        ));
+    }
     for stage in &stages.names {
         let stage_package = AppNames::new(app).stage_package(stage);
         if stage_package == payload {
@@ -660,6 +716,10 @@ fn parse_service(
     let Some(service) = service else {
         return Ok((None, None));
     };
+    if let Some(settle) = &service.settle {
+        parse_milliseconds(settle)
+            .map_err(|message| fail("[service] settle", format!("{settle:?}: {message}")))?;
+    }
     if let Some(user) = &service.user {
         rules::check_user_name(user)
             .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
@@ -813,4 +873,29 @@ pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|mode| *mode <= 0o7777)
         .ok_or_else(|| "must be an octal mode such as 0644".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_reads_seconds_and_milliseconds() {
+        assert_eq!(parse_milliseconds("5s"), Ok(5_000));
+        assert_eq!(parse_milliseconds("0s"), Ok(0));
+        assert_eq!(parse_milliseconds("250ms"), Ok(250));
+        assert_eq!(parse_milliseconds("600s"), Ok(600_000));
+        for bad in [
+            "",
+            "s",
+            "5",
+            "1.5s",
+            "-1s",
+            "5 s",
+            "601s",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_milliseconds(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }

@@ -104,7 +104,13 @@ pub(crate) struct StageContext {
     pub(crate) health: String,
     /// Seconds the health check may take.
     pub(crate) health_timeout: u32,
+    /// Milliseconds the unit must stay up after a restart before the health check.
+    pub(crate) settle_milliseconds: u64,
+    /// How many releases the stage pointed to before stay safe from autoremove.
+    pub(crate) keep: u32,
     q_app: String,
+    q_package_version: String,
+    q_apt_keep_file: String,
     q_stage: String,
     q_version: String,
     q_base_dir: String,
@@ -165,7 +171,12 @@ impl StageContext {
             health_timeout: service
                 .and_then(|service| service.health.as_ref())
                 .map_or(30, |health| health.timeout),
+            settle_milliseconds: service.map_or(0, |service| service.settle_milliseconds()),
+            keep: manifest.manifest.stages.keep,
             q_app: shell_quote(&app),
+            q_package_version: shell_quote(&release.debian_version()),
+            // apt reads every file here; the name sorts after Debian's 01autoremove.
+            q_apt_keep_file: shell_quote(&names.apt_keep_file(stage)),
             q_stage: shell_quote(stage),
             q_version: shell_quote(&manifest.version),
             q_base_dir: shell_quote(&names.base_dir()),

@@ -179,15 +179,21 @@ struct DataSummary {
     installed_kib: u64,
 }
 
+/// Directories that base-files' postinst makes and no package ships. A package that
+/// shipped one would own it alone, and dpkg would remove it with the last such package
+/// (piuparts: "/opt/ owned by ... disappears after purge"); dpkg needs no entry for a
+/// parent directory that exists.
+const SYSTEM_DIRECTORIES: &[&str] = &["opt", "srv", "mnt", "media", "etc/opt", "var/opt"];
+
 /// Sorts the entries by path (symbolic links last) and adds every missing parent
-/// directory (mode 0755).
+/// directory (mode 0755) except the [`SYSTEM_DIRECTORIES`].
 fn complete_tree(entries: &[Entry]) -> Vec<Entry> {
     let mut directories: BTreeSet<String> = BTreeSet::new();
     let present: BTreeSet<&str> = entries.iter().map(|entry| entry.path.as_str()).collect();
     for entry in entries {
         let mut path = entry.path.as_str();
         while let Some((parent, _)) = path.rsplit_once('/') {
-            if !present.contains(parent) {
+            if !present.contains(parent) && !SYSTEM_DIRECTORIES.contains(&parent) {
                 directories.insert(parent.to_string());
             }
             path = parent;

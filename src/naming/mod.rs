@@ -56,6 +56,15 @@ impl<'a> AppNames<'a> {
         format!("/var/lib/{}", self.app)
     }
 
+    /// The apt configuration a stage package maintains so that the releases a stage
+    /// pointed to before stay safe from `apt-get autoremove`.
+    pub(crate) fn apt_keep_file(&self, stage: &str) -> String {
+        format!(
+            "/etc/apt/apt.conf.d/50debstage-{}",
+            self.stage_package(stage)
+        )
+    }
+
     /// The systemd unit of a stage: `<app>-<stage>.service`.
     pub(crate) fn unit_name(&self, stage: &str) -> String {
         format!("{}.service", self.stage_package(stage))

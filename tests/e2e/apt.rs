@@ -9,14 +9,14 @@ use super::harness::{RepoServer, Server};
 use crate::support::{sha256_file, stdout};
 
 /// A repository of one scenario, served on loopback, with the hello builds beside it.
-struct Release {
-    builds: Builds,
-    repository: RepoServer,
+pub(super) struct Release {
+    pub(super) builds: Builds,
+    pub(super) repository: RepoServer,
     _directory: tempfile::TempDir,
 }
 
 impl Release {
-    fn new() -> Release {
+    pub(super) fn new() -> Release {
         let directory = tempfile::tempdir().expect("temporary directory");
         let repository =
             RepoServer::start(&directory.path().join("repo"), "test,staging,production");
@@ -28,13 +28,13 @@ impl Release {
     }
 
     /// `repo add --manifest` of a build: its packages enter the first stage (test).
-    fn add(&self, built: &Built) {
+    pub(super) fn add(&self, built: &Built) {
         let manifest = built.manifest_file.to_string_lossy().into_owned();
         self.repository.run(&["add", "--manifest", &manifest]);
     }
 
     /// `repo promote hello VERSION` to the next stage, once per stage in `stages`.
-    fn promote(&self, version: &str, stages: &[&str]) {
+    pub(super) fn promote(&self, version: &str, stages: &[&str]) {
         for stage in stages {
             self.repository
                 .run(&["promote", "hello", version, "--to", stage]);
@@ -42,7 +42,7 @@ impl Release {
     }
 
     /// Builds a good version, adds it, and promotes it through `stages`.
-    fn release(&self, version: &str, stages: &[&str]) -> Built {
+    pub(super) fn release(&self, version: &str, stages: &[&str]) -> Built {
         let built = self.builds.good(version, "1");
         self.add(&built);
         self.promote(version, stages);
@@ -50,10 +50,10 @@ impl Release {
     }
 }
 
-const TO_PRODUCTION: &[&str] = &["staging", "production"];
+pub(super) const TO_PRODUCTION: &[&str] = &["staging", "production"];
 
 /// `apt-get update` on the server, failing the test if it fails or ignores our suite.
-fn update(server: &Server) {
+pub(super) fn update(server: &Server) {
     let output = server.apt_get_ok(&["update"]);
     let text = stdout(&output);
     assert!(
@@ -63,7 +63,7 @@ fn update(server: &Server) {
 }
 
 /// The status and version of every installed `hello*` package per `dpkg -l`.
-fn dpkg_list(server: &Server) -> BTreeMap<String, (String, String)> {
+pub(super) fn dpkg_list(server: &Server) -> BTreeMap<String, (String, String)> {
     let output = server.run("dpkg", &["-l", "hello*"]);
     stdout(&output)
         .lines()
@@ -80,7 +80,10 @@ fn dpkg_list(server: &Server) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-fn installed(list: &BTreeMap<String, (String, String)>, package: &str) -> Option<String> {
+pub(super) fn installed(
+    list: &BTreeMap<String, (String, String)>,
+    package: &str,
+) -> Option<String> {
     list.get(package)
         .filter(|(status, _)| status == "ii")
         .map(|(_, version)| version.clone())

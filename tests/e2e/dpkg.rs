@@ -45,7 +45,7 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
     assert!(
         journal(&server, "production")
             .last()
-            .is_some_and(|line| line.ends_with(" switch - 1.0")),
+            .is_some_and(|line| line.ends_with(" switched - 1.0")),
         "{:?}",
         journal(&server, "production")
     );

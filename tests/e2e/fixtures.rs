@@ -1,5 +1,7 @@
 //! Builds of `examples/hello` that the scenarios install: good versions, and versions
-//! whose activation hook fails. Each scenario makes its own, in its own temp dir.
+//! whose activation hook fails, whose service exits at start, or whose health check
+//! fails. Each scenario makes its own, in its own temp dir. Every copy settles for 1 s and
+//! gives its health check 2 s, so that failures show quickly.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -48,23 +50,66 @@ impl Built {
 }
 
 impl Builds {
-    /// A scratch directory with two copies of the example: as shipped, and with an
-    /// activation hook that fails.
+    /// A scratch directory with four copies of the example: as shipped, with an
+    /// activation hook that fails, with a service that exits 1 at start, and with a health
+    /// check that fails.
     pub fn new() -> Builds {
         let temp = tempfile::tempdir().expect("temporary directory");
         let example = project_root().join("examples/hello");
-        copy_tree(&example, &temp.path().join("hello"));
-        copy_tree(&example, &temp.path().join("hello-broken"));
-        let hook = temp.path().join("hello-broken/app/hooks/activate");
-        fs::write(
-            &hook,
+        for copy in ["hello", "hello-broken", "hello-crashing", "hello-unhealthy"] {
+            let directory = temp.path().join(copy);
+            copy_tree(&example, &directory);
+            let manifest = directory.join("debstage.toml");
+            let text = fs::read_to_string(&manifest)
+                .unwrap_or_else(|error| panic!("{}: {error}", manifest.display()));
+            let quick = text
+                .replace(
+                    "health = { command = \"bin/healthcheck\", timeout = 10 }",
+                    "health = { command = \"bin/healthcheck\", timeout = 2 }",
+                )
+                .replace("settle = \"5s\"", "settle = \"1s\"");
+            assert!(
+                quick.contains("timeout = 2 }") && quick.contains("settle = \"1s\""),
+                "examples/hello/debstage.toml changed its health or settle line:\n{text}"
+            );
+            fs::write(&manifest, quick)
+                .unwrap_or_else(|error| panic!("{}: {error}", manifest.display()));
+        }
+        let script = |path: &str, text: &str| {
+            let file = temp.path().join(path);
+            fs::write(&file, text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        };
+        script(
+            "hello-broken/app/hooks/activate",
             "#!/bin/sh\necho \"migration of $DEBSTAGE_VERSION failed\" >&2\nexit 1\n",
-        )
-        .unwrap_or_else(|error| panic!("{}: {error}", hook.display()));
-        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|error| panic!("{}: {error}", hook.display()));
+        );
+        script(
+            "hello-crashing/app/bin/hello",
+            "#!/bin/sh\necho \"hello: cannot read /etc/hello/$DEBSTAGE_STAGE.conf\" >&2\nexit 1\n",
+        );
+        script(
+            "hello-unhealthy/app/bin/healthcheck",
+            "#!/bin/sh\necho \"checking $DEBSTAGE_VERSION\"\n\
+             printf 'bytes: \\377\\001\\033[31m red\\r\\n' >&2\n\
+             echo 'database \"orders\" unreachable:\tcode 42 \\ retry later' >&2\nexit 1\n",
+        );
         let out = temp.path().join("out");
         Builds { temp, out }
+    }
+
+    /// Builds a version whose service exits 1 as soon as it starts (its health check,
+    /// the example's, passes).
+    pub fn crashing(&self, version: &str, revision: &str) -> Built {
+        self.build_from(&self.temp.path().join("hello-crashing"), version, revision)
+    }
+
+    /// Builds a version whose service runs but whose health check fails, saying why with
+    /// quotes, a tab, a backslash, control characters and a byte that is not UTF-8 (text
+    /// the facts file must escape or drop).
+    pub fn unhealthy(&self, version: &str, revision: &str) -> Built {
+        self.build_from(&self.temp.path().join("hello-unhealthy"), version, revision)
     }
 
     /// Builds a version whose activation hook works.

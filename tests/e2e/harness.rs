@@ -1,11 +1,14 @@
 //! Throwaway Debian servers for the end-to-end scenarios.
 //!
-//! One pristine bookworm root (debootstrap, `--variant=minbase`) is made per test run, the
-//! first time a scenario asks for it, and every scenario works on a copy of it that it
-//! treats as a server: commands run in it with `chroot`, `/proc` and a private `/dev/pts`
-//! are mounted while it lives, `policy-rc.d` forbids starting services, and apt reaches
-//! the repository of the scenario through `debstage repo serve` on 127.0.0.1. Everything
-//! a scenario mounts or starts is undone by Drop guards, also when it fails or panics.
+//! One pristine bookworm root (debootstrap, `--variant=minbase` plus systemd, as every
+//! server has) is made per test run, the first time a scenario asks for it, and every
+//! scenario works on a copy of it that it treats as a server. Most use it with `chroot`:
+//! `/proc` and a private `/dev/pts` are mounted while it lives and `policy-rc.d` forbids
+//! starting services. Scenarios about services boot their copy with systemd-nspawn
+//! (systemd as PID 1, the host's network) and run commands in it with nsenter. apt
+//! reaches the repository of the scenario through `debstage repo serve` on 127.0.0.1.
+//! Everything a scenario mounts or starts is undone by Drop guards, also when it fails or
+//! panics.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -31,28 +34,53 @@ pub fn shout(message: &str) {
     let _ = writeln!(handle, "\n*** debstage e2e: {message} ***\n");
 }
 
-/// Whether this process can make Debian roots: root and debootstrap. When it cannot, it
-/// says so loudly (once per scenario) and the scenario returns early.
-pub fn can_run(scenario: &str) -> bool {
+/// Whether this process can make Debian roots (root and debootstrap) and run the other
+/// `tools` a scenario needs (program, Debian package). When it cannot, the scenario fails
+/// with the reason under CI (a skip there would pass exactly the tests that matter), and
+/// elsewhere says so loudly and returns early.
+pub fn can_run(scenario: &str, tools: &[(&str, &str)]) -> bool {
+    match missing_tools(tools) {
+        None => true,
+        Some(reason) if std::env::var_os("CI").is_some() => {
+            panic!("{scenario} cannot run and CI is set: {reason}")
+        }
+        Some(reason) => {
+            shout(&format!("SKIPPED {scenario}: {reason}"));
+            false
+        }
+    }
+}
+
+/// What a booted server needs on the host.
+const SYSTEMD_TOOLS: &[(&str, &str)] = &[
+    ("systemd-nspawn", "systemd-container"),
+    ("nsenter", "util-linux"),
+];
+
+/// Why this machine cannot run a scenario, or None.
+fn missing_tools(tools: &[(&str, &str)]) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        shout(&format!(
-            "SKIPPED {scenario}: the end-to-end suite needs root (chroot, mount, dpkg in a \
-             Debian root); run `make test` as root as CI does"
-        ));
-        return false;
+        return Some(
+            "the end-to-end suite needs root (chroot, mount, dpkg in a Debian root); run \
+             `make test` as root as CI does"
+                .to_string(),
+        );
     }
-    let debootstrap = ["/usr/sbin/debootstrap", "/sbin/debootstrap"]
-        .iter()
-        .any(|path| Path::new(path).exists());
-    if !debootstrap {
-        shout(&format!(
-            "SKIPPED {scenario}: debootstrap is not installed (`make deps` installs it)"
-        ));
-        return false;
-    }
-    true
+    let installed = |program: &str| {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|directory| Path::new(directory).join(program).exists())
+    };
+    std::iter::once(&("debootstrap", "debootstrap"))
+        .chain(tools)
+        .find(|(program, _)| !installed(program))
+        .map(|(program, package)| {
+            format!(
+                "{program} is not installed (Debian package {package}; `make deps` installs it)"
+            )
+        })
 }
 
 /// Where the suite keeps its roots and caches: cargo's scratch directory for tests.
@@ -165,6 +193,10 @@ fn mirror_from_deb822(text: &str) -> Option<String> {
 /// The pristine root of this run, or why it could not be made.
 static PRISTINE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
+/// What the pristine root has beyond minbase, as every Debian server: systemd (PID 1 of
+/// a booted server) and the bus.
+const SYSTEMD_PACKAGES: &str = "systemd,systemd-sysv,dbus";
+
 /// Removes the pristine root when the test process exits (libtest ends with exit(3)).
 extern "C" fn remove_pristine_at_exit() {
     if let Some(Ok(path)) = PRISTINE.get() {
@@ -175,74 +207,13 @@ extern "C" fn remove_pristine_at_exit() {
     }
 }
 
-/// The pristine root, made on first use: about a minute on a busy 2-core machine, with
-/// the packages cached in the target directory after the first run.
-fn pristine_root() -> &'static Path {
+/// The pristine root, made on first use: about a minute and a half on a busy 2-core
+/// machine, with the packages cached in the target directory after the first run.
+/// `policy-rc.d` in it forbids starting services (chroot servers); booted servers drop it.
+pub fn pristine_root() -> &'static Path {
     let result = PRISTINE.get_or_init(|| {
-        let base = work_dir();
-        remove_stale_roots(&base);
-        let root = base.join(format!("pristine-{}", std::process::id()));
-        let cache = base.join("debootstrap-cache");
-        fs::create_dir_all(&cache).map_err(|error| format!("{}: {error}", cache.display()))?;
-        let mirror = debian_mirror();
-        let started = Instant::now();
-        let remove_root = || {
-            let _ = Command::new("rm")
-                .args(["-rf", "--one-file-system"])
-                .arg(&root)
-                .status();
-        };
-        // Two stages, so that dpkg of the second stage runs with force-unsafe-io: the
-        // roots are throwaway, and fsync after every file makes debootstrap twice as slow.
-        let first = Command::new("debootstrap")
-            .args(["--foreign", "--variant=minbase", "--arch=amd64"])
-            .arg(format!("--cache-dir={}", cache.display()))
-            .arg("bookworm")
-            .arg(&root)
-            .arg(&mirror)
-            .output()
-            .map_err(|error| format!("cannot run debootstrap: {error}"))?;
-        if !first.status.success() {
-            remove_root();
-            return Err(format!(
-                "debootstrap --foreign bookworm {mirror} failed ({}):\n{}\n{}",
-                first.status,
-                stdout(&first),
-                stderr(&first)
-            ));
-        }
-        let unsafe_io = root.join("etc/dpkg/dpkg.cfg.d/debstage-e2e-unsafe-io");
-        fs::write(&unsafe_io, "force-unsafe-io\n")
-            .map_err(|error| format!("{}: {error}", unsafe_io.display()))?;
-        let second = Command::new("chroot")
-            .arg(&root)
-            .args(["/debootstrap/debootstrap", "--second-stage"])
-            .env("PATH", SERVER_PATH)
-            .output()
-            .map_err(|error| format!("cannot run debootstrap --second-stage: {error}"))?;
-        if !second.status.success() {
-            let log =
-                fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
-            remove_root();
-            return Err(format!(
-                "debootstrap --second-stage failed ({}):\n{}\n{}\n{log}",
-                second.status,
-                stdout(&second),
-                stderr(&second)
-            ));
-        }
-        // SAFETY: registers a plain function with no captured state.
-        unsafe { libc::atexit(remove_pristine_at_exit) };
-        // The .debs debootstrap unpacked stay in apt's cache; servers start with it empty.
-        let archives = root.join("var/cache/apt/archives");
-        if let Ok(entries) = fs::read_dir(&archives) {
-            for entry in entries.flatten() {
-                if entry.path().extension().is_some_and(|ext| ext == "deb") {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        let policy = root.join("usr/sbin/policy-rc.d");
+        let root = debootstrap("pristine", Some(SYSTEMD_PACKAGES))?;
+        let policy = root.join(POLICY_RC_D);
         fs::write(
             &policy,
             "#!/bin/sh\n# debstage e2e: no service starts in a chroot.\nexit 101\n",
@@ -250,16 +221,95 @@ fn pristine_root() -> &'static Path {
         .map_err(|error| format!("{}: {error}", policy.display()))?;
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o755))
             .map_err(|error| format!("{}: {error}", policy.display()))?;
-        shout(&format!(
-            "pristine bookworm root made in {:.1} s",
-            started.elapsed().as_secs_f64()
-        ));
+        // No login prompt on a booted server's console (a pipe to a log file).
+        let getty = root.join("etc/systemd/system/console-getty.service");
+        std::os::unix::fs::symlink("/dev/null", &getty)
+            .map_err(|error| format!("{}: {error}", getty.display()))?;
         Ok(root)
     });
     match result {
         Ok(path) => path,
         Err(message) => panic!("cannot make the pristine Debian root: {message}"),
     }
+}
+
+/// The pristine root's policy-rc.d, relative to the root.
+pub const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
+
+/// A bookworm root made with debootstrap (`--variant=minbase`, plus `include`), named
+/// `<name>-<pid>` in the work directory.
+fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
+    let base = work_dir();
+    remove_stale_roots(&base);
+    let root = base.join(format!("{name}-{}", std::process::id()));
+    let cache = base.join("debootstrap-cache");
+    fs::create_dir_all(&cache).map_err(|error| format!("{}: {error}", cache.display()))?;
+    let mirror = debian_mirror();
+    let started = Instant::now();
+    let remove_root = || {
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&root)
+            .status();
+    };
+    // Two stages, so that dpkg of the second stage runs with force-unsafe-io: the
+    // roots are throwaway, and fsync after every file makes debootstrap twice as slow.
+    let mut first = Command::new("debootstrap");
+    first.args(["--foreign", "--variant=minbase", "--arch=amd64"]);
+    if let Some(packages) = include {
+        first.arg(format!("--include={packages}"));
+    }
+    let first = first
+        .arg(format!("--cache-dir={}", cache.display()))
+        .arg("bookworm")
+        .arg(&root)
+        .arg(&mirror)
+        .output()
+        .map_err(|error| format!("cannot run debootstrap: {error}"))?;
+    if !first.status.success() {
+        remove_root();
+        return Err(format!(
+            "debootstrap --foreign bookworm {mirror} failed ({}):\n{}\n{}",
+            first.status,
+            stdout(&first),
+            stderr(&first)
+        ));
+    }
+    let unsafe_io = root.join("etc/dpkg/dpkg.cfg.d/debstage-e2e-unsafe-io");
+    fs::write(&unsafe_io, "force-unsafe-io\n")
+        .map_err(|error| format!("{}: {error}", unsafe_io.display()))?;
+    let second = Command::new("chroot")
+        .arg(&root)
+        .args(["/debootstrap/debootstrap", "--second-stage"])
+        .env("PATH", SERVER_PATH)
+        .output()
+        .map_err(|error| format!("cannot run debootstrap --second-stage: {error}"))?;
+    if !second.status.success() {
+        let log = fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        remove_root();
+        return Err(format!(
+            "debootstrap --second-stage failed ({}):\n{}\n{}\n{log}",
+            second.status,
+            stdout(&second),
+            stderr(&second)
+        ));
+    }
+    // SAFETY: registers a plain function with no captured state.
+    unsafe { libc::atexit(remove_pristine_at_exit) };
+    // The .debs debootstrap unpacked stay in apt's cache; servers start with it empty.
+    let archives = root.join("var/cache/apt/archives");
+    if let Ok(entries) = fs::read_dir(&archives) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "deb") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    shout(&format!(
+        "{name} bookworm root made in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(root)
 }
 
 /// Removes roots left by earlier runs whose process is gone (killed before exit).
@@ -347,46 +397,38 @@ impl Drop for Slot {
     }
 }
 
-/// A throwaway Debian server: a copy of the pristine root with `/proc` mounted.
+/// A throwaway Debian server: a copy of the pristine root with `/proc` mounted, used
+/// with chroot; or a copy of the systemd root booted as a container ([`Server::booted`]).
 pub struct Server {
     root: PathBuf,
     mounted: Vec<PathBuf>,
     /// Whether `apt-get` may read the Debian mirror's source too (off by default, so that
     /// scenarios that need nothing from the mirror do not depend on it).
     use_mirror: bool,
+    /// The container when the server is booted; commands then run in it with nsenter.
+    container: Option<Container>,
     // Declared last: the slot is given back after the copy is gone.
     _slot: Slot,
+}
+
+/// A booted copy: systemd-nspawn and the container's PID 1 as the host sees it.
+struct Container {
+    nspawn: Child,
+    leader: u32,
+    scenario: String,
+    booted: Instant,
 }
 
 impl Server {
     /// A fresh server for `scenario`, or None (after saying why loudly) when this machine
     /// cannot run the suite.
     pub fn new(scenario: &str) -> Option<Server> {
-        if !can_run(scenario) {
+        if !can_run(scenario, &[]) {
             return None;
         }
         let slot = Slot::take();
-        let pristine = pristine_root();
-        let root = work_dir().join(format!("server-{}-{scenario}", std::process::id()));
-        if root.exists() {
-            let _ = Command::new("rm")
-                .args(["-rf", "--one-file-system"])
-                .arg(&root)
-                .status();
-        }
-        // From here on the guard owns the copy, so a failure below still removes it.
-        let mut server = Server {
-            root: root.clone(),
-            mounted: Vec::new(),
-            use_mirror: false,
-            _slot: slot,
-        };
-        run_ok(
-            Command::new("cp")
-                .args(["-a", "--reflink=auto"])
-                .arg(pristine)
-                .arg(&root),
-        );
+        let mut server = Server::copy_of(pristine_root(), scenario, slot);
+        let root = server.root.clone();
         let proc_dir = root.join("proc");
         run_ok(
             Command::new("mount")
@@ -409,6 +451,157 @@ impl Server {
         Some(server)
     }
 
+    /// A fresh server for `scenario` that runs systemd as its PID 1: a copy of the systemd
+    /// root booted with `systemd-nspawn -b --register=no --keep-unit` (the host's network,
+    /// so `repo serve` on 127.0.0.1 is reached), up when this returns. Under CI a machine
+    /// that cannot boot it fails the scenario; elsewhere this says why and gives None.
+    pub fn booted(scenario: &str) -> Option<Server> {
+        if !can_run(scenario, SYSTEMD_TOOLS) {
+            return None;
+        }
+        let slot = Slot::take();
+        let mut server = Server::copy_of(pristine_root(), scenario, slot);
+        let policy = server.path(POLICY_RC_D);
+        fs::remove_file(&policy).unwrap_or_else(|error| panic!("{}: {error}", policy.display()));
+        let console = server.root.with_extension("console");
+        let log = fs::File::create(&console)
+            .unwrap_or_else(|error| panic!("{}: {error}", console.display()));
+        let mut nspawn = Command::new("systemd-nspawn");
+        nspawn
+            .arg("--directory")
+            .arg(&server.root)
+            .args([
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--console=pipe",
+                "--quiet",
+            ])
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .unwrap_or_else(|error| panic!("{}: {error}", console.display())),
+            )
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; the container goes down (SIGTERM makes nspawn
+        // shut it down) if the thread that started it dies without running Drop.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            nspawn.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = nspawn
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start systemd-nspawn: {error}"));
+        let nspawn_pid = child.id();
+        let deadline = started + Duration::from_secs(120);
+        let leader = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = fs::read_to_string(&console).unwrap_or_default();
+                panic!("systemd-nspawn exited ({status}) before the container booted:\n{text}");
+            }
+            let children =
+                fs::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children"))
+                    .unwrap_or_default();
+            let systemd = children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<u32>().ok())
+                .find(|pid| {
+                    fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|comm| comm.trim() == "systemd")
+                });
+            if let Some(pid) = systemd {
+                break pid;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no systemd in the container of {scenario} after 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        server.container = Some(Container {
+            nspawn: child,
+            leader,
+            scenario: scenario.to_string(),
+            booted: started,
+        });
+        // Up means every unit of the boot has started (or failed: "degraded").
+        loop {
+            let output = server.run("systemctl", &["is-system-running"]);
+            let state = stdout(&output).trim().to_string();
+            if state == "running" || state == "degraded" {
+                break;
+            }
+            if Instant::now() > deadline {
+                let text = fs::read_to_string(&console).unwrap_or_default();
+                panic!("systemd in the container of {scenario} is {state:?} after 120 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        shout(&format!(
+            "{scenario}: container booted in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        Some(server)
+    }
+
+    /// A copy of `source` for `scenario`, owned by the returned guard from the start.
+    fn copy_of(source: &Path, scenario: &str, slot: Slot) -> Server {
+        let root = work_dir().join(format!("server-{}-{scenario}", std::process::id()));
+        if root.exists() {
+            let _ = Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&root)
+                .status();
+        }
+        // From here on the guard owns the copy, so a failure below still removes it.
+        let server = Server {
+            root: root.clone(),
+            mounted: Vec::new(),
+            use_mirror: false,
+            container: None,
+            _slot: slot,
+        };
+        run_ok(
+            Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(source)
+                .arg(&root),
+        );
+        server
+    }
+
+    /// Stops a booted server's container: SIGTERM makes nspawn shut systemd down; after
+    /// 30 s it is killed.
+    fn stop_container(&mut self) {
+        let Some(mut container) = self.container.take() else {
+            return;
+        };
+        shout(&format!(
+            "{}: container up for {:.1} s",
+            container.scenario,
+            container.booted.elapsed().as_secs_f64()
+        ));
+        // SAFETY: kill(2) on our own child's PID, which it keeps until we wait for it.
+        unsafe { libc::kill(container.nspawn.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match container.nspawn.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = container.nspawn.kill();
+                    let _ = container.nspawn.wait();
+                    return;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
     /// A path of the server (absolute inside it) as seen from the host.
     pub fn path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))
@@ -419,12 +612,24 @@ impl Server {
         self.use_mirror = true;
     }
 
-    /// A command that runs inside the server, with a clean environment.
+    /// A command that runs inside the server, with a clean environment: with chroot, or
+    /// in every namespace of the container with nsenter.
     pub fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("chroot");
+        let mut command = match &self.container {
+            Some(container) => {
+                let mut command = Command::new("nsenter");
+                command
+                    .args(["--target", &container.leader.to_string(), "--all"])
+                    .arg(program);
+                command
+            }
+            None => {
+                let mut command = Command::new("chroot");
+                command.arg(&self.root).arg(program);
+                command
+            }
+        };
         command
-            .arg(&self.root)
-            .arg(program)
             .env_clear()
             .env("PATH", SERVER_PATH)
             .env("LC_ALL", "C")
@@ -452,8 +657,15 @@ impl Server {
 
     /// `apt-get` with arguments; only our sources unless [`Server::use_mirror`] was called.
     pub fn apt_get(&self, arguments: &[&str]) -> Output {
+        self.apt_get_with(&[], arguments)
+    }
+
+    /// `apt-get` with variables added to its environment (which dpkg and the maintainer
+    /// scripts inherit).
+    pub fn apt_get_with(&self, environment: &[(&str, &str)], arguments: &[&str]) -> Output {
         let mut command = self.command("apt-get");
         command
+            .envs(environment.iter().copied())
             .args(self.apt_options())
             .args(["-y", "-q"])
             .args(arguments);
@@ -498,7 +710,12 @@ impl Server {
     }
 
     /// Copies host files into a directory of the server; returns their paths inside it.
+    /// A booted server has a tmpfs on /tmp that the host does not see: use /var/tmp.
     pub fn put(&self, directory: &str, files: &[&Path]) -> Vec<String> {
+        assert!(
+            self.container.is_none() || !directory.starts_with("/tmp"),
+            "{directory}: a booted server's /tmp is a tmpfs the host does not see"
+        );
         let target = self.path(directory);
         fs::create_dir_all(&target).unwrap_or_else(|error| panic!("{}: {error}", target.display()));
         files
@@ -618,6 +835,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop_container();
+        let _ = fs::remove_file(self.root.with_extension("console"));
         for mount in self.mounted.drain(..).rev() {
             let _ = Command::new("umount").arg("-l").arg(&mount).status();
         }
@@ -815,4 +1034,73 @@ fn a_server_is_a_debian_root_and_goes_away_after_a_panic() {
         root.display()
     );
     assert!(!root.exists(), "{} was not removed", root.display());
+}
+
+#[test]
+fn a_booted_server_runs_systemd_and_goes_away_after_a_panic() {
+    let seen: Mutex<Option<(PathBuf, u32)>> = Mutex::new(None);
+    let reached = Mutex::new(false);
+    let result = std::panic::catch_unwind(|| {
+        let Some(server) = Server::booted("booted-cleanup") else {
+            return;
+        };
+        let nspawn = server
+            .container
+            .as_ref()
+            .map(|container| container.nspawn.id())
+            .expect("a booted server has a container");
+        *seen.lock().unwrap_or_else(|poison| poison.into_inner()) =
+            Some((server.path("/"), nspawn));
+        let output = server.run_ok(
+            "sh",
+            &[
+                "-c",
+                "cat /proc/1/comm; systemctl is-system-running; cat /etc/debian_version",
+            ],
+        );
+        let text = stdout(&output);
+        assert!(
+            text.starts_with("systemd\n"),
+            "PID 1 is not systemd: {text}"
+        );
+        assert!(
+            text.contains("\nrunning\n") || text.contains("\ndegraded\n"),
+            "{text}"
+        );
+        // What the host puts into the root, the container sees (but for /tmp, a tmpfs).
+        server.put("/var/tmp/debs", &[Path::new("/etc/debian_version")]);
+        let output = server.run_ok("cat", &["/var/tmp/debs/debian_version"]);
+        assert!(stdout(&output).starts_with("12."), "{}", stdout(&output));
+        *reached.lock().unwrap_or_else(|poison| poison.into_inner()) = true;
+        panic!("a scenario fails here on purpose");
+    });
+    let Some((root, nspawn)) = seen
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner())
+    else {
+        return; // skipped: this machine cannot boot a container
+    };
+    assert!(result.is_err(), "the scenario did not panic");
+    assert!(
+        *reached.lock().unwrap_or_else(|poison| poison.into_inner()),
+        "the scenario failed before its deliberate panic (see above)"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{nspawn}")).exists(),
+        "systemd-nspawn ({nspawn}) still runs"
+    );
+    assert!(!root.exists(), "{} was not removed", root.display());
+}
+
+#[test]
+fn a_missing_tool_is_named_with_its_package() {
+    let reason = missing_tools(&[("debstage-no-such-program", "debstage-no-such-package")])
+        .expect("a program that does not exist is missing");
+    // Not root: the reason is root, which is named as well.
+    assert!(
+        reason.contains(
+            "debstage-no-such-program is not installed (Debian package debstage-no-such-package"
+        ) || reason.contains("needs root"),
+        "{reason}"
+    );
 }

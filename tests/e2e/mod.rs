@@ -1,10 +1,13 @@
-//! End-to-end scenarios on throwaway Debian servers (debootstrap roots used with chroot):
-//! what dpkg and apt do with the packages `debstage build` makes and the suites
-//! `debstage repo` serves. Needs root and debootstrap; skips loudly otherwise.
+//! End-to-end scenarios on throwaway Debian servers (debootstrap roots used with chroot, or
+//! booted with systemd-nspawn when a scenario needs a real systemd): what dpkg and apt do
+//! with the packages `debstage build` makes and the suites `debstage repo` serves. Needs
+//! root, debootstrap and systemd-nspawn; fails under CI without them, skips loudly otherwise.
 
 mod fixtures;
 pub(crate) mod harness;
 
 mod apt;
 mod dpkg;
+mod piuparts;
 mod python;
+mod systemd;

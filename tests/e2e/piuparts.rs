@@ -1,0 +1,62 @@
+//! Debian's own package tester on the example: piuparts installs and purges the packages
+//! of a release, and upgrades to them from the release before (served by `repo serve`),
+//! and fails on anything the system does not get back as it was.
+
+use std::process::Command;
+
+use super::apt::{Release, TO_PRODUCTION};
+use super::harness::{can_run, debian_mirror, pristine_root, POLICY_RC_D};
+use crate::support::{run_ok, stderr, stdout};
+
+#[test]
+fn piuparts_installs_upgrades_from_the_previous_release_and_purges() {
+    if !can_run("piuparts", &[("piuparts", "piuparts")]) {
+        return;
+    }
+    let release = Release::new();
+    // The release before, in the production suite: what the upgrade test starts from.
+    release.release("1.0", TO_PRODUCTION);
+    let next = release.builds.good("1.1", "1");
+
+    // The base is the suite's cached debootstrap root, without the suite's policy-rc.d
+    // (piuparts brings its own).
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let base = scratch.path().join("bookworm.tar.gz");
+    run_ok(
+        Command::new("tar")
+            .arg("--create")
+            .arg("--gzip")
+            .arg("--file")
+            .arg(&base)
+            .arg("--directory")
+            .arg(pristine_root())
+            .arg(format!("--exclude=./{POLICY_RC_D}"))
+            .arg("."),
+    );
+    let repository = format!(
+        "deb [trusted=yes] {} production main",
+        release.repository.url()
+    );
+    let output = Command::new("piuparts")
+        .args(["--distribution", "bookworm", "--mirror", &debian_mirror()])
+        .arg("--basetgz")
+        .arg(&base)
+        .arg(format!("--extra-repo={repository}"))
+        .arg("--tmpdir")
+        .arg(scratch.path())
+        .arg(next.payload())
+        .arg(next.stage("production"))
+        .output()
+        .expect("piuparts runs (make deps installs it)");
+    let text = stdout(&output) + &stderr(&output);
+    assert!(output.status.success(), "piuparts failed:\n{text}");
+    // Both tests ran: install and purge of 1.1, and 1.0 from the suite upgraded to 1.1.
+    assert!(
+        text.contains("PASS: Installation and purging test."),
+        "{text}"
+    );
+    assert!(
+        text.contains("PASS: Installation, upgrade and purging tests."),
+        "{text}"
+    );
+}
