@@ -813,3 +813,53 @@ fn errors_say_the_next_step() {
         "{message}"
     );
 }
+
+/// `{stage}`, `{version}` and `{release_dir}` in the service command, the health check and
+/// the hook are replaced in each stage package; any other brace is refused.
+#[test]
+fn placeholders_are_replaced_per_stage() {
+    let (temp, app) = example("hello");
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    let text = text
+        .replace(
+            "command = \"bin/hello --greeting Hello\"",
+            "command = \"bin/hello --greeting Hello-{stage}-{version} --root={release_dir}\"",
+        )
+        .replace(
+            "activate = \"hooks/activate\"",
+            "activate = \"hooks/activate {stage}\"",
+        );
+    fs::write(&manifest, &text).expect("write");
+    let out = temp.path().join("out");
+    build(&manifest, &out, &[]);
+    let unpacked = temp.path().join("unpacked");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(out.join("hello-staging_1.0-1_all.deb"))
+            .arg(&unpacked),
+    );
+    let unit = fs::read_to_string(unpacked.join("lib/systemd/system/hello-staging.service"))
+        .expect("unit");
+    assert!(
+        unit.contains(
+            "ExecStart=/opt/hello/staging/bin/hello --greeting Hello-staging-1.0 --root=/opt/hello/1.0\n"
+        ),
+        "{unit}"
+    );
+    let postinst = fs::read_to_string(unpacked.join("DEBIAN/postinst")).expect("postinst");
+    assert!(
+        postinst.contains("'hooks/activate' 'staging'"),
+        "{postinst}"
+    );
+    assert!(!postinst.contains("{stage}"), "{postinst}");
+
+    fs::write(&manifest, text.replace("{stage}-{version}", "{home}")).expect("write");
+    let message = stderr(&build_fails(&manifest, &temp.path().join("out2")));
+    assert!(
+        message.contains("[service] command")
+            && message.contains("{stage}, {version}, {release_dir}"),
+        "{message}"
+    );
+}

@@ -11,7 +11,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::build::manifest::{CommandLine, LoadedManifest};
-use crate::naming::rules::shell_quote;
+use crate::naming::rules::{expand_placeholders, shell_quote};
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -69,10 +69,10 @@ pub(crate) fn render(template: &str, context: &impl Serialize) -> Result<String>
 }
 
 /// Quotes each word of a command line for sh.
-fn quote_command(command: &CommandLine) -> String {
-    std::iter::once(&command.program)
-        .chain(&command.arguments)
-        .map(|word| shell_quote(word))
+fn quote_command(command: &CommandLine, expand: &dyn Fn(&str) -> String) -> String {
+    std::iter::once(command.program.clone())
+        .chain(command.arguments.iter().map(|word| expand(word)))
+        .map(|word| shell_quote(&word))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -127,6 +127,8 @@ impl StageContext {
         let link = names.stage_link(stage);
         let service = manifest.manifest.service.as_ref();
         let unit = service.map(|_| names.unit_name(stage)).unwrap_or_default();
+        let release_dir = release.release_dir();
+        let expand = |word: &str| expand_placeholders(word, stage, &manifest.version, &release_dir);
         let exec_start = manifest
             .service_command
             .as_ref()
@@ -137,7 +139,7 @@ impl StageContext {
                     format!("{link}/{}", command.program)
                 };
                 std::iter::once(program)
-                    .chain(command.arguments.iter().cloned())
+                    .chain(command.arguments.iter().map(|word| expand(word)))
                     .collect::<Vec<_>>()
                     .join(" ")
             })
@@ -161,12 +163,12 @@ impl StageContext {
             hook: manifest
                 .activate_hook
                 .as_ref()
-                .map(quote_command)
+                .map(|command| quote_command(command, &expand))
                 .unwrap_or_default(),
             health: manifest
                 .health_command
                 .as_ref()
-                .map(quote_command)
+                .map(|command| quote_command(command, &expand))
                 .unwrap_or_default(),
             health_timeout: service
                 .and_then(|service| service.health.as_ref())

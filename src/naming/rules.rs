@@ -95,12 +95,35 @@ pub(crate) fn check_single_line(text: &str) -> Result<(), String> {
 /// backslashes, `$`, backticks or `%` (which systemd would expand).
 pub(crate) fn check_command_word(word: &str) -> Result<(), String> {
     check_single_line(word)?;
-    if let Some(bad) = word.chars().find(|c| "'\"\\$`%;&|<>(){}*?!#".contains(*c)) {
+    let mut rest = word.to_string();
+    for placeholder in PLACEHOLDERS {
+        rest = rest.replace(placeholder, "");
+    }
+    if let Some(bad) = rest.chars().find(|c| "'\"\\$`%;&|<>(){}*?!#".contains(*c)) {
         return Err(format!(
-            "has the character {bad:?}; command words may not contain quotes, backslashes or shell operators"
+            "has the character {bad:?}; command words may not contain quotes, backslashes or \
+             shell operators (the placeholders {} are allowed)",
+            PLACEHOLDERS.join(", ")
         ));
     }
     Ok(())
+}
+
+/// The placeholders a command word may hold (the service command, the health check, the
+/// activation hook): each stage package replaces them with its stage, the release's
+/// upstream version and its release directory, values that pass these rules themselves.
+pub(crate) const PLACEHOLDERS: [&str; 3] = ["{stage}", "{version}", "{release_dir}"];
+
+/// Replaces the [`PLACEHOLDERS`] in a command word.
+pub(crate) fn expand_placeholders(
+    word: &str,
+    stage: &str,
+    version: &str,
+    release_dir: &str,
+) -> String {
+    word.replace("{stage}", stage)
+        .replace("{version}", version)
+        .replace("{release_dir}", release_dir)
 }
 
 /// Quotes a value for POSIX sh with single quotes.
@@ -136,6 +159,18 @@ mod tests {
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
         assert!(check_command_word("--port=8080").is_ok());
         assert!(check_command_word("$(rm -rf /)").is_err());
+        assert!(check_command_word("--config={release_dir}/etc/{stage}.toml").is_ok());
+        assert!(check_command_word("{stage").is_err());
+        assert!(check_command_word("{home}").is_err());
+        assert_eq!(
+            expand_placeholders(
+                "--dir={release_dir}/{stage}-{version}",
+                "test",
+                "1.0",
+                "/opt/a/1.0"
+            ),
+            "--dir=/opt/a/1.0/test-1.0"
+        );
         assert!(check_command_word("a\nb").is_err());
     }
 }
