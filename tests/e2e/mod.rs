@@ -5,6 +5,7 @@
 mod fixtures;
 pub(crate) mod harness;
 
+mod ansible;
 mod apt;
 mod dpkg;
 mod python;
