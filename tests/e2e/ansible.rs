@@ -164,6 +164,18 @@ impl Controller {
 
     /// Runs the playbook with the role's variables; fails the test if it fails.
     fn run(&self, variables: &serde_json::Value) -> Run {
+        let run = self.try_run(variables);
+        assert!(
+            run.output.status.success() && run.failed == 0 && run.unreachable == 0,
+            "ansible-playbook failed ({})\n{}",
+            run.output.status,
+            run.text()
+        );
+        run
+    }
+
+    /// Runs the playbook with the role's variables, whatever its outcome.
+    fn try_run(&self, variables: &serde_json::Value) -> Run {
         let vars = self.directory.path().join("vars.json");
         fs::write(&vars, variables.to_string()).expect("vars.json");
         let bin = self.venv.join("bin");
@@ -201,12 +213,6 @@ impl Controller {
             started.elapsed().as_secs_f64(),
             run.changed,
             run.changed_tasks
-        );
-        assert!(
-            run.output.status.success() && run.failed == 0 && run.unreachable == 0,
-            "ansible-playbook failed ({})\n{}",
-            run.output.status,
-            run.text()
         );
         run
     }
@@ -421,7 +427,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
 
     // 4. A rollback in the repository: the role follows it down (allow_downgrade).
     repository.run(&["rollback", "hello", "production"]);
-    let rolled_back = controller.run(&variables(&repository, key_url));
+    let rolled_back = controller.run(&variables(&repository, key_url.clone()));
     assert_eq!(
         rolled_back.changed_tasks,
         [APT_TASK],
@@ -439,6 +445,47 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     // 5. And it stays there.
     let settled = controller.run(&variables(&repository, key_base64));
     assert_eq!(settled.changed, 0, "{}", settled.text());
+
+    // 6. The facts file of the stage, when the stage package writes one, is what the role
+    // reports (before that package lands, a file of its documented shape stands in).
+    let facts_path = "/var/lib/hello/production.json";
+    if !server.exists(facts_path) {
+        fs::create_dir_all(server.path("/var/lib/hello")).expect("/var/lib/hello");
+        let facts = serde_json::json!({
+            "app": "hello", "stage": "production", "version": "1.0", "previous": "1.1",
+            "state": "checked", "time": "2025-01-01T00:00:00Z", "health": "ok",
+        });
+        fs::write(server.path(facts_path), facts.to_string()).expect("facts file");
+    }
+    let facts: serde_json::Value =
+        serde_json::from_slice(&fs::read(server.path(facts_path)).expect("facts file"))
+            .expect("the facts file is JSON");
+    let reported = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(reported.changed, 0, "{}", reported.text());
+    let report = stdout(&reported.output);
+    assert!(
+        report.contains("\"facts_from\": \"facts file\""),
+        "{report}"
+    );
+    let version = facts["version"]
+        .as_str()
+        .expect("version in the facts file");
+    assert!(
+        report.contains(&format!("\"version\": \"{version}\"")),
+        "{report}"
+    );
+
+    // 7. A link that does not point to the installed release fails the run, and says so.
+    let link = server.path("/opt/hello/production");
+    fs::remove_file(&link).expect("remove the link");
+    std::os::unix::fs::symlink("1.1", &link).expect("a wrong link");
+    let wrong = controller.try_run(&variables(&repository, key_url));
+    assert!(wrong.failed > 0, "{}", wrong.text());
+    assert!(
+        stdout(&wrong.output).contains("should be a link to the release directory"),
+        "{}",
+        wrong.text()
+    );
     shout(&format!(
         "ansible scenario done in {:.1} s",
         started.elapsed().as_secs_f64()
