@@ -2,7 +2,8 @@
 //! production suite of a served repository on a debootstrap server: it installs the key
 //! and the `.sources` file, the stage package at the version the suite holds, checks the
 //! link and reports the facts; a second run changes nothing; it follows a promotion and a
-//! `repo rollback` (a downgrade).
+//! `repo rollback` (a downgrade), and the recovery from a failed deploy that the README
+//! gives (`repo rollback`, then the role again).
 //!
 //! How Ansible reaches the server: through the `community.general.chroot` connection,
 //! the same way the harness runs everything else (the servers are roots used with
@@ -446,7 +447,31 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let settled = controller.run(&variables(&repository, key_base64));
     assert_eq!(settled.changed, 0, "{}", settled.text());
 
-    // 6. The facts file of the stage, when the stage package writes one, is what the role
+    // 6. A failed deploy: 1.2's activation hook fails on the host. The apt task fails,
+    // and the link stays on 1.0.
+    let broken = builds.broken("1.2", "1");
+    let manifest = broken.manifest_file.to_string_lossy().into_owned();
+    repository.run(&["add", "--manifest", &manifest]);
+    for stage in ["staging", "production"] {
+        repository.run(&["promote", "hello", "1.2", "--to", stage]);
+    }
+    let failed = controller.try_run(&variables(&repository, key_url.clone()));
+    assert!(failed.failed > 0, "{}", failed.text());
+    assert!(
+        stdout(&failed.output).contains("migration of 1.2 failed"),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+
+    // 7. The recovery the README gives: `repo rollback`, then the role again.
+    repository.run(&["rollback", "hello", "production"]);
+    let recovered = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(recovered.changed_tasks, [APT_TASK], "{}", recovered.text());
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+
+    // 8. The facts file of the stage, when the stage package writes one, is what the role
     // reports (before that package lands, a file of its documented shape stands in).
     let facts_path = "/var/lib/hello/production.json";
     if !server.exists(facts_path) {
@@ -460,6 +485,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let facts: serde_json::Value =
         serde_json::from_slice(&fs::read(server.path(facts_path)).expect("facts file"))
             .expect("the facts file is JSON");
+    // Nothing changes after the recovery either.
     let reported = controller.run(&variables(&repository, key_url.clone()));
     assert_eq!(reported.changed, 0, "{}", reported.text());
     let report = stdout(&reported.output);
@@ -475,7 +501,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
         "{report}"
     );
 
-    // 7. A link that does not point to the installed release fails the run, and says so.
+    // 9. A link that does not point to the installed release fails the run, and says so.
     let link = server.path("/opt/hello/production");
     fs::remove_file(&link).expect("remove the link");
     std::os::unix::fs::symlink("1.1", &link).expect("a wrong link");
