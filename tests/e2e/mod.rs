@@ -6,6 +6,7 @@
 mod fixtures;
 pub(crate) mod harness;
 
+mod ansible;
 mod apt;
 mod dpkg;
 mod piuparts;

@@ -1,0 +1,522 @@
+//! Scenario 20: the Ansible role `integrations/ansible/roles/debstage_stage` follows the
+//! production suite of a served repository on a debootstrap server: it installs the key
+//! and the `.sources` file, the stage package at the version the suite holds, checks the
+//! link and reports the facts; a second run changes nothing; it follows a promotion and a
+//! `repo rollback` (a downgrade), and the recovery from a failed deploy that the README
+//! gives (`repo rollback`, then the role again).
+//!
+//! How Ansible reaches the server: through the `community.general.chroot` connection,
+//! the same way the harness runs everything else (the servers are roots used with
+//! chroot, with no sshd and no systemd). That plugin is not in ansible-core, and Ansible
+//! Galaxy is not reachable from this machine or CI (only PyPI, crates.io, npm and the
+//! Debian mirror are), so the venv holds the community package `ansible` from PyPI,
+//! which bundles community.general: [`ANSIBLE`] pins `ansible` 10.x, i.e. ansible-core
+//! 2.17, whose controller runs on bookworm's Python 3.11 (as do 2.18 and 2.19). The venv
+//! is made with Debian's `/usr/bin/python3 -m venv` (the first `python3` on PATH may be
+//! another one) under cargo's scratch directory, once: about 45 s and 515 MB the first
+//! time, reused afterwards. Running `ansible-playbook` inside the server instead (a
+//! `local` connection) would need Ansible installed in every server; the chroot
+//! connection keeps the server as a real host sees it, with only Python and python3-apt
+//! (which the `apt` module needs) added.
+//!
+//! A missing prerequisite (root, debootstrap, Debian's python3 with venv, PyPI) skips
+//! the scenario loudly, and fails it when `CI` is set.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use super::fixtures::Builds;
+use super::harness::{can_run, shout, RepoServer, Server};
+use crate::support::{project_root, stderr, stdout};
+
+/// What the venv holds: the community package, which brings ansible-core 2.17.x and
+/// community.general (its chroot connection). 10.x is the last major on ansible-core 2.17.
+const ANSIBLE: &str = "ansible==10.7.0";
+
+/// The origin `RepoServer::start` gives its repositories.
+const ORIGIN: &str = "debstage-test";
+
+/// The apt task of the role: the one task that may change on a promotion or rollback.
+const APT_TASK: &str = "debstage_stage : Install the stage package at the version its suite holds";
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|value| !value.is_empty())
+}
+
+/// Skips the scenario loudly, or fails it under CI, where every prerequisite must be met.
+fn missing(what: &str) {
+    if in_ci() {
+        panic!("ansible scenario: {what} (CI is set: a missing prerequisite fails the test)");
+    }
+    shout(&format!("SKIPPED ansible: {what}"));
+}
+
+/// The cached venv with Ansible, made on first use; Err says why it cannot be had.
+fn ansible_venv() -> Result<PathBuf, String> {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let venv = base.join("ansible-venv");
+    let stamp = venv.join("debstage-installed");
+    // One maker at a time across test processes; the others wait and reuse its venv.
+    let lock_path = base.join("ansible-venv.lock");
+    let lock = fs::File::create(&lock_path)
+        .map_err(|error| format!("{}: {error}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("cannot lock {}", lock_path.display()));
+    }
+    if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == ANSIBLE)
+        && venv.join("bin/ansible-playbook").is_file()
+    {
+        return Ok(venv);
+    }
+    let python = Path::new("/usr/bin/python3");
+    if !python.is_file() {
+        return Err("Debian's /usr/bin/python3 is missing (`make deps` installs it)".into());
+    }
+    // A venv cannot be moved (its scripts name their interpreter by path), so it is made
+    // in place and trusted only once the stamp is written, after pip succeeded.
+    let _ = fs::remove_dir_all(&venv);
+    let started = Instant::now();
+    let made = Command::new(python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", python.display()))?;
+    if !made.status.success() {
+        return Err(format!(
+            "/usr/bin/python3 -m venv failed (python3-venv missing? `make deps` installs it):\n{}",
+            stderr(&made)
+        ));
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", ANSIBLE])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run pip: {error}"))?;
+    if !pip.status.success() {
+        return Err(format!(
+            "pip install {ANSIBLE} failed (is PyPI reachable?):\n{}\n{}",
+            stdout(&pip),
+            stderr(&pip)
+        ));
+    }
+    fs::write(&stamp, format!("{ANSIBLE}\n"))
+        .map_err(|error| format!("{}: {error}", stamp.display()))?;
+    shout(&format!(
+        "Ansible venv ({ANSIBLE}) made in {:.1} s at {}",
+        started.elapsed().as_secs_f64(),
+        venv.display()
+    ));
+    Ok(venv)
+}
+
+/// What one `ansible-playbook` run did, from its output.
+struct Run {
+    output: Output,
+    /// The counts of the PLAY RECAP line of the server.
+    changed: u32,
+    failed: u32,
+    unreachable: u32,
+    /// The tasks that reported `changed`, as `role : name`.
+    changed_tasks: Vec<String>,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            stdout(&self.output),
+            stderr(&self.output)
+        )
+    }
+}
+
+/// The playbook, inventory and variables of the scenario, and the venv that runs them.
+struct Controller {
+    venv: PathBuf,
+    directory: tempfile::TempDir,
+}
+
+impl Controller {
+    fn new(venv: PathBuf, server: &Server) -> Controller {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let root = server.path("/");
+        let inventory = format!(
+            "[servers]\nserver ansible_host={}\n\n[servers:vars]\n\
+             ansible_connection=community.general.chroot\n\
+             ansible_python_interpreter=/usr/bin/python3\n",
+            root.display()
+        );
+        fs::write(directory.path().join("inventory.ini"), inventory).expect("inventory");
+        let playbook = "---\n\
+            - name: Follow the production stage of hello\n  \
+              hosts: servers\n  \
+              gather_facts: false\n  \
+              roles:\n    \
+                - role: debstage_stage\n";
+        fs::write(directory.path().join("site.yml"), playbook).expect("playbook");
+        fs::create_dir_all(directory.path().join("home")).expect("home");
+        Controller { venv, directory }
+    }
+
+    /// Runs the playbook with the role's variables; fails the test if it fails.
+    fn run(&self, variables: &serde_json::Value) -> Run {
+        let run = self.try_run(variables);
+        assert!(
+            run.output.status.success() && run.failed == 0 && run.unreachable == 0,
+            "ansible-playbook failed ({})\n{}",
+            run.output.status,
+            run.text()
+        );
+        run
+    }
+
+    /// Runs the playbook with the role's variables, whatever its outcome.
+    fn try_run(&self, variables: &serde_json::Value) -> Run {
+        let vars = self.directory.path().join("vars.json");
+        fs::write(&vars, variables.to_string()).expect("vars.json");
+        let bin = self.venv.join("bin");
+        let started = Instant::now();
+        let output = Command::new(bin.join("ansible-playbook"))
+            .arg("-i")
+            .arg(self.directory.path().join("inventory.ini"))
+            .arg("-e")
+            .arg(format!("@{}", vars.display()))
+            .arg(self.directory.path().join("site.yml"))
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+            )
+            // ansible-core refuses a locale that is not UTF-8.
+            .env("LC_ALL", "C.UTF-8")
+            .env("HOME", self.directory.path().join("home"))
+            .env(
+                "ANSIBLE_ROLES_PATH",
+                project_root().join("integrations/ansible/roles"),
+            )
+            .env("ANSIBLE_LOCAL_TEMP", self.directory.path().join("tmp"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
+            .env("ANSIBLE_PIPELINING", "true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run ansible-playbook: {error}"));
+        let run = parse_run(output);
+        let mut handle = std::io::stderr().lock();
+        let _ = writeln!(
+            handle,
+            "ansible-playbook: {:.1} s, changed={} {:?}",
+            started.elapsed().as_secs_f64(),
+            run.changed,
+            run.changed_tasks
+        );
+        run
+    }
+}
+
+/// Reads the PLAY RECAP counts and the tasks that reported `changed`.
+fn parse_run(output: Output) -> Run {
+    let text = stdout(&output);
+    let mut task = String::new();
+    let mut changed_tasks = Vec::new();
+    let mut recap = None;
+    let mut in_recap = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            task = rest.split(']').next().unwrap_or("").to_string();
+        } else if line.starts_with("changed: [") {
+            changed_tasks.push(task.clone());
+        } else if line.starts_with("PLAY RECAP") {
+            in_recap = true;
+        } else if in_recap && line.starts_with("server ") {
+            recap = Some(line.to_string());
+        }
+    }
+    let count = |key: &str| -> u32 {
+        let Some(line) = &recap else { return 0 };
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix(&format!("{key}=")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in the recap line {line:?}"))
+    };
+    let (changed, failed, unreachable) = if recap.is_some() {
+        (count("changed"), count("failed"), count("unreachable"))
+    } else {
+        (0, 1, 0) // no recap: ansible-playbook stopped before the play
+    };
+    Run {
+        output,
+        changed,
+        failed,
+        unreachable,
+        changed_tasks,
+    }
+}
+
+/// The role's variables with one source of the key.
+fn variables(repository: &RepoServer, key: (&str, String)) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "debstage_stage_app": "hello",
+        "debstage_stage_name": "production",
+        "debstage_stage_repo_url": repository.url(),
+        "debstage_stage_origin": ORIGIN,
+    });
+    value[key.0] = serde_json::Value::String(key.1);
+    value
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for index in 0..4 {
+            if index <= chunk.len() {
+                text.push(char::from(ALPHABET[(n >> (18 - 6 * index)) as usize & 63]));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn base64_of_the_key_variable() {
+    assert_eq!(base64(b""), "");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+    assert_eq!(base64(&[0xff, 0x00, 0xfe, 0x01]), "/wD+AQ==");
+}
+
+/// The version of `hello-production` dpkg has installed.
+fn installed(server: &Server) -> Option<String> {
+    server.installed_version("hello-production")
+}
+
+#[test]
+fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
+    let started = Instant::now();
+    if !can_run("ansible") {
+        return missing("this machine cannot make Debian servers (root and debootstrap)");
+    }
+    // Before a server slot is taken: the first run installs Ansible into the venv.
+    let venv = match ansible_venv() {
+        Ok(venv) => venv,
+        Err(why) => return missing(&why),
+    };
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let repository = RepoServer::start(&directory.path().join("repo"), "test,staging,production");
+    let builds = Builds::new();
+    let Some(mut server) = Server::new("ansible") else {
+        return missing("this machine cannot make Debian servers (root and debootstrap)");
+    };
+    // The chroot connection runs modules with the server's Python, and the apt module
+    // needs python3-apt: both from the Debian mirror, before the role runs. Then the
+    // mirror's source is emptied, so that the role's `update_cache` reads only the
+    // repository of the scenario.
+    server.use_mirror();
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&[
+        "install",
+        "--no-install-recommends",
+        "python3",
+        "python3-apt",
+    ]);
+    fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
+
+    let release = |version: &str| {
+        let built = builds.good(version, "1");
+        let manifest = built.manifest_file.to_string_lossy().into_owned();
+        repository.run(&["add", "--manifest", &manifest]);
+        for stage in ["staging", "production"] {
+            repository.run(&["promote", "hello", version, "--to", stage]);
+        }
+    };
+    let controller = Controller::new(venv, &server);
+    let key = repository.run(&["export-key", "--binary"]).stdout;
+    let key_url = (
+        "debstage_stage_key_url",
+        format!("{}/{ORIGIN}.gpg", repository.url()),
+    );
+    let key_file = (
+        "debstage_stage_key_file",
+        repository
+            .directory
+            .join(format!("{ORIGIN}.gpg"))
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let key_base64 = ("debstage_stage_key_base64", base64(&key));
+
+    // 1. First run: key, source, stage package 1.0; the link points to 1.0.
+    release("1.0");
+    let first = controller.run(&variables(&repository, key_url.clone()));
+    assert!(first.changed > 0, "{}", first.text());
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    let keyring = fs::read(server.path(&format!("/etc/apt/keyrings/{ORIGIN}.gpg")))
+        .expect("the role installed the key");
+    assert!(
+        keyring == key,
+        "the keyring is not `repo export-key --binary`"
+    );
+    // The source is exactly what `repo sources` prints for the stage.
+    let sources: serde_json::Value = serde_json::from_slice(
+        &repository
+            .run(&[
+                "sources",
+                "production",
+                "--url",
+                &repository.url(),
+                "--format",
+                "json",
+            ])
+            .stdout,
+    )
+    .expect("repo sources --format json");
+    let expected = &sources[0];
+    let path = expected["path"].as_str().expect("path");
+    assert_eq!(
+        path,
+        format!("/etc/apt/sources.list.d/{ORIGIN}-production.sources")
+    );
+    assert_eq!(
+        fs::read_to_string(server.path(path)).expect("the role installed the source"),
+        expected["text"].as_str().expect("text")
+    );
+    // The pin is the stage package's own, untouched by the role.
+    let verify = server.run("dpkg", &["--verify", "hello-production"]);
+    assert!(
+        verify.status.success() && stdout(&verify).trim().is_empty(),
+        "dpkg --verify hello-production: {}",
+        stdout(&verify)
+    );
+    let report = stdout(&first.output);
+    assert!(
+        report.contains("\"link\": \"/opt/hello/production -> 1.0\""),
+        "{report}"
+    );
+    let facts_from = if server.exists("/var/lib/hello/production.json") {
+        "facts file"
+    } else {
+        "stage link"
+    };
+    assert!(
+        report.contains(&format!("\"facts_from\": \"{facts_from}\"")),
+        "{report}"
+    );
+
+    // 2. Again, with the key given as base64 (the same bytes): nothing changes.
+    let second = controller.run(&variables(&repository, key_base64.clone()));
+    assert_eq!(second.changed, 0, "{}", second.text());
+
+    // 3. 1.1 reaches production: only the stage package changes (key from a file).
+    release("1.1");
+    let promoted = controller.run(&variables(&repository, key_file));
+    assert_eq!(promoted.changed_tasks, [APT_TASK], "{}", promoted.text());
+    assert_eq!(installed(&server).as_deref(), Some("1.1-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.1"));
+
+    // 4. A rollback in the repository: the role follows it down (allow_downgrade).
+    repository.run(&["rollback", "hello", "production"]);
+    let rolled_back = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(
+        rolled_back.changed_tasks,
+        [APT_TASK],
+        "{}",
+        rolled_back.text()
+    );
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert!(
+        stdout(&rolled_back.output).contains("\"link\": \"/opt/hello/production -> 1.0\""),
+        "{}",
+        rolled_back.text()
+    );
+
+    // 5. And it stays there.
+    let settled = controller.run(&variables(&repository, key_base64));
+    assert_eq!(settled.changed, 0, "{}", settled.text());
+
+    // 6. A failed deploy: 1.2's activation hook fails on the host. The apt task fails,
+    // and the link stays on 1.0.
+    let broken = builds.broken("1.2", "1");
+    let manifest = broken.manifest_file.to_string_lossy().into_owned();
+    repository.run(&["add", "--manifest", &manifest]);
+    for stage in ["staging", "production"] {
+        repository.run(&["promote", "hello", "1.2", "--to", stage]);
+    }
+    let failed = controller.try_run(&variables(&repository, key_url.clone()));
+    assert!(failed.failed > 0, "{}", failed.text());
+    assert!(
+        stdout(&failed.output).contains("migration of 1.2 failed"),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+
+    // 7. The recovery the README gives: `repo rollback`, then the role again.
+    repository.run(&["rollback", "hello", "production"]);
+    let recovered = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(recovered.changed_tasks, [APT_TASK], "{}", recovered.text());
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+
+    // 8. The facts file of the stage, when the stage package writes one, is what the role
+    // reports (before that package lands, a file of its documented shape stands in).
+    let facts_path = "/var/lib/hello/production.json";
+    if !server.exists(facts_path) {
+        fs::create_dir_all(server.path("/var/lib/hello")).expect("/var/lib/hello");
+        let facts = serde_json::json!({
+            "app": "hello", "stage": "production", "version": "1.0", "previous": "1.1",
+            "state": "checked", "time": "2025-01-01T00:00:00Z", "health": "ok",
+        });
+        fs::write(server.path(facts_path), facts.to_string()).expect("facts file");
+    }
+    let facts: serde_json::Value =
+        serde_json::from_slice(&fs::read(server.path(facts_path)).expect("facts file"))
+            .expect("the facts file is JSON");
+    // Nothing changes after the recovery either.
+    let reported = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(reported.changed, 0, "{}", reported.text());
+    let report = stdout(&reported.output);
+    assert!(
+        report.contains("\"facts_from\": \"facts file\""),
+        "{report}"
+    );
+    let version = facts["version"]
+        .as_str()
+        .expect("version in the facts file");
+    assert!(
+        report.contains(&format!("\"version\": \"{version}\"")),
+        "{report}"
+    );
+
+    // 9. A link that does not point to the installed release fails the run, and says so.
+    let link = server.path("/opt/hello/production");
+    fs::remove_file(&link).expect("remove the link");
+    std::os::unix::fs::symlink("1.1", &link).expect("a wrong link");
+    let wrong = controller.try_run(&variables(&repository, key_url));
+    assert!(wrong.failed > 0, "{}", wrong.text());
+    assert!(
+        stdout(&wrong.output).contains("should be a link to the release directory"),
+        "{}",
+        wrong.text()
+    );
+    shout(&format!(
+        "ansible scenario done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+}
