@@ -308,7 +308,7 @@ fn installed(server: &Server) -> Option<String> {
 #[test]
 fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let started = Instant::now();
-    if !can_run("ansible") {
+    if !can_run("ansible", &[]) {
         return missing("this machine cannot make Debian servers (root and debootstrap)");
     }
     // Before a server slot is taken: the first run installs Ansible into the venv.
