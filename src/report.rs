@@ -114,6 +114,22 @@ impl Reporter {
         out.flush()
     }
 
+    /// A progress bar over `total` bytes, drawn only when stderr is a terminal and the
+    /// command is not quiet.
+    pub fn progress_bytes(&self, total: u64, message: &str) -> ProgressBar {
+        if self.quiet || !self.terminal {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_string());
+        bar
+    }
+
     /// A progress bar over `total` steps, drawn only when stderr is a terminal.
     pub fn progress(&self, total: u64, message: &str) -> ProgressBar {
         if self.quiet || !self.terminal {

@@ -863,3 +863,44 @@ fn placeholders_are_replaced_per_stage() {
         "{message}"
     );
 }
+
+/// On a terminal the build shows a bar of the bytes it compresses; not when stderr is not
+/// a terminal, and not with --quiet. (`script` from util-linux gives the build a pty.)
+#[test]
+fn a_progress_bar_only_on_a_terminal() {
+    let (temp, app) = example("hello");
+    let blob: Vec<u8> = (0..4_000_000u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(app.join("app/blob"), blob).expect("blob");
+    let manifest = app.join("debstage.toml");
+    let on_terminal = |extra: &str, out: &str| {
+        let command = format!(
+            "{} build --manifest {} --out {} --compress gzip {extra}",
+            env!("CARGO_BIN_EXE_debstage"),
+            manifest.display(),
+            temp.path().join(out).display()
+        );
+        let output = run_ok(Command::new("script").args(["-qec", &command, "/dev/null"]));
+        stdout(&output)
+    };
+    assert!(
+        on_terminal("", "a").contains("compressing ["),
+        "no bar on a terminal"
+    );
+    assert!(
+        !on_terminal("--quiet", "b").contains("compressing"),
+        "a bar with --quiet"
+    );
+    let piped = run_ok(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(temp.path().join("c")),
+    );
+    assert!(
+        !stderr(&piped).contains("compressing"),
+        "a bar without a terminal"
+    );
+}

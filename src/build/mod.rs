@@ -107,7 +107,19 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
     let mut payload_spec =
         payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
+    // A bar of the bytes handed to the compressor, on a terminal only.
+    let total: u64 = payload_spec
+        .entries
+        .iter()
+        .map(|entry| match &entry.content {
+            Content::File { size, .. } => *size,
+            Content::Bytes(bytes) => bytes.len() as u64,
+            Content::Directory | Content::Symlink(_) => 0,
+        })
+        .sum();
+    payload_spec.progress = reporter.progress_bytes(total, "compressing");
     let (payload, stages) = write_packages(&loaded, &payload_spec, settings, epoch, work.path())?;
+    payload_spec.progress.finish_and_clear();
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
 
     let mut packages = vec![built(&payload, Role::Payload, None)];
@@ -622,6 +634,7 @@ fn payload_spec(
         compression: settings,
         mtime: epoch,
         digests: FileDigests::default(),
+        progress: indicatif::ProgressBar::hidden(),
     })
 }
 
@@ -713,6 +726,7 @@ fn stage_spec(
         compression: settings,
         mtime: epoch,
         digests: FileDigests::default(),
+        progress: indicatif::ProgressBar::hidden(),
     })
 }
 

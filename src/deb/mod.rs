@@ -91,6 +91,9 @@ pub(crate) struct PackageSpec {
     /// MD5s of file entries computed beforehand (see [`md5sums::digest_entries`]); the
     /// writer computes the others.
     pub(crate) digests: FileDigests,
+    /// Advanced by the bytes of each file handed to the compressor (a hidden bar when
+    /// nobody watches).
+    pub(crate) progress: indicatif::ProgressBar,
 }
 
 /// A package that has been written.
@@ -278,13 +281,17 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
         match &entry.content {
             Content::Directory => tar.directory(&format!("{path}/"), mode)?,
             Content::Symlink(target) => tar.symlink(&path, target)?,
-            Content::Bytes(bytes) => tar.file(&path, mode, bytes.len() as u64, bytes.as_slice())?,
+            Content::Bytes(bytes) => {
+                tar.file(&path, mode, bytes.len() as u64, bytes.as_slice())?;
+                spec.progress.inc(bytes.len() as u64);
+            }
             Content::File { source, size } => {
                 let with_name = |error: io::Error| {
                     io::Error::new(error.kind(), format!("{}: {error}", source.display()))
                 };
                 let opened = File::open(source).map_err(with_name)?;
                 tar.file(&path, mode, *size, opened).map_err(with_name)?;
+                spec.progress.inc(*size);
             }
         }
     }

@@ -94,6 +94,7 @@ fn make_package(
         },
         mtime: DATE,
         digests: Default::default(),
+        progress: indicatif::ProgressBar::hidden(),
     };
     let written = write_package(&spec, work).expect("write package");
     let bytes = fs::read(work.join(&written.file)).expect("read package");
