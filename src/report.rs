@@ -71,7 +71,7 @@ impl Reporter {
         if self.format == Format::Json {
             let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
             let mut object = serde_json::json!({
-                "schema_version": 1,
+                "schema_version": SCHEMA_VERSION,
                 "error": {"kind": failure, "message": error.to_string(), "causes": causes},
             });
             if let Some((file, key)) = location {
@@ -88,8 +88,18 @@ impl Reporter {
         eprintln!("{text}");
     }
 
-    /// Data for stdout: a text block or a JSON document, as `--format` says.
+    /// Whether results are printed as JSON (`--format json`), for the few commands whose
+    /// text output is a file's bytes rather than a text block.
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Data for stdout: a text block or a JSON document, as `--format` says. The document
+    /// is one JSON object (lists go under a named key); it gets `"schema_version"` here,
+    /// so every command's output carries it (docs/json.md).
     pub fn data(&self, text: impl AsRef<str>, json: &serde_json::Value) -> std::io::Result<()> {
+        let json = versioned(json)?;
+        let json = &json;
         let mut out = std::io::stdout().lock();
         match self.format {
             Format::Text => {
@@ -144,6 +154,22 @@ impl Reporter {
     }
 }
 
+/// The version of the JSON contract (docs/json.md) that every JSON document on stdout and
+/// every error object on stderr carries as `"schema_version"`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// `document` with `"schema_version"` added; anything but an object is a bug in debstage.
+fn versioned(document: &serde_json::Value) -> std::io::Result<serde_json::Value> {
+    let serde_json::Value::Object(fields) = document else {
+        return Err(std::io::Error::other(InternalError(format!(
+            "a JSON output must be one object, not {document}"
+        ))));
+    };
+    let mut fields = fields.clone();
+    fields.insert("schema_version".to_string(), SCHEMA_VERSION.into());
+    Ok(serde_json::Value::Object(fields))
+}
+
 /// True when the error is a closed stdout (`debstage repo list | head`), which is success.
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
@@ -180,9 +206,30 @@ impl Failure {
     }
 }
 
-/// Whether the error is a bug in debstage.
+/// Whether the error is a bug in debstage (also when an I/O error carries it, as
+/// [`Reporter::data`]'s do).
 pub fn is_bug(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<InternalError>().is_some())
+    error.chain().any(|cause| {
+        cause.downcast_ref::<InternalError>().is_some()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .is_some_and(|inner| inner.is::<InternalError>())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_carry_the_schema_version_and_must_be_objects() {
+        let document = versioned(&serde_json::json!({"packages": []})).expect("object");
+        assert_eq!(
+            document,
+            serde_json::json!({"schema_version": 1, "packages": []})
+        );
+        let error = versioned(&serde_json::json!([1])).expect_err("an array is refused");
+        assert!(is_bug(&anyhow::Error::new(error)));
+    }
 }

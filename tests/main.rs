@@ -10,6 +10,7 @@ mod command;
 mod e2e;
 mod faults;
 mod hostile;
+mod json_contract;
 mod publish;
 mod python;
 mod repo;

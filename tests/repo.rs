@@ -84,10 +84,14 @@ impl TestRepo {
         stderr
     }
 
+    /// Runs a command with `--format json` that must succeed; returns its document,
+    /// checked against the command's schema (docs/schemas/repo-<verb>.schema.json).
     fn json(&self, arguments: &[&str]) -> Value {
         let mut all = vec!["--format", "json"];
         all.extend_from_slice(arguments);
-        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+        let document = serde_json::from_str(&self.ok(&all)).expect("JSON output");
+        crate::support::schema::assert_valid(&format!("repo-{}", arguments[0]), &document);
+        document
     }
 
     /// The version each stage of `app` points to, from `repo show --format json`.
@@ -283,7 +287,7 @@ fn stages_follow_add_promote_and_rollback() {
     // Each suite lists the stage package once, at the version the stage points to, and
     // keeps every payload it received.
     let production = repo.json(&["list", "--stage", "production"]);
-    let mut listed: Vec<(String, String)> = production
+    let mut listed: Vec<(String, String)> = production["packages"]
         .as_array()
         .expect("array")
         .iter()
@@ -306,7 +310,7 @@ fn stages_follow_add_promote_and_rollback() {
     assert_eq!(listed, expected);
 
     let history = repo.json(&["history", "hello"]);
-    let story: Vec<(String, String, String, String, String)> = history
+    let story: Vec<(String, String, String, String, String)> = history["entries"]
         .as_array()
         .expect("array")
         .iter()
@@ -343,7 +347,7 @@ fn stages_follow_add_promote_and_rollback() {
         })
         .collect();
     assert_eq!(story, expected);
-    assert!(history[0]["when"]
+    assert!(history["entries"][0]["when"]
         .as_str()
         .is_some_and(|when| when.ends_with('Z')));
 
@@ -673,7 +677,7 @@ fn what_debstage_build_writes_goes_through_the_stages() {
     let some = Some("3.0-1".to_string());
     assert_eq!(repo.currents("hello"), vec![some.clone(), some, None]);
     let production = repo.json(&["list", "--stage", "staging"]);
-    let names: Vec<&str> = production
+    let names: Vec<&str> = production["packages"]
         .as_array()
         .expect("array")
         .iter()
@@ -750,7 +754,7 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
         "--skip",
     ]);
     let history = repo.json(&["history", "hello"]);
-    let last = history
+    let last = history["entries"]
         .as_array()
         .and_then(|entries| entries.last())
         .expect("an entry");
@@ -759,7 +763,7 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
     let some = Some("4.0~rc1-1".to_string());
     assert_eq!(repo.currents("hello"), vec![some.clone(), None, some]);
     let listed = repo.json(&["list", "--stage", "production"]);
-    let names: Vec<&str> = listed
+    let names: Vec<&str> = listed["packages"]
         .as_array()
         .expect("array")
         .iter()

@@ -1,7 +1,8 @@
 //! What users read, pinned: the text and JSON that `debstage build` and the repository
 //! commands print for the bundled example carried through its stages, and the errors a
-//! user meets first. Temporary paths, times and the user's name are filtered; everything
-//! else (hashes included, with SOURCE_DATE_EPOCH) is stable.
+//! user meets first. Temporary paths, times, the user's name and the repository's key
+//! (new in each repository) are filtered; everything else (hashes included, with
+//! SOURCE_DATE_EPOCH) is stable. Every JSON output is also checked against its schema.
 //!
 //! A change in wording or in a table shows up as a snapshot diff in review; accept it with
 //! `cargo insta review` (or `INSTA_UPDATE=always cargo test snapshots`).
@@ -13,14 +14,14 @@ use crate::support::{debstage, example};
 
 /// The example, built and added to a fresh repository, promoted to production through
 /// staging, then 1.1 added and promoted to staging.
-struct Story {
+pub(crate) struct Story {
     temp: tempfile::TempDir,
-    repo: PathBuf,
-    out: PathBuf,
+    pub(crate) repo: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 impl Story {
-    fn new() -> Story {
+    pub(crate) fn new() -> Story {
         let (temp, app) = example("hello");
         let out = temp.path().join("out");
         let repo = temp.path().join("repo");
@@ -47,7 +48,7 @@ impl Story {
         story
     }
 
-    fn command(&self, arguments: &[&str]) -> Command {
+    pub(crate) fn command(&self, arguments: &[&str]) -> Command {
         let mut command = debstage();
         command
             .args(arguments)
@@ -58,13 +59,17 @@ impl Story {
         command
     }
 
-    fn output(&self, arguments: &[&str]) -> Output {
-        self.command(arguments)
+    /// Runs debstage; with `--format json`, what it printed is checked against its schema.
+    pub(crate) fn output(&self, arguments: &[&str]) -> Output {
+        let output = self
+            .command(arguments)
             .output()
-            .unwrap_or_else(|error| panic!("debstage {arguments:?}: {error}"))
+            .unwrap_or_else(|error| panic!("debstage {arguments:?}: {error}"));
+        crate::support::schema::check_output(arguments, &output);
+        output
     }
 
-    fn ok(&self, arguments: &[&str]) -> String {
+    pub(crate) fn ok(&self, arguments: &[&str]) -> String {
         let output = self.output(arguments);
         assert!(
             output.status.success(),
@@ -75,7 +80,7 @@ impl Story {
     }
 
     /// stdout of a successful command and stderr of a failed one, with the exit code.
-    fn shown(&self, arguments: &[&str]) -> String {
+    pub(crate) fn shown(&self, arguments: &[&str]) -> String {
         let output = self.output(arguments);
         format!(
             "exit: {}\n--- stdout\n{}--- stderr\n{}",
@@ -85,7 +90,7 @@ impl Story {
         )
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.temp.path()
     }
 }
@@ -97,6 +102,12 @@ fn settings(root: &Path) -> insta::Settings {
     settings.set_prepend_module_to_snapshot(false);
     settings.add_filter(&regex_escape(&root.display().to_string()), "[TEMP]");
     settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]");
+    // Each repository gets a new signing key.
+    settings.add_filter(
+        r"-----BEGIN PGP PUBLIC KEY BLOCK-----[^-]*-----END PGP PUBLIC KEY BLOCK-----",
+        "[PUBLIC KEY]",
+    );
+    settings.add_filter(r"\b[0-9A-F]{40}\b", "[FINGERPRINT]");
     settings
 }
 
@@ -132,6 +143,14 @@ fn repository_listings_in_text_and_json() {
             story.shown(&["--format", "json", "repo", "history"])
         );
         insta::assert_snapshot!("repo_verify", story.shown(&["repo", "verify"]));
+        insta::assert_snapshot!(
+            "repo_verify_json",
+            story.shown(&["--format", "json", "repo", "verify"])
+        );
+        insta::assert_snapshot!(
+            "repo_export_key_json",
+            story.shown(&["--format", "json", "repo", "export-key"])
+        );
         insta::assert_snapshot!(
             "repo_sources",
             story.shown(&[
@@ -178,6 +197,21 @@ fn changes_and_refusals_say_what_happened() {
             story.shown(&["repo", "list", "--stage", "prod"])
         );
         insta::assert_snapshot!(
+            "repo_add_again_json",
+            story.shown(&[
+                "--format",
+                "json",
+                "repo",
+                "add",
+                "--manifest",
+                &story
+                    .out
+                    .join("hello_1.0-1.build.json")
+                    .display()
+                    .to_string()
+            ])
+        );
+        insta::assert_snapshot!(
             "repo_add_again",
             story.shown(&[
                 "repo",
@@ -188,6 +222,28 @@ fn changes_and_refusals_say_what_happened() {
                     .join("hello_1.0-1.build.json")
                     .display()
                     .to_string()
+            ])
+        );
+        // Last: these move test back, which changes what `repo add` says above.
+        insta::assert_snapshot!(
+            "repo_rollback_json",
+            story.shown(&["--format", "json", "repo", "rollback", "hello", "test"])
+        );
+        insta::assert_snapshot!(
+            "repo_rollback_noop_json",
+            story.shown(&["--format", "json", "repo", "rollback", "hello", "test", "--to", "1.0"])
+        );
+        insta::assert_snapshot!(
+            "repo_promote_noop_json",
+            story.shown(&[
+                "--format",
+                "json",
+                "repo",
+                "promote",
+                "hello",
+                "1.0",
+                "--to",
+                "production"
             ])
         );
     });
@@ -216,6 +272,10 @@ fn build_output_and_first_errors() {
             story.shown(&arguments)
         };
         insta::assert_snapshot!("build_text", build(&[]));
+        insta::assert_snapshot!(
+            "build_json",
+            build(&["--format", "json", "--version", "1.2"])
+        );
         insta::assert_snapshot!("build_bad_version", build(&["--version", "1.0-rc1"]));
         let empty = temp.path().join("empty");
         std::fs::create_dir_all(&empty).expect("dir");

@@ -149,7 +149,16 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         text.push_str(&format!("{}\n", options.out.join(&package.file).display()));
     }
     text.push_str(&format!("{}\n", options.out.join(&manifest_name).display()));
-    reporter.data(text, &serde_json::to_value(&build_manifest)?)?;
+    // The JSON output is the build manifest, with where it and the packages were written.
+    let mut document = serde_json::to_value(&build_manifest)?;
+    document["out"] = options.out.display().to_string().into();
+    document["manifest"] = options
+        .out
+        .join(&manifest_name)
+        .display()
+        .to_string()
+        .into();
+    reporter.data(text, &document)?;
     Ok(build_manifest)
 }
 

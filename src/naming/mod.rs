@@ -46,6 +46,12 @@ impl<'a> AppNames<'a> {
         format!("/opt/{}", self.app)
     }
 
+    /// The release directory of upstream version `upstream` on the server:
+    /// `/opt/<app>/<upstream>`, the target of a stage link that points to it.
+    pub(crate) fn release_dir(&self, upstream: &str) -> String {
+        format!("/opt/{}/{upstream}", self.app)
+    }
+
     /// The link a stage package switches: `/opt/<app>/<stage>`.
     pub(crate) fn stage_link(&self, stage: &str) -> String {
         format!("/opt/{}/{stage}", self.app)
@@ -136,7 +142,7 @@ impl<'a> ReleaseNames<'a> {
 
     /// The release directory on the server: `/opt/<app>/<upstream>`.
     pub(crate) fn release_dir(&self) -> String {
-        format!("/opt/{}/{}", self.app.app, self.upstream)
+        self.app.release_dir(self.upstream)
     }
 
     /// The build manifest's file name: `<app>_<upstream>-<revision>.build.json`.

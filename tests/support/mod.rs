@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub(crate) mod apt;
+pub(crate) mod schema;
 
 /// The debstage binary under test.
 pub fn debstage() -> Command {
@@ -81,7 +82,10 @@ pub fn build(manifest: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
             .args(extra)
             .env("SOURCE_DATE_EPOCH", "1700000000"),
     );
-    serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON")
+    let document =
+        serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
+    schema::assert_valid("build", &document);
+    document
 }
 
 /// The files of a directory, sorted.

@@ -99,7 +99,7 @@ enum AddStatus {
     Present,
     /// The same bytes were in the pool, listed in other stages only: `repo promote`
     /// lists them here, not `repo add`.
-    #[serde(rename = "present, not listed here")]
+    #[serde(rename = "present_not_listed_here")]
     PresentNotListedHere,
 }
 
@@ -248,7 +248,7 @@ fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
     }
     reporter.data(
         "",
-        &serde_json::json!({ "stage": stage, "packages": recorded.outcomes }),
+        &serde_json::json!({ "stage": stage, "changed": recorded.changed, "packages": recorded.outcomes }),
     )?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use crate::debian::version;
+use crate::naming::AppNames;
 use crate::repo::session::{format_time, Repository};
 use crate::repo::state::{self, Role};
 use crate::report::Reporter;
@@ -84,12 +85,15 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
     }
     reporter.data(
         table(&["PACKAGE", "VERSION", "ARCH", "SUITES"], &rows),
-        &json!(documents),
+        &json!({"stage": stage, "packages": documents}),
     )?;
     Ok(())
 }
 
-/// Runs `repo show APP`: which version each stage points to and lists.
+/// Runs `repo show APP`: which version each stage points to and lists. Per stage the
+/// JSON also gives what a server needs to pin and check it: the stage package's versions
+/// the suite holds (installable as `<app>-<stage>=VERSION`), the current version's
+/// upstream part and the release directory the stage link points to on servers.
 pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let connection = state::open(root)?;
@@ -101,12 +105,19 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
         .into_iter()
         .collect();
     let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for package in packages
-        .iter()
-        .filter(|package| package.role != Role::Stage)
-    {
+    let mut installable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for package in &packages {
         for suite in state::suites_of(&connection, package.id)? {
-            listed
+            let versions = if package.role == Role::Stage {
+                // A stage package is installable from its own suite only.
+                if package.stage.as_deref() != Some(suite.as_str()) {
+                    continue;
+                }
+                &mut installable
+            } else {
+                &mut listed
+            };
+            versions
                 .entry(suite)
                 .or_default()
                 .insert(package.version.clone());
@@ -117,10 +128,21 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
         versions.sort_by(|left, right| version::compare(left, right));
         versions
     };
+    let upstream_of = |version: &str| {
+        packages
+            .iter()
+            .find(|package| package.version == version)
+            .map(|package| package.upstream.clone())
+    };
+    let names = AppNames::new(app);
     let mut rows = Vec::new();
     let mut stages = Vec::new();
     for stage in &repository.config.stages {
         let current = currents.get(stage).cloned();
+        let upstream = current.as_deref().and_then(upstream_of);
+        let link_target = upstream
+            .as_deref()
+            .map(|upstream| names.release_dir(upstream));
         let versions = listed.get(stage).map(sorted).unwrap_or_default();
         rows.push(vec![
             stage.clone(),
@@ -131,7 +153,16 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
                 versions.join(", ")
             },
         ]);
-        stages.push(json!({"stage": stage, "current": current, "listed": versions}));
+        stages.push(json!({
+            "stage": stage,
+            "stage_package": names.stage_package(stage),
+            "installable": installable.get(stage).map(sorted).unwrap_or_default(),
+            "current": current,
+            "upstream": upstream,
+            "link": names.stage_link(stage),
+            "link_target": link_target,
+            "listed": versions,
+        }));
     }
     let all: BTreeSet<String> = packages
         .iter()
@@ -189,7 +220,7 @@ pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Re
             &["WHEN", "WHO", "ACTION", "APP", "STAGE", "FROM", "TO"],
             &rows,
         ),
-        &json!(documents),
+        &json!({"app": app, "entries": documents}),
     )?;
     Ok(())
 }

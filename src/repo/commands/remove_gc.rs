@@ -96,7 +96,7 @@ pub(crate) fn remove(
         .status(format!("removed {app} {version} from {place}"));
     session.reporter.data(
         "",
-        &json!({"app": app, "version": version, "stage": stage, "deleted": deleted_files}),
+        &json!({"app": app, "version": version, "stage": stage, "changed": true, "deleted": deleted_files}),
     )?;
     Ok(())
 }
@@ -128,9 +128,14 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
         .iter()
         .map(|(app, version)| json!({"app": app, "version": version}))
         .collect();
-    session
-        .reporter
-        .data("", &json!({"removed": removed, "files": removed_files}))?;
+    session.reporter.data(
+        "",
+        &json!({
+            "changed": !changed.is_empty() || !removed.is_empty() || !removed_files.is_empty(),
+            "removed": removed,
+            "deleted": removed_files,
+        }),
+    )?;
     Ok(())
 }
 

@@ -12,29 +12,43 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use serde_json::json;
 
 use crate::naming::AppNames;
+use crate::repo::commands::export_key::{key_path_on_server, PublicKey};
 use crate::repo::session::Repository;
 use crate::repo::state;
 use crate::report::Reporter;
 
-/// Where a server keeps the repository key of `origin`: the path `Signed-By` names.
-pub(crate) fn key_path_on_server(origin: &str) -> String {
-    format!("/etc/apt/keyrings/{origin}.gpg")
+/// The one component every suite has.
+const COMPONENT: &str = "main";
+
+/// The URI a `.sources` file names: the repository's URL without a trailing `/`.
+fn uri(url: &str) -> &str {
+    url.trim_end_matches('/')
 }
 
 /// The deb822 `.sources` text for suite `suite` of the repository at `url`, trusting
 /// only the key at `key_path_on_server` (no `[trusted=yes]`).
 fn sources_file(url: &str, suite: &str, key_path_on_server: &str) -> String {
     format!(
-        "Types: deb\nURIs: {}\nSuites: {suite}\nComponents: main\nSigned-By: {key_path_on_server}\n",
-        url.trim_end_matches('/')
+        "Types: deb\nURIs: {}\nSuites: {suite}\nComponents: {COMPONENT}\nSigned-By: {key_path_on_server}\n",
+        uri(url)
     )
+}
+
+/// The name of a stage's `.sources` file without its directory and extension (what
+/// Ansible's `deb822_repository` calls `name`).
+fn sources_name(origin: &str, stage: &str) -> String {
+    format!("{origin}-{stage}")
 }
 
 /// Where the `.sources` file of a stage goes on a server.
 fn sources_path(origin: &str, stage: &str) -> String {
-    format!("/etc/apt/sources.list.d/{origin}-{stage}.sources")
+    format!(
+        "/etc/apt/sources.list.d/{}.sources",
+        sources_name(origin, stage)
+    )
 }
 
 /// The text for a terminal: how to install the key, the `.sources` file under a
@@ -93,12 +107,27 @@ pub(crate) fn run(
         }
     };
     let origin = &repository.config.origin;
-    let key = key_path_on_server(origin);
-    let document = serde_json::json!([{
+    if !reporter.is_json() {
+        reporter.data(server_text(url, stage, origin, &stage_packages), &json!({}))?;
+        return Ok(());
+    }
+    // The fields of Ansible's deb822_repository (name, types, uris, suites, components,
+    // signed_by), what they make (path, text), the key and the packages that bring pins.
+    let key = PublicKey::load(root, origin)?;
+    let document = json!({
+        "stage": stage,
+        "name": sources_name(origin, stage),
+        "types": ["deb"],
+        "uris": [uri(url)],
+        "suites": [stage],
+        "components": [COMPONENT],
+        "signed_by": key.keyring_path_on_server,
         "path": sources_path(origin, stage),
-        "text": sources_file(url, stage, &key),
-    }]);
-    reporter.data(server_text(url, stage, origin, &stage_packages), &document)?;
+        "text": sources_file(url, stage, &key.keyring_path_on_server),
+        "key": key.to_json(),
+        "stage_packages": stage_packages,
+    });
+    reporter.data("", &document)?;
     Ok(())
 }
 

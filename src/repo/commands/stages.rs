@@ -175,7 +175,7 @@ pub(crate) fn promote(
         let current = Some(version.as_str());
         session.reporter.data(
             "",
-            &serde_json::json!({"app": app, "stage": target, "from": current, "to": current, "changed": false}),
+            &serde_json::json!({"app": app, "stage": target, "from": current, "to": current, "changed": false, "skipped": false}),
         )?;
         return Ok(());
     }
@@ -206,7 +206,7 @@ pub(crate) fn promote(
     ));
     session.reporter.data(
         "",
-        &serde_json::json!({"app": app, "stage": target, "from": before, "to": version, "changed": true}),
+        &serde_json::json!({"app": app, "stage": target, "from": before, "to": version, "changed": true, "skipped": skipping}),
     )?;
     Ok(())
 }
@@ -282,6 +282,10 @@ pub(crate) fn rollback(
         session
             .reporter
             .status(format!("{app} in {stage} is at {current} already"));
+        session.reporter.data(
+            "",
+            &serde_json::json!({"app": app, "stage": stage, "from": current, "to": current, "changed": false}),
+        )?;
         return Ok(());
     }
     let packages = state::packages_of_version(&transaction, app, &target)?;
@@ -313,7 +317,7 @@ pub(crate) fn rollback(
     ));
     session.reporter.data(
         "",
-        &serde_json::json!({"app": app, "stage": stage, "from": current, "to": target}),
+        &serde_json::json!({"app": app, "stage": stage, "from": current, "to": target, "changed": true}),
     )?;
     Ok(())
 }

@@ -294,7 +294,13 @@ fn report(
     warnings: &[String],
     reporter: &Reporter,
 ) -> Result<()> {
-    let document = json!({"packages": packages, "problems": problems, "warnings": warnings});
+    let document = json!({
+        "ok": problems.is_empty(),
+        "package_count": packages,
+        "suite_count": repository.config.stages.len(),
+        "problems": problems,
+        "warnings": warnings,
+    });
     if problems.is_empty() {
         let text = format!(
             "ok: {packages} package(s), {} suite(s) match the state\n",

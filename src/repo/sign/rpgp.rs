@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, KeyType,
-    SecretKeyParamsBuilder, SignedSecretKey,
+    SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
@@ -24,6 +24,14 @@ use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, KeyVersion, Password, Tag, Timestamp};
 
 use crate::repo::sign::sign_release::SignRelease;
+
+/// The fingerprint, in upper-case hex as `gpg --list-keys` shows it, of the armored
+/// public key `armored` (made by debstage or exported by gpg).
+pub(crate) fn public_key_fingerprint(armored: &str) -> Result<String> {
+    let (key, _headers) = SignedPublicKey::from_string(armored)
+        .map_err(|error| anyhow!("not an armored OpenPGP public key: {error}"))?;
+    Ok(hex::encode_upper(key.fingerprint().as_bytes()))
+}
 
 /// The digest every signature uses; apt rejects SHA1 and accepts SHA256.
 const HASH: HashAlgorithm = HashAlgorithm::Sha256;
@@ -322,6 +330,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let loaded = Signer::load(&path).unwrap();
         assert_eq!(loaded.fingerprint(), signer.fingerprint());
+        assert_eq!(
+            public_key_fingerprint(&signer.public_key_armored()).expect("public key"),
+            signer.fingerprint()
+        );
         assert_eq!(loaded.created(), at(1_700_000_000));
         let text = "Suite: test\n";
         assert_eq!(
