@@ -904,3 +904,55 @@ fn a_progress_bar_only_on_a_terminal() {
         "a bar without a terminal"
     );
 }
+
+/// Without SOURCE_DATE_EPOCH a build whose environment generates its tree (a `command`
+/// environment here) gives the same bytes twice, a few seconds apart: the times come from
+/// the application's files, not from what the command wrote.
+#[test]
+fn generated_trees_are_reproducible_without_source_date_epoch() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("gen");
+    fs::create_dir_all(&app).expect("app dir");
+    fs::write(
+        app.join("debstage.toml"),
+        r#"[package]
+name = "gen"
+version = "1.0"
+maintainer = "Tester <tester@example.com>"
+description = "Generated at build time"
+
+[environment]
+kind = "command"
+command = "sh make.sh"
+"#,
+    )
+    .expect("manifest");
+    fs::write(
+        app.join("make.sh"),
+        "mkdir -p \"$DESTDIR/bin\" && printf '#!/bin/sh\\necho generated\\n' > \"$DESTDIR/bin/gen\" && chmod 755 \"$DESTDIR/bin/gen\"\n",
+    )
+    .expect("script");
+    let build_into = |out: &str| {
+        run_ok(
+            debstage()
+                .args(["--quiet", "build", "--manifest"])
+                .arg(app.join("debstage.toml"))
+                .arg("--out")
+                .arg(temp.path().join(out))
+                .args(["--compress", "gzip"])
+                .env_remove("SOURCE_DATE_EPOCH"),
+        );
+    };
+    build_into("one");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    build_into("two");
+    let names = files_in(&temp.path().join("one"));
+    assert_eq!(names.len(), 5, "{names:?}");
+    for name in names {
+        assert_eq!(
+            fs::read(temp.path().join("one").join(&name)).expect("one"),
+            fs::read(temp.path().join("two").join(&name)).expect("two"),
+            "{name} differs between two builds of the same input"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::build::depends::{elf, shlibs};
-use crate::build::manifest::{CommandLine, LoadedManifest};
+use crate::build::manifest::{CommandLine, Environment, LoadedManifest};
 use crate::build::scripts::{DocumentContext, OverridesContext, PayloadContext, StageContext};
 use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
@@ -67,7 +67,13 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         threads: compress::available_threads(),
     };
     settings.check().map_err(anyhow::Error::msg)?;
-    let epoch = crate::source_date::source_date_epoch()?;
+    // Without SOURCE_DATE_EPOCH the inputs set the time, read before the environment runs
+    // so that what it writes does not count.
+    let source_date = crate::source_date::source_date_epoch()?;
+    let inputs_mtime = match source_date {
+        Some(_) => 0,
+        None => newest_input_mtime(&loaded.directory, &options.out)?,
+    };
     reporter.status(format!(
         "Building {} {} ({} environment)",
         loaded.app(),
@@ -82,7 +88,11 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
     let staged = env::stage(&loaded, scratch.path(), reporter)?;
     let tree = list_tree(&loaded, &staged.root)?;
     check_referenced_programs(&loaded, &tree)?;
-    let epoch = epoch.unwrap_or_else(|| newest_mtime(&tree, &loaded.path));
+    // A `dir` environment's tree is an input too, wherever it lies; a generated one is not.
+    let epoch = source_date.unwrap_or_else(|| match loaded.manifest.environment {
+        Environment::Dir(_) => inputs_mtime.max(newest_mtime(&tree, &loaded.path)),
+        _ => inputs_mtime,
+    });
 
     let Analysed {
         entries,
@@ -290,6 +300,38 @@ fn parent_of(path: &Path) -> PathBuf {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// The newest modification time among the application's files (the manifest's directory,
+/// without the output directory and `.git`), links not followed. Read before the
+/// environment is staged, it is the same for two builds of the same input however long
+/// apart, whatever the python or command environment generates. An environment command
+/// that writes into the application directory changes it: set SOURCE_DATE_EPOCH then.
+fn newest_input_mtime(directory: &Path, out: &Path) -> Result<u64> {
+    let out = fs::canonicalize(out).ok();
+    let mut newest = 0u64;
+    let walk = walkdir::WalkDir::new(directory)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|entry| {
+            let is_out = || {
+                entry.file_type().is_dir()
+                    && out.is_some()
+                    && fs::canonicalize(entry.path()).ok() == out
+            };
+            entry.file_name() != ".git" && !is_out()
+        });
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot be listed", directory.display()))?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let metadata = entry
+            .metadata()
+            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        newest = newest.max(metadata.mtime().max(0) as u64);
+    }
+    Ok(newest)
 }
 
 /// Without SOURCE_DATE_EPOCH the newest input file sets the time, so that the same input
