@@ -398,3 +398,38 @@ fn options_and_stages_are_given_the_same_way_everywhere() {
     );
     assert!(outputs[0].contains("hello-production"), "{}", outputs[0]);
 }
+
+/// The commands that create and tidy: `debstage init`, `repo init`, `repo remove`,
+/// `repo gc` and `repo publish`, in text and JSON where they print data.
+#[test]
+fn creating_and_tidying_commands() {
+    let story = Story::new();
+    let fresh = story.root().join("fresh-app");
+    std::fs::create_dir_all(&fresh).expect("dir");
+    settings(story.root()).bind(|| {
+        insta::assert_snapshot!(
+            "init",
+            story.shown(&["init", &fresh.display().to_string(), "--name", "fresh"])
+        );
+        let other = story.root().join("other-repo").display().to_string();
+        insta::assert_snapshot!(
+            "repo_init",
+            story
+                .shown(&["--repo", &other, "repo", "init", "--origin", "other", "--arch", "amd64"])
+        );
+        insta::assert_snapshot!(
+            "repo_remove_refused",
+            story.shown(&["repo", "remove", "hello", "1.0"])
+        );
+        insta::assert_snapshot!(
+            "repo_remove_from_stage_json",
+            story.shown(&["--format", "json", "repo", "remove", "hello", "1.0", "test"])
+        );
+        insta::assert_snapshot!("repo_gc", story.shown(&["repo", "gc", "--keep", "0"]));
+        insta::assert_snapshot!(
+            "repo_gc_json",
+            story.shown(&["--format", "json", "repo", "gc", "--keep", "0"])
+        );
+        insta::assert_snapshot!("repo_publish", story.shown(&["repo", "publish"]));
+    });
+}

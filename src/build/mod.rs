@@ -101,31 +101,16 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         depends,
     } = analyse(&loaded, tree, &staged.depends)?;
 
-    let out_parent = parent_of(&options.out);
-    fs::create_dir_all(&out_parent)
-        .with_context(|| format!("{}: cannot be created", out_parent.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix(".debstage-build-")
-        .tempdir_in(&out_parent)
-        .with_context(|| {
-            format!(
-                "{}: cannot create a temporary directory",
-                out_parent.display()
-            )
-        })?;
+    let work = work_directory(&options.out)?;
 
     let mut payload_spec =
         payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
-    let total: u64 = payload_spec
+    let total = payload_spec
         .entries
         .iter()
-        .map(|entry| match &entry.content {
-            Content::File { size, .. } => *size,
-            Content::Bytes(bytes) => bytes.len() as u64,
-            Content::Directory | Content::Symlink(_) => 0,
-        })
+        .filter_map(Entry::file_size)
         .sum();
     payload_spec.progress = reporter.progress_bytes(total, "compressing");
     let (payload, stages) = write_packages(&loaded, &payload_spec, settings, epoch, work.path())?;
@@ -170,6 +155,23 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .into();
     reporter.data(text, &document)?;
     Ok(build_manifest)
+}
+
+/// A temporary directory beside `out` (same filesystem) where the packages are written,
+/// so that they appear in `out` only whole, by rename.
+fn work_directory(out: &Path) -> Result<tempfile::TempDir> {
+    let out_parent = parent_of(out);
+    fs::create_dir_all(&out_parent)
+        .with_context(|| format!("{}: cannot be created", out_parent.display()))?;
+    tempfile::Builder::new()
+        .prefix(".debstage-build-")
+        .tempdir_in(&out_parent)
+        .with_context(|| {
+            format!(
+                "{}: cannot create a temporary directory",
+                out_parent.display()
+            )
+        })
 }
 
 /// What the staged tree tells: its entries with their MD5s, the architecture of its ELF

@@ -55,6 +55,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The bytes of a regular file's content; `None` for a directory or a link.
+    pub(crate) fn file_size(&self) -> Option<u64> {
+        match &self.content {
+            Content::File { size, .. } => Some(*size),
+            Content::Bytes(bytes) => Some(bytes.len() as u64),
+            Content::Directory | Content::Symlink(_) => None,
+        }
+    }
+
     /// A regular file with the given bytes.
     pub(crate) fn bytes(path: impl Into<String>, mode: u32, bytes: impl Into<Vec<u8>>) -> Self {
         Entry {
@@ -240,14 +249,10 @@ fn summarise(entries: &[Entry], known: &FileDigests) -> Result<DataSummary> {
         installed_kib: 0,
     };
     for entry in entries {
-        let size = match &entry.content {
+        let Some(size) = entry.file_size() else {
             // Directories and links count a block each, as dpkg-gencontrol counts them.
-            Content::Directory | Content::Symlink(_) => {
-                summary.installed_kib += 1;
-                continue;
-            }
-            Content::File { size, .. } => *size,
-            Content::Bytes(bytes) => bytes.len() as u64,
+            summary.installed_kib += 1;
+            continue;
         };
         let md5 = digests
             .get(&entry.path)
