@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support;
+use crate::support::apt::Apt;
 
 const STAGES: [&str; 3] = ["test", "staging", "production"];
 const ORIGIN: &str = "faults";
@@ -365,54 +366,11 @@ fn serve(repo: &Repo) -> Served {
 /// through Signed-By with the repository's exported key.
 fn apt_update_problems(repo: &Repo) -> Vec<String> {
     let served = serve(repo);
-    let apt = repo.work.join("apt");
-    let _ = fs::remove_dir_all(&apt);
-    for sub in [
-        "state/lists/partial",
-        "cache/archives/partial",
-        "etc/sources.list.d",
-        "etc/trusted.gpg.d",
-        "etc/preferences.d",
-        "etc/apt.conf.d",
-    ] {
-        fs::create_dir_all(apt.join(sub)).expect("apt dirs");
-    }
-    fs::write(apt.join("state/status"), "").expect("status");
-    fs::write(apt.join("etc/sources.list"), "").expect("sources.list");
-    let key = repo.root.join(format!("{ORIGIN}.gpg"));
-    let sources = format!(
-        "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {}\n",
-        served.url,
-        STAGES.join(" "),
-        key.display()
-    );
-    fs::write(apt.join("etc/sources.list.d/faults.sources"), sources).expect("sources");
-    let option = |name: &str, value: &str| format!("{name}={}", apt.join(value).display());
-    let output = Command::new("apt-get")
-        .env("LC_ALL", "C.UTF-8")
-        .arg("-q")
-        .args(["-o", &option("Dir::State", "state")])
-        .args(["-o", &option("Dir::State::status", "state/status")])
-        .args(["-o", &option("Dir::Cache", "cache")])
-        .args(["-o", &option("Dir::Etc", "etc")])
-        .args(["-o", &option("Dir::Etc::sourcelist", "etc/sources.list")])
-        .args(["-o", &option("Dir::Etc::sourceparts", "etc/sources.list.d")])
-        .args(["-o", &option("Dir::Etc::trusted", "etc/trusted.gpg")])
-        .args(["-o", &option("Dir::Etc::trustedparts", "etc/trusted.gpg.d")])
-        .args([
-            "-o",
-            &option("Dir::Etc::preferencesparts", "etc/preferences.d"),
-        ])
-        .args(["-o", "Debug::NoLocking=1"])
-        .args(["-o", "APT::Architecture=amd64"])
-        .args(["-o", "APT::Architectures=amd64"])
-        .args(["-o", "Acquire::Languages=none"])
-        .args(["-o", "Acquire::Check-Valid-Until=true"])
-        .args(["-o", "Acquire::Check-Date=true"])
-        .args(["-o", "APT::Sandbox::User=root"])
-        .arg("update")
-        .output()
-        .expect("apt-get runs");
+    let directory = repo.work.join("apt");
+    let _ = fs::remove_dir_all(&directory);
+    let key = fs::read(repo.root.join(format!("{ORIGIN}.gpg"))).expect("the exported key");
+    let apt = Apt::for_suite(&directory, &served.url, &STAGES.join(" "), &key);
+    let output = apt.command(&["update"]);
     let text = format!("{}{}", support::stdout(&output), support::stderr(&output));
     let failed = !output.status.success()
         || text.lines().any(|line| {

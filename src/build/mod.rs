@@ -680,15 +680,7 @@ fn payload_spec(
             text: scripts::render("payload-postinst", &context)?,
         });
     }
-    Ok(PackageSpec {
-        control,
-        entries,
-        scripts,
-        compression: settings,
-        mtime: epoch,
-        digests: FileDigests::default(),
-        progress: indicatif::ProgressBar::hidden(),
-    })
+    Ok(PackageSpec::new(control, entries, scripts, settings, epoch))
 }
 
 fn stage_spec(
@@ -772,15 +764,7 @@ fn stage_spec(
             text: scripts::render("stage-postrm", &context)?,
         },
     ];
-    Ok(PackageSpec {
-        control,
-        entries,
-        scripts,
-        compression: settings,
-        mtime: epoch,
-        digests: FileDigests::default(),
-        progress: indicatif::ProgressBar::hidden(),
-    })
+    Ok(PackageSpec::new(control, entries, scripts, settings, epoch))
 }
 
 /// The `[[files.extra]]` files of one stage package, `{stage}` in their paths replaced.

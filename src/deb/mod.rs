@@ -105,6 +105,28 @@ pub(crate) struct PackageSpec {
     pub(crate) progress: indicatif::ProgressBar,
 }
 
+impl PackageSpec {
+    /// A package of `entries` and `scripts`, with no MD5s computed beforehand and no
+    /// progress shown.
+    pub(crate) fn new(
+        control: Control,
+        entries: Vec<Entry>,
+        scripts: Vec<ControlMember>,
+        compression: Settings,
+        mtime: u64,
+    ) -> PackageSpec {
+        PackageSpec {
+            control,
+            entries,
+            scripts,
+            compression,
+            mtime,
+            digests: FileDigests::default(),
+            progress: indicatif::ProgressBar::hidden(),
+        }
+    }
+}
+
 /// A package that has been written.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct WrittenPackage {

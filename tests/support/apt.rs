@@ -26,7 +26,9 @@ impl Apt {
         Apt::for_suite(directory, url, "test", key)
     }
 
-    pub(crate) fn for_suite(directory: &Path, url: &str, suite: &str, key: &[u8]) -> Apt {
+    /// An apt that reads `suites` (one suite, or several separated by spaces) of the
+    /// repository at `url`, trusting `key` through Signed-By.
+    pub(crate) fn for_suite(directory: &Path, url: &str, suites: &str, key: &[u8]) -> Apt {
         for sub in [
             "state/lists/partial",
             "cache/archives/partial",
@@ -44,7 +46,7 @@ impl Apt {
         let key_path = directory.join("keyrings/debstage-test.gpg");
         fs::write(&key_path, key).expect("key");
         let sources_text = format!(
-            "Types: deb\nURIs: {url}\nSuites: {suite}\nComponents: main\nSigned-By: {}\n",
+            "Types: deb\nURIs: {url}\nSuites: {suites}\nComponents: main\nSigned-By: {}\n",
             key_path.display()
         );
         fs::write(

@@ -76,15 +76,7 @@ struct Checked {
 
 /// A file read, checked and copied into `.incoming`.
 struct Candidate {
-    path: PathBuf,
-    control: PackageControl,
-    app: String,
-    package: String,
-    version: String,
-    upstream: String,
-    architecture: String,
-    role: Role,
-    stage: Option<String>,
+    checked: Checked,
     staged: StagedFile,
 }
 
@@ -480,18 +472,7 @@ fn stage_checked(root: &Path, checked: Checked) -> Result<Candidate> {
             );
         }
     }
-    Ok(Candidate {
-        path: path.clone(),
-        control: checked.control,
-        app: checked.app,
-        package: checked.package,
-        version: checked.version,
-        upstream: checked.upstream,
-        architecture: checked.architecture,
-        role: checked.role,
-        stage: checked.stage,
-        staged,
-    })
+    Ok(Candidate { checked, staged })
 }
 
 /// Removes the `.incoming` copies that are left.
@@ -541,18 +522,18 @@ fn record_one(
     moved: &mut Moved,
 ) -> Result<(Outcome, bool)> {
     let filename = pool::pool_path(
-        &candidate.app,
+        &candidate.checked.app,
         &crate::naming::deb_file_name(
-            &candidate.package,
-            &candidate.version,
-            &candidate.architecture,
+            &candidate.checked.package,
+            &candidate.checked.version,
+            &candidate.checked.architecture,
         ),
     );
     let existing = state::find_package(
         transaction,
-        &candidate.package,
-        &candidate.version,
-        &candidate.architecture,
+        &candidate.checked.package,
+        &candidate.checked.version,
+        &candidate.checked.architecture,
     )?;
     let (id, mut status) = match existing {
         Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
@@ -560,10 +541,10 @@ fn record_one(
         }
         Some(existing) => {
             return Err(ConflictError {
-                file: candidate.path.clone(),
-                package: candidate.package.clone(),
-                version: candidate.version.clone(),
-                architecture: candidate.architecture.clone(),
+                file: candidate.checked.input.path.clone(),
+                package: candidate.checked.package.clone(),
+                version: candidate.checked.version.clone(),
+                architecture: candidate.checked.architecture.clone(),
                 recorded: existing.sha256,
                 offered: candidate.staged.digests.sha256.clone(),
             }
@@ -574,12 +555,12 @@ fn record_one(
             AddStatus::Added,
         ),
     };
-    let points_here = match candidate.role {
+    let points_here = match candidate.checked.role {
         Role::Plain => true,
-        Role::Stage => candidate.stage.as_deref() == Some(stage),
+        Role::Stage => candidate.checked.stage.as_deref() == Some(stage),
         Role::Payload => false,
     };
-    let listed_here = candidate.role != Role::Stage || points_here;
+    let listed_here = candidate.checked.role != Role::Stage || points_here;
     let mut changed = false;
     if status == AddStatus::Present && listed_here {
         let already = state::suites_of(transaction, id)?
@@ -589,26 +570,31 @@ fn record_one(
             status = AddStatus::PresentNotListedHere;
         }
     } else if listed_here {
-        if candidate.role == Role::Stage {
-            state::unlist_name(transaction, stage, &candidate.package)?;
+        if candidate.checked.role == Role::Stage {
+            state::unlist_name(transaction, stage, &candidate.checked.package)?;
         }
         changed = state::list(transaction, stage, id)?;
         if points_here {
-            let before = state::current(transaction, &candidate.app, stage)?;
-            if before.as_deref() != Some(candidate.version.as_str()) {
-                state::set_current(transaction, &candidate.app, stage, &candidate.version)?;
+            let before = state::current(transaction, &candidate.checked.app, stage)?;
+            if before.as_deref() != Some(candidate.checked.version.as_str()) {
+                state::set_current(
+                    transaction,
+                    &candidate.checked.app,
+                    stage,
+                    &candidate.checked.version,
+                )?;
                 moved
-                    .entry(candidate.app.clone())
+                    .entry(candidate.checked.app.clone())
                     .or_insert((before, String::new()))
-                    .1 = candidate.version.clone();
+                    .1 = candidate.checked.version.clone();
             }
         }
     }
     let outcome = Outcome {
-        file: candidate.path.display().to_string(),
-        package: candidate.package.clone(),
-        version: candidate.version.clone(),
-        architecture: candidate.architecture.clone(),
+        file: candidate.checked.input.path.display().to_string(),
+        package: candidate.checked.package.clone(),
+        version: candidate.checked.version.clone(),
+        architecture: candidate.checked.architecture.clone(),
         filename,
         status,
     };
@@ -626,26 +612,26 @@ fn insert(
     state::insert_package(
         transaction,
         &NewPackage {
-            app: &candidate.app,
-            package: &candidate.package,
-            version: &candidate.version,
-            upstream: &candidate.upstream,
-            architecture: &candidate.architecture,
-            role: candidate.role,
-            stage: candidate.stage.as_deref(),
+            app: &candidate.checked.app,
+            package: &candidate.checked.package,
+            version: &candidate.checked.version,
+            upstream: &candidate.checked.upstream,
+            architecture: &candidate.checked.architecture,
+            role: candidate.checked.role,
+            stage: candidate.checked.stage.as_deref(),
             filename,
             size: digests.size,
             md5: &digests.md5,
             sha1: &digests.sha1,
             sha256: &digests.sha256,
-            control: &candidate.control.text,
+            control: &candidate.checked.control.text,
             added: time,
         },
     )
     .with_context(|| {
         format!(
             "{}: {} (another version may map to the same file name)",
-            candidate.path.display(),
+            candidate.checked.input.path.display(),
             filename
         )
     })

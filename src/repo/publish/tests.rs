@@ -77,25 +77,22 @@ fn make_package(
     control.set("Architecture", architecture);
     control.set("Maintainer", "Test <test@example.org>");
     control.set("Depends", depends);
-    control.set("X-Debstage-App", "hello");
     control.set("Description", "test package\n for publishing");
-    let spec = PackageSpec {
+    let spec = PackageSpec::new(
         control,
-        entries: vec![Entry::bytes(
+        vec![Entry::bytes(
             format!("opt/hello/{name}/{version}.txt"),
             0o644,
             format!("{name} {version}\n"),
         )],
-        scripts: Vec::new(),
-        compression: Settings {
+        Vec::new(),
+        Settings {
             compression: Compression::Xz,
             level: Some(1),
             threads: 1,
         },
-        mtime: DATE,
-        digests: Default::default(),
-        progress: indicatif::ProgressBar::hidden(),
-    };
+        DATE,
+    );
     let written = write_package(&spec, work).expect("write package");
     let bytes = fs::read(work.join(&written.file)).expect("read package");
     let filename = format!("pool/main/h/hello/{}", written.file);
