@@ -516,14 +516,15 @@ fn split_soname(soname: &str) -> Option<(&str, &str)> {
             return Some((library, version));
         }
     }
+    // dpkg's `^(.*)-(\d.*)\.so$`: the last `-` that a digit follows, so a version may
+    // hold a `-` itself (`libopcodes-2.40-system.so` is libopcodes, 2.40-system).
     let stem = soname.strip_suffix(".so")?;
-    let index = stem.rfind('-')?;
-    let (library, version) = (&stem[..index], &stem[index + 1..]);
-    if !library.is_empty() && version.starts_with(|c: char| c.is_ascii_digit()) {
-        Some((library, version))
-    } else {
-        None
-    }
+    stem.match_indices('-')
+        .rev()
+        .map(|(index, _)| (&stem[..index], &stem[index + 1..]))
+        .find(|(library, version)| {
+            !library.is_empty() && version.starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
 /// Merges relations: for a package named twice with `>=` constraints only the highest is
@@ -571,6 +572,11 @@ mod tests {
         assert_eq!(split_soname("libz.so.1"), Some(("libz", "1")));
         assert_eq!(split_soname("libfoo-1.2.so"), Some(("libfoo", "1.2")));
         assert_eq!(split_soname("libfoo.so"), None);
+        assert_eq!(
+            split_soname("libopcodes-2.40-system.so"),
+            Some(("libopcodes", "2.40-system"))
+        );
+        assert_eq!(split_soname("libfoo-bar.so"), None);
     }
 
     #[test]
