@@ -196,33 +196,18 @@ fn changes_and_refusals_say_what_happened() {
             "repo_list_unknown_stage",
             story.shown(&["repo", "list", "--stage", "prod"])
         );
+        let manifest = story
+            .out
+            .join("hello_1.0-1.build.json")
+            .display()
+            .to_string();
         insta::assert_snapshot!(
             "repo_add_again_json",
-            story.shown(&[
-                "--format",
-                "json",
-                "repo",
-                "add",
-                "--manifest",
-                &story
-                    .out
-                    .join("hello_1.0-1.build.json")
-                    .display()
-                    .to_string()
-            ])
+            story.shown(&["--format", "json", "repo", "add", "--manifest", &manifest])
         );
         insta::assert_snapshot!(
             "repo_add_again",
-            story.shown(&[
-                "repo",
-                "add",
-                "--manifest",
-                &story
-                    .out
-                    .join("hello_1.0-1.build.json")
-                    .display()
-                    .to_string()
-            ])
+            story.shown(&["repo", "add", "--manifest", &manifest])
         );
         // Last: these move test back, which changes what `repo add` says above.
         insta::assert_snapshot!(

@@ -67,12 +67,14 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         threads: compress::available_threads(),
     };
     settings.check().map_err(anyhow::Error::msg)?;
-    // Without SOURCE_DATE_EPOCH the inputs set the time, read before the environment runs
-    // so that what it writes does not count.
+    // Without SOURCE_DATE_EPOCH the inputs set the time. A `dir` environment's tree is its
+    // input, and listing it reads its times anyway; a generated tree is not, so the
+    // application's files are read before the environment runs and writes anything.
     let source_date = crate::source_date::source_date_epoch()?;
+    let generated = !matches!(loaded.manifest.environment, Environment::Dir(_));
     let inputs_mtime = match source_date {
-        Some(_) => 0,
-        None => newest_input_mtime(&loaded.directory, &options.out)?,
+        None if generated => newest_input_mtime(&loaded.directory, &options.out)?,
+        _ => 0,
     };
     reporter.status(format!(
         "Building {} {} ({} environment)",
@@ -88,10 +90,12 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
     let staged = env::stage(&loaded, scratch.path(), reporter)?;
     let tree = list_tree(&loaded, &staged.root)?;
     check_referenced_programs(&loaded, &tree)?;
-    // A `dir` environment's tree is an input too, wherever it lies; a generated one is not.
-    let epoch = source_date.unwrap_or_else(|| match loaded.manifest.environment {
-        Environment::Dir(_) => inputs_mtime.max(newest_mtime(&tree, &loaded.path)),
-        _ => inputs_mtime,
+    let epoch = source_date.unwrap_or_else(|| {
+        if generated {
+            inputs_mtime
+        } else {
+            newest_mtime(&tree, &loaded.path)
+        }
     });
 
     let Analysed {
