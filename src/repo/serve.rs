@@ -361,38 +361,46 @@ impl Server {
         };
         let length = metadata.len();
         let now = http::seconds(SystemTime::now());
-        // A file changed in the current second may change again within it, and a date
-        // cannot tell the two apart: such a file gets no Last-Modified and no 304 until
-        // its second is over (a publication replaces Release files by rename).
-        let modified = metadata
-            .modified()
-            .ok()
-            .map(http::seconds)
-            .filter(|modified| *modified < now);
+        let modified = metadata.modified().ok().map(http::seconds);
+        // The date handed out stands for the bytes sent. A file that changed in the last
+        // two seconds may change again within its second, and a date cannot tell the two
+        // apart: such a file is dated two seconds back, so that the next conditional
+        // request of a client that got it finds a newer file and fetches it whole. Every
+        // answer carries a date, because a client that gets none (apt) dates its copy by
+        // its own clock and asks with that instead. The margin covers the filesystem's
+        // coarse clock, which runs a few milliseconds behind.
+        let settled = now.saturating_sub(2);
+        let validator = modified.map(|modified| modified.min(settled));
 
         let mut response = Response::new(200, keep_alive);
         response.header("Content-Type", content_type(&path).into());
         response.header("Accept-Ranges", "bytes".into());
-        if let Some(modified) = modified {
-            response.header("Last-Modified", http::format_date(modified));
+        if let Some(validator) = validator {
+            response.header("Last-Modified", http::format_date(validator));
         }
         // If-None-Match would take precedence, and no entity tag is given out, so with
-        // it present the date is not looked at (RFC 9110, 13.1.3).
+        // it present the date is not looked at (RFC 9110, 13.1.3). A date later than
+        // now came from no answer of this server, and is ignored as RFC 2616 did.
         let since = request
             .field("If-Modified-Since")
             .filter(|_| request.field("If-None-Match").is_none())
-            .and_then(http::parse_date);
+            .and_then(http::parse_date)
+            .filter(|since| *since <= now);
         if let (Some(modified), Some(since)) = (modified, since) {
             if modified <= since {
                 response.status = 304;
                 return (response, None);
             }
         }
-        // If-Range with a date honours the range only for that very version; an entity
-        // tag never matches since none is given out.
+        // If-Range with a date honours the range only for that very version, and only a
+        // settled file's date is exact enough for it (RFC 9110, 13.1.5); an entity tag
+        // never matches since none is given out.
         let range_applies = match request.field("If-Range") {
             None => true,
-            Some(value) => modified.is_some() && http::parse_date(value) == modified,
+            Some(value) => {
+                modified.is_some_and(|modified| modified <= settled)
+                    && http::parse_date(value) == modified
+            }
         };
         let range = match request.field("Range") {
             Some(value) if range_applies => http::parse_range(value, length),

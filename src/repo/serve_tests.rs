@@ -532,12 +532,13 @@ fn if_modified_since_gets_304_and_head_gets_no_body() {
     assert_eq!(reply.status, 304);
     assert_eq!(reply.header("Last-Modified"), Some(modified.as_str()));
     assert_eq!(reply.header("Content-Length"), None);
-    // An older date, a date in another of HTTP's forms and a malformed one.
+    // An older date, one in another of HTTP's forms, a malformed one, and dates later
+    // than now, which no answer of the server gave out (RFC 850's two-digit 50 is 2050).
     for (since, status) in [
         ("Sun, 06 Nov 1994 08:49:37 GMT", 200),
         ("Sun Nov  6 08:49:37 1994", 200),
-        ("Sat, 01 Jan 2101 00:00:00 GMT", 304),
-        ("Saturday, 01-Jan-50 00:00:00 GMT", 304),
+        ("Sat, 01 Jan 2101 00:00:00 GMT", 200),
+        ("Saturday, 01-Jan-50 00:00:00 GMT", 200),
         ("tomorrow", 200),
     ] {
         let reply = get(
@@ -547,21 +548,32 @@ fn if_modified_since_gets_304_and_head_gets_no_body() {
         );
         assert_eq!(reply.status, status, "{since}");
     }
-    // A file changed in the current second gets no date that could stand for a later
-    // change in the same second.
-    fs::write(
-        repository.root.join("dists/test/InRelease"),
-        b"-----BEGIN PGP SIGNED MESSAGE-----\nnew\n",
-    )
-    .expect("rewrite");
+    // A file changed just now is dated back, so that a change later in the same second
+    // is fetched by a client that asks with the date it was given; and it has a date,
+    // so that a client does not date its copy by its own clock.
+    let in_release = repository.root.join("dists/test/InRelease");
+    fs::write(&in_release, b"-----BEGIN PGP SIGNED MESSAGE-----\nfirst\n").expect("rewrite");
+    let reply = get(address, "/dists/test/InRelease", "");
+    assert_eq!(reply.status, 200);
+    let given = reply
+        .header("Last-Modified")
+        .expect("a fresh file has a Last-Modified too")
+        .to_string();
+    let given_seconds = crate::repo::http::parse_date(&given).expect("an HTTP date");
+    let written = crate::repo::http::seconds(
+        fs::metadata(&in_release)
+            .and_then(|metadata| metadata.modified())
+            .expect("mtime"),
+    );
+    assert!(given_seconds < written, "{given} is not before {written}");
+    fs::write(&in_release, b"-----BEGIN PGP SIGNED MESSAGE-----\nsecond\n").expect("rewrite");
     let reply = get(
         address,
         "/dists/test/InRelease",
-        "If-Modified-Since: Sat, 01 Jan 2101 00:00:00 GMT\r\n",
+        &format!("If-Modified-Since: {given}\r\n"),
     );
-    if reply.header("Last-Modified").is_none() {
-        assert_eq!(reply.status, 200);
-    }
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.ends_with(b"second\n"));
 
     // HEAD: the head of a GET, Content-Length included, and not one byte more.
     let path = format!("/{LARGE_DEB}");
