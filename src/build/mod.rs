@@ -133,6 +133,10 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         revision: loaded.revision.clone(),
         debian_version: loaded.names().debian_version(),
         stages: loaded.manifest.stages.names.clone(),
+        target: loaded
+            .names()
+            .distribution()
+            .map(|distribution| distribution.codename().to_string()),
         packages,
     };
     let manifest_name = loaded.names().build_manifest_file();

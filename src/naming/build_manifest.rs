@@ -20,7 +20,7 @@ pub(crate) struct BuiltPackage {
     pub(crate) size: u64,
     /// SHA256 in hex.
     pub sha256: String,
-    /// Payload or stage package.
+    /// Payload, stage or debug-symbols package.
     pub(crate) role: Role,
     /// The stage of a stage package.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -40,6 +40,9 @@ pub(crate) struct BuildManifest {
     pub(crate) debian_version: String,
     /// The stages in promotion order.
     pub(crate) stages: Vec<String>,
+    /// The distribution built for (`bookworm`); absent for a build on the host.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) target: Option<String>,
     /// Every package written.
     pub(crate) packages: Vec<BuiltPackage>,
 }

@@ -8,9 +8,14 @@
 //! `/etc/apt/preferences.d/shop-production`, host state under `/var/lib/shop`.
 
 pub(crate) mod build_manifest;
+// Used by `build --target` and the repository's distributions, which are being built on it.
+#[allow(dead_code)]
+pub(crate) mod distribution;
 pub(crate) mod rules;
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) use distribution::Distribution;
 
 /// The names of one application that do not depend on a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +97,7 @@ impl<'a> AppNames<'a> {
             app: *self,
             upstream,
             revision,
+            distribution: None,
         }
     }
 
@@ -105,8 +111,12 @@ impl<'a> AppNames<'a> {
         upstream: &str,
         stages: &[String],
     ) -> Option<(Role, Option<String>)> {
-        if package == self.payload_package(upstream) {
+        let payload = self.payload_package(upstream);
+        if package == payload {
             return Some((Role::Payload, None));
+        }
+        if package.strip_prefix(payload.as_str()) == Some(DBGSYM_SUFFIX) {
+            return Some((Role::Dbgsym, None));
         }
         let rest = package.strip_prefix(self.app)?.strip_prefix('-')?;
         stages
@@ -122,22 +132,53 @@ pub(crate) struct ReleaseNames<'a> {
     app: AppNames<'a>,
     upstream: &'a str,
     revision: &'a str,
+    distribution: Option<Distribution>,
 }
 
+#[allow(dead_code)] // for_distribution, release_version, dbgsym_package: see distribution
 impl<'a> ReleaseNames<'a> {
+    /// The same release built for `distribution` (`None`: on the build host, no suffix).
+    pub(crate) fn for_distribution(self, distribution: Option<Distribution>) -> Self {
+        ReleaseNames {
+            distribution,
+            ..self
+        }
+    }
+
+    /// The distribution this build is for, if any.
+    pub(crate) fn distribution(&self) -> Option<Distribution> {
+        self.distribution
+    }
+
     /// The names that do not depend on the release.
     pub(crate) fn app(&self) -> AppNames<'a> {
         self.app
     }
 
-    /// The full Debian version of every package of the release: `upstream-revision`.
+    /// The full Debian version of every package of the release: `upstream-revision`,
+    /// with the distribution's suffix for a build for one (`1.0-1+deb12`).
     pub(crate) fn debian_version(&self) -> String {
+        let suffix = self
+            .distribution
+            .map(|distribution| distribution.version_suffix())
+            .unwrap_or_default();
+        format!("{}-{}{suffix}", self.upstream, self.revision)
+    }
+
+    /// The release without a distribution: `upstream-revision`, what a user names in
+    /// `repo promote` to mean the build of every distribution.
+    pub(crate) fn release_version(&self) -> String {
         format!("{}-{}", self.upstream, self.revision)
     }
 
     /// The payload package (see [`AppNames::payload_package`]).
     pub(crate) fn payload_package(&self) -> String {
         self.app.payload_package(self.upstream)
+    }
+
+    /// The debug symbols of the payload: `<payload>-dbgsym`, as Debian names them.
+    pub(crate) fn dbgsym_package(&self) -> String {
+        self.payload_package() + DBGSYM_SUFFIX
     }
 
     /// The release directory on the server: `/opt/<app>/<upstream>`.
@@ -150,6 +191,9 @@ impl<'a> ReleaseNames<'a> {
         format!("{}_{}.build.json", self.app.app, self.debian_version())
     }
 }
+
+/// What Debian appends to a package's name for the package of its debug symbols.
+const DBGSYM_SUFFIX: &str = "-dbgsym";
 
 /// The file name Debian gives a package: `<package>_<version without epoch>_<arch>.deb`.
 pub(crate) fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
@@ -167,6 +211,8 @@ pub(crate) enum Role {
     Stage,
     /// A package debstage did not build, listed like a payload.
     Plain,
+    /// The debug symbols of a payload (`<payload>-dbgsym`), which travel with it.
+    Dbgsym,
 }
 
 impl Role {
@@ -176,6 +222,7 @@ impl Role {
             Role::Payload => "payload",
             Role::Stage => "stage",
             Role::Plain => "plain",
+            Role::Dbgsym => "dbgsym",
         }
     }
 }
@@ -192,6 +239,12 @@ mod tests {
         assert_eq!(release.debian_version(), "1.0~rc1-2");
         assert_eq!(release.release_dir(), "/opt/shop/1.0~rc1");
         assert_eq!(release.build_manifest_file(), "shop_1.0~rc1-2.build.json");
+        assert_eq!(release.dbgsym_package(), "shop-1.0-rc1-dbgsym");
+        let bookworm = Distribution::by_codename("bookworm").ok();
+        let built = release.for_distribution(bookworm);
+        assert_eq!(built.debian_version(), "1.0~rc1-2+deb12");
+        assert_eq!(built.release_version(), "1.0~rc1-2");
+        assert_eq!(built.payload_package(), "shop-1.0-rc1");
         assert_eq!(names.stage_link("production"), "/opt/shop/production");
         assert_eq!(
             names.unit_path("test"),
@@ -216,6 +269,10 @@ mod tests {
         assert_eq!(
             names.role_of(&names.stage_package("test"), "1.0~rc1", &stages),
             Some((Role::Stage, Some("test".into())))
+        );
+        assert_eq!(
+            names.role_of(&release.dbgsym_package(), "1.0~rc1", &stages),
+            Some((Role::Dbgsym, None))
         );
         assert_eq!(names.role_of("shop-staging", "1.0", &stages), None);
         assert_eq!(names.role_of("shopx-test", "1.0", &stages), None);

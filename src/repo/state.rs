@@ -93,6 +93,7 @@ fn role_from_column(text: &str) -> Result<Role, rusqlite::Error> {
         "payload" => Ok(Role::Payload),
         "stage" => Ok(Role::Stage),
         "plain" => Ok(Role::Plain),
+        "dbgsym" => Ok(Role::Dbgsym),
         other => Err(rusqlite::Error::InvalidColumnType(
             6,
             format!("role {other:?}"),

@@ -558,7 +558,7 @@ fn record_one(
     let points_here = match candidate.checked.role {
         Role::Plain => true,
         Role::Stage => candidate.checked.stage.as_deref() == Some(stage),
-        Role::Payload => false,
+        Role::Payload | Role::Dbgsym => false,
     };
     let listed_here = candidate.checked.role != Role::Stage || points_here;
     let mut changed = false;
