@@ -9,6 +9,8 @@ pub(crate) mod depends;
 pub(crate) mod env;
 pub(crate) mod init;
 pub(crate) mod manifest;
+pub(crate) mod root;
+pub(crate) mod runner;
 pub(crate) mod scripts;
 
 use std::fs;
@@ -22,6 +24,7 @@ use rayon::prelude::*;
 
 use crate::build::depends::{elf, shlibs};
 use crate::build::manifest::{CommandLine, Environment, LoadedManifest};
+use crate::build::runner::{Runner, SystemRoot};
 use crate::build::scripts::{DocumentContext, OverridesContext, PayloadContext, StageContext};
 use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
@@ -116,11 +119,21 @@ fn build_one(
         loaded.manifest.environment.kind()
     ));
 
-    let scratch = tempfile::Builder::new()
-        .prefix("debstage-stage-")
-        .tempdir()
-        .context("creating a scratch directory")?;
-    let staged = env::stage(loaded, scratch.path(), reporter)?;
+    // A build for a distribution runs in its build root, held until the build ends.
+    let build_root = match loaded.target {
+        Some(target) => {
+            let mut packages = env::root_packages(&loaded.manifest.environment);
+            packages.extend(loaded.manifest.build.packages.iter().cloned());
+            Some(root::prepare(loaded, target, &packages, reporter)?)
+        }
+        None => None,
+    };
+    let runner = match &build_root {
+        Some(build_root) => build_root.runner(loaded)?,
+        None => Runner::Host,
+    };
+    let scratch = runner.scratch()?;
+    let staged = env::stage(loaded, &runner, scratch.path(), reporter)?;
     let tree = list_tree(loaded, &staged.root)?;
     check_referenced_programs(loaded, &tree)?;
     let epoch = source_date.unwrap_or_else(|| {
@@ -136,12 +149,11 @@ fn build_one(
         digests,
         architecture,
         depends,
-    } = analyse(loaded, tree, &staged.depends)?;
+    } = analyse(loaded, tree, &staged.depends, &runner.system_root())?;
 
     let work = work_directory(&options.out)?;
 
-    let mut payload_spec =
-        payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
+    let mut payload_spec = payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
     let total = payload_spec
@@ -227,6 +239,7 @@ fn analyse(
     loaded: &LoadedManifest,
     tree: Vec<TreeItem>,
     environment_depends: &[String],
+    system: &SystemRoot,
 ) -> Result<Analysed> {
     let links: Vec<(String, PathBuf)> = tree
         .iter()
@@ -248,7 +261,7 @@ fn analyse(
         elf::read_file(file.source, tree_path, file.bytes)
     })?;
     let report = elf::report(elves, &links)?;
-    let detected = shlibs::resolve(loaded, &report)?;
+    let detected = shlibs::resolve(loaded, &report, system)?;
     let architecture = match &loaded.manifest.package.architecture {
         Some(architecture) => architecture.clone(),
         None => report

@@ -24,10 +24,16 @@ use rayon::prelude::*;
 use crate::build::depends::dpkg_owners;
 use crate::build::depends::elf::{read_machine, ElfReport, Machine};
 use crate::build::manifest::LoadedManifest;
+use crate::build::runner::SystemRoot;
 use crate::debian::version;
 
-/// The Depends entries that satisfy the report's sonames.
-pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<Vec<String>> {
+/// The Depends entries that satisfy the report's sonames, from the libraries and dpkg
+/// database of `system` (the host, or the target's build root).
+pub(crate) fn resolve(
+    manifest: &LoadedManifest,
+    report: &ElfReport,
+    system: &SystemRoot,
+) -> Result<Vec<String>> {
     let (mut relations, wanted) = declared_and_wanted(manifest, report);
     if wanted.is_empty() {
         return Ok(merge(relations));
@@ -38,21 +44,19 @@ pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<V
         )
         .into());
     };
-    let admin_dir = std::env::var_os("DPKG_ADMINDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg"));
-    let directories = search_directories(&machine);
+    let admin_dir = system.dpkg_admin_dir();
+    let directories = search_directories(&machine, system);
 
     // Every file on the loader's path that could be each soname, in the loader's order.
     // The lookups below run on every core: by now the md5 pass has ended, and the build
     // waits for the Depends field.
-    let candidates = candidates(&wanted, &directories, &machine);
+    let candidates = candidates(&wanted, &directories, &machine, system);
     // The names dpkg may know each library by, worked out once (each costs a
     // canonicalisation).
     let names_of: BTreeMap<&PathBuf, Vec<PathBuf>> = candidates
         .values()
         .flatten()
-        .map(|path| (path, aliases(path)))
+        .map(|path| (path, aliases(path, system)))
         .collect();
     let files: Vec<&[PathBuf]> = names_of.values().map(Vec::as_slice).collect();
     let owners = dpkg_owners::owners(&admin_dir, &files)?;
@@ -66,8 +70,16 @@ pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<V
             let found = candidates.get(soname).map(Vec::as_slice).unwrap_or(&[]);
             provider(found, &names_of, &owners).ok_or_else(|| {
                 let reason = if found.is_empty() {
+                    let machine = if system.is_host() {
+                        "the build machine".to_string()
+                    } else {
+                        format!(
+                            "the build root {}",
+                            system.host_path(Path::new("/")).display()
+                        )
+                    };
                     format!(
-                        "is not installed on the build machine (searched {})",
+                        "is not installed on {machine} (searched {})",
                         join_paths(&directories)
                     )
                 } else {
@@ -81,7 +93,8 @@ pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<V
         })
         .collect();
 
-    let (symbols_files, texts) = read_symbols_files(&admin_dir, architecture, &wanted, &providers);
+    let (symbols_files, texts) =
+        read_symbols_files(&admin_dir, system, architecture, &wanted, &providers);
     let mut objects: BTreeMap<&str, SymbolsObject> = symbols_files
         .par_iter()
         .zip(&texts)
@@ -107,7 +120,9 @@ pub(crate) fn resolve(manifest: &LoadedManifest, report: &ElfReport) -> Result<V
         }
         if let Some(object) = objects.remove(soname) {
             minimal.insert(soname, object);
-        } else if let Some(relation) = read_shlibs(&admin_dir, package, architecture, soname)? {
+        } else if let Some(relation) =
+            read_shlibs(&admin_dir, system, package, architecture, soname)?
+        {
             relations.push(relation);
         } else {
             let reason = format!(
@@ -155,6 +170,7 @@ type SymbolsFiles<'a> = (Vec<(PathBuf, Vec<&'a str>)>, Vec<std::io::Result<Strin
 
 fn read_symbols_files<'a>(
     admin_dir: &Path,
+    system: &SystemRoot,
     architecture: &str,
     wanted: &[(&'a str, &Path)],
     providers: &[Result<(&PathBuf, &String)>],
@@ -162,7 +178,7 @@ fn read_symbols_files<'a>(
     let mut symbols_files: BTreeMap<PathBuf, Vec<&str>> = BTreeMap::new();
     for ((soname, _), provider) in wanted.iter().zip(providers) {
         if let Ok((_, package)) = provider {
-            if let Some(path) = symbols_file(admin_dir, package, architecture) {
+            if let Some(path) = symbols_file(admin_dir, system, package, architecture) {
                 symbols_files.entry(path).or_default().push(soname);
             }
         }
@@ -180,6 +196,7 @@ fn candidates<'a>(
     wanted: &[(&'a str, &Path)],
     directories: &[PathBuf],
     machine: &Machine,
+    system: &SystemRoot,
 ) -> BTreeMap<&'a str, Vec<PathBuf>> {
     wanted
         .par_iter()
@@ -188,7 +205,7 @@ fn candidates<'a>(
                 .iter()
                 .map(|directory| directory.join(soname))
                 .filter(|path| {
-                    matches!(read_machine(path), Ok(Some(library)) if machine.loads(&library))
+                    matches!(read_machine(&system.host_path(path)), Ok(Some(library)) if machine.loads(&library))
                 })
                 .collect();
             (*soname, found)
@@ -252,9 +269,9 @@ fn join_paths(paths: &[PathBuf]) -> String {
 
 /// The directories the dynamic loader searches, in its order: ld.so.conf, then the
 /// multiarch and default directories.
-fn search_directories(machine: &Machine) -> Vec<PathBuf> {
+fn search_directories(machine: &Machine, system: &SystemRoot) -> Vec<PathBuf> {
     let mut directories = Vec::new();
-    read_ld_so_conf(Path::new("/etc/ld.so.conf"), &mut directories, 0);
+    read_ld_so_conf(Path::new("/etc/ld.so.conf"), system, &mut directories, 0);
     if let Some(triplet) = machine.multiarch_triplet() {
         directories.push(PathBuf::from(format!("/lib/{triplet}")));
         directories.push(PathBuf::from(format!("/usr/lib/{triplet}")));
@@ -270,16 +287,17 @@ fn search_directories(machine: &Machine) -> Vec<PathBuf> {
     directories
 }
 
-fn read_ld_so_conf(path: &Path, directories: &mut Vec<PathBuf>, depth: usize) {
-    let Ok(text) = std::fs::read_to_string(path) else {
+/// Reads `path` (as `system` sees it) and the files it includes.
+fn read_ld_so_conf(path: &Path, system: &SystemRoot, directories: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(text) = std::fs::read_to_string(system.host_path(path)) else {
         return;
     };
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         if let Some(pattern) = line.strip_prefix("include") {
             if depth < 4 {
-                for included in expand_include(pattern.trim()) {
-                    read_ld_so_conf(&included, directories, depth + 1);
+                for included in expand_include(pattern.trim(), system) {
+                    read_ld_so_conf(&included, system, directories, depth + 1);
                 }
             }
         } else if line.starts_with('/') {
@@ -289,7 +307,7 @@ fn read_ld_so_conf(path: &Path, directories: &mut Vec<PathBuf>, depth: usize) {
 }
 
 /// Expands an `include` line of ld.so.conf: a path whose file name may hold one `*`.
-fn expand_include(pattern: &str) -> Vec<PathBuf> {
+fn expand_include(pattern: &str, system: &SystemRoot) -> Vec<PathBuf> {
     let path = Path::new(pattern);
     let (Some(directory), Some(name)) = (path.parent(), path.file_name()) else {
         return Vec::new();
@@ -298,12 +316,12 @@ fn expand_include(pattern: &str) -> Vec<PathBuf> {
     let Some((prefix, suffix)) = name.split_once('*') else {
         return vec![path.to_path_buf()];
     };
-    let Ok(entries) = std::fs::read_dir(directory) else {
+    let Ok(entries) = std::fs::read_dir(system.host_path(directory)) else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok())
-        .map(|entry| entry.path())
+        .map(|entry| directory.join(entry.file_name()))
         .filter(|path| {
             path.file_name().is_some_and(|file_name| {
                 let file_name = file_name.to_string_lossy();
@@ -317,9 +335,9 @@ fn expand_include(pattern: &str) -> Vec<PathBuf> {
 
 /// The names dpkg may know a library file by: the path, its canonical form, and each with
 /// `/usr` added or removed (merged-/usr systems keep the unmerged names in dpkg's database).
-fn aliases(path: &Path) -> Vec<PathBuf> {
+fn aliases(path: &Path, system: &SystemRoot) -> Vec<PathBuf> {
     let mut names = vec![path.to_path_buf()];
-    if let Ok(real) = std::fs::canonicalize(path) {
+    if let Some(real) = system.canonicalize(path) {
         names.push(real);
     }
     for name in names.clone() {
@@ -394,11 +412,16 @@ impl<'a> SymbolsObject<'a> {
 
 /// The symbols file that describes a package's libraries (deb-symbols(5)): the local
 /// override in /etc/dpkg/symbols, then the package's own.
-fn symbols_file(admin_dir: &Path, package: &str, architecture: &str) -> Option<PathBuf> {
-    std::iter::once(PathBuf::from(format!(
+fn symbols_file(
+    admin_dir: &Path,
+    system: &SystemRoot,
+    package: &str,
+    architecture: &str,
+) -> Option<PathBuf> {
+    std::iter::once(system.host_path(Path::new(&format!(
         "/etc/dpkg/symbols/{}.symbols.{architecture}",
         package.split(':').next().unwrap_or(package)
-    )))
+    ))))
     .chain(info_files(admin_dir, package, architecture, "symbols"))
     .find(|path| path.is_file())
 }
@@ -470,6 +493,7 @@ fn parse_symbols<'a, 's>(
 /// file, then the default file.
 fn read_shlibs(
     admin_dir: &Path,
+    system: &SystemRoot,
     package: &str,
     architecture: &str,
     soname: &str,
@@ -477,9 +501,9 @@ fn read_shlibs(
     let Some((library, version)) = split_soname(soname) else {
         return Ok(None);
     };
-    let mut files = vec![PathBuf::from("/etc/dpkg/shlibs.override")];
+    let mut files = vec![system.host_path(Path::new("/etc/dpkg/shlibs.override"))];
     files.extend(info_files(admin_dir, package, architecture, "shlibs"));
-    files.push(PathBuf::from("/etc/dpkg/shlibs.default"));
+    files.push(system.host_path(Path::new("/etc/dpkg/shlibs.default")));
     for path in files {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
@@ -624,7 +648,7 @@ mod tests {
         let report = fixture
             .inspect(&["tree/bin/exe", "tree/lib/libfoo.so.1"])
             .expect("inspect");
-        let ours = resolve(&fixture.manifest(""), &report).expect("resolve");
+        let ours = resolve(&fixture.manifest(""), &report, &SystemRoot::host()).expect("resolve");
         let theirs = dpkg_shlibdeps(
             &fixture.path("shlibdeps"),
             &[
@@ -657,7 +681,8 @@ mod tests {
         let report = fixture
             .inspect(&["tree/bin/needs-missing"])
             .expect("inspect");
-        let error = resolve(&fixture.manifest(""), &report).expect_err("an unknown soname fails");
+        let error = resolve(&fixture.manifest(""), &report, &SystemRoot::host())
+            .expect_err("an unknown soname fails");
         let message = format!("{error:#}");
         for expected in [
             "libmissing.so.7",
@@ -670,7 +695,7 @@ mod tests {
         }
 
         let manifest = fixture.manifest("[depends]\nignore-sonames = [\"libmissing.so.7\"]\n");
-        let relations = resolve(&manifest, &report).expect("ignored");
+        let relations = resolve(&manifest, &report, &SystemRoot::host()).expect("ignored");
         assert!(relations
             .iter()
             .all(|relation| !relation.contains("missing")));
@@ -680,7 +705,7 @@ mod tests {
 
         let manifest =
             fixture.manifest("[depends.sonames]\n\"libmissing.so.7\" = \"libmissing7 (>= 7.1)\"\n");
-        let relations = resolve(&manifest, &report).expect("mapped");
+        let relations = resolve(&manifest, &report, &SystemRoot::host()).expect("mapped");
         assert!(
             relations.contains(&"libmissing7 (>= 7.1)".to_string()),
             "{relations:?}"

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use super::StagedTree;
 use crate::build::manifest::{CommandEnvironment, LoadedManifest};
+use crate::build::runner::Runner;
 use crate::report::Reporter;
 
 /// How many lines of a failed command's output its error shows.
@@ -100,6 +101,7 @@ pub(crate) fn run_streamed(command: &mut Command, what: &str, reporter: &Reporte
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     options: &CommandEnvironment,
+    runner: &Runner,
     scratch: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
@@ -125,11 +127,11 @@ pub(crate) fn stage(
         workdir.display()
     ));
     run_streamed(
-        Command::new("sh")
+        runner
+            .command("sh", &runner.inside(&workdir)?)
             .arg("-c")
             .arg(&options.command)
-            .current_dir(&workdir)
-            .env("DESTDIR", &destination)
+            .env("DESTDIR", runner.inside(&destination)?)
             .env("APP_NAME", manifest.app())
             .env("APP_VERSION", &manifest.version)
             .env("APP_RELEASE_DIR", manifest.names().release_dir()),

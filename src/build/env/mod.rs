@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::build::manifest::{Environment, LoadedManifest};
+use crate::build::runner::Runner;
 use crate::report::Reporter;
 
 /// What an environment kind produced.
@@ -21,16 +22,33 @@ pub(crate) struct StagedTree {
     pub(crate) depends: Vec<String>,
 }
 
-/// Stages the manifest's environment; `scratch` is an empty directory the kind may use.
+/// Stages the manifest's environment with the programs of `runner` (the host, or the
+/// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind
+/// may use.
 pub(crate) fn stage(
     manifest: &LoadedManifest,
+    runner: &Runner,
     scratch: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
     match &manifest.manifest.environment {
         Environment::Dir(options) => dir::stage(manifest, options),
-        Environment::Python(options) => python::stage(manifest, options, scratch, reporter),
-        Environment::Command(options) => command::stage(manifest, options, scratch, reporter),
+        Environment::Python(options) => python::stage(manifest, options, runner, scratch, reporter),
+        Environment::Command(options) => {
+            command::stage(manifest, options, runner, scratch, reporter)
+        }
+    }
+}
+
+/// The Debian packages an environment kind needs in a build root, before those of
+/// `[build] packages`: Python's venv module and pip for `python`.
+pub(crate) fn root_packages(environment: &Environment) -> Vec<String> {
+    match environment {
+        Environment::Python(_) => python::ROOT_PACKAGES
+            .iter()
+            .map(|package| package.to_string())
+            .collect(),
+        Environment::Dir(_) | Environment::Command(_) => Vec::new(),
     }
 }
 

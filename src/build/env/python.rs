@@ -24,6 +24,7 @@ use walkdir::WalkDir;
 use super::command::{run_streamed, CommandFailed};
 use super::StagedTree;
 use crate::build::manifest::{LoadedManifest, PythonEnvironment};
+use crate::build::runner::Runner;
 use crate::report::Reporter;
 
 /// The longest shebang line the kernel reads (`BINPRM_BUF_SIZE` less `#!` and newline).
@@ -42,6 +43,10 @@ pub(crate) const LINTIAN_OVERRIDES: &[&str] = &[
     "unusual-interpreter",
 ];
 
+/// What a build root needs for a Python environment: the venv module and the
+/// interpreter's pip (which installs into the environment from outside it).
+pub(crate) const ROOT_PACKAGES: &[&str] = &["python3-venv", "python3-pip"];
+
 /// A checked interpreter.
 #[derive(Debug, Clone)]
 pub(crate) struct Interpreter {
@@ -55,21 +60,30 @@ pub(crate) struct Interpreter {
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     options: &PythonEnvironment,
+    runner: &Runner,
     scratch: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
-    let interpreter = check_interpreter(manifest, &options.interpreter)?;
+    let interpreter = check_interpreter(manifest, runner, &options.interpreter)?;
     check_not_editable(manifest, options)?;
     let root = scratch.join("venv");
+    // The environment's path as the interpreter sees it, which is what the tools write
+    // into its files (the same path on the host, another in a build root).
+    let build = runner.inside(scratch)?.join("venv");
+    let build_root = Build {
+        runner,
+        host: &root,
+        inside: &build,
+    };
     let release = manifest.names().release_dir();
     reporter.status(format!(
         "Creating a Python {} environment with {}",
         interpreter.version,
         interpreter.path.display()
     ));
-    let output = clean_command(&interpreter.path)
+    let output = clean_command(runner, &interpreter.path, Path::new("/"))
         .args(["-m", "venv", "--without-pip"])
-        .arg(&root)
+        .arg(&build)
         .output()
         .with_context(|| format!("cannot run {}", interpreter.path.display()))?;
     if !output.status.success() {
@@ -81,7 +95,7 @@ pub(crate) fn stage(
         );
     }
 
-    pip_install(manifest, options, &interpreter, &root, reporter)?;
+    pip_install(manifest, options, &interpreter, &build_root, reporter)?;
     let site_packages = root
         .join("lib")
         .join(format!("python{}", interpreter.version))
@@ -90,21 +104,29 @@ pub(crate) fn stage(
     if let Some(source) = &options.source {
         copy_source(manifest, &manifest.resolve(source), &root)?;
     }
-    rewritten.extend(relocate(&root, &release)?);
+    rewritten.extend(relocate(&root, &build, &release)?);
     unset_executable_on_libraries(&root)?;
     update_records(&site_packages, &rewritten)?;
-    byte_compile(manifest, &root, &release, reporter)?;
-    check_no_build_path(&manifest.path, &release, &root)?;
+    byte_compile(manifest, &build_root, &release, reporter)?;
+    check_no_build_path(&manifest.path, &release, &root, &build)?;
     Ok(StagedTree {
         root,
         depends: interpreter_depends(&interpreter.version),
     })
 }
 
-/// A command for the interpreter with the variables that would send Python or pip
-/// somewhere else removed.
-fn clean_command(program: &Path) -> Command {
-    let mut command = Command::new(program);
+/// The environment being built: the runner that builds it and its path on the host and
+/// as the runner's programs see it.
+struct Build<'a> {
+    runner: &'a Runner,
+    host: &'a Path,
+    inside: &'a Path,
+}
+
+/// A command for the interpreter (run by `runner` in `workdir`) with the variables that
+/// would send Python or pip somewhere else removed.
+fn clean_command(runner: &Runner, program: &Path, workdir: &Path) -> Command {
+    let mut command = runner.command(program, workdir);
     for variable in [
         "PYTHONPATH",
         "PYTHONHOME",
@@ -127,7 +149,20 @@ fn clean_command(program: &Path) -> Command {
 }
 
 /// Checks that the interpreter is a Debian one under /usr/bin and reads its version.
-pub(crate) fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Result<Interpreter> {
+pub(crate) fn check_interpreter(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    path: &Path,
+) -> Result<Interpreter> {
+    let system = runner.system_root();
+    let machine = if system.is_host() {
+        "the build machine".to_string()
+    } else {
+        format!(
+            "the build root ({})",
+            system.host_path(Path::new("/")).display()
+        )
+    };
     let key = "[environment] interpreter";
     let shown = path.display();
     let advice = "Servers run the environment with the interpreter it was built with \
@@ -153,7 +188,7 @@ pub(crate) fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Resul
             )
             .into());
     }
-    if !path.exists() {
+    if !system.host_path(path).exists() {
         let name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
@@ -162,13 +197,15 @@ pub(crate) fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Resul
             .error(
                 key,
                 format!(
-                    "{shown:?} is not installed on the build machine: install it with \
+                    "{shown:?} is not installed on {machine}: install it with \
                      `apt-get install {name} python3-venv`"
                 ),
             )
             .into());
     }
-    let real = fs::canonicalize(path).with_context(|| format!("{shown}: cannot be resolved"))?;
+    let real = system
+        .canonicalize(path)
+        .with_context(|| format!("{shown}: cannot be resolved on {machine}"))?;
     if !real.starts_with("/usr/bin") {
         return Err(manifest
             .error(
@@ -180,7 +217,7 @@ pub(crate) fn check_interpreter(manifest: &LoadedManifest, path: &Path) -> Resul
             )
             .into());
     }
-    let output = clean_command(path)
+    let output = clean_command(runner, path, Path::new("/"))
         .args([
             "-c",
             "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)",
@@ -262,13 +299,15 @@ fn pip_install(
     manifest: &LoadedManifest,
     options: &PythonEnvironment,
     interpreter: &Interpreter,
-    root: &Path,
+    build: &Build<'_>,
     reporter: &Reporter,
 ) -> Result<()> {
-    let mut command = clean_command(&interpreter.path);
+    let runner = build.runner;
+    let directory = runner.inside(&absolute(&manifest.directory))?;
+    let mut command = clean_command(runner, &interpreter.path, &directory);
     command
         .args(["-m", "pip", "--python"])
-        .arg(root.join("bin/python"))
+        .arg(build.inside.join("bin/python"))
         .args([
             "install",
             "--no-compile",
@@ -277,22 +316,21 @@ fn pip_install(
             "--no-warn-script-location",
             "--progress-bar",
             "off",
-        ])
-        .current_dir(&manifest.directory);
+        ]);
     if let Some(wheels) = &options.wheels {
         command
             .arg("--no-index")
             .arg("--find-links")
-            .arg(absolute(&manifest.resolve(wheels)));
+            .arg(runner.inside(&absolute(&manifest.resolve(wheels)))?);
     }
     if let Some(requirements) = &options.requirements {
         command
             .arg("-r")
-            .arg(absolute(&manifest.resolve(requirements)));
+            .arg(runner.inside(&absolute(&manifest.resolve(requirements)))?);
     }
     if let Some(project) = &options.project {
         // pip reads a bare name as a requirement; a path it reads as a project.
-        command.arg(absolute(&manifest.resolve(project)));
+        command.arg(runner.inside(&absolute(&manifest.resolve(project)))?);
     }
     if let (Some(wheels), None, None) = (&options.wheels, &options.requirements, &options.project) {
         let directory = manifest.resolve(wheels);
@@ -310,7 +348,9 @@ fn pip_install(
                 )
                 .into());
         }
-        command.args(found);
+        for wheel in found {
+            command.arg(runner.inside(&absolute(&wheel))?);
+        }
     }
     command.args(&options.pip_args);
     reporter.status("Installing with pip");
@@ -469,10 +509,12 @@ fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path) -> Result<
     Ok(())
 }
 
-/// Rewrites what names the build directory: scripts and activate files in `bin/`,
-/// `pyvenv.cfg`, and symbolic links. Returns the files whose content changed.
-fn relocate(root: &Path, release: &str) -> Result<BTreeSet<PathBuf>> {
-    let build = root.to_string_lossy().into_owned();
+/// Rewrites what names the build directory (`build`, the path of `root` as the tools that
+/// wrote it saw it): scripts and activate files in `bin/`, `pyvenv.cfg`, and symbolic
+/// links. Returns the files whose content changed.
+fn relocate(root: &Path, build: &Path, release: &str) -> Result<BTreeSet<PathBuf>> {
+    let build_path = build;
+    let build = build.to_string_lossy().into_owned();
     let mut rewritten = BTreeSet::new();
     let mut text_files = vec![root.join("pyvenv.cfg")];
     if let Ok(entries) = fs::read_dir(root.join("bin")) {
@@ -505,7 +547,7 @@ fn relocate(root: &Path, release: &str) -> Result<BTreeSet<PathBuf>> {
         }
         let target = fs::read_link(entry.path())
             .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
-        if let Ok(rest) = target.strip_prefix(root) {
+        if let Ok(rest) = target.strip_prefix(build_path) {
             let new_target = Path::new(release).join(rest);
             fs::remove_file(entry.path())
                 .with_context(|| format!("{}: cannot be replaced", entry.path().display()))?;
@@ -650,10 +692,11 @@ fn normalize(path: &Path) -> PathBuf {
 /// hash-based `.pyc` files (no timestamps) whose embedded paths are the release directory's.
 fn byte_compile(
     manifest: &LoadedManifest,
-    root: &Path,
+    build: &Build<'_>,
     release: &str,
     reporter: &Reporter,
 ) -> Result<()> {
+    let root = build.host;
     let mut caches = Vec::new();
     for entry in WalkDir::new(root)
         .into_iter()
@@ -674,15 +717,19 @@ fn byte_compile(
         }
     }
     reporter.status("Byte-compiling");
-    let output = clean_command(&root.join("bin/python"))
-        .args(["-m", "compileall", "-q", "-j", "0"])
-        .args(["--invalidation-mode", "unchecked-hash"])
-        .arg("-s")
-        .arg(root)
-        .args(["-p", release])
-        .arg(root)
-        .output()
-        .context("cannot run compileall")?;
+    let output = clean_command(
+        build.runner,
+        &build.inside.join("bin/python"),
+        Path::new("/"),
+    )
+    .args(["-m", "compileall", "-q", "-j", "0"])
+    .args(["--invalidation-mode", "unchecked-hash"])
+    .arg("-s")
+    .arg(build.inside)
+    .args(["-p", release])
+    .arg(build.inside)
+    .output()
+    .context("cannot run compileall")?;
     if !output.status.success() {
         // pip does not fail an install on a file that does not compile (test data,
         // templates); neither do we, but we say which.
@@ -696,12 +743,17 @@ fn byte_compile(
     Ok(())
 }
 
-/// Fails when any file or link of the tree still names the build directory.
-fn check_no_build_path(manifest: &Path, release: &str, root: &Path) -> Result<()> {
-    let mut needles = vec![root.to_string_lossy().into_owned()];
+/// Fails when any file or link of the tree still names the build directory, by its path
+/// on the host or as the build's programs saw it (`build`).
+fn check_no_build_path(manifest: &Path, release: &str, root: &Path, build: &Path) -> Result<()> {
+    let mut needles = vec![
+        build.to_string_lossy().into_owned(),
+        root.to_string_lossy().into_owned(),
+    ];
     if let Ok(real) = fs::canonicalize(root) {
         needles.push(real.to_string_lossy().into_owned());
     }
+    needles.sort();
     needles.dedup();
     let entries: Vec<PathBuf> = WalkDir::new(root)
         .into_iter()
@@ -810,14 +862,14 @@ mod tests {
         fs::create_dir_all(root.join("lib/pkg")).expect("mkdir");
         fs::write(root.join("lib/pkg/clean.py"), "x = 1\n").expect("write");
         let manifest = Path::new("debstage.toml");
-        assert!(check_no_build_path(manifest, "/opt/a/1", &root).is_ok());
+        assert!(check_no_build_path(manifest, "/opt/a/1", &root, &root).is_ok());
         let mut data = b"\x00\x01binary ".to_vec();
         data.extend_from_slice(root.to_string_lossy().as_bytes());
         fs::write(root.join("lib/pkg/data.bin"), data).expect("write");
         std::os::unix::fs::symlink(root.join("lib"), root.join("lib/pkg/link")).expect("link");
         let message = format!(
             "{:#}",
-            check_no_build_path(manifest, "/opt/a/1", &root).expect_err("path left")
+            check_no_build_path(manifest, "/opt/a/1", &root, &root).expect_err("path left")
         );
         assert!(message.contains("2 file(s)"), "{message}");
         assert!(message.contains("lib/pkg/data.bin"), "{message}");

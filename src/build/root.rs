@@ -1,0 +1,452 @@
+//! The build root of a target distribution: a Debian (or Ubuntu) system made once with
+//! debootstrap from the mirror the machine's apt is configured with, cached in
+//! `$XDG_CACHE_HOME/debstage/roots/<codename>-<arch>` (`~/.cache` without it), with the
+//! Debian packages the build needs installed into it on demand.
+//!
+//! - A root older than a day is made again (a new one beside the old, renamed into
+//!   place), with every package the old one had, so that security updates reach the
+//!   builds.
+//! - What a root holds is recorded in it (`/var/lib/debstage/build-root.json`): a root
+//!   that has every package a build asks for is used as it is.
+//! - A lock beside the root (`<codename>-<arch>.lock`): builds that use the root hold it
+//!   shared; making, refreshing or adding packages holds it exclusive, so two builds may
+//!   run at once and a root never changes under a build.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::build::env::command::run_streamed;
+use crate::build::manifest::LoadedManifest;
+use crate::build::runner::{Runner, APPLICATION_MOUNT};
+use crate::debian::apt_sources;
+use crate::naming::distribution::{self, Distribution, Vendor};
+use crate::report::Reporter;
+
+/// How old a root may be before a build makes it again, in seconds (a day).
+const MAX_AGE_SECONDS: u64 = 24 * 60 * 60;
+
+/// Where the record of a root lives, inside it.
+const RECORD: &str = "var/lib/debstage/build-root.json";
+
+/// What a root holds, recorded in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    /// The codename.
+    distribution: String,
+    /// The Debian architecture.
+    architecture: String,
+    /// The mirror it was made from.
+    mirror: String,
+    /// When debootstrap made it (seconds since the epoch).
+    created: u64,
+    /// The packages installed into it on request, sorted.
+    packages: BTreeSet<String>,
+}
+
+/// A build root ready for one build; the shared lock is held until it is dropped.
+#[derive(Debug)]
+pub(crate) struct BuildRoot {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl BuildRoot {
+    /// The runner of the build of `manifest` in this root.
+    pub(crate) fn runner(&self, manifest: &LoadedManifest) -> Result<Runner> {
+        let application = std::fs::canonicalize(&manifest.directory)
+            .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?;
+        Ok(Runner::Root {
+            root: self.path.clone(),
+            application,
+        })
+    }
+}
+
+/// The cache directory of build roots: `$XDG_CACHE_HOME/debstage/roots`, or
+/// `$HOME/.cache/debstage/roots` (the XDG base directory rule, two lines; no crate).
+fn cache_directory() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|value| !value.is_empty()) {
+        Some(cache) => PathBuf::from(cache),
+        None => match std::env::var_os("HOME").filter(|value| !value.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".cache"),
+            None => bail!(
+                "neither XDG_CACHE_HOME nor HOME is set: the build roots of --target are \
+                 cached there"
+            ),
+        },
+    };
+    Ok(base.join("debstage").join("roots"))
+}
+
+/// The build host's Debian architecture: roots are made for it.
+fn host_architecture() -> Result<String> {
+    let output = Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .context("cannot run dpkg --print-architecture (a --target build runs on Debian)")?;
+    let architecture = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || architecture.is_empty() {
+        bail!("dpkg --print-architecture gave no architecture");
+    }
+    Ok(architecture)
+}
+
+/// The mirror to make a root of `target` from: the first source of the machine's apt
+/// configuration that serves a distribution of the same vendor.
+fn mirror_for(target: Distribution) -> Result<String> {
+    let codenames: Vec<&str> = distribution::known_codenames()
+        .into_iter()
+        .filter(|codename| {
+            Distribution::by_codename(codename).is_ok_and(|known| known.vendor() == target.vendor())
+        })
+        .collect();
+    let sources = apt_sources::read(Path::new("/etc/apt"));
+    apt_sources::mirror_of(&sources, &codenames).ok_or_else(|| {
+        let vendor = match target.vendor() {
+            Vendor::Debian => "Debian",
+            Vendor::Ubuntu => "Ubuntu",
+        };
+        anyhow::anyhow!(
+            "--target {target}: no {vendor} mirror in this machine's apt sources \
+             (/etc/apt/sources.list, /etc/apt/sources.list.d/*.list|*.sources): the build \
+             root is made with debootstrap from the mirror apt uses for one of {}",
+            codenames.join(", ")
+        )
+    })
+}
+
+/// Takes `lock` shared or exclusive, saying so when another build holds it.
+fn take_lock(lock: &File, path: &Path, exclusive: bool, reporter: &Reporter) -> Result<()> {
+    let attempt = if exclusive {
+        lock.try_lock()
+    } else {
+        lock.try_lock_shared()
+    };
+    match attempt {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            reporter.status(format!(
+                "Waiting for another build that holds the build root {}",
+                path.display()
+            ));
+            if exclusive {
+                lock.lock()
+            } else {
+                lock.lock_shared()
+            }
+            .with_context(|| format!("{}: cannot be locked", path.display()))
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("{}: cannot be locked", path.display()))
+        }
+    }
+}
+
+fn read_record(root: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(root.join(RECORD)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_record(root: &Path, record: &Record) -> Result<()> {
+    let path = root.join(RECORD);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot be created", parent.display()))?;
+    }
+    let mut text = serde_json::to_vec_pretty(record)?;
+    text.push(b'\n');
+    std::fs::write(&path, text).with_context(|| format!("{}: cannot be written", path.display()))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn is_fresh(record: &Record) -> bool {
+    now().saturating_sub(record.created) < MAX_AGE_SECONDS
+}
+
+/// The build root of `target` with `packages` installed, made or refreshed first when
+/// needed; held (shared) until the returned value is dropped.
+pub(crate) fn prepare(
+    manifest: &LoadedManifest,
+    target: Distribution,
+    packages: &[String],
+    reporter: &Reporter,
+) -> Result<BuildRoot> {
+    let cache = cache_directory()?;
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("{}: cannot be created", cache.display()))?;
+    let architecture = host_architecture()?;
+    let name = format!("{}-{architecture}", target.codename());
+    let path = cache.join(&name);
+    let lock_path = cache.join(format!("{name}.lock"));
+    let wanted: BTreeSet<String> = packages.iter().cloned().collect();
+    // Each pass either finds the root ready (shared lock) or changes it (exclusive lock)
+    // and looks again; another build may change it between the two.
+    for _ in 0..3 {
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{}: cannot be opened", lock_path.display()))?;
+        take_lock(&lock, &path, false, reporter)?;
+        if let Some(record) = read_record(&path) {
+            if is_fresh(&record) && wanted.is_subset(&record.packages) {
+                return Ok(BuildRoot { path, _lock: lock });
+            }
+        }
+        lock.unlock()
+            .with_context(|| format!("{}: cannot be unlocked", lock_path.display()))?;
+        take_lock(&lock, &path, true, reporter)?;
+        match read_record(&path) {
+            Some(record) if is_fresh(&record) => {
+                let missing: Vec<String> = wanted.difference(&record.packages).cloned().collect();
+                if !missing.is_empty() {
+                    install_packages(manifest, &path, target, &missing, reporter)?;
+                    let mut record = record;
+                    record.packages.extend(missing);
+                    write_record(&path, &record)?;
+                }
+            }
+            old => {
+                let mut packages = wanted.clone();
+                if let Some(old) = &old {
+                    packages.extend(old.packages.iter().cloned());
+                }
+                make_root(
+                    manifest,
+                    &cache,
+                    &name,
+                    target,
+                    &architecture,
+                    &packages,
+                    reporter,
+                )?;
+            }
+        }
+        drop(lock);
+    }
+    bail!(
+        "{}: other builds kept changing this build root; run the build again",
+        path.display()
+    )
+}
+
+/// Makes a new root `<name>.new-<pid>` beside the old one, with `packages`, and renames it
+/// into place (the old one is removed). Called with the exclusive lock held.
+fn make_root(
+    manifest: &LoadedManifest,
+    cache: &Path,
+    name: &str,
+    target: Distribution,
+    architecture: &str,
+    packages: &BTreeSet<String>,
+    reporter: &Reporter,
+) -> Result<()> {
+    remove_leftovers(cache, name);
+    let mirror = mirror_for(target)?;
+    let new = cache.join(format!("{name}.new-{}", std::process::id()));
+    let started = std::time::Instant::now();
+    reporter.status(format!(
+        "Making the {target} build root with debootstrap from {mirror} (once; cached in {})",
+        cache.display()
+    ));
+    let packages_cache = cache.join("debootstrap-cache");
+    std::fs::create_dir_all(&packages_cache)
+        .with_context(|| format!("{}: cannot be created", packages_cache.display()))?;
+    // Two stages, so that dpkg of the second stage runs with force-unsafe-io: a root is
+    // a cache that is made again when it is lost, and an fsync after every file makes
+    // debootstrap about twice as slow.
+    let made = (|| {
+        run_streamed(
+            Command::new("debootstrap")
+                .args(["--foreign", "--variant=minbase"])
+                .arg(format!("--arch={architecture}"))
+                .arg(format!("--cache-dir={}", packages_cache.display()))
+                .arg(target.codename())
+                .arg(&new)
+                .arg(&mirror),
+            &format!("debootstrap --foreign {target} {mirror}"),
+            reporter,
+        )?;
+        let unsafe_io = new.join("etc/dpkg/dpkg.cfg.d/debstage-unsafe-io");
+        std::fs::write(&unsafe_io, "force-unsafe-io\n")
+            .with_context(|| format!("{}: cannot be written", unsafe_io.display()))?;
+        run_streamed(
+            Command::new("chroot")
+                .arg(&new)
+                .args(["/debootstrap/debootstrap", "--second-stage"])
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            &format!("debootstrap --second-stage of the {target} build root"),
+            reporter,
+        )?;
+        // No service starts in a build root.
+        let policy = new.join("usr/sbin/policy-rc.d");
+        std::fs::write(
+            &policy,
+            "#!/bin/sh\n# debstage build root: no services.\nexit 101\n",
+        )
+        .with_context(|| format!("{}: cannot be written", policy.display()))?;
+        set_mode(&policy, 0o755)?;
+        let mount_point = new.join(APPLICATION_MOUNT.trim_start_matches('/'));
+        std::fs::create_dir_all(&mount_point)
+            .with_context(|| format!("{}: cannot be created", mount_point.display()))?;
+        let packages: Vec<String> = packages.iter().cloned().collect();
+        if !packages.is_empty() {
+            install_packages(manifest, &new, target, &packages, reporter)?;
+        }
+        write_record(
+            &new,
+            &Record {
+                distribution: target.codename().to_string(),
+                architecture: architecture.to_string(),
+                mirror: mirror.clone(),
+                created: now(),
+                packages: packages.into_iter().collect(),
+            },
+        )
+    })();
+    if let Err(error) = made {
+        remove_tree(&new);
+        return Err(error);
+    }
+    let path = cache.join(name);
+    let old = cache.join(format!("{name}.old-{}", std::process::id()));
+    if path.exists() {
+        std::fs::rename(&path, &old)
+            .with_context(|| format!("{}: cannot be moved aside", path.display()))?;
+    }
+    std::fs::rename(&new, &path)
+        .with_context(|| format!("{}: cannot be renamed to {}", new.display(), path.display()))?;
+    remove_tree(&old);
+    reporter.status(format!(
+        "Made the {target} build root in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{}: cannot change its mode", path.display()))
+}
+
+/// Removes a root. `rm --one-file-system`, not `remove_dir_all`: the mounts of a build
+/// live in its own namespace, but should one ever be seen here, what is mounted into
+/// the root (the application directory, /dev) must not be deleted with it.
+fn remove_tree(path: &Path) {
+    if path.exists() {
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(path)
+            .status();
+    }
+}
+
+/// Removes the new or old roots that a killed build left beside `name`.
+fn remove_leftovers(cache: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = file_name
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(".new-") || rest.starts_with(".old-"));
+        if leftover {
+            remove_tree(&entry.path());
+        }
+    }
+}
+
+/// Installs `packages` into the root at `root` from its distribution's archive; a name
+/// the archive does not have is refused naming `[build] packages`.
+fn install_packages(
+    manifest: &LoadedManifest,
+    root: &Path,
+    target: Distribution,
+    packages: &[String],
+    reporter: &Reporter,
+) -> Result<()> {
+    let runner = Runner::Root {
+        root: root.to_path_buf(),
+        application: std::fs::canonicalize(&manifest.directory)
+            .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?,
+    };
+    // The host's resolver configuration, as debootstrap copied it when the root was made.
+    let resolv = root.join("etc/resolv.conf");
+    if Path::new("/etc/resolv.conf").exists() {
+        let _ = std::fs::remove_file(&resolv);
+        std::fs::copy("/etc/resolv.conf", &resolv)
+            .with_context(|| format!("{}: cannot be written", resolv.display()))?;
+    }
+    let apt = |arguments: &[&str]| {
+        let mut command = runner.command("apt-get", Path::new("/"));
+        command
+            .args(arguments)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C.UTF-8");
+        command
+    };
+    reporter.status(format!(
+        "Installing into the {target} build root: {}",
+        packages.join(" ")
+    ));
+    run_streamed(
+        &mut apt(&["update", "-q"]),
+        &format!("apt-get update in the {target} build root"),
+        reporter,
+    )?;
+    for package in packages {
+        let known = runner
+            .command("apt-cache", Path::new("/"))
+            .args(["show", "--no-all-versions", "--", package])
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .context("cannot run apt-cache in the build root")?;
+        if !known.status.success() || known.stdout.is_empty() {
+            let index = manifest
+                .manifest
+                .build
+                .packages
+                .iter()
+                .position(|listed| listed == package);
+            let key = match index {
+                Some(index) => format!("[build] packages[{index}]"),
+                None => "[environment] kind".to_string(),
+            };
+            return Err(manifest
+                .error(
+                    &key,
+                    format!(
+                        "{package:?} is not a package of {target} (apt-cache show found none \
+                         in the archive the build root uses)"
+                    ),
+                )
+                .into());
+        }
+    }
+    let mut arguments = vec!["install", "-y", "-q", "--no-install-recommends", "--"];
+    arguments.extend(packages.iter().map(String::as_str));
+    run_streamed(
+        &mut apt(&arguments),
+        &format!("apt-get install in the {target} build root"),
+        reporter,
+    )?;
+    run_streamed(
+        &mut apt(&["clean"]),
+        &format!("apt-get clean in the {target} build root"),
+        reporter,
+    )
+}
