@@ -1,0 +1,266 @@
+//! `debstage build --target <codename>`: the Python example built from this (bookworm)
+//! machine for bookworm and for trixie in debootstrap roots of each, installed with dpkg
+//! into a root of its own distribution, and refused by the other's; bad targets and
+//! packages refused with the manifest's file and key.
+//!
+//! The build roots are cached by debstage itself under `XDG_CACHE_HOME`, which these tests
+//! point into cargo's scratch directory (`target/tmp/debstage-cache`), so later runs find
+//! them warm. A cold root costs about 100 s (debootstrap of minbase, then python3-venv and
+//! python3-pip) on a busy 2-core machine.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::e2e::harness::can_run;
+use crate::support::{debstage, example, run_fail, run_ok, stderr, stdout};
+
+/// The cache directory the tests give debstage (`XDG_CACHE_HOME`).
+fn cache_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debstage-cache")
+}
+
+/// The build root debstage made for `codename`.
+fn build_root(codename: &str) -> PathBuf {
+    let output = run_ok(Command::new("dpkg").arg("--print-architecture"));
+    let architecture = stdout(&output).trim().to_string();
+    cache_home()
+        .join("debstage/roots")
+        .join(format!("{codename}-{architecture}"))
+}
+
+/// `debstage build` of `manifest` for `target` into `out`, as JSON.
+fn build_for(manifest: &Path, out: &Path, target: &str) -> serde_json::Value {
+    let output = run_ok(&mut target_build(manifest, out, target));
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
+    crate::support::schema::assert_valid("build", &document);
+    document
+}
+
+fn target_build(manifest: &Path, out: &Path, target: &str) -> Command {
+    let mut command = debstage();
+    command
+        .args(["--format", "json", "build", "--manifest"])
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(["--target", target])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("XDG_CACHE_HOME", cache_home());
+    command
+}
+
+/// A throwaway copy of a root, removed when dropped.
+struct RootCopy {
+    _temp: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl RootCopy {
+    fn of(root: &Path) -> RootCopy {
+        let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let path = temp.path().join("root");
+        run_ok(Command::new("cp").arg("-a").arg(root).arg(&path));
+        RootCopy { _temp: temp, path }
+    }
+
+    /// Runs a program in the copy with chroot.
+    fn run(&self, program: &str, arguments: &[&str]) -> Output {
+        Command::new("chroot")
+            .arg(&self.path)
+            .arg(program)
+            .args(arguments)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .expect("chroot runs")
+    }
+
+    /// Copies a package into the root's /tmp and runs `dpkg -i` on it there.
+    fn dpkg_install(&self, deb: &Path) -> Output {
+        let name = deb.file_name().expect("file name").to_string_lossy();
+        fs::copy(deb, self.path.join("tmp").join(name.as_ref())).expect("copy the package");
+        self.run("dpkg", &["-i", &format!("/tmp/{name}")])
+    }
+}
+
+fn payload(document: &serde_json::Value, out: &Path) -> PathBuf {
+    let packages = document["packages"].as_array().expect("packages");
+    let file = packages
+        .iter()
+        .find(|package| package["role"] == "payload")
+        .and_then(|package| package["file"].as_str())
+        .expect("a payload");
+    out.join(file)
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    stdout(&run_ok(
+        Command::new("dpkg-deb").arg("--field").arg(deb).arg(name),
+    ))
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_only() {
+    if !can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let (temp, app) = example("pyapp");
+    let manifest = app.join("debstage.toml");
+    let mut payloads = Vec::new();
+    for (codename, suffix, python) in [("bookworm", "+deb12", "3.11"), ("trixie", "+deb13", "3.13")]
+    {
+        let out = temp.path().join(codename);
+        let document = build_for(&manifest, &out, codename);
+        assert_eq!(document["target"], codename);
+        let version = format!("1.2.0-1{suffix}");
+        assert_eq!(document["debian_version"], version.as_str());
+        let deb = payload(&document, &out);
+        assert_eq!(field(&deb, "Version"), version);
+        // The interpreter guard names the distribution's own Python.
+        let depends = field(&deb, "Depends");
+        assert!(
+            depends.contains(&format!("python{python},"))
+                && depends.contains(&format!("python3 (>= {python}~)")),
+            "{codename}: {depends}"
+        );
+        // The build manifest file records the target too.
+        let written: serde_json::Value = serde_json::from_slice(
+            &fs::read(out.join(format!("pyapp_{version}.build.json"))).expect("build manifest"),
+        )
+        .expect("JSON");
+        assert_eq!(written["target"], codename);
+        payloads.push((codename, python, deb));
+    }
+
+    // Each payload installs with dpkg into a root of its distribution (its Depends are
+    // there) and the application answers; the other distribution's root refuses it.
+    for (codename, python, deb) in &payloads {
+        let own = RootCopy::of(&build_root(codename));
+        let installed = own.dpkg_install(deb);
+        assert!(
+            installed.status.success(),
+            "{codename}: {}{}",
+            stdout(&installed),
+            stderr(&installed)
+        );
+        let answer = own.run("/opt/pyapp/1.2.0/bin/pyapp", &["--check"]);
+        assert!(
+            stdout(&answer).starts_with("pyapp 1.2.0: badge of "),
+            "{codename}: {}{}",
+            stdout(&answer),
+            stderr(&answer)
+        );
+        let version = own.run(
+            "/opt/pyapp/1.2.0/bin/python",
+            &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        );
+        assert_eq!(stdout(&version).trim(), *python);
+
+        let other = if *codename == "bookworm" {
+            "trixie"
+        } else {
+            "bookworm"
+        };
+        let foreign = RootCopy::of(&build_root(other));
+        let refused = foreign.dpkg_install(deb);
+        assert!(!refused.status.success(), "{codename} payload on {other}");
+        assert!(
+            stderr(&refused).contains(&format!("depends on python{python}")),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}
+
+#[test]
+fn an_unknown_target_is_refused_naming_where_it_came_from() {
+    let (temp, app) = example("pyapp");
+    let manifest = app.join("debstage.toml");
+    let output = run_fail(&mut target_build(
+        &manifest,
+        &temp.path().join("out"),
+        "buster",
+    ));
+    assert_eq!(output.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).expect("JSON error");
+    assert_eq!(error["error"]["key"], "--target");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| {
+                message.contains(
+            "\"buster\" is not a distribution debstage knows; known: bullseye, bookworm, trixie"
+        )
+            }),
+        "{error}"
+    );
+
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        format!("{text}\n[build]\ntargets = [\"bookworm\", \"sid\"]\n"),
+    )
+    .expect("write");
+    let output = run_fail(&mut target_build(
+        &manifest,
+        &temp.path().join("out"),
+        "all",
+    ));
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).expect("JSON error");
+    assert_eq!(error["error"]["key"], "[build] targets[1]");
+    assert_eq!(
+        error["error"]["file"],
+        manifest.display().to_string().as_str()
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("\"sid\" is not a distribution")),
+        "{error}"
+    );
+    assert!(!temp.path().join("out").exists());
+}
+
+#[test]
+fn a_build_package_the_distribution_lacks_is_refused_naming_the_key() {
+    if !can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let (temp, app) = example("pyapp");
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        format!("{text}\n[build]\npackages = [\"libpq-dev\", \"debstage-no-such-package\"]\n"),
+    )
+    .expect("write");
+    let out = temp.path().join("out");
+    let output = run_fail(&mut target_build(&manifest, &out, "bookworm"));
+    // apt's progress comes first on stderr; the error object is the last line.
+    let text = stderr(&output);
+    let last = text.lines().last().unwrap_or_default();
+    let error: serde_json::Value = serde_json::from_str(last).expect("JSON error");
+    assert_eq!(error["error"]["key"], "[build] packages[1]", "{error}");
+    assert_eq!(
+        error["error"]["file"],
+        manifest.display().to_string().as_str()
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message
+                .contains("\"debstage-no-such-package\" is not a package of bookworm")),
+        "{error}"
+    );
+    assert!(!out.exists());
+}
