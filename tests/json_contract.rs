@@ -65,6 +65,7 @@ fn every_schema_is_a_valid_draft_2020_12_schema_and_documented() {
     }
     let expected: BTreeSet<String> = [
         "build",
+        "build-targets",
         "error",
         "repo-add",
         "repo-export-key",

@@ -29,15 +29,6 @@ fn build_root(codename: &str) -> PathBuf {
         .join(format!("{codename}-{architecture}"))
 }
 
-/// `debstage build` of `manifest` for `target` into `out`, as JSON.
-fn build_for(manifest: &Path, out: &Path, target: &str) -> serde_json::Value {
-    let output = run_ok(&mut target_build(manifest, out, target));
-    let document: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
-    crate::support::schema::assert_valid("build", &document);
-    document
-}
-
 fn target_build(manifest: &Path, out: &Path, target: &str) -> Command {
     let mut command = debstage();
     command
@@ -113,15 +104,32 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
     }
     let (temp, app) = example("pyapp");
     let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        format!("{text}\n[build]\ntargets = [\"bookworm\", \"trixie\"]\n"),
+    )
+    .expect("write");
+    // One command builds both, into one directory: the versions keep them apart.
+    let out = temp.path().join("out");
+    let output = run_ok(&mut target_build(&manifest, &out, "all"));
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("build prints JSON");
+    crate::support::schema::assert_valid("build-targets", &document);
+    let builds = document["builds"].as_array().expect("builds");
+    assert_eq!(builds.len(), 2);
     let mut payloads = Vec::new();
-    for (codename, suffix, python) in [("bookworm", "+deb12", "3.11"), ("trixie", "+deb13", "3.13")]
+    for (build, (codename, suffix, python)) in builds
+        .iter()
+        .zip([("bookworm", "+deb12", "3.11"), ("trixie", "+deb13", "3.13")])
     {
-        let out = temp.path().join(codename);
-        let document = build_for(&manifest, &out, codename);
-        assert_eq!(document["target"], codename);
+        let mut single = build.clone();
+        single["schema_version"] = 1.into();
+        crate::support::schema::assert_valid("build", &single);
+        assert_eq!(build["target"], codename);
         let version = format!("1.2.0-1{suffix}");
-        assert_eq!(document["debian_version"], version.as_str());
-        let deb = payload(&document, &out);
+        assert_eq!(build["debian_version"], version.as_str());
+        let deb = payload(build, &out);
         assert_eq!(field(&deb, "Version"), version);
         // The interpreter guard names the distribution's own Python.
         let depends = field(&deb, "Depends");
@@ -138,6 +146,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         assert_eq!(written["target"], codename);
         payloads.push((codename, python, deb));
     }
+    assert_eq!(crate::support::files_in(&out).len(), 10);
 
     // Each payload installs with dpkg into a root of its distribution (its Depends are
     // there) and the application answers; the other distribution's root refuses it.
@@ -192,13 +201,11 @@ fn an_unknown_target_is_refused_naming_where_it_came_from() {
     let error: serde_json::Value = serde_json::from_slice(&output.stderr).expect("JSON error");
     assert_eq!(error["error"]["key"], "--target");
     assert!(
-        error["error"]["message"]
-            .as_str()
-            .is_some_and(|message| {
-                message.contains(
+        error["error"]["message"].as_str().is_some_and(|message| {
+            message.contains(
             "\"buster\" is not a distribution debstage knows; known: bullseye, bookworm, trixie"
         )
-            }),
+        }),
         "{error}"
     );
 
@@ -263,4 +270,50 @@ fn a_build_package_the_distribution_lacks_is_refused_naming_the_key() {
         "{error}"
     );
     assert!(!out.exists());
+}
+
+/// A `command` environment runs in the trixie root: it copies trixie's python3.13 (which
+/// this bookworm host does not have), cannot write into the application directory, and
+/// the binary's Depends come from trixie's dpkg database (glibc 2.38 and expat 2.6 are
+/// newer than bookworm's 2.36 and 2.5).
+#[test]
+fn a_build_command_runs_in_the_root_and_its_depends_come_from_there() {
+    if !can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("app");
+    fs::create_dir(&app).expect("mkdir");
+    fs::write(
+        app.join("debstage.toml"),
+        r#"[package]
+name = "pycopy"
+version = "1.0"
+maintainer = "Release Engineering <release@example.com>"
+description = "The distribution's python3.13 binary, copied by a build command"
+
+[environment]
+kind = "command"
+command = """
+mkdir -p "$DESTDIR/bin" && cp /usr/bin/python3.13 "$DESTDIR/bin/"
+if touch /debstage/app/written; then exit 1; fi
+"""
+"#,
+    )
+    .expect("write");
+    let out = temp.path().join("out");
+    run_ok(&mut target_build(
+        &app.join("debstage.toml"),
+        &out,
+        "trixie",
+    ));
+    assert!(!app.join("written").exists());
+    let deb = out.join("pycopy-1.0_1.0-1+deb13_amd64.deb");
+    assert_eq!(
+        field(&deb, "Depends"),
+        "libc6 (>= 2.38), libexpat1 (>= 2.6.0), zlib1g (>= 1:1.2.0)"
+    );
 }

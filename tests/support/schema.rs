@@ -53,6 +53,9 @@ pub fn schema_of(arguments: &[&str]) -> Option<String> {
         }
     }
     match words.as_slice() {
+        ["build", ..] if arguments.windows(2).any(|pair| pair == ["--target", "all"]) => {
+            Some("build-targets".to_string())
+        }
         ["build", ..] => Some("build".to_string()),
         ["repo", verb, ..] => Some(format!("repo-{verb}")),
         _ => None,
