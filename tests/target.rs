@@ -317,3 +317,43 @@ if touch /debstage/app/written; then exit 1; fi
         "libc6 (>= 2.38), libexpat1 (>= 2.6.0), zlib1g (>= 1:1.2.0)"
     );
 }
+
+/// An interpreter the target's root does not have is refused naming the key, with the way
+/// to add it (bookworm has no python3.13; the host build would look on the host).
+#[test]
+fn an_interpreter_missing_from_the_root_is_refused_naming_the_key() {
+    if !can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let (temp, app) = example("pyapp");
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        text.replace("\"/usr/bin/python3\"", "\"/usr/bin/python3.13\""),
+    )
+    .expect("write");
+    let output = run_fail(&mut target_build(
+        &manifest,
+        &temp.path().join("out"),
+        "bookworm",
+    ));
+    let text = stderr(&output);
+    let error: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("JSON error");
+    assert_eq!(
+        error["error"]["key"], "[environment] interpreter",
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message
+                .contains("\"/usr/bin/python3.13\" is not installed in the build root")
+                && message.contains("add \"python3.13\" to [build] packages")),
+        "{error}"
+    );
+}

@@ -182,6 +182,13 @@ pub(crate) fn prepare(
     packages: &[String],
     reporter: &Reporter,
 ) -> Result<BuildRoot> {
+    if !rustix::process::geteuid().is_root() {
+        bail!(
+            "--target {target}: a build for a distribution runs in a chroot with its own \
+             mounts, which needs root: run it as root (sudo), or build without --target on \
+             a machine of that distribution"
+        );
+    }
     let cache = cache_directory()?;
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("{}: cannot be created", cache.display()))?;
@@ -267,6 +274,15 @@ fn make_root(
     // Two stages, so that dpkg of the second stage runs with force-unsafe-io: a root is
     // a cache that is made again when it is lost, and an fsync after every file makes
     // debootstrap about twice as slow.
+    if !["/usr/sbin/debootstrap", "/sbin/debootstrap"]
+        .iter()
+        .any(|path| Path::new(path).exists())
+    {
+        bail!(
+            "--target {target}: debootstrap is not installed; it makes the build root \
+             (apt-get install debootstrap)"
+        );
+    }
     let made = (|| {
         run_streamed(
             Command::new("debootstrap")

@@ -196,10 +196,17 @@ pub(crate) fn check_interpreter(
         return Err(manifest
             .error(
                 key,
-                format!(
-                    "{shown:?} is not installed on {machine}: install it with \
-                     `apt-get install {name} python3-venv`"
-                ),
+                if system.is_host() {
+                    format!(
+                        "{shown:?} is not installed on {machine}: install it with \
+                         `apt-get install {name} python3-venv`"
+                    )
+                } else {
+                    format!(
+                        "{shown:?} is not installed in {machine}: add {name:?} to \
+                         [build] packages, if the target distribution has it"
+                    )
+                },
             )
             .into());
     }
