@@ -357,3 +357,69 @@ fn an_interpreter_missing_from_the_root_is_refused_naming_the_key() {
         "{error}"
     );
 }
+
+/// Two builds at once: while one runs its build command in the trixie root (holding the
+/// root shared), another that needs a package the root lacks waits for it, then installs
+/// the package; both succeed and the root records the package.
+#[test]
+fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if !can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let manifest_of = |name: &str, command: &str, build: &str| {
+        let app = temp.path().join(name);
+        fs::create_dir(&app).expect("mkdir");
+        fs::write(
+            app.join("debstage.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"1.0\"\n\
+                 maintainer = \"Release Engineering <release@example.com>\"\n\
+                 description = \"A build that takes its time\"\n\n\
+                 [environment]\nkind = \"command\"\ncommand = '{command}'\n{build}"
+            ),
+        )
+        .expect("write");
+        app.join("debstage.toml")
+    };
+    let slow = manifest_of(
+        "slow",
+        r#"sleep 5; mkdir -p "$DESTDIR/bin"; echo run > "$DESTDIR/bin/file""#,
+        "",
+    );
+    let adding = manifest_of(
+        "adding",
+        r#"mkdir -p "$DESTDIR/bin"; cp /usr/bin/hello "$DESTDIR/bin/""#,
+        "\n[build]\npackages = [\"hello\"]\n",
+    );
+    let mut first = target_build(&slow, &temp.path().join("slow-out"), "trixie")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the first build");
+    let mut lines = BufReader::new(first.stderr.take().expect("stderr")).lines();
+    for line in lines.by_ref() {
+        if line.expect("line").starts_with("Running the build command") {
+            break;
+        }
+    }
+    let second = run_ok(&mut target_build(
+        &adding,
+        &temp.path().join("adding-out"),
+        "trixie",
+    ));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(first.wait().expect("wait").success(), "{rest:?}");
+    assert!(
+        stderr(&second).contains("Waiting for another build that holds the build root"),
+        "{}",
+        stderr(&second)
+    );
+    let record = fs::read_to_string(build_root("trixie").join("var/lib/debstage/build-root.json"))
+        .expect("record");
+    assert!(record.contains("\"hello\""), "{record}");
+}
