@@ -264,8 +264,13 @@ fn make_root(
     let mirror = mirror_for(target)?;
     let new = cache.join(format!("{name}.new-{}", std::process::id()));
     let started = std::time::Instant::now();
+    let why = if cache.join(name).exists() {
+        "the cached one is more than a day old"
+    } else {
+        "once; it is cached"
+    };
     reporter.status(format!(
-        "Making the {target} build root with debootstrap from {mirror} (once; cached in {})",
+        "Making the {target} build root with debootstrap from {mirror} in {} ({why})",
         cache.display()
     ));
     let packages_cache = cache.join("debootstrap-cache");
