@@ -397,7 +397,36 @@ fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
         r#"mkdir -p "$DESTDIR/bin"; cp /usr/bin/hello "$DESTDIR/bin/""#,
         "\n[build]\npackages = [\"hello\"]\n",
     );
-    let mut first = target_build(&slow, &temp.path().join("slow-out"), "trixie")
+    // A cache of its own, with a copy of the warm trixie root that lacks `hello` (the
+    // shared root may have it from an earlier run).
+    let cache = temp.path().join("cache");
+    let roots = cache.join("debstage/roots");
+    fs::create_dir_all(&roots).expect("mkdir");
+    let root_name = build_root("trixie").file_name().expect("name").to_owned();
+    let root = roots.join(&root_name);
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(build_root("trixie"))
+            .arg(&root),
+    );
+    let _ = Command::new("chroot")
+        .arg(&root)
+        .args(["dpkg", "--purge", "hello"])
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output();
+    let record_path = root.join("var/lib/debstage/build-root.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&record_path).expect("record")).expect("JSON");
+    let packages = record["packages"].as_array_mut().expect("packages");
+    packages.retain(|package| package != "hello");
+    fs::write(&record_path, record.to_string()).expect("write the record");
+    let build = |manifest: &Path, out: &str| {
+        let mut command = target_build(manifest, &temp.path().join(out), "trixie");
+        command.env("XDG_CACHE_HOME", &cache);
+        command
+    };
+    let mut first = build(&slow, "slow-out")
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the first build");
@@ -407,11 +436,7 @@ fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
             break;
         }
     }
-    let second = run_ok(&mut target_build(
-        &adding,
-        &temp.path().join("adding-out"),
-        "trixie",
-    ));
+    let second = run_ok(&mut build(&adding, "adding-out"));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(first.wait().expect("wait").success(), "{rest:?}");
     assert!(
@@ -419,7 +444,6 @@ fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
         "{}",
         stderr(&second)
     );
-    let record = fs::read_to_string(build_root("trixie").join("var/lib/debstage/build-root.json"))
-        .expect("record");
+    let record = fs::read_to_string(&record_path).expect("record");
     assert!(record.contains("\"hello\""), "{record}");
 }
