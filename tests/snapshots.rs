@@ -418,3 +418,44 @@ fn creating_and_tidying_commands() {
         insta::assert_snapshot!("repo_publish", story.shown(&["repo", "publish"]));
     });
 }
+
+/// `build --target`: a codename debstage does not know, given on the command line or in
+/// `[build] targets`, and `--target all` without a list (text and JSON).
+#[test]
+fn build_targets_that_are_refused() {
+    let (temp, app) = example("hello");
+    let manifest = app.join("debstage.toml").display().to_string();
+    let out = temp.path().join("out").display().to_string();
+    let shown = |arguments: &[&str]| {
+        let output = debstage().args(arguments).output().expect("debstage runs");
+        crate::support::schema::check_output(arguments, &output);
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    settings(temp.path()).bind(|| {
+        let build = ["build", "--manifest", &manifest, "--out", &out, "--target"];
+        insta::assert_snapshot!(
+            "build_target_unknown",
+            shown(&[&build[..], &["buster"]].concat())
+        );
+        insta::assert_snapshot!(
+            "build_target_all_without_targets",
+            shown(&[&build[..], &["all"]].concat())
+        );
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        std::fs::write(
+            &manifest,
+            format!("{text}\n[build]\ntargets = [\"bookworm\", \"sid\"]\n"),
+        )
+        .expect("write");
+        insta::assert_snapshot!(
+            "build_target_unknown_in_manifest_json",
+            shown(&[&["--format", "json"][..], &build[..], &["all"]].concat())
+        );
+    });
+    assert!(!temp.path().join("out").exists());
+}
