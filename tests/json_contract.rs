@@ -220,6 +220,8 @@ fn show_gives_what_a_server_pins_and_checks() {
         production,
         &serde_json::json!({
             "stage": "production",
+            "distribution": null,
+            "suite": "production",
             "stage_package": "hello-production",
             "installable": ["1.0-1"],
             "current": "1.0-1",

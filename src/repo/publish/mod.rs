@@ -95,7 +95,7 @@ fn prune_cache(root: &Path, cache: &ChunkCache, reporter: &Reporter) {
     }
 }
 
-/// Rewrites the indexes of `suites` (stage names) from the state in `connection`, and
+/// Rewrites the indexes of `suites` (`production`, `bookworm-production`) from the state in `connection`, and
 /// clears the publication debt of each one published.
 pub(crate) fn publish_suites(
     root: &Path,
@@ -123,11 +123,8 @@ pub(crate) fn publish_suites(
     };
     let signer = sign::signer_of(root, config)?;
     let cache = ChunkCache::of_repository(root);
-    let names: Vec<&String> = config
-        .stages
-        .iter()
-        .filter(|stage| suites.contains(*stage))
-        .collect();
+    let mut names: Vec<&String> = suites.iter().collect();
+    names.sort_by_key(|name| crate::repo::suites::order_key(config, name));
     for suite in &names {
         let packages = state::suite_packages(connection, suite)?
             .into_iter()
