@@ -60,6 +60,11 @@ pub struct BuildOptions {
     /// Compression level (xz 0-9, gzip 1-9, zstd 1-19); the compressor's default if unset.
     #[arg(long)]
     pub level: Option<u32>,
+    /// Build inside a cached root of this distribution (a codename such as bookworm or
+    /// trixie), or `all` for each of the manifest's `[build] targets`; without it the
+    /// build uses the host.
+    #[arg(long, value_name = "CODENAME")]
+    pub target: Option<String>,
 }
 
 /// Options of `debstage init`.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::debian::names;
 use crate::debian::version::Version;
+use crate::naming::distribution::{self, Distribution};
 use crate::naming::rules;
 use crate::naming::{AppNames, ReleaseNames};
 
@@ -57,6 +58,23 @@ pub(crate) struct Manifest {
     /// `[stages]`: the stage names in promotion order.
     #[serde(default)]
     pub(crate) stages: StagesSection,
+    /// `[build]`: the distributions built for and what their build roots need.
+    #[serde(default)]
+    pub(crate) build: BuildSection,
+}
+
+/// `[build]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct BuildSection {
+    /// The distributions (codenames) `debstage build --target all` builds for, each in a
+    /// root of its own.
+    #[serde(default)]
+    pub(crate) targets: Vec<String>,
+    /// Debian packages installed into the build root of a target before the environment
+    /// is built there (`python3-venv`, `libpq-dev`).
+    #[serde(default)]
+    pub(crate) packages: Vec<String>,
 }
 
 /// `[package]`.
@@ -360,6 +378,8 @@ pub(crate) struct LoadedManifest {
     pub(crate) health_command: Option<CommandLine>,
     /// The activation hook, split and checked.
     pub(crate) activate_hook: Option<CommandLine>,
+    /// The distribution this build is for (`--target`); `None` builds on the host.
+    pub(crate) target: Option<Distribution>,
 }
 
 impl LoadedManifest {
@@ -370,7 +390,59 @@ impl LoadedManifest {
 
     /// The names of this release (packages, paths, units), from the naming contract.
     pub(crate) fn names(&self) -> ReleaseNames<'_> {
-        AppNames::new(self.app()).release(&self.version, &self.revision)
+        AppNames::new(self.app())
+            .release(&self.version, &self.revision)
+            .for_distribution(self.target)
+    }
+
+    /// The same manifest, built for `target`.
+    pub(crate) fn for_target(&self, target: Option<Distribution>) -> LoadedManifest {
+        LoadedManifest {
+            target,
+            ..self.clone()
+        }
+    }
+
+    /// What `--target` asks of this manifest: `None` (no `--target`) builds once on the
+    /// host; a codename builds for that distribution; `all` builds for each of
+    /// `[build] targets`, in their order.
+    pub(crate) fn targets(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<Vec<Option<Distribution>>, ManifestError> {
+        match requested {
+            None => Ok(vec![None]),
+            Some(ALL_TARGETS) => {
+                if self.manifest.build.targets.is_empty() {
+                    return Err(self.error(
+                        "[build] targets",
+                        "is empty: `--target all` builds for each distribution it lists \
+                         (for example targets = [\"bookworm\", \"trixie\"])",
+                    ));
+                }
+                // Checked when the manifest was loaded.
+                Ok(self
+                    .manifest
+                    .build
+                    .targets
+                    .iter()
+                    .filter_map(|codename| Distribution::by_codename(codename).ok())
+                    .map(Some)
+                    .collect())
+            }
+            Some(codename) => Distribution::by_codename(codename)
+                .map(|target| vec![Some(target)])
+                .map_err(|_| {
+                    self.error(
+                        "--target",
+                        format!(
+                            "{codename:?} is not a distribution debstage knows; known: {}, \
+                             or `all` for each of [build] targets",
+                            distribution::known_codenames().join(", ")
+                        ),
+                    )
+                }),
+        }
     }
 
     /// Resolves a manifest-relative path.
@@ -438,6 +510,7 @@ pub(crate) fn load(
     check_files(&manifest.files, &directory, &fail)?;
     check_depends(&manifest.depends, &fail)?;
     check_stages(&manifest.stages, &package.name, &payload, &fail)?;
+    check_build(&manifest.build, &fail)?;
     let (service_command, health_command) = parse_service(manifest.service.as_ref(), &fail)?;
     let activate_hook = match &manifest.hooks.activate {
         Some(hook) => Some(
@@ -455,7 +528,39 @@ pub(crate) fn load(
         service_command,
         health_command,
         activate_hook,
+        target: None,
     })
+}
+
+/// The `--target` value that builds for each distribution of `[build] targets`.
+pub(crate) const ALL_TARGETS: &str = "all";
+
+/// `[build]`: known distributions, each once; Debian package names.
+fn check_build(build: &BuildSection, fail: &Fail<'_>) -> Result<(), ManifestError> {
+    for (index, codename) in build.targets.iter().enumerate() {
+        let key = format!("[build] targets[{index}]");
+        if Distribution::by_codename(codename).is_err() {
+            return Err(fail(
+                &key,
+                format!(
+                    "{codename:?} is not a distribution debstage knows; known: {}",
+                    distribution::known_codenames().join(", ")
+                ),
+            ));
+        }
+        if build.targets[..index].contains(codename) {
+            return Err(fail(&key, format!("{codename:?} is listed twice")));
+        }
+    }
+    for (index, package) in build.packages.iter().enumerate() {
+        names::check_package_name(package).map_err(|message| {
+            fail(
+                &format!("[build] packages[{index}]"),
+                format!("{package:?}: {message} (a Debian package name, without a version)"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The error maker every check of one manifest file shares.

@@ -54,13 +54,42 @@ const STAGE_OVERRIDES: &[&str] = &[
     "maintainer-script-calls-systemctl",
 ];
 
-/// Builds every package of the manifest into `--out` and prints what was written.
-pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildManifest> {
+/// Builds every package of the manifest into `--out`, once per target (`--target`), and
+/// prints what was written: the build manifest of one build, or with `--target all` the
+/// build manifests of every target (in JSON, as `builds`).
+pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<Vec<BuildManifest>> {
     let loaded = manifest::load(
         &options.manifest,
         options.version.as_deref(),
         options.revision.as_deref(),
     )?;
+    let targets = loaded.targets(options.target.as_deref())?;
+    let mut builds = Vec::new();
+    let mut text = String::new();
+    let mut documents = Vec::new();
+    for target in targets {
+        let loaded = loaded.for_target(target);
+        let (build_manifest, build_text, document) = build_one(&loaded, options, reporter)?;
+        builds.push(build_manifest);
+        text.push_str(&build_text);
+        documents.push(document);
+    }
+    let document = match documents.as_slice() {
+        [single] => single.clone(),
+        // data() adds the schema version.
+        _ => serde_json::json!({ "builds": documents }),
+    };
+    reporter.data(text, &document)?;
+    Ok(builds)
+}
+
+/// One build: the packages of `loaded` (for its target) written into `--out`; gives the
+/// build manifest, the text lines and the JSON document that report it.
+fn build_one(
+    loaded: &LoadedManifest,
+    options: &BuildOptions,
+    reporter: &Reporter,
+) -> Result<(BuildManifest, String, serde_json::Value)> {
     let settings = Settings {
         compression: options.compress,
         level: options.level,
@@ -76,8 +105,12 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         None if generated => newest_input_mtime(&loaded.directory, &options.out)?,
         _ => 0,
     };
+    let target = loaded
+        .target
+        .map(|target| format!(" for {target}"))
+        .unwrap_or_default();
     reporter.status(format!(
-        "Building {} {} ({} environment)",
+        "Building {} {} ({} environment){target}",
         loaded.app(),
         loaded.names().debian_version(),
         loaded.manifest.environment.kind()
@@ -87,9 +120,9 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .prefix("debstage-stage-")
         .tempdir()
         .context("creating a scratch directory")?;
-    let staged = env::stage(&loaded, scratch.path(), reporter)?;
-    let tree = list_tree(&loaded, &staged.root)?;
-    check_referenced_programs(&loaded, &tree)?;
+    let staged = env::stage(loaded, scratch.path(), reporter)?;
+    let tree = list_tree(loaded, &staged.root)?;
+    check_referenced_programs(loaded, &tree)?;
     let epoch = source_date.unwrap_or_else(|| {
         if generated {
             inputs_mtime
@@ -103,12 +136,12 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         digests,
         architecture,
         depends,
-    } = analyse(&loaded, tree, &staged.depends)?;
+    } = analyse(loaded, tree, &staged.depends)?;
 
     let work = work_directory(&options.out)?;
 
     let mut payload_spec =
-        payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
+        payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
     let total = payload_spec
@@ -117,7 +150,7 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .filter_map(Entry::file_size)
         .sum();
     payload_spec.progress = reporter.progress_bytes(total, "compressing");
-    let (payload, stages) = write_packages(&loaded, &payload_spec, settings, epoch, work.path())?;
+    let (payload, stages) = write_packages(loaded, &payload_spec, settings, epoch, work.path())?;
     payload_spec.progress.finish_and_clear();
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
 
@@ -161,8 +194,7 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .display()
         .to_string()
         .into();
-    reporter.data(text, &document)?;
-    Ok(build_manifest)
+    Ok((build_manifest, text, document))
 }
 
 /// A temporary directory beside `out` (same filesystem) where the packages are written,
