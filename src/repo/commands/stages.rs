@@ -431,6 +431,19 @@ pub(crate) fn rollback(
         let place = only.map_or_else(|| stage.to_string(), |only| only.suite(stage));
         bail!("cannot roll back {app} in {place}: the stage has no version of {app}");
     }
+    // One distribution that cannot go back stops them all; `--dist` moves the others.
+    let hint = if rolled.len() > 1 {
+        let others: Vec<String> = rolled
+            .iter()
+            .filter_map(|(suite, _)| suite.codename())
+            .collect();
+        format!(
+            " (nothing was rolled back; to roll back one distribution alone, give --dist {})",
+            others.join(" or --dist ")
+        )
+    } else {
+        String::new()
+    };
     let mut moves = Vec::with_capacity(rolled.len());
     for (suite, current) in rolled {
         let name = suite.name();
@@ -453,7 +466,7 @@ pub(crate) fn rollback(
                     Some(version) => (*version).to_string(),
                     None => bail!(
                         "cannot roll back {app} in {name} to {requested}: the stage never had \
-                         that version; it had {}",
+                         that version; it had {}{hint}",
                         had.into_iter().collect::<Vec<_>>().join(", ")
                     ),
                 }
@@ -469,7 +482,7 @@ pub(crate) fn rollback(
                     Some(previous) => previous,
                     None => bail!(
                         "cannot roll back {app} in {name}: {current} is the first version the \
-                         stage had, there is no earlier one"
+                         stage had, there is no earlier one{hint}"
                     ),
                 }
             }
