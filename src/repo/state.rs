@@ -669,3 +669,49 @@ pub(crate) fn forget_generations(
         .execute(params![suite, oldest_kept])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A version 2 database (a pointer per stage, history without distributions) opens
+    /// as version 3 with its rows meaning what they meant: a stage's pointer is its host
+    /// suite's, its history lines are the host builds'.
+    #[test]
+    fn version_2_is_upgraded_in_place() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(FILE_NAME);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA).unwrap();
+        old.execute_batch(SCHEMA_2).unwrap();
+        old.execute_batch(
+            "INSERT INTO current (app, stage, version) VALUES ('shop', 'production', '1.0-1');
+             INSERT INTO history (time, who, action, app, stage, from_version, to_version)
+             VALUES (1, 'tester', 'promote', 'shop', 'production', NULL, '1.0-1');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(old);
+        let connection = open(directory.path()).unwrap();
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            current(&connection, "shop", "production")
+                .unwrap()
+                .as_deref(),
+            Some("1.0-1")
+        );
+        let entries = stage_history(&connection, "shop", "production", None).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].distribution, None);
+        set_current(&connection, "shop", "bookworm-production", "1.0-1+deb12").unwrap();
+        assert_eq!(currents_of_app(&connection, "shop").unwrap().len(), 2);
+        drop(connection);
+        // Opening it again finds version 3 and changes nothing.
+        assert!(open(directory.path()).is_ok());
+    }
+}

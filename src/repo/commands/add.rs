@@ -356,7 +356,7 @@ fn check_target(manifest: &Path, parsed: &BuildManifest) -> Result<()> {
     if target != carried {
         let said = target.map_or_else(
             || "no target (a build on the host)".to_string(),
-            |target| format!("target {target:?}"),
+            |target| format!("target {:?}", target.codename()),
         );
         let found = carried.map_or_else(
             || "no distribution suffix".to_string(),
