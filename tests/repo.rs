@@ -1191,3 +1191,42 @@ fn builds_for_two_distributions_share_one_repository() {
     repo.ok(&["publish"]);
     repo.ok(&["verify"]);
 }
+
+/// A release built on the host and for bookworm: the release names both builds, each in
+/// its own suites; alone, the host build's full version still names the host build.
+#[test]
+fn a_release_built_on_the_host_and_for_a_distribution() {
+    let repo = TestRepo::new();
+    let host = repo.build("shop", "2.0", "host");
+    let bookworm = repo.build_with(&repo.debs, "shop", "2.0", "bookworm", Some("bookworm"));
+    repo.ok(&["add", "--manifest", path_str(&host)]);
+    repo.ok(&["add", "--manifest", path_str(&bookworm)]);
+    let promoted = repo.json(&["promote", "shop", "2.0-1"]);
+    let suites: Vec<&str> = promoted["distributions"]
+        .as_array()
+        .expect("distributions")
+        .iter()
+        .map(|moved| moved["suite"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(suites, vec!["staging", "bookworm-staging"], "{promoted}");
+    assert_eq!(promoted["to"], "2.0-1");
+    assert_eq!(
+        versions_in(&published_packages(&repo, "staging")),
+        vec!["2.0-1", "2.0-1"]
+    );
+    let rolled = repo.fails(&["rollback", "shop", "staging"]);
+    assert!(
+        rolled.contains("first version") && rolled.contains("--dist bookworm"),
+        "{rolled}"
+    );
+    // The host build by its full version: only its own suites.
+    let error = repo.fails(&["remove", "shop", "2.0-1", "--stage", "staging"]);
+    assert!(error.contains("staging point(s) to it"), "{error}");
+    let shown = repo.ok(&["show", "shop"]);
+    assert!(
+        shown.contains("-         staging     2.0-1 ")
+            && shown.contains("bookworm  staging     2.0-1+deb12 "),
+        "{shown}"
+    );
+    repo.ok(&["verify"]);
+}

@@ -235,9 +235,14 @@ pub fn pristine_root_of(codename: &str) -> &'static Path {
     }
 }
 
+/// Bookworm's root has systemd (servers of every kind are copies of it); another
+/// distribution's is minbase alone, for chroot servers (the stage scripts call systemd's
+/// helpers only where they are installed), which halves its debootstrap.
 fn make_pristine(codename: &str) -> Result<PathBuf, String> {
+    let bookworm = codename == "bookworm";
+    let include = bookworm.then_some(SYSTEMD_PACKAGES);
     {
-        let root = debootstrap("pristine", codename, Some(SYSTEMD_PACKAGES))?;
+        let root = debootstrap("pristine", codename, include)?;
         let policy = root.join(POLICY_RC_D);
         fs::write(
             &policy,
@@ -247,9 +252,11 @@ fn make_pristine(codename: &str) -> Result<PathBuf, String> {
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o755))
             .map_err(|error| format!("{}: {error}", policy.display()))?;
         // No login prompt on a booted server's console (a pipe to a log file).
-        let getty = root.join("etc/systemd/system/console-getty.service");
-        std::os::unix::fs::symlink("/dev/null", &getty)
-            .map_err(|error| format!("{}: {error}", getty.display()))?;
+        if bookworm {
+            let getty = root.join("etc/systemd/system/console-getty.service");
+            std::os::unix::fs::symlink("/dev/null", &getty)
+                .map_err(|error| format!("{}: {error}", getty.display()))?;
+        }
         Ok(root)
     }
 }
@@ -459,8 +466,8 @@ impl Server {
         Server::of_distribution(scenario, "bookworm")
     }
 
-    /// [`Server::new`] of a distribution: `bookworm`, or `trixie` (its pristine root is
-    /// made on first use, about 40 s more).
+    /// [`Server::new`] of a distribution: `bookworm`, or `trixie` (its pristine root,
+    /// minbase without systemd, is made on first use).
     pub fn of_distribution(scenario: &str, codename: &str) -> Option<Server> {
         if !can_run(scenario, &[]) {
             return None;

@@ -32,6 +32,10 @@ pub(crate) fn resolve_version(
     requested: &str,
 ) -> Result<String> {
     let mut versions = resolve_versions(connection, app, requested, None)?;
+    // A host build's full version is also a release: alone, it names the host build.
+    if let Some(exact) = versions.iter().position(|version| version == requested) {
+        return Ok(versions.swap_remove(exact));
+    }
     if versions.len() > 1 {
         bail!(
             "{app} {requested}: names the builds of several distributions ({}); give the \
@@ -64,13 +68,13 @@ pub(crate) fn resolve_versions(
         .collect();
     versions.sort_by(|left, right| version::compare(left, right));
     let restriction = only.map_or_else(String::new, |only| format!(" for {only}"));
-    if versions.iter().any(|known| known == requested) {
-        let built_for = suites::distribution_of(requested);
-        if let Some(only) = only.filter(|only| Some(*only) != built_for) {
-            bail!(
-                "{app} {requested} is the build for {}, not for --dist {only}",
-                built_for.map_or("the host".to_string(), |built| built.to_string())
-            );
+    // A full version with a distribution's suffix names that build alone; a version
+    // without one is a release, which a host build and distributions' builds may share.
+    if let Some(built_for) = suites::distribution_of(requested)
+        .filter(|_| versions.iter().any(|known| known == requested))
+    {
+        if let Some(only) = only.filter(|only| *only != built_for) {
+            bail!("{app} {requested} is the build for {built_for}, not for --dist {only}");
         }
         return Ok(vec![requested.to_string()]);
     }
