@@ -1189,6 +1189,16 @@ fn builds_for_two_distributions_share_one_repository() {
     let verified = repo.json(&["verify"]);
     assert_eq!(verified["suite_count"], 9, "{verified}");
     repo.ok(&["publish"]);
+    // gc keeps, in every distribution's suites, what each points to.
+    repo.ok(&["gc", "--keep", "0"]);
+    assert_eq!(
+        versions_in(&published_packages(&repo, "bookworm-staging")),
+        vec!["1.0-1+deb12", "1.0-1+deb12"]
+    );
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-staging")),
+        vec!["1.1-1+deb13", "1.1-1+deb13"]
+    );
     repo.ok(&["verify"]);
 }
 
