@@ -472,8 +472,11 @@ impl Server {
         if !can_run(scenario, &[]) {
             return None;
         }
+        // The root first: while a distribution's root is made, other scenarios keep both
+        // slots.
+        let pristine = pristine_root_of(codename);
         let slot = Slot::take();
-        let mut server = Server::copy_of(pristine_root_of(codename), scenario, slot);
+        let mut server = Server::copy_of(pristine, scenario, slot);
         let root = server.root.clone();
         let proc_dir = root.join("proc");
         run_ok(

@@ -95,8 +95,9 @@ fn prune_cache(root: &Path, cache: &ChunkCache, reporter: &Reporter) {
     }
 }
 
-/// Rewrites the indexes of `suites` (`production`, `bookworm-production`) from the state in `connection`, and
-/// clears the publication debt of each one published.
+/// Rewrites the indexes of `suites` (`production`, `bookworm-production`; the callers
+/// pass suites of the configuration's stages) from the state in `connection`, and clears
+/// the publication debt of each one published.
 pub(crate) fn publish_suites(
     root: &Path,
     config: &RepoConfig,
