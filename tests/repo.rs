@@ -1240,3 +1240,54 @@ fn a_release_built_on_the_host_and_for_a_distribution() {
     );
     repo.ok(&["verify"]);
 }
+
+/// A promote of a release across two distributions killed after its commit leaves both
+/// suites owed: `repo verify` names both, and the next writer publishes them. And a
+/// suite that lists another distribution's build is a problem `repo verify` names.
+#[test]
+fn distribution_suites_are_owed_published_and_verified() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let repo = TestRepo::new();
+    for target in ["bookworm", "trixie"] {
+        let out = repo.root.join(target);
+        let manifest = repo.build_with(&out, "shop", "1.0", target, Some(target));
+        repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    }
+    let killed = repo
+        .command(&["promote", "shop", "1.0-1"])
+        .env("DEBSTAGE_FAIL_AT", "promote-committed")
+        .output()
+        .expect("debstage runs");
+    assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    let pending = repo.fails(&["verify"]);
+    for suite in ["bookworm-staging", "trixie-staging"] {
+        assert!(
+            pending.contains(&format!("dists/{suite}: publication pending")),
+            "{pending}"
+        );
+    }
+    // The next writer publishes what the killed one owed.
+    repo.ok(&["gc"]);
+    repo.ok(&["verify"]);
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-staging")),
+        vec!["1.0-1+deb13", "1.0-1+deb13"]
+    );
+
+    // The state says trixie's production lists bookworm's payload: verify says so.
+    let connection = rusqlite::Connection::open(repo.repo.join("state.db")).expect("state");
+    connection
+        .execute(
+            "INSERT INTO listed (suite, package_id) SELECT 'trixie-production', id \
+             FROM packages WHERE package = 'shop-1.0' AND version = '1.0-1+deb12'",
+            [],
+        )
+        .expect("tampered");
+    drop(connection);
+    let error = repo.fails(&["verify"]);
+    assert!(
+        error.contains("dists/trixie-production: lists shop-1.0 1.0-1+deb12, a build for bookworm"),
+        "{error}"
+    );
+}
