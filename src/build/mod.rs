@@ -140,8 +140,7 @@ fn build_one(
 
     let work = work_directory(&options.out)?;
 
-    let mut payload_spec =
-        payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
+    let mut payload_spec = payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
     let total = payload_spec
