@@ -3,6 +3,12 @@
 //! (`bookworm-production`, `trixie-production`). A package's distribution is the suffix
 //! of its version (`1.0-1+deb12`, see [`crate::naming::distribution`]); one key, one
 //! history, one lock and one state database serve them all.
+//!
+//! A suite is published under `dists/<name>` with its name as both `Suite` and
+//! `Codename`, as Debian does for its per-release suites (`dists/bookworm-updates` has
+//! `Codename: bookworm-updates`): apt checks a source's `Suites` value against those two
+//! fields and warns of a "Conflicting distribution" when neither matches, and a stage
+//! package's pin selects its suite by `n=` (Codename). Host builds keep the stage's name.
 
 use std::collections::BTreeSet;
 
