@@ -135,6 +135,10 @@ pub enum RepoCommand {
         /// Allow promoting past stages the version is not in (history records a skip).
         #[arg(long)]
         skip: bool,
+        /// Only the build for this distribution (codename: bookworm, trixie, ...); without
+        /// it a release (1.0-1) is promoted for every distribution that has it.
+        #[arg(long = "dist", value_name = "CODENAME")]
+        dist: Option<String>,
     },
     /// Put a stage back to the version it had before (or to --to).
     Rollback {
@@ -145,6 +149,10 @@ pub enum RepoCommand {
         /// A version the stage had at some time.
         #[arg(long)]
         to: Option<String>,
+        /// Only this distribution's suite of the stage (codename); without it every
+        /// distribution's suite of the stage goes back.
+        #[arg(long = "dist", value_name = "CODENAME")]
+        dist: Option<String>,
     },
     /// List the packages of the repository or of one stage.
     List {
@@ -203,6 +211,10 @@ pub enum RepoCommand {
         /// The application whose stage package is pinned (every application when omitted).
         #[arg(long)]
         app: Option<String>,
+        /// The distribution of the servers (codename): its suite of the stage
+        /// (`bookworm-production`); without it, the suite of host builds.
+        #[arg(long = "dist", value_name = "CODENAME")]
+        dist: Option<String>,
     },
     /// Serve the published tree over HTTP.
     Serve {

@@ -221,6 +221,8 @@ fn show_gives_what_a_server_pins_and_checks() {
         production,
         &serde_json::json!({
             "stage": "production",
+            "distribution": null,
+            "suite": "production",
             "stage_package": "hello-production",
             "installable": ["1.0-1"],
             "current": "1.0-1",
@@ -250,6 +252,8 @@ fn show_gives_what_a_server_pins_and_checks() {
         shown["stages"][2],
         serde_json::json!({
             "stage": "production",
+            "distribution": null,
+            "suite": "production",
             "stage_package": "hello-production",
             "installable": [],
             "current": null,

@@ -139,6 +139,18 @@ impl TestRepo {
 
     /// [`TestRepo::build`] into `out`.
     fn build_into(&self, out: &Path, app: &str, upstream: &str, content: &str) -> PathBuf {
+        self.build_with(out, app, upstream, content, None)
+    }
+
+    /// [`TestRepo::build`] into `out`, for a distribution (`--target`) or the host.
+    fn build_with(
+        &self,
+        out: &Path,
+        app: &str,
+        upstream: &str,
+        content: &str,
+        target: Option<&str>,
+    ) -> PathBuf {
         let source = tempfile::Builder::new()
             .prefix("app-")
             .tempdir_in(&self.root)
@@ -162,6 +174,7 @@ impl TestRepo {
             .arg(&manifest)
             .arg("--out")
             .arg(out)
+            .args(target.map(|target| ["--target", target]).iter().flatten())
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .output()
             .expect("debstage build runs");
@@ -170,7 +183,13 @@ impl TestRepo {
             "debstage build of {app} {upstream} failed:\n{}",
             String::from_utf8_lossy(&built.stderr)
         );
-        let path = out.join(format!("{app}_{upstream}-1.build.json"));
+        let suffix = match target {
+            Some("bookworm") => "+deb12",
+            Some("trixie") => "+deb13",
+            Some(other) => panic!("no suffix known here for {other}"),
+            None => "",
+        };
+        let path = out.join(format!("{app}_{upstream}-1{suffix}.build.json"));
         assert!(path.is_file(), "{} was not written", path.display());
         path
     }
@@ -957,4 +976,318 @@ fn a_key_in_gpg_signs_the_suites() {
         "{in_release}"
     );
     stop_agent();
+}
+
+/// The Packages file of a suite, as published.
+fn published_packages(repo: &TestRepo, suite: &str) -> String {
+    fs::read_to_string(
+        repo.repo
+            .join(format!("dists/{suite}/main/binary-amd64/Packages")),
+    )
+    .unwrap_or_else(|error| panic!("dists/{suite}: {error}"))
+}
+
+/// The Version fields of a Packages text.
+fn versions_in(packages: &str) -> Vec<&str> {
+    packages
+        .lines()
+        .filter_map(|line| line.strip_prefix("Version: "))
+        .collect()
+}
+
+/// Builds of one release for bookworm and trixie share one repository: each lands in
+/// its distribution's suites (Suite and Codename `<codename>-<stage>`), its stage
+/// packages pin that suite, a release promotes and rolls back in every distribution (or
+/// in the one `--dist` or a full version names), and what disagrees with the version's
+/// suffix is refused without a change.
+#[test]
+fn builds_for_two_distributions_share_one_repository() {
+    let repo = TestRepo::new();
+    let bookworm = repo.root.join("bookworm");
+    let trixie = repo.root.join("trixie");
+    let mut manifests = Vec::new();
+    for upstream in ["1.0", "1.1"] {
+        for (out, target) in [(&bookworm, "bookworm"), (&trixie, "trixie")] {
+            let content = format!("{upstream} for {target}");
+            manifests.push(repo.build_with(out, "shop", upstream, &content, Some(target)));
+        }
+    }
+
+    // A manifest whose target is not the distribution its versions carry is refused,
+    // and so is one that names no target for suffixed versions.
+    let text = fs::read_to_string(&manifests[0]).expect("build manifest");
+    let mut document: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(document["target"], "bookworm");
+    let before = repo.snapshot();
+    document["target"] = Value::from("trixie");
+    let wrong = bookworm.join("wrong-target.build.json");
+    fs::write(&wrong, document.to_string()).expect("write");
+    let error = repo.fails(&["add", "--manifest", path_str(&wrong)]);
+    assert!(
+        error.contains("wrong-target.build.json")
+            && error.contains("target \"trixie\"")
+            && error.contains("+deb12 of bookworm"),
+        "{error}"
+    );
+    document.as_object_mut().expect("object").remove("target");
+    fs::write(&wrong, document.to_string()).expect("write");
+    let error = repo.fails(&["add", "--manifest", path_str(&wrong)]);
+    assert!(error.contains("no target"), "{error}");
+    assert_eq!(
+        repo.snapshot(),
+        before,
+        "a refused add changed the repository"
+    );
+
+    // 1.0: bookworm's from its manifest, trixie's as bare files (placed by suffix).
+    repo.ok(&["add", "--manifest", path_str(&manifests[0])]);
+    let bare: Vec<String> = ["shop-1.0", "shop-test", "shop-staging", "shop-production"]
+        .iter()
+        .map(|package| path_str(&trixie.join(format!("{package}_1.0-1+deb13_all.deb"))).to_string())
+        .collect();
+    let mut arguments = vec!["add"];
+    arguments.extend(bare.iter().map(String::as_str));
+    let added = repo.json(&arguments);
+    assert!(
+        added["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .all(|package| package["suite"] == "trixie-test" && package["distribution"] == "trixie"),
+        "{added}"
+    );
+    for suite in [
+        "bookworm-test",
+        "bookworm-production",
+        "trixie-staging",
+        "production",
+    ] {
+        let release =
+            fs::read_to_string(repo.repo.join(format!("dists/{suite}/Release"))).expect("Release");
+        assert!(
+            release.contains(&format!("\nSuite: {suite}\nCodename: {suite}\n")),
+            "{suite}: {release}"
+        );
+    }
+    assert_eq!(
+        versions_in(&published_packages(&repo, "bookworm-test")),
+        vec!["1.0-1+deb12", "1.0-1+deb12"]
+    );
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-test")),
+        vec!["1.0-1+deb13", "1.0-1+deb13"]
+    );
+    assert_eq!(published_packages(&repo, "test"), "");
+
+    // The stage package built for bookworm pins bookworm's suite of its stage.
+    let unpacked = repo.root.join("unpacked");
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(bookworm.join("shop-production_1.0-1+deb12_all.deb"))
+        .arg(&unpacked)
+        .status()
+        .expect("dpkg-deb runs");
+    assert!(status.success());
+    let pin = fs::read_to_string(unpacked.join("etc/apt/preferences.d/shop-production"))
+        .expect("the pin");
+    assert!(
+        pin.contains("Pin: release n=bookworm-production\n"),
+        "{pin}"
+    );
+
+    // The release moves in both distributions; each suite gets its own build.
+    let promoted = repo.json(&["promote", "shop", "1.0-1"]);
+    assert_eq!(promoted["to"], "1.0-1", "{promoted}");
+    assert_eq!(promoted["distributions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-staging")),
+        vec!["1.0-1+deb13", "1.0-1+deb13"]
+    );
+    repo.ok(&["add", "--manifest", path_str(&manifests[2])]);
+    repo.ok(&["add", "--manifest", path_str(&manifests[3])]);
+    // One distribution: by --dist, or by the full version.
+    let one = repo.json(&["promote", "shop", "1.1", "--dist", "trixie"]);
+    assert_eq!(one["to"], "1.1-1+deb13", "{one}");
+    repo.ok(&["promote", "shop", "1.1-1+deb12"]);
+    let staging = |shown: &Value| -> Vec<(String, String)> {
+        shown["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .filter(|stage| stage["stage"] == "staging")
+            .map(|stage| {
+                (
+                    stage["suite"].as_str().unwrap_or_default().to_string(),
+                    stage["current"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |suite: &str, version: &str| (suite.to_string(), version.to_string());
+    assert_eq!(
+        staging(&repo.json(&["show", "shop"])),
+        vec![
+            pair("bookworm-staging", "1.1-1+deb12"),
+            pair("trixie-staging", "1.1-1+deb13")
+        ]
+    );
+    // Both roll back, each to its own previous build; then trixie alone goes forward.
+    let rolled = repo.json(&["rollback", "shop", "staging"]);
+    assert_eq!(
+        (&rolled["from"], &rolled["to"]),
+        (&Value::from("1.1-1"), &Value::from("1.0-1"))
+    );
+    assert_eq!(
+        staging(&repo.json(&["show", "shop"])),
+        vec![
+            pair("bookworm-staging", "1.0-1+deb12"),
+            pair("trixie-staging", "1.0-1+deb13")
+        ]
+    );
+    repo.ok(&[
+        "rollback", "shop", "staging", "--dist", "trixie", "--to", "1.1-1",
+    ]);
+    assert_eq!(
+        staging(&repo.json(&["show", "shop"])),
+        vec![
+            pair("bookworm-staging", "1.0-1+deb12"),
+            pair("trixie-staging", "1.1-1+deb13")
+        ]
+    );
+    let history = repo.json(&["history", "shop"]);
+    let moves: Vec<(String, String, String)> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["stage"] == "staging")
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap_or_default().to_string(),
+                entry["distribution"].as_str().unwrap_or("-").to_string(),
+                entry["to"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let line = |action: &str, distribution: &str, to: &str| {
+        (action.to_string(), distribution.to_string(), to.to_string())
+    };
+    assert_eq!(
+        moves,
+        vec![
+            line("promote", "bookworm", "1.0-1+deb12"),
+            line("promote", "trixie", "1.0-1+deb13"),
+            line("promote", "trixie", "1.1-1+deb13"),
+            line("promote", "bookworm", "1.1-1+deb12"),
+            line("rollback", "bookworm", "1.0-1+deb12"),
+            line("rollback", "trixie", "1.0-1+deb13"),
+            line("rollback", "trixie", "1.1-1+deb13"),
+        ]
+    );
+    // A release that names two builds is not removed as one.
+    let error = repo.fails(&["remove", "shop", "1.0-1"]);
+    assert!(error.contains("several distributions"), "{error}");
+    let verified = repo.json(&["verify"]);
+    assert_eq!(verified["suite_count"], 9, "{verified}");
+    repo.ok(&["publish"]);
+    // gc keeps, in every distribution's suites, what each points to.
+    repo.ok(&["gc", "--keep", "0"]);
+    assert_eq!(
+        versions_in(&published_packages(&repo, "bookworm-staging")),
+        vec!["1.0-1+deb12", "1.0-1+deb12"]
+    );
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-staging")),
+        vec!["1.1-1+deb13", "1.1-1+deb13"]
+    );
+    repo.ok(&["verify"]);
+}
+
+/// A release built on the host and for bookworm: the release names both builds, each in
+/// its own suites; alone, the host build's full version still names the host build.
+#[test]
+fn a_release_built_on_the_host_and_for_a_distribution() {
+    let repo = TestRepo::new();
+    let host = repo.build("shop", "2.0", "host");
+    let bookworm = repo.build_with(&repo.debs, "shop", "2.0", "bookworm", Some("bookworm"));
+    repo.ok(&["add", "--manifest", path_str(&host)]);
+    repo.ok(&["add", "--manifest", path_str(&bookworm)]);
+    let promoted = repo.json(&["promote", "shop", "2.0-1"]);
+    let suites: Vec<&str> = promoted["distributions"]
+        .as_array()
+        .expect("distributions")
+        .iter()
+        .map(|moved| moved["suite"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(suites, vec!["staging", "bookworm-staging"], "{promoted}");
+    assert_eq!(promoted["to"], "2.0-1");
+    assert_eq!(
+        versions_in(&published_packages(&repo, "staging")),
+        vec!["2.0-1", "2.0-1"]
+    );
+    let rolled = repo.fails(&["rollback", "shop", "staging"]);
+    assert!(
+        rolled.contains("first version") && rolled.contains("--dist bookworm"),
+        "{rolled}"
+    );
+    // The host build by its full version: only its own suites.
+    let error = repo.fails(&["remove", "shop", "2.0-1", "--stage", "staging"]);
+    assert!(error.contains("staging point(s) to it"), "{error}");
+    let shown = repo.ok(&["show", "shop"]);
+    assert!(
+        shown.contains("-         staging     2.0-1 ")
+            && shown.contains("bookworm  staging     2.0-1+deb12 "),
+        "{shown}"
+    );
+    repo.ok(&["verify"]);
+}
+
+/// A promote of a release across two distributions killed after its commit leaves both
+/// suites owed: `repo verify` names both, and the next writer publishes them. And a
+/// suite that lists another distribution's build is a problem `repo verify` names.
+#[test]
+fn distribution_suites_are_owed_published_and_verified() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let repo = TestRepo::new();
+    for target in ["bookworm", "trixie"] {
+        let out = repo.root.join(target);
+        let manifest = repo.build_with(&out, "shop", "1.0", target, Some(target));
+        repo.ok(&["add", "--manifest", path_str(&manifest)]);
+    }
+    let killed = repo
+        .command(&["promote", "shop", "1.0-1"])
+        .env("DEBSTAGE_FAIL_AT", "promote-committed")
+        .output()
+        .expect("debstage runs");
+    assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    let pending = repo.fails(&["verify"]);
+    for suite in ["bookworm-staging", "trixie-staging"] {
+        assert!(
+            pending.contains(&format!("dists/{suite}: publication pending")),
+            "{pending}"
+        );
+    }
+    // The next writer publishes what the killed one owed.
+    repo.ok(&["gc"]);
+    repo.ok(&["verify"]);
+    assert_eq!(
+        versions_in(&published_packages(&repo, "trixie-staging")),
+        vec!["1.0-1+deb13", "1.0-1+deb13"]
+    );
+
+    // The state says trixie's production lists bookworm's payload: verify says so.
+    let connection = rusqlite::Connection::open(repo.repo.join("state.db")).expect("state");
+    connection
+        .execute(
+            "INSERT INTO listed (suite, package_id) SELECT 'trixie-production', id \
+             FROM packages WHERE package = 'shop-1.0' AND version = '1.0-1+deb12'",
+            [],
+        )
+        .expect("tampered");
+    drop(connection);
+    let error = repo.fails(&["verify"]);
+    assert!(
+        error.contains("dists/trixie-production: lists shop-1.0 1.0-1+deb12, a build for bookworm"),
+        "{error}"
+    );
 }

@@ -459,3 +459,141 @@ fn build_targets_that_are_refused() {
     });
     assert!(!temp.path().join("out").exists());
 }
+
+/// The example built for bookworm and for trixie (release 1.0-1), both added to one
+/// repository and promoted to staging together; then 1.1 for bookworm only.
+fn distribution_story() -> Story {
+    let (temp, app) = example("hello");
+    let out = temp.path().join("out");
+    let repo = temp.path().join("repo");
+    let story = Story { temp, repo, out };
+    story.ok(&["repo", "init", "--arch", "amd64", "--origin", "acme"]);
+    let manifest = app.join("debstage.toml").display().to_string();
+    for (version, target) in [("1.0", "bookworm"), ("1.0", "trixie"), ("1.1", "bookworm")] {
+        let out = story.out.display().to_string();
+        story.ok(&[
+            "--quiet",
+            "build",
+            "--manifest",
+            &manifest,
+            "--out",
+            &out,
+            "--compress",
+            "gzip",
+            "--version",
+            version,
+            "--target",
+            target,
+        ]);
+    }
+    story
+}
+
+impl Story {
+    /// The build manifest of `debian_version` in the story's output directory.
+    fn manifest(&self, debian_version: &str) -> String {
+        self.out
+            .join(format!("hello_{debian_version}.build.json"))
+            .display()
+            .to_string()
+    }
+}
+
+#[test]
+fn distributions_in_text_and_json() {
+    let story = distribution_story();
+    settings(story.root()).bind(|| {
+        insta::assert_snapshot!(
+            "dist_add",
+            story.shown(&["repo", "add", "--manifest", &story.manifest("1.0-1+deb12")])
+        );
+        insta::assert_snapshot!(
+            "dist_add_json",
+            story.shown(&[
+                "--format",
+                "json",
+                "repo",
+                "add",
+                "--manifest",
+                &story.manifest("1.0-1+deb13")
+            ])
+        );
+        insta::assert_snapshot!(
+            "dist_promote_json",
+            story.shown(&["--format", "json", "repo", "promote", "hello", "1.0-1"])
+        );
+        story.ok(&["repo", "add", "--manifest", &story.manifest("1.1-1+deb12")]);
+        insta::assert_snapshot!(
+            "dist_promote_one",
+            story.shown(&["repo", "promote", "hello", "1.1"])
+        );
+        insta::assert_snapshot!("dist_show", story.shown(&["repo", "show", "hello"]));
+        insta::assert_snapshot!(
+            "dist_show_json",
+            story.shown(&["--format", "json", "repo", "show", "hello"])
+        );
+        insta::assert_snapshot!(
+            "dist_list_staging",
+            story.shown(&["repo", "list", "staging"])
+        );
+        insta::assert_snapshot!(
+            "dist_rollback_refused",
+            story.shown(&["repo", "rollback", "hello", "staging"])
+        );
+        insta::assert_snapshot!(
+            "dist_rollback_json",
+            story.shown(&[
+                "--format", "json", "repo", "rollback", "hello", "staging", "--dist", "bookworm"
+            ])
+        );
+        insta::assert_snapshot!("dist_history", story.shown(&["repo", "history"]));
+        insta::assert_snapshot!(
+            "dist_history_json",
+            story.shown(&["--format", "json", "repo", "history"])
+        );
+        insta::assert_snapshot!(
+            "dist_sources",
+            story.shown(&[
+                "repo",
+                "sources",
+                "staging",
+                "--dist",
+                "trixie",
+                "--url",
+                "http://repo.example:8080",
+                "--app",
+                "hello"
+            ])
+        );
+        insta::assert_snapshot!(
+            "dist_sources_json",
+            story.shown(&[
+                "--format",
+                "json",
+                "repo",
+                "sources",
+                "staging",
+                "--dist",
+                "trixie",
+                "--url",
+                "http://repo.example:8080"
+            ])
+        );
+        insta::assert_snapshot!("dist_verify", story.shown(&["repo", "verify"]));
+        insta::assert_snapshot!(
+            "dist_promote_refused",
+            story.shown(&[
+                "repo",
+                "promote",
+                "hello",
+                "1.0-1+deb12",
+                "--dist",
+                "trixie"
+            ])
+        );
+        insta::assert_snapshot!(
+            "dist_unknown",
+            story.shown(&["repo", "sources", "staging", "--dist", "buster"])
+        );
+    });
+}

@@ -88,6 +88,9 @@ pub(crate) struct StageContext {
     pub(crate) app: String,
     /// The stage.
     pub(crate) stage: String,
+    /// The stage's suite for the build's distribution (`bookworm-production`), the
+    /// stage's own name for a build on the host: the Codename the apt pin names.
+    pub(crate) suite: String,
     /// The upstream version (the release directory's name).
     pub(crate) version: String,
     /// `/opt/<app>/<stage>`.
@@ -156,6 +159,7 @@ impl StageContext {
             package: names.stage_package(stage),
             payload: release.payload_package(),
             stage: stage.to_string(),
+            suite: crate::naming::distribution::suite_of(release.distribution(), stage),
             version: manifest.version.clone(),
             description: format!("{} ({stage})", synopsis.replace('%', "%%")),
             user: service.and_then(|service| service.user.clone()),
@@ -266,7 +270,7 @@ mod tests {
         assert!(render("pin", &serde_json::json!({ "package": "x" })).is_err());
         let text = render(
             "pin",
-            &serde_json::json!({ "package": "shop-production", "stage": "production" }),
+            &serde_json::json!({ "package": "shop-production", "suite": "production" }),
         )
         .expect("renders");
         assert!(text.contains("Pin: release n=production\nPin-Priority: 1001\n"));

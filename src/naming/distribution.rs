@@ -103,6 +103,17 @@ impl fmt::Display for Distribution {
     }
 }
 
+/// The suite of `stage` for builds of `distribution` (`bookworm-production`), or the
+/// stage's own name for builds on the host (`production`). The repository publishes it
+/// under `dists/` with this name as Suite and Codename, and a stage package's apt pin
+/// names it.
+pub(crate) fn suite_of(distribution: Option<Distribution>, stage: &str) -> String {
+    distribution.map_or_else(
+        || stage.to_string(),
+        |distribution| distribution.suite(stage),
+    )
+}
+
 /// A codename debstage does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown distribution {0:?}; known: {list}", list = known_codenames().join(", "))]
@@ -122,6 +133,8 @@ mod tests {
         let bookworm = Distribution::by_codename("bookworm").expect("known");
         assert_eq!(bookworm.version_suffix(), "+deb12");
         assert_eq!(bookworm.suite("production"), "bookworm-production");
+        assert_eq!(suite_of(Some(bookworm), "test"), "bookworm-test");
+        assert_eq!(suite_of(None, "test"), "test");
         let noble = Distribution::by_codename("noble").expect("known");
         assert_eq!(noble.version_suffix(), "+ubuntu24.04");
         assert_eq!(Distribution::of_version("1.0-1+deb12"), Some(bookworm));

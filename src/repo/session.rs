@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use crate::repo::config::RepoConfig;
 use crate::repo::lock::RepoLock;
-use crate::repo::{pool, publish, state};
+use crate::repo::{pool, publish, state, suites};
 use crate::report::Reporter;
 
 /// An opened repository: its root and configuration.
@@ -86,12 +86,15 @@ impl<'a> Session<'a> {
         let pending: BTreeSet<String> = state::pending_publications(&self.connection)?
             .into_iter()
             .collect();
-        let known: BTreeSet<String> = self.repository.config.stages.iter().cloned().collect();
-        // A suite no longer among the stages has nothing to publish.
-        for gone in pending.difference(&known) {
+        let config = &self.repository.config;
+        // A suite no longer among the stages (of host builds or of a distribution) has
+        // nothing to publish.
+        let (owed, gone): (BTreeSet<String>, BTreeSet<String>) = pending
+            .into_iter()
+            .partition(|suite| suites::parse(config, suite).is_some());
+        for gone in &gone {
             state::paid_publication(&self.connection, gone)?;
         }
-        let owed: BTreeSet<String> = pending.intersection(&known).cloned().collect();
         publish::publish_suites(
             &self.repository.root,
             &self.repository.config,

@@ -4,8 +4,11 @@
 //! - `packages`: every `.deb` in the pool, with its hashes and control paragraph; one row
 //!   per (Package, Version, Architecture).
 //! - `listed`: which package each suite lists.
-//! - `current`: the version each stage of an application points to (its stage package).
-//! - `history`: every change of a `current` row, and removals (who, when, from, to).
+//! - `current`: the version each suite of an application points to (its stage package);
+//!   a suite is a stage of host builds (`production`) or of a distribution's builds
+//!   (`bookworm-production`).
+//! - `history`: every change of a `current` row, and removals (who, when, from, to, and
+//!   the distribution concerned).
 //! - `pending`: the suites whose published indexes lag behind the state (the publication
 //!   debt): set in the transaction that changes a suite, cleared once it is published.
 //! - `generations`: the Release text of each publication of a suite that may still be
@@ -25,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -85,6 +88,14 @@ CREATE TABLE generations (
     release TEXT NOT NULL
 );
 CREATE INDEX generations_by_suite ON generations (suite, id);
+";
+
+/// What version 3 adds to version 2: the distribution dimension. A stage's pointer is
+/// kept per suite (a host build's suite has the stage's name, so the rows of version 2
+/// keep their meaning), and a history line names its distribution (none: host builds).
+const SCHEMA_3: &str = "
+ALTER TABLE current RENAME COLUMN stage TO suite;
+ALTER TABLE history ADD COLUMN distribution TEXT;
 ";
 
 /// The role stored in a row's `role` column.
@@ -206,6 +217,8 @@ pub(crate) struct HistoryEntry {
     pub(crate) app: String,
     /// The stage concerned, if one.
     pub(crate) stage: Option<String>,
+    /// The distribution whose suite changed (its codename); `None` for host builds.
+    pub(crate) distribution: Option<String>,
     /// The version the stage pointed to before.
     pub(crate) from: Option<String>,
     /// The version it points to after.
@@ -255,6 +268,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
     connection
         .execute_batch(SCHEMA)
         .and_then(|()| connection.execute_batch(SCHEMA_2))
+        .and_then(|()| connection.execute_batch(SCHEMA_3))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -276,15 +290,23 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .with_context(|| format!("{}: cannot be read", path.display()))?;
-    if version == 1 {
+    if version == 1 || version == 2 {
         // Version 1 had no publication debt: every suite is published once more.
+        let to_2 = if version == 1 {
+            format!("{SCHEMA_2} INSERT INTO pending (suite) SELECT DISTINCT suite FROM listed;")
+        } else {
+            String::new()
+        };
         connection
             .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_2} \
-                 INSERT INTO pending (suite) SELECT DISTINCT suite FROM listed; \
-                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {to_2} {SCHEMA_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
-            .with_context(|| format!("{}: cannot be upgraded to version 2", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: cannot be upgraded from version {version} to {SCHEMA_VERSION}",
+                    path.display()
+                )
+            })?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -474,43 +496,44 @@ pub(crate) fn delete_package(connection: &Connection, package_id: i64) -> Result
     Ok(())
 }
 
-/// The version a stage of an application points to.
-pub(crate) fn current(connection: &Connection, app: &str, stage: &str) -> Result<Option<String>> {
+/// The version a suite (a stage, of host builds or of one distribution) of an
+/// application points to.
+pub(crate) fn current(connection: &Connection, app: &str, suite: &str) -> Result<Option<String>> {
     let mut statement =
-        connection.prepare_cached("SELECT version FROM current WHERE app = ?1 AND stage = ?2")?;
+        connection.prepare_cached("SELECT version FROM current WHERE app = ?1 AND suite = ?2")?;
     Ok(statement
-        .query_row(params![app, stage], |row| row.get(0))
+        .query_row(params![app, suite], |row| row.get(0))
         .optional()?)
 }
 
-/// Every (stage, version) an application's stages point to.
+/// Every (suite, version) an application's suites point to.
 pub(crate) fn currents_of_app(connection: &Connection, app: &str) -> Result<Vec<(String, String)>> {
     let mut statement =
-        connection.prepare_cached("SELECT stage, version FROM current WHERE app = ?1")?;
+        connection.prepare_cached("SELECT suite, version FROM current WHERE app = ?1")?;
     let rows = statement.query_map(params![app], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every (app, stage, version) pointer.
+/// Every (app, suite, version) pointer.
 pub(crate) fn all_currents(connection: &Connection) -> Result<Vec<(String, String, String)>> {
-    let mut statement = connection.prepare("SELECT app, stage, version FROM current")?;
+    let mut statement = connection.prepare("SELECT app, suite, version FROM current")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Points a stage of an application to a version.
+/// Points a suite of an application to a version.
 pub(crate) fn set_current(
     connection: &Connection,
     app: &str,
-    stage: &str,
+    suite: &str,
     version: &str,
 ) -> Result<()> {
     connection
         .prepare_cached(
-            "INSERT INTO current (app, stage, version) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (app, stage) DO UPDATE SET version = excluded.version",
+            "INSERT INTO current (app, suite, version) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (app, suite) DO UPDATE SET version = excluded.version",
         )?
-        .execute(params![app, stage, version])?;
+        .execute(params![app, suite, version])?;
     Ok(())
 }
 
@@ -518,8 +541,9 @@ pub(crate) fn set_current(
 pub(crate) fn record_history(connection: &Connection, entry: &HistoryEntry) -> Result<()> {
     connection
         .prepare_cached(
-            "INSERT INTO history (time, who, action, app, stage, from_version, to_version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO history \
+             (time, who, action, app, stage, from_version, to_version, distribution) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             entry.time,
@@ -528,7 +552,8 @@ pub(crate) fn record_history(connection: &Connection, entry: &HistoryEntry) -> R
             entry.app,
             entry.stage,
             entry.from,
-            entry.to
+            entry.to,
+            entry.distribution,
         ])?;
     Ok(())
 }
@@ -536,7 +561,8 @@ pub(crate) fn record_history(connection: &Connection, entry: &HistoryEntry) -> R
 /// The history, oldest first; only one application's when `app` is given.
 pub(crate) fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<HistoryEntry>> {
     let mut statement = connection.prepare_cached(
-        "SELECT time, who, action, app, stage, from_version, to_version FROM history \
+        "SELECT time, who, action, app, stage, from_version, to_version, distribution \
+         FROM history \
          WHERE ?1 IS NULL OR app = ?1 ORDER BY id",
     )?;
     let rows = statement.query_map(params![app], |row| {
@@ -548,20 +574,25 @@ pub(crate) fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<
             stage: row.get(4)?,
             from: row.get(5)?,
             to: row.get(6)?,
+            distribution: row.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The history of one stage of one application, oldest first.
+/// The history of one stage of one application for one distribution (`None`: host
+/// builds), oldest first.
 pub(crate) fn stage_history(
     connection: &Connection,
     app: &str,
     stage: &str,
+    distribution: Option<&str>,
 ) -> Result<Vec<HistoryEntry>> {
     Ok(history(connection, Some(app))?
         .into_iter()
-        .filter(|entry| entry.stage.as_deref() == Some(stage))
+        .filter(|entry| {
+            entry.stage.as_deref() == Some(stage) && entry.distribution.as_deref() == distribution
+        })
         .collect())
 }
 
@@ -637,4 +668,50 @@ pub(crate) fn forget_generations(
         .prepare_cached("DELETE FROM generations WHERE suite = ?1 AND id < ?2")?
         .execute(params![suite, oldest_kept])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A version 2 database (a pointer per stage, history without distributions) opens
+    /// as version 3 with its rows meaning what they meant: a stage's pointer is its host
+    /// suite's, its history lines are the host builds'.
+    #[test]
+    fn version_2_is_upgraded_in_place() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(FILE_NAME);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA).unwrap();
+        old.execute_batch(SCHEMA_2).unwrap();
+        old.execute_batch(
+            "INSERT INTO current (app, stage, version) VALUES ('shop', 'production', '1.0-1');
+             INSERT INTO history (time, who, action, app, stage, from_version, to_version)
+             VALUES (1, 'tester', 'promote', 'shop', 'production', NULL, '1.0-1');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(old);
+        let connection = open(directory.path()).unwrap();
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            current(&connection, "shop", "production")
+                .unwrap()
+                .as_deref(),
+            Some("1.0-1")
+        );
+        let entries = stage_history(&connection, "shop", "production", None).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].distribution, None);
+        set_current(&connection, "shop", "bookworm-production", "1.0-1+deb12").unwrap();
+        assert_eq!(currents_of_app(&connection, "shop").unwrap().len(), 2);
+        drop(connection);
+        // Opening it again finds version 3 and changes nothing.
+        assert!(open(directory.path()).is_ok());
+    }
 }

@@ -117,17 +117,34 @@ impl Builds {
         self.build_from(&self.temp.path().join("hello"), version, revision)
     }
 
+    /// Builds a version whose activation hook works, for a distribution (`--target`):
+    /// its versions carry the distribution's suffix (`1.0-1+deb12`).
+    pub fn good_for(&self, version: &str, revision: &str, target: &str) -> Built {
+        self.build_with(
+            &self.temp.path().join("hello"),
+            &[
+                "--version",
+                version,
+                "--revision",
+                revision,
+                "--target",
+                target,
+            ],
+        )
+    }
+
     /// Builds a version whose activation hook exits 1.
     pub fn broken(&self, version: &str, revision: &str) -> Built {
         self.build_from(&self.temp.path().join("hello-broken"), version, revision)
     }
 
     fn build_from(&self, app: &Path, version: &str, revision: &str) -> Built {
-        let value = build(
-            &app.join("debstage.toml"),
-            &self.out,
-            &["--version", version, "--revision", revision],
-        );
+        self.build_with(app, &["--version", version, "--revision", revision])
+    }
+
+    fn build_with(&self, app: &Path, arguments: &[&str]) -> Built {
+        let version = arguments.get(1).copied().unwrap_or_default();
+        let value = build(&app.join("debstage.toml"), &self.out, arguments);
         let manifest: BuildManifest = serde_json::from_value(value)
             .unwrap_or_else(|error| panic!("build manifest of hello {version}: {error}"));
         let manifest_file = self.out.join(manifest.file_name());

@@ -193,17 +193,23 @@ fn mirror_from_deb822(text: &str) -> Option<String> {
 /// The pristine root of this run, or why it could not be made.
 static PRISTINE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
+/// The pristine trixie root of this run (made only when a scenario asks for a trixie
+/// server), or why it could not be made.
+static PRISTINE_TRIXIE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
 /// What the pristine root has beyond minbase, as every Debian server: systemd (PID 1 of
 /// a booted server) and the bus.
 const SYSTEMD_PACKAGES: &str = "systemd,systemd-sysv,dbus";
 
 /// Removes the pristine root when the test process exits (libtest ends with exit(3)).
 extern "C" fn remove_pristine_at_exit() {
-    if let Some(Ok(path)) = PRISTINE.get() {
-        let _ = Command::new("rm")
-            .args(["-rf", "--one-file-system"])
-            .arg(path)
-            .status();
+    for pristine in [&PRISTINE, &PRISTINE_TRIXIE] {
+        if let Some(Ok(path)) = pristine.get() {
+            let _ = Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(path)
+                .status();
+        }
     }
 }
 
@@ -211,8 +217,32 @@ extern "C" fn remove_pristine_at_exit() {
 /// machine, with the packages cached in the target directory after the first run.
 /// `policy-rc.d` in it forbids starting services (chroot servers); booted servers drop it.
 pub fn pristine_root() -> &'static Path {
-    let result = PRISTINE.get_or_init(|| {
-        let root = debootstrap("pristine", Some(SYSTEMD_PACKAGES))?;
+    pristine_root_of("bookworm")
+}
+
+/// The pristine root of a distribution (`bookworm`, or `trixie` for the scenarios that
+/// check a second distribution), made on first use like [`pristine_root`].
+pub fn pristine_root_of(codename: &str) -> &'static Path {
+    let pristine = match codename {
+        "bookworm" => &PRISTINE,
+        "trixie" => &PRISTINE_TRIXIE,
+        other => panic!("no pristine root of {other} in the e2e harness"),
+    };
+    let result = pristine.get_or_init(|| make_pristine(codename));
+    match result {
+        Ok(path) => path,
+        Err(message) => panic!("cannot make the pristine {codename} root: {message}"),
+    }
+}
+
+/// Bookworm's root has systemd (servers of every kind are copies of it); another
+/// distribution's is minbase alone, for chroot servers (the stage scripts call systemd's
+/// helpers only where they are installed), which halves its debootstrap.
+fn make_pristine(codename: &str) -> Result<PathBuf, String> {
+    let bookworm = codename == "bookworm";
+    let include = bookworm.then_some(SYSTEMD_PACKAGES);
+    {
+        let root = debootstrap("pristine", codename, include)?;
         let policy = root.join(POLICY_RC_D);
         fs::write(
             &policy,
@@ -222,27 +252,36 @@ pub fn pristine_root() -> &'static Path {
         fs::set_permissions(&policy, fs::Permissions::from_mode(0o755))
             .map_err(|error| format!("{}: {error}", policy.display()))?;
         // No login prompt on a booted server's console (a pipe to a log file).
-        let getty = root.join("etc/systemd/system/console-getty.service");
-        std::os::unix::fs::symlink("/dev/null", &getty)
-            .map_err(|error| format!("{}: {error}", getty.display()))?;
+        if bookworm {
+            let getty = root.join("etc/systemd/system/console-getty.service");
+            std::os::unix::fs::symlink("/dev/null", &getty)
+                .map_err(|error| format!("{}: {error}", getty.display()))?;
+        }
         Ok(root)
-    });
-    match result {
-        Ok(path) => path,
-        Err(message) => panic!("cannot make the pristine Debian root: {message}"),
     }
 }
 
 /// The pristine root's policy-rc.d, relative to the root.
 pub const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 
-/// A bookworm root made with debootstrap (`--variant=minbase`, plus `include`), named
-/// `<name>-<pid>` in the work directory.
-fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
+/// A root of `codename` made with debootstrap (`--variant=minbase`, plus `include`),
+/// named `<name>-<pid>` in the work directory (`<name>-<pid>-<codename>` for another
+/// distribution than bookworm, with a package cache of its own).
+fn debootstrap(name: &str, codename: &str, include: Option<&str>) -> Result<PathBuf, String> {
     let base = work_dir();
     remove_stale_roots(&base);
-    let root = base.join(format!("{name}-{}", std::process::id()));
-    let cache = base.join("debootstrap-cache");
+    let pid = std::process::id();
+    let (root, cache) = if codename == "bookworm" {
+        (
+            base.join(format!("{name}-{pid}")),
+            base.join("debootstrap-cache"),
+        )
+    } else {
+        (
+            base.join(format!("{name}-{pid}-{codename}")),
+            base.join(format!("debootstrap-cache-{codename}")),
+        )
+    };
     fs::create_dir_all(&cache).map_err(|error| format!("{}: {error}", cache.display()))?;
     let mirror = debian_mirror();
     let started = Instant::now();
@@ -261,7 +300,7 @@ fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
     }
     let first = first
         .arg(format!("--cache-dir={}", cache.display()))
-        .arg("bookworm")
+        .arg(codename)
         .arg(&root)
         .arg(&mirror)
         .output()
@@ -269,7 +308,7 @@ fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
     if !first.status.success() {
         remove_root();
         return Err(format!(
-            "debootstrap --foreign bookworm {mirror} failed ({}):\n{}\n{}",
+            "debootstrap --foreign {codename} {mirror} failed ({}):\n{}\n{}",
             first.status,
             stdout(&first),
             stderr(&first)
@@ -306,7 +345,7 @@ fn debootstrap(name: &str, include: Option<&str>) -> Result<PathBuf, String> {
         }
     }
     shout(&format!(
-        "{name} bookworm root made in {:.1} s",
+        "{name} {codename} root made in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
     Ok(root)
@@ -319,10 +358,11 @@ fn remove_stale_roots(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("pristine-").or_else(|| {
-            name.strip_prefix("server-")
-                .and_then(|rest| rest.split('-').next())
-        }) else {
+        let Some(pid) = name
+            .strip_prefix("pristine-")
+            .or_else(|| name.strip_prefix("server-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
             continue;
         };
         if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
@@ -423,11 +463,20 @@ impl Server {
     /// A fresh server for `scenario`, or None (after saying why loudly) when this machine
     /// cannot run the suite.
     pub fn new(scenario: &str) -> Option<Server> {
+        Server::of_distribution(scenario, "bookworm")
+    }
+
+    /// [`Server::new`] of a distribution: `bookworm`, or `trixie` (its pristine root,
+    /// minbase without systemd, is made on first use).
+    pub fn of_distribution(scenario: &str, codename: &str) -> Option<Server> {
         if !can_run(scenario, &[]) {
             return None;
         }
+        // The root first: while a distribution's root is made, other scenarios keep both
+        // slots.
+        let pristine = pristine_root_of(codename);
         let slot = Slot::take();
-        let mut server = Server::copy_of(pristine_root(), scenario, slot);
+        let mut server = Server::copy_of(pristine, scenario, slot);
         let root = server.root.clone();
         let proc_dir = root.join("proc");
         run_ok(
@@ -769,6 +818,23 @@ impl Server {
     /// `Signed-By` names, and the `.sources` file at the path its `# <path>` line gives.
     /// Returns everything `repo sources` printed.
     pub fn subscribe(&self, repository: &RepoServer, stage: &str, app: &str) -> String {
+        self.subscribe_to(repository, stage, None, app)
+    }
+
+    /// [`Server::subscribe`] to the suite of `stage` for a distribution's builds
+    /// (`repo sources STAGE --dist CODENAME`: suite `<codename>-<stage>`), or for host
+    /// builds with `None`.
+    pub fn subscribe_to(
+        &self,
+        repository: &RepoServer,
+        stage: &str,
+        distribution: Option<&str>,
+        app: &str,
+    ) -> String {
+        let suite = distribution.map_or_else(
+            || stage.to_string(),
+            |codename| format!("{codename}-{stage}"),
+        );
         let repo = |arguments: &[&str]| {
             run_ok(
                 debstage()
@@ -778,14 +844,12 @@ impl Server {
                     .args(arguments),
             )
         };
-        let text = stdout(&repo(&[
-            "sources",
-            stage,
-            "--url",
-            &repository.url(),
-            "--app",
-            app,
-        ]));
+        let url = repository.url();
+        let mut arguments = vec!["sources", stage, "--url", &url, "--app", app];
+        if let Some(codename) = distribution {
+            arguments.extend(["--dist", codename]);
+        }
+        let text = stdout(&repo(&arguments));
         assert!(
             !text.contains("Pin-Priority"),
             "repo sources must not print the pin the stage package ships:\n{text}"
@@ -802,8 +866,8 @@ impl Server {
             .unwrap_or_else(|| panic!("repo sources {stage} printed no .sources file:\n{text}"));
         let sources = sources.trim_end().to_string() + "\n";
         assert!(
-            sources.contains("Types: deb") && sources.contains(&format!("Suites: {stage}")),
-            "repo sources {stage} printed no deb822 source for suite {stage}:\n{text}"
+            sources.contains("Types: deb") && sources.contains(&format!("Suites: {suite}\n")),
+            "repo sources {stage} printed no deb822 source for suite {suite}:\n{text}"
         );
         assert!(
             !sources.contains("trusted=yes") && !sources.contains("Trusted: yes"),

@@ -8,6 +8,7 @@ pub(crate) mod harness;
 
 mod ansible;
 mod apt;
+mod distributions;
 mod dpkg;
 mod piuparts;
 mod python;

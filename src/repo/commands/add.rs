@@ -11,7 +11,7 @@
 //!    published; a package already present with other bytes aborts it;
 //! 4. after the commit, the copies move to their pool paths and the suite is published.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -22,11 +22,12 @@ use crate::deb::read::{read_and_check_from, PackageControl, UnpackLimits};
 use crate::debian::names;
 use crate::debian::version::Version;
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
-use crate::naming::{rules, AppNames};
+use crate::naming::{rules, AppNames, Distribution};
 use crate::repo::config::RepoConfig;
 use crate::repo::pool::{self, StagedFile};
 use crate::repo::session::{now, who, Repository, Session};
 use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
+use crate::repo::suites;
 use crate::report::Reporter;
 
 /// The same package name, version and architecture is in the repository with other bytes.
@@ -103,6 +104,10 @@ struct Outcome {
     version: String,
     architecture: String,
     filename: String,
+    /// The suite it was placed in: the stage's, for its distribution.
+    suite: String,
+    /// The distribution it was built for (its version's suffix); `None`: on the host.
+    distribution: Option<String>,
     status: AddStatus,
 }
 
@@ -220,9 +225,16 @@ fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
         .iter()
         .filter(|outcome| outcome.status == AddStatus::Added)
         .count();
+    let mut suites: Vec<&str> = Vec::new();
+    for outcome in &recorded.outcomes {
+        if !suites.contains(&outcome.suite.as_str()) {
+            suites.push(&outcome.suite);
+        }
+    }
     reporter.status(format!(
-        "added {added} package(s) to the pool, {} already present; suite {stage} {}",
+        "added {added} package(s) to the pool, {} already present; suite {} {}",
         recorded.outcomes.len() - added,
+        suites.join(", "),
         if recorded.changed {
             "updated"
         } else {
@@ -232,9 +244,9 @@ fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
     for outcome in &recorded.outcomes {
         if outcome.status == AddStatus::PresentNotListedHere {
             reporter.status(format!(
-                "{} {} is already in the repository but not listed in {stage}: \
+                "{} {} is already in the repository but not listed in {}: \
                  use `debstage repo promote` to list it there",
-                outcome.package, outcome.version
+                outcome.package, outcome.version, outcome.suite
             ));
         }
     }
@@ -303,6 +315,7 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
     if parsed.packages.is_empty() {
         bail!("{}: lists no packages", manifest.display());
     }
+    check_target(manifest, &parsed)?;
     let directory = manifest.parent().unwrap_or(Path::new("."));
     parsed
         .packages
@@ -327,6 +340,36 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
             })
         })
         .collect()
+}
+
+/// Checks that the build manifest's `target` is the distribution its versions carry
+/// (`bookworm` and `1.0-1+deb12`; no target and no suffix for a build on the host): the
+/// suffix places each package, so a manifest that disagrees with it is refused.
+fn check_target(manifest: &Path, parsed: &BuildManifest) -> Result<()> {
+    let target = match &parsed.target {
+        Some(codename) => Some(Distribution::by_codename(codename).map_err(|error| {
+            anyhow::anyhow!("{}: target {codename:?}: {error}", manifest.display())
+        })?),
+        None => None,
+    };
+    let carried = suites::distribution_of(&parsed.debian_version);
+    if target != carried {
+        let said = target.map_or_else(
+            || "no target (a build on the host)".to_string(),
+            |target| format!("target {:?}", target.codename()),
+        );
+        let found = carried.map_or_else(
+            || "no distribution suffix".to_string(),
+            |carried| format!("the suffix {} of {carried}", carried.version_suffix()),
+        );
+        bail!(
+            "{}: the manifest says {said} but its debian_version {} carries {found}; \
+             the target must be the distribution the versions are built for",
+            manifest.display(),
+            parsed.debian_version
+        );
+    }
+    Ok(())
 }
 
 /// What a package is: its application, role and stage. A package in a build manifest is
@@ -487,8 +530,8 @@ struct Recorded {
     changed: bool,
 }
 
-/// The pointers that moved in the stage: per application, (from, to).
-type Moved = HashMap<String, (Option<String>, String)>;
+/// The pointers that moved in the stage: per application and distribution, (from, to).
+type Moved = HashMap<(String, Option<String>), (Option<String>, String)>;
 
 /// Records the candidates in one transaction, with the publication the stage now owes.
 fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> Result<Recorded> {
@@ -497,14 +540,35 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
     let mut outcomes = Vec::with_capacity(candidates.len());
     let mut changed = false;
     let mut moved = Moved::new();
+    let mut changed_suites = BTreeSet::new();
+    let mut distributions = BTreeSet::new();
     for candidate in candidates {
-        let (outcome, listed) = record_one(&transaction, stage, candidate, time, &mut moved)?;
+        let distribution = suites::distribution_of(&candidate.checked.version);
+        let suite = suites::suite(&session.repository.config, distribution, stage)?;
+        let (outcome, listed) = record_one(&transaction, &suite, candidate, time, &mut moved)?;
+        if listed {
+            changed_suites.insert(suite.name());
+        }
+        if let Some(distribution) = distribution {
+            distributions.insert(distribution.codename());
+        }
         changed |= listed;
         outcomes.push(outcome);
     }
     record_moves(&transaction, stage, time, moved)?;
-    if changed {
-        state::owe_publication(&transaction, stage)?;
+    for suite in &changed_suites {
+        state::owe_publication(&transaction, suite)?;
+    }
+    // A distribution's first package: all its stages' suites are published (empty ones
+    // too), so that a server of any stage finds its suite from the start.
+    for codename in distributions {
+        let distribution = Distribution::by_codename(codename).ok();
+        for stage in &session.repository.config.stages {
+            let suite = crate::naming::distribution::suite_of(distribution, stage);
+            if state::generations(&transaction, &suite)?.is_empty() {
+                state::owe_publication(&transaction, &suite)?;
+            }
+        }
     }
     transaction
         .commit()
@@ -516,7 +580,7 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
 /// gives its outcome and whether the stage's listing changed.
 fn record_one(
     transaction: &Connection,
-    stage: &str,
+    suite: &suites::Suite,
     candidate: &Candidate,
     time: i64,
     moved: &mut Moved,
@@ -555,6 +619,8 @@ fn record_one(
             AddStatus::Added,
         ),
     };
+    let stage = suite.stage.as_str();
+    let suite_name = suite.name();
     let points_here = match candidate.checked.role {
         Role::Plain => true,
         Role::Stage => candidate.checked.stage.as_deref() == Some(stage),
@@ -563,28 +629,26 @@ fn record_one(
     let listed_here = candidate.checked.role != Role::Stage || points_here;
     let mut changed = false;
     if status == AddStatus::Present && listed_here {
-        let already = state::suites_of(transaction, id)?
-            .iter()
-            .any(|s| s == stage);
+        let already = state::suites_of(transaction, id)?.contains(&suite_name);
         if !already {
             status = AddStatus::PresentNotListedHere;
         }
     } else if listed_here {
         if candidate.checked.role == Role::Stage {
-            state::unlist_name(transaction, stage, &candidate.checked.package)?;
+            state::unlist_name(transaction, &suite_name, &candidate.checked.package)?;
         }
-        changed = state::list(transaction, stage, id)?;
+        changed = state::list(transaction, &suite_name, id)?;
         if points_here {
-            let before = state::current(transaction, &candidate.checked.app, stage)?;
+            let before = state::current(transaction, &candidate.checked.app, &suite_name)?;
             if before.as_deref() != Some(candidate.checked.version.as_str()) {
                 state::set_current(
                     transaction,
                     &candidate.checked.app,
-                    stage,
+                    &suite_name,
                     &candidate.checked.version,
                 )?;
                 moved
-                    .entry(candidate.checked.app.clone())
+                    .entry((candidate.checked.app.clone(), suite.codename()))
                     .or_insert((before, String::new()))
                     .1 = candidate.checked.version.clone();
             }
@@ -596,6 +660,8 @@ fn record_one(
         version: candidate.checked.version.clone(),
         architecture: candidate.checked.architecture.clone(),
         filename,
+        suite: suite_name,
+        distribution: suite.codename(),
         status,
     };
     Ok((outcome, changed))
@@ -642,7 +708,7 @@ fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) 
     let who = who();
     let mut apps: Vec<_> = moved.into_iter().collect();
     apps.sort();
-    for (app, (from, to)) in apps {
+    for ((app, distribution), (from, to)) in apps {
         state::record_history(
             transaction,
             &HistoryEntry {
@@ -651,6 +717,7 @@ fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) 
                 action: Action::Add,
                 app,
                 stage: Some(stage.to_string()),
+                distribution,
                 from,
                 to: Some(to),
             },

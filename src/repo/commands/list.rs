@@ -7,9 +7,11 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use crate::debian::version;
-use crate::naming::AppNames;
+use crate::naming::distribution::suite_of;
+use crate::naming::{AppNames, Distribution};
 use crate::repo::session::{format_time, Repository};
 use crate::repo::state::{self, Role};
+use crate::repo::suites;
 use crate::report::Reporter;
 
 /// Lays out rows under headers in columns separated by two spaces.
@@ -47,53 +49,78 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
     let packages = match stage {
         Some(stage) => {
             repository.config.stage_index(stage)?;
-            state::suite_packages(&connection, stage)?
+            // The stage's suite of every distribution (and of host builds).
+            let mut packages = Vec::new();
+            for suite in suites::all_suites(&repository.config, &connection)? {
+                if suite.stage == stage {
+                    packages.extend(state::suite_packages(&connection, &suite.name())?);
+                }
+            }
+            packages.sort_by(|left, right| {
+                (&left.package, &left.version, &left.architecture).cmp(&(
+                    &right.package,
+                    &right.version,
+                    &right.architecture,
+                ))
+            });
+            packages.dedup_by_key(|package| package.id);
+            packages
         }
         None => state::all_packages(&connection)?,
     };
-    let mut suites: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut listed_in: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for (suite, id) in state::listings(&connection)? {
-        suites.entry(id).or_default().push(suite);
+        listed_in.entry(id).or_default().push(suite);
     }
-    let order = |suite: &String| {
-        repository
-            .config
-            .stages
-            .iter()
-            .position(|stage| stage == suite)
-    };
-    for listed in suites.values_mut() {
-        listed.sort_by_key(order);
+    for listed in listed_in.values_mut() {
+        listed.sort_by_key(|suite| suites::order_key(&repository.config, suite));
     }
+    // The DIST column appears once the listing has a build for a distribution, so a
+    // repository of host builds reads as it always did.
+    let with_distributions = packages
+        .iter()
+        .any(|package| suites::distribution_of(&package.version).is_some());
     let mut rows = Vec::new();
     let mut documents = Vec::new();
     for package in &packages {
-        let listed = suites.get(&package.id).cloned().unwrap_or_default();
-        rows.push(vec![
+        let listed = listed_in.get(&package.id).cloned().unwrap_or_default();
+        let distribution = suites::codename(suites::distribution_of(&package.version));
+        let mut row = vec![
             package.package.clone(),
             package.version.clone(),
             package.architecture.clone(),
-            if listed.is_empty() {
-                "-".to_string()
-            } else {
-                listed.join(",")
-            },
-        ]);
+        ];
+        if with_distributions {
+            row.push(dash(&distribution));
+        }
+        row.push(if listed.is_empty() {
+            "-".to_string()
+        } else {
+            listed.join(",")
+        });
+        rows.push(row);
         let mut document = serde_json::to_value(package)?;
+        document["distribution"] = json!(distribution);
         document["suites"] = json!(listed);
         documents.push(document);
     }
+    let headers: &[&str] = if with_distributions {
+        &["PACKAGE", "VERSION", "ARCH", "DIST", "SUITES"]
+    } else {
+        &["PACKAGE", "VERSION", "ARCH", "SUITES"]
+    };
     reporter.data(
-        table(&["PACKAGE", "VERSION", "ARCH", "SUITES"], &rows),
+        table(headers, &rows),
         &json!({"stage": stage, "packages": documents}),
     )?;
     Ok(())
 }
 
-/// Runs `repo show APP`: which version each stage points to and lists. Per stage the
-/// JSON also gives what a server needs to pin and check it: the stage package's versions
-/// the suite holds (installable as `<app>-<stage>=VERSION`), the current version's
-/// upstream part and the release directory the stage link points to on servers.
+/// Runs `repo show APP`: which version each stage points to and lists, per
+/// distribution the application has builds for. Per stage the JSON also gives what a
+/// server needs to pin and check it: the stage package's versions the suite holds
+/// (installable as `<app>-<stage>=VERSION`), the current version's upstream part and the
+/// release directory the stage link points to on servers.
 pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let connection = state::open(root)?;
@@ -107,10 +134,15 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut installable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for package in &packages {
+        let distribution = suites::distribution_of(&package.version);
         for suite in state::suites_of(&connection, package.id)? {
             let versions = if package.role == Role::Stage {
                 // A stage package is installable from its own suite only.
-                if package.stage.as_deref() != Some(suite.as_str()) {
+                let own = package
+                    .stage
+                    .as_deref()
+                    .map(|stage| suite_of(distribution, stage));
+                if own.as_deref() != Some(suite.as_str()) {
                     continue;
                 }
                 &mut installable
@@ -134,44 +166,68 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
             .find(|package| package.version == version)
             .map(|package| package.upstream.clone())
     };
+    // The distributions of the application's builds, host builds first; an application
+    // with none but host builds shows its stages as it always did.
+    let mut distributions: Vec<Option<Distribution>> = packages
+        .iter()
+        .map(|package| suites::distribution_of(&package.version))
+        .collect();
+    distributions.sort_by_key(|distribution| suites::distribution_rank(*distribution));
+    distributions.dedup();
+    let with_distributions = distributions.iter().any(Option::is_some);
     let names = AppNames::new(app);
     let mut rows = Vec::new();
     let mut stages = Vec::new();
-    for stage in &repository.config.stages {
-        let current = currents.get(stage).cloned();
-        let upstream = current.as_deref().and_then(upstream_of);
-        let link_target = upstream
-            .as_deref()
-            .map(|upstream| names.release_dir(upstream));
-        let versions = listed.get(stage).map(sorted).unwrap_or_default();
-        rows.push(vec![
-            stage.clone(),
-            current.clone().unwrap_or_else(|| "-".to_string()),
-            if versions.is_empty() {
-                "-".to_string()
-            } else {
-                versions.join(", ")
-            },
-        ]);
-        stages.push(json!({
-            "stage": stage,
-            "stage_package": names.stage_package(stage),
-            "installable": installable.get(stage).map(sorted).unwrap_or_default(),
-            "current": current,
-            "upstream": upstream,
-            "link": names.stage_link(stage),
-            "link_target": link_target,
-            "listed": versions,
-        }));
+    for distribution in &distributions {
+        for stage in &repository.config.stages {
+            let suite = suite_of(*distribution, stage);
+            let current = currents.get(&suite).cloned();
+            let upstream = current.as_deref().and_then(upstream_of);
+            let link_target = upstream
+                .as_deref()
+                .map(|upstream| names.release_dir(upstream));
+            let versions = listed.get(&suite).map(sorted).unwrap_or_default();
+            let mut row = Vec::with_capacity(4);
+            if with_distributions {
+                row.push(dash(&suites::codename(*distribution)));
+            }
+            row.extend([
+                stage.clone(),
+                current.clone().unwrap_or_else(|| "-".to_string()),
+                if versions.is_empty() {
+                    "-".to_string()
+                } else {
+                    versions.join(", ")
+                },
+            ]);
+            rows.push(row);
+            stages.push(json!({
+                "stage": stage,
+                "distribution": suites::codename(*distribution),
+                "suite": suite,
+                "stage_package": names.stage_package(stage),
+                "installable": installable.get(&suite).map(sorted).unwrap_or_default(),
+                "current": current,
+                "upstream": upstream,
+                "link": names.stage_link(stage),
+                "link_target": link_target,
+                "listed": versions,
+            }));
+        }
     }
     let all: BTreeSet<String> = packages
         .iter()
         .map(|package| package.version.clone())
         .collect();
     let all = sorted(&all);
+    let headers: &[&str] = if with_distributions {
+        &["DIST", "STAGE", "CURRENT", "LISTED"]
+    } else {
+        &["STAGE", "CURRENT", "LISTED"]
+    };
     let text = format!(
         "{app}\n{}in the pool: {}\n",
-        table(&["STAGE", "CURRENT", "LISTED"], &rows),
+        table(headers, &rows),
         all.join(", ")
     );
     reporter.data(
@@ -181,24 +237,32 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     Ok(())
 }
 
+/// A value for a table cell: `-` for none.
+fn dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_string())
+}
+
 /// Runs `repo history [APP]`.
 pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Result<()> {
     Repository::open(root)?;
     let connection = state::open(root)?;
     let entries = state::history(&connection, app)?;
-    let dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_string());
+    // The DIST column appears once the history has a change for a distribution.
+    let with_distributions = entries.iter().any(|entry| entry.distribution.is_some());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| {
-            vec![
+            let mut row = vec![
                 format_time(entry.time),
                 entry.who.clone(),
                 entry.action.as_str().to_string(),
                 entry.app.clone(),
-                dash(&entry.stage),
-                dash(&entry.from),
-                dash(&entry.to),
-            ]
+            ];
+            if with_distributions {
+                row.push(dash(&entry.distribution));
+            }
+            row.extend([dash(&entry.stage), dash(&entry.from), dash(&entry.to)]);
+            row
         })
         .collect();
     let documents: Vec<serde_json::Value> = entries
@@ -210,16 +274,21 @@ pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Re
                 "action": entry.action,
                 "app": entry.app,
                 "stage": entry.stage,
+                "distribution": entry.distribution,
                 "from": entry.from,
                 "to": entry.to,
             })
         })
         .collect();
+    let headers: &[&str] = if with_distributions {
+        &[
+            "WHEN", "WHO", "ACTION", "APP", "DIST", "STAGE", "FROM", "TO",
+        ]
+    } else {
+        &["WHEN", "WHO", "ACTION", "APP", "STAGE", "FROM", "TO"]
+    };
     reporter.data(
-        table(
-            &["WHEN", "WHO", "ACTION", "APP", "STAGE", "FROM", "TO"],
-            &rows,
-        ),
+        table(headers, &rows),
         &json!({"app": app, "entries": documents}),
     )?;
     Ok(())

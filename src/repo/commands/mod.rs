@@ -17,6 +17,7 @@ use anyhow::Result;
 
 use crate::cli::RepoCommand;
 use crate::repo::session::{Repository, Session};
+use crate::repo::suites;
 use crate::report::Reporter;
 
 /// Runs one `debstage repo` command.
@@ -54,13 +55,27 @@ pub(crate) fn run(
             version,
             to,
             skip,
+            dist,
         } => {
+            let dist = dist
+                .as_deref()
+                .map(suites::parse_distribution)
+                .transpose()?;
             let mut session = Session::begin(root, timeout, reporter)?;
-            stages::promote(&mut session, &app, &version, to.as_deref(), skip)
+            stages::promote(&mut session, &app, &version, to.as_deref(), skip, dist)
         }
-        RepoCommand::Rollback { app, stage, to } => {
+        RepoCommand::Rollback {
+            app,
+            stage,
+            to,
+            dist,
+        } => {
+            let dist = dist
+                .as_deref()
+                .map(suites::parse_distribution)
+                .transpose()?;
             let mut session = Session::begin(root, timeout, reporter)?;
-            stages::rollback(&mut session, &app, &stage, to.as_deref())
+            stages::rollback(&mut session, &app, &stage, to.as_deref(), dist)
         }
         RepoCommand::Remove {
             app,
@@ -78,14 +93,14 @@ pub(crate) fn run(
         }
         RepoCommand::Publish => {
             let mut session = Session::begin(root, timeout, reporter)?;
-            let stages = session.repository.config.stages.clone();
             let transaction = session.connection.transaction()?;
-            for stage in &stages {
-                crate::repo::state::owe_publication(&transaction, stage)?;
+            let all = suites::all_suites(&session.repository.config, &transaction)?;
+            for suite in &all {
+                crate::repo::state::owe_publication(&transaction, &suite.name())?;
             }
             transaction.commit()?;
             session.publish_pending()?;
-            reporter.status(format!("published {} suite(s)", stages.len()));
+            reporter.status(format!("published {} suite(s)", all.len()));
             Ok(())
         }
         RepoCommand::List {
@@ -96,8 +111,17 @@ pub(crate) fn run(
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
         RepoCommand::Verify => verify::run(root, reporter),
         RepoCommand::ExportKey { binary } => export_key::run(root, binary, reporter),
-        RepoCommand::Sources { stage, url, app } => {
-            sources::run(root, &stage, &url, app.as_deref(), reporter)
+        RepoCommand::Sources {
+            stage,
+            url,
+            app,
+            dist,
+        } => {
+            let dist = dist
+                .as_deref()
+                .map(suites::parse_distribution)
+                .transpose()?;
+            sources::run(root, &stage, dist, &url, app.as_deref(), reporter)
         }
         RepoCommand::Serve { addr } => {
             Repository::open(root)?;

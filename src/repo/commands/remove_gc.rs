@@ -19,11 +19,13 @@ use rusqlite::Transaction;
 use serde_json::json;
 
 use crate::debian::version;
+use crate::naming::distribution::suite_of;
 use crate::repo::commands::stages::resolve_version;
 use crate::repo::pool;
 use crate::repo::publish::served::served_pool_files;
 use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
+use crate::repo::suites;
 
 /// Runs `repo remove APP VERSION [--stage S]`.
 pub(crate) fn remove(
@@ -35,13 +37,15 @@ pub(crate) fn remove(
     let config = session.repository.config.clone();
     let transaction = session.connection.transaction()?;
     let version = resolve_version(&transaction, app, requested)?;
+    let distribution = suites::distribution_of(&version);
+    let suite = stage.map(|stage| suite_of(distribution, stage));
     let packages = state::packages_of_version(&transaction, app, &version)?;
     let pointing: Vec<String> = state::currents_of_app(&transaction, app)?
         .into_iter()
-        .filter(|(stage_name, current)| {
-            *current == version && stage.is_none_or(|only| only == stage_name)
+        .filter(|(suite_name, current)| {
+            *current == version && suite.as_ref().is_none_or(|only| only == suite_name)
         })
-        .map(|(stage_name, _)| stage_name)
+        .map(|(suite_name, _)| suite_name)
         .collect();
     if !pointing.is_empty() {
         bail!(
@@ -54,13 +58,14 @@ pub(crate) fn remove(
     match stage {
         Some(stage) => {
             config.stage_index(stage)?;
+            let suite = suite_of(distribution, stage);
             for package in &packages {
-                if state::unlist(&transaction, stage, package.id)? {
-                    changed.insert(stage.to_string());
+                if state::unlist(&transaction, &suite, package.id)? {
+                    changed.insert(suite.clone());
                 }
             }
             if changed.is_empty() {
-                bail!("cannot remove {app} {version} from {stage}: the stage does not list it");
+                bail!("cannot remove {app} {version} from {suite}: the stage does not list it");
             }
         }
         None => {
@@ -78,6 +83,7 @@ pub(crate) fn remove(
             action: Action::Remove,
             app: app.to_string(),
             stage: stage.map(str::to_string),
+            distribution: suites::codename(distribution),
             from: Some(version.clone()),
             to: None,
         },
@@ -109,7 +115,11 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     let transaction = session.connection.transaction()?;
     let currents: HashSet<(String, String, String)> =
         state::all_currents(&transaction)?.into_iter().collect();
-    let changed = unlist_beyond(&transaction, &config.stages, keep, &currents)?;
+    let all_suites: Vec<String> = suites::all_suites(&config, &transaction)?
+        .iter()
+        .map(suites::Suite::name)
+        .collect();
+    let changed = unlist_beyond(&transaction, &all_suites, keep, &currents)?;
     let versions_removed = delete_unlisted(&transaction, &currents)?;
     for suite in &changed {
         state::owe_publication(&transaction, suite)?;
@@ -139,8 +149,8 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Stops listing, in each stage, the versions beyond the `keep` highest that the stage
-/// does not point to; returns the stages changed.
+/// Stops listing, in each suite, the versions beyond the `keep` highest that the suite
+/// does not point to; returns the suites changed.
 fn unlist_beyond(
     transaction: &Transaction<'_>,
     stages: &[String],
@@ -217,6 +227,7 @@ fn delete_unlisted(
                 action: Action::Gc,
                 app: app.clone(),
                 stage: None,
+                distribution: suites::codename(suites::distribution_of(version)),
                 from: Some(version.clone()),
                 to: None,
             },

@@ -14,7 +14,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::naming::AppNames;
+use crate::naming::distribution::suite_of;
+use crate::naming::{AppNames, Distribution};
 use crate::repo::commands::export_key::{key_path_on_server, PublicKey};
 use crate::repo::session::Repository;
 use crate::repo::state;
@@ -37,23 +38,23 @@ fn sources_file(url: &str, suite: &str, key_path_on_server: &str) -> String {
     )
 }
 
-/// The name of a stage's `.sources` file without its directory and extension (what
-/// Ansible's `deb822_repository` calls `name`).
-fn sources_name(origin: &str, stage: &str) -> String {
-    format!("{origin}-{stage}")
+/// The name of a suite's `.sources` file without its directory and extension (what
+/// Ansible's `deb822_repository` calls `name`): `<origin>-<suite>`.
+fn sources_name(origin: &str, suite: &str) -> String {
+    format!("{origin}-{suite}")
 }
 
-/// Where the `.sources` file of a stage goes on a server.
-fn sources_path(origin: &str, stage: &str) -> String {
+/// Where the `.sources` file of a suite goes on a server.
+fn sources_path(origin: &str, suite: &str) -> String {
     format!(
         "/etc/apt/sources.list.d/{}.sources",
-        sources_name(origin, stage)
+        sources_name(origin, suite)
     )
 }
 
 /// The text for a terminal: how to install the key, the `.sources` file under a
 /// `# <path>` line, and where the pins come from.
-fn server_text(url: &str, stage: &str, origin: &str, stage_packages: &[String]) -> String {
+fn server_text(url: &str, suite: &str, origin: &str, stage_packages: &[String]) -> String {
     let key = key_path_on_server(origin);
     let mut text = format!(
         "# {key}: the repository key, written on the server with\n\
@@ -62,12 +63,12 @@ fn server_text(url: &str, stage: &str, origin: &str, stage_packages: &[String]) 
          # (or copy {origin}.gpg from the repository's root)\n\
          \n\
          # {}\n{}",
-        sources_path(origin, stage),
-        sources_file(url, stage, &key)
+        sources_path(origin, suite),
+        sources_file(url, suite, &key)
     );
     if !stage_packages.is_empty() {
         text.push_str(&format!(
-            "\n# The apt pin that makes {} follow the {stage} suite comes with the package \
+            "\n# The apt pin that makes {} follow the {suite} suite comes with the package \
              itself; do not write it by hand.\n\
              # After a rollback the host follows with: apt-get install --allow-downgrades {}\n",
             stage_packages.join(", "),
@@ -77,17 +78,23 @@ fn server_text(url: &str, stage: &str, origin: &str, stage_packages: &[String]) 
     text
 }
 
-/// Prints what a server of `stage` needs: the key, the `.sources` file, and which stage
-/// packages bring their pins (`<app>-<stage>`, or every stage package the suite lists).
+/// Prints what a server of `stage` needs: the key, the `.sources` file of the stage's
+/// suite for its distribution (`bookworm-production`; the stage's own for host builds),
+/// and which stage packages bring their pins (`<app>-<stage>`, or every stage package
+/// the suite lists).
 pub(crate) fn run(
     root: &Path,
     stage: &str,
+    distribution: Option<Distribution>,
     url: &str,
     app: Option<&str>,
     reporter: &Reporter,
 ) -> Result<()> {
     let repository = Repository::open(root)?;
     repository.config.stage_index(stage)?;
+    // The suite's name is its Suite and Codename in its Release files, which apt checks
+    // against the Suites line, and the `n=` the stage packages' pins name.
+    let suite = suite_of(distribution, stage);
     let connection = state::open(root)?;
     let stage_packages: Vec<String> = match app {
         Some(app) => {
@@ -97,7 +104,7 @@ pub(crate) fn run(
             vec![AppNames::new(app).stage_package(stage)]
         }
         None => {
-            let mut names: Vec<String> = state::suite_packages(&connection, stage)?
+            let mut names: Vec<String> = state::suite_packages(&connection, &suite)?
                 .into_iter()
                 .filter(|package| package.role == state::Role::Stage)
                 .map(|package| package.package)
@@ -108,7 +115,10 @@ pub(crate) fn run(
     };
     let origin = &repository.config.origin;
     if !reporter.is_json() {
-        reporter.data(server_text(url, stage, origin, &stage_packages), &json!({}))?;
+        reporter.data(
+            server_text(url, &suite, origin, &stage_packages),
+            &json!({}),
+        )?;
         return Ok(());
     }
     // The fields of Ansible's deb822_repository (name, types, uris, suites, components,
@@ -116,14 +126,15 @@ pub(crate) fn run(
     let key = PublicKey::load(root, origin)?;
     let document = json!({
         "stage": stage,
-        "name": sources_name(origin, stage),
+        "distribution": distribution.map(|distribution| distribution.codename()),
+        "name": sources_name(origin, &suite),
         "types": ["deb"],
         "uris": [uri(url)],
-        "suites": [stage],
+        "suites": [suite],
         "components": [COMPONENT],
         "signed_by": key.keyring_path_on_server,
-        "path": sources_path(origin, stage),
-        "text": sources_file(url, stage, &key.keyring_path_on_server),
+        "path": sources_path(origin, &suite),
+        "text": sources_file(url, &suite, &key.keyring_path_on_server),
         "key": key.to_json(),
         "stage_packages": stage_packages,
     });

@@ -5,24 +5,57 @@
 //! `<app>-<stage>`, which its suite lists in that one version only. The payload
 //! `<app>-<upstream>` stays listed in every suite it reached, so rolling back is always
 //! installable.
+//!
+//! Each distribution's builds move in that distribution's suites (`bookworm-staging`);
+//! a release (`1.0-1`) names its build for every distribution, and one command moves
+//! them all in one transaction, or none when one of them cannot move.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 use rusqlite::Connection;
 
 use crate::debian::version;
+use crate::naming::distribution::suite_of;
+use crate::naming::Distribution;
 use crate::repo::config::RepoConfig;
 use crate::repo::session::{now, who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
+use crate::repo::suites::{self, Suite};
 
-/// Finds the full version of `app` that `requested` names: the full version (`1.1-1`),
-/// or an upstream version (`1.1`) when only one revision of it exists.
+/// Finds the full version of `app` that `requested` names, when it names one build:
+/// the full version (`1.1-1`, `1.1-1+deb12`), or a release or upstream version that only
+/// one build has.
 pub(crate) fn resolve_version(
     connection: &Connection,
     app: &str,
     requested: &str,
 ) -> Result<String> {
+    let mut versions = resolve_versions(connection, app, requested, None)?;
+    // A host build's full version is also a release: alone, it names the host build.
+    if let Some(exact) = versions.iter().position(|version| version == requested) {
+        return Ok(versions.swap_remove(exact));
+    }
+    if versions.len() > 1 {
+        bail!(
+            "{app} {requested}: names the builds of several distributions ({}); give the \
+             full version of one",
+            versions.join(", ")
+        );
+    }
+    Ok(versions.remove(0))
+}
+
+/// Finds the builds of `app` that `requested` names, at most one per distribution,
+/// host builds first: a full version (`1.1-1+deb12`: that build only), a release
+/// (`1.1-1`: its build for every distribution that has one) or an upstream version
+/// (`1.1`) when only one revision of it exists. `only` keeps one distribution's build.
+pub(crate) fn resolve_versions(
+    connection: &Connection,
+    app: &str,
+    requested: &str,
+    only: Option<Distribution>,
+) -> Result<Vec<String>> {
     let packages = state::packages_of_app(connection, app)?;
     if packages.is_empty() {
         bail!("{app}: no such application in the repository");
@@ -34,31 +67,58 @@ pub(crate) fn resolve_version(
         .into_iter()
         .collect();
     versions.sort_by(|left, right| version::compare(left, right));
-    if versions.iter().any(|known| known == requested) {
-        return Ok(requested.to_string());
+    let restriction = only.map_or_else(String::new, |only| format!(" for {only}"));
+    // A full version with a distribution's suffix names that build alone; a version
+    // without one is a release, which a host build and distributions' builds may share.
+    if let Some(built_for) = suites::distribution_of(requested)
+        .filter(|_| versions.iter().any(|known| known == requested))
+    {
+        if let Some(only) = only.filter(|only| *only != built_for) {
+            bail!("{app} {requested} is the build for {built_for}, not for --dist {only}");
+        }
+        return Ok(vec![requested.to_string()]);
     }
-    let matching: Vec<&String> = packages
+    let wanted =
+        |version: &&String| only.is_none_or(|only| suites::distribution_of(version) == Some(only));
+    let mut matching: Vec<&String> = versions
         .iter()
-        .filter(|package| package.upstream == requested)
-        .map(|package| &package.version)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .filter(|version| suites::release_of(version) == requested)
+        .filter(wanted)
         .collect();
-    match matching.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!(
-            "{app} {requested}: no such version in the repository; it has {}",
+    if matching.is_empty() {
+        matching = packages
+            .iter()
+            .filter(|package| package.upstream == requested)
+            .map(|package| &package.version)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(wanted)
+            .collect();
+    }
+    let mut by_distribution: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
+    for version in matching {
+        by_distribution
+            .entry(suites::distribution_rank(suites::distribution_of(version)))
+            .or_default()
+            .push(version);
+    }
+    if by_distribution.is_empty() {
+        bail!(
+            "{app} {requested}: no such version{restriction} in the repository; it has {}",
             versions.join(", ")
-        ),
-        several => bail!(
+        );
+    }
+    if let Some(several) = by_distribution.values().find(|builds| builds.len() > 1) {
+        bail!(
             "{app} {requested}: several revisions match ({}); give the full version",
             several
                 .iter()
                 .map(|version| version.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        );
     }
+    Ok(by_distribution.into_values().flatten().cloned().collect())
 }
 
 /// The packages a stage lists for a version: payloads (every architecture) or plain
@@ -77,27 +137,30 @@ fn stage_package<'a>(packages: &'a [PackageRecord], stage: &str) -> Option<&'a P
         .find(|package| package.role == Role::Stage && package.stage.as_deref() == Some(stage))
 }
 
-/// Points `stage` of `app` to `version` inside the open transaction: lists the payloads,
-/// and the stage package as the only version of its name. Returns the version before.
+/// Points `suite` (a stage, for one distribution's builds) of `app` to `version` inside
+/// the open transaction: lists the payloads, and the stage package as the only version
+/// of its name. Returns the version before.
 fn point(
     connection: &Connection,
     app: &str,
-    stage: &str,
+    suite: &Suite,
     version: &str,
     packages: &[PackageRecord],
 ) -> Result<Option<String>> {
+    let stage = suite.stage.as_str();
+    let name = suite.name();
     let anchors = anchors(packages);
     if anchors.is_empty() {
         bail!("{app} {version}: the pool has no payload of this version (only stage packages)");
     }
     let needs_stage_package = anchors.iter().any(|package| package.role == Role::Payload);
     for anchor in &anchors {
-        state::list(connection, stage, anchor.id)?;
+        state::list(connection, &name, anchor.id)?;
     }
     match stage_package(packages, stage) {
         Some(pointer) => {
-            state::unlist_name(connection, stage, &pointer.package)?;
-            state::list(connection, stage, pointer.id)?;
+            state::unlist_name(connection, &name, &pointer.package)?;
+            state::list(connection, &name, pointer.id)?;
         }
         None if needs_stage_package => bail!(
             "{app} {version}: the pool has no stage package {app}-{stage} of this version; \
@@ -106,121 +169,229 @@ fn point(
         ),
         None => {}
     }
-    let before = state::current(connection, app, stage)?;
-    state::set_current(connection, app, stage, version)?;
+    let before = state::current(connection, app, &name)?;
+    state::set_current(connection, app, &name, version)?;
     Ok(before)
 }
 
-/// Runs `repo promote APP VERSION [--to STAGE]`.
+/// What a promote or a rollback did to one suite.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Moved {
+    /// The distribution's codename; `None` for host builds.
+    distribution: Option<String>,
+    /// The suite changed.
+    suite: String,
+    from: Option<String>,
+    to: String,
+    changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<bool>,
+}
+
+/// The JSON result of a promote or a rollback: one entry per distribution under
+/// `distributions`; `from` and `to` at the top are the entry's for one distribution and
+/// the releases (versions without the suffix) for several.
+fn summary(app: &str, stage: &str, moves: &[Moved]) -> serde_json::Value {
+    let (from, to) = match moves {
+        [one] => (one.from.clone(), one.to.clone()),
+        _ => {
+            let froms: BTreeSet<Option<&str>> = moves
+                .iter()
+                .map(|moved| moved.from.as_deref().map(suites::release_of))
+                .collect();
+            let from = match froms.into_iter().collect::<Vec<_>>().as_slice() {
+                [Some(one)] => Some((*one).to_string()),
+                _ => None,
+            };
+            let to = moves
+                .first()
+                .map(|moved| suites::release_of(&moved.to).to_string())
+                .unwrap_or_default();
+            (from, to)
+        }
+    };
+    let mut document = serde_json::json!({
+        "app": app,
+        "stage": stage,
+        "from": from,
+        "to": to,
+        "changed": moves.iter().any(|moved| moved.changed),
+        "distributions": moves,
+    });
+    if moves.iter().any(|moved| moved.skipped.is_some()) {
+        document["skipped"] =
+            serde_json::json!(moves.iter().any(|moved| moved.skipped == Some(true)));
+    }
+    document
+}
+
+/// Runs `repo promote APP VERSION [--to STAGE] [--dist CODENAME]`: the build of every
+/// distribution that has the version (or of `--dist`'s only), each in its own suite, in
+/// one transaction.
 pub(crate) fn promote(
     session: &mut Session<'_>,
     app: &str,
     requested: &str,
     to: Option<&str>,
     skip: bool,
+    only: Option<Distribution>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
     let transaction = session.connection.transaction()?;
-    let version = resolve_version(&transaction, app, requested)?;
-    let packages = state::packages_of_version(&transaction, app, &version)?;
-    let held = stages_holding(&transaction, &config, &packages)?;
+    let versions = resolve_versions(&transaction, app, requested, only)?;
+    let mut builds = Vec::with_capacity(versions.len());
+    for version in versions {
+        let distribution = suites::distribution_of(&version);
+        let packages = state::packages_of_version(&transaction, app, &version)?;
+        let held = stages_holding(&transaction, &config, distribution, &packages)?;
+        builds.push((version, distribution, packages, held));
+    }
     let target_index = match to {
         Some(target) => config.stage_index(target)?,
         None => {
-            let Some(&latest) = held.last() else {
-                bail!("{app} {version} is in no stage yet; add it with `debstage repo add` first");
-            };
-            if latest + 1 >= config.stages.len() {
+            let mut targets = BTreeSet::new();
+            for (version, distribution, _, held) in &builds {
+                let Some(&latest) = held.last() else {
+                    bail!(
+                        "{app} {version} is in no stage yet; add it with `debstage repo add` first"
+                    );
+                };
+                if latest + 1 >= config.stages.len() {
+                    bail!(
+                        "{app} {version} is already in {}, the last stage",
+                        suite_of(*distribution, &config.stages[latest])
+                    );
+                }
+                targets.insert(latest + 1);
+            }
+            if targets.len() > 1 {
                 bail!(
-                    "{app} {version} is already in {}, the last stage",
-                    config.stages[latest]
+                    "cannot promote {app} {requested}: its builds are in different stages ({}); \
+                     give the stage with --to, or one distribution with --dist",
+                    builds
+                        .iter()
+                        .map(|(version, distribution, _, held)| format!(
+                            "{version} in {}",
+                            held.last()
+                                .map_or("no stage".to_string(), |&index| suite_of(
+                                    *distribution,
+                                    &config.stages[index]
+                                ))
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
-            latest + 1
+            targets.into_iter().next().unwrap_or_default()
         }
     };
-    let target = config.stages[target_index].clone();
-    if !held.iter().any(|&index| index < target_index) {
-        let before = if target_index == 0 {
-            "it is the first stage: use `debstage repo add` to put a version there".to_string()
-        } else {
-            format!(
-                "it must be in {} (the stage before {target}) or an earlier stage first",
-                config.stages[target_index - 1]
-            )
-        };
-        let now_in = if held.is_empty() {
-            "no stage".to_string()
-        } else {
-            held.iter()
-                .map(|&index| config.stages[index].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
-    }
-    // Promotion goes one stage at a time: from the stage directly before the target.
-    let skipping = !held.contains(&(target_index - 1));
-    if skipping && !skip {
-        bail!(
-            "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
-             {target}; promote it there first, or pass --skip to go past it (recorded as a skip)",
-            config.stages[target_index - 1]
-        );
-    }
-    if state::current(&transaction, app, &target)?.as_deref() == Some(version.as_str()) {
-        session.reporter.status(format!(
-            "{app} {version} is already the version of {target}"
-        ));
-        let current = Some(version.as_str());
-        session.reporter.data(
-            "",
-            &serde_json::json!({"app": app, "stage": target, "from": current, "to": current, "changed": false, "skipped": false}),
-        )?;
-        return Ok(());
-    }
-    let before = point(&transaction, app, &target, &version, &packages)?;
-    state::record_history(
-        &transaction,
-        &HistoryEntry {
-            time: now(),
-            who: who(),
-            action: if skipping {
-                Action::PromoteSkipping
+    let stage = config.stages[target_index].clone();
+    let mut moves = Vec::with_capacity(builds.len());
+    for (version, distribution, packages, held) in &builds {
+        let suite = suites::suite(&config, *distribution, &stage)?;
+        let target = suite.name();
+        let earlier = |index: usize| suite_of(*distribution, &config.stages[index]);
+        if !held.iter().any(|&index| index < target_index) {
+            let before = if target_index == 0 {
+                "it is the first stage: use `debstage repo add` to put a version there".to_string()
             } else {
-                Action::Promote
+                format!(
+                    "it must be in {} (the stage before {target}) or an earlier stage first",
+                    earlier(target_index - 1)
+                )
+            };
+            let now_in = if held.is_empty() {
+                "no stage".to_string()
+            } else {
+                held.iter()
+                    .map(|&index| earlier(index))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
+        }
+        // Promotion goes one stage at a time: from the stage directly before the target.
+        let skipping = !held.contains(&(target_index - 1));
+        if skipping && !skip {
+            bail!(
+                "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
+                 {target}; promote it there first, or pass --skip to go past it (recorded as a skip)",
+                earlier(target_index - 1)
+            );
+        }
+        if state::current(&transaction, app, &target)?.as_deref() == Some(version.as_str()) {
+            session.reporter.status(format!(
+                "{app} {version} is already the version of {target}"
+            ));
+            moves.push(Moved {
+                distribution: suite.codename(),
+                suite: target,
+                from: Some(version.clone()),
+                to: version.clone(),
+                changed: false,
+                skipped: Some(false),
+            });
+            continue;
+        }
+        let before = point(&transaction, app, &suite, version, packages)?;
+        state::record_history(
+            &transaction,
+            &HistoryEntry {
+                time: now(),
+                who: who(),
+                action: if skipping {
+                    Action::PromoteSkipping
+                } else {
+                    Action::Promote
+                },
+                app: app.to_string(),
+                stage: Some(stage.clone()),
+                distribution: suite.codename(),
+                from: before.clone(),
+                to: Some(version.clone()),
             },
-            app: app.to_string(),
-            stage: Some(target.clone()),
-            from: before.clone(),
-            to: Some(version.clone()),
-        },
-    )?;
-    state::owe_publication(&transaction, &target)?;
+        )?;
+        state::owe_publication(&transaction, &target)?;
+        moves.push(Moved {
+            distribution: suite.codename(),
+            suite: target,
+            from: before,
+            to: version.clone(),
+            changed: true,
+            skipped: Some(skipping),
+        });
+    }
     transaction.commit()?;
     crate::fault::point("promote-committed");
     session.publish_pending()?;
-    session.reporter.status(format!(
-        "promoted {app} {version} to {target} (was {})",
-        before.as_deref().unwrap_or("none")
-    ));
-    session.reporter.data(
-        "",
-        &serde_json::json!({"app": app, "stage": target, "from": before, "to": version, "changed": true, "skipped": skipping}),
-    )?;
+    for moved in moves.iter().filter(|moved| moved.changed) {
+        session.reporter.status(format!(
+            "promoted {app} {} to {} (was {})",
+            moved.to,
+            moved.suite,
+            moved.from.as_deref().unwrap_or("none")
+        ));
+    }
+    session.reporter.data("", &summary(app, &stage, &moves))?;
     Ok(())
 }
 
-/// The stage indexes whose suites list a payload (or plain package) of the version.
+/// The stage indexes whose suites (of `distribution`) list a payload (or plain package)
+/// of the version.
 fn stages_holding(
     connection: &Connection,
     config: &RepoConfig,
+    distribution: Option<Distribution>,
     packages: &[PackageRecord],
 ) -> Result<Vec<usize>> {
     let mut held = BTreeSet::new();
     for anchor in anchors(packages) {
         for suite in state::suites_of(connection, anchor.id)? {
-            if let Some(index) = config.stages.iter().position(|stage| *stage == suite) {
+            if let Some(index) = config
+                .stages
+                .iter()
+                .position(|stage| suite_of(distribution, stage) == suite)
+            {
                 held.insert(index);
             }
         }
@@ -228,96 +399,154 @@ fn stages_holding(
     Ok(held.into_iter().collect())
 }
 
-/// Runs `repo rollback APP STAGE [--to VERSION]`.
+/// Runs `repo rollback APP STAGE [--to VERSION] [--dist CODENAME]`: the stage's suite of
+/// every distribution that has a version of `app` there (or `--dist`'s only) goes back,
+/// each to its own previous version, in one transaction.
 pub(crate) fn rollback(
     session: &mut Session<'_>,
     app: &str,
     stage: &str,
     to: Option<&str>,
+    only: Option<Distribution>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
     config.stage_index(stage)?;
+    // A full version with a distribution's suffix names that distribution.
+    let only = match (only, to.and_then(suites::distribution_of)) {
+        (Some(only), Some(named)) if only != named => bail!(
+            "cannot roll back {app} in {stage} to {}: that is the build for {named}, not for \
+             --dist {only}",
+            to.unwrap_or_default()
+        ),
+        (only, named) => only.or(named),
+    };
     let transaction = session.connection.transaction()?;
-    let Some(current) = state::current(&transaction, app, stage)? else {
-        bail!("cannot roll back {app} in {stage}: the stage has no version of {app}");
-    };
-    let history = state::stage_history(&transaction, app, stage)?;
-    let target = match to {
-        Some(requested) => {
-            let had: BTreeSet<&str> = history
-                .iter()
-                .flat_map(|entry| [entry.from.as_deref(), entry.to.as_deref()])
-                .flatten()
-                .collect();
-            let found = had.iter().find(|version| {
-                **version == requested
-                    || crate::debian::version::Version::parse(version)
-                        .is_ok_and(|parsed| parsed.upstream == requested)
-            });
-            match found {
-                Some(version) => (*version).to_string(),
-                None => bail!(
-                    "cannot roll back {app} in {stage} to {requested}: the stage never had \
-                     that version; it had {}",
-                    had.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            }
+    let mut rolled = Vec::new();
+    for distribution in suites::distributions(&transaction)? {
+        if only.is_some_and(|only| Some(only) != distribution) {
+            continue;
         }
-        None => {
-            // The version before is where the change that brought the current version
-            // came from; rollbacks are skipped so that rolling back twice goes back twice.
-            let arrival = history.iter().rev().find(|entry| {
-                entry.action != Action::Rollback && entry.to.as_deref() == Some(current.as_str())
-            });
-            match arrival.and_then(|entry| entry.from.clone()) {
-                Some(previous) => previous,
-                None => bail!(
-                    "cannot roll back {app} in {stage}: {current} is the first version the \
-                     stage had, there is no earlier one"
-                ),
-            }
+        let suite = suites::suite(&config, distribution, stage)?;
+        if let Some(current) = state::current(&transaction, app, &suite.name())? {
+            rolled.push((suite, current));
         }
+    }
+    if rolled.is_empty() {
+        let place = only.map_or_else(|| stage.to_string(), |only| only.suite(stage));
+        bail!("cannot roll back {app} in {place}: the stage has no version of {app}");
+    }
+    // One distribution that cannot go back stops them all; `--dist` moves the others.
+    let hint = if rolled.len() > 1 {
+        let others: Vec<String> = rolled
+            .iter()
+            .filter_map(|(suite, _)| suite.codename())
+            .collect();
+        format!(
+            " (nothing was rolled back; to roll back one distribution alone, give --dist {})",
+            others.join(" or --dist ")
+        )
+    } else {
+        String::new()
     };
-    if target == current {
-        session
-            .reporter
-            .status(format!("{app} in {stage} is at {current} already"));
-        session.reporter.data(
-            "",
-            &serde_json::json!({"app": app, "stage": stage, "from": current, "to": current, "changed": false}),
+    let mut moves = Vec::with_capacity(rolled.len());
+    for (suite, current) in rolled {
+        let name = suite.name();
+        let codename = suite.codename();
+        let history = state::stage_history(&transaction, app, stage, codename.as_deref())?;
+        let target = match to {
+            Some(requested) => {
+                let had: BTreeSet<&str> = history
+                    .iter()
+                    .flat_map(|entry| [entry.from.as_deref(), entry.to.as_deref()])
+                    .flatten()
+                    .collect();
+                let found = had.iter().find(|version| {
+                    **version == requested
+                        || suites::release_of(version) == requested
+                        || crate::debian::version::Version::parse(version)
+                            .is_ok_and(|parsed| parsed.upstream == requested)
+                });
+                match found {
+                    Some(version) => (*version).to_string(),
+                    None => bail!(
+                        "cannot roll back {app} in {name} to {requested}: the stage never had \
+                         that version; it had {}{hint}",
+                        had.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }
+            None => {
+                // The version before is where the change that brought the current version
+                // came from; rollbacks are skipped so that rolling back twice goes back twice.
+                let arrival = history.iter().rev().find(|entry| {
+                    entry.action != Action::Rollback
+                        && entry.to.as_deref() == Some(current.as_str())
+                });
+                match arrival.and_then(|entry| entry.from.clone()) {
+                    Some(previous) => previous,
+                    None => bail!(
+                        "cannot roll back {app} in {name}: {current} is the first version the \
+                         stage had, there is no earlier one{hint}"
+                    ),
+                }
+            }
+        };
+        if target == current {
+            session
+                .reporter
+                .status(format!("{app} in {name} is at {current} already"));
+            moves.push(Moved {
+                distribution: codename,
+                suite: name,
+                from: Some(current.clone()),
+                to: current,
+                changed: false,
+                skipped: None,
+            });
+            continue;
+        }
+        let packages = state::packages_of_version(&transaction, app, &target)?;
+        if packages.is_empty() {
+            bail!(
+                "cannot roll back {app} in {name} to {target}: that version was removed from \
+                 the repository"
+            );
+        }
+        point(&transaction, app, &suite, &target, &packages)?;
+        state::record_history(
+            &transaction,
+            &HistoryEntry {
+                time: now(),
+                who: who(),
+                action: Action::Rollback,
+                app: app.to_string(),
+                stage: Some(stage.to_string()),
+                distribution: codename.clone(),
+                from: Some(current.clone()),
+                to: Some(target.clone()),
+            },
         )?;
-        return Ok(());
+        state::owe_publication(&transaction, &name)?;
+        moves.push(Moved {
+            distribution: codename,
+            suite: name,
+            from: Some(current),
+            to: target,
+            changed: true,
+            skipped: None,
+        });
     }
-    let packages = state::packages_of_version(&transaction, app, &target)?;
-    if packages.is_empty() {
-        bail!(
-            "cannot roll back {app} in {stage} to {target}: that version was removed from \
-             the repository"
-        );
-    }
-    point(&transaction, app, stage, &target, &packages)?;
-    state::record_history(
-        &transaction,
-        &HistoryEntry {
-            time: now(),
-            who: who(),
-            action: Action::Rollback,
-            app: app.to_string(),
-            stage: Some(stage.to_string()),
-            from: Some(current.clone()),
-            to: Some(target.clone()),
-        },
-    )?;
-    state::owe_publication(&transaction, stage)?;
     transaction.commit()?;
     crate::fault::point("rollback-committed");
     session.publish_pending()?;
-    session.reporter.status(format!(
-        "rolled {app} in {stage} back from {current} to {target}"
-    ));
-    session.reporter.data(
-        "",
-        &serde_json::json!({"app": app, "stage": stage, "from": current, "to": target, "changed": true}),
-    )?;
+    for moved in moves.iter().filter(|moved| moved.changed) {
+        session.reporter.status(format!(
+            "rolled {app} in {} back from {} to {}",
+            moved.suite,
+            moved.from.as_deref().unwrap_or("none"),
+            moved.to
+        ));
+    }
+    session.reporter.data("", &summary(app, stage, &moves))?;
     Ok(())
 }

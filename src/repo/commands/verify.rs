@@ -13,6 +13,7 @@ use crate::debian::control::Paragraphs;
 use crate::debian::release::{release_entries, Algorithm};
 use crate::repo::session::Repository;
 use crate::repo::state::{self, PackageRecord, Role};
+use crate::repo::suites as repo_suites;
 use crate::repo::{pool, publish::packages::COMPONENT};
 use crate::report::Reporter;
 
@@ -99,19 +100,37 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             suites.entry(suite).or_default().push(package);
         }
     }
-    for (app, stage, version) in state::all_currents(&connection)? {
-        let listed = suites.get(&stage).map(Vec::as_slice).unwrap_or_default();
+    for (app, suite, version) in state::all_currents(&connection)? {
+        let listed = suites.get(&suite).map(Vec::as_slice).unwrap_or_default();
         let listed_there = listed.iter().any(|package| {
             package.app == app && package.version == version && package.role != Role::Stage
         });
         if !listed_there {
             problems.push(format!(
-                "{app}: {stage} points to {version} but its suite does not list that version"
+                "{app}: {suite} points to {version} but its suite does not list that version"
             ));
         }
     }
+    // A package sits only in suites of the distribution its version was built for.
+    for (suite, listed) in &suites {
+        let expected =
+            repo_suites::parse(&repository.config, suite).map(|parsed| parsed.distribution);
+        for package in listed {
+            let built_for = repo_suites::distribution_of(&package.version);
+            if expected.is_some_and(|expected| expected != built_for) {
+                problems.push(format!(
+                    "dists/{suite}: lists {} {}, a build for {}",
+                    package.package,
+                    package.version,
+                    built_for.map_or("the host".to_string(), |built| built.to_string())
+                ));
+            }
+        }
+    }
     let pending = state::pending_publications(&connection)?;
-    for stage in &repository.config.stages {
+    let all_suites = repo_suites::all_suites(&repository.config, &connection)?;
+    for suite in &all_suites {
+        let stage = &suite.name();
         if pending.contains(stage) {
             // Its files lag behind the state by design until it is published.
             problems.push(format!(
@@ -134,7 +153,7 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
     }
     report(
         root,
-        &repository,
+        all_suites.len(),
         packages.len(),
         &problems,
         &warnings,
@@ -288,7 +307,7 @@ fn cleartext(message: &str) -> Option<String> {
 /// Prints the result: a line of success, or the problems as the command's error.
 fn report(
     root: &Path,
-    repository: &Repository,
+    suite_count: usize,
     packages: usize,
     problems: &[String],
     warnings: &[String],
@@ -297,15 +316,12 @@ fn report(
     let document = json!({
         "ok": problems.is_empty(),
         "package_count": packages,
-        "suite_count": repository.config.stages.len(),
+        "suite_count": suite_count,
         "problems": problems,
         "warnings": warnings,
     });
     if problems.is_empty() {
-        let text = format!(
-            "ok: {packages} package(s), {} suite(s) match the state\n",
-            repository.config.stages.len()
-        );
+        let text = format!("ok: {packages} package(s), {suite_count} suite(s) match the state\n");
         reporter.data(text, &document)?;
         return Ok(());
     }

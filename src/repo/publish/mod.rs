@@ -95,8 +95,9 @@ fn prune_cache(root: &Path, cache: &ChunkCache, reporter: &Reporter) {
     }
 }
 
-/// Rewrites the indexes of `suites` (stage names) from the state in `connection`, and
-/// clears the publication debt of each one published.
+/// Rewrites the indexes of `suites` (`production`, `bookworm-production`; the callers
+/// pass suites of the configuration's stages) from the state in `connection`, and clears
+/// the publication debt of each one published.
 pub(crate) fn publish_suites(
     root: &Path,
     config: &RepoConfig,
@@ -123,11 +124,8 @@ pub(crate) fn publish_suites(
     };
     let signer = sign::signer_of(root, config)?;
     let cache = ChunkCache::of_repository(root);
-    let names: Vec<&String> = config
-        .stages
-        .iter()
-        .filter(|stage| suites.contains(*stage))
-        .collect();
+    let mut names: Vec<&String> = suites.iter().collect();
+    names.sort_by_key(|name| crate::repo::suites::order_key(config, name));
     for suite in &names {
         let packages = state::suite_packages(connection, suite)?
             .into_iter()
