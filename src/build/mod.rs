@@ -7,9 +7,11 @@
 
 pub(crate) mod depends;
 pub(crate) mod env;
+pub(crate) mod exclusions;
 pub(crate) mod init;
 pub(crate) mod manifest;
 pub(crate) mod scripts;
+pub(crate) mod strip;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -88,8 +90,18 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .tempdir()
         .context("creating a scratch directory")?;
     let staged = env::stage(&loaded, scratch.path(), reporter)?;
-    let tree = list_tree(&loaded, &staged.root)?;
+    let mut tree = list_tree(&loaded, &staged.root)?;
     check_referenced_programs(&loaded, &tree)?;
+    let stripped = if loaded.strip() {
+        let stripped = strip::strip_tree(
+            tree.iter_mut().map(|item| &mut item.entry).collect(),
+            &scratch.path().join("strip"),
+        )?;
+        report_stripped(&loaded, &stripped, reporter);
+        stripped
+    } else {
+        strip::Stripped::default()
+    };
     let epoch = source_date.unwrap_or_else(|| {
         if generated {
             inputs_mtime
@@ -117,11 +129,24 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .filter_map(Entry::file_size)
         .sum();
     payload_spec.progress = reporter.progress_bytes(total, "compressing");
-    let (payload, stages) = write_packages(&loaded, &payload_spec, settings, epoch, work.path())?;
+    let dbgsym_spec = (!stripped.debug_files.is_empty())
+        .then(|| dbgsym_spec(&loaded, &stripped, &architecture, settings, epoch));
+    let (payload, stages, dbgsym) = write_packages(
+        &loaded,
+        &payload_spec,
+        dbgsym_spec.as_ref(),
+        settings,
+        epoch,
+        work.path(),
+    )?;
     payload_spec.progress.finish_and_clear();
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
 
     let mut packages = vec![built(&payload, Role::Payload, None)];
+    if let Some(dbgsym) = &dbgsym {
+        reporter.status(format!("  {} ({} bytes)", dbgsym.file, dbgsym.size));
+        packages.push(built(dbgsym, Role::Dbgsym, None));
+    }
     packages.extend(
         stages
             .iter()
@@ -242,14 +267,23 @@ fn analyse(
     })
 }
 
-/// Writes the payload and, while it is compressed, the small stage packages.
+/// What [`write_packages`] wrote: the payload, the stage packages, the debug symbols.
+type Written = (
+    WrittenPackage,
+    Vec<(String, WrittenPackage)>,
+    Option<WrittenPackage>,
+);
+
+/// Writes the payload and, while it is compressed, the debug symbols and the small stage
+/// packages.
 fn write_packages(
     loaded: &LoadedManifest,
     payload_spec: &PackageSpec,
+    dbgsym_spec: Option<&PackageSpec>,
     settings: Settings,
     epoch: u64,
     directory: &Path,
-) -> Result<(WrittenPackage, Vec<(String, WrittenPackage)>)> {
+) -> Result<Written> {
     let stage_specs = loaded
         .manifest
         .stages
@@ -257,18 +291,111 @@ fn write_packages(
         .iter()
         .map(|stage| stage_spec(loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
         .collect::<Result<Vec<_>>>()?;
-    let (payload, stages) = rayon::join(
+    let (payload, (dbgsym, stages)) = rayon::join(
         || deb::write_package(payload_spec, directory),
         || {
-            stage_specs
-                .par_iter()
-                .map(|(stage, spec)| {
-                    deb::write_package(spec, directory).map(|written| (stage.clone(), written))
-                })
-                .collect::<Result<Vec<(String, WrittenPackage)>>>()
+            rayon::join(
+                || {
+                    dbgsym_spec
+                        .map(|spec| deb::write_package(spec, directory))
+                        .transpose()
+                },
+                || {
+                    stage_specs
+                        .par_iter()
+                        .map(|(stage, spec)| {
+                            deb::write_package(spec, directory)
+                                .map(|written| (stage.clone(), written))
+                        })
+                        .collect::<Result<Vec<(String, WrittenPackage)>>>()
+                },
+            )
         },
     );
-    Ok((payload?, stages?))
+    Ok((payload?, stages?, dbgsym?))
+}
+
+/// Says what stripping did, and warns about debug information that had to be dropped.
+fn report_stripped(loaded: &LoadedManifest, stripped: &strip::Stripped, reporter: &Reporter) {
+    if stripped.files == 0 {
+        return;
+    }
+    let debug = if stripped.debug_files.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the debug symbols of {} go into {}",
+            stripped.debug_files.len(),
+            loaded.names().dbgsym_package()
+        )
+    };
+    reporter.status(format!(
+        "Stripped {} ELF file{}{debug}",
+        stripped.files,
+        if stripped.files == 1 { "" } else { "s" },
+    ));
+    for path in &stripped.without_build_id {
+        reporter.warn(format!(
+            "/{path}: stripped, and its debug information dropped: it has no GNU build-id \
+             (link it with -Wl,--build-id) to be found under /usr/lib/debug/.build-id"
+        ));
+    }
+}
+
+/// The `<payload>-dbgsym` package: the debug files in Debian's `.build-id` layout, with
+/// the control fields Debian's automatic debug packages carry.
+fn dbgsym_spec(
+    manifest: &LoadedManifest,
+    stripped: &strip::Stripped,
+    architecture: &str,
+    settings: Settings,
+    epoch: u64,
+) -> PackageSpec {
+    let release = manifest.names();
+    let package = release.dbgsym_package();
+    let payload = release.payload_package();
+    let mut entries: Vec<Entry> = stripped
+        .debug_files
+        .iter()
+        .map(|(build_id, source)| Entry {
+            path: strip::Stripped::installed_path(build_id),
+            mode: 0o644,
+            mtime: None,
+            content: Content::File {
+                size: fs::metadata(source)
+                    .map(|metadata| metadata.len())
+                    .unwrap_or(0),
+                source: source.clone(),
+            },
+        })
+        .collect();
+    // As dh_strip does: the documents are the payload's (same source, exact dependency).
+    entries.push(Entry {
+        path: format!("usr/share/doc/{package}"),
+        mode: 0o777,
+        mtime: None,
+        content: Content::Symlink(payload.clone().into_bytes()),
+    });
+    let mut control = Control::new();
+    control.set("Package", &package);
+    control.set("Source", manifest.app());
+    control.set("Version", release.debian_version());
+    control.set("Auto-Built-Package", "debug-symbols");
+    control.set("Architecture", architecture);
+    control.set("Maintainer", manifest.manifest.package.maintainer.clone());
+    control.set("Installed-Size", "0");
+    control.set(
+        "Depends",
+        format!("{payload} (= {})", release.debian_version()),
+    );
+    control.set("Section", "debug");
+    control.set("Priority", "optional");
+    control.set(
+        "Description",
+        control::description(&format!("debug symbols for {payload}"), ""),
+    );
+    control.set("Build-Ids", stripped.build_ids_field());
+    PackageSpec::new(control, entries, Vec::new(), settings, epoch)
 }
 
 /// Moves the packages and the build manifest from the work directory into `out`.
@@ -380,6 +507,7 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
         root,
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
+        defaults: exclusions::Exclusions::of(manifest),
         prefix: manifest
             .names()
             .release_dir()
@@ -405,6 +533,8 @@ struct Listing<'a> {
     root: &'a Path,
     include: GlobSet,
     exclude: GlobSet,
+    /// What the build leaves out by default (`[files] keep` brings groups back).
+    defaults: exclusions::Exclusions,
     /// The release directory without its leading `/`.
     prefix: String,
 }
@@ -467,14 +597,20 @@ impl Listing<'_> {
         }
         let metadata = metadata.with_context(|| format!("{}: cannot be read", path.display()))?;
         let kind = metadata.file_type();
-        if self.exclude.is_match(relative) {
+        if self.exclude.is_match(relative)
+            || self.defaults.excludes(self.root, relative, kind.is_dir())
+        {
             return Ok(Vec::new());
         }
         let mut items = Vec::new();
         let content = if kind.is_dir() {
-            // Directories are kept when something inside them is; empty ones when included.
+            // Directories are kept when something inside them is; empty ones when included
+            // (unless the default exclusions emptied them).
             let below = self.directory(relative)?;
-            if self.include.is_match(relative) || self.include.is_match(relative.join("x")) {
+            let emptied = below.is_empty() && self.defaults.drops_when_empty(self.root, relative);
+            if !emptied
+                && (self.include.is_match(relative) || self.include.is_match(relative.join("x")))
+            {
                 items.push(self.item(relative_text, &metadata, Content::Directory));
             }
             items.extend(below);

@@ -3,6 +3,8 @@
 
 pub(crate) mod command;
 pub(crate) mod dir;
+pub(crate) mod node;
+pub(crate) mod node_abi;
 pub(crate) mod python;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ pub(crate) fn stage(
         Environment::Dir(options) => dir::stage(manifest, options),
         Environment::Python(options) => python::stage(manifest, options, scratch, reporter),
         Environment::Command(options) => command::stage(manifest, options, scratch, reporter),
+        Environment::Node(options) => node::stage(manifest, options, scratch, reporter),
     }
 }
 
@@ -39,6 +42,6 @@ pub(crate) fn stage(
 pub(crate) fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
     match environment {
         Environment::Python(_) => python::LINTIAN_OVERRIDES,
-        Environment::Dir(_) | Environment::Command(_) => &[],
+        Environment::Dir(_) | Environment::Command(_) | Environment::Node(_) => &[],
     }
 }

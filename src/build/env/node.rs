@@ -1,0 +1,116 @@
+//! `kind = "node"`: a Node.js application with its dependencies installed by npm
+//! (`npm ci --omit=dev` unless the manifest gives another command) inside the release
+//! tree, so that `node_modules` is built where it will live.
+//!
+//! The payload depends on `nodejs`; native modules (`*.node`) bound it to the Node.js
+//! releases that can load them ([`node_abi`](super::node_abi)).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use super::command::run_streamed;
+use super::{node_abi, StagedTree};
+use crate::build::manifest::{LoadedManifest, NodeEnvironment};
+use crate::report::Reporter;
+
+/// Where the build machine's Node.js headers are, when its nodejs package ships them:
+/// node-gyp then builds native modules against them instead of downloading headers.
+const SYSTEM_NODE_DIR: &str = "/usr";
+
+/// Copies the application into the release tree and runs the install command there.
+pub(crate) fn stage(
+    manifest: &LoadedManifest,
+    options: &NodeEnvironment,
+    scratch: &Path,
+    reporter: &Reporter,
+) -> Result<StagedTree> {
+    let root = scratch.join("release");
+    fs::create_dir_all(&root).with_context(|| format!("{}: cannot be created", root.display()))?;
+    copy_application(&manifest.resolve(&options.source), &root)?;
+    reporter.status(format!("Running the install command: {}", options.command));
+    run_streamed(
+        &mut build_command(manifest, &options.command, &root),
+        &format!(
+            "{}: [environment] command {:?}",
+            manifest.path.display(),
+            options.command
+        ),
+        reporter,
+    )?;
+    let modules = node_abi::native_modules(&root)?;
+    let depends = node_abi::nodejs_depends(&modules).map_err(|message| {
+        anyhow::anyhow!(
+            "{}: [environment] kind \"node\": {message}",
+            manifest.path.display()
+        )
+    })?;
+    Ok(StagedTree { root, depends })
+}
+
+/// The one place a node build's command is made: `sh -c SCRIPT` in `directory` with the
+/// application's name and version, and node-gyp pointed at the system's Node.js headers
+/// when the build machine has them (no download; set `npm_config_nodedir` to choose
+/// others). A build in another root wraps this command.
+fn build_command(manifest: &LoadedManifest, script: &str, directory: &Path) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .current_dir(directory)
+        .env("APP_NAME", manifest.app())
+        .env("APP_VERSION", &manifest.version)
+        .env("APP_RELEASE_DIR", manifest.names().release_dir());
+    let has_headers = Path::new(SYSTEM_NODE_DIR)
+        .join("include/node/common.gypi")
+        .is_file();
+    if has_headers && std::env::var_os("npm_config_nodedir").is_none() {
+        command.env("npm_config_nodedir", SYSTEM_NODE_DIR);
+    }
+    command
+}
+
+/// Copies the application's files into `root`, without `node_modules` (the install
+/// command makes it) and `.git`.
+fn copy_application(source: &Path, root: &Path) -> Result<()> {
+    let walk = WalkDir::new(source)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            !(entry.depth() == 1 && entry.file_name() == "node_modules")
+                && entry.file_name() != ".git"
+        });
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
+        let destination = root.join(relative);
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            fs::create_dir_all(&destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(entry.path())
+                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            std::os::unix::fs::symlink(&target, &destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else if file_type.is_file() {
+            fs::copy(entry.path(), &destination).with_context(|| {
+                format!(
+                    "{}: cannot be copied to {}",
+                    entry.path().display(),
+                    destination.display()
+                )
+            })?;
+        } else {
+            bail!(
+                "{}: only regular files, directories and symbolic links can be packaged",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(())
+}
