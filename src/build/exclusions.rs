@@ -9,7 +9,8 @@
 //!   `node_gyp_bins` link to the build machine's python;
 //! - `node-dotfiles` (kind `node`): dotfiles of packages in `node_modules` that lintian
 //!   flags or that only serve their authors (`.npmignore`, `.eslintrc*`, `.gitignore`,
-//!   `.travis.yml`, ...).
+//!   `.travis.yml`, ...), and anywhere in the tree the two that lintian flags as errors
+//!   (`.npmignore`, `.eslintrc*`), which configure development tools only.
 
 use std::path::{Component, Path};
 
@@ -41,6 +42,10 @@ const NODE_DOTFILE_PREFIXES: &[&str] = &[".eslintrc", ".prettierrc", ".nycrc", "
 /// Directories in `node_modules` that are left out whole.
 const NODE_DOT_DIRECTORIES: &[&str] = &[".github", ".git", ".nyc_output", ".idea", ".vscode"];
 
+/// Directories of node-gyp's `build/` that hold only intermediates (`obj.target/` holds
+/// a copy of each `.node` file before it is linked into `Release/`).
+const GYP_INTERMEDIATE_DIRECTORIES: &[&str] = &["obj.target", "obj", ".deps", "node_gyp_bins"];
+
 /// Which groups apply to one build.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Exclusions {
@@ -70,6 +75,10 @@ impl Exclusions {
         if self.installer_files && !is_dir && INSTALLER_FILES.contains(&name) {
             return true;
         }
+        let lintian_error = name == ".npmignore" || name.starts_with(".eslintrc");
+        if self.node_dotfiles && !is_dir && lintian_error {
+            return true;
+        }
         if self.node_dotfiles && in_node_modules(relative) {
             let dotfile = if is_dir {
                 NODE_DOT_DIRECTORIES.contains(&name)
@@ -83,7 +92,12 @@ impl Exclusions {
                 return true;
             }
         }
-        self.node_gyp_build && !is_dir && !name.ends_with(".node") && in_gyp_build(root, relative)
+        let intermediate = if is_dir {
+            GYP_INTERMEDIATE_DIRECTORIES.contains(&name)
+        } else {
+            !name.ends_with(".node")
+        };
+        self.node_gyp_build && intermediate && in_gyp_build(root, relative)
     }
 
     /// Whether a directory at `relative` that holds nothing after the exclusions is left

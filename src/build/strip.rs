@@ -1,8 +1,8 @@
 //! Stripping the ELF files of a staged tree, and keeping their debug information for the
 //! `<payload>-dbgsym` package in Debian's layout (`/usr/lib/debug/.build-id/xx/rest.debug`).
 //!
-//! This does what debhelper's dh_strip does for a dbgsym package: for an ELF file that is
-//! not stripped yet and carries a GNU build-id, `objcopy --only-keep-debug
+//! This does what debhelper's dh_strip does for a dbgsym package: for an ELF file that
+//! has debug information and carries a GNU build-id, `objcopy --only-keep-debug
 //! --compress-debug-sections` writes the debug file; `strip --remove-section=.comment
 //! --remove-section=.note` (with `--strip-unneeded` for a shared object) strips it; and
 //! `objcopy --add-gnu-debuglink` names the debug file in the stripped one. binutils is the
@@ -27,6 +27,9 @@ use crate::deb::{Content, Entry};
 
 /// `NT_GNU_BUILD_ID`, the type of the note that holds the build-id.
 const NT_GNU_BUILD_ID: u32 = 3;
+
+/// The sections that make a debug file worth shipping (lintian's own list).
+const DEBUG_SECTIONS: &[&str] = &[".debug_line", ".zdebug_line", ".debug_str", ".zdebug_str"];
 
 /// What stripping a tree gave.
 #[derive(Debug, Default)]
@@ -57,14 +60,25 @@ impl Stripped {
     }
 }
 
+/// What stripping one ELF file gave.
+struct FileOutcome {
+    /// The build-id and the debug file, when one was written.
+    debug: Option<(String, PathBuf)>,
+    /// Whether debug information was dropped for want of a build-id.
+    missing_build_id: bool,
+    /// Whether it is a shared object (not an executable).
+    shared_object: bool,
+}
+
 /// What one ELF file is, read from its headers.
 struct ElfFacts {
     /// A shared object rather than an executable (a PIE executable has an interpreter).
     shared_object: bool,
     /// The build-id, hex.
     build_id: Option<String>,
-    /// Has a symbol table or debug sections: `file` says "not stripped".
-    not_stripped: bool,
+    /// Has debug information: the sections lintian looks for in a debug file (a symbol
+    /// table alone would give a debug file lintian calls empty).
+    has_debug_info: bool,
 }
 
 /// Strips every ELF executable and shared object among `entries`, pointing each at its
@@ -91,23 +105,28 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
                 return Ok(None);
             }
             let copy = stripped_dir.join(index.to_string());
-            let build_id = strip_file(&source, &copy, &debug_dir.join(index.to_string()))?;
+            let outcome = strip_file(&source, &copy, &debug_dir.join(index.to_string()))?;
             let size = std::fs::metadata(&copy)
                 .with_context(|| format!("{}: cannot be read", copy.display()))?
                 .len();
             entry.content = Content::File { source: copy, size };
-            Ok(Some((entry.path.clone(), build_id)))
+            if outcome.shared_object {
+                // Debian policy 10.9 (and dh_fixperms): shared libraries are not
+                // installed executable (lintian: shared-library-is-executable).
+                entry.mode &= !0o111;
+            }
+            Ok(Some((entry.path.clone(), outcome)))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut stripped = Stripped::default();
-    for (path, (build_id, missing_build_id)) in results.into_iter().flatten() {
+    for (path, outcome) in results.into_iter().flatten() {
         stripped.files += 1;
-        match build_id {
+        match outcome.debug {
             // Two copies of one file have one build-id and the same debug file.
             Some((build_id, debug)) => {
                 stripped.debug_files.entry(build_id).or_insert(debug);
             }
-            None if missing_build_id => stripped.without_build_id.push(path),
+            None if outcome.missing_build_id => stripped.without_build_id.push(path),
             None => {}
         }
     }
@@ -118,16 +137,10 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
 /// Strips `source` into `copy`; when it has debug information and a build-id, writes it
 /// first into `debug_dir` under the name Debian gives it (`<build-id without its first
 /// two digits>.debug`, the name the debug link records) and links the copy to it.
-/// Returns the build-id and the debug file, when one was written, and whether debug
-/// information was dropped for want of a build-id.
-fn strip_file(
-    source: &Path,
-    copy: &Path,
-    debug_dir: &Path,
-) -> Result<(Option<(String, PathBuf)>, bool)> {
+fn strip_file(source: &Path, copy: &Path, debug_dir: &Path) -> Result<FileOutcome> {
     let facts = read_facts(source)?;
     let debug = match &facts.build_id {
-        Some(build_id) if facts.not_stripped && build_id.len() > 2 => {
+        Some(build_id) if facts.has_debug_info && build_id.len() > 2 => {
             std::fs::create_dir_all(debug_dir)
                 .with_context(|| format!("{}: cannot be created", debug_dir.display()))?;
             let debug = debug_dir.join(format!("{}.debug", &build_id[2..]));
@@ -153,8 +166,12 @@ fn strip_file(
         link.push(debug);
         run(Command::new("objcopy").arg(link).arg(copy))?;
     }
-    let missing_build_id = facts.not_stripped && debug.is_none();
-    Ok((debug, missing_build_id))
+    let missing_build_id = facts.has_debug_info && debug.is_none();
+    Ok(FileOutcome {
+        debug,
+        missing_build_id,
+        shared_object: facts.shared_object,
+    })
 }
 
 /// Reads what stripping needs from an ELF file's headers.
@@ -184,16 +201,16 @@ fn read_facts(path: &Path) -> Result<ElfFacts> {
             }
         }
     }
-    let not_stripped = parsed.section_headers.iter().any(|section| {
+    let has_debug_info = parsed.section_headers.iter().any(|section| {
         parsed
             .shdr_strtab
             .get_at(section.sh_name)
-            .is_some_and(|name| name == ".symtab" || name.starts_with(".debug_"))
+            .is_some_and(|name| DEBUG_SECTIONS.contains(&name))
     });
     Ok(ElfFacts {
         shared_object,
         build_id,
-        not_stripped,
+        has_debug_info,
     })
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn stage(
 pub(crate) fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
     match environment {
         Environment::Python(_) => python::LINTIAN_OVERRIDES,
-        Environment::Dir(_) | Environment::Command(_) | Environment::Node(_) => &[],
+        Environment::Node(_) => node::LINTIAN_OVERRIDES,
+        Environment::Dir(_) | Environment::Command(_) => &[],
     }
 }

@@ -6,6 +6,7 @@
 //! releases that can load them ([`node_abi`](super::node_abi)).
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -16,6 +17,10 @@ use super::command::run_streamed;
 use super::{node_abi, StagedTree};
 use crate::build::manifest::{LoadedManifest, NodeEnvironment};
 use crate::report::Reporter;
+
+/// Lintian tags the node kind raises by design: a native module resolves Node's symbols
+/// from the process that loads it, so it need not name any library (node-gyp links none).
+pub(crate) const LINTIAN_OVERRIDES: &[&str] = &["shared-library-lacks-prerequisites"];
 
 /// Where the build machine's Node.js headers are, when its nodejs package ships them:
 /// node-gyp then builds native modules against them instead of downloading headers.
@@ -42,13 +47,46 @@ pub(crate) fn stage(
         reporter,
     )?;
     let modules = node_abi::native_modules(&root)?;
-    let depends = node_abi::nodejs_depends(&modules).map_err(|message| {
+    // Node loads a module with dlopen, which needs no execute bit; node-gyp sets it, and
+    // Debian ships shared objects without it (lintian: shared-library-is-executable).
+    for module in &modules {
+        let path = root.join(&module.path);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+    }
+    let build_abi = if modules
+        .iter()
+        .any(|module| module.needs == node_abi::Needs::BuildAbi)
+    {
+        Some(build_abi(manifest, &root)?)
+    } else {
+        None
+    };
+    let depends = node_abi::nodejs_depends(&modules, build_abi).map_err(|message| {
         anyhow::anyhow!(
             "{}: [environment] kind \"node\": {message}",
             manifest.path.display()
         )
     })?;
     Ok(StagedTree { root, depends })
+}
+
+/// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
+fn build_abi(manifest: &LoadedManifest, root: &Path) -> Result<u32> {
+    let script = "node -p process.versions.modules";
+    let output = build_command(manifest, script, root)
+        .output()
+        .with_context(|| format!("cannot run {script:?}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.trim().parse() {
+        Ok(version) if output.status.success() => Ok(version),
+        _ => bail!(
+            "{script:?} did not give the ABI of the Node.js that built the native modules \
+             ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    }
 }
 
 /// The one place a node build's command is made: `sh -c SCRIPT` in `directory` with the

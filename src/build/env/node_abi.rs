@@ -2,6 +2,11 @@
 //! - a module built against Node's own ABI exports `node_register_module_v<N>`, where N is
 //!   the NODE_MODULE_VERSION of the headers it was built with; only the Node.js releases
 //!   of that ABI load it ("was compiled against a different Node.js version");
+//! - a module registered the older way (`NODE_MODULE`, which many addons still use) calls
+//!   `node_module_register` with a static `_module` whose first field is that number: read
+//!   from the symbol table while the module is not stripped yet; a module that comes
+//!   without one was built by the Node.js that ran the install (node-gyp and
+//!   prebuild-install both choose by the running Node's ABI), whose ABI the caller asks;
 //! - a Node-API module exports `napi_register_module_v1` and loads in every release that
 //!   has the Node-API functions it imports: a lower bound only.
 
@@ -125,6 +130,9 @@ pub(crate) enum Needs {
     ModuleVersion(u32),
     /// Node-API of at least this version.
     NodeApi(u32),
+    /// Node's own ABI, registered with `node_module_register` by a module without a
+    /// symbol table: the ABI of the Node.js that built it.
+    BuildAbi,
 }
 
 /// One native module of the tree.
@@ -168,6 +176,7 @@ pub(crate) fn native_modules(root: &Path) -> Result<Vec<NativeModule>> {
 pub(crate) fn needs_of(bytes: &[u8]) -> Option<Needs> {
     let elf = goblin::elf::Elf::parse(bytes).ok()?;
     let mut napi = false;
+    let mut registers = false;
     let mut napi_version = 1;
     for symbol in elf.dynsyms.iter() {
         let Some(name) = elf.dynstrtab.get_at(symbol.st_name) else {
@@ -181,6 +190,8 @@ pub(crate) fn needs_of(bytes: &[u8]) -> Option<Needs> {
                 }
             }
             napi |= name == "napi_register_module_v1";
+        } else if name == "node_module_register" {
+            registers = true;
         } else if let Some((version, _)) = NAPI_FUNCTIONS
             .iter()
             .find(|(_, functions)| functions.contains(&name))
@@ -188,17 +199,59 @@ pub(crate) fn needs_of(bytes: &[u8]) -> Option<Needs> {
             napi_version = napi_version.max(*version);
         }
     }
+    if registers {
+        return Some(registered_version(&elf, bytes).map_or(Needs::BuildAbi, Needs::ModuleVersion));
+    }
     napi.then_some(Needs::NodeApi(napi_version))
+}
+
+/// The first field (`nm_version`) of the static `_module` a `NODE_MODULE` addon
+/// registers, read through the symbol table; `None` without one.
+fn registered_version(elf: &goblin::elf::Elf<'_>, bytes: &[u8]) -> Option<u32> {
+    let symbol = elf.syms.iter().find(|symbol| {
+        symbol.st_size >= 4
+            && symbol.st_type() == goblin::elf::sym::STT_OBJECT
+            // `_module` in C; in C++ a file-local static is mangled `_ZL7_module`.
+            && matches!(elf.strtab.get_at(symbol.st_name), Some("_module" | "_ZL7_module"))
+    })?;
+    let section = elf.section_headers.get(symbol.st_shndx)?;
+    let offset = symbol
+        .st_value
+        .checked_sub(section.sh_addr)?
+        .checked_add(section.sh_offset)?;
+    let offset = usize::try_from(offset).ok()?;
+    let field: [u8; 4] = bytes.get(offset..offset + 4)?.try_into().ok()?;
+    Some(if elf.little_endian {
+        u32::from_le_bytes(field)
+    } else {
+        u32::from_be_bytes(field)
+    })
 }
 
 /// The payload's relation on `nodejs`: plain without native modules; bounded to the
 /// release line of their NODE_MODULE_VERSION, and from below by the Node-API version they
-/// need. An error when modules of two ABIs meet, or an ABI is unknown.
-pub(crate) fn nodejs_depends(modules: &[NativeModule]) -> Result<Vec<String>, String> {
+/// need. `build_abi` is the NODE_MODULE_VERSION of the Node.js that ran the install, for
+/// modules that do not tell theirs. An error when modules of two ABIs meet, or an ABI is
+/// unknown.
+pub(crate) fn nodejs_depends(
+    modules: &[NativeModule],
+    build_abi: Option<u32>,
+) -> Result<Vec<String>, String> {
     let mut module_version: Option<(u32, &Path)> = None;
     let mut napi: Option<(u32, &Path)> = None;
     for module in modules {
-        match module.needs {
+        let needs = match (&module.needs, build_abi) {
+            (Needs::BuildAbi, Some(version)) => Needs::ModuleVersion(version),
+            (Needs::BuildAbi, None) => {
+                return Err(format!(
+                    "{}: a native module whose Node.js ABI cannot be read, and the Node.js \
+                     that built it did not say its own",
+                    module.path.display()
+                ))
+            }
+            (needs, _) => needs.clone(),
+        };
+        match needs {
             Needs::ModuleVersion(version) => match module_version {
                 Some((other, other_path)) if other != version => {
                     return Err(format!(
@@ -215,6 +268,7 @@ pub(crate) fn nodejs_depends(modules: &[NativeModule]) -> Result<Vec<String>, St
                     napi = Some((version, &module.path));
                 }
             }
+            Needs::BuildAbi => {}
         }
     }
     let mut relations = Vec::new();
@@ -263,20 +317,23 @@ mod tests {
 
     #[test]
     fn abi_bounds_the_release_line_and_napi_from_below() {
-        assert_eq!(nodejs_depends(&[]), Ok(vec!["nodejs".to_string()]));
+        assert_eq!(nodejs_depends(&[], None), Ok(vec!["nodejs".to_string()]));
         assert_eq!(
-            nodejs_depends(&[module("a.node", Needs::ModuleVersion(108))]),
+            nodejs_depends(&[module("a.node", Needs::ModuleVersion(108))], None),
             Ok(vec![
                 "nodejs (>= 18~)".to_string(),
                 "nodejs (<< 19~)".to_string()
             ])
         );
         assert_eq!(
-            nodejs_depends(&[
-                module("a.node", Needs::NodeApi(4)),
-                module("b.node", Needs::NodeApi(9)),
-                module("c.node", Needs::ModuleVersion(115)),
-            ]),
+            nodejs_depends(
+                &[
+                    module("a.node", Needs::NodeApi(4)),
+                    module("b.node", Needs::NodeApi(9)),
+                    module("c.node", Needs::BuildAbi),
+                ],
+                Some(115)
+            ),
             Ok(vec![
                 "nodejs (>= 20~)".to_string(),
                 "nodejs (<< 21~)".to_string(),
@@ -284,20 +341,24 @@ mod tests {
             ])
         );
         assert_eq!(
-            nodejs_depends(&[module("a.node", Needs::NodeApi(1))]),
+            nodejs_depends(&[module("a.node", Needs::NodeApi(1))], None),
             Ok(vec!["nodejs (>= 10.0.0)".to_string()])
         );
-        let error = nodejs_depends(&[
-            module("a.node", Needs::ModuleVersion(108)),
-            module("b.node", Needs::ModuleVersion(115)),
-        ])
+        let error = nodejs_depends(
+            &[
+                module("a.node", Needs::ModuleVersion(108)),
+                module("b.node", Needs::ModuleVersion(115)),
+            ],
+            None,
+        )
         .expect_err("two ABIs");
         assert!(
             error.contains("a.node") && error.contains("b.node"),
             "{error}"
         );
-        let error = nodejs_depends(&[module("x.node", Needs::ModuleVersion(999))])
+        let error = nodejs_depends(&[module("x.node", Needs::ModuleVersion(999))], None)
             .expect_err("unknown ABI");
+        assert!(nodejs_depends(&[module("y.node", Needs::BuildAbi)], None).is_err());
         assert!(
             error.contains("999") && error.contains("115 = Node 20"),
             "{error}"
