@@ -57,12 +57,19 @@ pub(crate) struct Exclusions {
 impl Exclusions {
     /// The groups of the manifest's environment kind, without those `[files] keep` names.
     pub(crate) fn of(manifest: &LoadedManifest) -> Exclusions {
-        let kept = &manifest.manifest.files.keep;
+        let kept = |group: KeptGroup| {
+            manifest
+                .manifest
+                .files
+                .keep
+                .iter()
+                .any(|name| name == group.name())
+        };
         let node = matches!(manifest.manifest.environment, Environment::Node(_));
         Exclusions {
-            installer_files: !kept.contains(&KeptGroup::InstallerFiles),
-            node_gyp_build: node && !kept.contains(&KeptGroup::NodeGypBuild),
-            node_dotfiles: node && !kept.contains(&KeptGroup::NodeDotfiles),
+            installer_files: !kept(KeptGroup::InstallerFiles),
+            node_gyp_build: node && !kept(KeptGroup::NodeGypBuild),
+            node_dotfiles: node && !kept(KeptGroup::NodeDotfiles),
         }
     }
 

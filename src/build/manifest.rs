@@ -199,9 +199,10 @@ pub(crate) struct FilesSection {
     /// Files installed outside `/opt`, shipped by each stage package.
     #[serde(default)]
     pub(crate) extra: Vec<ExtraFile>,
-    /// Groups of files that the build leaves out by default and that should be kept.
+    /// Groups of files that the build leaves out by default and that should be kept
+    /// (names of [`KeptGroup`], checked when the manifest is loaded).
     #[serde(default)]
-    pub(crate) keep: Vec<KeptGroup>,
+    pub(crate) keep: Vec<String>,
 }
 
 impl Default for FilesSection {
@@ -217,8 +218,7 @@ impl Default for FilesSection {
 
 /// A group of files left out of the release by default (`[files] keep` names the ones
 /// to ship anyway); see `crate::build::exclusions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeptGroup {
     /// Bookkeeping of installers: `.crates.toml` and `.crates2.json` of `cargo install`.
     InstallerFiles,
@@ -226,6 +226,24 @@ pub(crate) enum KeptGroup {
     NodeGypBuild,
     /// Dotfiles of npm packages in `node_modules` (`.npmignore`, `.eslintrc`, ...).
     NodeDotfiles,
+}
+
+impl KeptGroup {
+    /// Every group, in the order the documentation gives them.
+    pub(crate) const ALL: [KeptGroup; 3] = [
+        KeptGroup::InstallerFiles,
+        KeptGroup::NodeGypBuild,
+        KeptGroup::NodeDotfiles,
+    ];
+
+    /// The name written in `[files] keep`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeptGroup::InstallerFiles => "installer-files",
+            KeptGroup::NodeGypBuild => "node-gyp-build",
+            KeptGroup::NodeDotfiles => "node-dotfiles",
+        }
+    }
 }
 
 /// One `[[files.extra]]` entry.
@@ -692,6 +710,17 @@ fn check_files(
             fail(&format!("[files] {key}"), format!("{pattern:?}: {error}"))
         })?;
     }
+    for name in &files.keep {
+        if !KeptGroup::ALL.iter().any(|group| group.name() == name) {
+            return Err(fail(
+                "[files] keep",
+                format!(
+                    "{name:?}: must be one of {}",
+                    KeptGroup::ALL.map(KeptGroup::name).join(", ")
+                ),
+            ));
+        }
+    }
     for extra in &files.extra {
         let key = "[[files.extra]] dest";
         rules::check_absolute_path(&extra.dest.replace("{stage}", "stage"))
@@ -912,7 +941,12 @@ fn check_environment(
         }
         Environment::Node(node) => {
             must_be_directory("[environment] source", &node.source)?;
-            let package_json = directory.join(&node.source).join("package.json");
+            let source: PathBuf = node
+                .source
+                .components()
+                .filter(|component| *component != std::path::Component::CurDir)
+                .collect();
+            let package_json = directory.join(source).join("package.json");
             if !package_json.is_file() {
                 return Err(fail(
                     "[environment] source",
