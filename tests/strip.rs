@@ -240,7 +240,7 @@ fn the_manifest_turns_stripping_off_and_keeps_installer_files() {
 }
 
 /// `repo add` takes the dbgsym package from the build manifest; promote and rollback list
-/// it wherever its payload is; remove takes it away with its payload.
+/// it wherever its payload is; remove and gc take it away with its payload.
 #[test]
 fn the_repository_carries_debug_symbols_with_their_payload() {
     let temp = tempfile::tempdir().expect("temp dir");
@@ -322,6 +322,27 @@ fn the_repository_carries_debug_symbols_with_their_payload() {
             "{suite}: {packages:?}"
         );
     }
+    assert!(listed("staging")
+        .iter()
+        .any(|name| name == "chello-1.0-dbgsym"));
+
+    // gc: 1.2 in test; 1.0 (still staging's) leaves test's suite with its symbols.
+    let manifest = c_application(&temp.path().join("app-1.2"), "1.2", "");
+    let out = temp.path().join("out-1.2");
+    build(&manifest, &out, &[]);
+    run(&[
+        "repo",
+        "add",
+        "--manifest",
+        &out.join("chello_1.2-1.build.json").display().to_string(),
+    ]);
+    run(&["repo", "gc", "--keep", "1"]);
+    let test = listed("test");
+    assert!(
+        test.iter().any(|name| name == "chello-1.2-dbgsym")
+            && !test.iter().any(|name| name.starts_with("chello-1.0")),
+        "{test:?}"
+    );
     assert!(listed("staging")
         .iter()
         .any(|name| name == "chello-1.0-dbgsym"));
