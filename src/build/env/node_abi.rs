@@ -365,6 +365,73 @@ mod tests {
         );
     }
 
+    /// Compiles C source into a shared object with gcc and reads what it needs.
+    fn needs_of_c(directory: &Path, name: &str, source: &str, stripped: bool) -> Option<Needs> {
+        let c_file = directory.join(format!("{name}.c"));
+        let module = directory.join(format!("{name}.node"));
+        std::fs::write(&c_file, source).expect("write");
+        let run = |command: &mut std::process::Command| {
+            let output = command.output().expect("runs");
+            assert!(
+                output.status.success(),
+                "{command:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&module)
+            .arg(&c_file));
+        if stripped {
+            run(std::process::Command::new("strip").arg(&module));
+        }
+        needs_of(&std::fs::read(&module).expect("read"))
+    }
+
+    #[test]
+    fn modules_tell_their_abi_by_export_registration_or_node_api_imports() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let directory = temp.path();
+        assert_eq!(
+            needs_of_c(
+                directory,
+                "context",
+                "int node_register_module_v127(void) { return 0; }\n",
+                true
+            ),
+            Some(Needs::ModuleVersion(127))
+        );
+        let legacy = "struct module { int version; int flags; void *handle; };\n\
+                      extern void node_module_register(void *);\n\
+                      static struct module _module = { 108, 0, 0 };\n\
+                      __attribute__((constructor)) static void registration(void) \
+                      { node_module_register(&_module); }\n";
+        assert_eq!(
+            needs_of_c(directory, "legacy", legacy, false),
+            Some(Needs::ModuleVersion(108))
+        );
+        assert_eq!(
+            needs_of_c(directory, "legacy-stripped", legacy, true),
+            Some(Needs::BuildAbi)
+        );
+        let napi = "extern int napi_create_date(void);\n\
+                    int napi_register_module_v1(void) { return napi_create_date(); }\n";
+        assert_eq!(
+            needs_of_c(directory, "napi", napi, true),
+            Some(Needs::NodeApi(5))
+        );
+        assert_eq!(
+            needs_of_c(
+                directory,
+                "plain",
+                "int helper(void) { return 1; }\n",
+                false
+            ),
+            None
+        );
+        assert_eq!(needs_of(b"not an ELF file"), None);
+    }
+
     #[test]
     fn registry_entries_are_in_order() {
         assert!(MODULE_VERSIONS.windows(2).all(|pair| pair[0] < pair[1]));
