@@ -162,9 +162,11 @@ mod tests {
         assert!(excluded("node_modules/a/.eslintrc.json", false));
         assert!(excluded("node_modules/a/.github", true));
         assert!(
-            !excluded(".eslintrc.json", false),
-            "the app's own files stay"
+            excluded(".eslintrc.json", false),
+            "lintian's errors anywhere"
         );
+        assert!(!excluded(".gitignore", false), "the app's own files stay");
+        assert!(excluded("node_modules/a/.gitignore", false));
         assert!(!excluded("node_modules/a/.eslintrc.json", true));
 
         assert!(excluded("node_modules/addon/build/Makefile", false));

@@ -92,16 +92,7 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
     let staged = env::stage(&loaded, scratch.path(), reporter)?;
     let mut tree = list_tree(&loaded, &staged.root)?;
     check_referenced_programs(&loaded, &tree)?;
-    let stripped = if loaded.strip() {
-        let stripped = strip::strip_tree(
-            tree.iter_mut().map(|item| &mut item.entry).collect(),
-            &scratch.path().join("strip"),
-        )?;
-        report_stripped(&loaded, &stripped, reporter);
-        stripped
-    } else {
-        strip::Stripped::default()
-    };
+    let stripped = strip_release(&loaded, &mut tree, scratch.path(), reporter)?;
     let epoch = source_date.unwrap_or_else(|| {
         if generated {
             inputs_mtime
@@ -129,9 +120,8 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         .filter_map(Entry::file_size)
         .sum();
     payload_spec.progress = reporter.progress_bytes(total, "compressing");
-    let dbgsym_spec = (!stripped.debug_files.is_empty())
-        .then(|| dbgsym_spec(&loaded, &stripped, &architecture, settings, epoch));
-    let (payload, stages, dbgsym) = write_packages(
+    let dbgsym_spec = dbgsym_spec(&loaded, &stripped, &architecture, settings, epoch);
+    let written = write_packages(
         &loaded,
         &payload_spec,
         dbgsym_spec.as_ref(),
@@ -140,8 +130,46 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
         work.path(),
     )?;
     payload_spec.progress.finish_and_clear();
-    reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
+    let build_manifest = build_manifest(&loaded, written, reporter);
+    let manifest_name = loaded.names().build_manifest_file();
+    let mut json = serde_json::to_vec_pretty(&build_manifest)?;
+    json.push(b'\n');
+    fs::write(work.path().join(&manifest_name), &json)?;
 
+    move_into(&options.out, work.path(), &build_manifest, &manifest_name)?;
+    drop(staged);
+    report_written(&options.out, &build_manifest, &manifest_name, reporter)?;
+    Ok(build_manifest)
+}
+
+/// Prints where the packages and the build manifest were written: their paths as text,
+/// or the build manifest with `out` and `manifest` as JSON.
+fn report_written(
+    out: &Path,
+    build_manifest: &BuildManifest,
+    manifest_name: &str,
+    reporter: &Reporter,
+) -> Result<()> {
+    let mut text = String::new();
+    for package in &build_manifest.packages {
+        text.push_str(&format!("{}\n", out.join(&package.file).display()));
+    }
+    text.push_str(&format!("{}\n", out.join(manifest_name).display()));
+    let mut document = serde_json::to_value(build_manifest)?;
+    document["out"] = out.display().to_string().into();
+    document["manifest"] = out.join(manifest_name).display().to_string().into();
+    reporter.data(text, &document)?;
+    Ok(())
+}
+
+/// The build manifest of the packages written (the payload, its debug symbols, the stage
+/// packages, in that order); says the payload's and the dbgsym's sizes.
+fn build_manifest(
+    loaded: &LoadedManifest,
+    (payload, stages, dbgsym): Written,
+    reporter: &Reporter,
+) -> BuildManifest {
+    reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
     let mut packages = vec![built(&payload, Role::Payload, None)];
     if let Some(dbgsym) = &dbgsym {
         reporter.status(format!("  {} ({} bytes)", dbgsym.file, dbgsym.size));
@@ -152,7 +180,7 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
             .iter()
             .map(|(stage, written)| built(written, Role::Stage, Some(stage.clone()))),
     );
-    let build_manifest = BuildManifest {
+    BuildManifest {
         app: loaded.app().to_string(),
         version: loaded.version.clone(),
         revision: loaded.revision.clone(),
@@ -163,31 +191,26 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
             .distribution()
             .map(|distribution| distribution.codename().to_string()),
         packages,
-    };
-    let manifest_name = loaded.names().build_manifest_file();
-    let mut json = serde_json::to_vec_pretty(&build_manifest)?;
-    json.push(b'\n');
-    fs::write(work.path().join(&manifest_name), &json)?;
-
-    move_into(&options.out, work.path(), &build_manifest, &manifest_name)?;
-    drop(staged);
-
-    let mut text = String::new();
-    for package in &build_manifest.packages {
-        text.push_str(&format!("{}\n", options.out.join(&package.file).display()));
     }
-    text.push_str(&format!("{}\n", options.out.join(&manifest_name).display()));
-    // The JSON output is the build manifest, with where it and the packages were written.
-    let mut document = serde_json::to_value(&build_manifest)?;
-    document["out"] = options.out.display().to_string().into();
-    document["manifest"] = options
-        .out
-        .join(&manifest_name)
-        .display()
-        .to_string()
-        .into();
-    reporter.data(text, &document)?;
-    Ok(build_manifest)
+}
+
+/// Strips the release's ELF files when the manifest asks for it (`[build] strip`, or the
+/// kind's default), pointing their entries at the stripped copies.
+fn strip_release(
+    loaded: &LoadedManifest,
+    tree: &mut [TreeItem],
+    scratch: &Path,
+    reporter: &Reporter,
+) -> Result<strip::Stripped> {
+    if !loaded.strip() {
+        return Ok(strip::Stripped::default());
+    }
+    let stripped = strip::strip_tree(
+        tree.iter_mut().map(|item| &mut item.entry).collect(),
+        &scratch.join("strip"),
+    )?;
+    report_stripped(loaded, &stripped, reporter);
+    Ok(stripped)
 }
 
 /// A temporary directory beside `out` (same filesystem) where the packages are written,
@@ -343,14 +366,18 @@ fn report_stripped(loaded: &LoadedManifest, stripped: &strip::Stripped, reporter
 }
 
 /// The `<payload>-dbgsym` package: the debug files in Debian's `.build-id` layout, with
-/// the control fields Debian's automatic debug packages carry.
+/// the control fields Debian's automatic debug packages carry. `None` when stripping kept
+/// no debug file.
 fn dbgsym_spec(
     manifest: &LoadedManifest,
     stripped: &strip::Stripped,
     architecture: &str,
     settings: Settings,
     epoch: u64,
-) -> PackageSpec {
+) -> Option<PackageSpec> {
+    if stripped.debug_files.is_empty() {
+        return None;
+    }
     let release = manifest.names();
     let package = release.dbgsym_package();
     let payload = release.payload_package();
@@ -395,7 +422,13 @@ fn dbgsym_spec(
         control::description(&format!("debug symbols for {payload}"), ""),
     );
     control.set("Build-Ids", stripped.build_ids_field());
-    PackageSpec::new(control, entries, Vec::new(), settings, epoch)
+    Some(PackageSpec::new(
+        control,
+        entries,
+        Vec::new(),
+        settings,
+        epoch,
+    ))
 }
 
 /// Moves the packages and the build manifest from the work directory into `out`.
