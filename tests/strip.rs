@@ -51,6 +51,40 @@ pub(crate) fn c_application(directory: &Path, version: &str, extra: &str) -> Pat
     manifest
 }
 
+/// Writes a tiny Rust program (no dependencies, built offline) that `cargo install
+/// --root "$DESTDIR"` installs, as `cargo install` users package their tools, and its
+/// manifest. Its release profile keeps debug information.
+pub(crate) fn rust_application(directory: &Path) -> PathBuf {
+    let crate_dir = directory.join("rustapp");
+    fs::create_dir_all(crate_dir.join("src")).expect("mkdir");
+    fs::write(
+        crate_dir.join("Cargo.toml"),
+        "[package]\nname = \"rustapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [profile.release]\ndebug = true\n",
+    )
+    .expect("write");
+    fs::write(
+        crate_dir.join("src/main.rs"),
+        "fn main() {\n    println!(\"hello from rust\");\n}\n",
+    )
+    .expect("write");
+    let target = directory.join("cargo-target");
+    let manifest = directory.join("debstage.toml");
+    fs::write(
+        &manifest,
+        format!(
+            "[package]\nname = \"rustapp\"\nversion = \"0.1.0\"\n\
+             maintainer = \"Test <test@example.com>\"\ndescription = \"Rust greeting\"\n\
+             [environment]\nkind = \"command\"\n\
+             command = '''CARGO_TARGET_DIR={} cargo install --offline --quiet --path rustapp \
+             --root \"$DESTDIR\"'''\n[stages]\nnames = [\"test\"]\n",
+            target.display()
+        ),
+    )
+    .expect("write manifest");
+    manifest
+}
+
 fn readelf(arguments: &[&str], file: &Path) -> String {
     stdout(&run_ok(Command::new("readelf").args(arguments).arg(file)))
 }
@@ -191,6 +225,41 @@ fn a_command_build_is_stripped_and_its_debug_symbols_go_to_dbgsym() {
             "{name:?}"
         );
     }
+}
+
+#[test]
+fn a_cargo_install_build_is_stripped_without_its_bookkeeping() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let manifest = rust_application(temp.path());
+    let out = temp.path().join("out");
+    build(&manifest, &out, &[]);
+    let arch = architecture();
+    let tree = temp.path().join("tree");
+    extract(
+        &out.join(format!("rustapp-0.1.0_0.1.0-1_{arch}.deb")),
+        &tree,
+    );
+    let release = tree.join("opt/rustapp/0.1.0");
+    // cargo install wrote its bookkeeping beside bin/; the release does not ship it.
+    assert!(!release.join(".crates.toml").exists());
+    assert!(!release.join(".crates2.json").exists());
+    let program = release.join("bin/rustapp");
+    assert!(!has_section(&program, ".debug_info"));
+    assert_eq!(
+        stdout(&run_ok(&mut Command::new(&program))),
+        "hello from rust\n"
+    );
+    let id = build_id(&program);
+    let dbgsym = out.join(format!("rustapp-0.1.0-dbgsym_0.1.0-1_{arch}.deb"));
+    assert_eq!(field(&dbgsym, "Build-Ids"), id);
+    let symbols = temp.path().join("symbols");
+    extract(&dbgsym, &symbols);
+    let debug = symbols.join(format!(
+        "usr/lib/debug/.build-id/{}/{}.debug",
+        &id[..2],
+        &id[2..]
+    ));
+    assert!(has_section(&debug, ".debug_info"), "{}", debug.display());
 }
 
 #[test]

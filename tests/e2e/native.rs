@@ -1,5 +1,6 @@
-//! Scenario: compiled and native code on a Debian server. A stripped C program and its
-//! dbgsym package installed with dpkg, the debug file found by the build-id; a Node app
+//! Scenario: compiled and native code on a Debian server. A stripped C program, and a
+//! Rust program that `cargo install` built, with their dbgsym packages installed with
+//! dpkg, the debug files found by the build-id; a Node app
 //! whose native addon was built against bookworm's Node.js headers installs with apt
 //! (which brings bookworm's nodejs) and loads; a build for another Node.js ABI is refused.
 
@@ -8,7 +9,7 @@ use std::process::Command;
 
 use super::harness::{shout, Server};
 use crate::node::{node_application, node_tools_present};
-use crate::strip::{build_id, c_application, has_section};
+use crate::strip::{build_id, c_application, has_section, rust_application};
 use crate::support::{build, run_ok, stderr, stdout};
 
 fn architecture() -> String {
@@ -52,6 +53,27 @@ fn a_dbgsym_package_installs_beside_its_payload_and_holds_the_build_ids() {
         let owner = stdout(&server.run_ok("dpkg", &["-S", &debug]));
         assert!(owner.starts_with("chello-1.0-dbgsym:"), "{owner}");
     }
+    // A Rust program that `cargo install` built: the same on the server.
+    let manifest = rust_application(&temp.path().join("rust"));
+    let out = temp.path().join("rust-out");
+    build(&manifest, &out, &[]);
+    let files = server.put(
+        "/tmp/debs",
+        &[
+            &out.join(format!("rustapp-0.1.0_0.1.0-1_{arch}.deb")),
+            &out.join(format!("rustapp-0.1.0-dbgsym_0.1.0-1_{arch}.deb")),
+        ],
+    );
+    let mut arguments = vec!["-i"];
+    arguments.extend(files.iter().map(String::as_str));
+    server.run_ok("dpkg", &arguments);
+    let output = server.run_ok("/opt/rustapp/0.1.0/bin/rustapp", &[]);
+    assert_eq!(stdout(&output), "hello from rust\n");
+    let id = build_id(&server.path("/opt/rustapp/0.1.0/bin/rustapp"));
+    let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    assert!(has_section(&server.path(&debug), ".debug_info"), "{debug}");
+    assert!(!server.exists("/opt/rustapp/0.1.0/.crates.toml"));
+
     // Removing the payload takes its debug symbols with it (exact dependency).
     let output = server.run("dpkg", &["-r", "chello-1.0"]);
     assert!(
