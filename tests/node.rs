@@ -86,6 +86,22 @@ NODE_MODULE(NODE_GYP_MODULE_NAME, Init)
     )
     .expect("write");
     fs::write(package.join("index.js"), "module.exports = 42;\n").expect("write");
+    // A module shipped executable without a #! line, and a command that is a script.
+    fs::create_dir_all(package.join("bin")).expect("mkdir");
+    for (name, text) in [
+        ("data.js", "module.exports = {};\n"),
+        (
+            "bin/dotty",
+            "#!/usr/bin/env node\nconsole.log(require('..'));\n",
+        ),
+    ] {
+        fs::write(package.join(name), text).expect("write");
+        fs::set_permissions(
+            package.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
     for dotfile in [
         ".npmignore",
         ".eslintrc.yml",
@@ -236,6 +252,18 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
     ] {
         assert!(!files.contains(left_out), "{left_out} shipped:\n{files}");
     }
+    let mode_of = |suffix: &str| {
+        files
+            .lines()
+            .find(|line| line.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix} not shipped:\n{files}"))
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(mode_of("node_modules/dotty/data.js"), "-rw-r--r--");
+    assert_eq!(mode_of("node_modules/dotty/bin/dotty"), "-rwxr-xr-x");
     let module_line = files
         .lines()
         .find(|line| line.ends_with("build/Release/addon.node"))

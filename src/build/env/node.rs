@@ -46,6 +46,7 @@ pub(crate) fn stage(
         ),
         reporter,
     )?;
+    clear_stray_execute_bits(&root.join("node_modules"))?;
     let modules = node_abi::native_modules(&root)?;
     // Node loads a module with dlopen, which needs no execute bit; node-gyp sets it, and
     // Debian ships shared objects without it (lintian: shared-library-is-executable).
@@ -69,6 +70,41 @@ pub(crate) fn stage(
         )
     })?;
     Ok(StagedTree { root, depends })
+}
+
+/// Clears the execute bits of files in `node_modules` that are neither ELF files nor
+/// scripts (`#!`): npm packages often ship data and modules with mode 0755, which no one
+/// executes (Node reads them), and lintian flags each (executable-not-elf-or-script).
+fn clear_stray_execute_bits(node_modules: &Path) -> Result<()> {
+    if !node_modules.is_dir() {
+        return Ok(());
+    }
+    for entry in WalkDir::new(node_modules) {
+        let entry = entry.with_context(|| format!("{}: cannot be read", node_modules.display()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let cannot_read = || format!("{}: cannot be read", path.display());
+        let mode = entry
+            .metadata()
+            .with_context(cannot_read)?
+            .permissions()
+            .mode();
+        if mode & 0o111 == 0 {
+            continue;
+        }
+        let mut start = [0u8; 4];
+        let mut file = fs::File::open(path).with_context(cannot_read)?;
+        let read = std::io::Read::read(&mut file, &mut start).with_context(cannot_read)?;
+        let start = &start[..read];
+        if start.starts_with(b"#!") || start.starts_with(b"\x7fELF") {
+            continue;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & !0o111))
+            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
