@@ -11,14 +11,17 @@ use std::process::Command;
 use crate::support::{build, debstage, files_in, run_ok, sha256_file, stderr, stdout};
 
 /// A C program `bin/hello` that calls `lib/libgreet.so.1` (found through `$ORIGIN`), both
-/// with debug information; `bin/noid`, linked without a build-id; and the bookkeeping
-/// files `cargo install --root` leaves.
+/// with debug information; `bin/noid`, linked without a build-id; `bin/bundled`, a copy
+/// of hello with data appended (as pkg or deno compile make); and the bookkeeping files
+/// `cargo install --root` leaves.
 const BUILD_COMMAND: &str = r#"
 set -e
 mkdir -p "$DESTDIR/bin" "$DESTDIR/lib"
 gcc -g -O1 -shared -fPIC -Wl,-soname,libgreet.so.1 -o "$DESTDIR/lib/libgreet.so.1" greet.c
 gcc -g -O1 -o "$DESTDIR/bin/hello" hello.c -L"$DESTDIR/lib" -l:libgreet.so.1 -Wl,-rpath,'$ORIGIN/../lib'
 gcc -g -O1 -Wl,--build-id=none -o "$DESTDIR/bin/noid" noid.c
+cp "$DESTDIR/bin/hello" "$DESTDIR/bin/bundled"
+printf 'appended payload' >> "$DESTDIR/bin/bundled"
 printf '[v1]\n' > "$DESTDIR/.crates.toml"
 printf '{}\n' > "$DESTDIR/.crates2.json"
 "#;
@@ -161,6 +164,10 @@ fn a_command_build_is_stripped_and_its_debug_symbols_go_to_dbgsym() {
     assert!(has_section(&hello, ".gnu_debuglink"));
     assert!(!release.join(".crates.toml").exists());
     assert!(!release.join(".crates2.json").exists());
+    // An executable with appended data is shipped as built.
+    let bundled = fs::read(release.join("bin/bundled")).expect("bundled");
+    assert!(bundled.ends_with(b"appended payload"));
+    assert!(has_section(&release.join("bin/bundled"), ".debug_info"));
     // The stripped program still runs with its stripped library.
     let output = run_ok(&mut Command::new(&hello));
     assert_eq!(stdout(&output), "hello from c\n");

@@ -110,8 +110,15 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<BuildMa
 
     let work = work_directory(&options.out)?;
 
-    let mut payload_spec =
-        payload_spec(&loaded, entries, &architecture, &depends, settings, epoch)?;
+    let mut payload_spec = payload_spec(
+        &loaded,
+        entries,
+        &architecture,
+        &depends,
+        &stripped.lintian_overrides(),
+        settings,
+        epoch,
+    )?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
     let total = payload_spec
@@ -340,9 +347,6 @@ fn write_packages(
 
 /// Says what stripping did, and warns about debug information that had to be dropped.
 fn report_stripped(loaded: &LoadedManifest, stripped: &strip::Stripped, reporter: &Reporter) {
-    if stripped.files == 0 {
-        return;
-    }
     let debug = if stripped.debug_files.is_empty() {
         String::new()
     } else {
@@ -352,11 +356,19 @@ fn report_stripped(loaded: &LoadedManifest, stripped: &strip::Stripped, reporter
             loaded.names().dbgsym_package()
         )
     };
-    reporter.status(format!(
-        "Stripped {} ELF file{}{debug}",
-        stripped.files,
-        if stripped.files == 1 { "" } else { "s" },
-    ));
+    if stripped.files > 0 {
+        reporter.status(format!(
+            "Stripped {} ELF file{}{debug}",
+            stripped.files,
+            if stripped.files == 1 { "" } else { "s" },
+        ));
+    }
+    for path in &stripped.with_appended_data {
+        reporter.warn(format!(
+            "/{path}: not stripped: it carries data after its ELF contents (as executables \
+             made by pkg, deno compile or bun build --compile do), which strip would cut off"
+        ));
+    }
     for path in &stripped.without_build_id {
         reporter.warn(format!(
             "/{path}: stripped, and its debug information dropped: it has no GNU build-id \
@@ -805,11 +817,13 @@ fn finish_control(
     control.set("Description", control::description(synopsis, extended));
 }
 
+/// The payload; `file_overrides` are lintian overrides of single files (tag and path).
 fn payload_spec(
     manifest: &LoadedManifest,
     mut entries: Vec<Entry>,
     architecture: &str,
     depends: &str,
+    file_overrides: &[String],
     settings: Settings,
     epoch: u64,
 ) -> Result<PackageSpec> {
@@ -822,6 +836,7 @@ fn payload_spec(
             .chain(env::lintian_overrides(&manifest.manifest.environment))
             .filter(|tag| **tag != "initial-upload-closes-no-bugs" || manifest.revision == "1")
             .map(|tag| tag.to_string())
+            .chain(file_overrides.iter().cloned())
             .collect(),
     };
     entries.push(Entry::bytes(

@@ -41,6 +41,9 @@ pub(crate) struct Stripped {
     /// Files whose debug information was dropped, because they carry no build-id (paths
     /// in the package).
     pub(crate) without_build_id: Vec<String>,
+    /// ELF files left as they were because data is appended to them (paths in the
+    /// package).
+    pub(crate) with_appended_data: Vec<String>,
 }
 
 impl Stripped {
@@ -48,6 +51,15 @@ impl Stripped {
     pub(crate) fn installed_path(build_id: &str) -> String {
         let (first, rest) = build_id.split_at(2.min(build_id.len()));
         format!("usr/lib/debug/.build-id/{first}/{rest}.debug")
+    }
+
+    /// Lintian overrides for the files left unstripped because data is appended to them
+    /// (a file's pointer in brackets, as lintian writes it).
+    pub(crate) fn lintian_overrides(&self) -> Vec<String> {
+        self.with_appended_data
+            .iter()
+            .map(|path| format!("unstripped-binary-or-object [{path}]"))
+            .collect()
     }
 
     /// The Build-Ids field: the build-ids in order, separated by spaces.
@@ -68,6 +80,8 @@ struct FileOutcome {
     missing_build_id: bool,
     /// Whether it is a shared object (not an executable).
     shared_object: bool,
+    /// Whether it was left as it was, because data is appended to it.
+    appended_data: bool,
 }
 
 /// What one ELF file is, read from its headers.
@@ -79,6 +93,10 @@ struct ElfFacts {
     /// Has debug information: the sections lintian looks for in a debug file (a symbol
     /// table alone would give a debug file lintian calls empty).
     has_debug_info: bool,
+    /// Carries bytes after everything its headers describe: data appended to an
+    /// executable (pkg, deno compile, bun build --compile, self-extracting archives),
+    /// which `strip` would cut off.
+    appended_data: bool,
 }
 
 /// Strips every ELF executable and shared object among `entries`, pointing each at its
@@ -106,6 +124,9 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
             }
             let copy = stripped_dir.join(index.to_string());
             let outcome = strip_file(&source, &copy, &debug_dir.join(index.to_string()))?;
+            if outcome.appended_data {
+                return Ok(Some((entry.path.clone(), outcome)));
+            }
             let size = std::fs::metadata(&copy)
                 .with_context(|| format!("{}: cannot be read", copy.display()))?
                 .len();
@@ -120,6 +141,10 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
         .collect::<Result<Vec<_>>>()?;
     let mut stripped = Stripped::default();
     for (path, outcome) in results.into_iter().flatten() {
+        if outcome.appended_data {
+            stripped.with_appended_data.push(path);
+            continue;
+        }
         stripped.files += 1;
         match outcome.debug {
             // Two copies of one file have one build-id and the same debug file.
@@ -131,6 +156,7 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
         }
     }
     stripped.without_build_id.sort();
+    stripped.with_appended_data.sort();
     Ok(stripped)
 }
 
@@ -139,6 +165,14 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
 /// two digits>.debug`, the name the debug link records) and links the copy to it.
 fn strip_file(source: &Path, copy: &Path, debug_dir: &Path) -> Result<FileOutcome> {
     let facts = read_facts(source)?;
+    if facts.appended_data {
+        return Ok(FileOutcome {
+            debug: None,
+            missing_build_id: false,
+            shared_object: facts.shared_object,
+            appended_data: true,
+        });
+    }
     let debug = match &facts.build_id {
         Some(build_id) if facts.has_debug_info && build_id.len() > 2 => {
             std::fs::create_dir_all(debug_dir)
@@ -171,6 +205,7 @@ fn strip_file(source: &Path, copy: &Path, debug_dir: &Path) -> Result<FileOutcom
         debug,
         missing_build_id,
         shared_object: facts.shared_object,
+        appended_data: false,
     })
 }
 
@@ -207,10 +242,31 @@ fn read_facts(path: &Path) -> Result<ElfFacts> {
             .get_at(section.sh_name)
             .is_some_and(|name| DEBUG_SECTIONS.contains(&name))
     });
+    // The end of what the headers describe: the section header table, every section
+    // with bytes in the file, every segment.
+    let header = &parsed.header;
+    let section_table_end = header
+        .e_shoff
+        .saturating_add(u64::from(header.e_shnum) * u64::from(header.e_shentsize));
+    let described_end = parsed
+        .section_headers
+        .iter()
+        .filter(|section| section.sh_type != goblin::elf::section_header::SHT_NOBITS)
+        .map(|section| section.sh_offset.saturating_add(section.sh_size))
+        .chain(
+            parsed
+                .program_headers
+                .iter()
+                .map(|segment| segment.p_offset.saturating_add(segment.p_filesz)),
+        )
+        .chain([section_table_end])
+        .max()
+        .unwrap_or(0);
     Ok(ElfFacts {
         shared_object,
         build_id,
         has_debug_info,
+        appended_data: (bytes.len() as u64) > described_end,
     })
 }
 
