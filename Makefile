@@ -8,7 +8,12 @@
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
 TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv \
-	xz-utils zstd apt python3-pip gcc zlib1g-dev systemd-container piuparts
+	xz-utils zstd apt python3-pip gcc zlib1g-dev systemd-container piuparts \
+	binutils g++ make
+# Node.js for the node kind's tests (npm, node-gyp, the headers native modules build
+# against): Debian's, unless the machine has an npm already (NodeSource's nodejs bundles
+# npm and conflicts with Debian's npm package).
+NODE_PACKAGES = nodejs npm node-gyp libnode-dev
 BENCH_PACKAGES = reprepro aptly python3
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage
@@ -22,7 +27,8 @@ build:
 
 # Installs only what is missing, so a machine that has everything does not touch apt.
 deps:
-	@missing=""; for p in $(TEST_PACKAGES); do \
+	@packages="$(TEST_PACKAGES)"; command -v npm >/dev/null || packages="$$packages $(NODE_PACKAGES)"; \
+	missing=""; for p in $$packages; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

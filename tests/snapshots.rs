@@ -597,3 +597,74 @@ fn distributions_in_text_and_json() {
         );
     });
 }
+
+/// A `command` build that strips (with a file that has no build-id), its JSON, and the
+/// first errors of the keys that go with it: a `[files] keep` group that does not exist,
+/// a `node` application without package.json. Sizes and hashes are filtered: they come
+/// from the machine's gcc.
+#[test]
+fn stripped_build_output_and_node_errors() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut settings = settings(temp.path());
+    settings.add_filter(r"\(\d+ bytes\)", "([SIZE] bytes)");
+    settings.add_filter(r#""size": \d+"#, r#""size": [SIZE]"#);
+    settings.add_filter(r#""sha256": "[0-9a-f]{64}""#, r#""sha256": "[SHA256]""#);
+    settings.add_filter(
+        r"_(amd64|arm64|i386|armhf|ppc64el|s390x|riscv64)\.deb",
+        "_[ARCH].deb",
+    );
+    settings.add_filter(
+        r#""architecture": "[a-z0-9]+""#,
+        r#""architecture": "[ARCH]""#,
+    );
+    settings.bind(|| {
+        let shown = |arguments: &[&str]| {
+            let output = debstage()
+                .args(arguments)
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .output()
+                .expect("runs");
+            crate::support::schema::check_output(arguments, &output);
+            format!(
+                "exit: {}\n--- stdout\n{}--- stderr\n{}",
+                output.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        };
+        let manifest = crate::strip::c_application(&temp.path().join("app"), "1.0", "");
+        let manifest = manifest.display().to_string();
+        let out = temp.path().join("out").display().to_string();
+        let build = ["build", "--manifest", &manifest, "--out", &out];
+        insta::assert_snapshot!("build_stripped", shown(&build));
+        let mut json = vec!["--format", "json"];
+        json.extend(build);
+        insta::assert_snapshot!("build_stripped_json", shown(&json));
+
+        let bad = crate::strip::c_application(
+            &temp.path().join("bad"),
+            "1.0",
+            "[files]\nkeep = [\"crates\"]\n",
+        );
+        let bad = bad.display().to_string();
+        insta::assert_snapshot!(
+            "build_bad_keep",
+            shown(&["build", "--manifest", &bad, "--out", &out])
+        );
+
+        let node = temp.path().join("node");
+        std::fs::create_dir_all(&node).expect("mkdir");
+        std::fs::write(
+            node.join("debstage.toml"),
+            "[package]\nname = \"nodeapp\"\nversion = \"1.0\"\n\
+             maintainer = \"Test <test@example.com>\"\ndescription = \"Node greeting\"\n\
+             [environment]\nkind = \"node\"\n",
+        )
+        .expect("write");
+        let node_manifest = node.join("debstage.toml").display().to_string();
+        insta::assert_snapshot!(
+            "build_node_without_package_json",
+            shown(&["build", "--manifest", &node_manifest, "--out", &out])
+        );
+    });
+}

@@ -58,7 +58,8 @@ pub(crate) struct Manifest {
     /// `[stages]`: the stage names in promotion order.
     #[serde(default)]
     pub(crate) stages: StagesSection,
-    /// `[build]`: the distributions built for and what their build roots need.
+    /// `[build]`: the distributions built for, what their build roots need, and how
+    /// the staged tree is treated (stripping).
     #[serde(default)]
     pub(crate) build: BuildSection,
 }
@@ -75,6 +76,10 @@ pub(crate) struct BuildSection {
     /// is built there (`python3-venv`, `libpq-dev`).
     #[serde(default)]
     pub(crate) packages: Vec<String>,
+    /// Strip the ELF files of the release and put their debug information into the
+    /// `<payload>-dbgsym` package. Unset: on for the `command` and `node` kinds, off for
+    /// `python` (wheels ship their libraries stripped as their authors chose) and `dir`.
+    pub(crate) strip: Option<bool>,
 }
 
 /// `[package]`.
@@ -119,6 +124,8 @@ pub(crate) enum Environment {
     Python(PythonEnvironment),
     /// The output of a build command run with `DESTDIR`.
     Command(CommandEnvironment),
+    /// A Node.js application with its `node_modules`, installed by npm.
+    Node(NodeEnvironment),
 }
 
 impl Environment {
@@ -128,7 +135,13 @@ impl Environment {
             Environment::Dir(_) => "dir",
             Environment::Python(_) => "python",
             Environment::Command(_) => "command",
+            Environment::Node(_) => "node",
         }
+    }
+
+    /// Whether the build strips ELF files when `[build] strip` is unset.
+    pub(crate) fn strips_by_default(&self) -> bool {
+        matches!(self, Environment::Command(_) | Environment::Node(_))
     }
 }
 
@@ -170,6 +183,19 @@ pub(crate) struct CommandEnvironment {
     pub(crate) workdir: Option<PathBuf>,
 }
 
+/// `kind = "node"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct NodeEnvironment {
+    /// The application (its `package.json` and `package-lock.json`), relative to the
+    /// manifest; copied into the release directory without `node_modules` and `.git`.
+    #[serde(default = "default_node_source")]
+    pub(crate) source: PathBuf,
+    /// The install command, run by `sh -c` in the release tree.
+    #[serde(default = "default_node_command")]
+    pub(crate) command: String,
+}
+
 /// `[files]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -183,6 +209,10 @@ pub(crate) struct FilesSection {
     /// Files installed outside `/opt`, shipped by each stage package.
     #[serde(default)]
     pub(crate) extra: Vec<ExtraFile>,
+    /// Groups of files that the build leaves out by default and that should be kept
+    /// (names of [`KeptGroup`], checked when the manifest is loaded).
+    #[serde(default)]
+    pub(crate) keep: Vec<String>,
 }
 
 impl Default for FilesSection {
@@ -191,6 +221,37 @@ impl Default for FilesSection {
             include: default_include(),
             exclude: Vec::new(),
             extra: Vec::new(),
+            keep: Vec::new(),
+        }
+    }
+}
+
+/// A group of files left out of the release by default (`[files] keep` names the ones
+/// to ship anyway); see `crate::build::exclusions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeptGroup {
+    /// Bookkeeping of installers: `.crates.toml` and `.crates2.json` of `cargo install`.
+    InstallerFiles,
+    /// What node-gyp leaves in a native module's `build/` beside its `.node` files.
+    NodeGypBuild,
+    /// Dotfiles of npm packages in `node_modules` (`.npmignore`, `.eslintrc`, ...).
+    NodeDotfiles,
+}
+
+impl KeptGroup {
+    /// Every group, in the order the documentation gives them.
+    pub(crate) const ALL: [KeptGroup; 3] = [
+        KeptGroup::InstallerFiles,
+        KeptGroup::NodeGypBuild,
+        KeptGroup::NodeDotfiles,
+    ];
+
+    /// The name written in `[files] keep`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeptGroup::InstallerFiles => "installer-files",
+            KeptGroup::NodeGypBuild => "node-gyp-build",
+            KeptGroup::NodeDotfiles => "node-dotfiles",
         }
     }
 }
@@ -333,6 +394,12 @@ fn default_priority() -> String {
 fn default_python() -> PathBuf {
     PathBuf::from("/usr/bin/python3")
 }
+fn default_node_source() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_node_command() -> String {
+    "npm ci --omit=dev".to_string()
+}
 fn default_include() -> Vec<String> {
     vec!["**".to_string()]
 }
@@ -448,6 +515,15 @@ impl LoadedManifest {
     /// Resolves a manifest-relative path.
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         self.directory.join(path)
+    }
+
+    /// Whether the build strips the release's ELF files (`[build] strip`, else the
+    /// environment kind's default).
+    pub(crate) fn strip(&self) -> bool {
+        self.manifest
+            .build
+            .strip
+            .unwrap_or_else(|| self.manifest.environment.strips_by_default())
     }
 
     /// An error about `key` of this manifest.
@@ -731,6 +807,17 @@ fn check_files(
             fail(&format!("[files] {key}"), format!("{pattern:?}: {error}"))
         })?;
     }
+    for name in &files.keep {
+        if !KeptGroup::ALL.iter().any(|group| group.name() == name) {
+            return Err(fail(
+                "[files] keep",
+                format!(
+                    "{name:?}: must be one of {}",
+                    KeptGroup::ALL.map(KeptGroup::name).join(", ")
+                ),
+            ));
+        }
+    }
     for extra in &files.extra {
         let key = "[[files.extra]] dest";
         rules::check_absolute_path(&extra.dest.replace("{stage}", "stage"))
@@ -946,6 +1033,29 @@ fn check_environment(
             }
             if let Some(workdir) = &command.workdir {
                 must_be_directory("[environment] workdir", workdir)?;
+            }
+            Ok(())
+        }
+        Environment::Node(node) => {
+            must_be_directory("[environment] source", &node.source)?;
+            let source: PathBuf = node
+                .source
+                .components()
+                .filter(|component| *component != std::path::Component::CurDir)
+                .collect();
+            let package_json = directory.join(source).join("package.json");
+            if !package_json.is_file() {
+                return Err(fail(
+                    "[environment] source",
+                    format!(
+                        "{}: no such file; kind \"node\" installs the application that \
+                         package.json describes",
+                        package_json.display()
+                    ),
+                ));
+            }
+            if node.command.trim().is_empty() {
+                return Err(fail("[environment] command", "must not be empty".into()));
             }
             Ok(())
         }

@@ -7,11 +7,13 @@
 
 pub(crate) mod depends;
 pub(crate) mod env;
+pub(crate) mod exclusions;
 pub(crate) mod init;
 pub(crate) mod manifest;
 pub(crate) mod root;
 pub(crate) mod runner;
 pub(crate) mod scripts;
+pub(crate) mod strip;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -134,8 +136,9 @@ fn build_one(
     };
     let scratch = runner.scratch()?;
     let staged = env::stage(loaded, &runner, scratch.path(), reporter)?;
-    let tree = list_tree(loaded, &staged.root)?;
+    let mut tree = list_tree(loaded, &staged.root)?;
     check_referenced_programs(loaded, &tree)?;
+    let stripped = strip_release(loaded, &mut tree, scratch.path(), reporter)?;
     let epoch = source_date.unwrap_or_else(|| {
         if generated {
             inputs_mtime
@@ -153,7 +156,15 @@ fn build_one(
 
     let work = work_directory(&options.out)?;
 
-    let mut payload_spec = payload_spec(loaded, entries, &architecture, &depends, settings, epoch)?;
+    let mut payload_spec = payload_spec(
+        loaded,
+        entries,
+        &architecture,
+        &depends,
+        &stripped.lintian_overrides(),
+        settings,
+        epoch,
+    )?;
     payload_spec.digests = digests;
     // A bar of the bytes handed to the compressor, on a terminal only.
     let total = payload_spec
@@ -162,17 +173,65 @@ fn build_one(
         .filter_map(Entry::file_size)
         .sum();
     payload_spec.progress = reporter.progress_bytes(total, "compressing");
-    let (payload, stages) = write_packages(loaded, &payload_spec, settings, epoch, work.path())?;
+    let dbgsym_spec = dbgsym_spec(loaded, &stripped, &architecture, settings, epoch);
+    let written = write_packages(
+        loaded,
+        &payload_spec,
+        dbgsym_spec.as_ref(),
+        settings,
+        epoch,
+        work.path(),
+    )?;
     payload_spec.progress.finish_and_clear();
-    reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
+    let build_manifest = build_manifest(loaded, written, reporter);
+    let manifest_name = loaded.names().build_manifest_file();
+    let mut json = serde_json::to_vec_pretty(&build_manifest)?;
+    json.push(b'\n');
+    fs::write(work.path().join(&manifest_name), &json)?;
 
+    move_into(&options.out, work.path(), &build_manifest, &manifest_name)?;
+    drop(staged);
+    let (text, document) = written_output(&options.out, &build_manifest, &manifest_name)?;
+    Ok((build_manifest, text, document))
+}
+
+/// Where the packages and the build manifest were written: their paths as text, and the
+/// build manifest with `out` and `manifest` as JSON.
+fn written_output(
+    out: &Path,
+    build_manifest: &BuildManifest,
+    manifest_name: &str,
+) -> Result<(String, serde_json::Value)> {
+    let mut text = String::new();
+    for package in &build_manifest.packages {
+        text.push_str(&format!("{}\n", out.join(&package.file).display()));
+    }
+    text.push_str(&format!("{}\n", out.join(manifest_name).display()));
+    let mut document = serde_json::to_value(build_manifest)?;
+    document["out"] = out.display().to_string().into();
+    document["manifest"] = out.join(manifest_name).display().to_string().into();
+    Ok((text, document))
+}
+
+/// The build manifest of the packages written (the payload, its debug symbols, the stage
+/// packages, in that order); says the payload's and the dbgsym's sizes.
+fn build_manifest(
+    loaded: &LoadedManifest,
+    (payload, stages, dbgsym): Written,
+    reporter: &Reporter,
+) -> BuildManifest {
+    reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
     let mut packages = vec![built(&payload, Role::Payload, None)];
+    if let Some(dbgsym) = &dbgsym {
+        reporter.status(format!("  {} ({} bytes)", dbgsym.file, dbgsym.size));
+        packages.push(built(dbgsym, Role::Dbgsym, None));
+    }
     packages.extend(
         stages
             .iter()
             .map(|(stage, written)| built(written, Role::Stage, Some(stage.clone()))),
     );
-    let build_manifest = BuildManifest {
+    BuildManifest {
         app: loaded.app().to_string(),
         version: loaded.version.clone(),
         revision: loaded.revision.clone(),
@@ -183,30 +242,26 @@ fn build_one(
             .distribution()
             .map(|distribution| distribution.codename().to_string()),
         packages,
-    };
-    let manifest_name = loaded.names().build_manifest_file();
-    let mut json = serde_json::to_vec_pretty(&build_manifest)?;
-    json.push(b'\n');
-    fs::write(work.path().join(&manifest_name), &json)?;
-
-    move_into(&options.out, work.path(), &build_manifest, &manifest_name)?;
-    drop(staged);
-
-    let mut text = String::new();
-    for package in &build_manifest.packages {
-        text.push_str(&format!("{}\n", options.out.join(&package.file).display()));
     }
-    text.push_str(&format!("{}\n", options.out.join(&manifest_name).display()));
-    // The JSON output is the build manifest, with where it and the packages were written.
-    let mut document = serde_json::to_value(&build_manifest)?;
-    document["out"] = options.out.display().to_string().into();
-    document["manifest"] = options
-        .out
-        .join(&manifest_name)
-        .display()
-        .to_string()
-        .into();
-    Ok((build_manifest, text, document))
+}
+
+/// Strips the release's ELF files when the manifest asks for it (`[build] strip`, or the
+/// kind's default), pointing their entries at the stripped copies.
+fn strip_release(
+    loaded: &LoadedManifest,
+    tree: &mut [TreeItem],
+    scratch: &Path,
+    reporter: &Reporter,
+) -> Result<strip::Stripped> {
+    if !loaded.strip() {
+        return Ok(strip::Stripped::default());
+    }
+    let stripped = strip::strip_tree(
+        tree.iter_mut().map(|item| &mut item.entry).collect(),
+        &scratch.join("strip"),
+    )?;
+    report_stripped(loaded, &stripped, reporter);
+    Ok(stripped)
 }
 
 /// A temporary directory beside `out` (same filesystem) where the packages are written,
@@ -287,14 +342,23 @@ fn analyse(
     })
 }
 
-/// Writes the payload and, while it is compressed, the small stage packages.
+/// What [`write_packages`] wrote: the payload, the stage packages, the debug symbols.
+type Written = (
+    WrittenPackage,
+    Vec<(String, WrittenPackage)>,
+    Option<WrittenPackage>,
+);
+
+/// Writes the payload and, while it is compressed, the debug symbols and the small stage
+/// packages.
 fn write_packages(
     loaded: &LoadedManifest,
     payload_spec: &PackageSpec,
+    dbgsym_spec: Option<&PackageSpec>,
     settings: Settings,
     epoch: u64,
     directory: &Path,
-) -> Result<(WrittenPackage, Vec<(String, WrittenPackage)>)> {
+) -> Result<Written> {
     let stage_specs = loaded
         .manifest
         .stages
@@ -302,18 +366,126 @@ fn write_packages(
         .iter()
         .map(|stage| stage_spec(loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
         .collect::<Result<Vec<_>>>()?;
-    let (payload, stages) = rayon::join(
+    let (payload, (dbgsym, stages)) = rayon::join(
         || deb::write_package(payload_spec, directory),
         || {
-            stage_specs
-                .par_iter()
-                .map(|(stage, spec)| {
-                    deb::write_package(spec, directory).map(|written| (stage.clone(), written))
-                })
-                .collect::<Result<Vec<(String, WrittenPackage)>>>()
+            rayon::join(
+                || {
+                    dbgsym_spec
+                        .map(|spec| deb::write_package(spec, directory))
+                        .transpose()
+                },
+                || {
+                    stage_specs
+                        .par_iter()
+                        .map(|(stage, spec)| {
+                            deb::write_package(spec, directory)
+                                .map(|written| (stage.clone(), written))
+                        })
+                        .collect::<Result<Vec<(String, WrittenPackage)>>>()
+                },
+            )
         },
     );
-    Ok((payload?, stages?))
+    Ok((payload?, stages?, dbgsym?))
+}
+
+/// Says what stripping did, and warns about debug information that had to be dropped.
+fn report_stripped(loaded: &LoadedManifest, stripped: &strip::Stripped, reporter: &Reporter) {
+    let debug = if stripped.debug_files.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the debug symbols of {} go into {}",
+            stripped.debug_files.len(),
+            loaded.names().dbgsym_package()
+        )
+    };
+    if stripped.files > 0 {
+        reporter.status(format!(
+            "Stripped {} ELF file{}{debug}",
+            stripped.files,
+            if stripped.files == 1 { "" } else { "s" },
+        ));
+    }
+    for path in &stripped.with_appended_data {
+        reporter.warn(format!(
+            "/{path}: not stripped: it carries data after its ELF contents (as executables \
+             made by pkg, deno compile or bun build --compile do), which strip would cut off"
+        ));
+    }
+    for path in &stripped.without_build_id {
+        reporter.warn(format!(
+            "/{path}: stripped, and its debug information dropped: it has no GNU build-id \
+             (link it with -Wl,--build-id) to be found under /usr/lib/debug/.build-id"
+        ));
+    }
+}
+
+/// The `<payload>-dbgsym` package: the debug files in Debian's `.build-id` layout, with
+/// the control fields Debian's automatic debug packages carry. `None` when stripping kept
+/// no debug file.
+fn dbgsym_spec(
+    manifest: &LoadedManifest,
+    stripped: &strip::Stripped,
+    architecture: &str,
+    settings: Settings,
+    epoch: u64,
+) -> Option<PackageSpec> {
+    if stripped.debug_files.is_empty() {
+        return None;
+    }
+    let release = manifest.names();
+    let package = release.dbgsym_package();
+    let payload = release.payload_package();
+    let mut entries: Vec<Entry> = stripped
+        .debug_files
+        .iter()
+        .map(|(build_id, source)| Entry {
+            path: strip::Stripped::installed_path(build_id),
+            mode: 0o644,
+            mtime: None,
+            content: Content::File {
+                size: fs::metadata(source)
+                    .map(|metadata| metadata.len())
+                    .unwrap_or(0),
+                source: source.clone(),
+            },
+        })
+        .collect();
+    // As dh_strip does: the documents are the payload's (same source, exact dependency).
+    entries.push(Entry {
+        path: format!("usr/share/doc/{package}"),
+        mode: 0o777,
+        mtime: None,
+        content: Content::Symlink(payload.clone().into_bytes()),
+    });
+    let mut control = Control::new();
+    control.set("Package", &package);
+    control.set("Source", manifest.app());
+    control.set("Version", release.debian_version());
+    control.set("Auto-Built-Package", "debug-symbols");
+    control.set("Architecture", architecture);
+    control.set("Maintainer", manifest.manifest.package.maintainer.clone());
+    control.set("Installed-Size", "0");
+    control.set(
+        "Depends",
+        format!("{payload} (= {})", release.debian_version()),
+    );
+    control.set("Section", "debug");
+    control.set("Priority", "optional");
+    control.set(
+        "Description",
+        control::description(&format!("debug symbols for {payload}"), ""),
+    );
+    control.set("Build-Ids", stripped.build_ids_field());
+    Some(PackageSpec::new(
+        control,
+        entries,
+        Vec::new(),
+        settings,
+        epoch,
+    ))
 }
 
 /// Moves the packages and the build manifest from the work directory into `out`.
@@ -425,6 +597,7 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
         root,
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
+        defaults: exclusions::Exclusions::of(manifest),
         prefix: manifest
             .names()
             .release_dir()
@@ -450,6 +623,8 @@ struct Listing<'a> {
     root: &'a Path,
     include: GlobSet,
     exclude: GlobSet,
+    /// What the build leaves out by default (`[files] keep` brings groups back).
+    defaults: exclusions::Exclusions,
     /// The release directory without its leading `/`.
     prefix: String,
 }
@@ -512,14 +687,20 @@ impl Listing<'_> {
         }
         let metadata = metadata.with_context(|| format!("{}: cannot be read", path.display()))?;
         let kind = metadata.file_type();
-        if self.exclude.is_match(relative) {
+        if self.exclude.is_match(relative)
+            || self.defaults.excludes(self.root, relative, kind.is_dir())
+        {
             return Ok(Vec::new());
         }
         let mut items = Vec::new();
         let content = if kind.is_dir() {
-            // Directories are kept when something inside them is; empty ones when included.
+            // Directories are kept when something inside them is; empty ones when included
+            // (unless the default exclusions emptied them).
             let below = self.directory(relative)?;
-            if self.include.is_match(relative) || self.include.is_match(relative.join("x")) {
+            let emptied = below.is_empty() && self.defaults.drops_when_empty(self.root, relative);
+            if !emptied
+                && (self.include.is_match(relative) || self.include.is_match(relative.join("x")))
+            {
                 items.push(self.item(relative_text, &metadata, Content::Directory));
             }
             items.extend(below);
@@ -681,11 +862,13 @@ fn finish_control(
     control.set("Description", control::description(synopsis, extended));
 }
 
+/// The payload; `file_overrides` are lintian overrides of single files (tag and path).
 fn payload_spec(
     manifest: &LoadedManifest,
     mut entries: Vec<Entry>,
     architecture: &str,
     depends: &str,
+    file_overrides: &[String],
     settings: Settings,
     epoch: u64,
 ) -> Result<PackageSpec> {
@@ -698,6 +881,7 @@ fn payload_spec(
             .chain(env::lintian_overrides(&manifest.manifest.environment))
             .filter(|tag| **tag != "initial-upload-closes-no-bugs" || manifest.revision == "1")
             .map(|tag| tag.to_string())
+            .chain(file_overrides.iter().cloned())
             .collect(),
     };
     entries.push(Entry::bytes(

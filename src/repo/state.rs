@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -38,7 +38,7 @@ CREATE TABLE packages (
     version TEXT NOT NULL,
     upstream TEXT NOT NULL,
     architecture TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('payload', 'stage', 'plain')),
+    role TEXT NOT NULL CHECK (role IN ('payload', 'stage', 'plain', 'dbgsym')),
     stage TEXT,
     filename TEXT NOT NULL UNIQUE,
     size INTEGER NOT NULL,
@@ -299,14 +299,18 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
         };
         connection
             .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {to_2} {SCHEMA_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {to_2} {SCHEMA_3} PRAGMA user_version = 3; COMMIT;"
             ))
             .with_context(|| {
                 format!(
-                    "{}: cannot be upgraded from version {version} to {SCHEMA_VERSION}",
+                    "{}: cannot be upgraded from version {version} to 3",
                     path.display()
                 )
             })?;
+    }
+    if (1..=3).contains(&version) {
+        upgrade_to_4(&connection)
+            .with_context(|| format!("{}: cannot be upgraded to version 4", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -316,6 +320,35 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
         );
     }
     Ok(connection)
+}
+
+/// Version 4 allows the role `dbgsym`. SQLite cannot alter a CHECK constraint; its
+/// documented way to change one without rebuilding the table (which the `listed` rows
+/// reference) is to edit the table's text in `sqlite_schema` and bump `schema_version`,
+/// in one transaction (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table
+/// Schema Changes").
+fn upgrade_to_4(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch("BEGIN IMMEDIATE;")?;
+    let result = (|| {
+        let schema_version: i64 =
+            connection.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+        connection.pragma_update(None, "writable_schema", "ON")?;
+        connection.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, \
+             'CHECK (role IN (''payload'', ''stage'', ''plain''))', \
+             'CHECK (role IN (''payload'', ''stage'', ''plain'', ''dbgsym''))') \
+             WHERE type = 'table' AND name = 'packages'",
+            [],
+        )?;
+        connection.pragma_update(None, "schema_version", schema_version + 1)?;
+        connection.pragma_update(None, "writable_schema", "OFF")?;
+        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        connection.execute_batch("COMMIT;")
+    })();
+    if result.is_err() {
+        let _ = connection.execute_batch("ROLLBACK;");
+    }
+    result
 }
 
 /// A package about to be recorded.
@@ -711,7 +744,53 @@ mod tests {
         set_current(&connection, "shop", "bookworm-production", "1.0-1+deb12").unwrap();
         assert_eq!(currents_of_app(&connection, "shop").unwrap().len(), 2);
         drop(connection);
-        // Opening it again finds version 3 and changes nothing.
+        // Opening it again finds the current version and changes nothing.
         assert!(open(directory.path()).is_ok());
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_to_take_dbgsym_packages_and_distributions() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let old_schema = SCHEMA.replace(", 'dbgsym'))", "))");
+        assert_ne!(old_schema, SCHEMA);
+        {
+            let connection = Connection::open(root.path().join(FILE_NAME)).expect("open");
+            connection
+                .execute_batch(&format!("{old_schema}{SCHEMA_2} PRAGMA user_version = 2;"))
+                .expect("version 2");
+        }
+        let connection = open(root.path()).expect("upgraded");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let package = NewPackage {
+            app: "shop",
+            package: "shop-1.0-dbgsym",
+            version: "1.0-1",
+            upstream: "1.0",
+            architecture: "amd64",
+            role: Role::Dbgsym,
+            stage: None,
+            filename: "pool/main/s/shop/shop-1.0-dbgsym_1.0-1_amd64.deb",
+            size: 1,
+            md5: "",
+            sha1: "",
+            sha256: "",
+            control: "",
+            added: 0,
+        };
+        insert_package(&connection, &package).expect("a dbgsym row is allowed");
+        let stored = find_package(&connection, "shop-1.0-dbgsym", "1.0-1", "amd64")
+            .expect("read")
+            .expect("found");
+        assert_eq!(stored.role, Role::Dbgsym);
+        let check: String = connection
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .expect("integrity");
+        assert_eq!(check, "ok");
+        drop(connection);
+        // Opened again, it is at the current version and not upgraded twice.
+        open(root.path()).expect("reopened");
     }
 }

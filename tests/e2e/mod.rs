@@ -10,6 +10,7 @@ mod ansible;
 mod apt;
 mod distributions;
 mod dpkg;
+mod native;
 mod piuparts;
 mod python;
 mod systemd;

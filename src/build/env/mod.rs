@@ -3,6 +3,8 @@
 
 pub(crate) mod command;
 pub(crate) mod dir;
+pub(crate) mod node;
+pub(crate) mod node_abi;
 pub(crate) mod python;
 
 use std::path::{Path, PathBuf};
@@ -37,14 +39,20 @@ pub(crate) fn stage(
         Environment::Command(options) => {
             command::stage(manifest, options, runner, scratch, reporter)
         }
+        Environment::Node(options) => node::stage(manifest, options, runner, scratch, reporter),
     }
 }
 
 /// The Debian packages an environment kind needs in a build root, before those of
-/// `[build] packages`: Python's venv module and pip for `python`.
+/// `[build] packages`: Python's venv module and pip for `python`, Node.js and npm for
+/// `node`.
 pub(crate) fn root_packages(environment: &Environment) -> Vec<String> {
     match environment {
         Environment::Python(_) => python::ROOT_PACKAGES
+            .iter()
+            .map(|package| package.to_string())
+            .collect(),
+        Environment::Node(_) => node::ROOT_PACKAGES
             .iter()
             .map(|package| package.to_string())
             .collect(),
@@ -57,6 +65,7 @@ pub(crate) fn root_packages(environment: &Environment) -> Vec<String> {
 pub(crate) fn lintian_overrides(environment: &Environment) -> &'static [&'static str] {
     match environment {
         Environment::Python(_) => python::LINTIAN_OVERRIDES,
+        Environment::Node(_) => node::LINTIAN_OVERRIDES,
         Environment::Dir(_) | Environment::Command(_) => &[],
     }
 }

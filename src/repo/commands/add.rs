@@ -409,6 +409,8 @@ fn identify(
     if names.role_of(package, upstream, &config.stages) != Some(said.clone()) {
         let named = match said {
             (Role::Stage, Some(stage)) => names.stage_package(&stage),
+            // The package name does not depend on the revision.
+            (Role::Dbgsym, _) => names.release(upstream, "1").dbgsym_package(),
             _ => names.payload_package(upstream),
         };
         bail!(
@@ -416,6 +418,7 @@ fn identify(
              {named}, not {package}",
             match expected.role {
                 Role::Stage => "stage package",
+                Role::Dbgsym => "debug symbols package",
                 _ => "payload",
             }
         );

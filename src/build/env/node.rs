@@ -1,0 +1,202 @@
+//! `kind = "node"`: a Node.js application with its dependencies installed by npm
+//! (`npm ci --omit=dev` unless the manifest gives another command) inside the release
+//! tree, so that `node_modules` is built where it will live.
+//!
+//! The payload depends on `nodejs`; native modules (`*.node`) bound it to the Node.js
+//! releases that can load them ([`node_abi`](super::node_abi)).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use super::command::run_streamed;
+use super::{node_abi, StagedTree};
+use crate::build::manifest::{LoadedManifest, NodeEnvironment};
+use crate::build::runner::Runner;
+use crate::report::Reporter;
+
+/// The Debian packages a build root needs for this kind: Node.js and npm. Native modules
+/// need more (`node-gyp`, `libnode-dev`, `g++`, `make`): name them in `[build] packages`.
+pub(crate) const ROOT_PACKAGES: &[&str] = &["nodejs", "npm"];
+
+/// Lintian tags the node kind raises by design: a native module resolves Node's symbols
+/// from the process that loads it, so it need not name any library (node-gyp links none).
+pub(crate) const LINTIAN_OVERRIDES: &[&str] = &["shared-library-lacks-prerequisites"];
+
+/// Where the build machine's Node.js headers are, when its nodejs package ships them:
+/// node-gyp then builds native modules against them instead of downloading headers.
+const SYSTEM_NODE_DIR: &str = "/usr";
+
+/// Copies the application into the release tree and runs the install command there.
+pub(crate) fn stage(
+    manifest: &LoadedManifest,
+    options: &NodeEnvironment,
+    runner: &Runner,
+    scratch: &Path,
+    reporter: &Reporter,
+) -> Result<StagedTree> {
+    let root = scratch.join("release");
+    fs::create_dir_all(&root).with_context(|| format!("{}: cannot be created", root.display()))?;
+    copy_application(&manifest.resolve(&options.source), &root)?;
+    reporter.status(format!("Running the install command: {}", options.command));
+    run_streamed(
+        &mut build_command(manifest, runner, &options.command, &root)?,
+        &format!(
+            "{}: [environment] command {:?}",
+            manifest.path.display(),
+            options.command
+        ),
+        reporter,
+    )?;
+    clear_stray_execute_bits(&root.join("node_modules"))?;
+    let modules = node_abi::native_modules(&root)?;
+    // Node loads a module with dlopen, which needs no execute bit; node-gyp sets it, and
+    // Debian ships shared objects without it (lintian: shared-library-is-executable).
+    for module in &modules {
+        let path = root.join(&module.path);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+    }
+    let build_abi = if modules
+        .iter()
+        .any(|module| module.needs == node_abi::Needs::BuildAbi)
+    {
+        Some(build_abi(manifest, runner, &root)?)
+    } else {
+        None
+    };
+    let depends = node_abi::nodejs_depends(&modules, build_abi).map_err(|message| {
+        anyhow::anyhow!(
+            "{}: [environment] kind \"node\": {message}",
+            manifest.path.display()
+        )
+    })?;
+    Ok(StagedTree { root, depends })
+}
+
+/// Clears the execute bits of files in `node_modules` that are neither ELF files nor
+/// scripts (`#!`): npm packages often ship data and modules with mode 0755, which no one
+/// executes (Node reads them), and lintian flags each (executable-not-elf-or-script).
+fn clear_stray_execute_bits(node_modules: &Path) -> Result<()> {
+    if !node_modules.is_dir() {
+        return Ok(());
+    }
+    for entry in WalkDir::new(node_modules) {
+        let entry = entry.with_context(|| format!("{}: cannot be read", node_modules.display()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let cannot_read = || format!("{}: cannot be read", path.display());
+        let mode = entry
+            .metadata()
+            .with_context(cannot_read)?
+            .permissions()
+            .mode();
+        if mode & 0o111 == 0 {
+            continue;
+        }
+        let mut start = [0u8; 4];
+        let mut file = fs::File::open(path).with_context(cannot_read)?;
+        let read = std::io::Read::read(&mut file, &mut start).with_context(cannot_read)?;
+        let start = &start[..read];
+        if start.starts_with(b"#!") || start.starts_with(b"\x7fELF") {
+            continue;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & !0o111))
+            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
+fn build_abi(manifest: &LoadedManifest, runner: &Runner, root: &Path) -> Result<u32> {
+    let script = "node -p process.versions.modules";
+    let output = build_command(manifest, runner, script, root)?
+        .output()
+        .with_context(|| format!("cannot run {script:?}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.trim().parse() {
+        Ok(version) if output.status.success() => Ok(version),
+        _ => bail!(
+            "{script:?} did not give the ABI of the Node.js that built the native modules \
+             ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    }
+}
+
+/// The one place a node build's command is made: `sh -c SCRIPT` in `directory` with the
+/// application's name and version, and node-gyp pointed at the system's Node.js headers
+/// when the build machine has them (no download; set `npm_config_nodedir` to choose
+/// others). `runner` runs it on the host or in a build root, where `directory` is seen
+/// at its path inside and the headers are the root's.
+fn build_command(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    script: &str,
+    directory: &Path,
+) -> Result<Command> {
+    let mut command = runner.command("sh", &runner.inside(directory)?);
+    command
+        .arg("-c")
+        .arg(script)
+        .env("APP_NAME", manifest.app())
+        .env("APP_VERSION", &manifest.version)
+        .env("APP_RELEASE_DIR", manifest.names().release_dir());
+    let has_headers = runner
+        .system_root()
+        .host_path(&Path::new(SYSTEM_NODE_DIR).join("include/node/common.gypi"))
+        .is_file();
+    if has_headers && std::env::var_os("npm_config_nodedir").is_none() {
+        command.env("npm_config_nodedir", SYSTEM_NODE_DIR);
+    }
+    Ok(command)
+}
+
+/// Copies the application's files into `root`, without `node_modules` (the install
+/// command makes it) and `.git`.
+fn copy_application(source: &Path, root: &Path) -> Result<()> {
+    let walk = WalkDir::new(source)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            !(entry.depth() == 1 && entry.file_name() == "node_modules")
+                && entry.file_name() != ".git"
+        });
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
+        let destination = root.join(relative);
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            fs::create_dir_all(&destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(entry.path())
+                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            std::os::unix::fs::symlink(&target, &destination)
+                .with_context(|| format!("{}: cannot be created", destination.display()))?;
+        } else if file_type.is_file() {
+            fs::copy(entry.path(), &destination).with_context(|| {
+                format!(
+                    "{}: cannot be copied to {}",
+                    entry.path().display(),
+                    destination.display()
+                )
+            })?;
+        } else {
+            bail!(
+                "{}: only regular files, directories and symbolic links can be packaged",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Files the build leaves out of the release by default, in named groups that `[files]
+//! keep` can bring back:
+//! - `installer-files`: the bookkeeping `cargo install --root` writes at the root it
+//!   installs into (`.crates.toml`, `.crates2.json`), which names the build machine's
+//!   paths and means nothing on a server;
+//! - `node-gyp-build` (kind `node`): what node-gyp leaves in a native module's `build/`
+//!   (the directory beside its `binding.gyp`) besides the `.node` files that Node loads:
+//!   object files, static archives, `obj.target/`, `Makefile`, `config.gypi`, the
+//!   `node_gyp_bins` link to the build machine's python;
+//! - `node-dotfiles` (kind `node`): dotfiles of packages in `node_modules` that lintian
+//!   flags or that only serve their authors (`.npmignore`, `.eslintrc*`, `.gitignore`,
+//!   `.travis.yml`, ...), and anywhere in the tree the two that lintian flags as errors
+//!   (`.npmignore`, `.eslintrc*`), which configure development tools only.
+
+use std::path::{Component, Path};
+
+use crate::build::manifest::{Environment, KeptGroup, LoadedManifest};
+
+/// The bookkeeping files of installers, by name, at any depth.
+const INSTALLER_FILES: &[&str] = &[".crates.toml", ".crates2.json"];
+
+/// Dotfiles in `node_modules` that are left out, by exact name.
+const NODE_DOTFILES: &[&str] = &[
+    ".npmignore",
+    ".eslintignore",
+    ".gitignore",
+    ".gitattributes",
+    ".gitmodules",
+    ".hgignore",
+    ".travis.yml",
+    ".editorconfig",
+    ".jshintrc",
+    ".jshintignore",
+    ".prettierignore",
+    ".nvmrc",
+    ".DS_Store",
+];
+
+/// Prefixes of dotfiles in `node_modules` that are left out (`.eslintrc.json`, ...).
+const NODE_DOTFILE_PREFIXES: &[&str] = &[".eslintrc", ".prettierrc", ".nycrc", ".babelrc"];
+
+/// Directories in `node_modules` that are left out whole.
+const NODE_DOT_DIRECTORIES: &[&str] = &[".github", ".git", ".nyc_output", ".idea", ".vscode"];
+
+/// Directories of node-gyp's `build/` that hold only intermediates (`obj.target/` holds
+/// a copy of each `.node` file before it is linked into `Release/`).
+const GYP_INTERMEDIATE_DIRECTORIES: &[&str] = &["obj.target", "obj", ".deps", "node_gyp_bins"];
+
+/// Which groups apply to one build.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Exclusions {
+    installer_files: bool,
+    node_gyp_build: bool,
+    node_dotfiles: bool,
+}
+
+impl Exclusions {
+    /// The groups of the manifest's environment kind, without those `[files] keep` names.
+    pub(crate) fn of(manifest: &LoadedManifest) -> Exclusions {
+        let kept = |group: KeptGroup| {
+            manifest
+                .manifest
+                .files
+                .keep
+                .iter()
+                .any(|name| name == group.name())
+        };
+        let node = matches!(manifest.manifest.environment, Environment::Node(_));
+        Exclusions {
+            installer_files: !kept(KeptGroup::InstallerFiles),
+            node_gyp_build: node && !kept(KeptGroup::NodeGypBuild),
+            node_dotfiles: node && !kept(KeptGroup::NodeDotfiles),
+        }
+    }
+
+    /// Whether the entry at `relative` (in the staged tree at `root`) is left out: a file
+    /// or a directory with all it holds.
+    pub(crate) fn excludes(&self, root: &Path, relative: &Path, is_dir: bool) -> bool {
+        let Some(name) = relative.file_name().and_then(|name| name.to_str()) else {
+            return false;
+        };
+        if self.installer_files && !is_dir && INSTALLER_FILES.contains(&name) {
+            return true;
+        }
+        let lintian_error = name == ".npmignore" || name.starts_with(".eslintrc");
+        if self.node_dotfiles && !is_dir && lintian_error {
+            return true;
+        }
+        if self.node_dotfiles && in_node_modules(relative) {
+            let dotfile = if is_dir {
+                NODE_DOT_DIRECTORIES.contains(&name)
+            } else {
+                NODE_DOTFILES.contains(&name)
+                    || NODE_DOTFILE_PREFIXES
+                        .iter()
+                        .any(|prefix| name.starts_with(prefix))
+            };
+            if dotfile {
+                return true;
+            }
+        }
+        let intermediate = if is_dir {
+            GYP_INTERMEDIATE_DIRECTORIES.contains(&name)
+        } else {
+            !name.ends_with(".node")
+        };
+        self.node_gyp_build && intermediate && in_gyp_build(root, relative)
+    }
+
+    /// Whether a directory at `relative` that holds nothing after the exclusions is left
+    /// out too (the directories of node-gyp's `build/` that held only intermediates).
+    pub(crate) fn drops_when_empty(&self, root: &Path, relative: &Path) -> bool {
+        self.node_gyp_build && in_gyp_build(root, relative)
+    }
+}
+
+/// Whether `relative` lies inside a `node_modules` directory.
+fn in_node_modules(relative: &Path) -> bool {
+    let mut components = relative.components();
+    components.next_back();
+    components.any(|component| component == Component::Normal("node_modules".as_ref()))
+}
+
+/// Whether `relative` is a native module's node-gyp `build/` directory, or lies inside
+/// one: a `build` component whose parent directory holds a `binding.gyp`.
+fn in_gyp_build(root: &Path, relative: &Path) -> bool {
+    let components: Vec<Component<'_>> = relative.components().collect();
+    components.iter().enumerate().any(|(index, component)| {
+        *component == Component::Normal("build".as_ref()) && {
+            let parent: std::path::PathBuf = components[..index].iter().collect();
+            root.join(parent).join("binding.gyp").is_file()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Exclusions {
+        Exclusions {
+            installer_files: true,
+            node_gyp_build: true,
+            node_dotfiles: true,
+        }
+    }
+
+    #[test]
+    fn groups_leave_out_what_they_name_only() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let module = root.path().join("node_modules/addon");
+        std::fs::create_dir_all(module.join("build/Release/obj.target")).expect("mkdir");
+        std::fs::write(module.join("binding.gyp"), "{}").expect("write");
+        let excluded =
+            |path: &str, is_dir: bool| all().excludes(root.path(), Path::new(path), is_dir);
+
+        assert!(excluded(".crates.toml", false));
+        assert!(excluded("sub/.crates2.json", false));
+        assert!(!excluded("crates.toml", false));
+
+        assert!(excluded("node_modules/a/.npmignore", false));
+        assert!(excluded("node_modules/a/.eslintrc.json", false));
+        assert!(excluded("node_modules/a/.github", true));
+        assert!(
+            excluded(".eslintrc.json", false),
+            "lintian's errors anywhere"
+        );
+        assert!(!excluded(".gitignore", false), "the app's own files stay");
+        assert!(excluded("node_modules/a/.gitignore", false));
+        assert!(!excluded("node_modules/a/.eslintrc.json", true));
+
+        assert!(excluded("node_modules/addon/build/Makefile", false));
+        assert!(excluded(
+            "node_modules/addon/build/Release/obj.target/addon.o",
+            false
+        ));
+        assert!(!excluded(
+            "node_modules/addon/build/Release/addon.node",
+            false
+        ));
+        assert!(!excluded("node_modules/addon/build", true));
+        assert!(all().drops_when_empty(
+            root.path(),
+            Path::new("node_modules/addon/build/Release/obj.target")
+        ));
+        // A build/ without a binding.gyp beside it is the application's own.
+        assert!(!excluded("node_modules/other/build/index.js", false));
+
+        let none = Exclusions::default();
+        assert!(!none.excludes(root.path(), Path::new(".crates.toml"), false));
+        assert!(!none.excludes(
+            root.path(),
+            Path::new("node_modules/addon/build/Makefile"),
+            false
+        ));
+    }
+}
