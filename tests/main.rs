@@ -15,3 +15,4 @@ mod publish;
 mod python;
 mod repo;
 mod snapshots;
+mod targets;

@@ -15,6 +15,7 @@ mod serve_tests;
 pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod state;
+pub(crate) mod targets;
 
 use std::path::Path;
 use std::time::Duration;

@@ -70,7 +70,12 @@ impl<'a> Session<'a> {
         };
         // A command that died after its commit left suites unpublished (or half
         // published): they are published before anything else changes.
-        let owed = session.publish_pending()?;
+        let owed = session.publish_pending_locally()?;
+        // A target behind (an interrupted copy) is caught up too, but a store that
+        // cannot be reached must not stop local work: its copy stays owed.
+        if let Err(error) = session.publish_targets(!owed.is_empty()) {
+            reporter.warn(format!("{error:#}"));
+        }
         if !owed.is_empty() {
             reporter.status(format!(
                 "published the suite(s) {} that an interrupted command left pending",
@@ -81,8 +86,29 @@ impl<'a> Session<'a> {
     }
 
     /// Publishes every suite whose publication is pending (the transactions that
-    /// changed them recorded it with [`state::owe_publication`]); returns them.
+    /// changed them recorded it with [`state::owe_publication`]), then copies the tree
+    /// to the automatic publish targets; returns the suites.
     pub(crate) fn publish_pending(&self) -> Result<BTreeSet<String>> {
+        let owed = self.publish_pending_locally()?;
+        self.publish_targets(!owed.is_empty())?;
+        Ok(owed)
+    }
+
+    /// Copies the published tree to every automatic target that is behind (`changed`:
+    /// the local tree was just published).
+    fn publish_targets(&self, changed: bool) -> Result<()> {
+        crate::repo::targets::publish_automatic(
+            &self.repository.root,
+            &self.repository.config,
+            &self.connection,
+            changed,
+            self.reporter,
+        )?;
+        Ok(())
+    }
+
+    /// Publishes the pending suites into the local tree only.
+    fn publish_pending_locally(&self) -> Result<BTreeSet<String>> {
         let pending: BTreeSet<String> = state::pending_publications(&self.connection)?
             .into_iter()
             .collect();

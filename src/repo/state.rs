@@ -25,7 +25,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -85,6 +85,25 @@ CREATE TABLE generations (
     release TEXT NOT NULL
 );
 CREATE INDEX generations_by_suite ON generations (suite, id);
+";
+
+/// What version 3 adds to version 2: what each publish target holds (read and written by
+/// `crate::repo::targets::record`).
+const SCHEMA_3: &str = "
+CREATE TABLE target_objects (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    orphaned_at INTEGER,
+    orphaned_publication INTEGER,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+CREATE TABLE targets (
+    target TEXT PRIMARY KEY,
+    publications INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
 ";
 
 /// The role stored in a row's `role` column.
@@ -255,6 +274,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
     connection
         .execute_batch(SCHEMA)
         .and_then(|()| connection.execute_batch(SCHEMA_2))
+        .and_then(|()| connection.execute_batch(SCHEMA_3))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -280,11 +300,20 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
         // Version 1 had no publication debt: every suite is published once more.
         connection
             .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_2} \
+                "BEGIN IMMEDIATE; {SCHEMA_2} {SCHEMA_3} \
                  INSERT INTO pending (suite) SELECT DISTINCT suite FROM listed; \
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
-            .with_context(|| format!("{}: cannot be upgraded to version 2", path.display()))?;
+            .with_context(|| format!("{}: cannot be upgraded to version 3", path.display()))?;
+        return Ok(connection);
+    }
+    if version == 2 {
+        // Version 2 had no publish targets: nothing is recorded on any.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 3", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {

@@ -9,6 +9,7 @@ pub(crate) mod harness;
 mod ansible;
 mod apt;
 mod dpkg;
+mod object_store;
 mod piuparts;
 mod python;
 mod systemd;
