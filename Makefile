@@ -2,7 +2,8 @@
 #   make          build the release binary
 #   make test     install what the tests need (Debian packages), then run every test
 #   make demo     build the bundled example, carry it through a repository's stages
-#   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run)
+#   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run),
+#                 aptly also publishing to the same Garage as debstage (bench/s3.py)
 #   make fuzz     the fuzz targets with many cases (FUZZ_CASES per target)
 #   make garage   build Garage (the S3 store the publish-target tests run) once into
 #                 $HOME/.cache/debstage/tools; later runs reuse it
@@ -72,7 +73,7 @@ demo: deps
 	$(CARGO) build
 	./examples/demo.sh target/debug/debstage
 
-bench: bench-deps build
+bench: bench-deps build garage
 	./bench/run.sh $(BINARY)
 
 clean:
