@@ -159,50 +159,55 @@ pub(crate) fn assert_store_consistent(s3: &S3, prefix: &str) {
             continue;
         }
         assert_eq!(status, 200, "InRelease of {suite}");
-        let text = String::from_utf8_lossy(&in_release).into_owned();
-        let mut in_sha256 = false;
-        for line in text.lines() {
-            if line.starts_with("SHA256:") {
-                in_sha256 = true;
-                continue;
-            }
-            if !line.starts_with(' ') {
-                in_sha256 = false;
-                continue;
-            }
-            if !in_sha256 {
-                continue;
-            }
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [digest, size, path] = fields.as_slice() else {
-                continue;
-            };
-            let directory = Path::new(path)
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned());
-            let by_hash = match directory.as_deref() {
-                Some("") | None => format!("by-hash/SHA256/{digest}"),
-                Some(directory) => format!("{directory}/by-hash/SHA256/{digest}"),
-            };
-            let (status, _, body) = s3.get(&format!("{prefix}/dists/{suite}/{by_hash}"));
-            assert_eq!(
-                status, 200,
-                "{suite}: {path} by hash is missing on the store"
-            );
-            assert_eq!(body.len().to_string(), *size, "{suite}: {path} size");
-            assert_eq!(
-                hex::encode(sha2::Sha256::digest(&body)),
-                *digest,
-                "{suite}: {path} by hash has other bytes"
-            );
-            if path.ends_with("/Packages") {
-                for filename in String::from_utf8_lossy(&body)
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("Filename: "))
-                {
-                    let (status, _, _) = s3.get(&format!("{prefix}/{filename}"));
-                    assert_eq!(status, 200, "{suite}: {filename} missing on the store");
-                }
+        assert_generation_served(s3, prefix, suite, &String::from_utf8_lossy(&in_release));
+    }
+}
+
+/// Every index the Release text `text` of `suite` names is on the store by hash with
+/// those bytes, and every pool file those indexes name is there.
+pub(crate) fn assert_generation_served(s3: &S3, prefix: &str, suite: &str, text: &str) {
+    let mut in_sha256 = false;
+    for line in text.lines() {
+        if line.starts_with("SHA256:") {
+            in_sha256 = true;
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_sha256 = false;
+            continue;
+        }
+        if !in_sha256 {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [digest, size, path] = fields.as_slice() else {
+            continue;
+        };
+        let directory = Path::new(path)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned());
+        let by_hash = match directory.as_deref() {
+            Some("") | None => format!("by-hash/SHA256/{digest}"),
+            Some(directory) => format!("{directory}/by-hash/SHA256/{digest}"),
+        };
+        let (status, _, body) = s3.get(&format!("{prefix}/dists/{suite}/{by_hash}"));
+        assert_eq!(
+            status, 200,
+            "{suite}: {path} by hash is missing on the store"
+        );
+        assert_eq!(body.len().to_string(), *size, "{suite}: {path} size");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&body)),
+            *digest,
+            "{suite}: {path} by hash has other bytes"
+        );
+        if path.ends_with("/Packages") {
+            for filename in String::from_utf8_lossy(&body)
+                .lines()
+                .filter_map(|line| line.strip_prefix("Filename: "))
+            {
+                let (status, _, _) = s3.get(&format!("{prefix}/{filename}"));
+                assert_eq!(status, 200, "{suite}: {filename} missing on the store");
             }
         }
     }
@@ -401,25 +406,41 @@ fn target_killed_at_random_upload_points_stays_consistent() {
     let mut seed = 0x5eed_u64;
     let points = crash_points();
     let mut killed = 0;
+    let mut survivors = Vec::new();
     for round in 0..points {
-        // A promote or rollback writes a handful of objects; a cold copy to a fresh
-        // prefix many more. Alternate, and die after a pseudo-random upload.
+        // The first round adds 1.2 (its pool objects, the test suite's new by-hash
+        // indexes, plain indexes, Release files: 20 objects or more); the others move
+        // staging between 1.0 and 1.1, whose indexes are on the store by hash already
+        // (3 plain indexes, Release, Release.gpg, InRelease). Each dies after a
+        // pseudo-random upload of its own.
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let point = 1 + (seed >> 33) as usize % 12;
-        let arguments: &[&str] = if round % 2 == 0 {
-            &["promote", "hello", "1.1", "--to", "staging"]
+        let random = (seed >> 33) as usize;
+        let manifest = built()[2].to_str().expect("UTF-8").to_string();
+        let (arguments, point): (Vec<&str>, usize) = if round == 0 {
+            (vec!["add", "--manifest", &manifest], 1 + random % 20)
+        } else if round % 2 == 1 {
+            (
+                vec!["promote", "hello", "1.1", "--to", "staging"],
+                1 + random % 6,
+            )
         } else {
-            &["rollback", "hello", "staging"]
+            (vec!["rollback", "hello", "staging"], 1 + random % 6)
         };
         let output = repo
-            .command(arguments)
+            .command(&arguments)
             .env("DEBSTAGE_FAIL_AT", format!("target-upload-{point}"))
             .output()
             .expect("runs");
         if output.status.signal() == Some(9) {
             killed += 1;
+        } else {
+            survivors.push(format!(
+                "{arguments:?} at target-upload-{point}: {}\n{}",
+                output.status,
+                stderr(&output)
+            ));
         }
         // Whatever apt fetches now is whole.
         assert_store_consistent(&s3, "crash");
@@ -429,7 +450,66 @@ fn target_killed_at_random_upload_points_stays_consistent() {
         repo.verify_target();
     }
     assert!(
-        killed * 2 >= points,
-        "only {killed} of {points} runs died at their point"
+        killed == points,
+        "only {killed} of {points} runs died at their point:\n{}",
+        survivors.join("\n")
     );
+}
+
+/// The deleted and retained counts of the summary line a command printed.
+fn deleted_and_retained(output: &Output) -> (usize, usize) {
+    let text = stderr(output);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("publish target store: uploaded"))
+        .unwrap_or_else(|| panic!("no publish target summary in:\n{text}"));
+    let number_before = |word: &str| -> usize {
+        let end = line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"));
+        line[..end]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("a number before {word} in {line}"))
+    };
+    (number_before(" deleted"), number_before(" retained"))
+}
+
+#[test]
+fn target_deletes_old_objects_only_after_three_publications() {
+    let Some(s3) = S3::moto("retention on the store") else {
+        return;
+    };
+    let repo = Repo::new(&s3, "kept", "automatic = true\n");
+    repo.add(0);
+    repo.add(1);
+    repo.run(&["promote", "hello", "1.0", "--to", "staging"]);
+    let mut served = Vec::new();
+    let mut deleted = 0;
+    let mut retained = 0;
+    for round in 0..8 {
+        let output = if round % 2 == 0 {
+            repo.run(&["promote", "hello", "1.1", "--to", "staging"])
+        } else {
+            repo.run(&["rollback", "hello", "staging"])
+        };
+        let (round_deleted, round_retained) = deleted_and_retained(&output);
+        deleted += round_deleted;
+        retained = retained.max(round_retained);
+        let (status, _, in_release) = s3.get("kept/dists/staging/InRelease");
+        assert_eq!(status, 200);
+        served.push(String::from_utf8_lossy(&in_release).into_owned());
+        // The last three generations a client may hold are all still whole.
+        for text in served.iter().rev().take(3) {
+            assert_generation_served(&s3, "kept", "staging", text);
+        }
+    }
+    assert!(
+        retained > 0,
+        "nothing was held back for clients of older generations"
+    );
+    assert!(deleted > 0, "old by-hash objects were never deleted");
+    repo.verify_target();
 }

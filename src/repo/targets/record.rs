@@ -140,3 +140,42 @@ pub(crate) fn batch<T>(connection: &Connection, work: impl FnOnce() -> Result<T>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_2_database_gains_the_target_tables() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let connection = crate::repo::state::create(directory.path()).expect("created");
+        // What a repository made before publish targets looks like.
+        connection
+            .execute_batch(
+                "DROP TABLE target_objects; DROP TABLE targets; PRAGMA user_version = 2;",
+            )
+            .expect("made version 2");
+        drop(connection);
+        let connection = crate::repo::state::open(directory.path()).expect("upgraded");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, 3);
+        assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
+        begin(&connection, "fleet").expect("begin");
+        put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");
+        assert_eq!(status(&connection, "fleet").expect("status"), (0, false));
+        orphan(&connection, "fleet", "pool/a.deb", 100, 0).expect("orphan");
+        let recorded = objects(&connection, "fleet").expect("objects");
+        assert_eq!(recorded["pool/a.deb"].orphaned, Some((100, 0)));
+        adopt(&connection, "fleet", "pool/a.deb").expect("adopt");
+        finish(&connection, "fleet", true).expect("finish");
+        assert_eq!(status(&connection, "fleet").expect("status"), (1, true));
+        assert_eq!(
+            objects(&connection, "fleet").expect("objects")["pool/a.deb"].orphaned,
+            None
+        );
+        forget(&connection, "fleet", "pool/a.deb").expect("forget");
+        assert!(objects(&connection, "fleet").expect("objects").is_empty());
+    }
+}
