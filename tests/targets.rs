@@ -513,3 +513,65 @@ fn target_deletes_old_objects_only_after_three_publications() {
     assert!(deleted > 0, "old by-hash objects were never deleted");
     repo.verify_target();
 }
+
+/// Operations per writer in the two-writer test: `DEBSTAGE_S3_WRITER_OPS` (full run 50).
+fn writer_operations() -> usize {
+    std::env::var("DEBSTAGE_S3_WRITER_OPS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(5)
+}
+
+/// Two repository directories (two machines) publishing to one target at once: the lock
+/// object makes them take turns, no command fails, and after every turn the store is
+/// whole for apt. (Each directory publishes its own state: what one adds, the other's
+/// next publication does not list; see the README.)
+#[test]
+fn two_writers_on_one_target_take_turns_and_leave_it_whole() {
+    let Some(s3) = S3::moto("two writers on one target") else {
+        return;
+    };
+    let writers = [
+        Repo::new(&s3, "shared", "automatic = true\n"),
+        Repo::new(&s3, "shared", "automatic = true\n"),
+    ];
+    for writer in &writers {
+        writer.add(0);
+        writer.add(1);
+        writer.run(&["promote", "hello", "1.0", "--to", "staging"]);
+    }
+    let operations = writer_operations();
+    let waited = std::thread::scope(|scope| {
+        let handles: Vec<_> = writers
+            .iter()
+            .map(|writer| {
+                scope.spawn(move || {
+                    let mut waited = 0;
+                    for operation in 0..operations {
+                        let arguments: &[&str] = if operation % 2 == 0 {
+                            &["promote", "hello", "1.1", "--to", "staging"]
+                        } else {
+                            &["rollback", "hello", "staging"]
+                        };
+                        let output = writer.run(arguments);
+                        if stderr(&output).contains("waiting for the lock on publish target") {
+                            waited += 1;
+                        }
+                    }
+                    waited
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("writer"))
+            .sum::<usize>()
+    });
+    assert!(waited > 0, "the writers never met at the lock");
+    assert_store_consistent(&s3, "shared");
+    let (status, _, _) = s3.get("shared/.debstage/lock");
+    assert_eq!(status, 404, "a lock object was left behind");
+    crate::support::s3::shout(&format!(
+        "two writers, {operations} operations each: {waited} waited for the lock, store whole"
+    ));
+}
