@@ -575,3 +575,93 @@ fn two_writers_on_one_target_take_turns_and_leave_it_whole() {
         "two writers, {operations} operations each: {waited} waited for the lock, store whole"
     ));
 }
+
+/// The packages a `Packages` index on the store lists (by hash, from its InRelease).
+fn packages_on_store(s3: &S3, prefix: &str, suite: &str) -> Vec<String> {
+    let (status, _, body) = s3.get(&format!(
+        "{prefix}/dists/{suite}/main/binary-amd64/Packages"
+    ));
+    assert_eq!(status, 200, "Packages of {suite}");
+    let mut names: Vec<String> = String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Package: "))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Two repository directories sharing one state on the store (`share_state`): what one
+/// adds, the other's publications keep; promotions by both at once all reach the history.
+#[test]
+fn two_writers_sharing_the_state_lose_nothing() {
+    let Some(s3) = S3::moto("two writers sharing the state") else {
+        return;
+    };
+    let writers = [
+        Repo::new(&s3, "team", "automatic = true\nshare_state = true\n"),
+        Repo::new(&s3, "team", "automatic = true\nshare_state = true\n"),
+    ];
+    // Each adds its own version; the other's next command takes the state and the pool
+    // files from the store, so the suite lists both.
+    writers[0].add(0);
+    writers[1].add(1);
+    let listed = packages_on_store(&s3, "team", "test");
+    assert!(
+        listed.contains(&"hello-1.0".to_string()) && listed.contains(&"hello-1.1".to_string()),
+        "the test suite on the store lost a version: {listed:?}"
+    );
+    writers[0].run(&["promote", "hello", "1.0", "--to", "staging"]);
+    let operations = writer_operations();
+    let changed: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = writers
+            .iter()
+            .enumerate()
+            .map(|(index, writer)| {
+                scope.spawn(move || {
+                    let mut changed = 0;
+                    for operation in 0..operations {
+                        let version = if (operation + index) % 2 == 0 {
+                            "1.1"
+                        } else {
+                            "1.0"
+                        };
+                        let output = writer.run(&["promote", "hello", version, "--to", "staging"]);
+                        if stderr(&output).contains("promoted hello") {
+                            changed += 1;
+                        }
+                    }
+                    changed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("writer"))
+            .sum()
+    });
+    // Whoever writes next holds every change in its history.
+    writers[1].run(&["publish"]);
+    let history = writers[1].ok(&["--format", "json", "history", "hello"]);
+    let history: serde_json::Value = serde_json::from_str(&history).expect("JSON");
+    let promotions = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["action"] == "promote" && entry["stage"] == "staging")
+        .count();
+    assert_eq!(
+        promotions,
+        changed + 1,
+        "promotions to staging in the shared history vs. the commands that changed it"
+    );
+    let listed = packages_on_store(&s3, "team", "test");
+    assert!(listed.contains(&"hello-1.0".to_string()) && listed.contains(&"hello-1.1".to_string()));
+    assert_store_consistent(&s3, "team");
+    writers[1].verify_target();
+    crate::support::s3::shout(&format!(
+        "two writers sharing the state, {operations} operations each: {changed} promotions, \
+         all {promotions} in the history"
+    ));
+}

@@ -42,7 +42,20 @@ pub(crate) struct Session<'a> {
     pub(crate) connection: Connection,
     /// How to talk to the user.
     pub(crate) reporter: &'a Reporter,
+    /// The state shared on a publish target (`share_state`), whose lock the session holds.
+    shared: Option<crate::repo::targets::shared::SharedState>,
     _lock: RepoLock,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            // A lock left behind runs out with its lease.
+            if let Err(error) = shared.release() {
+                self.reporter.warn(format!("{error:#}"));
+            }
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -54,7 +67,22 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         let repository = Repository::open(root)?;
         let lock = RepoLock::acquire(root, lock_timeout, reporter)?;
+        // A shared state is taken from the store (under its lock) before it is opened.
+        let shared = crate::repo::targets::shared::begin(root, &repository.config, reporter)?;
         let connection = state::open(root)?;
+        if let Some(shared) = &shared {
+            let fetched = shared.fetch_missing_pool_files(root, &connection)?;
+            if fetched > 0 {
+                reporter.status(format!(
+                    "fetched {fetched} pool file(s) from the shared target"
+                ));
+            }
+            if shared.replaced {
+                for stage in &repository.config.stages {
+                    state::owe_publication(&connection, stage)?;
+                }
+            }
+        }
         let recovered = pool::recover(root, &connection)?;
         if recovered > 0 {
             reporter.status(format!(
@@ -66,6 +94,7 @@ impl<'a> Session<'a> {
             repository,
             connection,
             reporter,
+            shared,
             _lock: lock,
         };
         // A command that died after its commit left suites unpublished (or half
@@ -91,6 +120,9 @@ impl<'a> Session<'a> {
     pub(crate) fn publish_pending(&self) -> Result<BTreeSet<String>> {
         let owed = self.publish_pending_locally()?;
         self.publish_targets(!owed.is_empty())?;
+        if let Some(shared) = &self.shared {
+            shared.write_back(&self.repository.root, &self.connection)?;
+        }
         Ok(owed)
     }
 

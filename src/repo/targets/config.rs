@@ -47,6 +47,10 @@ pub(crate) struct TargetConfig {
     /// taken over after it.
     #[serde(default = "default_lease")]
     pub(crate) lease: String,
+    /// Keep the state database on this target too, so that writers on several machines
+    /// (without a shared disk) work on one repository; at most one target.
+    #[serde(default)]
+    pub(crate) share_state: bool,
 }
 
 fn default_region() -> String {
@@ -176,12 +180,27 @@ pub(crate) fn check_targets(publish: &PublishConfig) -> Result<()> {
                 );
             }
         }
+        if target.share_state && !target.conditional_writes {
+            bail!(
+                "[[publish.targets]] {name:?}: share_state needs conditional_writes = true \
+                 (the shared state is written back with If-Match)"
+            );
+        }
         if target.lease_seconds()? < 10 {
             bail!(
                 "[[publish.targets]] {name:?}: lease {:?} must be at least 10s",
                 target.lease
             );
         }
+    }
+    if publish
+        .targets
+        .iter()
+        .filter(|target| target.share_state)
+        .count()
+        > 1
+    {
+        bail!("[[publish.targets]]: share_state may be set on one target only");
     }
     Ok(())
 }

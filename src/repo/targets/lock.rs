@@ -68,6 +68,9 @@ pub(crate) struct StoreLock {
     lease: Lease,
     e_tag: Option<String>,
     seconds: u64,
+    /// Taken inside a session that holds it already (a shared state): renewing and
+    /// releasing are the outer holder's.
+    nested: bool,
 }
 
 fn host_name() -> String {
@@ -107,6 +110,7 @@ impl StoreLock {
                         lease,
                         e_tag,
                         seconds,
+                        nested: false,
                     })
                 }
                 Err(Conditional::Failed(error)) => return Err(error),
@@ -116,6 +120,17 @@ impl StoreLock {
                 continue; // released in between
             };
             let holder: Option<Lease> = serde_json::from_slice(&held.bytes).ok();
+            if let Some(ours) = holder
+                .as_ref()
+                .filter(|holder| holder.host == host_name() && holder.pid == std::process::id())
+            {
+                return Ok(StoreLock {
+                    lease: ours.clone(),
+                    e_tag: held.e_tag,
+                    seconds,
+                    nested: true,
+                });
+            }
             let expired = holder
                 .as_ref()
                 .is_none_or(|holder| holder.expires < now() || holder.died_here());
@@ -135,6 +150,7 @@ impl StoreLock {
                             lease,
                             e_tag,
                             seconds,
+                            nested: false,
                         });
                     }
                     Err(Conditional::Lost) => continue, // another waiter won
@@ -164,6 +180,9 @@ impl StoreLock {
     /// Extends the lease (between phases of a long publication); fails when the lock
     /// was taken over, so that a writer that stalled past its lease stops.
     pub(crate) fn renew(&mut self, store: &Store) -> Result<()> {
+        if self.nested {
+            return Ok(());
+        }
         let mut lease = self.lease.clone();
         lease.expires = now() + self.seconds as i64;
         match store.replace(LOCK_KEY, encode(&lease)?, self.e_tag.clone()) {
@@ -183,7 +202,10 @@ impl StoreLock {
     }
 
     /// Releases the lock: deletes the lock object if it is still ours.
-    pub(crate) fn release(self, store: &Store) -> Result<()> {
+    pub(crate) fn release(&self, store: &Store) -> Result<()> {
+        if self.nested {
+            return Ok(());
+        }
         let current = store.get(LOCK_KEY)?;
         let ours = current.is_some_and(|held| {
             serde_json::from_slice::<Lease>(&held.bytes).is_ok_and(|lease| lease == self.lease)

@@ -17,6 +17,7 @@ pub(crate) mod credentials;
 pub(crate) mod lock;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod shared;
 pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
