@@ -105,6 +105,13 @@ impl<'a> Session<'a> {
         if let Err(error) = session.publish_targets(!owed.is_empty()) {
             reporter.warn(format!("{error:#}"));
         }
+        // What that publication recorded (generations, the target's objects) is shared
+        // now, even if the command then changes nothing.
+        if let Some(shared) = &session.shared {
+            if shared.replaced || !owed.is_empty() {
+                shared.write_back(&session.repository.root, &session.connection)?;
+            }
+        }
         if !owed.is_empty() {
             reporter.status(format!(
                 "published the suite(s) {} that an interrupted command left pending",

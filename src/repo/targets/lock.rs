@@ -31,6 +31,10 @@ pub(crate) struct Lease {
     pub(crate) since: i64,
     /// When the lease runs out unless renewed (Unix seconds).
     pub(crate) expires: i64,
+    /// A random number of this attempt: two attempts of one process in one second
+    /// (a session's lock, then the copy's) never write the same object.
+    #[serde(default)]
+    pub(crate) token: u64,
 }
 
 impl Lease {
@@ -103,6 +107,7 @@ impl StoreLock {
                 pid: std::process::id(),
                 since,
                 expires: since + seconds as i64,
+                token: rand::random(),
             };
             match store.create(LOCK_KEY, encode(&lease)?) {
                 Ok(e_tag) => {
@@ -120,6 +125,16 @@ impl StoreLock {
                 continue; // released in between
             };
             let holder: Option<Lease> = serde_json::from_slice(&held.bytes).ok();
+            if holder.as_ref() == Some(&lease) {
+                // Our create went through but its answer was lost, and the client's retry
+                // found the key: the lock is ours.
+                return Ok(StoreLock {
+                    lease,
+                    e_tag: held.e_tag,
+                    seconds,
+                    nested: false,
+                });
+            }
             if let Some(ours) = holder
                 .as_ref()
                 .filter(|holder| holder.host == host_name() && holder.pid == std::process::id())
@@ -191,12 +206,25 @@ impl StoreLock {
                 self.e_tag = e_tag;
                 Ok(())
             }
-            Err(Conditional::Lost) => bail!(
-                "publish target {}: the lock was taken over by another writer (our lease ran \
-                 out at {}); stopped before writing more",
-                store.description,
-                format_time(self.lease.expires)
-            ),
+            Err(Conditional::Lost) => {
+                // The store may have taken a renewal whose answer was lost (the client
+                // then retried with the old ETag): the object holds exactly our new lease.
+                if let Some(held) = store.get(LOCK_KEY)? {
+                    if serde_json::from_slice::<Lease>(&held.bytes)
+                        .is_ok_and(|found| found == lease)
+                    {
+                        self.lease = lease;
+                        self.e_tag = held.e_tag;
+                        return Ok(());
+                    }
+                }
+                bail!(
+                    "publish target {}: the lock was taken over by another writer (our lease \
+                     ran out at {}); stopped before writing more",
+                    store.description,
+                    format_time(self.lease.expires)
+                )
+            }
             Err(Conditional::Failed(error)) => Err(error),
         }
     }

@@ -159,11 +159,20 @@ impl SharedState {
             fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
         let previous = self.e_tag.borrow().clone();
         let written = match previous {
-            None => self.store.create(STATE_KEY, bytes),
-            Some(e_tag) => self.store.replace(STATE_KEY, bytes, Some(e_tag)),
+            None => self.store.create(STATE_KEY, bytes.clone()),
+            Some(e_tag) => self.store.replace(STATE_KEY, bytes.clone(), Some(e_tag)),
         };
         let e_tag = match written {
             Ok(e_tag) => e_tag,
+            // A write whose answer was lost, retried by the client: the store holds our bytes.
+            Err(Conditional::Lost)
+                if self
+                    .store
+                    .get(STATE_KEY)?
+                    .is_some_and(|found| found.bytes == bytes) =>
+            {
+                self.store.get(STATE_KEY)?.and_then(|found| found.e_tag)
+            }
             Err(Conditional::Lost) => bail!(
                 "publish target {}: the shared state changed on the store while this writer \
                  held the lock (a lease ran out?); this writer's change is published locally \
