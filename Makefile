@@ -2,8 +2,11 @@
 #   make          build the release binary
 #   make test     install what the tests need (Debian packages), then run every test
 #   make demo     build the bundled example, carry it through a repository's stages
-#   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run)
+#   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run),
+#                 aptly also publishing to the same Garage as debstage (bench/s3.py)
 #   make fuzz     the fuzz targets with many cases (FUZZ_CASES per target)
+#   make garage   build Garage (the S3 store the publish-target tests run) once into
+#                 $HOME/.cache/debstage/tools; later runs reuse it
 
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
@@ -18,7 +21,14 @@ BENCH_PACKAGES = reprepro aptly python3
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage
 
-.PHONY: all build test deps bench-deps demo bench deb lint clean fuzz
+.PHONY: all build test deps bench-deps demo bench deb lint clean fuzz garage
+
+# Garage, the S3-compatible store the publish-target tests start (tests/support/s3.rs
+# finds it here, or at $$DEBSTAGE_GARAGE). Built from crates.io only when the binary is
+# missing: the first build took 47 minutes on 2 shared cores, so CI caches this directory.
+GARAGE_VERSION = 2.5.0
+GARAGE_ROOT = $(HOME)/.cache/debstage/tools/garage-$(GARAGE_VERSION)
+GARAGE = $(GARAGE_ROOT)/bin/garage
 
 all: build
 
@@ -45,7 +55,12 @@ bench-deps: deps
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
-test: deps
+$(GARAGE):
+	$(CARGO) install --locked garage --version $(GARAGE_VERSION) --root $(GARAGE_ROOT)
+
+garage: $(GARAGE)
+
+test: deps garage
 	$(CARGO) test
 
 # The fuzz targets (src/fuzz_tests.rs) with many more cases than make test runs:
@@ -64,7 +79,7 @@ demo: deps
 	$(CARGO) build
 	./examples/demo.sh target/debug/debstage
 
-bench: bench-deps build
+bench: bench-deps build garage
 	./bench/run.sh $(BINARY)
 
 clean:

@@ -192,9 +192,18 @@ pub enum RepoCommand {
         keep: usize,
     },
     /// Check pool files against recorded hashes and indexes against the database.
-    Verify,
+    Verify {
+        /// Instead: check what the state records of this publish target against the
+        /// store's listing.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
     /// Write the indexes and signatures of every suite again.
-    Publish,
+    Publish {
+        /// Also copy the published tree to this target of `[[publish.targets]]`.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
     /// Print the public signing key (armored, or --binary for /etc/apt/keyrings/<origin>.gpg).
     ExportKey {
         /// Print the binary keyring that `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.

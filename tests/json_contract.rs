@@ -78,6 +78,8 @@ fn every_schema_is_a_valid_draft_2020_12_schema_and_documented() {
         "repo-show",
         "repo-sources",
         "repo-verify",
+        "repo-publish-target",
+        "repo-verify-target",
     ]
     .iter()
     .map(|name| name.to_string())

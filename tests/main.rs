@@ -18,3 +18,4 @@ mod repo;
 mod snapshots;
 pub(crate) mod strip;
 mod target;
+mod targets;

@@ -36,6 +36,13 @@ pub(crate) struct RepoConfig {
     /// Limits on what `repo add` unpacks from a package.
     #[serde(default)]
     pub(crate) limits: LimitsConfig,
+    /// `[[publish.targets]]`: object stores that get a copy of the published tree.
+    #[serde(default, skip_serializing_if = "is_default_publish")]
+    pub(crate) publish: crate::repo::targets::config::PublishConfig,
+}
+
+fn is_default_publish(publish: &crate::repo::targets::config::PublishConfig) -> bool {
+    publish.targets.is_empty()
 }
 
 /// `[retention]`: apt clients hold a cached `InRelease` and fetch the indexes it names by
@@ -245,6 +252,7 @@ impl RepoConfig {
         }
         self.retention.grace_seconds()?;
         self.limits.unpack_limits()?;
+        crate::repo::targets::config::check_targets(&self.publish)?;
         if self.signing.key.is_some() == self.signing.gpg_key.is_some() {
             bail!("signing: give exactly one of key (a key file) and gpg_key (a gpg key id)");
         }
@@ -296,6 +304,7 @@ mod tests {
             },
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
+            publish: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod state;
 pub(crate) mod suites;
+pub(crate) mod targets;
 
 use std::path::Path;
 use std::time::Duration;

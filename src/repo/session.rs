@@ -42,7 +42,20 @@ pub(crate) struct Session<'a> {
     pub(crate) connection: Connection,
     /// How to talk to the user.
     pub(crate) reporter: &'a Reporter,
+    /// The state shared on a publish target (`share_state`), whose lock the session holds.
+    shared: Option<crate::repo::targets::shared::SharedState>,
     _lock: RepoLock,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            // A lock left behind runs out with its lease.
+            if let Err(error) = shared.release() {
+                self.reporter.warn(format!("{error:#}"));
+            }
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -54,7 +67,22 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         let repository = Repository::open(root)?;
         let lock = RepoLock::acquire(root, lock_timeout, reporter)?;
+        // A shared state is taken from the store (under its lock) before it is opened.
+        let shared = crate::repo::targets::shared::begin(root, &repository.config, reporter)?;
         let connection = state::open(root)?;
+        if let Some(shared) = &shared {
+            let fetched = shared.fetch_missing_pool_files(root, &connection)?;
+            if fetched > 0 {
+                reporter.status(format!(
+                    "fetched {fetched} pool file(s) from the shared target"
+                ));
+            }
+            if shared.replaced {
+                for stage in &repository.config.stages {
+                    state::owe_publication(&connection, stage)?;
+                }
+            }
+        }
         let recovered = pool::recover(root, &connection)?;
         if recovered > 0 {
             reporter.status(format!(
@@ -66,11 +94,24 @@ impl<'a> Session<'a> {
             repository,
             connection,
             reporter,
+            shared,
             _lock: lock,
         };
         // A command that died after its commit left suites unpublished (or half
         // published): they are published before anything else changes.
-        let owed = session.publish_pending()?;
+        let owed = session.publish_pending_locally()?;
+        // A target behind (an interrupted copy) is caught up too, but a store that
+        // cannot be reached must not stop local work: its copy stays owed.
+        if let Err(error) = session.publish_targets(!owed.is_empty()) {
+            reporter.warn(format!("{error:#}"));
+        }
+        // What that publication recorded (generations, the target's objects) is shared
+        // now, even if the command then changes nothing.
+        if let Some(shared) = &session.shared {
+            if shared.replaced || !owed.is_empty() {
+                shared.write_back(&session.repository.root, &session.connection)?;
+            }
+        }
         if !owed.is_empty() {
             reporter.status(format!(
                 "published the suite(s) {} that an interrupted command left pending",
@@ -81,8 +122,32 @@ impl<'a> Session<'a> {
     }
 
     /// Publishes every suite whose publication is pending (the transactions that
-    /// changed them recorded it with [`state::owe_publication`]); returns them.
+    /// changed them recorded it with [`state::owe_publication`]), then copies the tree
+    /// to the automatic publish targets; returns the suites.
     pub(crate) fn publish_pending(&self) -> Result<BTreeSet<String>> {
+        let owed = self.publish_pending_locally()?;
+        self.publish_targets(!owed.is_empty())?;
+        if let Some(shared) = &self.shared {
+            shared.write_back(&self.repository.root, &self.connection)?;
+        }
+        Ok(owed)
+    }
+
+    /// Copies the published tree to every automatic target that is behind (`changed`:
+    /// the local tree was just published).
+    fn publish_targets(&self, changed: bool) -> Result<()> {
+        crate::repo::targets::publish_automatic(
+            &self.repository.root,
+            &self.repository.config,
+            &self.connection,
+            changed,
+            self.reporter,
+        )?;
+        Ok(())
+    }
+
+    /// Publishes the pending suites into the local tree only.
+    fn publish_pending_locally(&self) -> Result<BTreeSet<String>> {
         let pending: BTreeSet<String> = state::pending_publications(&self.connection)?
             .into_iter()
             .collect();

@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -96,6 +96,25 @@ CREATE INDEX generations_by_suite ON generations (suite, id);
 const SCHEMA_3: &str = "
 ALTER TABLE current RENAME COLUMN stage TO suite;
 ALTER TABLE history ADD COLUMN distribution TEXT;
+";
+
+/// What version 5 adds to version 4: what each publish target holds (read and written by
+/// `crate::repo::targets::record`).
+const SCHEMA_5: &str = "
+CREATE TABLE target_objects (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    orphaned_at INTEGER,
+    orphaned_publication INTEGER,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+CREATE TABLE targets (
+    target TEXT PRIMARY KEY,
+    publications INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
 ";
 
 /// The role stored in a row's `role` column.
@@ -269,6 +288,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .execute_batch(SCHEMA)
         .and_then(|()| connection.execute_batch(SCHEMA_2))
         .and_then(|()| connection.execute_batch(SCHEMA_3))
+        .and_then(|()| connection.execute_batch(SCHEMA_5))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -311,6 +331,14 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
     if (1..=3).contains(&version) {
         upgrade_to_4(&connection)
             .with_context(|| format!("{}: cannot be upgraded to version 4", path.display()))?;
+    }
+    if (1..=4).contains(&version) {
+        // Version 4 had no publish targets: nothing is recorded on any.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_5} PRAGMA user_version = 5; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 5", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -342,7 +370,7 @@ fn upgrade_to_4(connection: &Connection) -> rusqlite::Result<()> {
         )?;
         connection.pragma_update(None, "schema_version", schema_version + 1)?;
         connection.pragma_update(None, "writable_schema", "OFF")?;
-        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        connection.pragma_update(None, "user_version", 4)?;
         connection.execute_batch("COMMIT;")
     })();
     if result.is_err() {

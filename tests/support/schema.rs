@@ -46,7 +46,15 @@ pub fn schema_of(arguments: &[&str]) -> Option<String> {
     for argument in arguments {
         if skip_value {
             skip_value = false;
-        } else if ["--format", "--repo", "--lock-timeout", "--manifest"].contains(argument) {
+        } else if [
+            "--format",
+            "--repo",
+            "--lock-timeout",
+            "--manifest",
+            "--target",
+        ]
+        .contains(argument)
+        {
             skip_value = true;
         } else if !argument.starts_with('-') {
             words.push(*argument);
@@ -57,6 +65,10 @@ pub fn schema_of(arguments: &[&str]) -> Option<String> {
             Some("build-targets".to_string())
         }
         ["build", ..] => Some("build".to_string()),
+        // `repo publish --target NAME` and `repo verify --target NAME` print their own.
+        ["repo", verb, ..] if arguments.contains(&"--target") => {
+            Some(format!("repo-{verb}-target"))
+        }
         ["repo", verb, ..] => Some(format!("repo-{verb}")),
         _ => None,
     }

@@ -65,6 +65,7 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
         valid_days: None,
         retention: Default::default(),
         limits: Default::default(),
+        publish: Default::default(),
         signing: SigningConfig {
             key: key_setting,
             // The fingerprint, not the id given: the same key at every publication.

@@ -91,7 +91,13 @@ pub(crate) fn run(
             let mut session = Session::begin(root, timeout, reporter)?;
             remove_gc::gc(&mut session, keep)
         }
-        RepoCommand::Publish => {
+        RepoCommand::Publish {
+            target: Some(target),
+        } => {
+            let session = Session::begin(root, timeout, reporter)?;
+            crate::repo::targets::commands::publish(&session, &target)
+        }
+        RepoCommand::Publish { target: None } => {
             let mut session = Session::begin(root, timeout, reporter)?;
             let transaction = session.connection.transaction()?;
             let all = suites::all_suites(&session.repository.config, &transaction)?;
@@ -109,7 +115,10 @@ pub(crate) fn run(
         } => list::list(root, stage.or(stage_option).as_deref(), reporter),
         RepoCommand::Show { app } => list::show(root, &app, reporter),
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
-        RepoCommand::Verify => verify::run(root, reporter),
+        RepoCommand::Verify { target: None } => verify::run(root, reporter),
+        RepoCommand::Verify {
+            target: Some(target),
+        } => crate::repo::targets::commands::verify(root, &target, reporter),
         RepoCommand::ExportKey { binary } => export_key::run(root, binary, reporter),
         RepoCommand::Sources {
             stage,

@@ -1,0 +1,420 @@
+//! Publish targets: a reader-safe, incremental copy of the published tree on an
+//! S3-compatible store (`[[publish.targets]]` in `debstage-repo.toml`).
+//!
+//! The local tree stays the source of truth: it is computed, signed and pruned by
+//! [`crate::repo::publish`] as before, and a target receives the same files. The order on
+//! the store is the local tree's: pool objects, by-hash indexes, plain-name indexes,
+//! `Release` and `Release.gpg`, `InRelease` last; each object is written whole (a PUT is
+//! atomic), so a reader that fetches an `InRelease` finds every object it names. The
+//! state database records what the target holds (key, size, SHA256), so only what
+//! changed is written. An object gone from the local tree stays on the store for
+//! `[retention] generations` more publications of the target and its grace period,
+//! since clients and caches in front of the store may still hold an `InRelease` naming it.
+
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod credentials;
+pub(crate) mod lock;
+pub(crate) mod plan;
+pub(crate) mod record;
+pub(crate) mod shared;
+pub(crate) mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::Connection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::repo::config::RepoConfig;
+use crate::repo::session::now;
+use crate::repo::targets::config::TargetConfig;
+use crate::repo::targets::lock::StoreLock;
+use crate::repo::targets::plan::{Class, LocalObject};
+use crate::repo::targets::store::{Store, Upload, Written};
+use crate::report::Reporter;
+
+/// What one publication to a target did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// The target's name.
+    pub(crate) target: String,
+    /// Objects written, by phase in writing order.
+    pub(crate) uploaded: BTreeMap<String, usize>,
+    /// Bytes written.
+    pub(crate) uploaded_bytes: u64,
+    /// Objects the target held already.
+    pub(crate) unchanged: usize,
+    /// Objects deleted (gone from the local tree past the retention).
+    pub(crate) deleted: usize,
+    /// Objects gone from the local tree, kept until their retention ends.
+    pub(crate) retained: usize,
+    /// Whether the lock object was taken (false: the store lacks conditional writes and
+    /// the target opted out).
+    pub(crate) locked: bool,
+}
+
+impl Outcome {
+    /// Objects written in all.
+    pub(crate) fn uploaded_total(&self) -> usize {
+        self.uploaded.values().sum()
+    }
+
+    /// The one-line summary the reporter prints.
+    pub(crate) fn summary(&self) -> String {
+        let phases: Vec<String> = Class::ORDER
+            .iter()
+            .filter_map(|class| {
+                self.uploaded
+                    .get(class.name())
+                    .map(|count| format!("{} {count}", class.name()))
+            })
+            .collect();
+        format!(
+            "publish target {}: uploaded {} object(s) ({} bytes{}), {} unchanged, {} deleted, \
+             {} retained",
+            self.target,
+            self.uploaded_total(),
+            self.uploaded_bytes,
+            if phases.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", phases.join(", "))
+            },
+            self.unchanged,
+            self.deleted,
+            self.retained
+        )
+    }
+}
+
+/// Publishes to every automatic target of `config` whose copy is behind: after a local
+/// publication (`changed`), or when the last publication to it did not complete.
+pub(crate) fn publish_automatic(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    changed: bool,
+    reporter: &Reporter,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for target in config
+        .publish
+        .targets
+        .iter()
+        .filter(|target| target.automatic)
+    {
+        let (_, complete) = record::status(connection, &target.name)?;
+        if !changed && complete {
+            continue;
+        }
+        // On record before the store is reached: a publication that fails anywhere is
+        // retried by the next writer.
+        record::begin(connection, &target.name)?;
+        let outcome = publish(root, config, connection, target, reporter).with_context(|| {
+            format!(
+                "the suites are published locally, but not to target {}; the next writer \
+                 publishes them there (or run `debstage repo publish --target {}`)",
+                target.name, target.name
+            )
+        })?;
+        reporter.status(outcome.summary());
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Copies the published tree at `root` to `target`, in the reader-safe order.
+pub(crate) fn publish(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    target: &TargetConfig,
+    reporter: &Reporter,
+) -> Result<Outcome> {
+    let store = Store::open(target)?;
+    let conditional = lock::supports_conditional_writes(&store)?;
+    if !conditional && target.conditional_writes {
+        bail!(
+            "publish target {}: the store ignores conditional writes (a second create of a \
+             probe key with If-None-Match: * succeeded), so the lock object cannot keep two \
+             writers apart and a pool object could be overwritten; with one writer only, set \
+             `conditional_writes = false` in this target's [[publish.targets]] entry of \
+             debstage-repo.toml",
+            store.description
+        );
+    }
+    let mut lock = if conditional {
+        Some(StoreLock::acquire(
+            &store,
+            target.lease_seconds()?,
+            None,
+            reporter,
+        )?)
+    } else {
+        None
+    };
+    let result = copy_tree(root, config, connection, target, &store, lock.as_mut());
+    if let Some(lock) = lock {
+        // A lock left behind runs out with its lease; the publication's own error
+        // matters more.
+        if let Err(error) = lock.release(&store) {
+            reporter.warn(format!("{error:#}"));
+        }
+    }
+    let mut outcome = result?;
+    outcome.locked = conditional;
+    Ok(outcome)
+}
+
+fn copy_tree(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    target: &TargetConfig,
+    store: &Store,
+    mut lock: Option<&mut StoreLock>,
+) -> Result<Outcome> {
+    let name = target.name.as_str();
+    record::begin(connection, name)?;
+    let objects = plan::local_objects(root, &config.origin)?;
+    let recorded = record::objects(connection, name)?;
+    let mut outcome = Outcome {
+        target: name.to_string(),
+        ..Outcome::default()
+    };
+    let mut new_generation = false;
+    let mut uploads_done = 0usize;
+    for class in Class::ORDER {
+        if let Some(lock) = lock.as_deref_mut() {
+            lock.renew(store)?;
+        }
+        let phase: Vec<&LocalObject> = objects.iter().filter(|o| o.class == class).collect();
+        let mut uploads = Vec::new();
+        for object in phase {
+            let known = recorded.get(&object.key);
+            if class.immutable() && known.is_some_and(|known| known.size == object.size) {
+                outcome.unchanged += 1;
+                continue;
+            }
+            let (sha256, start) = hash_file(&object.path)?;
+            if known.is_some_and(|known| known.size == object.size && known.sha256 == sha256) {
+                outcome.unchanged += 1;
+                continue;
+            }
+            uploads.push(Upload {
+                key: object.key.clone(),
+                file: object.path.clone(),
+                sha256,
+                cache_control: plan::cache_control(class, &object.key, target.index_max_age),
+                content_type: plan::content_type(&object.key, &start),
+                create_only: class == Class::Pool && object.key.starts_with("pool/"),
+            });
+        }
+        let sizes: HashMap<String, u64> = objects
+            .iter()
+            .filter(|o| o.class == class)
+            .map(|o| (o.key.clone(), o.size))
+            .collect();
+        let mut existing = Vec::new();
+        let mut written = 0usize;
+        store.put_all(uploads, lock.is_some(), |upload, result| {
+            let size = sizes.get(&upload.key).copied().unwrap_or_default();
+            match result {
+                Written::Written => {
+                    record::put(connection, name, &upload.key, size, &upload.sha256)?;
+                    outcome.uploaded_bytes += size;
+                    written += 1;
+                    uploads_done += 1;
+                    crate::fault::point(&format!("target-upload-{uploads_done}"));
+                }
+                Written::Exists => existing.push(upload.clone()),
+            }
+            Ok(())
+        })?;
+        for upload in existing {
+            check_same_bytes(store, &upload)?;
+            let size = sizes.get(&upload.key).copied().unwrap_or_default();
+            record::put(connection, name, &upload.key, size, &upload.sha256)?;
+            outcome.unchanged += 1;
+        }
+        if written > 0 {
+            outcome.uploaded.insert(class.name().to_string(), written);
+            if class == Class::InRelease {
+                new_generation = true;
+            }
+        }
+        crate::fault::point(&format!("target-phase-{}", class.name()));
+    }
+    let (publications, _) = record::status(connection, name)?;
+    let publications = publications + i64::from(new_generation);
+    let local: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let grace = config.retention.grace_seconds()?;
+    let now = now();
+    let mut due = Vec::new();
+    record::batch(connection, || {
+        for (key, known) in &recorded {
+            if local.contains(key.as_str()) {
+                if known.orphaned.is_some() {
+                    record::adopt(connection, name, key)?;
+                }
+                continue;
+            }
+            let orphaned = known.orphaned.unwrap_or((now, publications));
+            if known.orphaned.is_none() {
+                record::orphan(connection, name, key, now, publications)?;
+            }
+            if plan::due_for_deletion(
+                orphaned,
+                now,
+                publications,
+                config.retention.generations,
+                grace,
+            ) {
+                due.push(key.clone());
+            } else {
+                outcome.retained += 1;
+            }
+        }
+        Ok(())
+    })?;
+    // Indexes before the pool files they name.
+    due.sort_by_key(|key| (key.starts_with("pool/"), key.clone()));
+    crate::fault::point("target-before-deletions");
+    store.delete_all(&due)?;
+    record::batch(connection, || {
+        for key in &due {
+            record::forget(connection, name, key)?;
+        }
+        Ok(())
+    })?;
+    outcome.deleted = due.len();
+    record::finish(connection, name, new_generation)?;
+    Ok(outcome)
+}
+
+/// A create-only object found on the store: the same bytes (by the SHA256 its metadata
+/// records, or by reading it when another tool wrote it) or an error naming the key.
+fn check_same_bytes(store: &Store, upload: &Upload) -> Result<()> {
+    let recorded = match store.head(&upload.key)? {
+        Some((_, Some(sha256))) => sha256,
+        Some((_, None)) => match store.get(&upload.key)? {
+            Some(found) => hex::encode(Sha256::digest(&found.bytes)),
+            None => bail!(
+                "publish target {}: {} vanished while it was compared",
+                store.description,
+                upload.key
+            ),
+        },
+        None => bail!(
+            "publish target {}: {} was reported as existing but is not there",
+            store.description,
+            upload.key
+        ),
+    };
+    if recorded != upload.sha256 {
+        bail!(
+            "publish target {}: pool object {} exists with other bytes (SHA256 {recorded}, \
+             ours {}); a pool object is never overwritten: remove it from the store by hand \
+             if it is really wrong",
+            store.description,
+            upload.key,
+            upload.sha256
+        );
+    }
+    Ok(())
+}
+
+/// The SHA256 of a file and its first bytes (for the content type of by-hash objects).
+fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut start = Vec::new();
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        if start.len() < 8 {
+            start.extend_from_slice(&buffer[..read.min(8 - start.len())]);
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok((hex::encode(hasher.finalize()), start))
+}
+
+/// What `repo verify --target` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Verification {
+    /// The target's name.
+    pub(crate) target: String,
+    /// Objects recorded.
+    pub(crate) recorded: usize,
+    /// Objects listed on the store under the prefix (the lock and probe keys aside).
+    pub(crate) listed: usize,
+    /// Each disagreement, as a sentence naming the key.
+    pub(crate) problems: Vec<String>,
+}
+
+/// Checks the record of `target` against the store's listing: every recorded object
+/// listed with its size, nothing listed that is not recorded, and the local tree's
+/// files all recorded (else a publication is owed).
+pub(crate) fn verify(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    target: &TargetConfig,
+) -> Result<Verification> {
+    let store = Store::open(target)?;
+    let listed = store.list()?;
+    let recorded = record::objects(connection, &target.name)?;
+    let mut problems = Vec::new();
+    let listed: BTreeMap<String, store::Listed> = listed
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with(".debstage/"))
+        .collect();
+    let recorded_sorted: BTreeMap<&String, &record::Recorded> = recorded.iter().collect();
+    for (key, known) in &recorded_sorted {
+        match listed.get(*key) {
+            None => problems.push(format!("{key}: recorded but missing on the store")),
+            Some(found) if found.size != known.size => problems.push(format!(
+                "{key}: {} bytes on the store, {} recorded",
+                found.size, known.size
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in listed.keys() {
+        if !recorded.contains_key(key) {
+            problems.push(format!("{key}: on the store but not recorded"));
+        }
+    }
+    for object in plan::local_objects(root, &config.origin)? {
+        if !recorded.contains_key(&object.key) {
+            problems.push(format!(
+                "{}: in the local tree but not on the target (run `debstage repo publish --target {}`)",
+                object.key, target.name
+            ));
+        }
+    }
+    let (_, complete) = record::status(connection, &target.name)?;
+    if !complete {
+        problems.push(format!(
+            "the last publication to {} did not complete (run `debstage repo publish --target {}`)",
+            target.name, target.name
+        ));
+    }
+    Ok(Verification {
+        target: target.name.clone(),
+        recorded: recorded.len(),
+        listed: listed.len(),
+        problems,
+    })
+}

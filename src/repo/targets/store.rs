@@ -1,0 +1,381 @@
+//! The one place where debstage talks to an S3-compatible store. `object_store` does the
+//! signing, retries, conditional headers and listing; its API is async, so this module
+//! owns a small current-thread tokio runtime and offers the rest of the program plain
+//! blocking calls.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Once};
+
+use anyhow::{anyhow, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, UpdateVersion,
+};
+
+use crate::repo::targets::config::{TargetConfig, TargetUrl};
+use crate::repo::targets::credentials;
+
+/// The user metadata key that carries an object's SHA256 (`x-amz-meta-sha256`), so
+/// that an object found on the store can be compared with a local file without its bytes.
+const SHA256_METADATA: &str = "sha256";
+
+/// How many requests are in flight at once during an upload phase.
+pub(crate) const PARALLEL_REQUESTS: usize = 16;
+
+/// A publish target's bucket and prefix, opened for blocking calls.
+pub(crate) struct Store {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<AmazonS3>,
+    url: TargetUrl,
+    /// How the target is shown in messages: `name (s3://bucket/prefix at endpoint)`.
+    pub(crate) description: String,
+}
+
+/// An object about to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    /// The key under the target's prefix (`dists/test/InRelease`).
+    pub(crate) key: String,
+    /// The local file that holds the bytes (read when the request is made, so that a
+    /// cold publication of a large pool does not hold it in memory).
+    pub(crate) file: std::path::PathBuf,
+    /// Their SHA256, hex.
+    pub(crate) sha256: String,
+    /// Cache-Control header.
+    pub(crate) cache_control: String,
+    /// Content-Type header.
+    pub(crate) content_type: &'static str,
+    /// Create only (never overwrite): pool objects.
+    pub(crate) create_only: bool,
+}
+
+/// What a create-only write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The object was written.
+    Written,
+    /// The key already held an object (with conditional writes: the store refused).
+    Exists,
+}
+
+/// An object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// Its size in bytes.
+    pub(crate) size: u64,
+}
+
+/// A small object read with its version, for compare-and-swap.
+#[derive(Debug, Clone)]
+pub(crate) struct Versioned {
+    /// The bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// Its ETag, which a conditional update names.
+    pub(crate) e_tag: Option<String>,
+}
+
+/// Why a conditional write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Conditional {
+    /// The key exists (create) or changed since it was read (update).
+    #[error("the object changed or exists")]
+    Lost,
+    /// Any other failure.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// rustls needs one process-wide crypto provider; reqwest is built without one so that
+/// only `ring` (not aws-lc) is compiled.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err only when a provider is installed already, which is what we want.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Store {
+    /// Opens the target's bucket with the credentials of the environment (`AWS_*`) or
+    /// the profile files.
+    pub(crate) fn open(config: &TargetConfig) -> Result<Store> {
+        install_crypto_provider();
+        let url = config.parsed_url()?;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .with_region(config.region.clone())
+            .with_virtual_hosted_style_request(!config.path_style);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint.clone())
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            if let Some(found) = credentials::from_profile_files()? {
+                builder = builder
+                    .with_access_key_id(found.access_key_id)
+                    .with_secret_access_key(found.secret_access_key);
+                if let Some(token) = found.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+        }
+        let description = format!(
+            "{} ({}{})",
+            config.name,
+            config.url,
+            config
+                .endpoint
+                .as_deref()
+                .map(|endpoint| format!(" at {endpoint}"))
+                .unwrap_or_default()
+        );
+        let client = builder
+            .build()
+            .with_context(|| format!("publish target {description}: cannot be opened"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime of the S3 client")?;
+        Ok(Store {
+            runtime,
+            client: Arc::new(client),
+            url,
+            description,
+        })
+    }
+
+    fn path(&self, key: &str) -> StorePath {
+        StorePath::from(self.url.key(key))
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Writes `uploads` with up to [`PARALLEL_REQUESTS`] in flight, calling `done` on
+    /// this thread for each one finished (in completion order). A create-only upload
+    /// whose key exists is reported as [`Written::Exists`], not written.
+    pub(crate) fn put_all(
+        &self,
+        uploads: Vec<Upload>,
+        conditional: bool,
+        mut done: impl FnMut(&Upload, Written) -> Result<()>,
+    ) -> Result<()> {
+        let client = self.client.clone();
+        let url = self.url.clone();
+        let description = self.description.clone();
+        self.block_on(async move {
+            let mut stream = futures::stream::iter(uploads.into_iter().map(|upload| {
+                let client = client.clone();
+                let path = StorePath::from(url.key(&upload.key));
+                async move {
+                    let written = put_one(&client, &path, &upload, conditional).await;
+                    (upload, written)
+                }
+            }))
+            .buffer_unordered(PARALLEL_REQUESTS);
+            while let Some((upload, written)) = stream.next().await {
+                let written = written.with_context(|| {
+                    format!(
+                        "publish target {description}: {} cannot be written",
+                        upload.key
+                    )
+                })?;
+                done(&upload, written)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The SHA256 an object's metadata records, and its size; `None` when absent.
+    pub(crate) fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>> {
+        let path = self.path(key);
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        match self.block_on(self.client.get_opts(&path, options)) {
+            Ok(result) => {
+                let sha256 = result
+                    .attributes
+                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                    .map(|value| value.as_ref().to_string());
+                Ok(Some((result.meta.size, sha256)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(anyhow!(error))
+                .with_context(|| format!("publish target {}: {key}", self.description)),
+        }
+    }
+
+    /// Reads an object whole; `None` when absent.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        let path = self.path(key);
+        let read = self.block_on(async {
+            let result = self.client.get(&path).await?;
+            let e_tag = result.meta.e_tag.clone();
+            let bytes = result.bytes().await?;
+            Ok::<_, object_store::Error>(Versioned {
+                bytes: bytes.to_vec(),
+                e_tag,
+            })
+        });
+        match read {
+            Ok(versioned) => Ok(Some(versioned)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(anyhow!(error)).with_context(|| {
+                format!("publish target {}: {key} cannot be read", self.description)
+            }),
+        }
+    }
+
+    /// Creates `key` only if it does not exist (`If-None-Match: *`); returns its ETag.
+    pub(crate) fn create(&self, key: &str, bytes: Vec<u8>) -> Result<Option<String>, Conditional> {
+        self.conditional_put(key, bytes, PutMode::Create)
+    }
+
+    /// Replaces `key` only if its ETag is still `e_tag` (`If-Match`); returns the new ETag.
+    pub(crate) fn replace(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        e_tag: Option<String>,
+    ) -> Result<Option<String>, Conditional> {
+        self.conditional_put(
+            key,
+            bytes,
+            PutMode::Update(UpdateVersion {
+                e_tag,
+                version: None,
+            }),
+        )
+    }
+
+    fn conditional_put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        mode: PutMode,
+    ) -> Result<Option<String>, Conditional> {
+        let path = self.path(key);
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match self.block_on(
+            self.client
+                .put_opts(&path, PutPayload::from(bytes), options),
+        ) {
+            Ok(result) => Ok(result.e_tag),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Err(Conditional::Lost),
+            Err(error) => Err(Conditional::Failed(
+                anyhow!(error).context(format!("publish target {}: {key}", self.description)),
+            )),
+        }
+    }
+
+    /// Deletes `keys` (a missing key is no error).
+    pub(crate) fn delete_all(&self, keys: &[String]) -> Result<()> {
+        let client = self.client.clone();
+        let url = self.url.clone();
+        let description = self.description.clone();
+        self.block_on(async move {
+            futures::stream::iter(keys.iter().map(|key| {
+                let client = client.clone();
+                let path = StorePath::from(url.key(key));
+                let description = description.clone();
+                async move {
+                    match client.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(error) => Err(anyhow!(error).context(format!(
+                            "publish target {description}: {key} cannot be deleted"
+                        ))),
+                    }
+                }
+            }))
+            .buffer_unordered(PARALLEL_REQUESTS)
+            .try_collect::<Vec<()>>()
+            .await
+        })?;
+        Ok(())
+    }
+
+    /// Every object under the target's prefix, by key relative to it.
+    pub(crate) fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        let prefix = self.url.prefix_path();
+        let listed = self.block_on(async {
+            self.client
+                .list(prefix.as_ref())
+                .try_collect::<Vec<_>>()
+                .await
+        });
+        let listed = listed
+            .map_err(|error| anyhow!(error))
+            .with_context(|| format!("publish target {}: cannot be listed", self.description))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                self.url
+                    .relative(meta.location.as_ref())
+                    .map(|key| (key, Listed { size: meta.size }))
+            })
+            .collect())
+    }
+}
+
+async fn put_one(
+    client: &AmazonS3,
+    path: &StorePath,
+    upload: &Upload,
+    conditional: bool,
+) -> Result<Written> {
+    let mut attributes = Attributes::new();
+    attributes.insert(
+        Attribute::CacheControl,
+        AttributeValue::from(upload.cache_control.clone()),
+    );
+    attributes.insert(
+        Attribute::ContentType,
+        AttributeValue::from(upload.content_type),
+    );
+    attributes.insert(
+        Attribute::Metadata(SHA256_METADATA.into()),
+        AttributeValue::from(upload.sha256.clone()),
+    );
+    if upload.create_only && !conditional {
+        // Without conditional writes, look first (another writer could slip in between:
+        // that is what the target's `conditional_writes = false` accepts).
+        match client.head(path).await {
+            Ok(_) => return Ok(Written::Exists),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(anyhow!(error)),
+        }
+    }
+    let mode = if upload.create_only && conditional {
+        PutMode::Create
+    } else {
+        PutMode::Overwrite
+    };
+    let options = PutOptions {
+        mode,
+        attributes,
+        ..PutOptions::default()
+    };
+    let bytes = std::fs::read(&upload.file)
+        .with_context(|| format!("{}: cannot be read", upload.file.display()))?;
+    match client
+        .put_opts(path, PutPayload::from(bytes), options)
+        .await
+    {
+        Ok(_) => Ok(Written::Written),
+        Err(object_store::Error::AlreadyExists { .. })
+        | Err(object_store::Error::Precondition { .. }) => Ok(Written::Exists),
+        Err(error) => Err(anyhow!(error)),
+    }
+}

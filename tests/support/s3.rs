@@ -1,0 +1,413 @@
+//! S3-compatible stores for the publish-target tests, started on 127.0.0.1 and stopped
+//! when dropped:
+//! - Garage (a real distributed store, written in Rust), single node, its own data
+//!   directory, layout, key and bucket made here, the bucket served by its website
+//!   endpoint for apt. The binary is built once by `make garage` into
+//!   `$HOME/.cache/debstage/tools/garage-2.5.0/bin/garage` (or `DEBSTAGE_GARAGE`).
+//! - moto's server mode (PyPI `moto[server]`, a mock of AWS S3) for the one path Garage
+//!   lacks: conditional writes (`If-None-Match: *`, `If-Match`), which AWS S3, MinIO and
+//!   R2 honour. Its venv is made with Debian's python3 and cached under target/tmp.
+//!
+//! A store that cannot be had fails the test under CI and is skipped loudly elsewhere.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{stderr, stdout};
+
+/// What the venv holds.
+const MOTO: &str = "moto[server]==5.2.5";
+
+/// The Garage version `make garage` builds.
+pub const GARAGE_VERSION: &str = "2.5.0";
+
+/// Writes a message past the test harness's capture.
+pub fn shout(message: &str) {
+    let mut handle = std::io::stderr().lock();
+    let _ = writeln!(handle, "\n*** debstage s3: {message} ***\n");
+}
+
+/// Fails under CI, skips loudly elsewhere; returns None for the caller to return.
+pub fn unavailable<T>(what: &str, reason: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some_and(|value| !value.is_empty()) {
+        panic!("{what} cannot run and CI is set: {reason}");
+    }
+    shout(&format!("SKIPPED {what}: {reason}"));
+    None
+}
+
+/// A running store with one bucket, readable anonymously over HTTP.
+pub struct S3 {
+    child: Child,
+    _directory: tempfile::TempDir,
+    /// The S3 API endpoint (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+    /// The region requests are signed for.
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// Credentials of a key allowed to write the bucket.
+    pub access_key: String,
+    pub secret_key: String,
+    /// The base URL apt reads the bucket's root at.
+    pub http_base: String,
+    /// The host name apt must resolve to 127.0.0.1 (Garage's website endpoint finds the
+    /// bucket by the Host header), if any.
+    pub http_host: Option<String>,
+    /// Whether the store honours conditional writes.
+    pub conditional: bool,
+    /// moto's venv python (to seed objects with boto3); None for Garage.
+    python: Option<PathBuf>,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+fn wait_for_port(child: &mut Child, port: u16, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut text = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            return Err(format!("{what} exited ({status}): {text}"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("{what} did not listen on port {port} within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The cached venv with moto; Err says why it cannot be had.
+fn moto_venv() -> Result<PathBuf, String> {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&base).map_err(|error| format!("{}: {error}", base.display()))?;
+    let venv = base.join("moto-venv");
+    let stamp = venv.join("debstage-installed");
+    let lock_path = base.join("moto-venv.lock");
+    let lock = fs::File::create(&lock_path)
+        .map_err(|error| format!("{}: {error}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("cannot lock {}", lock_path.display()));
+    }
+    if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == MOTO)
+        && venv.join("bin/moto_server").is_file()
+    {
+        return Ok(venv);
+    }
+    let python = Path::new("/usr/bin/python3");
+    if !python.is_file() {
+        return Err("Debian's /usr/bin/python3 is missing (`make deps` installs it)".into());
+    }
+    let _ = fs::remove_dir_all(&venv);
+    let made = Command::new(python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", python.display()))?;
+    if !made.status.success() {
+        return Err(format!("python3 -m venv failed: {}", stderr(&made)));
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", MOTO])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run pip: {error}"))?;
+    if !pip.status.success() {
+        return Err(format!(
+            "pip install {MOTO} failed (is PyPI reachable?):\n{}\n{}",
+            stdout(&pip),
+            stderr(&pip)
+        ));
+    }
+    fs::write(&stamp, format!("{MOTO}\n")).map_err(|error| format!("{error}"))?;
+    Ok(venv)
+}
+
+/// The Garage binary: `DEBSTAGE_GARAGE`, else the one `make garage` builds.
+pub fn garage_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("DEBSTAGE_GARAGE") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(format!(
+        ".cache/debstage/tools/garage-{GARAGE_VERSION}/bin/garage"
+    ))
+}
+
+impl S3 {
+    /// moto's S3 server with bucket `bucket`, readable by anyone (a bucket policy).
+    pub fn moto(what: &str) -> Option<S3> {
+        let venv = match moto_venv() {
+            Ok(venv) => venv,
+            Err(reason) => return unavailable(what, &reason),
+        };
+        let directory = tempfile::tempdir().expect("temporary directory");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(venv.join("bin/moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| panic!("cannot start moto_server: {error}"));
+            if wait_for_port(&mut child, port, "moto_server").is_err() {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let s3 = S3 {
+                child,
+                _directory: directory,
+                endpoint: endpoint.clone(),
+                region: "us-east-1".into(),
+                bucket: "apt".into(),
+                access_key: "debstage-test".into(),
+                secret_key: "debstage-test-secret".into(),
+                http_base: format!("{endpoint}/apt"),
+                http_host: None,
+                conditional: true,
+                python: Some(venv.join("bin/python")),
+            };
+            s3.boto(
+                "import json\n\
+                 c.create_bucket(Bucket='apt')\n\
+                 c.put_bucket_policy(Bucket='apt', Policy=json.dumps({'Version': '2012-10-17', \
+                 'Statement': [{'Effect': 'Allow', 'Principal': '*', 'Action': 's3:GetObject', \
+                 'Resource': 'arn:aws:s3:::apt/*'}]}))\n",
+            );
+            return Some(s3);
+        }
+        unavailable(what, "moto_server did not start on any of 5 ports")
+    }
+
+    /// A single-node Garage with bucket `debstage-apt`, its website endpoint serving it
+    /// at `http://debstage-apt.web.garage:PORT/` (the name must resolve to 127.0.0.1
+    /// where apt runs: [`S3::http_host`]).
+    pub fn garage(what: &str) -> Option<S3> {
+        let binary = garage_binary();
+        if !binary.is_file() {
+            return unavailable(
+                what,
+                &format!(
+                    "{} is missing: `make garage` builds it once (47 minutes on 2 shared cores), \
+                     or set DEBSTAGE_GARAGE",
+                    binary.display()
+                ),
+            );
+        }
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let rpc = free_port();
+        let api = free_port();
+        let web = free_port();
+        let admin = free_port();
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
+        let config = directory.path().join("garage.toml");
+        fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{dir}/meta\"\ndata_dir = \"{dir}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{api}\"\n\
+                 root_domain = \".s3.garage\"\n\
+                 [s3_web]\nbind_addr = \"127.0.0.1:{web}\"\nroot_domain = \".web.garage\"\n\
+                 index = \"index.html\"\n\
+                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                dir = directory.path().display()
+            ),
+        )
+        .expect("garage.toml");
+        let mut child = Command::new(&binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        if let Err(reason) = wait_for_port(&mut child, api, "garage server") {
+            panic!("{reason}");
+        }
+        let garage = |arguments: &[&str]| -> String {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let output = Command::new(&binary)
+                    .arg("-c")
+                    .arg(&config)
+                    .args(arguments)
+                    .output()
+                    .unwrap_or_else(|error| panic!("cannot run garage: {error}"));
+                if output.status.success() {
+                    return stdout(&output);
+                }
+                if Instant::now() > deadline {
+                    panic!(
+                        "garage {arguments:?} failed:\n{}\n{}",
+                        stdout(&output),
+                        stderr(&output)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        };
+        let node = garage(&["node", "id", "-q"]);
+        let node = node
+            .trim()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        garage(&["layout", "apply", "--version", "1"]);
+        let bucket = "debstage-apt";
+        garage(&["bucket", "create", bucket]);
+        let key = garage(&["key", "create", "debstage-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|line| {
+                    let (label, value) = line.split_once(':')?;
+                    (label.trim().eq_ignore_ascii_case(name)).then(|| value.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("garage key create printed no {name}:\n{key}"))
+        };
+        let access_key = field("Key ID");
+        let secret_key = field("Secret key");
+        garage(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "debstage-test",
+        ]);
+        garage(&["bucket", "website", "--allow", bucket]);
+        let host = format!("{bucket}.web.garage");
+        Some(S3 {
+            child,
+            _directory: directory,
+            endpoint: format!("http://127.0.0.1:{api}"),
+            region: "garage".into(),
+            bucket: bucket.into(),
+            access_key,
+            secret_key,
+            http_base: format!("http://{host}:{web}"),
+            http_host: Some(host),
+            conditional: false,
+            python: None,
+        })
+    }
+
+    /// Runs Python with a boto3 client `c` of the store (moto only).
+    pub fn boto(&self, code: &str) -> String {
+        let python = self.python.as_ref().expect("boto3 is in moto's venv only");
+        let script = format!(
+            "import boto3\nc = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{}', \
+             aws_secret_access_key='{}', region_name='{}')\n{code}",
+            self.endpoint, self.access_key, self.secret_key, self.region
+        );
+        let output = Command::new(python)
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("python");
+        assert!(
+            output.status.success(),
+            "boto3 script failed:\n{script}\n{}",
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// The `[[publish.targets]]` entry of this store, under `prefix`.
+    pub fn target_toml(&self, name: &str, prefix: &str, extra: &str) -> String {
+        format!(
+            "\n[[publish.targets]]\nname = \"{name}\"\nurl = \"s3://{}/{prefix}\"\n\
+             endpoint = \"{}\"\nregion = \"{}\"\npath_style = true\n{extra}",
+            self.bucket, self.endpoint, self.region
+        )
+    }
+
+    /// The environment a writer needs (credentials; no profile file).
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ]
+    }
+
+    /// An anonymous GET of `path` under the bucket (as apt makes it): status, headers
+    /// (lower-case names) and body.
+    pub fn get(&self, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let base = self.http_base.strip_prefix("http://").expect("http base");
+        let (authority, base_path) = base.split_once('/').unwrap_or((base, ""));
+        let port: u16 = authority
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("port in the base URL");
+        let full = if base_path.is_empty() {
+            format!("/{path}")
+        } else {
+            format!("/{base_path}/{path}")
+        };
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET {full} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("response");
+        let split = response
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .expect("end of headers");
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let body = response[split + 4..].to_vec();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("status");
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            .collect();
+        (status, headers, body)
+    }
+}
