@@ -1,5 +1,5 @@
 //! What each publish target holds, as the state database records it (tables
-//! `target_objects` and `targets`, schema version 3): every object written (key, size,
+//! `target_objects` and `targets`, schema version 5): every object written (key, size,
 //! SHA256), since when an object is no longer in the local tree, and how many
 //! publications the target has seen.
 
@@ -146,21 +146,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_version_2_database_gains_the_target_tables() {
+    fn a_version_4_database_gains_the_target_tables() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let connection = crate::repo::state::create(directory.path()).expect("created");
         // What a repository made before publish targets looks like.
         connection
             .execute_batch(
-                "DROP TABLE target_objects; DROP TABLE targets; PRAGMA user_version = 2;",
+                "DROP TABLE target_objects; DROP TABLE targets; PRAGMA user_version = 4;",
             )
-            .expect("made version 2");
+            .expect("made version 4");
         drop(connection);
         let connection = crate::repo::state::open(directory.path()).expect("upgraded");
         let version: i64 = connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, 5);
         assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
         begin(&connection, "fleet").expect("begin");
         put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");
