@@ -25,7 +25,9 @@ BINARY = target/release/debstage
 
 # Garage, the S3-compatible store the publish-target tests start (tests/support/s3.rs
 # finds it here, or at $$DEBSTAGE_GARAGE). Built from crates.io only when the binary is
-# missing: the first build took 47 minutes on 2 shared cores, so CI caches this directory.
+# missing: the first build took 47 minutes on 2 cores shared with other builds, so CI
+# caches this directory. It is built at opt-level 1: the tests need a working store, not
+# a fast one, and this saves a good part of the compile time.
 GARAGE_VERSION = 2.5.0
 GARAGE_ROOT = $(HOME)/.cache/debstage/tools/garage-$(GARAGE_VERSION)
 GARAGE = $(GARAGE_ROOT)/bin/garage
@@ -56,7 +58,7 @@ bench-deps: deps
 	fi
 
 $(GARAGE):
-	$(CARGO) install --locked garage --version $(GARAGE_VERSION) --root $(GARAGE_ROOT)
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=1 $(CARGO) install --locked garage --version $(GARAGE_VERSION) --root $(GARAGE_ROOT)
 
 garage: $(GARAGE)
 
