@@ -24,8 +24,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
@@ -57,61 +56,7 @@ fn missing(what: &str) {
 
 /// The cached venv with Ansible, made on first use; Err says why it cannot be had.
 fn ansible_venv() -> Result<PathBuf, String> {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let venv = base.join("ansible-venv");
-    let stamp = venv.join("debstage-installed");
-    // One maker at a time across test processes; the others wait and reuse its venv.
-    let lock_path = base.join("ansible-venv.lock");
-    let lock = fs::File::create(&lock_path)
-        .map_err(|error| format!("{}: {error}", lock_path.display()))?;
-    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!("cannot lock {}", lock_path.display()));
-    }
-    if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == ANSIBLE)
-        && venv.join("bin/ansible-playbook").is_file()
-    {
-        return Ok(venv);
-    }
-    let python = Path::new("/usr/bin/python3");
-    if !python.is_file() {
-        return Err("Debian's /usr/bin/python3 is missing (`make deps` installs it)".into());
-    }
-    // A venv cannot be moved (its scripts name their interpreter by path), so it is made
-    // in place and trusted only once the stamp is written, after pip succeeded.
-    let _ = fs::remove_dir_all(&venv);
-    let started = Instant::now();
-    let made = Command::new(python)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .map_err(|error| format!("cannot run {}: {error}", python.display()))?;
-    if !made.status.success() {
-        return Err(format!(
-            "/usr/bin/python3 -m venv failed (python3-venv missing? `make deps` installs it):\n{}",
-            stderr(&made)
-        ));
-    }
-    let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", ANSIBLE])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run pip: {error}"))?;
-    if !pip.status.success() {
-        return Err(format!(
-            "pip install {ANSIBLE} failed (is PyPI reachable?):\n{}\n{}",
-            stdout(&pip),
-            stderr(&pip)
-        ));
-    }
-    fs::write(&stamp, format!("{ANSIBLE}\n"))
-        .map_err(|error| format!("{}: {error}", stamp.display()))?;
-    shout(&format!(
-        "Ansible venv ({ANSIBLE}) made in {:.1} s at {}",
-        started.elapsed().as_secs_f64(),
-        venv.display()
-    ));
-    Ok(venv)
+    crate::support::cached_venv("ansible-venv", ANSIBLE, "bin/ansible-playbook")
 }
 
 /// What one `ansible-playbook` run did, from its output.

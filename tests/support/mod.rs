@@ -142,3 +142,76 @@ impl BuildManifest {
         format!("{}_{}.build.json", self.app, self.debian_version)
     }
 }
+
+/// A venv under the tests' target directory with `requirement` installed by pip from
+/// PyPI, made on first use with Debian's `/usr/bin/python3` and reused while its stamp
+/// names the same requirement and `program` (a path in the venv) exists. One maker at a
+/// time across test processes; the others wait and reuse its venv. Err says why it cannot
+/// be had.
+pub fn cached_venv(name: &str, requirement: &str, program: &str) -> Result<PathBuf, String> {
+    use std::os::fd::AsRawFd;
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&base).map_err(|error| format!("{}: {error}", base.display()))?;
+    let venv = base.join(name);
+    let stamp = venv.join("debstage-installed");
+    let lock_path = base.join(format!("{name}.lock"));
+    let lock = fs::File::create(&lock_path)
+        .map_err(|error| format!("{}: {error}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("cannot lock {}", lock_path.display()));
+    }
+    if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == requirement)
+        && venv.join(program).is_file()
+    {
+        return Ok(venv);
+    }
+    let python = Path::new("/usr/bin/python3");
+    if !python.is_file() {
+        return Err("Debian's /usr/bin/python3 is missing (`make deps` installs it)".into());
+    }
+    // A venv cannot be moved (its scripts name their interpreter by path), so it is made
+    // in place and trusted only once the stamp is written, after pip succeeded.
+    let _ = fs::remove_dir_all(&venv);
+    let started = std::time::Instant::now();
+    let made = Command::new(python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", python.display()))?;
+    if !made.status.success() {
+        return Err(format!(
+            "/usr/bin/python3 -m venv failed (python3-venv missing? `make deps` installs it):\n{}",
+            stderr(&made)
+        ));
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run pip: {error}"))?;
+    if !pip.status.success() {
+        return Err(format!(
+            "pip install {requirement} failed (is PyPI reachable?):\n{}\n{}",
+            stdout(&pip),
+            stderr(&pip)
+        ));
+    }
+    fs::write(&stamp, format!("{requirement}\n"))
+        .map_err(|error| format!("{}: {error}", stamp.display()))?;
+    let mut handle = std::io::stderr().lock();
+    let _ = std::io::Write::write_fmt(
+        &mut handle,
+        format_args!(
+            "venv {name} ({requirement}) made in {:.1} s at {}\n",
+            started.elapsed().as_secs_f64(),
+            venv.display()
+        ),
+    );
+    Ok(venv)
+}

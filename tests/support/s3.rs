@@ -13,8 +13,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -101,49 +100,7 @@ fn wait_for_port(child: &mut Child, port: u16, what: &str) -> Result<(), String>
 
 /// The cached venv with moto; Err says why it cannot be had.
 fn moto_venv() -> Result<PathBuf, String> {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    fs::create_dir_all(&base).map_err(|error| format!("{}: {error}", base.display()))?;
-    let venv = base.join("moto-venv");
-    let stamp = venv.join("debstage-installed");
-    let lock_path = base.join("moto-venv.lock");
-    let lock = fs::File::create(&lock_path)
-        .map_err(|error| format!("{}: {error}", lock_path.display()))?;
-    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!("cannot lock {}", lock_path.display()));
-    }
-    if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == MOTO)
-        && venv.join("bin/moto_server").is_file()
-    {
-        return Ok(venv);
-    }
-    let python = Path::new("/usr/bin/python3");
-    if !python.is_file() {
-        return Err("Debian's /usr/bin/python3 is missing (`make deps` installs it)".into());
-    }
-    let _ = fs::remove_dir_all(&venv);
-    let made = Command::new(python)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .map_err(|error| format!("cannot run {}: {error}", python.display()))?;
-    if !made.status.success() {
-        return Err(format!("python3 -m venv failed: {}", stderr(&made)));
-    }
-    let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", MOTO])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run pip: {error}"))?;
-    if !pip.status.success() {
-        return Err(format!(
-            "pip install {MOTO} failed (is PyPI reachable?):\n{}\n{}",
-            stdout(&pip),
-            stderr(&pip)
-        ));
-    }
-    fs::write(&stamp, format!("{MOTO}\n")).map_err(|error| format!("{error}"))?;
-    Ok(venv)
+    crate::support::cached_venv("moto-venv", MOTO, "bin/moto_server")
 }
 
 /// The Garage binary: `DEBSTAGE_GARAGE`, else the one `make garage` builds.
