@@ -17,5 +17,5 @@ mod python;
 mod repo;
 mod snapshots;
 pub(crate) mod strip;
-mod target;
+pub(crate) mod target;
 mod targets;

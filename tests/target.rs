@@ -16,7 +16,7 @@ use crate::e2e::harness::can_run;
 use crate::support::{debstage, example, run_fail, run_ok, stderr, stdout};
 
 /// The cache directory the tests give debstage (`XDG_CACHE_HOME`).
-fn cache_home() -> PathBuf {
+pub(crate) fn cache_home() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debstage-cache")
 }
 

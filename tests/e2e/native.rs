@@ -4,7 +4,6 @@
 //! whose native addon was built against bookworm's Node.js headers installs with apt
 //! (which brings bookworm's nodejs) and loads; a build for another Node.js ABI is refused.
 
-use std::path::Path;
 use std::process::Command;
 
 use super::harness::{shout, Server};
@@ -87,23 +86,6 @@ fn a_dbgsym_package_installs_beside_its_payload_and_holds_the_build_ids() {
     );
 }
 
-/// The headers of the server's distribution's Node.js (`libnode-dev`, fetched by the
-/// server's apt and unpacked on the host): node-gyp builds against them instead of the
-/// host's.
-fn server_node_headers(server: &Server, into: &Path) -> std::path::PathBuf {
-    server.apt_get_ok(&["update"]);
-    let output = server.run_ok(
-        "sh",
-        &[
-            "-c",
-            "cd /var/tmp && apt-get download -q libnode-dev >/dev/null && ls libnode-dev_*.deb",
-        ],
-    );
-    let deb = server.path(&format!("/var/tmp/{}", stdout(&output).trim()));
-    run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(into));
-    into.join("usr")
-}
-
 #[test]
 fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
     if !node_tools_present("node e2e") {
@@ -114,10 +96,14 @@ fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
     };
     server.use_mirror();
     let temp = tempfile::tempdir().expect("temp dir");
-    let headers = server_node_headers(&server, &temp.path().join("headers"));
 
-    // Built against the server's headers: bound to the server's nodejs.
-    let manifest = node_application(&temp.path().join("app"), "1.0", "");
+    // Built for bookworm in its build root, with Debian's nodejs, npm and node-gyp and
+    // the root's Node.js headers: bound to the server's nodejs.
+    let manifest = node_application(
+        &temp.path().join("app"),
+        "1.0",
+        "[build]\npackages = [\"node-gyp\", \"libnode-dev\", \"g++\", \"make\"]\n",
+    );
     let out = temp.path().join("out");
     let output = run_ok(
         crate::support::debstage()
@@ -125,18 +111,24 @@ fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
             .arg(&manifest)
             .arg("--out")
             .arg(&out)
-            .env("npm_config_nodedir", &headers)
+            .args(["--target", "bookworm"])
+            .env("XDG_CACHE_HOME", crate::target::cache_home())
             .env("SOURCE_DATE_EPOCH", "1700000000"),
     );
     assert!(output.status.success());
     let arch = architecture();
-    let payload = out.join(format!("nodeapp-1.0_1.0-1_{arch}.deb"));
+    let payload = out.join(format!("nodeapp-1.0_1.0-1+deb12_{arch}.deb"));
     let depends = stdout(&run_ok(
         Command::new("dpkg-deb")
             .arg("-f")
             .arg(&payload)
             .arg("Depends"),
     ));
+    // Bookworm's nodejs is 18, NODE_MODULE_VERSION 108.
+    assert!(
+        depends.contains("nodejs (>= 18~)") && depends.contains("nodejs (<< 19~)"),
+        "{depends}"
+    );
     let files = server.put("/var/tmp/debs", &[&payload]);
     server.apt_get_ok(&["install", "--no-install-recommends", &files[0]]);
     let nodejs = server
