@@ -162,7 +162,7 @@ pub fn cached_venv(name: &str, requirement: &str, program: &str) -> Result<PathB
         return Err(format!("cannot lock {}", lock_path.display()));
     }
     if fs::read_to_string(&stamp).is_ok_and(|text| text.trim() == requirement)
-        && venv.join(program).is_file()
+        && interpreter_exists(&venv.join(program))
     {
         return Ok(venv);
     }
@@ -214,4 +214,20 @@ pub fn cached_venv(name: &str, requirement: &str, program: &str) -> Result<PathB
         ),
     );
     Ok(venv)
+}
+
+/// Whether `script` exists and the interpreter its `#!` line names does too: a venv that
+/// was copied or whose directory moved keeps scripts that name the old path.
+fn interpreter_exists(script: &Path) -> bool {
+    let Ok(text) = fs::read(script) else {
+        return false;
+    };
+    let first = text.split(|byte| *byte == b'\n').next().unwrap_or_default();
+    match first.strip_prefix(b"#!") {
+        Some(line) => String::from_utf8_lossy(line)
+            .split_whitespace()
+            .next()
+            .is_some_and(|interpreter| Path::new(interpreter).is_file()),
+        None => true,
+    }
 }
