@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
 use super::harness::Server;
-use crate::support::s3::S3;
+use crate::support::s3::{TlsFront, S3};
 use crate::support::stdout;
 use crate::targets::{assert_store_consistent, uploads, Repo};
 
@@ -23,8 +23,12 @@ fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, stage: &str) {
             .expect("/etc/hosts of the server");
         writeln!(hosts, "127.0.0.1 {host}").expect("/etc/hosts");
     }
-    let url = format!("{}/{prefix}", s3.http_base);
-    let text = repo.ok(&["sources", stage, "--url", &url, "--app", "hello"]);
+    subscribe_at(server, repo, &format!("{}/{prefix}", s3.http_base), stage);
+}
+
+/// Subscribes `server` to `stage` of `repo` copied to `url`.
+fn subscribe_at(server: &Server, repo: &Repo, url: &str, stage: &str) {
+    let text = repo.ok(&["sources", stage, "--url", url, "--app", "hello"]);
     let (inside, sources) = text
         .split("\n\n")
         .find_map(|paragraph| {
@@ -48,13 +52,14 @@ fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, stage: &str) {
     fs::write(server.path(&inside), sources).expect("sources");
 }
 
-fn update(server: &Server) {
+fn update(server: &Server) -> String {
     let output = server.apt_get_ok(&["update"]);
     let text = stdout(&output);
     assert!(
         !text.contains("Ign:") && !text.contains("Err:"),
         "apt-get update did not read the bucket cleanly:\n{text}"
     );
+    text
 }
 
 /// Install from the bucket, then a promote and a rollback reach the server through it.
@@ -208,4 +213,112 @@ fn s3_apt_update_loop_while_promoting_sees_no_failure_with_by_hash() {
     );
     assert_store_consistent(&s3, prefix);
     repo.verify_target();
+}
+
+/// A private Garage bucket (no website endpoint, no anonymous read) read by apt through
+/// Debian's `apt-transport-s3`. That method always asks
+/// `https://BUCKET.<Endpoint>/KEY` (virtual-host style, HTTPS only, signed with AWS
+/// SigV4 for `Region`), so Garage's plain-HTTP API gets a TLS front (stunnel) whose
+/// certificate the server trusts, and `BUCKET.s3.garage` resolves to 127.0.0.1 there
+/// (Garage's `root_domain` for virtual-host addressing is `.s3.garage`).
+#[test]
+fn s3_private_garage_bucket_serves_apt_transport_s3() {
+    let what = "apt-transport-s3 on a private Garage bucket";
+    let Some(s3) = S3::private_garage(what) else {
+        return;
+    };
+    let Some(front) = TlsFront::new(what, &s3.endpoint, "s3.garage") else {
+        return;
+    };
+    let Some(mut server) = Server::new("s3-private-garage") else {
+        return;
+    };
+    let prefix = "debian";
+    let repo = Repo::new(
+        &s3,
+        prefix,
+        "automatic = true\nconditional_writes = false\n",
+    );
+    repo.add(0);
+    repo.run(&["promote", "hello", "1.0", "--to", "staging"]);
+    repo.run(&["promote", "hello", "1.0", "--to", "production"]);
+
+    // The method and the front's certificate, from the machine's Debian mirror.
+    server.use_mirror();
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&[
+        "install",
+        "--no-install-recommends",
+        "apt-transport-s3",
+        "ca-certificates",
+    ]);
+    fs::write(
+        server.path("/usr/local/share/ca-certificates/debstage-s3-front.crt"),
+        front.certificate(),
+    )
+    .expect("certificate");
+    server.run_ok("update-ca-certificates", &[]);
+    // From here on apt reads the bucket only.
+    fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
+    let mut hosts = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(server.path("/etc/hosts"))
+        .expect("/etc/hosts of the server");
+    writeln!(hosts, "127.0.0.1 {}.s3.garage", s3.bucket).expect("/etc/hosts");
+    let auth = server.path("/etc/apt/s3auth.conf");
+    fs::write(
+        &auth,
+        format!(
+            "AccessKeyId = {}\nSecretAccessKey = {}\nRegion = {}\n\
+             Endpoint = 's3.garage:{}'\n",
+            s3.access_key, s3.secret_key, s3.region, front.port
+        ),
+    )
+    .expect("s3auth.conf");
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).expect("mode");
+    subscribe_at(
+        &server,
+        &repo,
+        &format!("s3://{}/{prefix}", s3.bucket),
+        "production",
+    );
+
+    // The signature is checked: the source names its key and is not trusted blindly.
+    let sources = fs::read_dir(server.path("/etc/apt/sources.list.d"))
+        .expect("sources.list.d")
+        .filter_map(|entry| fs::read_to_string(entry.ok()?.path()).ok())
+        .find(|text| text.contains("URIs: s3://"))
+        .expect("the s3 source in the server's sources.list.d");
+    assert!(
+        sources.contains("Signed-By:") && !sources.to_ascii_lowercase().contains("trusted"),
+        "{sources}"
+    );
+    let suite = sources
+        .lines()
+        .find_map(|line| line.strip_prefix("Suites:"))
+        .map(str::trim)
+        .expect("Suites:");
+    let (status, _, body) = s3.get(&format!("{prefix}/dists/{suite}/InRelease"));
+    assert_eq!(
+        status,
+        403,
+        "an anonymous GET of the private bucket's InRelease was not refused:\n{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let text = update(&server);
+    assert!(
+        text.contains(&format!("s3://{}/{prefix} {suite} InRelease", s3.bucket)),
+        "apt-get update did not read InRelease through the s3 method:\n{text}"
+    );
+    server.apt_get_ok(&["install", "hello-production"]);
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+
+    repo.add(1);
+    repo.run(&["promote", "hello", "1.1", "--to", "staging"]);
+    repo.run(&["promote", "hello", "1.1", "--to", "production"]);
+    update(&server);
+    server.apt_get_ok(&["install", "hello-production"]);
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.1"));
 }

@@ -166,6 +166,17 @@ impl S3 {
     /// at `http://debstage-apt.web.garage:PORT/` (the name must resolve to 127.0.0.1
     /// where apt runs: [`S3::http_host`]).
     pub fn garage(what: &str) -> Option<S3> {
+        S3::garage_with(what, true)
+    }
+
+    /// [`S3::garage`] with a private bucket: no website endpoint, no anonymous read;
+    /// [`S3::http_base`] is the bucket on the S3 API, path style (what an anonymous GET
+    /// would ask). The API also answers virtual-host style at `BUCKET.s3.garage:PORT`.
+    pub fn private_garage(what: &str) -> Option<S3> {
+        S3::garage_with(what, false)
+    }
+
+    fn garage_with(what: &str, website: bool) -> Option<S3> {
         let binary = garage_binary();
         if !binary.is_file() {
             return unavailable(
@@ -268,18 +279,24 @@ impl S3 {
             "--key",
             "debstage-test",
         ]);
-        garage(&["bucket", "website", "--allow", bucket]);
-        let host = format!("{bucket}.web.garage");
+        let endpoint = format!("http://127.0.0.1:{api}");
+        let (http_base, http_host) = if website {
+            garage(&["bucket", "website", "--allow", bucket]);
+            let host = format!("{bucket}.web.garage");
+            (format!("http://{host}:{web}"), Some(host))
+        } else {
+            (format!("{endpoint}/{bucket}"), None)
+        };
         Some(S3 {
             child,
             _directory: directory,
-            endpoint: format!("http://127.0.0.1:{api}"),
+            endpoint,
             region: "garage".into(),
             bucket: bucket.into(),
             access_key,
             secret_key,
-            http_base: format!("http://{host}:{web}"),
-            http_host: Some(host),
+            http_base,
+            http_host,
             conditional: false,
             python: None,
         })
@@ -366,5 +383,110 @@ impl S3 {
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
         (status, headers, body)
+    }
+}
+
+/// HTTPS in front of a store's plain-HTTP S3 API, for clients that speak only HTTPS
+/// (`apt-transport-s3` always builds `https://BUCKET.ENDPOINT/KEY`): stunnel (Debian's
+/// `stunnel4`, a well-kept TLS terminator) on a loopback port with a throwaway
+/// self-signed certificate for `host`, made by the openssl command line. Stopped when
+/// dropped.
+pub struct TlsFront {
+    child: Child,
+    directory: tempfile::TempDir,
+    /// The loopback port the TLS side listens on.
+    pub port: u16,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsFront {
+    /// Terminates TLS for `host` (and its subdomains) on a free port and forwards to
+    /// `endpoint` (`http://127.0.0.1:PORT`); None (failing under CI) when stunnel or
+    /// openssl is missing.
+    pub fn new(what: &str, endpoint: &str, host: &str) -> Option<TlsFront> {
+        for tool in ["stunnel4", "openssl"] {
+            let found = Command::new(tool)
+                .arg("-version")
+                .stdin(Stdio::null())
+                .output()
+                .is_ok();
+            if !found {
+                return unavailable(
+                    what,
+                    &format!("{tool} is missing (apt-get install stunnel4 openssl)"),
+                );
+            }
+        }
+        let backend = endpoint
+            .strip_prefix("http://")
+            .expect("a plain-HTTP endpoint");
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let cert = directory.path().join("cert.pem");
+        let key = directory.path().join("key.pem");
+        let output = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .arg("ec_paramgen_curve:prime256v1")
+            .args(["-nodes", "-days", "2", "-subj"])
+            .arg(format!("/CN={host}"))
+            .arg("-addext")
+            .arg(format!("subjectAltName=DNS:{host},DNS:*.{host}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            output.status.success(),
+            "openssl req failed:\n{}",
+            stderr(&output)
+        );
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = directory.path().join("stunnel.conf");
+            fs::write(
+                &config,
+                format!(
+                    "foreground = yes\npid =\n[s3]\naccept = 127.0.0.1:{port}\n\
+                     connect = {backend}\ncert = {}\nkey = {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .expect("stunnel.conf");
+            let mut child = Command::new("stunnel4")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|error| panic!("cannot start stunnel4: {error}"));
+            match wait_for_port(&mut child, port, "stunnel4") {
+                Ok(()) => {
+                    return Some(TlsFront {
+                        child,
+                        directory,
+                        port,
+                    })
+                }
+                Err(reason) => {
+                    shout(&format!("stunnel4 on port {port}: {reason}"));
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        panic!("stunnel4 did not start on any of 5 ports");
+    }
+
+    /// The certificate (PEM) a client must trust.
+    pub fn certificate(&self) -> Vec<u8> {
+        fs::read(self.directory.path().join("cert.pem")).expect("cert.pem")
     }
 }
