@@ -1,11 +1,38 @@
 //! The few pieces of HTTP/1.1 that `repo serve` speaks: reading a request head, the
-//! `Range` header (one range of bytes) and HTTP dates (`Last-Modified`,
-//! `If-Modified-Since`). Pure functions over bytes and numbers; the sockets, files and
-//! the policy of what is served live in [`serve`](super::serve).
+//! `Range` header (one range of bytes), HTTP dates (`Last-Modified`,
+//! `If-Modified-Since`), and the `Content-Type` of a published file, which publish
+//! targets give their objects too. Pure functions over bytes and numbers; the sockets,
+//! files and the policy of what is served live in [`serve`](super::serve).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+/// The `Content-Type` of a published file, from its path (`/`-separated, relative to
+/// the repository) and its first bytes: a by-hash file's name says nothing of its
+/// content, which is an index, plain, gzip or xz.
+pub(crate) fn content_type(path: &str, start: &[u8]) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let by_hash = path.contains("/by-hash/");
+    if [".deb", ".udeb", ".ddeb"]
+        .iter()
+        .any(|extension| name.ends_with(extension))
+    {
+        "application/vnd.debian.binary-package"
+    } else if name.ends_with(".gz") || (by_hash && start.starts_with(b"\x1f\x8b")) {
+        "application/gzip"
+    } else if name.ends_with(".xz") || (by_hash && start.starts_with(b"\xfd7zXZ\x00")) {
+        "application/x-xz"
+    } else if name == "Release.gpg" {
+        "application/pgp-signature"
+    } else if name.ends_with(".asc") || name.ends_with(".gpg") {
+        "application/pgp-keys"
+    } else if by_hash || matches!(name, "Release" | "InRelease" | "Packages") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
 
 /// The largest request head accepted: apt's requests are a few hundred bytes.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;

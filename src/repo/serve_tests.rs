@@ -281,9 +281,10 @@ fn only_the_published_tree_is_served() {
             "/dists/test/main/binary-amd64/Packages.gz",
             "application/gzip",
         ),
+        // A by-hash file's kind comes from its first bytes (an index here).
         (
             "/dists/test/main/binary-amd64/by-hash/SHA256/0123abcd",
-            "application/octet-stream",
+            "text/plain; charset=utf-8",
         ),
         // A link that stays inside the served directories is followed.
         ("/pool/main/h/hello/Release", "text/plain; charset=utf-8"),

@@ -210,7 +210,7 @@ fn copy_tree(
                 file: object.path.clone(),
                 sha256,
                 cache_control: plan::cache_control(class, &object.key, target.index_max_age),
-                content_type: plan::content_type(&object.key, &start),
+                content_type: crate::repo::http::content_type(&object.key, &start),
                 create_only: class == Class::Pool && object.key.starts_with("pool/"),
             });
         }

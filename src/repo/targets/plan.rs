@@ -156,25 +156,6 @@ pub(crate) fn cache_control(class: Class, key: &str, index_max_age: u64) -> Stri
     }
 }
 
-/// The Content-Type of an object, by its name, or by its first bytes for by-hash
-/// objects, whose names say nothing.
-pub(crate) fn content_type(key: &str, start: &[u8]) -> &'static str {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    if name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb") {
-        "application/vnd.debian.binary-package"
-    } else if name.ends_with(".gz") || start.starts_with(b"\x1f\x8b") {
-        "application/gzip"
-    } else if name.ends_with(".xz") || start.starts_with(b"\xfd7zXZ\x00") {
-        "application/x-xz"
-    } else if name.ends_with(".asc") || name == "Release.gpg" {
-        "application/pgp-signature"
-    } else if name.ends_with(".gpg") {
-        "application/pgp-keys"
-    } else {
-        "text/plain; charset=utf-8"
-    }
-}
-
 /// Whether an object gone from the local tree since publication `orphaned_publication`
 /// at `orphaned_at` may leave the store now: after `generations` more publications of
 /// the target and `grace` seconds, so that a client holding an older `InRelease` from
@@ -194,6 +175,7 @@ pub(crate) fn due_for_deletion(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::http::content_type;
 
     #[test]
     fn classes_in_writing_order() {
@@ -266,6 +248,7 @@ mod tests {
             content_type("dists/t/Release.gpg", b"-----"),
             "application/pgp-signature"
         );
+        assert_eq!(content_type("acme.asc", b"-----"), "application/pgp-keys");
     }
 
     #[test]
