@@ -29,6 +29,21 @@ fn build_root(codename: &str) -> PathBuf {
         .join(format!("{codename}-{architecture}"))
 }
 
+/// Whether this process can build in a root (root, debootstrap, unshare, chroot); fails
+/// the test under CI when it cannot.
+fn can_build_in_roots() -> bool {
+    can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    )
+}
+
+/// Appends `extra` (TOML) to the manifest at `manifest`.
+fn append_to_manifest(manifest: &Path, extra: &str) {
+    let text = fs::read_to_string(manifest).expect("manifest");
+    fs::write(manifest, format!("{text}{extra}")).expect("write");
+}
+
 fn target_build(manifest: &Path, out: &Path, target: &str) -> Command {
     let mut command = debstage();
     command
@@ -96,20 +111,15 @@ fn field(deb: &Path, name: &str) -> String {
 
 #[test]
 fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_only() {
-    if !can_run(
-        "build --target",
-        &[("unshare", "util-linux"), ("chroot", "coreutils")],
-    ) {
+    if !can_build_in_roots() {
         return;
     }
     let (temp, app) = example("pyapp");
     let manifest = app.join("debstage.toml");
-    let text = fs::read_to_string(&manifest).expect("manifest");
-    fs::write(
+    append_to_manifest(
         &manifest,
-        format!("{text}\n[build]\ntargets = [\"bookworm\", \"trixie\"]\n"),
-    )
-    .expect("write");
+        "\n[build]\ntargets = [\"bookworm\", \"trixie\"]\n",
+    );
     // One command builds both, into one directory: the versions keep them apart.
     let out = temp.path().join("out");
     let output = run_ok(&mut target_build(&manifest, &out, "all"));
@@ -209,12 +219,7 @@ fn an_unknown_target_is_refused_naming_where_it_came_from() {
         "{error}"
     );
 
-    let text = fs::read_to_string(&manifest).expect("manifest");
-    fs::write(
-        &manifest,
-        format!("{text}\n[build]\ntargets = [\"bookworm\", \"sid\"]\n"),
-    )
-    .expect("write");
+    append_to_manifest(&manifest, "\n[build]\ntargets = [\"bookworm\", \"sid\"]\n");
     let output = run_fail(&mut target_build(
         &manifest,
         &temp.path().join("out"),
@@ -237,20 +242,15 @@ fn an_unknown_target_is_refused_naming_where_it_came_from() {
 
 #[test]
 fn a_build_package_the_distribution_lacks_is_refused_naming_the_key() {
-    if !can_run(
-        "build --target",
-        &[("unshare", "util-linux"), ("chroot", "coreutils")],
-    ) {
+    if !can_build_in_roots() {
         return;
     }
     let (temp, app) = example("pyapp");
     let manifest = app.join("debstage.toml");
-    let text = fs::read_to_string(&manifest).expect("manifest");
-    fs::write(
+    append_to_manifest(
         &manifest,
-        format!("{text}\n[build]\npackages = [\"libpq-dev\", \"debstage-no-such-package\"]\n"),
-    )
-    .expect("write");
+        "\n[build]\npackages = [\"libpq-dev\", \"debstage-no-such-package\"]\n",
+    );
     let out = temp.path().join("out");
     let output = run_fail(&mut target_build(&manifest, &out, "bookworm"));
     // apt's progress comes first on stderr; the error object is the last line.
@@ -278,10 +278,7 @@ fn a_build_package_the_distribution_lacks_is_refused_naming_the_key() {
 /// newer than bookworm's 2.36 and 2.5).
 #[test]
 fn a_build_command_runs_in_the_root_and_its_depends_come_from_there() {
-    if !can_run(
-        "build --target",
-        &[("unshare", "util-linux"), ("chroot", "coreutils")],
-    ) {
+    if !can_build_in_roots() {
         return;
     }
     let temp = tempfile::tempdir().expect("temp dir");
@@ -301,6 +298,9 @@ command = """
 mkdir -p "$DESTDIR/bin" && cp /usr/bin/python3.13 "$DESTDIR/bin/"
 if touch /debstage/app/written; then exit 1; fi
 """
+
+[build]
+packages = ["python3.13-minimal"]
 "#,
     )
     .expect("write");
@@ -322,10 +322,7 @@ if touch /debstage/app/written; then exit 1; fi
 /// to add it (bookworm has no python3.13; the host build would look on the host).
 #[test]
 fn an_interpreter_missing_from_the_root_is_refused_naming_the_key() {
-    if !can_run(
-        "build --target",
-        &[("unshare", "util-linux"), ("chroot", "coreutils")],
-    ) {
+    if !can_build_in_roots() {
         return;
     }
     let (temp, app) = example("pyapp");
@@ -365,10 +362,7 @@ fn an_interpreter_missing_from_the_root_is_refused_naming_the_key() {
 fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    if !can_run(
-        "build --target",
-        &[("unshare", "util-linux"), ("chroot", "coreutils")],
-    ) {
+    if !can_build_in_roots() {
         return;
     }
     let temp = tempfile::tempdir().expect("temp dir");
@@ -397,6 +391,22 @@ fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
         r#"mkdir -p "$DESTDIR/bin"; cp /usr/bin/hello "$DESTDIR/bin/""#,
         "\n[build]\npackages = [\"hello\"]\n",
     );
+    // The shared trixie root, made now if no other test has made it yet (under its lock).
+    let warm = temp.path().join("warm");
+    fs::create_dir(&warm).expect("mkdir");
+    fs::write(warm.join("file"), "warm\n").expect("write");
+    fs::write(
+        warm.join("debstage.toml"),
+        "[package]\nname = \"warm\"\nversion = \"1.0\"\n\
+         maintainer = \"Release Engineering <release@example.com>\"\n\
+         description = \"Makes the root\"\n\n[environment]\nkind = \"dir\"\nsource = \".\"\n",
+    )
+    .expect("write");
+    run_ok(&mut target_build(
+        &warm.join("debstage.toml"),
+        &temp.path().join("warm-out"),
+        "trixie",
+    ));
     // A cache of its own, with a copy of the warm trixie root that lacks `hello` (the
     // shared root may have it from an earlier run).
     let cache = temp.path().join("cache");

@@ -115,9 +115,14 @@ pub(crate) fn release_of(version: &str) -> &str {
         .unwrap_or(version)
 }
 
-/// Reads a `--dist` value: a codename debstage knows.
-pub(crate) fn parse_distribution(codename: &str) -> Result<Distribution> {
-    Distribution::by_codename(codename).map_err(|error| anyhow!("--dist {codename}: {error}"))
+/// Reads a `--dist` value, if given: a codename debstage knows.
+pub(crate) fn parse_distribution(codename: Option<&str>) -> Result<Option<Distribution>> {
+    codename
+        .map(|codename| {
+            Distribution::by_codename(codename)
+                .map_err(|error| anyhow!("--dist {codename}: {error}"))
+        })
+        .transpose()
 }
 
 /// The distributions the repository holds builds of, in [`distribution_rank`] order;

@@ -57,10 +57,7 @@ pub(crate) fn run(
             skip,
             dist,
         } => {
-            let dist = dist
-                .as_deref()
-                .map(suites::parse_distribution)
-                .transpose()?;
+            let dist = suites::parse_distribution(dist.as_deref())?;
             let mut session = Session::begin(root, timeout, reporter)?;
             stages::promote(&mut session, &app, &version, to.as_deref(), skip, dist)
         }
@@ -70,10 +67,7 @@ pub(crate) fn run(
             to,
             dist,
         } => {
-            let dist = dist
-                .as_deref()
-                .map(suites::parse_distribution)
-                .transpose()?;
+            let dist = suites::parse_distribution(dist.as_deref())?;
             let mut session = Session::begin(root, timeout, reporter)?;
             stages::rollback(&mut session, &app, &stage, to.as_deref(), dist)
         }
@@ -126,10 +120,7 @@ pub(crate) fn run(
             app,
             dist,
         } => {
-            let dist = dist
-                .as_deref()
-                .map(suites::parse_distribution)
-                .transpose()?;
+            let dist = suites::parse_distribution(dist.as_deref())?;
             sources::run(root, &stage, dist, &url, app.as_deref(), reporter)
         }
         RepoCommand::Serve { addr } => {
