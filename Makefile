@@ -10,7 +10,7 @@
 
 CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
-TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv stunnel4 \
+TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv stunnel4 nginx-light \
 	xz-utils zstd apt python3-pip gcc zlib1g-dev systemd-container piuparts \
 	binutils g++ make
 # Node.js for the node kind's tests (npm, node-gyp, the headers native modules build

@@ -14,4 +14,5 @@ mod native;
 mod object_store;
 mod piuparts;
 mod python;
+mod quick_publications;
 mod systemd;

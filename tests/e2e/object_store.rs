@@ -14,7 +14,7 @@ use crate::targets::{assert_store_consistent, uploads, Repo};
 /// Subscribes `server` to `stage` of the copy on `s3` under `prefix`: the key that
 /// `repo export-key --binary` prints, and the deb822 source `repo sources` prints for
 /// the bucket's URL.
-fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, stage: &str) {
+pub(super) fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, stage: &str) {
     if let Some(host) = &s3.http_host {
         let mut hosts = fs::OpenOptions::new()
             .append(true)

@@ -9,6 +9,7 @@
 //! previous publication intact and the next one removes the leftovers.
 
 pub(crate) mod chunk_cache;
+pub(crate) mod later_second;
 pub(crate) mod packages;
 pub(crate) mod served;
 
@@ -248,7 +249,8 @@ fn publish_suite(
     let suite_directory = root.join("dists").join(&suite.name);
     let directories = index_directories(&suite_directory, &generation.files)?;
     let previous = read_release(&suite_directory)?;
-    write_indexes(&suite_directory, &directories, &generation.files)?;
+    let stamp = replacement_stamp(&suite_directory, &generation.files, &suite.name, reporter)?;
+    write_indexes(&suite_directory, &directories, &generation.files, stamp)?;
     crate::fault::point("publish-indexes-written");
     // The generation is on record before any client can fetch its InRelease, so that
     // its by-hash files are kept as long as it may be served.
@@ -260,7 +262,7 @@ fn publish_suite(
             &generation.release,
         )?;
     }
-    write_release_files(&suite_directory, &generation)?;
+    write_release_files(&suite_directory, &generation, stamp)?;
     crate::fault::point("publish-release-files-written");
     let current = by_hash_entries(&generation.release);
     let previous = by_hash_entries(&previous);
@@ -290,6 +292,31 @@ fn publish_suite(
         ));
     }
     Ok(())
+}
+
+/// The mtime the suite's new files get: a later second than any file they replace
+/// (see [`later_second`]), so that apt's `If-Modified-Since` never hides them.
+fn replacement_stamp(
+    suite_directory: &Path,
+    files: &[IndexFile],
+    suite: &str,
+    reporter: &Reporter,
+) -> Result<SystemTime> {
+    let replaced: Vec<PathBuf> = ["Release", "Release.gpg", "InRelease"]
+        .into_iter()
+        .map(|name| suite_directory.join(name))
+        .chain(files.iter().map(|file| suite_directory.join(&file.path)))
+        .collect();
+    let newest = later_second::newest_mtime(replaced.iter().map(PathBuf::as_path))?;
+    let (stamp, later) = later_second::local_stamp(newest)?;
+    if let later_second::Later::ClockBehind(second) = later {
+        reporter.warn(format!(
+            "suite {suite}: its files are dated {} s ahead of the system clock (was the \
+             clock set back?); the new ones are dated one second after them",
+            newest.unwrap_or(second) - second
+        ));
+    }
+    Ok(stamp)
 }
 
 fn unix_now() -> i64 {
@@ -372,6 +399,7 @@ fn write_indexes(
     suite_directory: &Path,
     directories: &BTreeSet<PathBuf>,
     files: &[IndexFile],
+    stamp: SystemTime,
 ) -> Result<()> {
     // The files are written side by side, so that their syncs overlap.
     let staged_indexes = files
@@ -379,7 +407,7 @@ fn write_indexes(
         .map(|file| -> Result<_> {
             let plain = suite_directory.join(&file.path);
             let directory = plain.parent().unwrap_or(suite_directory);
-            let temporary = stage(directory, &file.bytes)?;
+            let temporary = stage(directory, &file.bytes, stamp)?;
             for algorithm in ALGORITHMS {
                 let path = by_hash_path(
                     suite_directory,
@@ -412,14 +440,18 @@ fn write_indexes(
 /// Renames `Release`, `Release.gpg` and `InRelease` into place, one right after the
 /// other. A crash between them leaves them disagreeing until the next writer publishes
 /// the suite again: its publication debt is cleared only after this.
-fn write_release_files(suite_directory: &Path, generation: &Generation) -> Result<()> {
+fn write_release_files(
+    suite_directory: &Path,
+    generation: &Generation,
+    stamp: SystemTime,
+) -> Result<()> {
     let staged = [
         ("Release", generation.release.as_bytes()),
         ("Release.gpg", generation.release_gpg.as_bytes()),
         ("InRelease", generation.in_release.as_bytes()),
     ]
     .into_iter()
-    .map(|(name, bytes)| Ok((name, stage(suite_directory, bytes)?)))
+    .map(|(name, bytes)| Ok((name, stage(suite_directory, bytes, stamp)?)))
     .collect::<Result<Vec<_>>>()?;
     for (name, temporary) in staged {
         let target = suite_directory.join(name);
@@ -515,8 +547,9 @@ fn remove_leftovers(directory: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to a synced temporary file (mode 0644) in `directory`.
-fn stage(directory: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+/// Writes `bytes` to a synced temporary file (mode 0644, modified at `stamp`) in
+/// `directory`.
+fn stage(directory: &Path, bytes: &[u8], stamp: SystemTime) -> Result<tempfile::NamedTempFile> {
     let mut temporary = tempfile::Builder::new()
         .prefix(TEMPORARY_PREFIX)
         .permissions(fs::Permissions::from_mode(0o644))
@@ -524,6 +557,7 @@ fn stage(directory: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
         .with_context(|| format!("{}: cannot create a temporary file", directory.display()))?;
     temporary
         .write_all(bytes)
+        .and_then(|()| temporary.as_file().set_modified(stamp))
         .and_then(|()| temporary.as_file().sync_all())
         .with_context(|| format!("{}: cannot write a temporary file", directory.display()))?;
     // The umask may have narrowed the mode; clients and the server read these files.

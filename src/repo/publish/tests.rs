@@ -646,3 +646,38 @@ fn suite_names_become_safe_directories() {
         assert!(check_suite_name(bad).is_err(), "{bad}");
     }
 }
+
+/// The mtime of a file, in whole seconds.
+fn mtime_second(path: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .mtime()
+}
+
+#[test]
+fn a_publication_within_the_same_second_is_dated_a_later_second() {
+    let repository = Repository::new();
+    let names = [
+        "InRelease",
+        "Release",
+        "Release.gpg",
+        "main/binary-amd64/Packages",
+        "main/binary-amd64/Packages.xz",
+    ];
+    for round in 0..3 {
+        let before: Vec<i64> = names
+            .iter()
+            .map(|name| mtime_second(&repository.suite_file(name)))
+            .collect();
+        // Right away, within the second of the last publication in most rounds.
+        repository.publish(&settings());
+        for (name, before) in names.iter().zip(before) {
+            let after = mtime_second(&repository.suite_file(name));
+            assert!(
+                after > before,
+                "round {round}: {name} is dated {after}, not after the replaced file's {before}"
+            );
+        }
+    }
+}

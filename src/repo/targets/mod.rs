@@ -30,6 +30,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::repo::config::RepoConfig;
+use crate::repo::publish::later_second;
 use crate::repo::session::now;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::StoreLock;
@@ -157,7 +158,15 @@ pub(crate) fn publish(
     } else {
         None
     };
-    let result = copy_tree(root, config, connection, target, &store, lock.as_mut());
+    let result = copy_tree(
+        root,
+        config,
+        connection,
+        target,
+        &store,
+        lock.as_mut(),
+        reporter,
+    );
     if let Some(lock) = lock {
         // A lock left behind runs out with its lease; the publication's own error
         // matters more.
@@ -177,6 +186,7 @@ fn copy_tree(
     target: &TargetConfig,
     store: &Store,
     mut lock: Option<&mut StoreLock>,
+    reporter: &Reporter,
 ) -> Result<Outcome> {
     let name = target.name.as_str();
     record::begin(connection, name)?;
@@ -188,6 +198,8 @@ fn copy_tree(
     };
     let mut new_generation = false;
     let mut uploads_done = 0usize;
+    // The store's clock as last read, if it was.
+    let mut store_clock: Option<i64> = None;
     for class in Class::ORDER {
         if let Some(lock) = lock.as_deref_mut() {
             lock.renew(store)?;
@@ -219,6 +231,9 @@ fn copy_tree(
             .filter(|o| o.class == class)
             .map(|o| (o.key.clone(), o.size))
             .collect();
+        if !class.immutable() && !uploads.is_empty() {
+            store_clock = later_than_replaced(store, &uploads, store_clock, reporter)?;
+        }
         let mut existing = Vec::new();
         let mut written = 0usize;
         store.put_all(uploads, lock.is_some(), |upload, result| {
@@ -294,6 +309,39 @@ fn copy_tree(
     outcome.deleted = due.len();
     record::finish(connection, name, new_generation)?;
     Ok(outcome)
+}
+
+/// The key written to read the store's clock (never served: hidden names are not
+/// published, and verify skips `.debstage/`).
+const CLOCK_KEY: &str = ".debstage/clock";
+
+/// Waits until the store's clock reads a later second than the `Last-Modified` of every
+/// object `uploads` replace, so that a client asking with `If-Modified-Since` gets the
+/// new ones (see [`crate::repo::publish::later_second`]). `known` is the store's clock
+/// as read before in this publication; the clock as last read is returned.
+fn later_than_replaced(
+    store: &Store,
+    uploads: &[Upload],
+    known: Option<i64>,
+    reporter: &Reporter,
+) -> Result<Option<i64>> {
+    let keys: Vec<String> = uploads.iter().map(|upload| upload.key.clone()).collect();
+    let Some(replaced) = store.newest_modified(&keys)? else {
+        return Ok(known);
+    };
+    if known.is_some_and(|clock| clock > replaced) {
+        return Ok(known);
+    }
+    let later = later_second::wait_for_later_second(replaced, || store.clock(CLOCK_KEY))?;
+    if let later_second::Later::ClockBehind(clock) = later {
+        reporter.warn(format!(
+            "publish target {}: objects there are dated {} s ahead of the store's clock; \
+             clients that fetched them may miss this publication until the next one",
+            store.description,
+            replaced - clock
+        ));
+    }
+    Ok(Some(later.second()))
 }
 
 /// A create-only object found on the store: the same bytes (by the SHA256 its metadata

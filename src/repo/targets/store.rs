@@ -213,6 +213,54 @@ impl Store {
         }
     }
 
+    /// The newest `Last-Modified` (Unix seconds, the store's clock) among `keys` that
+    /// exist; the heads are made side by side.
+    pub(crate) fn newest_modified(&self, keys: &[String]) -> Result<Option<i64>> {
+        let client = self.client.clone();
+        let url = self.url.clone();
+        let description = self.description.clone();
+        let seconds =
+            self.block_on(async move {
+                futures::stream::iter(keys.iter().map(|key| {
+                    let client = client.clone();
+                    let path = StorePath::from(url.key(key));
+                    let description = description.clone();
+                    async move {
+                        match client.head(&path).await {
+                            Ok(meta) => Ok(Some(meta.last_modified.timestamp())),
+                            Err(object_store::Error::NotFound { .. }) => Ok(None),
+                            Err(error) => Err(anyhow!(error)
+                                .context(format!("publish target {description}: {key}"))),
+                        }
+                    }
+                }))
+                .buffer_unordered(PARALLEL_REQUESTS)
+                .try_collect::<Vec<Option<i64>>>()
+                .await
+            })?;
+        Ok(seconds.into_iter().flatten().max())
+    }
+
+    /// The store's clock, in Unix seconds: the `Last-Modified` it gives a small object
+    /// written now under `key`.
+    pub(crate) fn clock(&self, key: &str) -> Result<i64> {
+        let path = self.path(key);
+        let read = self.block_on(async {
+            self.client
+                .put(&path, PutPayload::from_static(b"debstage clock probe\n"))
+                .await?;
+            self.client.head(&path).await
+        });
+        read.map(|meta| meta.last_modified.timestamp())
+            .map_err(|error| anyhow!(error))
+            .with_context(|| {
+                format!(
+                    "publish target {}: {key} (written to read the store's clock)",
+                    self.description
+                )
+            })
+    }
+
     /// Reads an object whole; `None` when absent.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Versioned>> {
         let path = self.path(key);

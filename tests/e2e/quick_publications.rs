@@ -1,0 +1,286 @@
+//! apt never misses a publication that follows the one before within a second, whatever
+//! serves the tree: `repo serve`, nginx serving the directory (Last-Modified from the
+//! file's mtime, `If-Modified-Since` compared exactly), or an S3 store (Last-Modified
+//! from the second of the write). Each pair moves production to one version, lets the
+//! server fetch it, and moves it back at once; the server must then hold the second
+//! publication's `InRelease`, byte for byte, and see its version as the candidate.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::apt::{update, Release, TO_PRODUCTION};
+use super::harness::{can_run, Server};
+use super::object_store::subscribe;
+use crate::support::s3::{free_port, S3};
+use crate::targets::Repo;
+
+/// How many pairs of publications within one second a scenario wants to see
+/// (`DEBSTAGE_QUICK_PAIRS`; make test runs 2, the loop in the README 50).
+fn wanted_pairs() -> usize {
+    std::env::var("DEBSTAGE_QUICK_PAIRS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Sleeps to just past the next second boundary, so that what follows starts early in
+/// its second.
+fn start_of_a_second() {
+    let into = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .subsec_nanos();
+    std::thread::sleep(
+        Duration::from_nanos(u64::from(1_000_000_000 - into)) + Duration::from_millis(5),
+    );
+}
+
+fn second_of(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// The file in which apt keeps the `InRelease` of suite `production`.
+fn apt_copy(server: &Server) -> PathBuf {
+    let lists = server.path("/var/lib/apt/lists");
+    fs::read_dir(&lists)
+        .expect("apt lists")
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name().is_some_and(|name| {
+                name.to_string_lossy()
+                    .ends_with("_dists_production_InRelease")
+            })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "apt holds no InRelease of production in {}",
+                lists.display()
+            )
+        })
+}
+
+/// Runs pairs of publications of production (`promote 1.1`, then `rollback` to 1.0)
+/// through `publish`, with an `apt-get update` on `server` after each, until
+/// [`wanted_pairs`] pairs had their second publication start within the second of the
+/// first one's `InRelease` (at most four times as many pairs in all).
+fn every_quick_publication_reaches_apt(
+    what: &str,
+    server: &Server,
+    root: &Path,
+    publish: &dyn Fn(&[&str]),
+) {
+    let local = root.join("dists/production/InRelease");
+    let check = |step: &str, version: &str| {
+        update(server);
+        let served = fs::read(&local).expect("local InRelease");
+        let held = fs::read(apt_copy(server)).expect("apt's InRelease");
+        assert!(
+            held == served,
+            "{what}: after {step}, apt still holds an older InRelease of production:\n{}\n\
+             --- the repository's:\n{}",
+            String::from_utf8_lossy(&held),
+            String::from_utf8_lossy(&served)
+        );
+        let policy = server.apt_cache(&["policy", "hello-production"]);
+        assert!(
+            policy.contains(&format!("Candidate: {version}-1")),
+            "{what}: after {step}, apt's candidate is not {version}:\n{policy}"
+        );
+    };
+    let wanted = wanted_pairs();
+    let mut quick = 0;
+    let mut pairs = 0;
+    while quick < wanted && pairs < 4 * wanted {
+        pairs += 1;
+        start_of_a_second();
+        publish(&["promote", "hello", "1.1", "--to", "production"]);
+        let first = fs::metadata(&local)
+            .and_then(|metadata| metadata.modified())
+            .expect("InRelease mtime");
+        check("promote 1.1", "1.1");
+        let started = SystemTime::now();
+        publish(&["rollback", "hello", "production"]);
+        if second_of(started) <= second_of(first) {
+            quick += 1;
+        }
+        check("the rollback right after it", "1.0");
+    }
+    assert!(
+        quick >= wanted,
+        "{what}: only {quick} of {pairs} pairs of publications came within one second \
+         (apt-get update took too long on this machine), so the case was not shown"
+    );
+}
+
+#[test]
+fn quick_publications_reach_apt_through_repo_serve() {
+    let release = Release::new();
+    let Some(server) = Server::new("quick-serve") else {
+        return;
+    };
+    release.release("1.0", TO_PRODUCTION);
+    release.release("1.1", &["staging"]);
+    server.subscribe(&release.repository, "production", "hello");
+    update(&server);
+    every_quick_publication_reaches_apt(
+        "repo serve",
+        &server,
+        &release.repository.directory,
+        &|arguments| {
+            release.repository.run(arguments);
+        },
+    );
+}
+
+/// nginx serving a directory on a loopback port, as most users serve a published tree:
+/// one process, its own configuration, logs and pid file in a temporary directory.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _directory: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn serve(root: &Path) -> Nginx {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let here = directory.path().display().to_string();
+        for _attempt in 0..5 {
+            let port = free_port();
+            // The defaults nginx documents: Last-Modified from the file's mtime and
+            // `if_modified_since exact`. The worker runs as root: the tree is under a
+            // temporary directory only root may enter.
+            let config = format!(
+                "daemon off;\nmaster_process off;\nuser root;\nworker_processes 1;\n\
+                 pid {here}/nginx.pid;\nerror_log {here}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log {here}/access.log;\n\
+                 client_body_temp_path {here}/body;\n  proxy_temp_path {here}/proxy;\n\
+                 fastcgi_temp_path {here}/fastcgi;\n  uwsgi_temp_path {here}/uwsgi;\n\
+                 scgi_temp_path {here}/scgi;\n\
+                 server {{\n    listen 127.0.0.1:{port};\n    root {};\n\
+                 location /private/ {{ deny all; }}\n  }}\n}}\n",
+                root.display()
+            );
+            let file = directory.path().join("nginx.conf");
+            fs::write(&file, config).expect("nginx.conf");
+            let mut child = Command::new("/usr/sbin/nginx")
+                .arg("-p")
+                .arg(directory.path())
+                .arg("-c")
+                .arg(&file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nginx starts");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx {
+                        child,
+                        port,
+                        _directory: directory,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = fs::read_to_string(directory.path().join("error.log")).unwrap_or_default();
+        panic!("nginx did not serve {}:\n{log}", root.display());
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn quick_publications_reach_apt_through_nginx() {
+    if !can_run("apt through nginx", &[("nginx", "nginx-light")]) {
+        return;
+    }
+    let release = Release::new();
+    let Some(server) = Server::new("quick-nginx") else {
+        return;
+    };
+    let nginx = Nginx::serve(&release.repository.directory);
+    release.release("1.0", TO_PRODUCTION);
+    release.release("1.1", &["staging"]);
+    // The sources and key `repo sources` gives, for nginx's address instead.
+    let text = server.subscribe(&release.repository, "production", "hello");
+    let served = release.repository.url();
+    let sources = text
+        .split("\n\n")
+        .find_map(|paragraph| {
+            let (first, _) = paragraph.split_once('\n')?;
+            let path = first.strip_prefix("# ")?;
+            path.ends_with(".sources").then(|| path.to_string())
+        })
+        .expect("a .sources file");
+    let file = server.path(&sources);
+    let content = fs::read_to_string(&file).expect(".sources");
+    let content = content.replace(&served, &format!("http://127.0.0.1:{}", nginx.port));
+    fs::File::create(&file)
+        .and_then(|mut handle| handle.write_all(content.as_bytes()))
+        .expect(".sources");
+    update(&server);
+    every_quick_publication_reaches_apt(
+        "nginx",
+        &server,
+        &release.repository.directory,
+        &|arguments| {
+            release.repository.run(arguments);
+        },
+    );
+}
+
+/// The store scenario: a repository with an automatic target on `s3`.
+fn through_store(s3: &S3, scenario: &str, extra: &str) {
+    let Some(server) = Server::new(scenario) else {
+        return;
+    };
+    let prefix = "quick";
+    let repo = Repo::new(s3, prefix, &format!("automatic = true\n{extra}"));
+    repo.add(0);
+    repo.run(&["promote", "hello", "1.0", "--to", "staging"]);
+    repo.run(&["promote", "hello", "1.0", "--to", "production"]);
+    repo.add(1);
+    repo.run(&["promote", "hello", "1.1", "--to", "staging"]);
+    subscribe(&server, &repo, s3, prefix, "production");
+    update(&server);
+    every_quick_publication_reaches_apt(scenario, &server, &repo.root, &|arguments| {
+        repo.run(arguments);
+    });
+}
+
+#[test]
+fn quick_publications_reach_apt_through_a_moto_bucket() {
+    let Some(s3) = S3::moto("quick publications through moto") else {
+        return;
+    };
+    through_store(&s3, "quick-moto", "");
+}
+
+#[test]
+fn quick_publications_reach_apt_through_a_garage_bucket() {
+    let Some(s3) = S3::garage("quick publications through Garage") else {
+        return;
+    };
+    // Garage ignores If-None-Match: one writer, by the target's opt-out.
+    through_store(&s3, "quick-garage", "conditional_writes = false\n");
+}
