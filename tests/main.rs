@@ -11,6 +11,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod json_contract;
+mod module_graph;
 pub(crate) mod node;
 mod publish;
 mod python;

@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use super::{Content, Entry};
+use super::entry::{Content, Entry};
 
 /// How many bytes of files one batch reads into memory (per thread).
 const BATCH_BYTES: u64 = 16 << 20;

@@ -488,9 +488,9 @@ mod tests {
     fn raw_deb(
         path: &std::path::Path,
         control: &str,
-        compression: Option<crate::cli::Compression>,
+        compression: Option<crate::deb::compress::Compression>,
     ) {
-        use crate::cli::Compression;
+        use crate::deb::compress::Compression;
         use crate::deb::compress::{compress_bytes, extension, Settings};
         use crate::deb::tar::TarWriter;
         let settings = |compression| Settings {
@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn our_reader_agrees_with_dpkg_deb_on_every_compression() {
-        use crate::cli::Compression;
+        use crate::deb::compress::Compression;
         let temp = tempfile::tempdir().expect("temp");
         let control = "Package: probe\nVersion: 1:2.0~rc1-3\nArchitecture: amd64\n\
                        Maintainer: T <t@example.org>\nDescription: probe\n two lines\n";

@@ -3,6 +3,7 @@
 //! State lives in SQLite ([`state`]); the published tree (`dists/`, `pool/`) is derived
 //! from it by [`publish`], signed by [`sign`], and served by [`serve`].
 
+pub(crate) mod clock;
 pub(crate) mod commands;
 pub(crate) mod config;
 mod http;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Result;
 use rusqlite::Connection;
@@ -183,23 +183,4 @@ fn unsafe_free_uid() -> u32 {
     fs::metadata("/proc/self")
         .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata))
         .unwrap_or(u32::MAX)
-}
-
-/// Now, in Unix seconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
-}
-
-/// Formats Unix seconds as RFC 3339 UTC (`2026-11-23T13:21:00Z`).
-pub(crate) fn format_time(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|moment| {
-            moment
-                .format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| seconds.to_string())
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
-use super::StagedTree;
+use super::staged::StagedTree;
 use crate::build::manifest::{CommandEnvironment, LoadedManifest};
 use crate::build::runner::Runner;
 use crate::report::Reporter;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::StagedTree;
+use super::staged::StagedTree;
 use crate::build::manifest::{DirEnvironment, LoadedManifest};
 
 /// The source directory is the staged tree: nothing is copied.

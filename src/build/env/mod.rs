@@ -6,23 +6,16 @@ pub(crate) mod dir;
 pub(crate) mod node;
 pub(crate) mod node_abi;
 pub(crate) mod python;
+pub(crate) mod staged;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
+use crate::build::env::staged::StagedTree;
 use crate::build::manifest::{Environment, LoadedManifest};
 use crate::build::runner::Runner;
 use crate::report::Reporter;
-
-/// What an environment kind produced.
-#[derive(Debug)]
-pub(crate) struct StagedTree {
-    /// The directory whose contents become the release directory.
-    pub(crate) root: PathBuf,
-    /// Packages the environment itself needs on the server (`python3.11`).
-    pub(crate) depends: Vec<String>,
-}
 
 /// Stages the manifest's environment with the programs of `runner` (the host, or the
 /// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind

@@ -14,7 +14,8 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
 use super::command::run_streamed;
-use super::{node_abi, StagedTree};
+use super::node_abi;
+use super::staged::StagedTree;
 use crate::build::manifest::{LoadedManifest, NodeEnvironment};
 use crate::build::runner::Runner;
 use crate::report::Reporter;

@@ -22,7 +22,7 @@ use sha2::Digest;
 use walkdir::WalkDir;
 
 use super::command::{run_streamed, CommandFailed};
-use super::StagedTree;
+use super::staged::StagedTree;
 use crate::build::manifest::{LoadedManifest, PythonEnvironment};
 use crate::build::runner::Runner;
 use crate::report::Reporter;

@@ -8,6 +8,7 @@ pub(crate) mod list;
 pub(crate) mod remove_gc;
 pub(crate) mod sources;
 pub(crate) mod stages;
+pub(crate) mod targets;
 pub(crate) mod verify;
 
 use std::path::Path;
@@ -89,7 +90,7 @@ pub(crate) fn run(
             target: Some(target),
         } => {
             let session = Session::begin(root, timeout, reporter)?;
-            crate::repo::targets::commands::publish(&session, &target)
+            targets::publish(&session, &target)
         }
         RepoCommand::Publish { target: None } => {
             let mut session = Session::begin(root, timeout, reporter)?;
@@ -112,7 +113,7 @@ pub(crate) fn run(
         RepoCommand::Verify { target: None } => verify::run(root, reporter),
         RepoCommand::Verify {
             target: Some(target),
-        } => crate::repo::targets::commands::verify(root, &target, reporter),
+        } => targets::verify(root, &target, reporter),
         RepoCommand::ExportKey { binary } => export_key::run(root, binary, reporter),
         RepoCommand::Sources {
             stage,

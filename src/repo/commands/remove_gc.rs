@@ -20,10 +20,11 @@ use serde_json::json;
 
 use crate::debian::version;
 use crate::naming::distribution::suite_of;
+use crate::repo::clock::now;
 use crate::repo::commands::stages::resolve_version;
 use crate::repo::pool;
 use crate::repo::publish::served::served_pool_files;
-use crate::repo::session::{now, who, Session};
+use crate::repo::session::{who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 use crate::repo::suites;
 

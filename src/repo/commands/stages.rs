@@ -18,8 +18,9 @@ use rusqlite::Connection;
 use crate::debian::version;
 use crate::naming::distribution::suite_of;
 use crate::naming::Distribution;
+use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
-use crate::repo::session::{now, who, Session};
+use crate::repo::session::{who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 use crate::repo::suites::{self, Suite};
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::repo::clock::{format_time, now};
 use crate::repo::lock::LockError;
-use crate::repo::session::{format_time, now};
 use crate::repo::targets::store::{Conditional, Store};
 use crate::report::Reporter;
 

@@ -11,7 +11,6 @@
 //! `[retention] generations` more publications of the target and its grace period,
 //! since clients and caches in front of the store may still hold an `InRelease` naming it.
 
-pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod credentials;
 pub(crate) mod lock;
@@ -29,9 +28,9 @@ use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
 use crate::repo::publish::later_second;
-use crate::repo::session::now;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::StoreLock;
 use crate::repo::targets::plan::{Class, LocalObject};

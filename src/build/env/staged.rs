@@ -1,0 +1,13 @@
+//! What every environment kind produces, apart from the dispatch in `env/mod.rs`, so
+//! that the kinds and the dispatcher do not import each other.
+
+use std::path::PathBuf;
+
+/// What an environment kind produced.
+#[derive(Debug)]
+pub(crate) struct StagedTree {
+    /// The directory whose contents become the release directory.
+    pub(crate) root: PathBuf,
+    /// Packages the environment itself needs on the server (`python3.11`).
+    pub(crate) depends: Vec<String>,
+}
