@@ -6,7 +6,7 @@
 //! publication's `InRelease`, byte for byte, and see its version as the candidate.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::apt::{update, Release, TO_PRODUCTION};
 use super::harness::{can_run, Server};
 use super::object_store::subscribe;
+use crate::support::http;
 use crate::support::s3::{free_port, S3};
 use crate::targets::Repo;
 
@@ -92,51 +93,6 @@ fn parse_http_date(text: &str) -> i64 {
     days * 86_400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
 }
 
-/// GETs `path` under `base` (`http://host:port[/prefix]`, reached on 127.0.0.1 with the
-/// base's host in the Host header) as a client does; returns the body and Last-Modified.
-fn fetch(base: &str, path: &str) -> (Vec<u8>, i64) {
-    let rest = base.strip_prefix("http://").expect("an http base URL");
-    let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let port: u16 = authority
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-        .expect("a port in the base URL");
-    let full = if prefix.is_empty() {
-        format!("/{path}")
-    } else {
-        format!("/{prefix}/{path}")
-    };
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {full} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("response");
-    let split = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .expect("end of the header");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    assert!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "GET {full}:\n{head}"
-    );
-    let modified = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("last-modified")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("GET {full} has no Last-Modified:\n{head}"));
-    (response[split + 4..].to_vec(), parse_http_date(&modified))
-}
-
 /// Runs pairs of publications of production through `publish`: `promote 1.1`, fetched
 /// at once by a client of `base` as apt would (apt's copy of `InRelease` becomes those
 /// bytes, dated by their Last-Modified, which is how apt keeps it), then at once
@@ -158,7 +114,14 @@ fn every_quick_publication_reaches_apt(
         pairs += 1;
         start_of_a_second();
         publish(&["promote", "hello", "1.1", "--to", "production"]);
-        let (bytes, modified) = fetch(base, "dists/production/InRelease");
+        let answer = http::get(base, "dists/production/InRelease");
+        assert_eq!(answer.status, 200, "{what}: GET InRelease");
+        let modified = parse_http_date(
+            answer
+                .header("last-modified")
+                .unwrap_or_else(|| panic!("{what}: InRelease has no Last-Modified")),
+        );
+        let bytes = answer.body;
         assert!(
             bytes == fs::read(&local).expect("local InRelease"),
             "{what}: the served InRelease is not the one just published"

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub(crate) mod apt;
+pub(crate) mod http;
 pub(crate) mod s3;
 pub(crate) mod schema;
 

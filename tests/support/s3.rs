@@ -344,45 +344,8 @@ impl S3 {
     /// An anonymous GET of `path` under the bucket (as apt makes it): status, headers
     /// (lower-case names) and body.
     pub fn get(&self, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let base = self.http_base.strip_prefix("http://").expect("http base");
-        let (authority, base_path) = base.split_once('/').unwrap_or((base, ""));
-        let port: u16 = authority
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok())
-            .expect("port in the base URL");
-        let full = if base_path.is_empty() {
-            format!("/{path}")
-        } else {
-            format!("/{base_path}/{path}")
-        };
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        write!(
-            stream,
-            "GET {full} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).expect("response");
-        let split = response
-            .windows(4)
-            .position(|window| window == b"\r\n\r\n")
-            .expect("end of headers");
-        let head = String::from_utf8_lossy(&response[..split]).into_owned();
-        let body = response[split + 4..].to_vec();
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|code| code.parse().ok())
-            .expect("status");
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            .collect();
-        (status, headers, body)
+        let answer = super::http::get(&self.http_base, path);
+        (answer.status, answer.headers, answer.body)
     }
 }
 
