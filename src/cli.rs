@@ -120,8 +120,11 @@ pub enum RepoCommand {
         /// A build manifest written by `debstage build` instead of files.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Allow adding to a stage after the first (the history records it as a skip).
+        #[arg(long)]
+        skip: bool,
     },
-    /// Promote an application version to the next stage (or to --to).
+    /// Promote an application version to the next stage (or to STAGE).
     Promote {
         /// The application.
         app: String,
@@ -129,8 +132,12 @@ pub enum RepoCommand {
         // The id differs from the name: `version` is clap's own `--version` flag.
         #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
-        /// The stage to promote to.
-        #[arg(long)]
+        /// The stage to promote to (the stage after the one the version is in, when
+        /// omitted).
+        #[arg(value_name = "STAGE")]
+        stage: Option<String>,
+        /// The same as the STAGE argument.
+        #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
         to: Option<String>,
         /// Allow promoting past stages the version is not in (history records a skip).
         #[arg(long)]
@@ -158,9 +165,6 @@ pub enum RepoCommand {
     List {
         /// Only this stage's suite.
         stage: Option<String>,
-        /// The same as the STAGE argument (the older spelling).
-        #[arg(long = "stage", hide = true, conflicts_with = "stage")]
-        stage_option: Option<String>,
     },
     /// Show which version of an application is in which stage.
     Show {
@@ -181,9 +185,6 @@ pub enum RepoCommand {
         version: String,
         /// Only from this stage's suite.
         stage: Option<String>,
-        /// The same as the STAGE argument (the older spelling).
-        #[arg(long = "stage", hide = true, conflicts_with = "stage")]
-        stage_option: Option<String>,
     },
     /// Remove old versions that no stage points to.
     Gc {
@@ -210,14 +211,16 @@ pub enum RepoCommand {
         #[arg(long)]
         binary: bool,
     },
-    /// Print the apt source and pin file a server of this stage needs.
+    /// Print what a server of this stage needs: how to install the key, and the deb822
+    /// source (the apt pin comes with the stage package itself).
     Sources {
         /// The stage.
         stage: String,
         /// The URL the server reaches the repository at.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// The application whose stage package is pinned (every application when omitted).
+        /// The application the server runs (named in the install command; every
+        /// application of the stage when omitted).
         #[arg(long)]
         app: Option<String>,
         /// The distribution of the servers (codename): its suite of the stage

@@ -39,9 +39,11 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
 /// [`Failure`]. A closed stdout (`debstage repo list | head`) is success.
 pub fn finish(result: Result<()>, reporter: &Reporter) -> ExitCode {
     let Err(error) = result else {
+        reporter.finish();
         return ExitCode::SUCCESS;
     };
     if report::is_broken_pipe(&error) {
+        reporter.finish();
         return ExitCode::SUCCESS;
     }
     let failure = failure_of(&error);
@@ -51,6 +53,31 @@ pub fn finish(result: Result<()>, reporter: &Reporter) -> ExitCode {
         .map(|located| (located.file.display().to_string(), located.key.clone()));
     reporter.error(&error, failure, location);
     ExitCode::from(failure.exit_code())
+}
+
+/// Reports a command line clap refused: help and version requests print as clap says
+/// and succeed; a usage error is the user's input (exit 1), printed as clap words it, or
+/// with `--format json` anywhere on the line as the error object.
+pub fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let arguments: Vec<String> = std::env::args().collect();
+    let json = arguments
+        .windows(2)
+        .any(|pair| pair[0] == "--format" && pair[1] == "json")
+        || arguments.iter().any(|argument| argument == "--format=json");
+    if json {
+        Reporter::new(false, report::Format::Json).usage_error(&error.render().to_string());
+    } else {
+        let _ = error.print();
+    }
+    ExitCode::from(Failure::Input.exit_code())
 }
 
 /// The kind of failure an error is, from the typed errors callers act on.

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,11 +22,17 @@ pub enum Format {
 pub struct InternalError(pub String);
 
 /// Prints results, messages and progress for one command.
+///
+/// With `--format json` stderr carries exactly one JSON object or nothing: progress
+/// messages are left out (the document on stdout says what was done), and warnings are
+/// kept to go into that object (the error object, or `{"warnings": [...]}` after a
+/// success, see [`Reporter::finish`]).
 #[derive(Debug, Clone)]
 pub struct Reporter {
     quiet: bool,
     format: Format,
     terminal: bool,
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Reporter {
@@ -35,6 +42,7 @@ impl Reporter {
             quiet,
             format,
             terminal: std::io::stderr().is_terminal(),
+            warnings: Arc::default(),
         }
     }
 
@@ -44,19 +52,47 @@ impl Reporter {
             quiet: true,
             format: Format::Text,
             terminal: false,
+            warnings: Arc::default(),
         }
     }
 
     /// A progress message on stderr ("Building shop 1.4.2"), unless quiet.
     pub fn status(&self, message: impl AsRef<str>) {
-        if !self.quiet {
+        if !self.quiet && self.format == Format::Text {
             eprintln!("{}", message.as_ref());
         }
     }
 
-    /// A warning on stderr; shown even when quiet.
+    /// A warning on stderr; shown even when quiet. With `--format json` it is kept for
+    /// the one object stderr gets at the end.
     pub fn warn(&self, message: impl AsRef<str>) {
+        if self.format == Format::Json {
+            if let Ok(mut warnings) = self.warnings.lock() {
+                warnings.push(message.as_ref().to_string());
+            }
+            return;
+        }
         eprintln!("warning: {}", message.as_ref());
+    }
+
+    /// The warnings kept so far (`--format json`).
+    fn kept_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|warnings| warnings.clone())
+            .unwrap_or_default()
+    }
+
+    /// After a command that succeeded: with `--format json`, the warnings it gave as one
+    /// object on stderr (`{"schema_version": 1, "warnings": [...]}`), if there were any.
+    pub fn finish(&self) {
+        let warnings = self.kept_warnings();
+        if self.format == Format::Json && !warnings.is_empty() {
+            eprintln!(
+                "{}",
+                serde_json::json!({"schema_version": SCHEMA_VERSION, "warnings": warnings})
+            );
+        }
     }
 
     /// The final error of a command on stderr: a line with its chain of causes, or with
@@ -78,6 +114,10 @@ impl Reporter {
                 object["error"]["file"] = file.into();
                 object["error"]["key"] = key.into();
             }
+            let warnings = self.kept_warnings();
+            if !warnings.is_empty() {
+                object["warnings"] = warnings.into();
+            }
             eprintln!("{object}");
             return;
         }
@@ -86,6 +126,27 @@ impl Reporter {
             text.push_str(&format!("\n  caused by: {cause}"));
         }
         eprintln!("{text}");
+    }
+
+    /// A command line that was refused, as the error object (`kind` `input`): its
+    /// first line is the message, the usage and hint lines that follow are the causes.
+    pub fn usage_error(&self, rendered: &str) {
+        let mut lines = rendered
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty());
+        let message = lines
+            .next()
+            .map(|line| line.trim_start_matches("error:").trim().to_string())
+            .unwrap_or_else(|| "the command line is not valid".to_string());
+        let causes: Vec<String> = lines.map(ToString::to_string).collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
+                "error": {"kind": Failure::Input, "message": message, "causes": causes},
+            })
+        );
     }
 
     /// Whether results are printed as JSON (`--format json`), for the few commands whose
@@ -127,7 +188,7 @@ impl Reporter {
     /// A progress bar over `total` bytes, drawn only when stderr is a terminal and the
     /// command is not quiet.
     pub fn progress_bytes(&self, total: u64, message: &str) -> ProgressBar {
-        if self.quiet || !self.terminal {
+        if self.quiet || !self.terminal || self.format == Format::Json {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(total);
@@ -142,7 +203,7 @@ impl Reporter {
 
     /// A progress bar over `total` steps, drawn only when stderr is a terminal.
     pub fn progress(&self, total: u64, message: &str) -> ProgressBar {
-        if self.quiet || !self.terminal {
+        if self.quiet || !self.terminal || self.format == Format::Json {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(total);

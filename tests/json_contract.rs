@@ -80,6 +80,7 @@ fn every_schema_is_a_valid_draft_2020_12_schema_and_documented() {
         "repo-verify",
         "repo-publish-target",
         "repo-verify-target",
+        "warnings",
     ]
     .iter()
     .map(|name| name.to_string())
@@ -299,10 +300,7 @@ fn changes_and_no_ops_print_their_result() {
     assert_eq!(again["to"], "1.0-1");
 
     // 1.0 is listed in test but test points to 1.1.
-    let removed = json(
-        &story,
-        &["repo", "remove", "hello", "1.0", "--stage", "test"],
-    );
+    let removed = json(&story, &["repo", "remove", "hello", "1.0", "test"]);
     assert_eq!(removed["stage"], "test", "{removed}");
     assert_eq!(removed["changed"], true);
 
@@ -342,4 +340,84 @@ fn errors_carry_their_kind_and_exit_code() {
     let conflict = error(&story, 4, &["repo", "add", "--manifest", &manifest]);
     assert_eq!(conflict["error"]["kind"], "conflict", "{conflict}");
     schema::assert_valid("error", &conflict);
+}
+
+/// Runs debstage with `arguments` (no repository needed); gives the exit code and stderr.
+fn run_plain(arguments: &[&str]) -> (Option<i32>, String) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let output = crate::support::debstage()
+        .current_dir(directory.path())
+        .args(arguments)
+        .output()
+        .expect("debstage runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A command line clap refuses is the user's input: exit 1, never 2 (which is kept for
+/// bugs); with `--format json` anywhere on the line, stderr is the one error object.
+#[test]
+fn usage_errors_exit_1_and_are_one_object_in_json() {
+    for arguments in [
+        &["repo", "promote"][..],
+        &["repo", "frobnicate"],
+        &["build", "--no-such-option"],
+        &["repo", "list", "--stage", "test"],
+    ] {
+        let (code, text) = run_plain(arguments);
+        assert_eq!(code, Some(1), "{arguments:?}: {text}");
+        assert!(text.starts_with("error: "), "{arguments:?}: {text}");
+        let mut json = vec!["--format", "json"];
+        json.extend_from_slice(arguments);
+        let (code, text) = run_plain(&json);
+        assert_eq!(code, Some(1), "{json:?}: {text}");
+        let object: Value = serde_json::from_str(&text).unwrap_or_else(|error| {
+            panic!("{json:?}: stderr is not one JSON object ({error}): {text}")
+        });
+        schema::assert_valid("error", &object);
+        assert_eq!(object["error"]["kind"], "input", "{object}");
+        // After the verb as well.
+        let mut after = arguments.to_vec();
+        after.extend_from_slice(&["--format", "json"]);
+        let (code, text) = run_plain(&after);
+        assert_eq!(code, Some(1), "{after:?}: {text}");
+        let object: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("{after:?}: not one JSON object ({error}): {text}"));
+        schema::assert_valid("error", &object);
+    }
+    assert_eq!(run_plain(&["--help"]).0, Some(0));
+    assert_eq!(run_plain(&["--version"]).0, Some(0));
+    assert_eq!(run_plain(&["repo", "promote", "--help"]).0, Some(0));
+}
+
+/// A command that succeeds with a warning prints it, with `--format json`, as the one
+/// object on stderr; its progress messages are left out.
+#[test]
+fn warnings_are_the_one_object_on_stderr_in_json() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let key = directory.path().join("key.asc");
+    // A secret key file others can read: `repo init --key` warns about it.
+    let first = directory.path().join("first");
+    let (code, text) = run_plain(&["repo", "--repo", &first.display().to_string(), "init"]);
+    assert_eq!(code, Some(0), "{text}");
+    std::fs::copy(first.join("private/signing-key.asc"), &key).expect("copy the key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("mode");
+    let second = directory.path().join("second").display().to_string();
+    let key = key.display().to_string();
+    let (code, text) = run_plain(&[
+        "--format", "json", "repo", "--repo", &second, "init", "--key", &key,
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let object: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("stderr is not one JSON object ({error}): {text}"));
+    schema::assert_valid("warnings", &object);
+    assert!(
+        object["warnings"][0]
+            .as_str()
+            .is_some_and(|warning| warning.contains("can be read by others")),
+        "{object}"
+    );
 }

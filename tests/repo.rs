@@ -305,7 +305,7 @@ fn stages_follow_add_promote_and_rollback() {
 
     // Each suite lists the stage package once, at the version the stage points to, and
     // keeps every payload it received.
-    let production = repo.json(&["list", "--stage", "production"]);
+    let production = repo.json(&["list", "production"]);
     let mut listed: Vec<(String, String)> = production["packages"]
         .as_array()
         .expect("array")
@@ -399,7 +399,7 @@ fn refused_promotions_and_rollbacks_change_nothing() {
         path_str(&repo.build("shop", "2.1", "y")),
     ]);
     // 2.0 leaves test: no stage before staging or production holds it any more.
-    repo.ok(&["remove", "shop", "2.0", "--stage", "test"]);
+    repo.ok(&["remove", "shop", "2.0", "test"]);
     let before = repo.snapshot();
 
     let error = repo.fails(&["promote", "shop", "2.0", "--to", "staging"]);
@@ -574,6 +574,28 @@ fn a_second_writer_waits_for_the_lock_or_times_out() {
             && error.contains("still held"),
         "{error}"
     );
+    // With --format json stderr is the one error object, the waiting line left out.
+    let output = repo
+        .command(&[
+            "--format",
+            "json",
+            "--lock-timeout",
+            "1s",
+            "add",
+            "--manifest",
+            path_str(&manifest),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(3));
+    let object: Value = serde_json::from_slice(&output.stderr).unwrap_or_else(|error| {
+        panic!(
+            "stderr is not one JSON object ({error}):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(object["error"]["kind"], "lock_held", "{object}");
+    crate::support::schema::assert_valid("error", &object);
     // Readers are not blocked.
     repo.ok(&["list"]);
 
@@ -608,10 +630,10 @@ fn remove_and_gc_keep_what_stages_point_to() {
     repo.ok(&["promote", "app", "1.0"]);
     let error = repo.fails(&["remove", "app", "1.2"]);
     assert!(error.contains("test point(s) to it"), "{error}");
-    let error = repo.fails(&["remove", "app", "1.0", "--stage", "staging"]);
+    let error = repo.fails(&["remove", "app", "1.0", "staging"]);
     assert!(error.contains("staging point(s) to it"), "{error}");
 
-    repo.ok(&["remove", "app", "1.1", "--stage", "test"]);
+    repo.ok(&["remove", "app", "1.1", "test"]);
     let test: Vec<String> = repo.json(&["show", "app"])["stages"][0]["listed"]
         .as_array()
         .expect("array")
@@ -695,7 +717,7 @@ fn what_debstage_build_writes_goes_through_the_stages() {
     repo.ok(&["promote", "hello", "3.0"]);
     let some = Some("3.0-1".to_string());
     assert_eq!(repo.currents("hello"), vec![some.clone(), some, None]);
-    let production = repo.json(&["list", "--stage", "staging"]);
+    let production = repo.json(&["list", "staging"]);
     let names: Vec<&str> = production["packages"]
         .as_array()
         .expect("array")
@@ -781,7 +803,7 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
     assert_eq!(last["stage"], "production", "{history}");
     let some = Some("4.0~rc1-1".to_string());
     assert_eq!(repo.currents("hello"), vec![some.clone(), None, some]);
-    let listed = repo.json(&["list", "--stage", "production"]);
+    let listed = repo.json(&["list", "production"]);
     let names: Vec<&str> = listed["packages"]
         .as_array()
         .expect("array")
@@ -1230,7 +1252,7 @@ fn a_release_built_on_the_host_and_for_a_distribution() {
         "{rolled}"
     );
     // The host build by its full version: only its own suites.
-    let error = repo.fails(&["remove", "shop", "2.0-1", "--stage", "staging"]);
+    let error = repo.fails(&["remove", "shop", "2.0-1", "staging"]);
     assert!(error.contains("staging point(s) to it"), "{error}");
     let shown = repo.ok(&["show", "shop"]);
     assert!(
@@ -1290,4 +1312,48 @@ fn distribution_suites_are_owed_published_and_verified() {
         error.contains("dists/trixie-production: lists shop-1.0 1.0-1+deb12, a build for bookworm"),
         "{error}"
     );
+}
+
+#[test]
+fn an_add_past_the_first_stage_takes_skip_and_is_recorded_as_one() {
+    let repo = TestRepo::new();
+    let manifest = repo.build("shop", "3.0", "s");
+    let before = repo.snapshot();
+    let error = repo.fails(&["add", "staging", "--manifest", path_str(&manifest)]);
+    assert!(
+        error.contains("packages enter the repository in the first stage, test")
+            && error.contains("--skip")
+            && error.contains("debstage repo promote"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+    // A stage misspelt is named as such, not as a file that cannot be read.
+    let error = repo.fails(&["add", "prod", "--manifest", path_str(&manifest)]);
+    assert!(
+        error.contains("repo add prod: no such stage (the stages are test, staging, production)"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+
+    repo.ok(&[
+        "add",
+        "staging",
+        "--skip",
+        "--manifest",
+        path_str(&manifest),
+    ]);
+    let history = repo.json(&["history", "shop"]);
+    let actions: Vec<(&str, &str)> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| {
+            (
+                entry["action"].as_str().expect("action"),
+                entry["stage"].as_str().expect("stage"),
+            )
+        })
+        .collect();
+    assert_eq!(actions, [("add-skip", "staging")], "{history}");
+    crate::support::schema::assert_valid("repo-history", &history);
 }

@@ -194,7 +194,7 @@ fn changes_and_refusals_say_what_happened() {
         );
         insta::assert_snapshot!(
             "repo_list_unknown_stage",
-            story.shown(&["repo", "list", "--stage", "prod"])
+            story.shown(&["repo", "list", "prod"])
         );
         let manifest = story
             .out
@@ -357,7 +357,6 @@ fn options_and_stages_are_given_the_same_way_everywhere() {
             "json",
             "repo",
             "list",
-            "--stage",
             "production",
             "--repo",
             &repo,

@@ -79,8 +79,9 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<Vec<Bui
         text.push_str(&build_text);
         documents.push(document);
     }
+    // `--target all` asks for a list, and gets one even when the list holds one build.
     let document = match documents.as_slice() {
-        [single] => single.clone(),
+        [single] if options.target.as_deref() != Some("all") => single.clone(),
         // data() adds the schema version.
         _ => serde_json::json!({ "builds": documents }),
     };

@@ -178,6 +178,9 @@ pub(crate) enum Action {
     Add,
     /// `repo promote` moved a version to the next stage.
     Promote,
+    /// `repo add --skip` put a version into a stage after the first.
+    #[serde(rename = "add-skip")]
+    AddSkipping,
     /// `repo promote --skip` moved a version past a stage it was not in.
     #[serde(rename = "promote-skip")]
     PromoteSkipping,
@@ -194,6 +197,7 @@ impl Action {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Add => "add",
+            Action::AddSkipping => "add-skip",
             Action::Promote => "promote",
             Action::PromoteSkipping => "promote-skip",
             Action::Rollback => "rollback",
@@ -205,6 +209,7 @@ impl Action {
     fn from_column(text: &str) -> rusqlite::Result<Action> {
         [
             Action::Add,
+            Action::AddSkipping,
             Action::Promote,
             Action::PromoteSkipping,
             Action::Rollback,

@@ -119,9 +119,11 @@ pub(crate) fn run(
     reporter: &Reporter,
     arguments: &[String],
     manifest: Option<&Path>,
+    skip: bool,
 ) -> Result<()> {
     let config = Repository::open(root)?.config;
     let (stage, inputs) = inputs(&config, arguments, manifest)?;
+    let skipping = first_stage_or_skip(&config, &stage, skip)?;
     let limits = config.limits.unpack_limits()?;
     let checked = check_all(&config, inputs, limits, reporter)?;
     crate::fault::point("add-checked");
@@ -129,7 +131,7 @@ pub(crate) fn run(
     let mut session = Session::begin(root, lock_timeout, reporter)?;
     let candidates = stage_all(&session.repository.root, checked, reporter)?;
     crate::fault::point("add-staged");
-    let recorded = match record(&mut session, &stage, &candidates) {
+    let recorded = match record(&mut session, &stage, skipping, &candidates) {
         Ok(recorded) => recorded,
         Err(error) => {
             discard(&candidates);
@@ -258,6 +260,32 @@ fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
     Ok(())
 }
 
+/// Whether an add into `stage` skips stages: an add into any stage but the first puts a
+/// build there that no earlier stage has seen, so it takes `--skip` (and the history
+/// records it as `add-skip`).
+fn first_stage_or_skip(config: &RepoConfig, stage: &str, skip: bool) -> Result<bool> {
+    let first = &config.stages[0];
+    if stage == first {
+        return Ok(false);
+    }
+    if !skip {
+        let before: Vec<&str> = config
+            .stages
+            .iter()
+            .take_while(|earlier| *earlier != stage)
+            .map(String::as_str)
+            .collect();
+        bail!(
+            "repo add {stage}: packages enter the repository in the first stage, {first}; an \
+             add to {stage} would skip {}. Add to {first} and promote (`debstage repo promote \
+             APP VERSION {stage}`), or pass --skip to add to {stage} anyway (the history \
+             records it as add-skip)",
+            before.join(" and ")
+        );
+    }
+    Ok(true)
+}
+
 /// Splits the arguments into the stage and the files (or the manifest's files).
 fn inputs(
     config: &RepoConfig,
@@ -272,6 +300,20 @@ fn inputs(
     } else {
         (config.stages[0].clone(), arguments)
     };
+    // A first word that is neither a file nor a stage, followed by more words or given
+    // with a manifest, is a stage misspelt: say so rather than that it cannot be read.
+    if let Some(first) = arguments.first().filter(|_| !first_is_stage) {
+        let looks_like_stage = !Path::new(first).exists()
+            && !first.contains('/')
+            && !first.ends_with(".deb")
+            && (arguments.len() > 1 || manifest.is_some());
+        if looks_like_stage {
+            bail!(
+                "repo add {first}: no such stage (the stages are {}) and no such file",
+                config.stages.join(", ")
+            );
+        }
+    }
     match manifest {
         Some(manifest) => {
             if !files.is_empty() {
@@ -538,7 +580,12 @@ struct Recorded {
 type Moved = HashMap<(String, Option<String>), (Option<String>, String)>;
 
 /// Records the candidates in one transaction, with the publication the stage now owes.
-fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> Result<Recorded> {
+fn record(
+    session: &mut Session<'_>,
+    stage: &str,
+    skipping: bool,
+    candidates: &[Candidate],
+) -> Result<Recorded> {
     let transaction = session.connection.transaction()?;
     let time = now();
     let mut outcomes = Vec::with_capacity(candidates.len());
@@ -559,7 +606,12 @@ fn record(session: &mut Session<'_>, stage: &str, candidates: &[Candidate]) -> R
         changed |= listed;
         outcomes.push(outcome);
     }
-    record_moves(&transaction, stage, time, moved)?;
+    let action = if skipping {
+        Action::AddSkipping
+    } else {
+        Action::Add
+    };
+    record_moves(&transaction, stage, action, time, moved)?;
     for suite in &changed_suites {
         state::owe_publication(&transaction, suite)?;
     }
@@ -708,7 +760,13 @@ fn insert(
 }
 
 /// One line of history per application whose pointer in the stage moved.
-fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) -> Result<()> {
+fn record_moves(
+    transaction: &Connection,
+    stage: &str,
+    action: Action,
+    time: i64,
+    moved: Moved,
+) -> Result<()> {
     let who = who();
     let mut apps: Vec<_> = moved.into_iter().collect();
     apps.sort();
@@ -718,7 +776,7 @@ fn record_moves(transaction: &Connection, stage: &str, time: i64, moved: Moved) 
             &HistoryEntry {
                 time,
                 who: who.clone(),
-                action: Action::Add,
+                action,
                 app,
                 stage: Some(stage.to_string()),
                 distribution,

@@ -50,17 +50,27 @@ pub(crate) fn run(
         RepoCommand::Add {
             arguments,
             manifest,
-        } => add::run(root, timeout, reporter, &arguments, manifest.as_deref()),
+            skip,
+        } => add::run(
+            root,
+            timeout,
+            reporter,
+            &arguments,
+            manifest.as_deref(),
+            skip,
+        ),
         RepoCommand::Promote {
             app,
             version,
+            stage,
             to,
             skip,
             dist,
         } => {
             let dist = suites::parse_distribution(dist.as_deref())?;
             let mut session = Session::begin(root, timeout, reporter)?;
-            stages::promote(&mut session, &app, &version, to.as_deref(), skip, dist)
+            let stage = stage.or(to);
+            stages::promote(&mut session, &app, &version, stage.as_deref(), skip, dist)
         }
         RepoCommand::Rollback {
             app,
@@ -76,10 +86,8 @@ pub(crate) fn run(
             app,
             version,
             stage,
-            stage_option,
         } => {
             let mut session = Session::begin(root, timeout, reporter)?;
-            let stage = stage.or(stage_option);
             remove_gc::remove(&mut session, &app, &version, stage.as_deref())
         }
         RepoCommand::Gc { keep } => {
@@ -104,10 +112,7 @@ pub(crate) fn run(
             reporter.status(format!("published {} suite(s)", all.len()));
             Ok(())
         }
-        RepoCommand::List {
-            stage,
-            stage_option,
-        } => list::list(root, stage.or(stage_option).as_deref(), reporter),
+        RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
         RepoCommand::Show { app } => list::show(root, &app, reporter),
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
         RepoCommand::Verify { target: None } => verify::run(root, reporter),
