@@ -1,11 +1,11 @@
 //! Hostile HTTP clients against `debstage repo serve`, run as its own process so that its
 //! memory can be read from /proc: slow readers, slowloris heads and idle sockets hold
-//! connections while normal clients (another loopback address) must still get every
-//! answer quickly. Each test prints its figures (`--nocapture` shows them).
+//! connections while normal clients must still get every answer quickly. Each test
+//! prints its figures (`--nocapture` shows them).
 //!
-//! Every client socket binds a loopback address of its own before it connects (the whole
-//! of 127/8 is loopback on Linux), so the server sees the attackers and the normal
-//! clients as different client addresses, as it would on a network.
+//! Every client socket binds 127.0.0.1 or 127.0.0.2 before it connects (the whole of
+//! 127/8 is loopback on Linux), so the server sees two client addresses, as it would on
+//! a network.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
@@ -17,12 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::faults::Repo;
 
-/// The address the normal clients come from.
+/// The address the normal clients come from, and the slow readers: 64 busy connections
+/// beside them make the normal clients' address no better treated than any other.
 const NORMAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-/// The address of the slow readers and of the idle sockets.
-const READERS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-/// The address of the slowloris connections.
-const LORIS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+/// The address of the slowloris connections and of the idle sockets. 256 slowloris
+/// connections are exactly the server's limit per client address, so all are held.
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// The pool file the slow readers ask for: far larger than their socket buffers.
 const LARGE_DEB: &str = "pool/main/l/load/load_1.0-1_amd64.deb";
@@ -168,7 +168,7 @@ fn slow_readers(
     std::thread::spawn(move || {
         let mut streams: Vec<Option<TcpStream>> = (0..count)
             .map(|_| {
-                let mut stream = connect_from(READERS, server).ok()?;
+                let mut stream = connect_from(NORMAL, server).ok()?;
                 write!(stream, "GET /{LARGE_DEB} HTTP/1.1\r\nHost: repo\r\n\r\n").ok()?;
                 stream.set_nonblocking(true).ok()?;
                 Some(stream)
@@ -205,7 +205,7 @@ fn slowloris(
     std::thread::spawn(move || {
         let mut streams: Vec<Option<TcpStream>> = (0..count)
             .map(|_| {
-                let mut stream = connect_from(LORIS, server).ok()?;
+                let mut stream = connect_from(ATTACKER, server).ok()?;
                 stream
                     .write_all(b"GET /dists/test/Release HTTP/1.1\r\nHost: repo\r\n")
                     .ok()?;
@@ -312,7 +312,7 @@ fn a_thousand_idle_sockets_from_one_address_do_not_starve_another() {
         let opened = Arc::clone(&opened);
         std::thread::spawn(move || {
             let sockets: Vec<TcpStream> = (0..1000)
-                .filter_map(|_| connect_from(READERS, server).ok())
+                .filter_map(|_| connect_from(ATTACKER, server).ok())
                 .collect();
             opened.store(true, Ordering::SeqCst);
             sockets
@@ -343,7 +343,7 @@ fn a_thousand_idle_sockets_from_one_address_do_not_starve_another() {
         .unwrap_or_default();
     let failed = answers.iter().filter(|(status, _)| *status != 200).count();
     eprintln!(
-        "idle sockets: {} of 1000 opened from {READERS}, {held} still held by the server; \
+        "idle sockets: {} of 1000 opened from {ATTACKER}, {held} still held by the server; \
          {} requests from {NORMAL}: {failed} not answered 200, slowest {slowest:?}; \
          server peak RSS {hwm} KiB",
         sockets.len(),

@@ -64,9 +64,11 @@ const BACKLOG: i32 = 1024;
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Threads of the runtime that runs the connections; files are opened on its blocking
-/// threads, at most [`BLOCKING_THREADS`] at once.
+/// Threads of the runtime that runs the connections.
 const WORKERS: usize = 2;
+
+/// Blocking threads of the runtime at most, which open files (path resolution, the
+/// first bytes); a file's body is read in place (see `answer.rs`).
 const BLOCKING_THREADS: usize = 4;
 
 /// Serves `root` on `addr` (`127.0.0.1:8080`) until the process ends.
