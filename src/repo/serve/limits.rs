@@ -246,11 +246,15 @@ fn take_out(inner: &mut Inner, address: IpAddr, id: u64) -> Option<Arc<Tracker>>
     Some(tracker)
 }
 
-/// An IPv4 client reaching an IPv6 socket (`::ffff:a.b.c.d`) is the same client as over
-/// IPv4.
+/// The client an address stands for. An IPv4 client reaching an IPv6 socket
+/// (`::ffff:a.b.c.d`) is the same client as over IPv4; an IPv6 host is given a whole /64
+/// and may take any address in it, so the /64 is the client.
 fn canonical(address: IpAddr) -> IpAddr {
     match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
         IpAddr::V4(_) => address,
     }
 }
@@ -319,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn mapped_ipv4_is_the_same_client() {
+    fn mapped_ipv4_and_one_ipv6_64_are_one_client() {
         let table = Table::new(Limits {
             total: 10,
             per_client: 1,
@@ -328,5 +332,11 @@ mod tests {
         first.request();
         let mapped: IpAddr = "::ffff:127.0.0.2".parse().expect("address");
         assert!(table.admit(mapped).is_none());
+        let host: IpAddr = "2001:db8:1:2::1".parse().expect("address");
+        table.admit(host).expect("admitted").request();
+        let same_host: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("address");
+        assert!(table.admit(same_host).is_none(), "the same /64");
+        let other_host: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        assert!(table.admit(other_host).is_some(), "another /64");
     }
 }
