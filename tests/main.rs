@@ -10,6 +10,7 @@ mod command;
 mod e2e;
 mod faults;
 mod hostile;
+mod hostile_http;
 mod json_contract;
 mod module_graph;
 pub(crate) mod node;

@@ -1,10 +1,10 @@
-//! The few pieces of HTTP/1.1 that `repo serve` speaks: reading a request head, the
-//! `Range` header (one range of bytes), HTTP dates (`Last-Modified`,
-//! `If-Modified-Since`), and the `Content-Type` of a published file, which publish
-//! targets give their objects too. Pure functions over bytes and numbers; the sockets,
-//! files and the policy of what is served live in [`serve`](super::serve).
+//! The pieces of HTTP that are ours rather than hyper's: the `Range` header (one range
+//! of bytes), HTTP dates (`Last-Modified`, `If-Modified-Since`), and the `Content-Type`
+//! of a published file, which publish targets give their objects too. Pure functions
+//! over bytes and numbers; the server and the policy of what is served live in
+//! [`serve`](super::serve).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
@@ -32,142 +32,6 @@ pub(crate) fn content_type(path: &str, start: &[u8]) -> &'static str {
     } else {
         "application/octet-stream"
     }
-}
-
-/// The largest request head accepted: apt's requests are a few hundred bytes.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
-
-/// The most header fields one request may carry.
-const MAX_FIELDS: usize = 64;
-
-/// One parsed request head.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Request {
-    /// `GET`, `HEAD`, ... as sent.
-    pub(crate) method: String,
-    /// The request target as sent (`/dists/test/InRelease`), still percent-encoded.
-    pub(crate) target: String,
-    /// `HTTP/1.0` keeps no connection alive unless asked; `HTTP/1.1` does unless told not to.
-    pub(crate) keep_alive: bool,
-    /// Bytes of body that follow the head (`Content-Length`), or `None` for a chunked one.
-    pub(crate) body: Option<u64>,
-    fields: Vec<(String, String)>,
-}
-
-impl Request {
-    /// The value of the first field named `name` (case-insensitive), trimmed.
-    pub(crate) fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// Why a request head cannot be answered normally; each maps to one status.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum HeadError {
-    /// Malformed (400).
-    Bad,
-    /// An HTTP version other than 1.0 and 1.1 (505).
-    Version,
-    /// Too large or too many fields (431).
-    TooLarge,
-}
-
-/// The length of the head at the start of `buffer` (through its empty line), if it is
-/// complete.
-pub(crate) fn head_end(buffer: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', buffer).find_map(|at| match buffer.get(at + 1..) {
-        Some([b'\n', ..]) => Some(at + 2),
-        Some([b'\r', b'\n', ..]) => Some(at + 3),
-        _ => None,
-    })
-}
-
-/// Parses a complete head (as found by [`head_end`]). Lines may end in CRLF or LF, as
-/// RFC 9112 allows a recipient to accept.
-pub(crate) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
-    let text = std::str::from_utf8(head).map_err(|_| HeadError::Bad)?;
-    let mut lines = text
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let request_line = lines.next().ok_or(HeadError::Bad)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Bad);
-    };
-    if method.is_empty()
-        || !method.bytes().all(|byte| byte.is_ascii_uppercase())
-        || target.is_empty()
-    {
-        return Err(HeadError::Bad);
-    }
-    let mut keep_alive = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        _ if version.starts_with("HTTP/") => return Err(HeadError::Version),
-        _ => return Err(HeadError::Bad),
-    };
-    let mut fields = Vec::new();
-    for line in lines.take_while(|line| !line.is_empty()) {
-        // A line starting with white space continues the previous one (obs-fold), which
-        // RFC 9112 lets a server reject.
-        if line.starts_with([' ', '\t']) {
-            return Err(HeadError::Bad);
-        }
-        let (name, value) = line.split_once(':').ok_or(HeadError::Bad)?;
-        if name.is_empty() || name.bytes().any(|byte| !byte.is_ascii_graphic()) {
-            return Err(HeadError::Bad);
-        }
-        if fields.len() == MAX_FIELDS {
-            return Err(HeadError::TooLarge);
-        }
-        fields.push((
-            name.to_string(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ));
-    }
-    let mut request = Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        keep_alive,
-        body: Some(0),
-        fields,
-    };
-    if let Some(connection) = request.field("Connection") {
-        for option in connection.split(',').map(str::trim) {
-            if option.eq_ignore_ascii_case("close") {
-                keep_alive = false;
-            } else if option.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    request.keep_alive = keep_alive;
-    let lengths: Vec<&str> = request
-        .fields
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("Content-Length"))
-        .map(|(_, value)| value.as_str())
-        .collect();
-    if request.field("Transfer-Encoding").is_some() {
-        // Both framings at once is how requests are smuggled: refuse it.
-        if !lengths.is_empty() {
-            return Err(HeadError::Bad);
-        }
-        request.body = None;
-    } else if let Some(first) = lengths.first() {
-        if lengths.iter().any(|length| length != first)
-            || !first.bytes().all(|byte| byte.is_ascii_digit())
-        {
-            return Err(HeadError::Bad);
-        }
-        request.body = Some(first.parse().map_err(|_| HeadError::Bad)?);
-    }
-    Ok(request)
 }
 
 /// What a `Range` header asks of a file of a given length.
@@ -318,65 +182,11 @@ pub(crate) fn parse_date(text: &str) -> Option<u64> {
     u64::try_from(stamp).ok()
 }
 
-/// The time left until `deadline`, or `None` once it has passed.
-pub(crate) fn remaining(deadline: std::time::Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(std::time::Instant::now())
-        .filter(|left| !left.is_zero())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn heads_are_parsed_with_their_framing() {
-        let head = b"GET /dists/test/InRelease HTTP/1.1\r\nHost: x\r\nIf-Modified-Since:  Sun, 06 Nov 1994 08:49:37 GMT \r\n\r\n";
-        assert_eq!(head_end(head), Some(head.len()));
-        let request = parse_head(head).unwrap();
-        assert_eq!(request.method, "GET");
-        assert_eq!(request.target, "/dists/test/InRelease");
-        assert!(request.keep_alive);
-        assert_eq!(request.body, Some(0));
-        assert_eq!(
-            request.field("if-modified-since"),
-            Some("Sun, 06 Nov 1994 08:49:37 GMT")
-        );
-        let request = parse_head(b"GET / HTTP/1.0\n\n").unwrap();
-        assert!(!request.keep_alive);
-        let request = parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
-        assert!(!request.keep_alive);
-        let request = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap();
-        assert_eq!(request.body, Some(12));
-        let request = parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert_eq!(request.body, None);
-        for bad in [
-            &b"GET /\r\n\r\n"[..],
-            b"GET  / HTTP/1.1\r\n\r\n",
-            b"get / HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-            b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
-            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ] {
-            assert_eq!(
-                parse_head(bad),
-                Err(HeadError::Bad),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        assert_eq!(
-            parse_head(b"GET / HTTP/2.0\r\n\r\n"),
-            Err(HeadError::Version)
-        );
-        let many: String = (0..100).map(|index| format!("X-{index}: y\r\n")).collect();
-        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert_eq!(parse_head(many.as_bytes()), Err(HeadError::TooLarge));
-    }
 
     #[test]
     fn ranges_follow_rfc_9110() {

@@ -1,58 +1,75 @@
 //! `repo serve`: static HTTP of the published tree, loopback by default.
 //!
-//! One thread per connection, on std sockets (no async runtime, no HTTP crate: `repo
-//! serve` needs GET and HEAD of files, and the protocol pieces it speaks live in
-//! [`http`](super::http)). A client that stops reading holds only its own thread, and
-//! is dropped once it makes no progress for the server's timeout; the number of
-//! connections is capped, beyond which a client gets 503 at once. Responses carry
-//! `Content-Length`, `Last-Modified` and `Accept-Ranges`, and answer `If-Modified-Since`
-//! (304) and a single `Range` (206, 416).
-//!
-//! Only `dists/`, `pool/` and the public key files at the root are served: never
-//! `state.db`, the configuration or the secret key, and no file that holds secret key
-//! material wherever it lies. Every path is checked twice: as requested, and after
-//! symlinks are resolved, so a link cannot lead out of the served directories; the file
-//! is then opened beneath the root with no symlink allowed on the way (`openat2`), so a
-//! link swapped in after the check is not followed either.
+//! HTTP/1.1 comes from hyper, on a small tokio runtime; what is ours lives beside this
+//! file: which files are given out and how they are opened ([`policy`]), the answer to a
+//! request ([`answer`]), and the connections' limits and timeouts ([`limits`]). This
+//! file holds the sockets: accepting, admitting a connection under the limits, running
+//! it until it ends, stalls, idles too long or must give way, and closing it without
+//! losing its last response.
 
-use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod answer;
+mod limits;
+mod policy;
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use anyhow::{Context as _, Result};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-use super::http::{self, HeadError, RangeRequest};
+use self::answer::Payload;
+use self::limits::{Limits, Phase, Table, Tracker};
+use self::policy::ServedTree;
 use crate::report::Reporter;
 
-/// How long a client may make no progress (sending its request, or taking the bytes of
-/// a response) before it is dropped; also how long an idle kept-alive connection stays.
+/// How long a client may make no progress (sending its request head, or taking
+/// [`limits::PROGRESS`] bytes of a response) before it is dropped; also how long an idle
+/// kept-alive connection stays.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connections served at once; each holds one thread. Far above what a fleet of apt
-/// clients needs behind one repository host, far below what exhausts threads or files.
-const MAX_CONNECTIONS: usize = 512;
+/// Connections open at once. Each costs a socket and a few KiB; the bound keeps the
+/// server within its file descriptors (it is lowered to fit `RLIMIT_NOFILE`).
+const MAX_CONNECTIONS: usize = 1024;
 
-/// Bytes of a file sent per write: each must be taken by the client within the timeout.
-const CHUNK: usize = 64 * 1024;
+/// Connections open at once from one client address: far more than apt opens (one per
+/// host), room for a fleet behind one NAT address, and a quarter of the total, so that
+/// one address cannot hold every connection even while all of its own are busy.
+const MAX_PER_CLIENT: usize = 256;
 
-/// How often an idle connection looks whether the server is stopping.
-const IDLE_POLL: Duration = Duration::from_millis(250);
+/// File descriptors kept free for the files being served and the rest of the process.
+const SPARE_DESCRIPTORS: usize = 64;
+
+/// Largest request head (and read buffer) of a connection: apt's requests are a few
+/// hundred bytes; a larger head gets 431. It also bounds what a response may hold
+/// buffered before the client takes it, so a slow reader holds about one chunk.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Connections the kernel completes before the server accepts them. A full queue drops
+/// new connections' first packet, and the client tries again only a second later: a
+/// client opening sockets in a burst must not cost the others that second.
+const BACKLOG: i32 = 1024;
 
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Stack of a connection thread: it holds a few small buffers (the file chunk is on the
-/// heap), so the default 2 MiB would only reserve address space.
-const STACK: usize = 256 * 1024;
+/// Threads of the runtime that runs the connections.
+const WORKERS: usize = 2;
+
+/// Blocking threads of the runtime at most, which open files (path resolution, the
+/// first bytes); a file's body is read in place (see `answer.rs`).
+const BLOCKING_THREADS: usize = 4;
 
 /// Serves `root` on `addr` (`127.0.0.1:8080`) until the process ends.
 pub(crate) fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> {
@@ -68,8 +85,7 @@ pub(crate) fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> 
         root.display(),
         server.url()
     ));
-    server.run();
-    Ok(())
+    server.run()
 }
 
 /// A bound HTTP server of one repository. Clones share the same server, so one thread
@@ -78,27 +94,26 @@ pub(crate) fn serve(root: &Path, addr: &str, reporter: &Reporter) -> Result<()> 
 pub(crate) struct Server {
     shared: Arc<Shared>,
     timeout: Duration,
+    limits: Limits,
 }
 
-/// What the accepting thread and every connection thread share.
+/// What the accepting loop and every connection share.
 struct Shared {
     listener: TcpListener,
-    /// The canonical repository directory.
-    root: PathBuf,
-    /// The same directory, opened, for `openat2` beneath it.
-    root_directory: OwnedFd,
+    tree: Arc<ServedTree>,
     address: SocketAddr,
-    stopping: AtomicBool,
-    connections: AtomicUsize,
+    /// Set to true once to stop the server.
+    stopping: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Server")
-            .field("root", &self.shared.root)
+            .field("root", &self.shared.tree.root())
             .field("address", &self.shared.address)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -106,34 +121,29 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port) to serve the repository at `root`.
     pub(crate) fn bind(root: &Path, addr: &str) -> Result<Server> {
-        let cannot_open = || {
-            format!(
-                "{}: the repository directory cannot be opened",
-                root.display()
-            )
-        };
-        let canonical = fs::canonicalize(root).with_context(cannot_open)?;
-        let root_directory = rustix::fs::open(
-            &canonical,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(cannot_open)?;
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let tree = ServedTree::open_root(root)?;
+        let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener
             .local_addr()
             .with_context(|| format!("cannot listen on {addr}"))?;
+        // Within the descriptors the process may open, whatever the limit is.
+        let descriptors = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .and_then(|limit| usize::try_from(limit).ok())
+            .unwrap_or(usize::MAX);
+        let total = MAX_CONNECTIONS.min(descriptors.saturating_sub(SPARE_DESCRIPTORS).max(16));
         Ok(Server {
             shared: Arc::new(Shared {
                 listener,
-                root: canonical,
-                root_directory,
+                tree: Arc::new(tree),
                 address,
-                stopping: AtomicBool::new(false),
-                connections: AtomicUsize::new(0),
+                stopping: watch::Sender::new(false),
             }),
             timeout: DEFAULT_TIMEOUT,
+            limits: Limits {
+                total,
+                per_client: MAX_PER_CLIENT.min(total),
+            },
         })
     }
 
@@ -143,6 +153,14 @@ impl Server {
     #[cfg(test)]
     pub(crate) fn with_timeout(mut self, timeout: Duration) -> Server {
         self.timeout = timeout;
+        self
+    }
+
+    /// The same server with other connection limits: in all, and per client address.
+    #[must_use]
+    #[cfg(test)]
+    pub(crate) fn with_limits(mut self, total: usize, per_client: usize) -> Server {
+        self.limits = Limits { total, per_client };
         self
     }
 
@@ -156,23 +174,59 @@ impl Server {
         format!("http://{}/", self.shared.address)
     }
 
-    /// Answers requests until [`shutdown`](Server::shutdown) is called, then waits for
-    /// the connections to close.
-    pub(crate) fn run(&self) {
-        for stream in self.shared.listener.incoming() {
-            if self.stopping() {
-                break;
-            }
-            match stream {
-                Ok(stream) => self.accept(stream),
+    /// Answers requests until [`shutdown`](Server::shutdown) is called, then closes
+    /// every connection.
+    pub(crate) fn run(&self) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKERS)
+            .max_blocking_threads(BLOCKING_THREADS)
+            .thread_name("repo-serve")
+            .enable_io()
+            .enable_time()
+            .build()
+            .context("cannot start the HTTP server's runtime")?;
+        let table = Arc::new(Table::new(self.limits));
+        runtime.block_on(self.accept_loop(&table))?;
+        // Every connection saw the stop; give them a moment to close their sockets.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while table.open() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        Ok(())
+    }
+
+    async fn accept_loop(&self, table: &Arc<Table>) -> Result<()> {
+        let listener = self
+            .shared
+            .listener
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std)
+            .with_context(|| format!("cannot listen on {}", self.shared.address))?;
+        let mut stopping = self.shared.stopping.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+            };
+            match accepted {
+                Ok((stream, peer)) => match table.admit(peer.ip()) {
+                    Some(tracker) => {
+                        let connection = Connection {
+                            shared: Arc::clone(&self.shared),
+                            table: Arc::clone(table),
+                            tracker,
+                            timeout: self.timeout,
+                        };
+                        tokio::spawn(connection.run(stream));
+                    }
+                    None => refuse(stream),
+                },
                 // Out of file descriptors or a connection reset before it was
                 // accepted: neither concerns the other clients; pause so that a
                 // persistent error does not spin.
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
-        }
-        while self.shared.connections.load(Ordering::SeqCst) > 0 {
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -180,394 +234,131 @@ impl Server {
     #[cfg(test)]
     pub(crate) fn spawn(&self) -> RunningServer {
         let server = self.clone();
-        let thread = std::thread::spawn(move || server.run());
+        let thread = std::thread::spawn(move || {
+            let _ = server.run();
+        });
         RunningServer {
             server: self.clone(),
             thread: Some(thread),
         }
     }
 
-    /// Makes [`run`](Server::run) return soon: no connection is accepted any more, idle
-    /// connections close within a quarter second and responses under way are cut off.
+    /// Makes [`run`](Server::run) return soon: no connection is accepted any more, and
+    /// every connection closes, responses under way cut off.
     #[cfg(test)]
     pub(crate) fn shutdown(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accepting thread with a connection of our own.
-        let mut wake = self.shared.address;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        self.shared.stopping.send_replace(true);
     }
+}
 
-    fn stopping(&self) -> bool {
-        self.shared.stopping.load(Ordering::SeqCst)
-    }
-
-    fn accept(&self, stream: TcpStream) {
-        if self.shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            self.shared.connections.fetch_sub(1, Ordering::SeqCst);
-            // A fresh socket's buffer takes these few bytes at once, so the accepting
-            // thread does not wait on this client.
-            let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = stream.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            return;
-        }
-        let guard = Counted(Arc::clone(&self.shared));
-        let server = self.clone();
-        // When the thread cannot be made the closure is dropped with the guard and the
-        // stream: the count goes down and the client sees the connection close.
-        let _ = std::thread::Builder::new()
-            .name("repo-serve".into())
-            .stack_size(STACK)
-            .spawn(move || {
-                let _guard = guard;
-                let _ = server.connection(stream);
-            });
-    }
-
-    /// Answers the requests of one connection in order (pipelined ones too) until the
-    /// client closes it, asks to, stalls or errs.
-    fn connection(&self, mut stream: TcpStream) -> io::Result<()> {
-        stream.set_nodelay(true)?;
-        let mut buffer = Vec::with_capacity(4096);
-        loop {
-            let request = match self.read_head(&mut stream, &mut buffer)? {
-                Head::Request(request) => request,
-                Head::Closed => return Ok(()),
-                Head::Error(status) => {
-                    let mut response = Response::new(status, false);
-                    response.text(reason(status));
-                    self.send(&mut stream, &response, true)?;
-                    linger(stream);
-                    return Ok(());
-                }
-            };
-            // A body is not read: the connection closes after the answer instead.
-            let keep_alive = request.keep_alive && request.body == Some(0) && !self.stopping();
-            let (response, file) = self.answer(&request, keep_alive);
-            let head_only = request.method == "HEAD";
-            match file {
-                Some((file, start, end)) if !head_only => {
-                    self.send(&mut stream, &response, true)?;
-                    self.send_file(&mut stream, &file, start, end)?;
-                }
-                _ => self.send(&mut stream, &response, !head_only)?,
-            }
-            if !keep_alive {
-                linger(stream);
-                return Ok(());
-            }
+/// A non-blocking listening socket on the first address `addr` resolves to that can be
+/// bound, with room for [`BACKLOG`] connections not yet accepted.
+fn listen(addr: &str) -> io::Result<TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
+    for address in addr.to_socket_addrs()? {
+        let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+        // As std's bind does: a restarted server gets its port back at once.
+        socket.set_reuse_address(true)?;
+        let bound = socket
+            .bind(&address.into())
+            .and_then(|()| socket.listen(BACKLOG))
+            .and_then(|()| socket.set_nonblocking(true));
+        match bound {
+            Ok(()) => return Ok(socket.into()),
+            Err(error) => last = error,
         }
     }
+    Err(last)
+}
 
-    /// Reads the next request head; the bytes after it stay in `buffer`.
-    fn read_head(&self, stream: &mut TcpStream, buffer: &mut Vec<u8>) -> io::Result<Head> {
-        let waiting_since = Instant::now();
-        let mut started = None;
-        let mut chunk = [0u8; 4096];
-        loop {
-            // Empty lines before a request line are to be ignored (RFC 9112).
-            let blank = buffer
-                .iter()
-                .take_while(|byte| matches!(byte, b'\r' | b'\n'))
-                .count();
-            buffer.drain(..blank);
-            if !buffer.is_empty() && started.is_none() {
-                started = Some(Instant::now());
-            }
-            if let Some(end) = http::head_end(buffer) {
-                if end > http::MAX_HEAD {
-                    return Ok(Head::Error(431));
-                }
-                let parsed = http::parse_head(&buffer[..end]);
-                buffer.drain(..end);
-                return Ok(match parsed {
-                    Ok(request) => Head::Request(request),
-                    Err(HeadError::Bad) => Head::Error(400),
-                    Err(HeadError::Version) => Head::Error(505),
-                    Err(HeadError::TooLarge) => Head::Error(431),
-                });
-            }
-            if buffer.len() > http::MAX_HEAD {
-                return Ok(Head::Error(431));
-            }
-            // The whole head must arrive within the timeout of its first byte, so a
-            // client that trickles it byte by byte is dropped too.
-            let deadline = started.unwrap_or(waiting_since) + self.timeout;
-            let Some(left) = http::remaining(deadline) else {
-                return Ok(if started.is_some() {
-                    Head::Error(408)
-                } else {
-                    Head::Closed
-                });
-            };
-            if started.is_none() && self.stopping() {
-                return Ok(Head::Closed);
-            }
-            stream.set_read_timeout(Some(left.min(IDLE_POLL)))?;
-            match stream.read(&mut chunk) {
-                Ok(0) => return Ok(Head::Closed),
-                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
-                Err(error) => return Err(error),
-            }
-        }
-    }
+/// Answers a connection beyond the limits with 503 and closes it. A fresh socket's
+/// buffer takes these few bytes at once, so nothing waits on this client.
+fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
 
-    /// The response to a request, and the part of the file that follows it, if any.
-    fn answer(
-        &self,
-        request: &http::Request,
-        keep_alive: bool,
-    ) -> (Response, Option<(File, u64, u64)>) {
-        if !matches!(request.method.as_str(), "GET" | "HEAD") {
-            let mut response = Response::new(405, keep_alive);
-            response.header("Allow", "GET, HEAD".into());
-            response.text("only GET and HEAD are allowed\n");
-            return (response, None);
-        }
-        let root = &self.shared.root;
-        let opened = resolve(root, origin_form(&request.target)).and_then(|path| self.open(&path));
-        let (file, path) = match opened {
-            Ok(opened) => opened,
-            Err(refusal) => {
-                let (status, text) = match refusal {
-                    Refusal::Missing => (404, "not found\n"),
-                    Refusal::Forbidden => (
-                        403,
-                        "forbidden: only dists/, pool/ and public keys are served\n",
-                    ),
-                };
-                let mut response = Response::new(status, keep_alive);
-                response.text(text);
-                return (response, None);
-            }
+/// One accepted connection and what it needs to run.
+struct Connection {
+    shared: Arc<Shared>,
+    table: Arc<Table>,
+    tracker: Arc<Tracker>,
+    timeout: Duration,
+}
+
+/// How a connection's HTTP exchange ended.
+enum End {
+    /// hyper is done with it (the client closed, asked to close, or sent garbage that
+    /// got its 4xx): its last response is out.
+    Done,
+    /// The table closed it to make room, or the server is stopping.
+    Closed,
+    /// No progress within the timeout, in the given phase.
+    Expired(Phase),
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let mut stopping = self.shared.stopping.subscribe();
+        let service = Files {
+            tree: Arc::clone(&self.shared.tree),
+            tracker: Arc::clone(&self.tracker),
+            stopping: stopping.clone(),
         };
-        let Ok(metadata) = file.metadata() else {
-            let mut response = Response::new(404, keep_alive);
-            response.text("not found\n");
-            return (response, None);
-        };
-        let length = metadata.len();
-        let now = http::seconds(SystemTime::now());
-        let modified = metadata.modified().ok().map(http::seconds);
-        // The date handed out stands for the bytes sent. A file that changed in the last
-        // two seconds may change again within its second, and a date cannot tell the two
-        // apart: such a file is dated two seconds back, so that the next conditional
-        // request of a client that got it finds a newer file and fetches it whole. Every
-        // answer carries a date, because a client that gets none (apt) dates its copy by
-        // its own clock and asks with that instead. The margin covers the filesystem's
-        // coarse clock, which runs a few milliseconds behind.
-        let settled = now.saturating_sub(2);
-        let validator = modified.map(|modified| modified.min(settled));
-
-        let mut response = Response::new(200, keep_alive);
-        // The first bytes tell a by-hash file's kind; read in place, the offset unmoved.
-        let mut start = [0u8; 6];
-        let read = std::os::unix::fs::FileExt::read_at(&file, &mut start, 0).unwrap_or(0);
-        let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
-        response.header(
-            "Content-Type",
-            http::content_type(&relative, &start[..read]).into(),
-        );
-        response.header("Accept-Ranges", "bytes".into());
-        if let Some(validator) = validator {
-            response.header("Last-Modified", http::format_date(validator));
-        }
-        // If-None-Match would take precedence, and no entity tag is given out, so with
-        // it present the date is not looked at (RFC 9110, 13.1.3). A date later than
-        // now came from no answer of this server, and is ignored as RFC 2616 did.
-        let since = request
-            .field("If-Modified-Since")
-            .filter(|_| request.field("If-None-Match").is_none())
-            .and_then(http::parse_date)
-            .filter(|since| *since <= now);
-        if let (Some(modified), Some(since)) = (modified, since) {
-            if modified <= since {
-                response.status = 304;
-                return (response, None);
-            }
-        }
-        // If-Range with a date honours the range only for that very version, and only a
-        // settled file's date is exact enough for it (RFC 9110, 13.1.5); an entity tag
-        // never matches since none is given out.
-        let range_applies = match request.field("If-Range") {
-            None => true,
-            Some(value) => {
-                modified.is_some_and(|modified| modified <= settled)
-                    && http::parse_date(value) == modified
-            }
-        };
-        let range = match request.field("Range") {
-            Some(value) if range_applies => http::parse_range(value, length),
-            _ => RangeRequest::Whole,
-        };
-        match range {
-            RangeRequest::Whole => {
-                response.length = length;
-                (response, Some((file, 0, length)))
-            }
-            RangeRequest::Part { start, end } => {
-                response.status = 206;
-                response.header(
-                    "Content-Range",
-                    format!("bytes {start}-{}/{length}", end - 1),
-                );
-                response.length = end - start;
-                (response, Some((file, start, end)))
-            }
-            RangeRequest::Unsatisfiable => {
-                let mut response = Response::new(416, keep_alive);
-                response.header("Content-Range", format!("bytes */{length}"));
-                response.text("range not satisfiable\n");
-                (response, None)
-            }
-        }
-    }
-
-    /// Opens an allowed path beneath the root, following no symlink on the way (the
-    /// path is already resolved), and refuses anything but a regular file without
-    /// secret key material.
-    fn open(&self, path: &Path) -> Result<(File, PathBuf), Refusal> {
-        let inside = path
-            .strip_prefix(&self.shared.root)
-            .map_err(|_| Refusal::Forbidden)?;
-        // NONBLOCK: opening a FIFO put there must not hang the connection.
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-        let opened = rustix::fs::openat2(
-            &self.shared.root_directory,
-            inside,
-            flags,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        );
-        let file = match opened {
-            Ok(descriptor) => File::from(descriptor),
-            // Kernels before 5.6: the path was checked just before; open it without
-            // following a final link.
-            Err(rustix::io::Errno::NOSYS) => fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(
-                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-                )
-                .open(path)
-                .map_err(|_| Refusal::Missing)?,
-            // A link appeared on the way since the path was resolved.
-            Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
-                return Err(Refusal::Forbidden)
-            }
-            Err(_) => return Err(Refusal::Missing),
-        };
-        let metadata = file.metadata().map_err(|_| Refusal::Missing)?;
-        if !metadata.is_file() {
-            return Err(Refusal::Missing);
-        }
-        let mut start = [0u8; SNIFF];
-        let read = read_start(&file, &mut start).map_err(|_| Refusal::Missing)?;
-        let start = &start[..read];
-        if holds_secret_key(start) {
-            return Err(Refusal::Forbidden);
-        }
-        if inside.components().count() == 1 && !is_public_key(start) {
-            return Err(Refusal::Forbidden);
-        }
-        Ok((file, path.to_path_buf()))
-    }
-
-    /// Writes a response head, and its text body unless `with_body` is false (HEAD).
-    fn send(&self, stream: &mut TcpStream, response: &Response, with_body: bool) -> io::Result<()> {
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\n",
-            response.status,
-            reason(response.status)
-        );
-        head.push_str(&format!(
-            "Date: {}\r\n",
-            http::format_date(http::seconds(SystemTime::now()))
-        ));
-        for (name, value) in &response.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        // A 304 describes the file it stands for and has no body of its own.
-        if response.status != 304 {
-            head.push_str(&format!("Content-Length: {}\r\n", response.length));
-        }
-        head.push_str(if response.keep_alive {
-            "Connection: keep-alive\r\n\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
+        let io = TokioIo::new(Watched {
+            stream,
+            tracker: Arc::clone(&self.tracker),
         });
-        let mut bytes = head.into_bytes();
-        if with_body {
-            bytes.extend_from_slice(response.body.as_bytes());
+        let mut connection = http1::Builder::new()
+            .max_buf_size(MAX_HEAD)
+            // Our own timeouts (see limits), which also cover idle and stalled clients.
+            .header_read_timeout(None)
+            // Field names as the hand-written server sent them (`Content-Length`).
+            .title_case_headers(true)
+            .serve_connection(io, service);
+        let idle = self.timeout;
+        let end = loop {
+            let deadline = self.tracker.deadline(self.timeout, idle);
+            tokio::select! {
+                done = std::future::poll_fn(|context| connection.poll_without_shutdown(context)) => {
+                    break match done {
+                        Ok(()) => End::Done,
+                        // A request hyper could not parse got its status already
+                        // (400, 431); the connection closes like any other.
+                        Err(error) if error.is_parse() || error.is_parse_too_large() => End::Done,
+                        Err(_) => End::Closed,
+                    };
+                }
+                () = self.tracker.closed() => break End::Closed,
+                _ = stopping.wait_for(|stop| *stop) => break End::Closed,
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if self.tracker.deadline(self.timeout, idle) <= Instant::now() {
+                        break End::Expired(self.tracker.phase());
+                    }
+                }
+            }
+        };
+        match end {
+            End::Done => {
+                let stream = connection.into_parts().io.into_inner().stream;
+                linger(stream, &mut stopping).await;
+            }
+            End::Expired(Phase::Head) => {
+                // A client that did not send its head in time is told so.
+                let mut stream = connection.into_parts().io.into_inner().stream;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    stream.write_all(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                )
+                .await;
+                linger(stream, &mut stopping).await;
+            }
+            // Idle, stalled, made room or stopping: the socket closes as it is dropped.
+            End::Expired(_) | End::Closed => drop(connection),
         }
-        self.write_within(stream, &bytes)
-    }
-
-    /// Sends bytes `start..end` of `file`, a chunk at a time.
-    fn send_file(
-        &self,
-        stream: &mut TcpStream,
-        file: &File,
-        start: u64,
-        end: u64,
-    ) -> io::Result<()> {
-        let mut buffer = vec![0u8; CHUNK];
-        let mut position = start;
-        while position < end {
-            if self.stopping() {
-                return Err(io::Error::new(ErrorKind::Interrupted, "server stopping"));
-            }
-            let want = usize::try_from(end - position).map_or(CHUNK, |left| left.min(CHUNK));
-            let read = file.read_at(&mut buffer[..want], position)?;
-            if read == 0 {
-                // The file shrank under us; the promised length cannot be kept, so the
-                // client must see the connection end early rather than wrong bytes.
-                return Err(io::Error::new(ErrorKind::UnexpectedEof, "file shrank"));
-            }
-            self.write_within(stream, &buffer[..read])?;
-            position += read as u64;
-        }
-        Ok(())
-    }
-
-    /// Writes all of `bytes` (at most a chunk) within the timeout, or fails: the
-    /// deadline covers the whole chunk, so a client that takes a byte now and then is
-    /// dropped as well as one that takes none.
-    fn write_within(&self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-        let deadline = Instant::now() + self.timeout;
-        while !bytes.is_empty() {
-            if self.stopping() {
-                return Err(io::Error::new(ErrorKind::Interrupted, "server stopping"));
-            }
-            let Some(left) = http::remaining(deadline) else {
-                return Err(io::Error::new(ErrorKind::TimedOut, "client stalled"));
-            };
-            // Short waits, so that a shutdown is seen while a client stalls.
-            stream.set_write_timeout(Some(left.min(IDLE_POLL)))?;
-            match stream.write(bytes) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(written) => bytes = &bytes[written..],
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
+        self.table.leave(&self.tracker);
     }
 }
 
@@ -575,89 +366,107 @@ impl Server {
 /// a socket with unread request bytes in it sends a reset, which can destroy the
 /// response before the client reads it. So the sending side is shut first, and what the
 /// client still sends is read and dropped until it closes, for at most a moment.
-fn linger(mut stream: TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
+async fn linger(mut stream: TcpStream, stopping: &mut watch::Receiver<bool>) {
+    if stream.shutdown().await.is_err() {
         return;
     }
-    let deadline = Instant::now() + LINGER;
-    let mut discard = [0u8; 4096];
-    while let Some(left) = http::remaining(deadline) {
-        if stream.set_read_timeout(Some(left)).is_err() {
-            return;
+    let drain = async {
+        let mut discard = [0u8; 4096];
+        while matches!(stream.read(&mut discard).await, Ok(read) if read > 0) {}
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, drain) => {}
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
+}
+
+/// The service hyper calls for each request of a connection.
+struct Files {
+    tree: Arc<ServedTree>,
+    tracker: Arc<Tracker>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Files {
+    type Response = hyper::Response<Payload>;
+    type Error = std::convert::Infallible;
+    // Boxed, so that the connection is Unpin and can be taken apart when it ends.
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+        let tree = Arc::clone(&self.tree);
+        let tracker = Arc::clone(&self.tracker);
+        let stopping = *self.stopping.borrow();
+        Box::pin(async move { Ok(answer::answer(&tree, &tracker, request, stopping).await) })
+    }
+}
+
+/// A connection's socket, telling its tracker what passes through it.
+struct Watched {
+    stream: TcpStream,
+    tracker: Arc<Tracker>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buffer.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(context, buffer);
+        if buffer.filled().len() > before {
+            this.tracker.received();
         }
-        match stream.read(&mut discard) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(context, bytes);
+        if let Poll::Ready(Ok(written)) = result {
+            this.tracker.sent(written);
         }
+        result
     }
-}
 
-/// Keeps the count of open connections: made when one is accepted, dropped when it ends.
-struct Counted(Arc<Shared>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// What reading a request head gave.
-enum Head {
-    Request(http::Request),
-    /// The client closed the connection, or left it idle, between requests.
-    Closed,
-    /// A status to answer with before closing the connection.
-    Error(u16),
-}
-
-/// A response head and a short text body (the body of a file is sent after it).
-struct Response {
-    status: u16,
-    keep_alive: bool,
-    headers: Vec<(&'static str, String)>,
-    length: u64,
-    body: &'static str,
-}
-
-impl Response {
-    fn new(status: u16, keep_alive: bool) -> Response {
-        Response {
-            status,
-            keep_alive,
-            headers: Vec::new(),
-            length: 0,
-            body: "",
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(context, buffers);
+        if let Poll::Ready(Ok(written)) = result {
+            this.tracker.sent(written);
         }
+        result
     }
 
-    fn header(&mut self, name: &'static str, value: String) {
-        self.headers.push((name, value));
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 
-    fn text(&mut self, body: &'static str) {
-        self.header("Content-Type", "text/plain; charset=utf-8".into());
-        self.length = body.len() as u64;
-        self.body = body;
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_flush(context);
+        // hyper flushes the socket once its own buffer is written out.
+        if let Poll::Ready(Ok(())) = result {
+            this.tracker.flushed();
+        }
+        result
     }
-}
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        416 => "Range Not Satisfiable",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(context)
     }
 }
 
@@ -688,231 +497,6 @@ impl Drop for RunningServer {
         self.server.shutdown();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
-        }
-    }
-}
-
-/// Why a request gets no file.
-#[derive(Debug, PartialEq, Eq)]
-enum Refusal {
-    /// Not something the server gives out (403).
-    Forbidden,
-    /// Allowed, but not there (404).
-    Missing,
-}
-
-/// The path of a request target: an absolute-form target (`http://host/path`, as sent
-/// to a proxy) is reduced to its path.
-fn origin_form(target: &str) -> &str {
-    match target.strip_prefix("http://") {
-        Some(rest) => rest.find('/').map_or("/", |slash| &rest[slash..]),
-        None => target,
-    }
-}
-
-/// The file a request URL names, if it may be served.
-fn resolve(root: &Path, url: &str) -> Result<PathBuf, Refusal> {
-    let path = url.split(['?', '#']).next().unwrap_or_default();
-    let decoded = percent_decode(path).ok_or(Refusal::Forbidden)?;
-    let relative = decoded.strip_prefix(b"/").ok_or(Refusal::Forbidden)?;
-    if relative.contains(&0) {
-        return Err(Refusal::Forbidden);
-    }
-    let segments: Vec<&[u8]> = relative.split(|byte| *byte == b'/').collect();
-    if !allowed(&segments) {
-        return Err(Refusal::Forbidden);
-    }
-    let requested = root.join(Path::new(OsStr::from_bytes(relative)));
-    let canonical = fs::canonicalize(&requested).map_err(|_| Refusal::Missing)?;
-    // Symlinks resolved: the target must still be inside the root and allowed there.
-    let inside = canonical
-        .strip_prefix(root)
-        .map_err(|_| Refusal::Forbidden)?;
-    let mut resolved = Vec::new();
-    for component in inside.components() {
-        match component {
-            Component::Normal(part) => resolved.push(part.as_bytes()),
-            _ => return Err(Refusal::Forbidden),
-        }
-    }
-    if !allowed(&resolved) {
-        return Err(Refusal::Forbidden);
-    }
-    let metadata = fs::metadata(&canonical).map_err(|_| Refusal::Missing)?;
-    if !metadata.is_file() {
-        return Err(Refusal::Missing);
-    }
-    Ok(canonical)
-}
-
-/// The path rule: `dists/...` or `pool/...`, or one `*.asc`/`*.gpg` file at the root;
-/// no empty, `.`, `..` or hidden segment (temporary files of a publication start with a
-/// dot).
-fn allowed(segments: &[&[u8]]) -> bool {
-    if segments
-        .iter()
-        .any(|segment| segment.is_empty() || segment.starts_with(b"."))
-    {
-        return false;
-    }
-    match segments {
-        [name] => name.ends_with(b".asc") || name.ends_with(b".gpg"),
-        [top, _, ..] => matches!(*top, b"dists" | b"pool"),
-        [] => false,
-    }
-}
-
-/// Bytes read from the start of a file to recognise keys.
-const SNIFF: usize = 4096;
-
-/// Reads up to `buffer.len()` bytes from the start of `file`.
-fn read_start(file: &File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read_at(&mut buffer[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
-/// True when the start of a file looks like secret key material: an armored OpenPGP
-/// secret key (the armor line may follow other text, as gpg reads it), a binary one
-/// (its first packet a secret key or subkey, tags 5 and 7, in the old or new packet
-/// format), or a key file of gpg-agent (`private-keys-v1.d`). None of the files a
-/// publication writes starts like that: `.deb` files start with `!<arch>`, indexes with
-/// a field name or a compression magic, and Packages' description lines with a space.
-fn holds_secret_key(start: &[u8]) -> bool {
-    let armored = start.split(|byte| *byte == b'\n').any(|line| {
-        line.starts_with(b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
-            || line.starts_with(b"-----BEGIN PGP SECRET KEY BLOCK-----")
-    });
-    let agent = start.starts_with(b"(21:protected-private-key")
-        || start.starts_with(b"(11:private-key")
-        || start.split(|byte| *byte == b'\n').any(|line| {
-            line.starts_with(b"Key: (") && memchr::memmem::find(line, b"private-key").is_some()
-        });
-    armored || agent || matches!(packet_tag(start), Some(5 | 7))
-}
-
-/// The tag of the OpenPGP packet a file starts with, if it starts with one.
-fn packet_tag(start: &[u8]) -> Option<u8> {
-    match start.first() {
-        Some(&first) if first & 0x80 != 0 => Some(if first & 0x40 != 0 {
-            first & 0x3f
-        } else {
-            (first >> 2) & 0x0f
-        }),
-        _ => None,
-    }
-}
-
-/// True when the start of a file is an OpenPGP public key (armored or binary): the only
-/// files served at the root, so that nothing else saved there as `*.asc` leaks.
-fn is_public_key(start: &[u8]) -> bool {
-    if start.starts_with(b"-----") {
-        return start.starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----");
-    }
-    // Binary: the first packet must be a public key (tag 6).
-    packet_tag(start) == Some(6)
-}
-
-/// Decodes `%XX` escapes (apt escapes characters such as `+` and `~` in file names).
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
-        }
-    }
-    Some(decoded)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn only_the_published_tree_is_allowed() {
-        let root = tempfile::tempdir().unwrap();
-        let root = fs::canonicalize(root.path()).unwrap();
-        fs::create_dir_all(root.join("dists/test")).unwrap();
-        fs::write(root.join("dists/test/InRelease"), "x").unwrap();
-        fs::write(root.join("state.db"), "secret").unwrap();
-        assert_eq!(
-            resolve(&root, "/dists/test/InRelease"),
-            Ok(root.join("dists/test/InRelease"))
-        );
-        assert_eq!(
-            resolve(&root, "/dists/test/In%52elease?x=1"),
-            Ok(root.join("dists/test/InRelease"))
-        );
-        for refused in [
-            "/state.db",
-            "/../state.db",
-            "/dists/../state.db",
-            "/dists/%2e%2e/state.db",
-            "/dists/test/../../state.db",
-            "//state.db",
-            "/dists",
-            "/dists/test/.debstage-tmp-x",
-            "dists/test/InRelease",
-            "/dists/test/%00",
-            "/dists/test/%zz",
-        ] {
-            assert_eq!(
-                resolve(&root, refused),
-                Err(Refusal::Forbidden),
-                "{refused}"
-            );
-        }
-        assert_eq!(resolve(&root, "/dists/test/Release"), Err(Refusal::Missing));
-    }
-
-    #[test]
-    fn secret_keys_are_recognised() {
-        assert!(!is_public_key(b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n"));
-        assert!(is_public_key(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n"));
-        assert!(is_public_key(&[0x98, 0x33]));
-        assert!(!is_public_key(&[0x94, 0x33]));
-        assert!(!is_public_key(&[0xc5, 0x33]));
-        for secret in [
-            &b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxVgE"[..],
-            b"Comment: saved by hand\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n",
-            &[0x94, 0x33],
-            &[0x95, 0x01, 0x00],
-            &[0x9d, 0x33],
-            &[0xc5, 0x33],
-            &[0xc7, 0x33],
-            b"(21:protected-private-key(3:ecc",
-            b"Created: 20240101T000000\nKey: (protected-private-key (ecc\n",
-        ] {
-            assert!(holds_secret_key(secret), "{secret:?}");
-        }
-        for public in [
-            &b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n"[..],
-            b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n",
-            b"!<arch>\ndebian-binary   ",
-            b"Package: hello\nDescription: x\n -----BEGIN PGP PRIVATE KEY BLOCK-----\n",
-            &[0x1f, 0x8b, 0x08],
-            &[0xfd, b'7', b'z', b'X', b'Z', 0],
-            &[0x98, 0x33],
-            b"",
-        ] {
-            assert!(!holds_secret_key(public), "{public:?}");
         }
     }
 }

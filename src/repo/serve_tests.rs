@@ -158,8 +158,10 @@ fn connect(address: SocketAddr) -> TcpStream {
 fn read_reply(reader: &mut impl BufRead, head_only: bool) -> Reply {
     let mut line = String::new();
     reader.read_line(&mut line).expect("status line");
+    // An HTTP/1.0 request is answered in HTTP/1.0 (hyper does so, as RFC 9110 permits).
     let status = line
         .strip_prefix("HTTP/1.1 ")
+        .or_else(|| line.strip_prefix("HTTP/1.0 "))
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("not a status line: {line:?}"));
@@ -224,7 +226,6 @@ fn only_the_published_tree_is_served() {
     let address = server.local_addr();
     assert!(address.ip().is_loopback());
     for refused in [
-        "../state.db",
         "/../state.db",
         "/state.db",
         "//state.db",
@@ -326,9 +327,13 @@ fn only_the_published_tree_is_served() {
     assert!(response.starts_with("HTTP/1.1 405"), "{response}");
     assert!(response.contains("Connection: close\r\n"), "{response}");
 
+    // Not a request hyper can read: 400 before any path is looked at. A target that is
+    // neither origin- nor absolute-form is one; so is a version other than HTTP/1.x
+    // (the hand-written server answered 505 to that).
     for (request, status) in [
         ("GARBAGE\r\n\r\n", "400"),
-        ("GET / HTTP/2.0\r\n\r\n", "505"),
+        ("GET ../state.db HTTP/1.1\r\n\r\n", "400"),
+        ("GET / HTTP/2.0\r\n\r\n", "400"),
         (
             "GET /dists/test/Release HTTP/1.1\r\nA: b\r\n c\r\n\r\n",
             "400",
@@ -672,4 +677,85 @@ fn a_repository_behind_a_symlink_is_served() {
         200
     );
     assert_eq!(get(server.local_addr(), "/state.db", "").status, 403);
+}
+
+/// A connection from `from` (a loopback address of its own) to the server.
+fn connect_from(from: [u8; 4], server: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from((from, 0)).into())
+        .expect("bind a loopback address");
+    socket.connect(&server.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+/// True once the server has closed `stream` (read gives the end, or a reset).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    !matches!(stream.read(&mut byte), Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// One address at its limit: its oldest idle connection gives way to its new one; with
+/// every connection busy, its new one gets 503; another address is served throughout.
+#[test]
+fn a_client_at_its_limit_gives_way_with_its_idle_connections() {
+    let repository = Repository::new();
+    let server = Server::bind(&repository.root, "127.0.0.1:0")
+        .expect("bind")
+        .with_limits(16, 4)
+        .spawn();
+    let address = server.local_addr();
+    let hog = [127, 0, 0, 2];
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| connect_from(hog, address)).collect();
+    // Let the server take them in, in order.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut newest = connect_from(hog, address);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        closed_by_server(&mut idle[0]),
+        "the oldest idle one gave way"
+    );
+    assert!(!closed_by_server(&mut idle[1]), "only one gave way");
+    // The newest is served as any other, and is idle again after its answer: with the
+    // other three busy, it is the one that gives way to the next.
+    write!(
+        newest,
+        "GET /dists/test/Release HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("send");
+    assert_eq!(
+        read_reply(&mut BufReader::new(&mut newest), false).status,
+        200
+    );
+    for stream in &mut idle[1..] {
+        write!(stream, "GET /{LARGE_DEB} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut next = connect_from(hog, address);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(closed_by_server(&mut newest), "the idle one gave way");
+
+    // Every connection of the address busy (stalled downloads): nothing gives way, and
+    // its next connection gets 503.
+    write!(next, "GET /{LARGE_DEB} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = connect_from(hog, address);
+    let mut response = String::new();
+    let _ = refused.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("Retry-After: 1\r\n"), "{response}");
+
+    // Another address is served at once throughout.
+    let started = Instant::now();
+    let reply = exchange(address, "GET", "/dists/test/Release", "");
+    assert_eq!(reply.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
 }
