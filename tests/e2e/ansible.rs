@@ -122,6 +122,23 @@ impl Controller {
 
     /// Runs the playbook with the role's variables, whatever its outcome.
     fn try_run(&self, variables: &serde_json::Value) -> Run {
+        self.try_run_with(&[], variables)
+    }
+
+    /// Runs the playbook in check mode with `--diff`; fails the test if it fails.
+    fn check(&self, variables: &serde_json::Value) -> Run {
+        let run = self.try_run_with(&["--check", "--diff"], variables);
+        assert!(
+            run.output.status.success() && run.failed == 0,
+            "ansible-playbook --check failed ({})\n{}",
+            run.output.status,
+            run.text()
+        );
+        run
+    }
+
+    /// Runs the playbook with more options of `ansible-playbook`, whatever its outcome.
+    fn try_run_with(&self, options: &[&str], variables: &serde_json::Value) -> Run {
         let vars = self.directory.path().join("vars.json");
         fs::write(&vars, variables.to_string()).expect("vars.json");
         let bin = self.venv.join("bin");
@@ -131,6 +148,7 @@ impl Controller {
             .arg(self.directory.path().join("inventory.ini"))
             .arg("-e")
             .arg(format!("@{}", vars.display()))
+            .args(options)
             .arg(self.directory.path().join("site.yml"))
             .env_clear()
             .env(
@@ -203,13 +221,19 @@ fn parse_run(output: Output) -> Run {
     }
 }
 
-/// The role's variables with one source of the key.
+/// The marker line the role writes first in its `.sources` files.
+const MARKER: &str = "# Written by the Ansible role debstage_stage for hello";
+
+/// The role's variables with one source of the key. The servers of this scenario are
+/// chroots, where the postinst cannot restart the unit or run the health check (no
+/// systemd): the facts say `switched`, which the role accepts only when told to.
 fn variables(repository: &RepoServer, key: (&str, String)) -> serde_json::Value {
     let mut value = serde_json::json!({
         "debstage_stage_app": "hello",
         "debstage_stage_name": "production",
         "debstage_stage_repo_url": repository.url(),
         "debstage_stage_origin": ORIGIN,
+        "debstage_stage_require_checked": false,
     });
     value[key.0] = serde_json::Value::String(key.1);
     value
@@ -282,8 +306,39 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     let key_base64 = ("debstage_stage_key_base64", base64(&key));
 
-    // 1. First run: key, source, stage package 1.0; the link points to 1.0.
+    // 0. Check mode on the fresh host: nothing changes, and the run says what would.
     release("1.0");
+    let preview = controller.check(&variables(&repository, key_url.clone()));
+    let text = stdout(&preview.output);
+    assert!(
+        text.contains("hello-production: would move from not installed to 1.0-1")
+            && text.contains("/opt/hello/production would point to 1.0 (now missing)")
+            && text.contains("+Suites: production"),
+        "{}",
+        preview.text()
+    );
+    assert!(preview.changed > 0, "{}", preview.text());
+    assert_eq!(installed(&server), None);
+    assert!(!server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+
+    // A string where the role wants a list fails before anything is written.
+    let mut wrong_type = variables(&repository, key_url.clone());
+    wrong_type["debstage_stage_components"] = "main".into();
+    let refused = controller.try_run(&wrong_type);
+    assert!(refused.failed > 0, "{}", refused.text());
+    assert!(
+        stdout(&refused.output).contains("debstage_stage_components a non-empty YAML list")
+            && stdout(&refused.output).contains(", a string)"),
+        "{}",
+        refused.text()
+    );
+    assert!(!server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+
+    // 1. First run: key, source, stage package 1.0; the link points to 1.0.
     let first = controller.run(&variables(&repository, key_url.clone()));
     assert!(first.changed > 0, "{}", first.text());
     assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
@@ -316,7 +371,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     assert_eq!(
         fs::read_to_string(server.path(path)).expect("the role installed the source"),
-        expected["text"].as_str().expect("text")
+        format!("{MARKER}\n{}", expected["text"].as_str().expect("text"))
     );
     // The pin is the stage package's own, untouched by the role.
     let verify = server.run("dpkg", &["--verify", "hello-production"]);
@@ -344,8 +399,19 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let second = controller.run(&variables(&repository, key_base64.clone()));
     assert_eq!(second.changed, 0, "{}", second.text());
 
-    // 3. 1.1 reaches production: only the stage package changes (key from a file).
+    // 3. 1.1 reaches production. Check mode predicts the move and changes nothing...
     release("1.1");
+    let preview = controller.check(&variables(&repository, key_url.clone()));
+    let text = stdout(&preview.output);
+    assert!(
+        text.contains("hello-production: would move from 1.0-1 to 1.1-1")
+            && text.contains("/opt/hello/production would point to 1.1 (now 1.0)"),
+        "{}",
+        preview.text()
+    );
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    // ...then only the stage package changes (key from a file).
     let promoted = controller.run(&variables(&repository, key_file));
     assert_eq!(promoted.changed_tasks, [APT_TASK], "{}", promoted.text());
     assert_eq!(installed(&server).as_deref(), Some("1.1-1"));
@@ -372,6 +438,41 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let settled = controller.run(&variables(&repository, key_base64));
     assert_eq!(settled.changed, 0, "{}", settled.text());
 
+    // 5a. By default the role wants the switch health-checked; over a chroot the postinst
+    // cannot check it, and the run fails saying so (issue 20, point 6).
+    let mut strict = variables(&repository, key_url.clone());
+    strict["debstage_stage_require_checked"] = true.into();
+    let unchecked = controller.try_run(&strict);
+    assert!(unchecked.failed > 0, "{}", unchecked.text());
+    assert!(
+        stdout(&unchecked.output)
+            .contains("was not health-checked on this host: the facts say switched"),
+        "{}",
+        unchecked.text()
+    );
+
+    // 5b. A typo in the stage: that run fails (the suite does not exist) and leaves its
+    // .sources file; the next, correct run removes it, so apt works again.
+    let mut typo = variables(&repository, key_url.clone());
+    typo["debstage_stage_name"] = "prodution".into();
+    let wrong = controller.try_run(&typo);
+    assert!(wrong.failed > 0, "{}", wrong.text());
+    let stale = format!("/etc/apt/sources.list.d/{ORIGIN}-prodution.sources");
+    assert!(server.exists(&stale), "{}", wrong.text());
+    let repaired = controller.run(&variables(&repository, key_url.clone()));
+    assert!(!server.exists(&stale), "{}", repaired.text());
+    assert!(server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+    // A file the role did not write stays.
+    fs::write(
+        server.path("/etc/apt/sources.list.d/other.sources"),
+        "Types: deb\nURIs: http://127.0.0.1:9/\nSuites: x\nComponents: main\nEnabled: no\n",
+    )
+    .expect("other.sources");
+    controller.run(&variables(&repository, key_url.clone()));
+    assert!(server.exists("/etc/apt/sources.list.d/other.sources"));
+
     // 6. A failed deploy: 1.2's activation hook fails on the host. The apt task fails,
     // and the link stays on 1.0.
     let broken = builds.broken("1.2", "1");
@@ -384,6 +485,15 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     assert!(failed.failed > 0, "{}", failed.text());
     assert!(
         stdout(&failed.output).contains("migration of 1.2 failed"),
+        "{}",
+        failed.text()
+    );
+    // The failure's headline is the reason the host gave, from its facts.
+    assert!(
+        stdout(&failed.output).contains(
+            "hello-production failed on this host: activation hook of 1.2 failed (exit 1); \
+             version 1.2 (failed), the link points to 1.0"
+        ),
         "{}",
         failed.text()
     );
