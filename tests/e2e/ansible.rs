@@ -19,11 +19,17 @@
 //! connection keeps the server as a real host sees it, with only Python and python3-apt
 //! (which the `apt` module needs) added.
 //!
+//! The canary scenario boots two servers with systemd-nspawn instead and keeps the chroot
+//! connection, with `ansible_chroot_exe` set to a wrapper that runs each command with
+//! `nsenter --target <the container's systemd> --all`: the way to drive an nspawn host
+//! without sshd, where the postinst restarts the unit and runs the health check for real.
+//!
 //! A missing prerequisite (root, debootstrap, Debian's python3 with venv, PyPI) skips
 //! the scenario loudly, and fails it when `CI` is set.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
@@ -31,6 +37,9 @@ use std::time::Instant;
 use super::fixtures::Builds;
 use super::harness::{can_run, shout, RepoServer, Server};
 use crate::support::{project_root, stderr, stdout};
+
+/// PATH of the commands the wrapper runs in a booted server.
+const SERVER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the venv holds: the community package, which brings ansible-core 2.17.x and
 /// community.general (its chroot connection). 10.x is the last major on ansible-core 2.17.
@@ -88,7 +97,6 @@ struct Controller {
 
 impl Controller {
     fn new(venv: PathBuf, server: &Server) -> Controller {
-        let directory = tempfile::tempdir().expect("temporary directory");
         let root = server.path("/");
         let inventory = format!(
             "[servers]\nserver ansible_host={}\n\n[servers:vars]\n\
@@ -96,13 +104,66 @@ impl Controller {
              ansible_python_interpreter=/usr/bin/python3\n",
             root.display()
         );
-        fs::write(directory.path().join("inventory.ini"), inventory).expect("inventory");
         let playbook = "---\n\
             - name: Follow the production stage of hello\n  \
               hosts: servers\n  \
               gather_facts: false\n  \
               roles:\n    \
                 - role: debstage_stage\n";
+        Controller::with(venv, &inventory, playbook)
+    }
+
+    /// A controller of booted servers, reached with the chroot connection whose chroot
+    /// program is a wrapper that runs the command with `nsenter --all` in the container
+    /// (the way to drive an nspawn host without sshd: the modules, apt and the
+    /// maintainer scripts then see the container's systemd). Hosts are `server1`... in
+    /// the order given; the play is a canary rollout (`serial: [1, "100%"]`, no failure
+    /// allowed).
+    fn booted(venv: PathBuf, servers: &[&Server]) -> Controller {
+        let playbook = "---\n\
+            - name: Follow the production stage of hello, one canary first\n  \
+              hosts: servers\n  \
+              gather_facts: false\n  \
+              serial: [1, \"100%\"]\n  \
+              max_fail_percentage: 0\n  \
+              roles:\n    \
+                - role: debstage_stage\n";
+        let controller = Controller::with(venv, "", playbook);
+        let mut inventory = String::from("[servers]\n");
+        for (index, server) in servers.iter().enumerate() {
+            let leader = server.leader().expect("a booted server");
+            let wrapper = controller
+                .directory
+                .path()
+                .join(format!("nsenter-{}", index + 1));
+            fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\n# Called as: <wrapper> <chroot directory> <command>...\n\
+                     shift\nexec nsenter --target {leader} --all \
+                     env -i PATH={SERVER_PATH} LC_ALL=C.UTF-8 HOME=/root \"$@\"\n"
+                ),
+            )
+            .expect("wrapper");
+            fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+            inventory.push_str(&format!(
+                "server{} ansible_host={} ansible_chroot_exe={}\n",
+                index + 1,
+                server.path("/").display(),
+                wrapper.display()
+            ));
+        }
+        inventory.push_str(
+            "\n[servers:vars]\nansible_connection=community.general.chroot\n\
+             ansible_python_interpreter=/usr/bin/python3\n",
+        );
+        fs::write(controller.directory.path().join("inventory.ini"), inventory).expect("inventory");
+        controller
+    }
+
+    fn with(venv: PathBuf, inventory: &str, playbook: &str) -> Controller {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        fs::write(directory.path().join("inventory.ini"), inventory).expect("inventory");
         fs::write(directory.path().join("site.yml"), playbook).expect("playbook");
         fs::create_dir_all(directory.path().join("home")).expect("home");
         Controller { venv, directory }
@@ -549,6 +610,147 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     shout(&format!(
         "ansible scenario done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// The PLAY RECAP line of one host (`server1 : ok=... changed=... failed=...`).
+fn recap<'a>(text: &'a str, host: &str) -> Option<&'a str> {
+    let prefix = format!("{host} ");
+    text.lines()
+        .skip_while(|line| !line.starts_with("PLAY RECAP"))
+        .find(|line| line.starts_with(&prefix))
+}
+
+/// Makes a booted server ready for the role: Debian's python3 and python3-apt from the
+/// mirror, then only the scenario's repository in apt's sources.
+fn prepare_for_ansible(server: &mut Server) {
+    server.use_mirror();
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&[
+        "install",
+        "--no-install-recommends",
+        "python3",
+        "python3-apt",
+    ]);
+    fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
+}
+
+#[test]
+fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
+    let started = Instant::now();
+    if !can_run(
+        "ansible canary",
+        &[
+            ("systemd-nspawn", "systemd-container"),
+            ("nsenter", "util-linux"),
+        ],
+    ) {
+        return missing("this machine cannot boot Debian servers (root, debootstrap, nspawn)");
+    }
+    let venv = match ansible_venv() {
+        Ok(venv) => venv,
+        Err(why) => return missing(&why),
+    };
+    let release = super::apt::Release::new();
+    let Some(mut canary) = Server::booted("ansible-canary") else {
+        return missing("this machine cannot boot Debian servers");
+    };
+    let Some(mut second) = Server::booted("ansible-second") else {
+        return missing("this machine cannot boot Debian servers");
+    };
+    prepare_for_ansible(&mut canary);
+    prepare_for_ansible(&mut second);
+    let controller = Controller::booted(venv, &[&canary, &second]);
+    let key = (
+        "debstage_stage_key_url",
+        format!("{}/{ORIGIN}.gpg", release.repository.url()),
+    );
+    // The real thing: health-checked on the hosts, so the default (checked required).
+    let mut variables = variables(&release.repository, key);
+    variables["debstage_stage_require_checked"] = true.into();
+
+    // 1.0 everywhere, health-checked by the postinst through the container's systemd.
+    release.release("1.0", super::apt::TO_PRODUCTION);
+    let first = controller.try_run(&variables);
+    let text = stdout(&first.output);
+    assert!(first.output.status.success(), "{}", first.text());
+    for server in [&canary, &second] {
+        assert_eq!(
+            server.installed_version("hello-production").as_deref(),
+            Some("1.0-1")
+        );
+        let facts: serde_json::Value = serde_json::from_slice(
+            &fs::read(server.path("/var/lib/hello/production.json")).expect("facts"),
+        )
+        .expect("facts are JSON");
+        assert_eq!(facts["state"], "checked", "{facts}\n{text}");
+    }
+
+    // 1.1's health check fails: the canary goes back to 1.0 and the run stops there,
+    // with the health check's words in its failure; the second host is not touched.
+    let unhealthy = release.builds.unhealthy("1.1", "1");
+    release.add(&unhealthy);
+    release.promote("1.1", super::apt::TO_PRODUCTION);
+    let failed = controller.try_run(&variables);
+    let text = stdout(&failed.output);
+    assert!(!failed.output.status.success(), "{}", failed.text());
+    let headline = text
+        .lines()
+        .find(|line| line.contains("hello-production failed on this host"))
+        .unwrap_or_else(|| panic!("no failure headline:\n{}", failed.text()));
+    shout(&format!("canary failure: {}", headline.trim()));
+    assert!(
+        headline.contains("the health check failed (exit 1)")
+            && headline.contains("unreachable: code 42")
+            && headline.contains("the link points to 1.0"),
+        "{headline}"
+    );
+    assert!(
+        recap(&text, "server1").is_some_and(|line| line.contains("failed=1")),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        recap(&text, "server2").is_none_or(|line| line.contains("changed=0")),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(canary.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert_eq!(
+        second.installed_version("hello-production").as_deref(),
+        Some("1.0-1")
+    );
+    assert_eq!(second.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert!(!second.exists("/opt/hello/1.1"), "the second host got 1.1");
+
+    // autoremove on the canary removes nothing that runs: after it and a restart, the
+    // unit runs 1.0 again.
+    let output = canary.apt_get(&["autoremove", "--purge"]);
+    assert_eq!(
+        canary.installed_version("hello-1.0").as_deref(),
+        Some("1.0-1"),
+        "{}",
+        stdout(&output)
+    );
+    canary.run_ok("systemctl", &["restart", "hello-production.service"]);
+    let pid = stdout(&canary.run_ok(
+        "systemctl",
+        &[
+            "show",
+            "--property",
+            "MainPID",
+            "--value",
+            "hello-production.service",
+        ],
+    ))
+    .trim()
+    .to_string();
+    assert_ne!(pid, "0");
+    let cwd = stdout(&canary.run_ok("readlink", &[&format!("/proc/{pid}/cwd")]));
+    assert_eq!(cwd.trim(), "/opt/hello/1.0");
+    shout(&format!(
+        "ansible canary scenario done in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
 }
