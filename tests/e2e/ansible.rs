@@ -45,6 +45,10 @@ const SERVER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 /// community.general (its chroot connection). 10.x is the last major on ansible-core 2.17.
 const ANSIBLE: &str = "ansible==10.7.0";
 
+/// The newest Ansible whose controller runs on bookworm's Python 3.11: the community
+/// package 12.x, with ansible-core 2.19 (2.20 and later need Python 3.12).
+const ANSIBLE_NEWEST: &str = "ansible~=12.3";
+
 /// The origin `RepoServer::start` gives its repositories.
 const ORIGIN: &str = "debstage-test";
 
@@ -66,6 +70,15 @@ fn missing(what: &str) {
 /// The cached venv with Ansible, made on first use; Err says why it cannot be had.
 fn ansible_venv() -> Result<PathBuf, String> {
     crate::support::cached_venv("ansible-venv", ANSIBLE, "bin/ansible-playbook")
+}
+
+/// The cached venv with the newest Ansible ([`ANSIBLE_NEWEST`]).
+fn newest_ansible_venv() -> Result<PathBuf, String> {
+    crate::support::cached_venv(
+        "ansible-newest-venv",
+        ANSIBLE_NEWEST,
+        "bin/ansible-playbook",
+    )
 }
 
 /// What one `ansible-playbook` run did, from its output.
@@ -314,19 +327,29 @@ fn installed(server: &Server) -> Option<String> {
 
 #[test]
 fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
+    follow_promotion_and_rollback("ansible", ansible_venv);
+}
+
+#[test]
+fn scenario_20_the_newest_ansible_follows_promotion_and_rollback() {
+    follow_promotion_and_rollback("ansible-newest", newest_ansible_venv);
+}
+
+/// The chroot scenario with the Ansible of a venv, on a server named `scenario`.
+fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, String>) {
     let started = Instant::now();
     if !can_run("ansible", &[]) {
         return missing("this machine cannot make Debian servers (root and debootstrap)");
     }
     // Before a server slot is taken: the first run installs Ansible into the venv.
-    let venv = match ansible_venv() {
+    let venv = match venv() {
         Ok(venv) => venv,
         Err(why) => return missing(&why),
     };
     let directory = tempfile::tempdir().expect("temporary directory");
     let repository = RepoServer::start(&directory.path().join("repo"), "test,staging,production");
     let builds = Builds::new();
-    let Some(mut server) = Server::new("ansible") else {
+    let Some(mut server) = Server::new(scenario) else {
         return missing("this machine cannot make Debian servers (root and debootstrap)");
     };
     // The chroot connection runs modules with the server's Python, and the apt module
@@ -472,6 +495,13 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    // Only the prediction changes: the key and the .sources file stay as they are.
+    assert_eq!(
+        preview.changed_tasks,
+        ["debstage_stage : Report the predicted change (check mode)"],
+        "{}",
+        preview.text()
+    );
     // ...then only the stage package changes (key from a file).
     let promoted = controller.run(&variables(&repository, key_file));
     assert_eq!(promoted.changed_tasks, [APT_TASK], "{}", promoted.text());
@@ -554,7 +584,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
         stdout(&failed.output).contains(
             "hello-production failed on this host: activation hook of 1.2 failed (exit 1); \
              version 1.2 (failed), the link points to 1.0"
-        ),
+        ) && stdout(&failed.output).contains("last lines of its output: migration of 1.2 failed"),
         "{}",
         failed.text()
     );
