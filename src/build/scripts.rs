@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/stage-postinst.hbs"),
     ),
     (
+        "environment-file-reader",
+        include_str!("../../templates/environment-file-reader.hbs"),
+    ),
+    (
         "stage-prerm",
         include_str!("../../templates/stage-prerm.hbs"),
     ),
@@ -263,6 +267,126 @@ mod tests {
     #[test]
     fn every_template_parses() {
         assert_eq!(registry().get_templates().len(), TEMPLATES.len());
+    }
+
+    /// Reads `content` as an environment file with the stage scripts' reader (run by the
+    /// host's `sh` and `awk`, as on a server), and sets the variables in a clean `sh`:
+    /// the variables and their values, or the error the reader printed.
+    fn read_environment(content: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let reader = directory.path().join("reader.sh");
+        let text = render("environment-file-reader", &serde_json::json!({})).expect("renders");
+        std::fs::write(&reader, text).expect("write the reader");
+        let file = directory.path().join("stage.env");
+        std::fs::write(&file, content).expect("write the environment file");
+        let driver = "log() { printf '%s\\n' \"$*\" >&2; }\n\
+                      . \"$1\"\n\
+                      text=$(read_environment_file \"$2\") || exit 3\n\
+                      eval \"$text\"\n\
+                      exec env -0\n";
+        let output = std::process::Command::new("env")
+            .args(["-i", "PATH=/usr/bin:/bin", "sh", "-c", driver, "sh"])
+            .arg(&reader)
+            .arg(&file)
+            .output()
+            .expect("run sh");
+        let errors = String::from_utf8_lossy(&output.stderr)
+            .replace(&file.display().to_string(), "stage.env");
+        if !output.status.success() {
+            return Err(errors.trim_end().to_string());
+        }
+        assert!(errors.is_empty(), "{errors}");
+        Ok(output
+            .stdout
+            .split(|byte| *byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                let (name, value) = entry.split_once('=').expect("NAME=value");
+                (name.to_string(), value.to_string())
+            })
+            .filter(|(name, _)| name != "PATH" && name != "PWD")
+            .collect())
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_files_are_read_with_the_rules_of_systemd() {
+        // Each case with the value systemd 252 gives (src/basic/env-file.c); the end-to-end
+        // test compares a file of such lines with what a real unit gets.
+        let content = concat!(
+            "# a comment\n",
+            "  ; another comment\n",
+            "PLAIN=hello world   \n",
+            "SPACED = spaced value\n",
+            "SINGLE='single $HOME `date` \"x\" \\n'\n",
+            "DOUBLE=\"double \\\"q\\\" \\\\ \\$HOME \\` \\n \\a\"\n",
+            "MIXED=\"a\"'b'c d\n",
+            "ESCAPED=a\\ b\\$c\\\\d\\#e\n",
+            "HASH=value # not a comment\n",
+            "JOINED=one\\\ntwo\n",
+            "LINES=\"line1\nline2\"\n",
+            "EMPTY=\n",
+            "COMMAND=$(id -u)\n",
+            "BACKTICK=`id -u`\n",
+            "QUOTE='it'\"'\"'s'\n",
+            "CRLF=dos\r\n",
+            "PLAIN=again, the last one wins\n",
+            "LAST=no newline at the end",
+        );
+        let mut found = read_environment(content.as_bytes()).expect("a valid file");
+        found.sort();
+        let mut expected = pairs(&[
+            ("PLAIN", "again, the last one wins"),
+            ("SPACED", "spaced value"),
+            ("SINGLE", "single $HOME `date` \"x\" \\n"),
+            ("DOUBLE", "double \"q\" \\ $HOME ` \\n \\a"),
+            ("MIXED", "abc d"),
+            ("ESCAPED", "a b$c\\d#e"),
+            ("HASH", "value # not a comment"),
+            ("JOINED", "onetwo"),
+            ("LINES", "line1\nline2"),
+            ("EMPTY", ""),
+            ("COMMAND", "$(id -u)"),
+            ("BACKTICK", "`id -u`"),
+            ("QUOTE", "it's"),
+            ("CRLF", "dos"),
+            ("LAST", "no newline at the end"),
+        ]);
+        expected.sort();
+        assert_eq!(found, expected);
+        assert_eq!(read_environment(b""), Ok(Vec::new()));
+        assert_eq!(read_environment(b"# only a comment\n\n"), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn environment_file_lines_systemd_would_not_take_are_errors_naming_the_line() {
+        let cases: &[&[u8]] = &[
+            b"GOOD=1\nexport BAD=1\n",
+            b"A-B=1\n",
+            b"1A=1\n",
+            b"GOOD=1\n\nJUST A WORD\n",
+            b"GOOD=1\nOPEN=\"never closed\nNEXT=2\n",
+            b"# a comment that ends with \\\nHIDDEN=1\n",
+            b"GOOD=1\nLATIN1=caf\xe9\n",
+        ];
+        let report = cases
+            .iter()
+            .map(|content| {
+                let shown = String::from_utf8_lossy(content).replace('\n', "\\n");
+                match read_environment(content) {
+                    Ok(found) => format!("{shown}\n  accepted: {found:?}"),
+                    Err(error) => format!("{shown}\n  {error}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        insta::assert_snapshot!(report);
     }
 
     #[test]

@@ -19,11 +19,17 @@
 //! connection keeps the server as a real host sees it, with only Python and python3-apt
 //! (which the `apt` module needs) added.
 //!
+//! The canary scenario boots two servers with systemd-nspawn instead and keeps the chroot
+//! connection, with `ansible_chroot_exe` set to a wrapper that runs each command with
+//! `nsenter --target <the container's systemd> --all`: the way to drive an nspawn host
+//! without sshd, where the postinst restarts the unit and runs the health check for real.
+//!
 //! A missing prerequisite (root, debootstrap, Debian's python3 with venv, PyPI) skips
 //! the scenario loudly, and fails it when `CI` is set.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
@@ -32,9 +38,16 @@ use super::fixtures::Builds;
 use super::harness::{can_run, shout, RepoServer, Server};
 use crate::support::{project_root, stderr, stdout};
 
+/// PATH of the commands the wrapper runs in a booted server.
+const SERVER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What the venv holds: the community package, which brings ansible-core 2.17.x and
 /// community.general (its chroot connection). 10.x is the last major on ansible-core 2.17.
 const ANSIBLE: &str = "ansible==10.7.0";
+
+/// The newest Ansible whose controller runs on bookworm's Python 3.11: the community
+/// package 12.x, with ansible-core 2.19 (2.20 and later need Python 3.12).
+const ANSIBLE_NEWEST: &str = "ansible~=12.3";
 
 /// The origin `RepoServer::start` gives its repositories.
 const ORIGIN: &str = "debstage-test";
@@ -57,6 +70,15 @@ fn missing(what: &str) {
 /// The cached venv with Ansible, made on first use; Err says why it cannot be had.
 fn ansible_venv() -> Result<PathBuf, String> {
     crate::support::cached_venv("ansible-venv", ANSIBLE, "bin/ansible-playbook")
+}
+
+/// The cached venv with the newest Ansible ([`ANSIBLE_NEWEST`]).
+fn newest_ansible_venv() -> Result<PathBuf, String> {
+    crate::support::cached_venv(
+        "ansible-newest-venv",
+        ANSIBLE_NEWEST,
+        "bin/ansible-playbook",
+    )
 }
 
 /// What one `ansible-playbook` run did, from its output.
@@ -88,7 +110,6 @@ struct Controller {
 
 impl Controller {
     fn new(venv: PathBuf, server: &Server) -> Controller {
-        let directory = tempfile::tempdir().expect("temporary directory");
         let root = server.path("/");
         let inventory = format!(
             "[servers]\nserver ansible_host={}\n\n[servers:vars]\n\
@@ -96,13 +117,66 @@ impl Controller {
              ansible_python_interpreter=/usr/bin/python3\n",
             root.display()
         );
-        fs::write(directory.path().join("inventory.ini"), inventory).expect("inventory");
         let playbook = "---\n\
             - name: Follow the production stage of hello\n  \
               hosts: servers\n  \
               gather_facts: false\n  \
               roles:\n    \
                 - role: debstage_stage\n";
+        Controller::with(venv, &inventory, playbook)
+    }
+
+    /// A controller of booted servers, reached with the chroot connection whose chroot
+    /// program is a wrapper that runs the command with `nsenter --all` in the container
+    /// (the way to drive an nspawn host without sshd: the modules, apt and the
+    /// maintainer scripts then see the container's systemd). Hosts are `server1`... in
+    /// the order given; the play is a canary rollout (`serial: [1, "100%"]`, no failure
+    /// allowed).
+    fn booted(venv: PathBuf, servers: &[&Server]) -> Controller {
+        let playbook = "---\n\
+            - name: Follow the production stage of hello, one canary first\n  \
+              hosts: servers\n  \
+              gather_facts: false\n  \
+              serial: [1, \"100%\"]\n  \
+              max_fail_percentage: 0\n  \
+              roles:\n    \
+                - role: debstage_stage\n";
+        let controller = Controller::with(venv, "", playbook);
+        let mut inventory = String::from("[servers]\n");
+        for (index, server) in servers.iter().enumerate() {
+            let leader = server.leader().expect("a booted server");
+            let wrapper = controller
+                .directory
+                .path()
+                .join(format!("nsenter-{}", index + 1));
+            fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\n# Called as: <wrapper> <chroot directory> <command>...\n\
+                     shift\nexec nsenter --target {leader} --all \
+                     env -i PATH={SERVER_PATH} LC_ALL=C.UTF-8 HOME=/root \"$@\"\n"
+                ),
+            )
+            .expect("wrapper");
+            fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+            inventory.push_str(&format!(
+                "server{} ansible_host={} ansible_chroot_exe={}\n",
+                index + 1,
+                server.path("/").display(),
+                wrapper.display()
+            ));
+        }
+        inventory.push_str(
+            "\n[servers:vars]\nansible_connection=community.general.chroot\n\
+             ansible_python_interpreter=/usr/bin/python3\n",
+        );
+        fs::write(controller.directory.path().join("inventory.ini"), inventory).expect("inventory");
+        controller
+    }
+
+    fn with(venv: PathBuf, inventory: &str, playbook: &str) -> Controller {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        fs::write(directory.path().join("inventory.ini"), inventory).expect("inventory");
         fs::write(directory.path().join("site.yml"), playbook).expect("playbook");
         fs::create_dir_all(directory.path().join("home")).expect("home");
         Controller { venv, directory }
@@ -122,6 +196,23 @@ impl Controller {
 
     /// Runs the playbook with the role's variables, whatever its outcome.
     fn try_run(&self, variables: &serde_json::Value) -> Run {
+        self.try_run_with(&[], variables)
+    }
+
+    /// Runs the playbook in check mode with `--diff`; fails the test if it fails.
+    fn check(&self, variables: &serde_json::Value) -> Run {
+        let run = self.try_run_with(&["--check", "--diff"], variables);
+        assert!(
+            run.output.status.success() && run.failed == 0,
+            "ansible-playbook --check failed ({})\n{}",
+            run.output.status,
+            run.text()
+        );
+        run
+    }
+
+    /// Runs the playbook with more options of `ansible-playbook`, whatever its outcome.
+    fn try_run_with(&self, options: &[&str], variables: &serde_json::Value) -> Run {
         let vars = self.directory.path().join("vars.json");
         fs::write(&vars, variables.to_string()).expect("vars.json");
         let bin = self.venv.join("bin");
@@ -131,6 +222,7 @@ impl Controller {
             .arg(self.directory.path().join("inventory.ini"))
             .arg("-e")
             .arg(format!("@{}", vars.display()))
+            .args(options)
             .arg(self.directory.path().join("site.yml"))
             .env_clear()
             .env(
@@ -203,13 +295,19 @@ fn parse_run(output: Output) -> Run {
     }
 }
 
-/// The role's variables with one source of the key.
+/// The marker line the role writes first in its `.sources` files.
+const MARKER: &str = "# Written by the Ansible role debstage_stage for hello";
+
+/// The role's variables with one source of the key. The servers of this scenario are
+/// chroots, where the postinst cannot restart the unit or run the health check (no
+/// systemd): the facts say `switched`, which the role accepts only when told to.
 fn variables(repository: &RepoServer, key: (&str, String)) -> serde_json::Value {
     let mut value = serde_json::json!({
         "debstage_stage_app": "hello",
         "debstage_stage_name": "production",
         "debstage_stage_repo_url": repository.url(),
         "debstage_stage_origin": ORIGIN,
+        "debstage_stage_require_checked": false,
     });
     value[key.0] = serde_json::Value::String(key.1);
     value
@@ -229,19 +327,29 @@ fn installed(server: &Server) -> Option<String> {
 
 #[test]
 fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
+    follow_promotion_and_rollback("ansible", ansible_venv);
+}
+
+#[test]
+fn scenario_20_the_newest_ansible_follows_promotion_and_rollback() {
+    follow_promotion_and_rollback("ansible-newest", newest_ansible_venv);
+}
+
+/// The chroot scenario with the Ansible of a venv, on a server named `scenario`.
+fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, String>) {
     let started = Instant::now();
     if !can_run("ansible", &[]) {
         return missing("this machine cannot make Debian servers (root and debootstrap)");
     }
     // Before a server slot is taken: the first run installs Ansible into the venv.
-    let venv = match ansible_venv() {
+    let venv = match venv() {
         Ok(venv) => venv,
         Err(why) => return missing(&why),
     };
     let directory = tempfile::tempdir().expect("temporary directory");
     let repository = RepoServer::start(&directory.path().join("repo"), "test,staging,production");
     let builds = Builds::new();
-    let Some(mut server) = Server::new("ansible") else {
+    let Some(mut server) = Server::new(scenario) else {
         return missing("this machine cannot make Debian servers (root and debootstrap)");
     };
     // The chroot connection runs modules with the server's Python, and the apt module
@@ -282,8 +390,39 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     let key_base64 = ("debstage_stage_key_base64", base64(&key));
 
-    // 1. First run: key, source, stage package 1.0; the link points to 1.0.
+    // 0. Check mode on the fresh host: nothing changes, and the run says what would.
     release("1.0");
+    let preview = controller.check(&variables(&repository, key_url.clone()));
+    let text = stdout(&preview.output);
+    assert!(
+        text.contains("hello-production: would move from not installed to 1.0-1")
+            && text.contains("/opt/hello/production would point to 1.0 (now missing)")
+            && text.contains("+Suites: production"),
+        "{}",
+        preview.text()
+    );
+    assert!(preview.changed > 0, "{}", preview.text());
+    assert_eq!(installed(&server), None);
+    assert!(!server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+
+    // A string where the role wants a list fails before anything is written.
+    let mut wrong_type = variables(&repository, key_url.clone());
+    wrong_type["debstage_stage_components"] = "main".into();
+    let refused = controller.try_run(&wrong_type);
+    assert!(refused.failed > 0, "{}", refused.text());
+    assert!(
+        stdout(&refused.output).contains("debstage_stage_components a non-empty YAML list")
+            && stdout(&refused.output).contains(", a string)"),
+        "{}",
+        refused.text()
+    );
+    assert!(!server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+
+    // 1. First run: key, source, stage package 1.0; the link points to 1.0.
     let first = controller.run(&variables(&repository, key_url.clone()));
     assert!(first.changed > 0, "{}", first.text());
     assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
@@ -316,7 +455,7 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     assert_eq!(
         fs::read_to_string(server.path(path)).expect("the role installed the source"),
-        expected["text"].as_str().expect("text")
+        format!("{MARKER}\n{}", expected["text"].as_str().expect("text"))
     );
     // The pin is the stage package's own, untouched by the role.
     let verify = server.run("dpkg", &["--verify", "hello-production"]);
@@ -344,8 +483,26 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let second = controller.run(&variables(&repository, key_base64.clone()));
     assert_eq!(second.changed, 0, "{}", second.text());
 
-    // 3. 1.1 reaches production: only the stage package changes (key from a file).
+    // 3. 1.1 reaches production. Check mode predicts the move and changes nothing...
     release("1.1");
+    let preview = controller.check(&variables(&repository, key_url.clone()));
+    let text = stdout(&preview.output);
+    assert!(
+        text.contains("hello-production: would move from 1.0-1 to 1.1-1")
+            && text.contains("/opt/hello/production would point to 1.1 (now 1.0)"),
+        "{}",
+        preview.text()
+    );
+    assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    // Only the prediction changes: the key and the .sources file stay as they are.
+    assert_eq!(
+        preview.changed_tasks,
+        ["debstage_stage : Report the predicted change (check mode)"],
+        "{}",
+        preview.text()
+    );
+    // ...then only the stage package changes (key from a file).
     let promoted = controller.run(&variables(&repository, key_file));
     assert_eq!(promoted.changed_tasks, [APT_TASK], "{}", promoted.text());
     assert_eq!(installed(&server).as_deref(), Some("1.1-1"));
@@ -372,6 +529,41 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     let settled = controller.run(&variables(&repository, key_base64));
     assert_eq!(settled.changed, 0, "{}", settled.text());
 
+    // 5a. By default the role wants the switch health-checked; over a chroot the postinst
+    // cannot check it, and the run fails saying so (issue 20, point 6).
+    let mut strict = variables(&repository, key_url.clone());
+    strict["debstage_stage_require_checked"] = true.into();
+    let unchecked = controller.try_run(&strict);
+    assert!(unchecked.failed > 0, "{}", unchecked.text());
+    assert!(
+        stdout(&unchecked.output)
+            .contains("was not health-checked on this host: the facts say switched"),
+        "{}",
+        unchecked.text()
+    );
+
+    // 5b. A typo in the stage: that run fails (the suite does not exist) and leaves its
+    // .sources file; the next, correct run removes it, so apt works again.
+    let mut typo = variables(&repository, key_url.clone());
+    typo["debstage_stage_name"] = "prodution".into();
+    let wrong = controller.try_run(&typo);
+    assert!(wrong.failed > 0, "{}", wrong.text());
+    let stale = format!("/etc/apt/sources.list.d/{ORIGIN}-prodution.sources");
+    assert!(server.exists(&stale), "{}", wrong.text());
+    let repaired = controller.run(&variables(&repository, key_url.clone()));
+    assert!(!server.exists(&stale), "{}", repaired.text());
+    assert!(server.exists(&format!(
+        "/etc/apt/sources.list.d/{ORIGIN}-production.sources"
+    )));
+    // A file the role did not write stays.
+    fs::write(
+        server.path("/etc/apt/sources.list.d/other.sources"),
+        "Types: deb\nURIs: http://127.0.0.1:9/\nSuites: x\nComponents: main\nEnabled: no\n",
+    )
+    .expect("other.sources");
+    controller.run(&variables(&repository, key_url.clone()));
+    assert!(server.exists("/etc/apt/sources.list.d/other.sources"));
+
     // 6. A failed deploy: 1.2's activation hook fails on the host. The apt task fails,
     // and the link stays on 1.0.
     let broken = builds.broken("1.2", "1");
@@ -384,6 +576,15 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     assert!(failed.failed > 0, "{}", failed.text());
     assert!(
         stdout(&failed.output).contains("migration of 1.2 failed"),
+        "{}",
+        failed.text()
+    );
+    // The failure's headline is the reason the host gave, from its facts.
+    assert!(
+        stdout(&failed.output).contains(
+            "hello-production failed on this host: activation hook of 1.2 failed (exit 1); \
+             version 1.2 (failed), the link points to 1.0"
+        ) && stdout(&failed.output).contains("last lines of its output: migration of 1.2 failed"),
         "{}",
         failed.text()
     );
@@ -439,6 +640,147 @@ fn scenario_20_the_ansible_role_follows_promotion_and_rollback() {
     );
     shout(&format!(
         "ansible scenario done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// The PLAY RECAP line of one host (`server1 : ok=... changed=... failed=...`).
+fn recap<'a>(text: &'a str, host: &str) -> Option<&'a str> {
+    let prefix = format!("{host} ");
+    text.lines()
+        .skip_while(|line| !line.starts_with("PLAY RECAP"))
+        .find(|line| line.starts_with(&prefix))
+}
+
+/// Makes a booted server ready for the role: Debian's python3 and python3-apt from the
+/// mirror, then only the scenario's repository in apt's sources.
+fn prepare_for_ansible(server: &mut Server) {
+    server.use_mirror();
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&[
+        "install",
+        "--no-install-recommends",
+        "python3",
+        "python3-apt",
+    ]);
+    fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
+}
+
+#[test]
+fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
+    let started = Instant::now();
+    if !can_run(
+        "ansible canary",
+        &[
+            ("systemd-nspawn", "systemd-container"),
+            ("nsenter", "util-linux"),
+        ],
+    ) {
+        return missing("this machine cannot boot Debian servers (root, debootstrap, nspawn)");
+    }
+    let venv = match ansible_venv() {
+        Ok(venv) => venv,
+        Err(why) => return missing(&why),
+    };
+    let release = super::apt::Release::new();
+    let Some(mut canary) = Server::booted("ansible-canary") else {
+        return missing("this machine cannot boot Debian servers");
+    };
+    let Some(mut second) = Server::booted("ansible-second") else {
+        return missing("this machine cannot boot Debian servers");
+    };
+    prepare_for_ansible(&mut canary);
+    prepare_for_ansible(&mut second);
+    let controller = Controller::booted(venv, &[&canary, &second]);
+    let key = (
+        "debstage_stage_key_url",
+        format!("{}/{ORIGIN}.gpg", release.repository.url()),
+    );
+    // The real thing: health-checked on the hosts, so the default (checked required).
+    let mut variables = variables(&release.repository, key);
+    variables["debstage_stage_require_checked"] = true.into();
+
+    // 1.0 everywhere, health-checked by the postinst through the container's systemd.
+    release.release("1.0", super::apt::TO_PRODUCTION);
+    let first = controller.try_run(&variables);
+    let text = stdout(&first.output);
+    assert!(first.output.status.success(), "{}", first.text());
+    for server in [&canary, &second] {
+        assert_eq!(
+            server.installed_version("hello-production").as_deref(),
+            Some("1.0-1")
+        );
+        let facts: serde_json::Value = serde_json::from_slice(
+            &fs::read(server.path("/var/lib/hello/production.json")).expect("facts"),
+        )
+        .expect("facts are JSON");
+        assert_eq!(facts["state"], "checked", "{facts}\n{text}");
+    }
+
+    // 1.1's health check fails: the canary goes back to 1.0 and the run stops there,
+    // with the health check's words in its failure; the second host is not touched.
+    let unhealthy = release.builds.unhealthy("1.1", "1");
+    release.add(&unhealthy);
+    release.promote("1.1", super::apt::TO_PRODUCTION);
+    let failed = controller.try_run(&variables);
+    let text = stdout(&failed.output);
+    assert!(!failed.output.status.success(), "{}", failed.text());
+    let headline = text
+        .lines()
+        .find(|line| line.contains("hello-production failed on this host"))
+        .unwrap_or_else(|| panic!("no failure headline:\n{}", failed.text()));
+    shout(&format!("canary failure: {}", headline.trim()));
+    assert!(
+        headline.contains("the health check failed (exit 1)")
+            && headline.contains("unreachable: code 42")
+            && headline.contains("the link points to 1.0"),
+        "{headline}"
+    );
+    assert!(
+        recap(&text, "server1").is_some_and(|line| line.contains("failed=1")),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        recap(&text, "server2").is_none_or(|line| line.contains("changed=0")),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(canary.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert_eq!(
+        second.installed_version("hello-production").as_deref(),
+        Some("1.0-1")
+    );
+    assert_eq!(second.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert!(!second.exists("/opt/hello/1.1"), "the second host got 1.1");
+
+    // autoremove on the canary removes nothing that runs: after it and a restart, the
+    // unit runs 1.0 again.
+    let output = canary.apt_get(&["autoremove", "--purge"]);
+    assert_eq!(
+        canary.installed_version("hello-1.0").as_deref(),
+        Some("1.0-1"),
+        "{}",
+        stdout(&output)
+    );
+    canary.run_ok("systemctl", &["restart", "hello-production.service"]);
+    let pid = stdout(&canary.run_ok(
+        "systemctl",
+        &[
+            "show",
+            "--property",
+            "MainPID",
+            "--value",
+            "hello-production.service",
+        ],
+    ))
+    .trim()
+    .to_string();
+    assert_ne!(pid, "0");
+    let cwd = stdout(&canary.run_ok("readlink", &[&format!("/proc/{pid}/cwd")]));
+    assert_eq!(cwd.trim(), "/opt/hello/1.0");
+    shout(&format!(
+        "ansible canary scenario done in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
 }

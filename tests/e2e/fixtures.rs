@@ -1,6 +1,6 @@
 //! Builds of `examples/hello` that the scenarios install: good versions, and versions
 //! whose activation hook fails, whose service exits at start, or whose health check
-//! fails. Each scenario makes its own, in its own temp dir. Every copy settles for 1 s and
+//! fails, and one whose environment file holds what a shell would read otherwise. Each scenario makes its own, in its own temp dir. Every copy settles for 1 s and
 //! gives its health check 2 s, so that failures show quickly.
 
 use std::fs;
@@ -49,6 +49,28 @@ impl Built {
     }
 }
 
+/// The release's `etc/production.env` of [`Builds::environment`]: values with spaces,
+/// quotes, backslashes, `$`, backticks, `#` and a newline, which systemd's
+/// `EnvironmentFile=` reads without expansion or command substitution (a shell's `. FILE`
+/// would run the commands).
+pub const RELEASE_ENVIRONMENT: &str = r##"# Defaults of the production stage; local values go in /etc/hello/production.env.
+GREETING=hello world
+QUOTED="a \"quoted\" value with $HOME, `id -u` and \\ one backslash \n"
+SINGLE='it''s $(id -u) # no comment'
+DOLLAR=$PATH
+BACKTICK=`touch /var/tmp/hello-backtick-ran`
+COMMAND=$(touch /var/tmp/hello-command-ran)
+HASH=one # two
+ESCAPED=a\ b\\c\$d
+TRAILING=blanks after   
+  INDENTED = around the equals sign
+JOINED=first \
+second
+MULTI="line one
+line two"
+OVERRIDDEN=from the release
+"##;
+
 impl Builds {
     /// A scratch directory with four copies of the example: as shipped, with an
     /// activation hook that fails, with a service that exits 1 at start, and with a health
@@ -56,7 +78,13 @@ impl Builds {
     pub fn new() -> Builds {
         let temp = tempfile::tempdir().expect("temporary directory");
         let example = project_root().join("examples/hello");
-        for copy in ["hello", "hello-broken", "hello-crashing", "hello-unhealthy"] {
+        for copy in [
+            "hello",
+            "hello-broken",
+            "hello-crashing",
+            "hello-unhealthy",
+            "hello-environment",
+        ] {
             let directory = temp.path().join(copy);
             copy_tree(&example, &directory);
             let manifest = directory.join("debstage.toml");
@@ -95,6 +123,20 @@ impl Builds {
              printf 'bytes: \\377\\001\\033[31m red\\r\\n' >&2\n\
              echo 'database \"orders\" unreachable:\tcode 42 \\ retry later' >&2\nexit 1\n",
         );
+        // The hook and the health check write the environment they were given where the
+        // test reads it, to compare it with the unit's.
+        script(
+            "hello-environment/app/hooks/activate",
+            "#!/bin/sh\nset -e\ncat /proc/self/environ >/var/tmp/hello-hook.environ\n",
+        );
+        script(
+            "hello-environment/app/bin/healthcheck",
+            "#!/bin/sh\nset -e\ncat /proc/self/environ >/var/tmp/hello-health.environ\n\
+             test -x \"$(dirname \"$0\")/hello\"\n",
+        );
+        let environment = temp.path().join("hello-environment/app/etc/production.env");
+        fs::write(&environment, RELEASE_ENVIRONMENT)
+            .unwrap_or_else(|error| panic!("{}: {error}", environment.display()));
         let out = temp.path().join("out");
         Builds { temp, out }
     }
@@ -110,6 +152,17 @@ impl Builds {
     /// the facts file must escape or drop).
     pub fn unhealthy(&self, version: &str, revision: &str) -> Built {
         self.build_from(&self.temp.path().join("hello-unhealthy"), version, revision)
+    }
+
+    /// Builds a version whose `etc/production.env` is [`RELEASE_ENVIRONMENT`], and whose
+    /// activation hook and health check write their environment to
+    /// `/var/tmp/hello-hook.environ` and `/var/tmp/hello-health.environ`.
+    pub fn environment(&self, version: &str, revision: &str) -> Built {
+        self.build_from(
+            &self.temp.path().join("hello-environment"),
+            version,
+            revision,
+        )
     }
 
     /// Builds a version whose activation hook works.

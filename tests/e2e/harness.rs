@@ -651,6 +651,13 @@ impl Server {
         }
     }
 
+    /// The PID of a booted server's systemd as the host sees it (what `nsenter --target`
+    /// takes to run a command in every namespace of the container), or None for a chroot
+    /// server.
+    pub fn leader(&self) -> Option<u32> {
+        self.container.as_ref().map(|container| container.leader)
+    }
+
     /// A path of the server (absolute inside it) as seen from the host.
     pub fn path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))

@@ -401,3 +401,292 @@ fn systemd_3_a_failing_health_check_and_a_killed_configure_end_on_the_good_relea
     let audit = server.run_ok("dpkg", &["--audit"]);
     assert!(stdout(&audit).trim().is_empty(), "{}", stdout(&audit));
 }
+
+/// The `APT::NeverAutoRemove` file of the production stage ("" when there is none).
+fn keep_file(server: &Server) -> String {
+    fs::read_to_string(server.path("/etc/apt/apt.conf.d/50debstage-hello-production"))
+        .unwrap_or_default()
+}
+
+/// What `apt-get autoremove` would remove, per its simulation.
+fn autoremovable(server: &Server) -> String {
+    let output = server.apt_get(&["--simulate", "autoremove"]);
+    all_output(&output)
+        .lines()
+        .filter(|line| line.starts_with("Remv "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `apt-get -y autoremove --purge`, then a restart of the unit: the unit must come back
+/// on `release`, with its payload still installed.
+fn autoremove_and_restart_run(server: &Server, release: &str) {
+    let output = server.apt_get(&["autoremove", "--purge"]);
+    let list = dpkg_list(server);
+    assert_eq!(
+        installed(&list, &format!("hello-{release}")),
+        Some(format!("{release}-1")),
+        "autoremove took the release that runs:\n{}\n{list:?}",
+        all_output(&output)
+    );
+    assert_eq!(server.link(LINK).as_deref(), Some(release));
+    server.run_ok("systemctl", &["restart", UNIT]);
+    assert_eq!(service_directory(server), format!("/opt/hello/{release}"));
+}
+
+#[test]
+fn systemd_4_autoremove_after_a_failed_refused_or_interrupted_release_keeps_what_runs() {
+    let release = Release::new();
+    let Some(server) = Server::booted("systemd-keep") else {
+        return;
+    };
+    install_first_release(&release, &server);
+    assert!(keep_file(&server).contains("\"^hello-1\\.0$\";"));
+
+    // A failed canary: 1.1's health check fails and the host goes back to 1.0, which no
+    // installed package depends on any more (hello-production 1.1-1 depends on hello-1.1).
+    let unhealthy = release.builds.unhealthy("1.1", "1");
+    release.add(&unhealthy);
+    release.promote("1.1", TO_PRODUCTION);
+    update(&server);
+    let output = server.apt_get(&["install", "hello-production"]);
+    assert_eq!(output.status.code(), Some(100), "{}", all_output(&output));
+    assert_eq!(server.link(LINK).as_deref(), Some("1.0"));
+    let keep = keep_file(&server);
+    assert!(
+        keep.contains("\"^hello-1\\.0$\";") && !keep.contains("hello-1\\.1"),
+        "{keep}"
+    );
+    let removable = autoremovable(&server);
+    assert!(!removable.contains("hello-1.0"), "{removable}");
+    let failed = facts(&server);
+    assert_eq!(
+        (&failed["state"], &failed["version"], &failed["current"]),
+        (&"failed".into(), &"1.1".into(), &"1.0".into()),
+        "{failed}"
+    );
+    autoremove_and_restart_run(&server, "1.0");
+
+    // The stage rolled back, then 1.1 promoted again: refused here, and the host keeps
+    // running 1.0, kept.
+    release.repository.run(&["rollback", "hello", "production"]);
+    update(&server);
+    server.apt_get_ok(&["install", "--allow-downgrades", "hello-production"]);
+    assert_eq!(facts(&server)["state"], "checked");
+    release.promote("1.1", &["production"]);
+    update(&server);
+    let output = server.apt_get(&["install", "hello-production"]);
+    let text = all_output(&output);
+    assert_eq!(output.status.code(), Some(100), "{text}");
+    assert!(
+        text.contains("not switching /opt/hello/production to 1.1 again; it stays at 1.0"),
+        "{text}"
+    );
+    assert!(
+        journal(&server).contains(" refused 1.0 1.1"),
+        "{}",
+        journal(&server)
+    );
+    assert!(keep_file(&server).contains("\"^hello-1\\.0$\";"));
+    autoremove_and_restart_run(&server, "1.0");
+
+    // Rolled back once more: the link is where it was, checked, so nothing is switched;
+    // the facts say so again instead of the refusal before (issue 20, point 7), and the
+    // failed release is no longer kept.
+    release.repository.run(&["rollback", "hello", "production"]);
+    update(&server);
+    let output = server.apt_get_ok(&["install", "--allow-downgrades", "hello-production"]);
+    assert!(
+        all_output(&output).contains("/opt/hello/production already points to 1.0, checked"),
+        "{}",
+        all_output(&output)
+    );
+    let checked = facts(&server);
+    for (key, value) in [
+        ("state", "checked"),
+        ("version", "1.0"),
+        ("current", "1.0"),
+        ("package_version", "1.0-1"),
+        ("health", "passed"),
+    ] {
+        assert_eq!(checked[key], value, "{key} in {checked}");
+    }
+    assert!(
+        journal(&server).contains(" already-checked - 1.0"),
+        "{}",
+        journal(&server)
+    );
+    let output = server.apt_get_ok(&["autoremove", "--purge"]);
+    assert_eq!(
+        installed(&dpkg_list(&server), "hello-1.1"),
+        None,
+        "{}",
+        all_output(&output)
+    );
+    assert_eq!(service_directory(&server), "/opt/hello/1.0");
+
+    // Interrupted right after the switch to an unhealthy 1.2, then resumed: the resumed
+    // configure fails the check and goes back; 1.0 stays kept.
+    let interrupted = release.builds.unhealthy("1.2", "1");
+    release.add(&interrupted);
+    release.promote("1.2", TO_PRODUCTION);
+    update(&server);
+    let killed = server.apt_get_with(
+        &[("DEBSTAGE_TEST_KILL_AFTER_SWITCH", "1.2")],
+        &["install", "hello-production"],
+    );
+    assert_eq!(killed.status.code(), Some(100), "{}", all_output(&killed));
+    assert_eq!(server.link(LINK).as_deref(), Some("1.2"));
+    assert!(keep_file(&server).contains("\"^hello-1\\.0$\";"));
+    let resumed = server.run("dpkg", &["--configure", "-a"]);
+    assert_eq!(resumed.status.code(), Some(1), "{}", all_output(&resumed));
+    assert_eq!(server.link(LINK).as_deref(), Some("1.0"));
+    let keep = keep_file(&server);
+    assert!(
+        keep.contains("\"^hello-1\\.0$\";") && !keep.contains("hello-1\\.2"),
+        "{keep}"
+    );
+    assert_eq!(facts(&server)["current"], "1.0");
+    autoremove_and_restart_run(&server, "1.0");
+
+    // A good release afterwards: it runs, 1.0 is kept as the one before it ([stages]
+    // keep = 1), and autoremove leaves both.
+    release.release("1.3", TO_PRODUCTION);
+    update(&server);
+    server.apt_get_ok(&["install", "hello-production"]);
+    let keep = keep_file(&server);
+    assert!(
+        keep.contains("\"^hello-1\\.3$\";") && keep.contains("\"^hello-1\\.0$\";"),
+        "{keep}"
+    );
+    autoremove_and_restart_run(&server, "1.3");
+    assert_eq!(
+        installed(&dpkg_list(&server), "hello-1.0").as_deref(),
+        Some("1.0-1")
+    );
+}
+
+/// The variables of a process's environment (`/proc/<pid>/environ` in the server).
+fn environ(server: &Server, path: &str) -> std::collections::BTreeMap<String, String> {
+    let output = server.run_ok("cat", &[path]);
+    output
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (name, value) = entry.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_5_the_hook_the_health_check_and_the_unit_see_the_same_environment() {
+    let release = Release::new();
+    let Some(server) = Server::booted("systemd-environment") else {
+        return;
+    };
+    let local = server.path("/etc/hello/production.env");
+    fs::create_dir_all(local.parent().expect("a parent")).expect("/etc/hello");
+    fs::write(
+        &local,
+        "# Local values of this host.\nOVERRIDDEN='from /etc/hello, local'\n\
+         LOCAL_SECRET=\"s3cr3t with spaces, a \\\" and a $\"\n",
+    )
+    .expect("/etc/hello/production.env");
+    let built = release.builds.environment("1.0", "1");
+    release.add(&built);
+    release.promote("1.0", TO_PRODUCTION);
+    server.subscribe(&release.repository, "production", "hello");
+    update(&server);
+    let output = server.apt_get_ok(&["install", "hello-production"]);
+    assert!(
+        all_output(&output).contains("1.0 is up and healthy"),
+        "{}",
+        all_output(&output)
+    );
+    let pid = unit_property(&server, "MainPID");
+    let unit = environ(&server, &format!("/proc/{pid}/environ"));
+    let hook = environ(&server, "/var/tmp/hello-hook.environ");
+    let health = environ(&server, "/var/tmp/hello-health.environ");
+    let expected = [
+        ("GREETING", "hello world"),
+        (
+            "QUOTED",
+            "a \"quoted\" value with $HOME, `id -u` and \\ one backslash \\n",
+        ),
+        ("SINGLE", "its $(id -u) # no comment"),
+        ("DOLLAR", "$PATH"),
+        ("BACKTICK", "`touch /var/tmp/hello-backtick-ran`"),
+        ("COMMAND", "$(touch /var/tmp/hello-command-ran)"),
+        ("HASH", "one # two"),
+        ("ESCAPED", "a b\\c$d"),
+        ("TRAILING", "blanks after"),
+        ("INDENTED", "around the equals sign"),
+        ("JOINED", "first second"),
+        ("MULTI", "line one\nline two"),
+        ("OVERRIDDEN", "from /etc/hello, local"),
+        ("LOCAL_SECRET", "s3cr3t with spaces, a \" and a $"),
+        ("DEBSTAGE_APP", "hello"),
+        ("DEBSTAGE_STAGE", "production"),
+    ];
+    for (name, value) in expected {
+        let seen = |environment: &std::collections::BTreeMap<String, String>| {
+            environment.get(name).cloned()
+        };
+        assert_eq!(seen(&unit).as_deref(), Some(value), "{name} in the unit");
+        assert_eq!(seen(&hook), seen(&unit), "{name}: the hook and the unit");
+        assert_eq!(
+            seen(&health),
+            seen(&unit),
+            "{name}: the health check and the unit"
+        );
+    }
+    // Nothing in the files was run, by the unit or by the maintainer scripts.
+    assert!(!server.exists("/var/tmp/hello-backtick-ran"));
+    assert!(!server.exists("/var/tmp/hello-command-ran"));
+
+    // A line that systemd would not take stops the next release before its hook runs,
+    // naming the file and the line; the host stays on 1.0.
+    fs::write(&local, "OVERRIDDEN=local\nexport LOCAL_SECRET=x\n").expect("rewrite");
+    fs::remove_file(server.path("/var/tmp/hello-hook.environ")).expect("remove");
+    let next = release.builds.environment("1.1", "1");
+    release.add(&next);
+    release.promote("1.1", TO_PRODUCTION);
+    update(&server);
+    let output = server.apt_get(&["install", "hello-production"]);
+    let text = all_output(&output);
+    assert_eq!(output.status.code(), Some(100), "{text}");
+    assert!(
+        text.contains(
+            "/etc/hello/production.env line 2: \"export LOCAL_SECRET\" is not a variable name"
+        ) && text.contains("/opt/hello/production still points to 1.0"),
+        "{text}"
+    );
+    assert!(!server.exists("/var/tmp/hello-hook.environ"));
+    assert_eq!(server.link(LINK).as_deref(), Some("1.0"));
+    let failed = facts(&server);
+    assert_eq!(
+        (&failed["state"], &failed["current"]),
+        (&"failed".into(), &"1.0".into()),
+        "{failed}"
+    );
+    assert!(journal(&server).contains(" environment-failed 1.0 1.1"));
+    assert!(keep_file(&server).contains("\"^hello-1\\.0$\";"));
+
+    // Fixed, the same configure goes through.
+    fs::write(&local, "OVERRIDDEN=local\nLOCAL_SECRET=x\n").expect("rewrite");
+    let output = server.run_ok("dpkg", &["--configure", "-a"]);
+    assert!(
+        all_output(&output).contains("1.1 is up and healthy"),
+        "{}",
+        all_output(&output)
+    );
+    assert_eq!(service_directory(&server), "/opt/hello/1.1");
+    let unit = environ(
+        &server,
+        &format!("/proc/{}/environ", unit_property(&server, "MainPID")),
+    );
+    assert_eq!(unit.get("LOCAL_SECRET").map(String::as_str), Some("x"));
+}
