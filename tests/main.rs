@@ -10,6 +10,7 @@ mod command;
 mod e2e;
 mod faults;
 mod hostile;
+mod init;
 mod json_contract;
 pub(crate) mod node;
 mod publish;
