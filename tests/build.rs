@@ -956,3 +956,68 @@ command = "sh make.sh"
         );
     }
 }
+
+/// What is not the application never ships unless named: the manifest, `.git`, `.env`
+/// files and an `--out` inside the application (which would otherwise grow with each
+/// build); the build says what it left out. The hook init writes under `.debstage/`
+/// ships.
+#[test]
+fn a_build_leaves_out_what_is_not_the_application() {
+    let temp = tempfile::tempdir().expect("temp");
+    let app = temp.path().join("site");
+    fs::create_dir_all(app.join(".git/objects")).expect("mkdir");
+    fs::create_dir_all(app.join("sub")).expect("mkdir");
+    fs::write(app.join("index.html"), "<p>site</p>\n").expect("write");
+    fs::write(app.join(".git/HEAD"), "ref: refs/heads/main\n").expect("write");
+    fs::write(app.join(".env"), "SECRET=1\n").expect("write");
+    fs::write(app.join("sub/.env.local"), "SECRET=2\n").expect("write");
+    fs::write(app.join(".env.defaults"), "PORT=80\n").expect("write");
+    fs::write(app.join(".envrc"), "use nix\n").expect("write");
+    run_ok(debstage().arg("init").arg(&app));
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        text.replace(
+            "include = [\"**\"]",
+            "include = [\"**\", \".env.defaults\"]",
+        ),
+    )
+    .expect("write");
+    let out = app.join("out");
+    let mut sizes = Vec::new();
+    for _ in 0..2 {
+        let output = run_ok(
+            debstage()
+                .args(["build", "--manifest"])
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&out)
+                .env("SOURCE_DATE_EPOCH", "1700000000"),
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains("Left out of the release")
+                && message.contains(".env, ")
+                && message.contains(".git/")
+                && message.contains("debstage.toml")
+                && message.contains("sub/.env.local"),
+            "{message}"
+        );
+        let payload = out.join("site-0.1.0_0.1.0-1_all.deb");
+        sizes.push(fs::metadata(&payload).expect("payload").len());
+        let listing = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+        for shipped in [
+            "/opt/site/0.1.0/index.html",
+            "/opt/site/0.1.0/.env.defaults",
+            "/opt/site/0.1.0/.envrc",
+            "/opt/site/0.1.0/.debstage/activate",
+        ] {
+            assert!(listing.contains(shipped), "{shipped} missing:\n{listing}");
+        }
+        for left in ["/.env\n", ".env.local", "/.git/", "debstage.toml", "/out/"] {
+            assert!(!listing.contains(left), "{left} shipped:\n{listing}");
+        }
+    }
+    assert_eq!(sizes[0], sizes[1], "the second build packaged the first");
+}

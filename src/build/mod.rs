@@ -9,6 +9,7 @@ pub(crate) mod depends;
 pub(crate) mod env;
 pub(crate) mod exclusions;
 pub(crate) mod init;
+pub(crate) mod left_out;
 pub(crate) mod manifest;
 pub(crate) mod root;
 pub(crate) mod runner;
@@ -136,7 +137,8 @@ fn build_one(
     };
     let scratch = runner.scratch()?;
     let staged = env::stage(loaded, &runner, scratch.path(), reporter)?;
-    let mut tree = list_tree(loaded, &staged.root)?;
+    let mut tree = list_tree(loaded, &staged.root, &options.out, reporter)?;
+    add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;
     let stripped = strip_release(loaded, &mut tree, scratch.path(), reporter)?;
     let epoch = source_date.unwrap_or_else(|| {
@@ -592,9 +594,15 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 
 /// Lists the staged tree under the release directory, applying `[files]` include and
 /// exclude globs (an excluded directory is skipped whole).
-fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
+fn list_tree(
+    manifest: &LoadedManifest,
+    root: &Path,
+    out: &Path,
+    reporter: &Reporter,
+) -> Result<Vec<TreeItem>> {
     let listing = Listing {
         root,
+        left_out: left_out::LeftOut::new(manifest, root, out),
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
         defaults: exclusions::Exclusions::of(manifest),
@@ -605,6 +613,14 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
             .to_string(),
     };
     let items = listing.directory(Path::new(""))?;
+    let left_out = listing.left_out.seen();
+    if !left_out.is_empty() {
+        reporter.status(format!(
+            "Left out of the release (not the application; name a file in [files] include \
+             to ship it): {}",
+            left_out.join(", ")
+        ));
+    }
     if !items
         .iter()
         .any(|item| !matches!(item.entry.content, Content::Directory))
@@ -625,6 +641,8 @@ struct Listing<'a> {
     exclude: GlobSet,
     /// What the build leaves out by default (`[files] keep` brings groups back).
     defaults: exclusions::Exclusions,
+    /// What is never the application (the manifest, `.git`, `.env` files, `--out`).
+    left_out: left_out::LeftOut,
     /// The release directory without its leading `/`.
     prefix: String,
 }
@@ -689,6 +707,7 @@ impl Listing<'_> {
         let kind = metadata.file_type();
         if self.exclude.is_match(relative)
             || self.defaults.excludes(self.root, relative, kind.is_dir())
+            || self.left_out.excludes(relative, kind.is_dir())
         {
             return Ok(Vec::new());
         }
@@ -737,6 +756,66 @@ impl Listing<'_> {
             relative,
         }
     }
+}
+
+/// Ships the activation hook whatever the environment kind: a relative hook that the
+/// staged tree lacks (a python or command environment, or a `dir` whose source is a
+/// subdirectory) is taken from the application directory, at the same relative path.
+fn add_activation_hook(manifest: &LoadedManifest, tree: &mut Vec<TreeItem>) -> Result<()> {
+    let Some(hook) = &manifest.activate_hook else {
+        return Ok(());
+    };
+    if hook.program.starts_with('/') || tree.iter().any(|item| item.relative == hook.program) {
+        return Ok(());
+    }
+    let source = manifest.directory.join(&hook.program);
+    let Ok(metadata) = fs::metadata(&source) else {
+        // check_referenced_programs names the key.
+        return Ok(());
+    };
+    if !metadata.is_file() {
+        return Ok(());
+    }
+    let prefix = manifest
+        .names()
+        .release_dir()
+        .trim_start_matches('/')
+        .to_string();
+    let relative = Path::new(&hook.program);
+    let mut parents: Vec<&Path> = relative
+        .ancestors()
+        .skip(1)
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .collect();
+    parents.reverse();
+    for parent in parents {
+        let text = parent.to_string_lossy().into_owned();
+        if tree.iter().any(|item| item.relative == text) {
+            continue;
+        }
+        tree.push(TreeItem {
+            entry: Entry {
+                path: format!("{prefix}/{text}"),
+                mode: 0o755,
+                mtime: Some(metadata.mtime().max(0) as u64),
+                content: Content::Directory,
+            },
+            relative: text,
+        });
+    }
+    tree.push(TreeItem {
+        entry: Entry {
+            path: format!("{prefix}/{}", hook.program),
+            mode: metadata.permissions().mode() & 0o7777,
+            mtime: Some(metadata.mtime().max(0) as u64),
+            content: Content::File {
+                source,
+                size: metadata.len(),
+            },
+        },
+        relative: hook.program.clone(),
+    });
+    Ok(())
 }
 
 /// The hook, health check and service program must be in the tree (and executable).
