@@ -15,6 +15,7 @@ mod json_contract;
 pub(crate) mod node;
 mod publish;
 mod python;
+mod python_layouts;
 mod repo;
 mod snapshots;
 pub(crate) mod strip;

@@ -136,7 +136,7 @@ fn build_one(
         None => Runner::Host,
     };
     let scratch = runner.scratch()?;
-    let staged = env::stage(loaded, &runner, scratch.path(), reporter)?;
+    let staged = env::stage(loaded, &runner, scratch.path(), &options.out, reporter)?;
     let mut tree = list_tree(loaded, &staged.root, &options.out, reporter)?;
     add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;

@@ -26,16 +26,19 @@ pub(crate) struct StagedTree {
 
 /// Stages the manifest's environment with the programs of `runner` (the host, or the
 /// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind
-/// may use.
+/// may use; `out` is where the packages go (never part of what is built).
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     runner: &Runner,
     scratch: &Path,
+    out: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
     match &manifest.manifest.environment {
         Environment::Dir(options) => dir::stage(manifest, options),
-        Environment::Python(options) => python::stage(manifest, options, runner, scratch, reporter),
+        Environment::Python(options) => {
+            python::stage(manifest, options, runner, scratch, out, reporter)
+        }
         Environment::Command(options) => {
             command::stage(manifest, options, runner, scratch, reporter)
         }

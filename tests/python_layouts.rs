@@ -1,0 +1,262 @@
+//! Every common Python project layout (`tests/projects/`, written for these tests), from
+//! `debstage init` to a release that runs: setuptools flat and src layouts, `setup.py`
+//! alone, hatchling, flit, poetry-core, pdm-backend, and hash-pinned requirements. For
+//! each: the source tree is unchanged by the build (file list, sizes, times), two builds
+//! 2 s apart without SOURCE_DATE_EPOCH give the same bytes, and the console script runs
+//! from the release directory.
+//!
+//! pip reaches PyPI for the build backends and `six`; its cache is kept under the target
+//! directory (`target/pip-cache`), so a second run downloads nothing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::init::{init, project};
+use crate::support::{debstage, files_in, project_root, run_ok, stderr, stdout};
+
+/// Each file and directory of a tree with its size and modification time (ns).
+fn tree_state(root: &Path) -> BTreeMap<PathBuf, (u64, i64, i64)> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|entry| entry.expect("tree entry"))
+        .map(|entry| {
+            let metadata = entry.path().symlink_metadata().expect("metadata");
+            (
+                entry
+                    .path()
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .to_path_buf(),
+                (metadata.len(), metadata.mtime(), metadata.mtime_nsec()),
+            )
+        })
+        .collect()
+}
+
+/// `debstage build` without SOURCE_DATE_EPOCH, pip's cache in the target directory.
+fn build(manifest: &Path, out: &Path, extra: &[&str]) -> String {
+    let output = run_ok(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(manifest)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+    );
+    stderr(&output)
+}
+
+/// Runs `command` with the extracted payload bound at its release directory, in a private
+/// mount namespace (a tmpfs over /opt), so that nothing on the host changes.
+fn run_at_release(extracted: &Path, release: &str, command: &str) -> String {
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(
+                "mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; \
+                 shift 2; exec \"$@\"",
+            )
+            .arg("sh")
+            .arg(extracted)
+            .arg(release)
+            .arg(format!("{release}/{command}")),
+    );
+    stdout(&output)
+}
+
+/// The whole story for one layout: init, two builds, the checks; gives the build's
+/// messages.
+fn layout_builds_and_runs(
+    name: &str,
+    app: &str,
+    version: &str,
+    extra: &[&str],
+    script: &str,
+    expected: &str,
+) -> String {
+    let (temp, directory) = project(name);
+    init(&directory);
+    let before = tree_state(&directory);
+    let manifest = directory.join("debstage.toml");
+    let first = temp.path().join("first");
+    let second = temp.path().join("second");
+    let messages = build(&manifest, &first, extra);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    build(&manifest, &second, extra);
+    assert_eq!(
+        before,
+        tree_state(&directory),
+        "{name}: the build changed the source tree"
+    );
+    let files = files_in(&first);
+    assert_eq!(files, files_in(&second), "{name}");
+    for file in &files {
+        assert!(
+            fs::read(first.join(file)).expect("first")
+                == fs::read(second.join(file)).expect("second"),
+            "{name}: {file} differs between two builds 2 s apart"
+        );
+    }
+    let build_manifest = files
+        .iter()
+        .find(|file| file.ends_with(".build.json"))
+        .expect("a build manifest");
+    let document: serde_json::Value =
+        serde_json::from_slice(&fs::read(first.join(build_manifest)).expect("read")).expect("JSON");
+    let payload = document["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["role"] == "payload")
+        .and_then(|package| package["file"].as_str())
+        .map(|file| first.join(file))
+        .expect("a payload");
+    let listing = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+    let release = format!("/opt/{app}/{version}");
+    assert!(
+        listing.contains(&format!(".{release}/.debstage/activate")),
+        "{name}: the hook is not shipped:\n{listing}"
+    );
+    assert!(
+        !listing.contains(".egg-info/SOURCES.txt") || listing.contains("site-packages"),
+        "{listing}"
+    );
+    let extracted = temp.path().join("extracted");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&payload)
+            .arg(&extracted),
+    );
+    let output = run_at_release(&extracted, &release, script);
+    assert_eq!(output.trim(), expected, "{name}");
+    messages
+}
+
+#[test]
+fn python_setuptools_flat_layout() {
+    layout_builds_and_runs(
+        "setuptools-flat",
+        "shape-flat",
+        "1.3.0",
+        &[],
+        "bin/shape-flat",
+        "shape-flat 1.3.0: square area 4",
+    );
+}
+
+#[test]
+fn python_setuptools_src_layout_with_a_dynamic_version() {
+    layout_builds_and_runs(
+        "setuptools-src",
+        "shape-src",
+        "2.0.1",
+        &["--version", "2.0.1"],
+        "bin/shape-src",
+        "shape-src 2.0.1: circle area 3.142",
+    );
+}
+
+#[test]
+fn python_setup_py_only() {
+    layout_builds_and_runs(
+        "setuppy",
+        "shape-legacy",
+        "0.9.2",
+        &[],
+        "bin/shape-legacy",
+        "shape-legacy 0.9.2: triangle perimeter 12",
+    );
+}
+
+#[test]
+fn python_hatchling() {
+    layout_builds_and_runs(
+        "hatchling",
+        "shape-hatch",
+        "0.4.0",
+        &[],
+        "bin/shape-hatch",
+        "shape-hatch 0.4.0: cube volume 8",
+    );
+}
+
+#[test]
+fn python_flit() {
+    layout_builds_and_runs(
+        "flit",
+        "shape-flit",
+        "3.1.0",
+        &[],
+        "bin/shape-flit",
+        "shape-flit 3.1.0: rectangle area 6",
+    );
+}
+
+#[test]
+fn python_poetry_core() {
+    layout_builds_and_runs(
+        "poetry",
+        "shape-poetry",
+        "1.0.0~rc1",
+        &[],
+        "bin/shape-poetry",
+        "shape-poetry 1.0.0rc1: rhombus area 12",
+    );
+}
+
+#[test]
+fn python_pdm_backend() {
+    layout_builds_and_runs(
+        "pdm",
+        "shape-pdm",
+        "0.2.0",
+        &[],
+        "bin/shape-pdm",
+        "shape-pdm 0.2.0: trapezoid area 9",
+    );
+}
+
+/// pip-compile's `--generate-hashes`: the pins install with their hashes required, the
+/// project itself without (it has none) and without resolving its dependencies again.
+#[test]
+fn python_hash_pinned_requirements() {
+    let messages = layout_builds_and_runs(
+        "requirements-hashes",
+        "shape-pinned",
+        "5.0.0",
+        &[],
+        "bin/shape-pinned",
+        "shape-pinned 5.0.0: hexagon area 2.598",
+    );
+    assert!(messages.contains("hashes checked"), "{messages}");
+}
+
+/// A pin whose hash does not match what the index serves fails the build.
+#[test]
+fn python_hash_mismatch_fails() {
+    let (temp, directory) = project("requirements-hashes");
+    init(&directory);
+    let requirements = directory.join("requirements.txt");
+    let text = fs::read_to_string(&requirements).expect("read");
+    fs::write(
+        &requirements,
+        text.replace("sha256:8abb", "sha256:0abb")
+            .replace("sha256:1e61", "sha256:0e61"),
+    )
+    .expect("write");
+    let output = crate::support::run_fail(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+    );
+    assert!(stderr(&output).contains("HASHES"), "{}", stderr(&output));
+}
