@@ -1021,3 +1021,101 @@ fn a_build_leaves_out_what_is_not_the_application() {
     }
     assert_eq!(sizes[0], sizes[1], "the second build packaged the first");
 }
+
+/// Two fresh clones of one commit (every file with the clone's time) build the same bytes
+/// without SOURCE_DATE_EPOCH: the last commit touching the application directory gives
+/// the time, and the build manifest says so with the commit. An uncommitted change falls
+/// back to the newest file, recorded as dirty.
+#[test]
+fn two_git_clones_build_the_same_bytes() {
+    let temp = tempfile::tempdir().expect("temp");
+    let origin = temp.path().join("origin");
+    let app = origin.join("services/site");
+    fs::create_dir_all(&app).expect("mkdir");
+    fs::write(app.join("index.html"), "<p>site</p>\n").expect("write");
+    fs::write(origin.join("README"), "monorepo\n").expect("write");
+    run_ok(debstage().arg("init").arg(&app));
+    let git = |directory: &Path, arguments: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(directory)
+                .args(arguments)
+                .env("GIT_AUTHOR_NAME", "Test")
+                .env("GIT_AUTHOR_EMAIL", "test@example.org")
+                .env("GIT_COMMITTER_NAME", "Test")
+                .env("GIT_COMMITTER_EMAIL", "test@example.org")
+                .env("GIT_AUTHOR_DATE", "@1690000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1690000000 +0000"),
+        )
+    };
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "site"]);
+    // A later commit outside the application directory does not move its time.
+    fs::write(origin.join("README"), "monorepo, edited\n").expect("write");
+    git(
+        &origin,
+        &[
+            "-c",
+            "core.hooksPath=/dev/null",
+            "commit",
+            "-q",
+            "-am",
+            "readme",
+        ],
+    );
+    let head = stdout(&git(&origin, &["rev-parse", "HEAD"]))
+        .trim()
+        .to_string();
+    let mut payloads = Vec::new();
+    for clone in ["one", "two"] {
+        let directory = temp.path().join(clone);
+        run_ok(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&origin)
+                .arg(&directory),
+        );
+        let out = directory.join("services/site/target/debstage");
+        let output = run_ok(
+            debstage()
+                .args(["--format", "json", "build", "--manifest"])
+                .arg(directory.join("services/site/debstage.toml"))
+                .arg("--out")
+                .arg(&out)
+                .env_remove("SOURCE_DATE_EPOCH"),
+        );
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        crate::support::schema::assert_valid("build", &document);
+        assert_eq!(document["provenance"]["source_date_rule"], "git_commit");
+        assert_eq!(document["provenance"]["source_date"], 1690000000);
+        assert_eq!(document["provenance"]["git_commit"], head.as_str());
+        assert_eq!(document["provenance"]["git_dirty"], false);
+        payloads.push(fs::read(out.join("site-0.1.0_0.1.0-1_all.deb")).expect("payload"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(
+        payloads[0] == payloads[1],
+        "two clones gave different bytes"
+    );
+
+    let directory = temp.path().join("one/services/site");
+    fs::write(directory.join("index.html"), "<p>changed</p>\n").expect("write");
+    let output = run_ok(
+        debstage()
+            .args(["--format", "json", "build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("dirty"))
+            .env_remove("SOURCE_DATE_EPOCH"),
+    );
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(document["provenance"]["source_date_rule"], "newest_file");
+    assert_eq!(document["provenance"]["git_dirty"], true);
+    assert!(
+        stderr(&output).contains("uncommitted changes"),
+        "{}",
+        stderr(&output)
+    );
+}

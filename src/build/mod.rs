@@ -33,7 +33,7 @@ use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
 use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
 use crate::debian::control::{self, Control};
-use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
+use crate::naming::build_manifest::{BuildManifest, BuiltPackage, Provenance};
 use crate::naming::Role;
 use crate::report::Reporter;
 
@@ -105,9 +105,9 @@ fn build_one(
     // Without SOURCE_DATE_EPOCH the inputs set the time. A `dir` environment's tree is its
     // input, and listing it reads its times anyway; a generated tree is not, so the
     // application's files are read before the environment runs and writes anything.
-    let source_date = crate::source_date::source_date_epoch()?;
+    let source_date = crate::source_date::choose(&loaded.directory, &options.out)?;
     let generated = !matches!(loaded.manifest.environment, Environment::Dir(_));
-    let inputs_mtime = match source_date {
+    let inputs_mtime = match source_date.epoch {
         None if generated => newest_input_mtime(&loaded.directory, &options.out)?,
         _ => 0,
     };
@@ -121,6 +121,8 @@ fn build_one(
         loaded.names().debian_version(),
         loaded.manifest.environment.kind()
     ));
+
+    report_source_date(&source_date, reporter);
 
     // A build for a distribution runs in its build root, held until the build ends.
     let build_root = match loaded.target {
@@ -141,7 +143,7 @@ fn build_one(
     add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;
     let stripped = strip_release(loaded, &mut tree, scratch.path(), reporter)?;
-    let epoch = source_date.unwrap_or_else(|| {
+    let epoch = source_date.epoch.unwrap_or_else(|| {
         if generated {
             inputs_mtime
         } else {
@@ -185,7 +187,13 @@ fn build_one(
         work.path(),
     )?;
     payload_spec.progress.finish_and_clear();
-    let build_manifest = build_manifest(loaded, written, reporter);
+    let provenance = Provenance {
+        source_date: epoch,
+        source_date_rule: source_date.rule,
+        git_commit: source_date.commit.clone(),
+        git_dirty: source_date.dirty,
+    };
+    let build_manifest = build_manifest(loaded, written, provenance, reporter);
     let manifest_name = loaded.names().build_manifest_file();
     let mut json = serde_json::to_vec_pretty(&build_manifest)?;
     json.push(b'\n');
@@ -195,6 +203,29 @@ fn build_one(
     drop(staged);
     let (text, document) = written_output(&options.out, &build_manifest, &manifest_name)?;
     Ok((build_manifest, text, document))
+}
+
+/// Says where the packages' time comes from when SOURCE_DATE_EPOCH does not give it.
+fn report_source_date(source_date: &crate::source_date::SourceDate, reporter: &Reporter) {
+    use crate::source_date::Rule;
+    let short = |commit: &str| commit.chars().take(12).collect::<String>();
+    match (source_date.rule, &source_date.commit, source_date.dirty) {
+        (Rule::SourceDateEpoch, _, _) => {}
+        (Rule::GitCommit, commit, _) => reporter.status(format!(
+            "Time of the packages: the last commit touching the application directory \
+             (HEAD {})",
+            commit.as_deref().map(short).unwrap_or_default()
+        )),
+        (Rule::NewestFile, Some(_), Some(true)) => reporter.status(
+            "Time of the packages: the newest file, as the git work tree has uncommitted \
+             changes in the application directory (commit them, or set SOURCE_DATE_EPOCH, \
+             for the same bytes in every clone)",
+        ),
+        (Rule::NewestFile, _, _) => reporter.status(
+            "Time of the packages: the newest file (set SOURCE_DATE_EPOCH, or build from a \
+             clean git work tree, for the same bytes in every checkout)",
+        ),
+    }
 }
 
 /// Where the packages and the build manifest were written: their paths as text, and the
@@ -220,6 +251,7 @@ fn written_output(
 fn build_manifest(
     loaded: &LoadedManifest,
     (payload, stages, dbgsym): Written,
+    provenance: Provenance,
     reporter: &Reporter,
 ) -> BuildManifest {
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
@@ -244,6 +276,7 @@ fn build_manifest(
             .distribution()
             .map(|distribution| distribution.codename().to_string()),
         packages,
+        provenance: Some(provenance),
     }
 }
 
