@@ -36,19 +36,25 @@ fn tree_state(root: &Path) -> BTreeMap<PathBuf, (u64, i64, i64)> {
         .collect()
 }
 
-/// `debstage build` without SOURCE_DATE_EPOCH, pip's cache in the target directory.
-fn build(manifest: &Path, out: &Path, extra: &[&str]) -> String {
-    let output = run_ok(
-        debstage()
-            .args(["build", "--manifest"])
-            .arg(manifest)
-            .arg("--out")
-            .arg(out)
-            .args(extra)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
-    );
-    stderr(&output)
+/// `debstage build` without SOURCE_DATE_EPOCH; on the host with pip's cache in the
+/// target directory, for a target in the build root the target tests share.
+fn build(manifest: &Path, out: &Path, extra: &[&str], target: Option<&str>) -> String {
+    let mut command = debstage();
+    command
+        .args(["build", "--manifest"])
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH");
+    match target {
+        Some(target) => command
+            .args(["--target", target])
+            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env_remove("PIP_CACHE_DIR"),
+        None => command.env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+    };
+    stderr(&run_ok(&mut command))
 }
 
 /// Runs `command` with the extracted payload bound at its release directory, in a private
@@ -79,15 +85,28 @@ fn layout_builds_and_runs(
     script: &str,
     expected: &str,
 ) -> String {
+    layout_builds_and_runs_for(None, name, app, version, extra, script, expected)
+}
+
+/// The story of [`layout_builds_and_runs`], for `target` (a build root) or the host.
+fn layout_builds_and_runs_for(
+    target: Option<&str>,
+    name: &str,
+    app: &str,
+    version: &str,
+    extra: &[&str],
+    script: &str,
+    expected: &str,
+) -> String {
     let (temp, directory) = project(name);
     init(&directory);
     let before = tree_state(&directory);
     let manifest = directory.join("debstage.toml");
     let first = temp.path().join("first");
     let second = temp.path().join("second");
-    let messages = build(&manifest, &first, extra);
+    let messages = build(&manifest, &first, extra, target);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    build(&manifest, &second, extra);
+    build(&manifest, &second, extra, target);
     assert_eq!(
         before,
         tree_state(&directory),
@@ -122,10 +141,12 @@ fn layout_builds_and_runs(
         listing.contains(&format!(".{release}/.debstage/activate")),
         "{name}: the hook is not shipped:\n{listing}"
     );
-    assert!(
-        !listing.contains(".egg-info/SOURCES.txt") || listing.contains("site-packages"),
-        "{listing}"
-    );
+    for left_out in ["debstage.toml", "egg-info/SOURCES.txt", "/build/lib"] {
+        assert!(
+            !listing.contains(left_out),
+            "{name}: {left_out} shipped:\n{listing}"
+        );
+    }
     let extracted = temp.path().join("extracted");
     run_ok(
         Command::new("dpkg-deb")
@@ -259,4 +280,44 @@ fn python_hash_mismatch_fails() {
             .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
     );
     assert!(stderr(&output).contains("HASHES"), "{}", stderr(&output));
+}
+
+/// The layouts that write into their source tree when built (setuptools' egg-info and
+/// build/: a read-only file system in a build root before), and the hash-pinned
+/// requirements, built for bookworm in its build root.
+#[test]
+fn python_layouts_build_for_bookworm() {
+    if !crate::e2e::harness::can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "setuptools-flat",
+        "shape-flat",
+        "1.3.0",
+        &[],
+        "bin/shape-flat",
+        "shape-flat 1.3.0: square area 4",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "setuppy",
+        "shape-legacy",
+        "0.9.2",
+        &[],
+        "bin/shape-legacy",
+        "shape-legacy 0.9.2: triangle perimeter 12",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "requirements-hashes",
+        "shape-pinned",
+        "5.0.0",
+        &[],
+        "bin/shape-pinned",
+        "shape-pinned 5.0.0: hexagon area 2.598",
+    );
 }
