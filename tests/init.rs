@@ -20,6 +20,8 @@ const PROJECTS: &[(&str, &str)] = &[
     ("pdm", "python"),
     ("requirements-hashes", "python"),
     ("requirements-only", "python"),
+    ("poetry-lock", "python"),
+    ("uv-lock", "python"),
     ("node-npm", "node"),
     ("node-pnpm", "node"),
     ("cargo", "command"),

@@ -321,3 +321,96 @@ fn python_layouts_build_for_bookworm() {
         "shape-pinned 5.0.0: hexagon area 2.598",
     );
 }
+
+/// The payload's file list.
+fn listing_of(out: &Path) -> String {
+    let payload = files_in(out)
+        .into_iter()
+        .find(|file| {
+            file.ends_with(".deb")
+                && !file.contains("-test_")
+                && !file.contains("-staging_")
+                && !file.contains("-production_")
+        })
+        .expect("a payload");
+    stdout(&run_ok(
+        Command::new("dpkg-deb").arg("-c").arg(out.join(payload)),
+    ))
+}
+
+/// uv.lock and poetry.lock: exactly the locked versions (six 1.17.0 where `>=1.15` would
+/// take any), hashes checked, without the lock's dev group.
+#[test]
+fn python_uv_and_poetry_locks_install_the_locked_versions() {
+    for (name, app, version, script, expected) in [
+        (
+            "uv-lock",
+            "shape-uv",
+            "0.8.0",
+            "bin/shape-uv",
+            "shape-uv 0.8.0: ellipse area 6.283",
+        ),
+        (
+            "poetry-lock",
+            "shape-poetry-locked",
+            "1.0.0~rc1",
+            "bin/shape-poetry-locked",
+            "shape-poetry-locked 1.0.0rc1: rhombus area 12",
+        ),
+    ] {
+        let messages = layout_builds_and_runs(name, app, version, &[], script, expected);
+        assert!(messages.contains("hashes checked"), "{messages}");
+        assert!(messages.contains("exactly the versions of"), "{messages}");
+    }
+    let (temp, directory) = project("uv-lock");
+    init(&directory);
+    let out = temp.path().join("out");
+    build(&directory.join("debstage.toml"), &out, &[], None);
+    let listing = listing_of(&out);
+    assert!(listing.contains("six-1.17.0.dist-info/"), "{listing}");
+    assert!(
+        !listing.contains("tomli_w"),
+        "the dev group shipped:\n{listing}"
+    );
+}
+
+/// A lock that no longer matches pyproject.toml is refused with the command that
+/// refreshes it.
+#[test]
+fn python_stale_locks_are_refused_with_the_refresh_command() {
+    for (name, old, new, command) in [
+        (
+            "uv-lock",
+            "dependencies = [\"six>=1.15\"]",
+            "dependencies = [\"six>=1.16\"]",
+            "uv lock",
+        ),
+        (
+            "poetry-lock",
+            "six = \"^1.15\"",
+            "six = \"^1.16\"",
+            "poetry lock",
+        ),
+    ] {
+        let (temp, directory) = project(name);
+        init(&directory);
+        let pyproject = directory.join("pyproject.toml");
+        let text = fs::read_to_string(&pyproject).expect("read");
+        assert!(text.contains(old), "{name}");
+        fs::write(&pyproject, text.replace(old, new)).expect("write");
+        let output = crate::support::run_fail(
+            debstage()
+                .args(["build", "--manifest"])
+                .arg(directory.join("debstage.toml"))
+                .arg("--out")
+                .arg(temp.path().join("out")),
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains("[environment] lock")
+                && message.contains("does not match pyproject.toml")
+                && message.contains(command),
+            "{name}: {message}"
+        );
+    }
+}

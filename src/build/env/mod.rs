@@ -6,6 +6,7 @@ pub(crate) mod dir;
 pub(crate) mod node;
 pub(crate) mod node_abi;
 pub(crate) mod python;
+pub(crate) mod python_lock;
 
 use std::path::{Path, PathBuf};
 

@@ -363,9 +363,31 @@ fn pip_install(
             command.arg("--no-index").arg("--find-links").arg(wheels);
         }
     };
-    let hashed = match &options.requirements {
-        Some(requirements) => requires_hashes(&manifest.resolve(requirements), &options.pip_args)?,
-        None => false,
+    // A lock becomes a hash-pinned requirements file beside the copy.
+    let locked = match &options.lock {
+        Some(lock) => {
+            let project = options.project.as_deref().unwrap_or(Path::new("."));
+            let text = super::python_lock::pinned_requirements(
+                manifest,
+                &manifest.resolve(lock),
+                &manifest.resolve(project).join("pyproject.toml"),
+            )?;
+            let path = copy
+                .parent()
+                .unwrap_or(copy)
+                .join("locked-requirements.txt");
+            fs::write(&path, text)
+                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            Some(runner.inside(&path)?)
+        }
+        None => None,
+    };
+    let hashed = match (&locked, &options.requirements) {
+        (Some(_), _) => true,
+        (None, Some(requirements)) => {
+            requires_hashes(&manifest.resolve(requirements), &options.pip_args)?
+        }
+        (None, None) => false,
     };
     let mut steps: Vec<(Command, &str)> = Vec::new();
     if hashed && options.project.is_some() {
@@ -375,11 +397,21 @@ fn pip_install(
         let mut pinned = pip();
         with_wheels(&mut pinned);
         pinned.arg("--require-hashes").arg("-r");
-        pinned.arg(in_copy(
-            options.requirements.as_deref().unwrap_or(Path::new("")),
-        )?);
+        match &locked {
+            // The lock is the whole set: nothing is resolved again.
+            Some(path) => pinned.arg(path).arg("--no-deps"),
+            None => pinned.arg(in_copy(
+                options.requirements.as_deref().unwrap_or(Path::new("")),
+            )?),
+        };
         pinned.args(&options.pip_args);
         steps.push((pinned, "pip install --require-hashes -r"));
+        if locked.is_some() {
+            reporter.status(format!(
+                "Installing exactly the versions of {}",
+                options.lock.as_deref().unwrap_or(Path::new("")).display()
+            ));
+        }
         let mut project = pip();
         with_wheels(&mut project);
         project.arg("--no-deps");

@@ -205,8 +205,12 @@ fn render(
     let kind = match &project.environment {
         Environment::Dir => "dir",
         Environment::Python(python) => {
-            context.requirements = python.requirements.clone();
-            context.lock = python.lock.clone();
+            // A lock pins every dependency; a requirements file beside it is not read.
+            context.lock = python.lock.clone().filter(|_| python.project);
+            context.requirements = python
+                .requirements
+                .clone()
+                .filter(|_| context.lock.is_none());
             context.backend = python.backend.clone();
             if python.project {
                 context.project = Some(".".into());
