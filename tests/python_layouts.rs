@@ -313,6 +313,15 @@ fn python_layouts_build_for_bookworm() {
     );
     layout_builds_and_runs_for(
         Some("bookworm"),
+        "uv-lock",
+        "shape-uv",
+        "0.8.0",
+        &[],
+        "bin/shape-uv",
+        "shape-uv 0.8.0: ellipse area 6.283",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
         "requirements-hashes",
         "shape-pinned",
         "5.0.0",
@@ -413,4 +422,57 @@ fn python_stale_locks_are_refused_with_the_refresh_command() {
             "{name}: {message}"
         );
     }
+}
+
+/// Only a requirements.txt and a script: the files beside it are the application, copied
+/// into the release beside the environment, without what is not the application (the
+/// manifest, a `.env`, an `--out` inside the directory).
+#[test]
+fn python_requirements_only() {
+    let (temp, directory) = project("requirements-only");
+    fs::write(directory.join(".env"), "TOKEN=secret\n").expect("write");
+    let manifest = init(&directory);
+    assert!(manifest.contains("source = \".\""), "{manifest}");
+    let out = directory.join("dist");
+    for _ in 0..2 {
+        let messages = build(
+            &directory.join("debstage.toml"),
+            &out,
+            &["--version", "0.1.0"],
+            None,
+        );
+        assert!(messages.contains("Left out of the release"), "{messages}");
+    }
+    let listing = listing_of(&out);
+    assert!(
+        listing.contains("/opt/requirements-only/0.1.0/report.py"),
+        "{listing}"
+    );
+    for left_out in ["/dist/", "debstage.toml", "/.env"] {
+        assert!(
+            !listing.contains(left_out),
+            "{left_out} shipped:\n{listing}"
+        );
+    }
+    let extracted = temp.path().join("extracted");
+    let payload = files_in(&out)
+        .into_iter()
+        .find(|file| file.starts_with("requirements-only-0.1.0_"))
+        .expect("payload");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(out.join(payload))
+            .arg(&extracted),
+    );
+    let release = "/opt/requirements-only/0.1.0";
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg("mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; exec \"$2/bin/python\" \"$2/report.py\"")
+            .arg("sh")
+            .arg(&extracted)
+            .arg(release),
+    );
+    assert_eq!(stdout(&output).trim(), "report: ready");
 }

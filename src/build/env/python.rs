@@ -115,7 +115,7 @@ pub(crate) fn stage(
         .join("site-packages");
     let mut rewritten = check_installed(manifest, &site_packages, &root)?;
     if let Some(source) = &options.source {
-        copy_source(manifest, &manifest.resolve(source), &root)?;
+        copy_source(manifest, &manifest.resolve(source), &root, out)?;
     }
     rewritten.extend(relocate(&root, &build, &release)?);
     unset_executable_on_libraries(&root)?;
@@ -697,8 +697,20 @@ fn check_installed(
 }
 
 /// Copies the application's source into the release directory, beside the environment.
-fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path) -> Result<()> {
-    for entry in WalkDir::new(source).min_depth(1).sort_by_file_name() {
+/// The `--out` directory, when inside the source, is not copied (each build would carry
+/// the one before).
+fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path, out: &Path) -> Result<()> {
+    let out = fs::canonicalize(out).ok();
+    let walk = WalkDir::new(source)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            !(entry.file_type().is_dir()
+                && out.is_some()
+                && fs::canonicalize(entry.path()).ok() == out)
+        });
+    for entry in walk {
         let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
         let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
         let skip = relative.components().any(|component| {
