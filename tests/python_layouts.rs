@@ -476,3 +476,47 @@ fn python_requirements_only() {
     );
     assert_eq!(stdout(&output).trim(), "report: ready");
 }
+
+/// Two fresh clones of one commit of a Python project (every file with its clone's time)
+/// build the same bytes without SOURCE_DATE_EPOCH: the commit's time stamps the packages.
+#[test]
+fn python_two_git_clones_build_the_same_bytes() {
+    let (temp, directory) = project("hatchling");
+    init(&directory);
+    let git = |arguments: &[&str], at: &Path| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(at)
+                .args(arguments)
+                .env("GIT_AUTHOR_NAME", "Test")
+                .env("GIT_AUTHOR_EMAIL", "test@example.org")
+                .env("GIT_COMMITTER_NAME", "Test")
+                .env("GIT_COMMITTER_EMAIL", "test@example.org")
+                .env("GIT_AUTHOR_DATE", "@1695000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1695000000 +0000"),
+        )
+    };
+    git(&["init", "-q", "-b", "main"], &directory);
+    git(&["add", "-A"], &directory);
+    git(&["commit", "-q", "-m", "shape-hatch"], &directory);
+    let mut payloads = Vec::new();
+    for clone in ["one", "two"] {
+        let path = temp.path().join(clone);
+        run_ok(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&directory)
+                .arg(&path),
+        );
+        let out = temp.path().join(format!("out-{clone}"));
+        let messages = build(&path.join("debstage.toml"), &out, &[], None);
+        assert!(messages.contains("the last commit"), "{messages}");
+        payloads.push(fs::read(out.join("shape-hatch-0.4.0_0.4.0-1_all.deb")).expect("payload"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(
+        payloads[0] == payloads[1],
+        "two clones gave different bytes"
+    );
+}
