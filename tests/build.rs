@@ -956,3 +956,167 @@ command = "sh make.sh"
         );
     }
 }
+
+/// What is not the application never ships unless named: the manifest, `.git`, `.env`
+/// files and an `--out` inside the application (which would otherwise grow with each
+/// build); the build says what it left out. The hook init writes under `.debstage/`
+/// ships.
+#[test]
+fn a_build_leaves_out_what_is_not_the_application() {
+    let temp = tempfile::tempdir().expect("temp");
+    let app = temp.path().join("site");
+    fs::create_dir_all(app.join(".git/objects")).expect("mkdir");
+    fs::create_dir_all(app.join("sub")).expect("mkdir");
+    fs::write(app.join("index.html"), "<p>site</p>\n").expect("write");
+    fs::write(app.join(".git/HEAD"), "ref: refs/heads/main\n").expect("write");
+    fs::write(app.join(".env"), "SECRET=1\n").expect("write");
+    fs::write(app.join("sub/.env.local"), "SECRET=2\n").expect("write");
+    fs::write(app.join(".env.defaults"), "PORT=80\n").expect("write");
+    fs::write(app.join(".envrc"), "use nix\n").expect("write");
+    run_ok(debstage().arg("init").arg(&app));
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        text.replace(
+            "include = [\"**\"]",
+            "include = [\"**\", \".env.defaults\"]",
+        ),
+    )
+    .expect("write");
+    let out = app.join("out");
+    let mut sizes = Vec::new();
+    for _ in 0..2 {
+        let output = run_ok(
+            debstage()
+                .args(["build", "--manifest"])
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&out)
+                .env("SOURCE_DATE_EPOCH", "1700000000"),
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains("Left out of the release")
+                && message.contains(".env, ")
+                && message.contains(".git/")
+                && message.contains("debstage.toml")
+                && message.contains("sub/.env.local"),
+            "{message}"
+        );
+        let payload = out.join("site-0.1.0_0.1.0-1_all.deb");
+        sizes.push(fs::metadata(&payload).expect("payload").len());
+        let listing = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+        for shipped in [
+            "/opt/site/0.1.0/index.html",
+            "/opt/site/0.1.0/.env.defaults",
+            "/opt/site/0.1.0/.envrc",
+            "/opt/site/0.1.0/.debstage/activate",
+        ] {
+            assert!(listing.contains(shipped), "{shipped} missing:\n{listing}");
+        }
+        for left in ["/.env\n", ".env.local", "/.git/", "debstage.toml", "/out/"] {
+            assert!(!listing.contains(left), "{left} shipped:\n{listing}");
+        }
+    }
+    assert_eq!(sizes[0], sizes[1], "the second build packaged the first");
+}
+
+/// Two fresh clones of one commit (every file with the clone's time) build the same bytes
+/// without SOURCE_DATE_EPOCH: the last commit touching the application directory gives
+/// the time, and the build manifest says so with the commit. An uncommitted change falls
+/// back to the newest file, recorded as dirty.
+#[test]
+fn two_git_clones_build_the_same_bytes() {
+    let temp = tempfile::tempdir().expect("temp");
+    let origin = temp.path().join("origin");
+    let app = origin.join("services/site");
+    fs::create_dir_all(&app).expect("mkdir");
+    fs::write(app.join("index.html"), "<p>site</p>\n").expect("write");
+    fs::write(origin.join("README"), "monorepo\n").expect("write");
+    run_ok(debstage().arg("init").arg(&app));
+    let git = |directory: &Path, arguments: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(directory)
+                .args(arguments)
+                .env("GIT_AUTHOR_NAME", "Test")
+                .env("GIT_AUTHOR_EMAIL", "test@example.org")
+                .env("GIT_COMMITTER_NAME", "Test")
+                .env("GIT_COMMITTER_EMAIL", "test@example.org")
+                .env("GIT_AUTHOR_DATE", "@1690000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1690000000 +0000"),
+        )
+    };
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "site"]);
+    // A later commit outside the application directory does not move its time.
+    fs::write(origin.join("README"), "monorepo, edited\n").expect("write");
+    git(
+        &origin,
+        &[
+            "-c",
+            "core.hooksPath=/dev/null",
+            "commit",
+            "-q",
+            "-am",
+            "readme",
+        ],
+    );
+    let head = stdout(&git(&origin, &["rev-parse", "HEAD"]))
+        .trim()
+        .to_string();
+    let mut payloads = Vec::new();
+    for clone in ["one", "two"] {
+        let directory = temp.path().join(clone);
+        run_ok(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&origin)
+                .arg(&directory),
+        );
+        let out = directory.join("services/site/target/debstage");
+        let output = run_ok(
+            debstage()
+                .args(["--format", "json", "build", "--manifest"])
+                .arg(directory.join("services/site/debstage.toml"))
+                .arg("--out")
+                .arg(&out)
+                .env_remove("SOURCE_DATE_EPOCH"),
+        );
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        crate::support::schema::assert_valid("build", &document);
+        assert_eq!(document["provenance"]["source_date_rule"], "git_commit");
+        assert_eq!(document["provenance"]["source_date"], 1690000000);
+        assert_eq!(document["provenance"]["git_commit"], head.as_str());
+        assert_eq!(document["provenance"]["git_dirty"], false);
+        payloads.push(fs::read(out.join("site-0.1.0_0.1.0-1_all.deb")).expect("payload"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(
+        payloads[0] == payloads[1],
+        "two clones gave different bytes"
+    );
+
+    let directory = temp.path().join("one/services/site");
+    fs::write(directory.join("index.html"), "<p>changed</p>\n").expect("write");
+    let output = run_ok(
+        debstage()
+            .args(["--format", "json", "build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("dirty"))
+            .env_remove("SOURCE_DATE_EPOCH"),
+    );
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(document["provenance"]["source_date_rule"], "newest_file");
+    assert_eq!(document["provenance"]["git_dirty"], true);
+    // With --format json the document says it; stderr carries no progress lines.
+    assert!(
+        !stderr(&output).contains("Time of the packages"),
+        "{}",
+        stderr(&output)
+    );
+}

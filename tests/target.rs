@@ -240,36 +240,43 @@ fn an_unknown_target_is_refused_naming_where_it_came_from() {
     assert!(!temp.path().join("out").exists());
 }
 
+/// A name the archive lacks is refused, and so is a name apt would read as a pattern
+/// (`zlib1g.+` is a valid package name, and apt-get would install 17 packages for it).
 #[test]
 fn a_build_package_the_distribution_lacks_is_refused_naming_the_key() {
     if !can_build_in_roots() {
         return;
     }
-    let (temp, app) = example("pyapp");
-    let manifest = app.join("debstage.toml");
-    append_to_manifest(
-        &manifest,
-        "\n[build]\npackages = [\"libpq-dev\", \"debstage-no-such-package\"]\n",
-    );
-    let out = temp.path().join("out");
-    let output = run_fail(&mut target_build(&manifest, &out, "bookworm"));
-    // apt's progress comes first on stderr; the error object is the last line.
-    let text = stderr(&output);
-    let last = text.lines().last().unwrap_or_default();
-    let error: serde_json::Value = serde_json::from_str(last).expect("JSON error");
-    assert_eq!(error["error"]["key"], "[build] packages[1]", "{error}");
-    assert_eq!(
-        error["error"]["file"],
-        manifest.display().to_string().as_str()
-    );
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .is_some_and(|message| message
-                .contains("\"debstage-no-such-package\" is not a package of bookworm")),
-        "{error}"
-    );
-    assert!(!out.exists());
+    for (packages, key, name) in [
+        (
+            "\"libpq-dev\", \"debstage-no-such-package\"",
+            "[build] packages[1]",
+            "debstage-no-such-package",
+        ),
+        ("\"zlib1g.+\"", "[build] packages[0]", "zlib1g.+"),
+    ] {
+        let (temp, app) = example("pyapp");
+        let manifest = app.join("debstage.toml");
+        append_to_manifest(&manifest, &format!("\n[build]\npackages = [{packages}]\n"));
+        let out = temp.path().join("out");
+        let output = run_fail(&mut target_build(&manifest, &out, "bookworm"));
+        // apt's progress comes first on stderr; the error object is the last line.
+        let text = stderr(&output);
+        let last = text.lines().last().unwrap_or_default();
+        let error: serde_json::Value = serde_json::from_str(last).expect("JSON error");
+        assert_eq!(error["error"]["key"], key, "{error}");
+        assert_eq!(
+            error["error"]["file"],
+            manifest.display().to_string().as_str()
+        );
+        assert!(
+            error["error"]["message"].as_str().is_some_and(
+                |message| message.contains(&format!("\"{name}\" is not a package of bookworm"))
+            ),
+            "{error}"
+        );
+        assert!(!out.exists());
+    }
 }
 
 /// A `command` environment runs in the trixie root: it copies trixie's python3.13 (which

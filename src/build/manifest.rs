@@ -166,6 +166,9 @@ pub(crate) struct PythonEnvironment {
     pub(crate) project: Option<PathBuf>,
     /// A directory of wheels to install from, without an index.
     pub(crate) wheels: Option<PathBuf>,
+    /// A `uv.lock` or `poetry.lock` of the project: exactly its versions are installed,
+    /// hashes checked.
+    pub(crate) lock: Option<PathBuf>,
     /// Application files copied into the release directory beside the environment.
     pub(crate) source: Option<PathBuf>,
     /// Extra arguments for `pip install`.
@@ -1018,6 +1021,39 @@ fn check_environment(
             }
             if let Some(project) = &python.project {
                 must_be_directory("[environment] project", project)?;
+            }
+            if let Some(lock) = &python.lock {
+                let key = "[environment] lock";
+                let full = directory.join(lock);
+                let name = lock.file_name().and_then(|name| name.to_str());
+                if !matches!(name, Some("uv.lock" | "poetry.lock")) {
+                    return Err(fail(
+                        key,
+                        format!("{}: must be a uv.lock or a poetry.lock", lock.display()),
+                    ));
+                }
+                if !full.is_file() {
+                    return Err(fail(key, format!("{}: no such file", full.display())));
+                }
+                if python.requirements.is_some() {
+                    return Err(fail(
+                        key,
+                        "set either lock or requirements, not both (the lock pins every \
+                         dependency)"
+                            .into(),
+                    ));
+                }
+                let has_pyproject = python.project.as_ref().is_some_and(|project| {
+                    directory.join(project).join("pyproject.toml").is_file()
+                });
+                if !has_pyproject {
+                    return Err(fail(
+                        key,
+                        "needs project, a directory with the pyproject.toml the lock was \
+                         made for"
+                            .into(),
+                    ));
+                }
             }
             if let Some(wheels) = &python.wheels {
                 must_be_directory("[environment] wheels", wheels)?;

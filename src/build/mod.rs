@@ -9,6 +9,7 @@ pub(crate) mod depends;
 pub(crate) mod env;
 pub(crate) mod exclusions;
 pub(crate) mod init;
+pub(crate) mod left_out;
 pub(crate) mod manifest;
 pub(crate) mod root;
 pub(crate) mod runner;
@@ -32,7 +33,7 @@ use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
 use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
 use crate::debian::control::{self, Control};
-use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
+use crate::naming::build_manifest::{BuildManifest, BuiltPackage, Provenance};
 use crate::naming::Role;
 use crate::report::Reporter;
 
@@ -105,9 +106,9 @@ fn build_one(
     // Without SOURCE_DATE_EPOCH the inputs set the time. A `dir` environment's tree is its
     // input, and listing it reads its times anyway; a generated tree is not, so the
     // application's files are read before the environment runs and writes anything.
-    let source_date = crate::source_date::source_date_epoch()?;
+    let source_date = crate::source_date::choose(&loaded.directory, &options.out)?;
     let generated = !matches!(loaded.manifest.environment, Environment::Dir(_));
-    let inputs_mtime = match source_date {
+    let inputs_mtime = match source_date.epoch {
         None if generated => newest_input_mtime(&loaded.directory, &options.out)?,
         _ => 0,
     };
@@ -121,6 +122,8 @@ fn build_one(
         loaded.names().debian_version(),
         loaded.manifest.environment.kind()
     ));
+
+    report_source_date(&source_date, reporter);
 
     // A build for a distribution runs in its build root, held until the build ends.
     let build_root = match loaded.target {
@@ -136,11 +139,12 @@ fn build_one(
         None => Runner::Host,
     };
     let scratch = runner.scratch()?;
-    let staged = env::stage(loaded, &runner, scratch.path(), reporter)?;
-    let mut tree = list_tree(loaded, &staged.root)?;
+    let staged = env::stage(loaded, &runner, scratch.path(), &options.out, reporter)?;
+    let mut tree = list_tree(loaded, &staged.root, &options.out, reporter)?;
+    add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;
     let stripped = strip_release(loaded, &mut tree, scratch.path(), reporter)?;
-    let epoch = source_date.unwrap_or_else(|| {
+    let epoch = source_date.epoch.unwrap_or_else(|| {
         if generated {
             inputs_mtime
         } else {
@@ -184,7 +188,13 @@ fn build_one(
         work.path(),
     )?;
     payload_spec.progress.finish_and_clear();
-    let build_manifest = build_manifest(loaded, written, reporter);
+    let provenance = Provenance {
+        source_date: epoch,
+        source_date_rule: source_date.rule,
+        git_commit: source_date.commit.clone(),
+        git_dirty: source_date.dirty,
+    };
+    let build_manifest = build_manifest(loaded, written, provenance, reporter);
     let manifest_name = loaded.names().build_manifest_file();
     let mut json = serde_json::to_vec_pretty(&build_manifest)?;
     json.push(b'\n');
@@ -194,6 +204,29 @@ fn build_one(
     drop(staged);
     let (text, document) = written_output(&options.out, &build_manifest, &manifest_name)?;
     Ok((build_manifest, text, document))
+}
+
+/// Says where the packages' time comes from when SOURCE_DATE_EPOCH does not give it.
+fn report_source_date(source_date: &crate::source_date::SourceDate, reporter: &Reporter) {
+    use crate::source_date::Rule;
+    let short = |commit: &str| commit.chars().take(12).collect::<String>();
+    match (source_date.rule, &source_date.commit, source_date.dirty) {
+        (Rule::SourceDateEpoch, _, _) => {}
+        (Rule::GitCommit, commit, _) => reporter.status(format!(
+            "Time of the packages: the last commit touching the application directory \
+             (HEAD {})",
+            commit.as_deref().map(short).unwrap_or_default()
+        )),
+        (Rule::NewestFile, Some(_), Some(true)) => reporter.status(
+            "Time of the packages: the newest file, as the git work tree has uncommitted \
+             changes in the application directory (commit them, or set SOURCE_DATE_EPOCH, \
+             for the same bytes in every clone)",
+        ),
+        (Rule::NewestFile, _, _) => reporter.status(
+            "Time of the packages: the newest file (set SOURCE_DATE_EPOCH, or build from a \
+             clean git work tree, for the same bytes in every checkout)",
+        ),
+    }
 }
 
 /// Where the packages and the build manifest were written: their paths as text, and the
@@ -219,6 +252,7 @@ fn written_output(
 fn build_manifest(
     loaded: &LoadedManifest,
     (payload, stages, dbgsym): Written,
+    provenance: Provenance,
     reporter: &Reporter,
 ) -> BuildManifest {
     reporter.status(format!("  {} ({} bytes)", payload.file, payload.size));
@@ -243,6 +277,7 @@ fn build_manifest(
             .distribution()
             .map(|distribution| distribution.codename().to_string()),
         packages,
+        provenance: Some(provenance),
     }
 }
 
@@ -593,9 +628,15 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 
 /// Lists the staged tree under the release directory, applying `[files]` include and
 /// exclude globs (an excluded directory is skipped whole).
-fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
+fn list_tree(
+    manifest: &LoadedManifest,
+    root: &Path,
+    out: &Path,
+    reporter: &Reporter,
+) -> Result<Vec<TreeItem>> {
     let listing = Listing {
         root,
+        left_out: left_out::LeftOut::new(manifest, root, out),
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
         defaults: exclusions::Exclusions::of(manifest),
@@ -606,6 +647,14 @@ fn list_tree(manifest: &LoadedManifest, root: &Path) -> Result<Vec<TreeItem>> {
             .to_string(),
     };
     let items = listing.directory(Path::new(""))?;
+    let left_out = listing.left_out.seen();
+    if !left_out.is_empty() {
+        reporter.status(format!(
+            "Left out of the release (not the application; name a file in [files] include \
+             to ship it): {}",
+            left_out.join(", ")
+        ));
+    }
     if !items
         .iter()
         .any(|item| !matches!(item.entry.content, Content::Directory))
@@ -626,6 +675,8 @@ struct Listing<'a> {
     exclude: GlobSet,
     /// What the build leaves out by default (`[files] keep` brings groups back).
     defaults: exclusions::Exclusions,
+    /// What is never the application (the manifest, `.git`, `.env` files, `--out`).
+    left_out: left_out::LeftOut,
     /// The release directory without its leading `/`.
     prefix: String,
 }
@@ -690,6 +741,7 @@ impl Listing<'_> {
         let kind = metadata.file_type();
         if self.exclude.is_match(relative)
             || self.defaults.excludes(self.root, relative, kind.is_dir())
+            || self.left_out.excludes(relative, kind.is_dir())
         {
             return Ok(Vec::new());
         }
@@ -738,6 +790,66 @@ impl Listing<'_> {
             relative,
         }
     }
+}
+
+/// Ships the activation hook whatever the environment kind: a relative hook that the
+/// staged tree lacks (a python or command environment, or a `dir` whose source is a
+/// subdirectory) is taken from the application directory, at the same relative path.
+fn add_activation_hook(manifest: &LoadedManifest, tree: &mut Vec<TreeItem>) -> Result<()> {
+    let Some(hook) = &manifest.activate_hook else {
+        return Ok(());
+    };
+    if hook.program.starts_with('/') || tree.iter().any(|item| item.relative == hook.program) {
+        return Ok(());
+    }
+    let source = manifest.directory.join(&hook.program);
+    let Ok(metadata) = fs::metadata(&source) else {
+        // check_referenced_programs names the key.
+        return Ok(());
+    };
+    if !metadata.is_file() {
+        return Ok(());
+    }
+    let prefix = manifest
+        .names()
+        .release_dir()
+        .trim_start_matches('/')
+        .to_string();
+    let relative = Path::new(&hook.program);
+    let mut parents: Vec<&Path> = relative
+        .ancestors()
+        .skip(1)
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .collect();
+    parents.reverse();
+    for parent in parents {
+        let text = parent.to_string_lossy().into_owned();
+        if tree.iter().any(|item| item.relative == text) {
+            continue;
+        }
+        tree.push(TreeItem {
+            entry: Entry {
+                path: format!("{prefix}/{text}"),
+                mode: 0o755,
+                mtime: Some(metadata.mtime().max(0) as u64),
+                content: Content::Directory,
+            },
+            relative: text,
+        });
+    }
+    tree.push(TreeItem {
+        entry: Entry {
+            path: format!("{prefix}/{}", hook.program),
+            mode: metadata.permissions().mode() & 0o7777,
+            mtime: Some(metadata.mtime().max(0) as u64),
+            content: Content::File {
+                source,
+                size: metadata.len(),
+            },
+        },
+        relative: hook.program.clone(),
+    });
+    Ok(())
 }
 
 /// The hook, health check and service program must be in the tree (and executable).

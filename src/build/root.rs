@@ -436,7 +436,14 @@ fn install_packages(
             .env("LC_ALL", "C.UTF-8")
             .output()
             .context("cannot run apt-cache in the build root")?;
-        if !known.status.success() || known.stdout.is_empty() {
+        // apt-cache and apt-get read a name they do not find as a regular expression
+        // (`zlib1g.+` is a valid package name and selects 17 packages): only a paragraph
+        // of exactly this name counts.
+        let exact = format!("Package: {package}");
+        let is_exact = String::from_utf8_lossy(&known.stdout)
+            .lines()
+            .any(|line| line.trim_end() == exact);
+        if !known.status.success() || !is_exact {
             let index = manifest
                 .manifest
                 .build
@@ -451,8 +458,9 @@ fn install_packages(
                 .error(
                     &key,
                     format!(
-                        "{package:?} is not a package of {target} (apt-cache show found none \
-                         in the archive the build root uses)"
+                        "{package:?} is not a package of {target} (the archive the build root \
+                         uses has no package of exactly this name; apt would read it as a \
+                         pattern)"
                     ),
                 )
                 .into());

@@ -45,4 +45,24 @@ pub(crate) struct BuildManifest {
     pub(crate) target: Option<String>,
     /// Every package written.
     pub(crate) packages: Vec<BuiltPackage>,
+    /// Where the build's time came from and the git state of its input; absent in build
+    /// manifests written before debstage recorded it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) provenance: Option<Provenance>,
+}
+
+/// The provenance of a build: its time, the rule that gave it, and the git commit of the
+/// application directory with whether it had uncommitted changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Provenance {
+    /// The time stamped into the packages (seconds since 1970).
+    pub(crate) source_date: u64,
+    /// `source_date_epoch`, `git_commit` or `newest_file`.
+    pub(crate) source_date_rule: crate::source_date::Rule,
+    /// The commit checked out, when the application is in a git work tree.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) git_commit: Option<String>,
+    /// Whether the application directory had changes git does not hold.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) git_dirty: Option<bool>,
 }

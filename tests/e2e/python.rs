@@ -141,3 +141,85 @@ fn scenario_9_debstage_packages_itself_and_runs_from_opt() {
         );
     }
 }
+
+/// Releases of Python projects made by `debstage init` (a setuptools flat layout, a
+/// uv.lock, hash-pinned requirements), built on this bookworm machine without
+/// SOURCE_DATE_EPOCH, install with apt on a bookworm server (python3.11 comes through
+/// their Depends) and their console scripts run from the release directory; the stage
+/// package switches its link after the activation hook from `.debstage/` ran.
+#[test]
+fn scenario_9_python_layouts_from_init_install_and_run() {
+    let Some(mut server) = Server::new("python-layouts") else {
+        return;
+    };
+    server.use_mirror();
+    let mut files = Vec::new();
+    let mut temps = Vec::new();
+    let layouts = [
+        (
+            "setuptools-flat",
+            "shape-flat",
+            "1.3.0",
+            "bin/shape-flat 3",
+            "shape-flat 1.3.0: square area 9",
+        ),
+        (
+            "uv-lock",
+            "shape-uv",
+            "0.8.0",
+            "bin/shape-uv",
+            "shape-uv 0.8.0: ellipse area 6.283",
+        ),
+        (
+            "requirements-hashes",
+            "shape-pinned",
+            "5.0.0",
+            "bin/shape-pinned",
+            "shape-pinned 5.0.0: hexagon area 2.598",
+        ),
+    ];
+    for (name, _, _, _, _) in &layouts {
+        let (temp, directory) = crate::init::project(name);
+        crate::init::init(&directory);
+        let out = temp.path().join("out");
+        let output = crate::support::run_ok(
+            debstage()
+                .args(["--format", "json", "build", "--manifest"])
+                .arg(directory.join("debstage.toml"))
+                .arg("--out")
+                .arg(&out)
+                .env_remove("SOURCE_DATE_EPOCH")
+                .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+        );
+        let manifest: BuildManifest =
+            serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
+        for package in &manifest.packages {
+            if package.role == "payload" || package.stage.as_deref() == Some("production") {
+                files.push(out.join(&package.file));
+            }
+        }
+        temps.push(temp);
+    }
+    let file_refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let inside = server.put("/tmp/debs", &file_refs);
+    server.apt_get_ok(&["update"]);
+    let mut arguments = vec!["install"];
+    arguments.extend(inside.iter().map(String::as_str));
+    let output = server.apt_get_ok(&arguments);
+    for (_, app, version, command, expected) in &layouts {
+        assert!(
+            stdout(&output).contains(&format!("activating {app} {version} for production")),
+            "{app}: the hook did not run:\n{}",
+            stdout(&output)
+        );
+        assert_eq!(
+            server.link(&format!("/opt/{app}/production")).as_deref(),
+            Some(*version)
+        );
+        let mut words = command.split_whitespace();
+        let program = format!("/opt/{app}/production/{}", words.next().expect("program"));
+        let arguments: Vec<&str> = words.collect();
+        let output = server.run_ok(&program, &arguments);
+        assert_eq!(stdout(&output).trim(), *expected, "{app}");
+    }
+}

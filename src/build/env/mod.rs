@@ -6,6 +6,7 @@ pub(crate) mod dir;
 pub(crate) mod node;
 pub(crate) mod node_abi;
 pub(crate) mod python;
+pub(crate) mod python_lock;
 pub(crate) mod staged;
 
 use std::path::Path;
@@ -19,16 +20,19 @@ use crate::report::Reporter;
 
 /// Stages the manifest's environment with the programs of `runner` (the host, or the
 /// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind
-/// may use.
+/// may use; `out` is where the packages go (never part of what is built).
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     runner: &Runner,
     scratch: &Path,
+    out: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
     match &manifest.manifest.environment {
         Environment::Dir(options) => dir::stage(manifest, options),
-        Environment::Python(options) => python::stage(manifest, options, runner, scratch, reporter),
+        Environment::Python(options) => {
+            python::stage(manifest, options, runner, scratch, out, reporter)
+        }
         Environment::Command(options) => {
             command::stage(manifest, options, runner, scratch, reporter)
         }

@@ -62,10 +62,16 @@ pub(crate) fn stage(
     options: &PythonEnvironment,
     runner: &Runner,
     scratch: &Path,
+    out: &Path,
     reporter: &Reporter,
 ) -> Result<StagedTree> {
     let interpreter = check_interpreter(manifest, runner, &options.interpreter)?;
     check_not_editable(manifest, options)?;
+    // pip builds a local project in its own directory (setuptools writes egg-info and
+    // build/ there), and a requirements file may name the project as `.`: pip works on a
+    // copy, so the application directory is only read, on the host as in a build root.
+    let copy = scratch.join("project");
+    copy_project(&manifest.directory, out, &copy)?;
     let root = scratch.join("venv");
     // The environment's path as the interpreter sees it, which is what the tools write
     // into its files (the same path on the host, another in a build root).
@@ -95,14 +101,21 @@ pub(crate) fn stage(
         );
     }
 
-    pip_install(manifest, options, &interpreter, &build_root, reporter)?;
+    pip_install(
+        manifest,
+        options,
+        &interpreter,
+        &build_root,
+        &copy,
+        reporter,
+    )?;
     let site_packages = root
         .join("lib")
         .join(format!("python{}", interpreter.version))
         .join("site-packages");
     let mut rewritten = check_installed(manifest, &site_packages, &root)?;
     if let Some(source) = &options.source {
-        copy_source(manifest, &manifest.resolve(source), &root)?;
+        copy_source(manifest, &manifest.resolve(source), &root, out)?;
     }
     rewritten.extend(relocate(&root, &build, &release)?);
     unset_executable_on_libraries(&root)?;
@@ -307,61 +320,169 @@ fn pip_install(
     options: &PythonEnvironment,
     interpreter: &Interpreter,
     build: &Build<'_>,
+    copy: &Path,
     reporter: &Reporter,
 ) -> Result<()> {
     let runner = build.runner;
-    let directory = runner.inside(&absolute(&manifest.directory))?;
-    let mut command = clean_command(runner, &interpreter.path, &directory);
-    command
-        .args(["-m", "pip", "--python"])
-        .arg(build.inside.join("bin/python"))
-        .args([
-            "install",
-            "--no-compile",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-warn-script-location",
-            "--progress-bar",
-            "off",
-        ]);
-    if let Some(wheels) = &options.wheels {
-        command
-            .arg("--no-index")
-            .arg("--find-links")
-            .arg(runner.inside(&absolute(&manifest.resolve(wheels)))?);
-    }
-    if let Some(requirements) = &options.requirements {
-        command
-            .arg("-r")
-            .arg(runner.inside(&absolute(&manifest.resolve(requirements)))?);
-    }
-    if let Some(project) = &options.project {
-        // pip reads a bare name as a requirement; a path it reads as a project.
-        command.arg(runner.inside(&absolute(&manifest.resolve(project)))?);
-    }
-    if let (Some(wheels), None, None) = (&options.wheels, &options.requirements, &options.project) {
-        let directory = manifest.resolve(wheels);
-        let mut found: Vec<PathBuf> = fs::read_dir(&directory)
-            .with_context(|| format!("{}: cannot be read", directory.display()))?
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| path.extension() == Some(OsStr::new("whl")))
-            .collect();
-        found.sort();
-        if found.is_empty() {
-            return Err(manifest
-                .error(
-                    "[environment] wheels",
-                    format!("{}: holds no .whl file", directory.display()),
-                )
-                .into());
+    // A path of the application as pip sees it: in the copy when it is inside the
+    // application directory.
+    let application = absolute(&manifest.directory);
+    let in_copy = |path: &Path| -> Result<PathBuf> {
+        let path = absolute(&manifest.resolve(path));
+        match path.strip_prefix(&application) {
+            Ok(relative) => runner.inside(&copy.join(relative)),
+            Err(_) => runner.inside(&path),
         }
-        for wheel in found {
-            command.arg(runner.inside(&absolute(&wheel))?);
+    };
+    let workdir = runner.inside(copy)?;
+    let pip = || -> Command {
+        let mut command = clean_command(runner, &interpreter.path, &workdir);
+        command
+            .args(["-m", "pip", "--python"])
+            .arg(build.inside.join("bin/python"))
+            .args([
+                "install",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-warn-script-location",
+                "--progress-bar",
+                "off",
+                // A project without pyproject.toml (setup.py only) is built in an
+                // isolated environment with setuptools too: the venv has none.
+                "--use-pep517",
+            ]);
+        command
+    };
+    let wheels = match &options.wheels {
+        Some(wheels) => Some(runner.inside(&absolute(&manifest.resolve(wheels)))?),
+        None => None,
+    };
+    let with_wheels = |command: &mut Command| {
+        if let Some(wheels) = &wheels {
+            command.arg("--no-index").arg("--find-links").arg(wheels);
         }
+    };
+    // A lock becomes a hash-pinned requirements file beside the copy.
+    let locked = match &options.lock {
+        Some(lock) => {
+            let project = options.project.as_deref().unwrap_or(Path::new("."));
+            let text = super::python_lock::pinned_requirements(
+                manifest,
+                &manifest.resolve(lock),
+                &manifest.resolve(project).join("pyproject.toml"),
+            )?;
+            let path = copy
+                .parent()
+                .unwrap_or(copy)
+                .join("locked-requirements.txt");
+            fs::write(&path, text)
+                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            Some(runner.inside(&path)?)
+        }
+        None => None,
+    };
+    let hashed = match (&locked, &options.requirements) {
+        (Some(_), _) => true,
+        (None, Some(requirements)) => {
+            requires_hashes(&manifest.resolve(requirements), &options.pip_args)?
+        }
+        (None, None) => false,
+    };
+    let mut steps: Vec<(Command, &str)> = Vec::new();
+    if hashed && options.project.is_some() {
+        // pip's hash-checking mode covers every requirement of the command, and a local
+        // project has no hash: the pinned requirements are installed with their hashes
+        // checked, then the project alone, its dependencies already there.
+        let mut pinned = pip();
+        with_wheels(&mut pinned);
+        pinned.arg("--require-hashes").arg("-r");
+        match &locked {
+            // The lock is the whole set: nothing is resolved again.
+            Some(path) => pinned.arg(path).arg("--no-deps"),
+            None => pinned.arg(in_copy(
+                options.requirements.as_deref().unwrap_or(Path::new("")),
+            )?),
+        };
+        pinned.args(&options.pip_args);
+        steps.push((pinned, "pip install --require-hashes -r"));
+        if locked.is_some() {
+            reporter.status(format!(
+                "Installing exactly the versions of {}",
+                options.lock.as_deref().unwrap_or(Path::new("")).display()
+            ));
+        }
+        let mut project = pip();
+        with_wheels(&mut project);
+        project.arg("--no-deps");
+        project.arg(in_copy(
+            options.project.as_deref().unwrap_or(Path::new(".")),
+        )?);
+        project.args(
+            options
+                .pip_args
+                .iter()
+                .filter(|argument| *argument != "--require-hashes"),
+        );
+        steps.push((project, "pip install --no-deps (the project)"));
+    } else {
+        let mut command = pip();
+        with_wheels(&mut command);
+        if let Some(requirements) = &options.requirements {
+            command.arg("-r").arg(in_copy(requirements)?);
+        }
+        if let Some(project) = &options.project {
+            // pip reads a bare name as a requirement; a path it reads as a project.
+            command.arg(in_copy(project)?);
+        }
+        if let (Some(wheels), None, None) =
+            (&options.wheels, &options.requirements, &options.project)
+        {
+            let directory = manifest.resolve(wheels);
+            let mut found: Vec<PathBuf> = fs::read_dir(&directory)
+                .with_context(|| format!("{}: cannot be read", directory.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension() == Some(OsStr::new("whl")))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(manifest
+                    .error(
+                        "[environment] wheels",
+                        format!("{}: holds no .whl file", directory.display()),
+                    )
+                    .into());
+            }
+            for wheel in found {
+                command.arg(runner.inside(&absolute(&wheel))?);
+            }
+        }
+        command.args(&options.pip_args);
+        steps.push((command, "pip install"));
     }
-    command.args(&options.pip_args);
-    reporter.status("Installing with pip");
-    match run_streamed(&mut command, "pip install", reporter) {
+    reporter.status(if hashed {
+        "Installing with pip (hashes checked)"
+    } else {
+        "Installing with pip"
+    });
+    for (mut command, what) in steps {
+        run_pip(manifest, interpreter, &mut command, what, reporter)?;
+    }
+    if hashed && options.project.is_some() {
+        check_dependencies(manifest, interpreter, build, &workdir)?;
+    }
+    Ok(())
+}
+
+/// Runs one pip command; a missing pip gets the package that brings it.
+fn run_pip(
+    manifest: &LoadedManifest,
+    interpreter: &Interpreter,
+    command: &mut Command,
+    what: &str,
+    reporter: &Reporter,
+) -> Result<()> {
+    match run_streamed(command, what, reporter) {
         Ok(()) => Ok(()),
         Err(error) => {
             let missing_pip = error
@@ -381,6 +502,112 @@ fn pip_install(
             )))
         }
     }
+}
+
+/// Whether a requirements file pins with hashes (pip-compile's `--generate-hashes`, or
+/// `--require-hashes` in the file or in `pip-args`), which puts pip in hash-checking mode.
+fn requires_hashes(requirements: &Path, pip_args: &[String]) -> Result<bool> {
+    if pip_args
+        .iter()
+        .any(|argument| argument == "--require-hashes")
+    {
+        return Ok(true);
+    }
+    let text = fs::read_to_string(requirements)
+        .with_context(|| format!("{}: cannot be read", requirements.display()))?;
+    Ok(text.lines().any(|line| {
+        let line = line.split(" #").next().unwrap_or("").trim();
+        !line.starts_with('#') && (line.contains("--hash") || line.contains("--require-hashes"))
+    }))
+}
+
+/// After the project was installed without its dependencies, checks with `pip check`
+/// that the pinned requirements hold every one of them.
+fn check_dependencies(
+    manifest: &LoadedManifest,
+    interpreter: &Interpreter,
+    build: &Build<'_>,
+    workdir: &Path,
+) -> Result<()> {
+    let output = clean_command(build.runner, &interpreter.path, workdir)
+        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
+        .arg(build.inside.join("bin/python"))
+        .arg("check")
+        .output()
+        .context("cannot run pip check")?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(manifest
+        .error(
+            "[environment] requirements",
+            format!(
+                "the hash-pinned requirements do not hold every dependency of the project \
+                 (installed with --no-deps); pip check says:\n{}regenerate the file (pip-compile \
+                 --generate-hashes)",
+                String::from_utf8_lossy(&output.stdout)
+            ),
+        )
+        .into())
+}
+
+/// Copies the application directory to `destination` for pip to build from, without
+/// what a build never reads: version control, virtualenvs, caches, `node_modules`, and
+/// the `--out` directory.
+fn copy_project(source: &Path, out: &Path, destination: &Path) -> Result<()> {
+    const SKIPPED: &[&str] = &[
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        ".tox",
+        ".nox",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "node_modules",
+    ];
+    let out = fs::canonicalize(out).ok();
+    let walk = WalkDir::new(source)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            let name = entry.file_name().to_string_lossy();
+            if entry.depth() > 0 && entry.file_type().is_dir() {
+                if SKIPPED.contains(&name.as_ref()) || name.starts_with(".debstage-build-") {
+                    return false;
+                }
+                if out.is_some() && fs::canonicalize(entry.path()).ok() == out {
+                    return false;
+                }
+            }
+            true
+        });
+    for entry in walk {
+        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
+        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
+        let target = destination.join(relative);
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            fs::create_dir_all(&target)
+                .with_context(|| format!("{}: cannot be created", target.display()))?;
+        } else if file_type.is_symlink() {
+            let link = fs::read_link(entry.path())
+                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            std::os::unix::fs::symlink(&link, &target)
+                .with_context(|| format!("{}: cannot be created", target.display()))?;
+        } else if file_type.is_file() {
+            fs::copy(entry.path(), &target).with_context(|| {
+                format!(
+                    "{}: cannot be copied to {}",
+                    entry.path().display(),
+                    target.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// An absolute form of a path (pip runs in the manifest's directory; relative paths given
@@ -470,8 +697,20 @@ fn check_installed(
 }
 
 /// Copies the application's source into the release directory, beside the environment.
-fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path) -> Result<()> {
-    for entry in WalkDir::new(source).min_depth(1).sort_by_file_name() {
+/// The `--out` directory, when inside the source, is not copied (each build would carry
+/// the one before).
+fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path, out: &Path) -> Result<()> {
+    let out = fs::canonicalize(out).ok();
+    let walk = WalkDir::new(source)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            !(entry.file_type().is_dir()
+                && out.is_some()
+                && fs::canonicalize(entry.path()).ok() == out)
+        });
+    for entry in walk {
         let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
         let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
         let skip = relative.components().any(|component| {

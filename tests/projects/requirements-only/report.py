@@ -1,0 +1,3 @@
+import six
+
+six.print_("report: ready")

@@ -1,0 +1,3 @@
+"""Squares, measured."""
+
+VERSION = "1.3.0"

@@ -1,0 +1,522 @@
+//! Every common Python project layout (`tests/projects/`, written for these tests), from
+//! `debstage init` to a release that runs: setuptools flat and src layouts, `setup.py`
+//! alone, hatchling, flit, poetry-core, pdm-backend, and hash-pinned requirements. For
+//! each: the source tree is unchanged by the build (file list, sizes, times), two builds
+//! 2 s apart without SOURCE_DATE_EPOCH give the same bytes, and the console script runs
+//! from the release directory.
+//!
+//! pip reaches PyPI for the build backends and `six`; its cache is kept under the target
+//! directory (`target/pip-cache`), so a second run downloads nothing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::init::{init, project};
+use crate::support::{debstage, files_in, project_root, run_ok, stderr, stdout};
+
+/// Each file and directory of a tree with its size and modification time (ns).
+fn tree_state(root: &Path) -> BTreeMap<PathBuf, (u64, i64, i64)> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|entry| entry.expect("tree entry"))
+        .map(|entry| {
+            let metadata = entry.path().symlink_metadata().expect("metadata");
+            (
+                entry
+                    .path()
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .to_path_buf(),
+                (metadata.len(), metadata.mtime(), metadata.mtime_nsec()),
+            )
+        })
+        .collect()
+}
+
+/// `debstage build` without SOURCE_DATE_EPOCH; on the host with pip's cache in the
+/// target directory, for a target in the build root the target tests share.
+fn build(manifest: &Path, out: &Path, extra: &[&str], target: Option<&str>) -> String {
+    let mut command = debstage();
+    command
+        .args(["build", "--manifest"])
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH");
+    match target {
+        Some(target) => command
+            .args(["--target", target])
+            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env_remove("PIP_CACHE_DIR"),
+        None => command.env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+    };
+    stderr(&run_ok(&mut command))
+}
+
+/// Runs `command` with the extracted payload bound at its release directory, in a private
+/// mount namespace (a tmpfs over /opt), so that nothing on the host changes.
+fn run_at_release(extracted: &Path, release: &str, command: &str) -> String {
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(
+                "mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; \
+                 shift 2; exec \"$@\"",
+            )
+            .arg("sh")
+            .arg(extracted)
+            .arg(release)
+            .arg(format!("{release}/{command}")),
+    );
+    stdout(&output)
+}
+
+/// The whole story for one layout: init, two builds, the checks; gives the build's
+/// messages.
+fn layout_builds_and_runs(
+    name: &str,
+    app: &str,
+    version: &str,
+    extra: &[&str],
+    script: &str,
+    expected: &str,
+) -> String {
+    layout_builds_and_runs_for(None, name, app, version, extra, script, expected)
+}
+
+/// The story of [`layout_builds_and_runs`], for `target` (a build root) or the host.
+fn layout_builds_and_runs_for(
+    target: Option<&str>,
+    name: &str,
+    app: &str,
+    version: &str,
+    extra: &[&str],
+    script: &str,
+    expected: &str,
+) -> String {
+    let (temp, directory) = project(name);
+    init(&directory);
+    let before = tree_state(&directory);
+    let manifest = directory.join("debstage.toml");
+    let first = temp.path().join("first");
+    let second = temp.path().join("second");
+    let messages = build(&manifest, &first, extra, target);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    build(&manifest, &second, extra, target);
+    assert_eq!(
+        before,
+        tree_state(&directory),
+        "{name}: the build changed the source tree"
+    );
+    let files = files_in(&first);
+    assert_eq!(files, files_in(&second), "{name}");
+    for file in &files {
+        assert!(
+            fs::read(first.join(file)).expect("first")
+                == fs::read(second.join(file)).expect("second"),
+            "{name}: {file} differs between two builds 2 s apart"
+        );
+    }
+    let build_manifest = files
+        .iter()
+        .find(|file| file.ends_with(".build.json"))
+        .expect("a build manifest");
+    let document: serde_json::Value =
+        serde_json::from_slice(&fs::read(first.join(build_manifest)).expect("read")).expect("JSON");
+    let payload = document["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["role"] == "payload")
+        .and_then(|package| package["file"].as_str())
+        .map(|file| first.join(file))
+        .expect("a payload");
+    let listing = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+    let release = format!("/opt/{app}/{version}");
+    assert!(
+        listing.contains(&format!(".{release}/.debstage/activate")),
+        "{name}: the hook is not shipped:\n{listing}"
+    );
+    for left_out in ["debstage.toml", "egg-info/SOURCES.txt", "/build/lib"] {
+        assert!(
+            !listing.contains(left_out),
+            "{name}: {left_out} shipped:\n{listing}"
+        );
+    }
+    let extracted = temp.path().join("extracted");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&payload)
+            .arg(&extracted),
+    );
+    let output = run_at_release(&extracted, &release, script);
+    assert_eq!(output.trim(), expected, "{name}");
+    messages
+}
+
+#[test]
+fn python_setuptools_flat_layout() {
+    layout_builds_and_runs(
+        "setuptools-flat",
+        "shape-flat",
+        "1.3.0",
+        &[],
+        "bin/shape-flat",
+        "shape-flat 1.3.0: square area 4",
+    );
+}
+
+#[test]
+fn python_setuptools_src_layout_with_a_dynamic_version() {
+    layout_builds_and_runs(
+        "setuptools-src",
+        "shape-src",
+        "2.0.1",
+        &["--version", "2.0.1"],
+        "bin/shape-src",
+        "shape-src 2.0.1: circle area 3.142",
+    );
+}
+
+#[test]
+fn python_setup_py_only() {
+    layout_builds_and_runs(
+        "setuppy",
+        "shape-legacy",
+        "0.9.2",
+        &[],
+        "bin/shape-legacy",
+        "shape-legacy 0.9.2: triangle perimeter 12",
+    );
+}
+
+#[test]
+fn python_hatchling() {
+    layout_builds_and_runs(
+        "hatchling",
+        "shape-hatch",
+        "0.4.0",
+        &[],
+        "bin/shape-hatch",
+        "shape-hatch 0.4.0: cube volume 8",
+    );
+}
+
+#[test]
+fn python_flit() {
+    layout_builds_and_runs(
+        "flit",
+        "shape-flit",
+        "3.1.0",
+        &[],
+        "bin/shape-flit",
+        "shape-flit 3.1.0: rectangle area 6",
+    );
+}
+
+#[test]
+fn python_poetry_core() {
+    layout_builds_and_runs(
+        "poetry",
+        "shape-poetry",
+        "1.0.0~rc1",
+        &[],
+        "bin/shape-poetry",
+        "shape-poetry 1.0.0rc1: rhombus area 12",
+    );
+}
+
+#[test]
+fn python_pdm_backend() {
+    layout_builds_and_runs(
+        "pdm",
+        "shape-pdm",
+        "0.2.0",
+        &[],
+        "bin/shape-pdm",
+        "shape-pdm 0.2.0: trapezoid area 9",
+    );
+}
+
+/// pip-compile's `--generate-hashes`: the pins install with their hashes required, the
+/// project itself without (it has none) and without resolving its dependencies again.
+#[test]
+fn python_hash_pinned_requirements() {
+    let messages = layout_builds_and_runs(
+        "requirements-hashes",
+        "shape-pinned",
+        "5.0.0",
+        &[],
+        "bin/shape-pinned",
+        "shape-pinned 5.0.0: hexagon area 2.598",
+    );
+    assert!(messages.contains("hashes checked"), "{messages}");
+}
+
+/// A pin whose hash does not match what the index serves fails the build.
+#[test]
+fn python_hash_mismatch_fails() {
+    let (temp, directory) = project("requirements-hashes");
+    init(&directory);
+    let requirements = directory.join("requirements.txt");
+    let text = fs::read_to_string(&requirements).expect("read");
+    fs::write(
+        &requirements,
+        text.replace("sha256:8abb", "sha256:0abb")
+            .replace("sha256:1e61", "sha256:0e61"),
+    )
+    .expect("write");
+    let output = crate::support::run_fail(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
+    );
+    assert!(stderr(&output).contains("HASHES"), "{}", stderr(&output));
+}
+
+/// The layouts that write into their source tree when built (setuptools' egg-info and
+/// build/: a read-only file system in a build root before), and the hash-pinned
+/// requirements, built for bookworm in its build root.
+#[test]
+fn python_layouts_build_for_bookworm() {
+    if !crate::e2e::harness::can_run(
+        "build --target",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "setuptools-flat",
+        "shape-flat",
+        "1.3.0",
+        &[],
+        "bin/shape-flat",
+        "shape-flat 1.3.0: square area 4",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "setuppy",
+        "shape-legacy",
+        "0.9.2",
+        &[],
+        "bin/shape-legacy",
+        "shape-legacy 0.9.2: triangle perimeter 12",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "uv-lock",
+        "shape-uv",
+        "0.8.0",
+        &[],
+        "bin/shape-uv",
+        "shape-uv 0.8.0: ellipse area 6.283",
+    );
+    layout_builds_and_runs_for(
+        Some("bookworm"),
+        "requirements-hashes",
+        "shape-pinned",
+        "5.0.0",
+        &[],
+        "bin/shape-pinned",
+        "shape-pinned 5.0.0: hexagon area 2.598",
+    );
+}
+
+/// The payload's file list.
+fn listing_of(out: &Path) -> String {
+    let payload = files_in(out)
+        .into_iter()
+        .find(|file| {
+            file.ends_with(".deb")
+                && !file.contains("-test_")
+                && !file.contains("-staging_")
+                && !file.contains("-production_")
+        })
+        .expect("a payload");
+    stdout(&run_ok(
+        Command::new("dpkg-deb").arg("-c").arg(out.join(payload)),
+    ))
+}
+
+/// uv.lock and poetry.lock: exactly the locked versions (six 1.17.0 where `>=1.15` would
+/// take any), hashes checked, without the lock's dev group.
+#[test]
+fn python_uv_and_poetry_locks_install_the_locked_versions() {
+    for (name, app, version, script, expected) in [
+        (
+            "uv-lock",
+            "shape-uv",
+            "0.8.0",
+            "bin/shape-uv",
+            "shape-uv 0.8.0: ellipse area 6.283",
+        ),
+        (
+            "poetry-lock",
+            "shape-poetry-locked",
+            "1.0.0~rc1",
+            "bin/shape-poetry-locked",
+            "shape-poetry-locked 1.0.0rc1: rhombus area 12",
+        ),
+    ] {
+        let messages = layout_builds_and_runs(name, app, version, &[], script, expected);
+        assert!(messages.contains("hashes checked"), "{messages}");
+        assert!(messages.contains("exactly the versions of"), "{messages}");
+    }
+    let (temp, directory) = project("uv-lock");
+    init(&directory);
+    let out = temp.path().join("out");
+    build(&directory.join("debstage.toml"), &out, &[], None);
+    let listing = listing_of(&out);
+    assert!(listing.contains("six-1.17.0.dist-info/"), "{listing}");
+    assert!(
+        !listing.contains("tomli_w"),
+        "the dev group shipped:\n{listing}"
+    );
+}
+
+/// A lock that no longer matches pyproject.toml is refused with the command that
+/// refreshes it.
+#[test]
+fn python_stale_locks_are_refused_with_the_refresh_command() {
+    for (name, old, new, command) in [
+        (
+            "uv-lock",
+            "dependencies = [\"six>=1.15\"]",
+            "dependencies = [\"six>=1.16\"]",
+            "uv lock",
+        ),
+        (
+            "poetry-lock",
+            "six = \"^1.15\"",
+            "six = \"^1.16\"",
+            "poetry lock",
+        ),
+    ] {
+        let (temp, directory) = project(name);
+        init(&directory);
+        let pyproject = directory.join("pyproject.toml");
+        let text = fs::read_to_string(&pyproject).expect("read");
+        assert!(text.contains(old), "{name}");
+        fs::write(&pyproject, text.replace(old, new)).expect("write");
+        let output = crate::support::run_fail(
+            debstage()
+                .args(["build", "--manifest"])
+                .arg(directory.join("debstage.toml"))
+                .arg("--out")
+                .arg(temp.path().join("out")),
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains("[environment] lock")
+                && message.contains("does not match pyproject.toml")
+                && message.contains(command),
+            "{name}: {message}"
+        );
+    }
+}
+
+/// Only a requirements.txt and a script: the files beside it are the application, copied
+/// into the release beside the environment, without what is not the application (the
+/// manifest, a `.env`, an `--out` inside the directory).
+#[test]
+fn python_requirements_only() {
+    let (temp, directory) = project("requirements-only");
+    fs::write(directory.join(".env"), "TOKEN=secret\n").expect("write");
+    let manifest = init(&directory);
+    assert!(manifest.contains("source = \".\""), "{manifest}");
+    let out = directory.join("dist");
+    for _ in 0..2 {
+        let messages = build(
+            &directory.join("debstage.toml"),
+            &out,
+            &["--version", "0.1.0"],
+            None,
+        );
+        assert!(messages.contains("Left out of the release"), "{messages}");
+    }
+    let listing = listing_of(&out);
+    assert!(
+        listing.contains("/opt/requirements-only/0.1.0/report.py"),
+        "{listing}"
+    );
+    for left_out in ["/dist/", "debstage.toml", "/.env"] {
+        assert!(
+            !listing.contains(left_out),
+            "{left_out} shipped:\n{listing}"
+        );
+    }
+    let extracted = temp.path().join("extracted");
+    let payload = files_in(&out)
+        .into_iter()
+        .find(|file| file.starts_with("requirements-only-0.1.0_"))
+        .expect("payload");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(out.join(payload))
+            .arg(&extracted),
+    );
+    let release = "/opt/requirements-only/0.1.0";
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg("mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; exec \"$2/bin/python\" \"$2/report.py\"")
+            .arg("sh")
+            .arg(&extracted)
+            .arg(release),
+    );
+    assert_eq!(stdout(&output).trim(), "report: ready");
+}
+
+/// Two fresh clones of one commit of a Python project (every file with its clone's time)
+/// build the same bytes without SOURCE_DATE_EPOCH: the commit's time stamps the packages.
+#[test]
+fn python_two_git_clones_build_the_same_bytes() {
+    let (temp, directory) = project("hatchling");
+    init(&directory);
+    let git = |arguments: &[&str], at: &Path| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(at)
+                .args(arguments)
+                .env("GIT_AUTHOR_NAME", "Test")
+                .env("GIT_AUTHOR_EMAIL", "test@example.org")
+                .env("GIT_COMMITTER_NAME", "Test")
+                .env("GIT_COMMITTER_EMAIL", "test@example.org")
+                .env("GIT_AUTHOR_DATE", "@1695000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1695000000 +0000"),
+        )
+    };
+    git(&["init", "-q", "-b", "main"], &directory);
+    git(&["add", "-A"], &directory);
+    git(&["commit", "-q", "-m", "shape-hatch"], &directory);
+    let mut payloads = Vec::new();
+    for clone in ["one", "two"] {
+        let path = temp.path().join(clone);
+        run_ok(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&directory)
+                .arg(&path),
+        );
+        let out = temp.path().join(format!("out-{clone}"));
+        let messages = build(&path.join("debstage.toml"), &out, &[], None);
+        assert!(messages.contains("the last commit"), "{messages}");
+        payloads.push(fs::read(out.join("shape-hatch-0.4.0_0.4.0-1_all.deb")).expect("payload"));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(
+        payloads[0] == payloads[1],
+        "two clones gave different bytes"
+    );
+}
