@@ -238,28 +238,9 @@ pub enum RepoCommand {
 
 /// The longest duration accepted: waits longer than a year are a typo, and a bound keeps
 /// every later `Instant + Duration` from overflowing.
-const LONGEST: Duration = Duration::from_secs(366 * 86_400);
-
-/// Parses `90`, `90s`, `5m` or `1h` into a duration of at most a year.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(index) => text.split_at(index),
-        None => (text, "s"),
-    };
-    let value: u64 = number.parse().map_err(|_| {
-        format!("{text:?}: expected a number of seconds, or a number with s, m or h")
-    })?;
-    let multiplier = match unit {
-        "s" | "" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    match value.checked_mul(multiplier).map(Duration::from_secs) {
-        Some(duration) if duration <= LONGEST => Ok(duration),
-        _ => Err(format!("{text:?}: at most a year (8784h) is allowed")),
-    }
+/// Reads a duration flag (`--lock-timeout 90s`) with the grammar of every duration.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::units::parse_duration(text, Duration::from_secs(366 * 86_400))
 }
 
 #[cfg(test)]
@@ -272,18 +253,16 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
+    fn duration_flags_use_the_one_grammar() {
         assert_eq!(
             super::parse_duration("90").ok(),
             Some(std::time::Duration::from_secs(90))
         );
         assert_eq!(
-            super::parse_duration("5m").ok(),
-            Some(std::time::Duration::from_secs(300))
+            super::parse_duration("1d").ok(),
+            Some(std::time::Duration::from_secs(86_400))
         );
         assert!(super::parse_duration("5x").is_err());
-        assert!(super::parse_duration("9999999999999999h").is_err());
-        assert!(super::parse_duration("8785h").is_err());
-        assert!(super::parse_duration("8784h").is_ok());
+        assert!(super::parse_duration("367d").is_err());
     }
 }

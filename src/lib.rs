@@ -15,6 +15,7 @@ mod naming;
 mod repo;
 pub mod report;
 mod source_date;
+mod units;
 
 #[cfg(test)]
 mod fuzz_tests;

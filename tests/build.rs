@@ -476,12 +476,12 @@ fn bad_manifests_get_clear_errors_and_write_nothing() {
         (
             "settle = \"5s\"",
             "settle = \"5 minutes\"",
-            &["[service] settle", "\"5 minutes\"", "\"500ms\""],
+            &["[service] settle", "\"5 minutes\"", "500ms"],
         ),
         (
             "settle = \"5s\"",
             "settle = \"3600s\"",
-            &["[service] settle", "at most 600s"],
+            &["[service] settle", "at most 10m"],
         ),
         (
             "names = [\"test\", \"staging\", \"production\"]",

@@ -319,25 +319,13 @@ const DEFAULT_SETTLE_MILLISECONDS: u64 = 5_000;
 /// The longest settle period allowed, in milliseconds (10 minutes).
 const MAX_SETTLE_MILLISECONDS: u64 = 600_000;
 
-/// Reads a duration written as `<digits>s` or `<digits>ms` into milliseconds.
+/// Reads a settle period (the grammar of every duration) into milliseconds.
 fn parse_milliseconds(text: &str) -> Result<u64, String> {
-    let (digits, factor) = if let Some(digits) = text.strip_suffix("ms") {
-        (digits, 1)
-    } else if let Some(digits) = text.strip_suffix('s') {
-        (digits, 1_000)
-    } else {
-        return Err("must be a number of seconds or milliseconds, as \"5s\" or \"500ms\"".into());
-    };
-    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err("must be a number of seconds or milliseconds, as \"5s\" or \"500ms\"".into());
-    }
-    let value = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|value| value.checked_mul(factor))
-        .filter(|value| *value <= MAX_SETTLE_MILLISECONDS)
-        .ok_or_else(|| "must be at most 600s".to_string())?;
-    Ok(value)
+    crate::units::parse_duration(
+        text,
+        std::time::Duration::from_millis(MAX_SETTLE_MILLISECONDS),
+    )
+    .map(|duration| duration.as_millis() as u64)
 }
 
 /// `[service.health]`.
@@ -1136,10 +1124,12 @@ mod tests {
         assert_eq!(parse_milliseconds("0s"), Ok(0));
         assert_eq!(parse_milliseconds("250ms"), Ok(250));
         assert_eq!(parse_milliseconds("600s"), Ok(600_000));
+        // A bare number is seconds, as in every duration.
+        assert_eq!(parse_milliseconds("5"), Ok(5_000));
+        assert_eq!(parse_milliseconds("10m"), Ok(600_000));
         for bad in [
             "",
             "s",
-            "5",
             "1.5s",
             "-1s",
             "5 s",

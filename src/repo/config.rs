@@ -82,7 +82,8 @@ impl Default for RetentionConfig {
 impl RetentionConfig {
     /// The grace period in seconds.
     pub(crate) fn grace_seconds(&self) -> Result<u64> {
-        parse_duration(&self.grace)
+        crate::units::parse_duration(&self.grace, LONGEST_DURATION)
+            .map(|grace| grace.as_secs())
             .map_err(|reason| anyhow::anyhow!("retention: grace {:?} {reason}", self.grace))
     }
 }
@@ -121,7 +122,7 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     /// The limits as numbers.
     pub(crate) fn unpack_limits(&self) -> Result<crate::deb::read::UnpackLimits> {
-        let bytes = parse_size(&self.unpacked_size).map_err(|reason| {
+        let bytes = crate::units::parse_size(&self.unpacked_size, u64::MAX).map_err(|reason| {
             anyhow::anyhow!("limits: unpacked_size {:?} {reason}", self.unpacked_size)
         })?;
         if self.entries == 0 {
@@ -134,51 +135,9 @@ impl LimitsConfig {
     }
 }
 
-/// Parses `90s`, `30m`, `1h`, `2d` (or a number of seconds) into seconds.
-fn parse_duration(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| "must be a number followed by s, m, h or d (for example 1h)".to_string())?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err("must be a number followed by s, m, h or d (for example 1h)".into()),
-    };
-    number
-        .checked_mul(factor)
-        .filter(|seconds| *seconds <= 366 * 86_400)
-        .ok_or_else(|| "must be at most 366d".to_string())
-}
-
-/// Parses `512MiB`, `16GiB`, `1TiB`, `64KiB` (or a number of bytes) into bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let allowed = "must be a number of bytes, or followed by KiB, MiB, GiB or TiB";
-    let number: u64 = number.parse().map_err(|_| allowed.to_string())?;
-    let factor: u64 = match unit {
-        "" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        _ => return Err(allowed.to_string()),
-    };
-    number
-        .checked_mul(factor)
-        .filter(|bytes| *bytes > 0)
-        .ok_or_else(|| "must be between 1 byte and 16 EiB".to_string())
-}
+/// The longest duration any key of the repository's configuration takes.
+pub(crate) const LONGEST_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(366 * 86_400);
 
 /// Where the signing key is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -334,17 +293,14 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("1h"), Ok(3600));
-        assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert_eq!(parse_duration("0"), Ok(0));
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("999999d").is_err());
-        assert_eq!(parse_size("64KiB"), Ok(65_536));
-        assert_eq!(parse_size("16GiB"), Ok(16 << 30));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("99999999TiB").is_err());
+    fn one_grammar_for_every_duration_key() {
+        // The grace of [retention] and the lease of a target read the same words
+        // (the lease once refused "1d" that the grace took).
+        let mut config = config();
+        config.retention.grace = "1d".into();
+        assert_eq!(config.retention.grace_seconds().expect("grace"), 86_400);
+        config.retention.grace = "1w".into();
+        let error = config.retention.grace_seconds().expect_err("1w");
+        assert!(error.to_string().contains("ms, s, m, h or d"), "{error}");
     }
 }
