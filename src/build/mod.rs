@@ -15,6 +15,7 @@ pub(crate) mod root;
 pub(crate) mod runner;
 pub(crate) mod scripts;
 pub(crate) mod strip;
+pub(crate) mod tree_copy;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

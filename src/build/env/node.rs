@@ -18,6 +18,7 @@ use super::node_abi;
 use super::staged::StagedTree;
 use crate::build::manifest::{LoadedManifest, NodeEnvironment};
 use crate::build::runner::Runner;
+use crate::build::tree_copy::{copy_tree, Existing};
 use crate::report::Reporter;
 
 /// The Debian packages a build root needs for this kind: Node.js and npm. Native modules
@@ -163,41 +164,13 @@ fn build_command(
 /// Copies the application's files into `root`, without `node_modules` (the install
 /// command makes it) and `.git`.
 fn copy_application(source: &Path, root: &Path) -> Result<()> {
-    let walk = WalkDir::new(source)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| {
+    copy_tree(
+        source,
+        root,
+        |entry| {
             !(entry.depth() == 1 && entry.file_name() == "node_modules")
                 && entry.file_name() != ".git"
-        });
-    for entry in walk {
-        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
-        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
-        let destination = root.join(relative);
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            fs::create_dir_all(&destination)
-                .with_context(|| format!("{}: cannot be created", destination.display()))?;
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
-            std::os::unix::fs::symlink(&target, &destination)
-                .with_context(|| format!("{}: cannot be created", destination.display()))?;
-        } else if file_type.is_file() {
-            fs::copy(entry.path(), &destination).with_context(|| {
-                format!(
-                    "{}: cannot be copied to {}",
-                    entry.path().display(),
-                    destination.display()
-                )
-            })?;
-        } else {
-            bail!(
-                "{}: only regular files, directories and symbolic links can be packaged",
-                entry.path().display()
-            );
-        }
-    }
-    Ok(())
+        },
+        Existing::Replace,
+    )
 }

@@ -25,6 +25,7 @@ use super::command::{run_streamed, CommandFailed};
 use super::staged::StagedTree;
 use crate::build::manifest::{LoadedManifest, PythonEnvironment};
 use crate::build::runner::Runner;
+use crate::build::tree_copy::{copy_tree, Existing};
 use crate::report::Reporter;
 
 /// The longest shebang line the kernel reads (`BINPRM_BUF_SIZE` less `#!` and newline).
@@ -569,12 +570,12 @@ fn copy_project(source: &Path, out: &Path, destination: &Path) -> Result<()> {
         "node_modules",
     ];
     let out = fs::canonicalize(out).ok();
-    let walk = WalkDir::new(source)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| {
+    copy_tree(
+        source,
+        destination,
+        |entry| {
             let name = entry.file_name().to_string_lossy();
-            if entry.depth() > 0 && entry.file_type().is_dir() {
+            if entry.file_type().is_dir() {
                 if SKIPPED.contains(&name.as_ref()) || name.starts_with(".debstage-build-") {
                     return false;
                 }
@@ -583,31 +584,9 @@ fn copy_project(source: &Path, out: &Path, destination: &Path) -> Result<()> {
                 }
             }
             true
-        });
-    for entry in walk {
-        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
-        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
-        let target = destination.join(relative);
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            fs::create_dir_all(&target)
-                .with_context(|| format!("{}: cannot be created", target.display()))?;
-        } else if file_type.is_symlink() {
-            let link = fs::read_link(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
-            std::os::unix::fs::symlink(&link, &target)
-                .with_context(|| format!("{}: cannot be created", target.display()))?;
-        } else if file_type.is_file() {
-            fs::copy(entry.path(), &target).with_context(|| {
-                format!(
-                    "{}: cannot be copied to {}",
-                    entry.path().display(),
-                    target.display()
-                )
-            })?;
-        }
-    }
-    Ok(())
+        },
+        Existing::Replace,
+    )
 }
 
 /// An absolute form of a path (pip runs in the manifest's directory; relative paths given
@@ -701,58 +680,31 @@ fn check_installed(
 /// the one before).
 fn copy_source(manifest: &LoadedManifest, source: &Path, root: &Path, out: &Path) -> Result<()> {
     let out = fs::canonicalize(out).ok();
-    let walk = WalkDir::new(source)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| {
-            !(entry.file_type().is_dir()
-                && out.is_some()
-                && fs::canonicalize(entry.path()).ok() == out)
-        });
-    for entry in walk {
-        let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
-        let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
-        let skip = relative.components().any(|component| {
-            matches!(component.as_os_str().to_str(), Some("__pycache__" | ".git"))
-        }) || entry.path().extension() == Some(OsStr::new("pyc"));
-        if skip {
-            continue;
-        }
-        let destination = root.join(relative);
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            if destination.is_dir() {
-                continue;
+    let collision = |relative: &Path| {
+        anyhow::anyhow!(
+            "{}: [environment] source: {} would replace {} of the Python environment; \
+             rename it or move it into a subdirectory",
+            manifest.path.display(),
+            source.join(relative).display(),
+            relative.display()
+        )
+    };
+    copy_tree(
+        source,
+        root,
+        |entry| {
+            let name = entry.file_name();
+            if name == ".git" {
+                return false;
             }
-        } else if fs::symlink_metadata(&destination).is_ok() {
-            bail!(
-                "{}: [environment] source: {} would replace {} of the Python environment; \
-                 rename it or move it into a subdirectory",
-                manifest.path.display(),
-                entry.path().display(),
-                relative.display()
-            );
-        }
-        if file_type.is_dir() {
-            fs::create_dir_all(&destination)
-                .with_context(|| format!("{}: cannot be created", destination.display()))?;
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
-            std::os::unix::fs::symlink(&target, &destination)
-                .with_context(|| format!("{}: cannot be created", destination.display()))?;
-        } else {
-            fs::copy(entry.path(), &destination).with_context(|| {
-                format!(
-                    "{}: cannot be copied to {}",
-                    entry.path().display(),
-                    destination.display()
-                )
-            })?;
-        }
-    }
-    Ok(())
+            if entry.file_type().is_dir() {
+                return name != "__pycache__"
+                    && !(out.is_some() && fs::canonicalize(entry.path()).ok() == out);
+            }
+            entry.path().extension() != Some(OsStr::new("pyc"))
+        },
+        Existing::Refuse(&collision),
+    )
 }
 
 /// Rewrites what names the build directory (`build`, the path of `root` as the tools that
