@@ -767,3 +767,61 @@ fn without_credentials_the_error_says_none_were_found_and_what_to_set() {
         );
     }
 }
+
+#[test]
+fn refused_credentials_say_which_were_used_and_what_to_check() {
+    let Some(s3) = S3::garage("a store refusing wrong keys") else {
+        return;
+    };
+    let repo = Repo::new(&s3, "keys", "");
+    let publish = ["--format", "json", "publish", "--target", "store"];
+    let refused = |command: &mut Command| {
+        let output = support::run_fail(command);
+        let error: serde_json::Value =
+            serde_json::from_slice(&output.stderr).expect("stderr is one JSON object");
+        let text = error.to_string();
+        assert!(
+            !text.contains("WRONGSECRET"),
+            "the secret is shown:\n{error:#}"
+        );
+        assert!(
+            text.contains("check that this key exists on this store"),
+            "no word on what to check:\n{error:#}"
+        );
+        text
+    };
+    let text = refused(
+        repo.command(&publish)
+            .env("AWS_ACCESS_KEY_ID", "GK00000000000000000000dead")
+            .env("AWS_SECRET_ACCESS_KEY", "WRONGSECRET"),
+    );
+    assert!(
+        text.contains(
+            "the store refused the credentials used: AWS_ACCESS_KEY_ID \
+             GK00000000000000000000dead and AWS_SECRET_ACCESS_KEY from the environment"
+        ),
+        "{text}"
+    );
+    let file = repo.root.join("credentials");
+    fs::write(
+        &file,
+        "[ci]\naws_access_key_id = GK11111111111111111111dead\n\
+         aws_secret_access_key = WRONGSECRET\n",
+    )
+    .expect("credentials file");
+    let text = refused(
+        repo.command(&publish)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_PROFILE", "ci")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &file),
+    );
+    assert!(
+        text.contains(&format!(
+            "the store refused the credentials used: profile [ci] of {} \
+             (aws_access_key_id GK11111111111111111111dead)",
+            file.display()
+        )),
+        "{text}"
+    );
+}
