@@ -193,6 +193,13 @@ pub(crate) fn check_targets(publish: &PublishConfig) -> Result<()> {
                     redact(endpoint)
                 );
             }
+            if endpoint.contains(['?', '#']) {
+                bail!(
+                    "[[publish.targets]] {name:?}: endpoint {:?} must not hold a query or a \
+                     fragment (?... or #...): the client adds the bucket and key after it",
+                    redact(endpoint)
+                );
+            }
         }
         if target.share_state && !target.conditional_writes {
             bail!(
@@ -299,6 +306,11 @@ mod tests {
                 "s3://apt/repo?X-Amz-Signature=TOPSECRET",
                 "http://127.0.0.1:3900",
                 "url \"s3://apt/repo?X-Amz-Signature=***\" must not hold a query",
+            ),
+            (
+                "s3://apt/repo",
+                "https://store.example/?X-Amz-Signature=TOPSECRET",
+                "endpoint \"https://store.example/?X-Amz-Signature=***\" must not hold a query",
             ),
             (
                 "s3://apt/repo",
