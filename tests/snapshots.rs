@@ -667,3 +667,43 @@ fn stripped_build_output_and_node_errors() {
         );
     });
 }
+
+/// A control character or an overlong word in a command line of the manifest is refused
+/// with the file, the key and what is allowed, in text and in JSON.
+#[test]
+fn manifest_command_lines_refuse_control_characters_and_long_words() {
+    let story = Story::new();
+    let (temp, app) = example("hello");
+    let mut settings = settings(temp.path());
+    settings.add_filter(&regex_escape(&story.root().display().to_string()), "[TEMP]");
+    settings.bind(|| {
+        let manifest = app.join("debstage.toml");
+        let original = std::fs::read_to_string(&manifest).expect("manifest");
+        let out = temp.path().join("out").display().to_string();
+        let manifest_argument = manifest.display().to_string();
+        let build = |text: String, json: bool| {
+            std::fs::write(&manifest, text).expect("write");
+            let mut arguments = vec!["build", "--manifest", &manifest_argument, "--out", &out];
+            if json {
+                arguments.splice(0..0, ["--format", "json"]);
+            }
+            story.shown(&arguments)
+        };
+        let tab = original.replace(
+            "command = \"bin/hello --greeting Hello\"",
+            "command = \"bin/hello\\t--greeting Hello\"",
+        );
+        insta::assert_snapshot!("manifest_command_tab", build(tab.clone(), false));
+        insta::assert_snapshot!("manifest_command_tab_json", build(tab, true));
+        let newline = original.replace(
+            "health = { command = \"bin/healthcheck\"",
+            "health = { command = \"bin/healthcheck\\nrm -rf /\"",
+        );
+        insta::assert_snapshot!("manifest_health_newline", build(newline, false));
+        let long = original.replace(
+            "activate = \"hooks/activate\"",
+            &format!("activate = \"hooks/activate {}\"", "x".repeat(70_000)),
+        );
+        insta::assert_snapshot!("manifest_hook_long_word", build(long, false));
+    });
+}

@@ -665,3 +665,163 @@ fn two_writers_sharing_the_state_lose_nothing() {
          all {promotions} in the history"
     ));
 }
+
+/// A repository whose target `store` has `endpoint`, and a command on it with only the
+/// AWS variables of `environment` (no profile file).
+fn repo_with_endpoint(
+    endpoint: &str,
+    environment: &[(&str, &str)],
+) -> (tempfile::TempDir, impl Fn(&[&str]) -> Command) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root = temp.path().join("repo");
+    let environment: Vec<(String, String)> = environment
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let repo = move |arguments: &[&str]| {
+        let mut command = support::debstage();
+        command.arg("repo").arg("--repo").arg(&root).args(arguments);
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("AWS_")) {
+            command.env_remove(name);
+        }
+        command
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .envs(environment.iter().map(|(name, value)| (name, value)));
+        command
+    };
+    support::run_ok(&mut repo(&[
+        "init", "--arch", "amd64", "--origin", ORIGIN, "--stages", "test",
+    ]));
+    let config = temp.path().join("repo/debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config")
+        + &format!(
+            "\n[[publish.targets]]\nname = \"store\"\nurl = \"s3://apt/repo\"\n\
+             endpoint = \"{endpoint}\"\nregion = \"us-east-1\"\npath_style = true\n"
+        );
+    fs::write(&config, text).expect("config");
+    (temp, repo)
+}
+
+#[test]
+fn a_secret_in_the_endpoint_is_never_printed() {
+    // No store listens on the port: the client's error names the request URL, which
+    // holds the endpoint's userinfo, and the message shows the target.
+    let port = support::s3::free_port();
+    let (_temp, repo) = repo_with_endpoint(
+        &format!("http://AKIAUSER:TOPSECRET@127.0.0.1:{port}"),
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIATEST"),
+            ("AWS_SECRET_ACCESS_KEY", "ENVIRONMENTSECRET"),
+        ],
+    );
+    for format in [&[][..], &["--format", "json"][..]] {
+        for command in [
+            &["publish", "--target", "store"][..],
+            &["verify", "--target", "store"],
+        ] {
+            let arguments: Vec<&str> = format.iter().chain(command).copied().collect();
+            let output = support::run_fail(&mut repo(&arguments));
+            let text = stderr(&output);
+            assert!(
+                text.contains(&format!("http://***@127.0.0.1:{port}")),
+                "{arguments:?}: the target is not shown:\n{text}"
+            );
+            for secret in ["TOPSECRET", "AKIAUSER", "ENVIRONMENTSECRET"] {
+                assert!(
+                    !text.contains(secret) && !stdout(&output).contains(secret),
+                    "{arguments:?} printed {secret}:\n{text}"
+                );
+            }
+            if !format.is_empty() {
+                let error: serde_json::Value =
+                    serde_json::from_str(&text).expect("stderr is one JSON object");
+                assert!(error.is_object(), "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn without_credentials_the_error_says_none_were_found_and_what_to_set() {
+    // The instance metadata endpoint is a closed loopback port, as off EC2.
+    let store = support::s3::free_port();
+    let metadata = format!("http://127.0.0.1:{}", support::s3::free_port());
+    let (_temp, repo) = repo_with_endpoint(
+        &format!("http://127.0.0.1:{store}"),
+        &[("AWS_METADATA_ENDPOINT", &metadata)],
+    );
+    let output = support::run_fail(&mut repo(&[
+        "--format", "json", "publish", "--target", "store",
+    ]));
+    let error: serde_json::Value =
+        serde_json::from_slice(&output.stderr).expect("stderr is one JSON object");
+    let text = error.to_string();
+    for expected in [
+        "credentials used: none (no AWS_ACCESS_KEY_ID in the environment, no profile [default] \
+         in /nonexistent), so the client asked the instance metadata for a role's and that failed",
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} is missing:\n{error:#}"
+        );
+    }
+}
+
+#[test]
+fn refused_credentials_say_which_were_used_and_what_to_check() {
+    let Some(s3) = S3::garage("a store refusing wrong keys") else {
+        return;
+    };
+    let repo = Repo::new(&s3, "keys", "");
+    let publish = ["--format", "json", "publish", "--target", "store"];
+    let refused = |command: &mut Command| {
+        let output = support::run_fail(command);
+        let error: serde_json::Value =
+            serde_json::from_slice(&output.stderr).expect("stderr is one JSON object");
+        let text = error.to_string();
+        assert!(
+            !text.contains("WRONGSECRET"),
+            "the secret is shown:\n{error:#}"
+        );
+        assert!(
+            text.contains("check that this key exists on this store"),
+            "no word on what to check:\n{error:#}"
+        );
+        text
+    };
+    let text = refused(
+        repo.command(&publish)
+            .env("AWS_ACCESS_KEY_ID", "GK00000000000000000000dead")
+            .env("AWS_SECRET_ACCESS_KEY", "WRONGSECRET"),
+    );
+    assert!(
+        text.contains(
+            "the store refused the credentials used: AWS_ACCESS_KEY_ID \
+             GK00000000000000000000dead and AWS_SECRET_ACCESS_KEY from the environment"
+        ),
+        "{text}"
+    );
+    let file = repo.root.join("credentials");
+    fs::write(
+        &file,
+        "[ci]\naws_access_key_id = GK11111111111111111111dead\n\
+         aws_secret_access_key = WRONGSECRET\n",
+    )
+    .expect("credentials file");
+    let text = refused(
+        repo.command(&publish)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_PROFILE", "ci")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &file),
+    );
+    assert!(
+        text.contains(&format!(
+            "the store refused the credentials used: profile [ci] of {} \
+             (aws_access_key_id GK11111111111111111111dead)",
+            file.display()
+        )),
+        "{text}"
+    );
+}

@@ -581,8 +581,7 @@ pub(crate) fn load(
     let (service_command, health_command) = parse_service(manifest.service.as_ref(), &fail)?;
     let activate_hook = match &manifest.hooks.activate {
         Some(hook) => Some(
-            parse_command_line(hook, false)
-                .map_err(|message| fail("[hooks] activate", format!("{hook:?}: {message}")))?,
+            parse_command_line(hook, false).map_err(|message| fail("[hooks] activate", message))?,
         ),
         None => None,
     };
@@ -907,12 +906,8 @@ fn parse_service(
         rules::check_user_name(user)
             .map_err(|message| fail("[service] user", format!("{user:?}: {message}")))?;
     }
-    let command = parse_command_line(&service.command, true).map_err(|message| {
-        fail(
-            "[service] command",
-            format!("{:?}: {message}", service.command),
-        )
-    })?;
+    let command = parse_command_line(&service.command, true)
+        .map_err(|message| fail("[service] command", message))?;
     let health = match &service.health {
         Some(health) => {
             if health.timeout == 0 || health.timeout > 3600 {
@@ -922,12 +917,8 @@ fn parse_service(
                 ));
             }
             Some(
-                parse_command_line(&health.command, false).map_err(|message| {
-                    fail(
-                        "[service.health] command",
-                        format!("{:?}: {message}", health.command),
-                    )
-                })?,
+                parse_command_line(&health.command, false)
+                    .map_err(|message| fail("[service.health] command", message))?,
             )
         }
         None => None,
@@ -1086,22 +1077,69 @@ fn check_environment(
     }
 }
 
+/// The longest word a command line may hold, in bytes: far above any real argument, far
+/// below systemd's limit of 1 MiB for a whole unit line (`LONG_LINE_MAX`).
+const COMMAND_WORD_MAX: usize = 64 * 1024;
+
+/// The longest command line, in bytes, so that `ExecStart=` with the release directory
+/// stays under systemd's 1 MiB line limit.
+const COMMAND_LINE_MAX: usize = 512 * 1024;
+
+/// How a long value is quoted in a message: its first 60 characters.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
 /// Splits a command line on spaces and checks each word; the program is relative to the
-/// release directory, or absolute when `allow_absolute`.
+/// release directory, or absolute when `allow_absolute`. Tabs, newlines and other control
+/// characters are refused, not taken as separators: the unit and the scripts would split
+/// them differently from what the manifest shows.
 fn parse_command_line(text: &str, allow_absolute: bool) -> Result<CommandLine, String> {
-    let mut words = text.split_whitespace();
-    let program = words.next().ok_or("must not be empty")?.to_string();
+    if let Some((index, bad)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "{}: has the control character {bad:?} at byte {index}; a command line is one \
+             line of words separated by spaces, without tabs, newlines or other control \
+             characters",
+            shown(text)
+        ));
+    }
+    if text.len() > COMMAND_LINE_MAX {
+        return Err(format!(
+            "{}: is {} bytes long; a command line may hold at most {COMMAND_LINE_MAX} bytes",
+            shown(text),
+            text.len()
+        ));
+    }
+    if let Some(long) = text.split(' ').find(|word| word.len() > COMMAND_WORD_MAX) {
+        return Err(format!(
+            "{}: has a word of {} bytes ({}); a word may hold at most {COMMAND_WORD_MAX} bytes",
+            shown(text),
+            long.len(),
+            shown(long)
+        ));
+    }
+    let checked = |message: String| format!("{}: {message}", shown(text));
+    let mut words = text.split(' ').filter(|word| !word.is_empty());
+    let program = words
+        .next()
+        .ok_or_else(|| checked("must not be empty".into()))?
+        .to_string();
     if program.starts_with('/') {
         if !allow_absolute {
-            return Err("the program must be relative to the release directory".into());
+            return Err(checked(
+                "the program must be relative to the release directory".into(),
+            ));
         }
-        rules::check_absolute_path(&program)?;
+        rules::check_absolute_path(&program).map_err(checked)?;
     } else {
-        rules::check_relative_path(&program)?;
+        rules::check_relative_path(&program).map_err(checked)?;
     }
     let arguments: Vec<String> = words.map(str::to_string).collect();
     for word in &arguments {
-        rules::check_command_word(word)?;
+        rules::check_command_word(word).map_err(checked)?;
     }
     Ok(CommandLine { program, arguments })
 }
@@ -1138,5 +1176,48 @@ mod tests {
         ] {
             assert!(parse_milliseconds(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn command_lines_split_on_spaces_only_and_refuse_control_characters() {
+        let line = parse_command_line("bin/hello  --greeting Hello", false).expect("valid");
+        assert_eq!(line.program, "bin/hello");
+        assert_eq!(line.arguments, ["--greeting", "Hello"]);
+        for (text, character) in [
+            ("bin/hello\t--greeting", "'\\t'"),
+            ("bin/hello --greeting\nHello", "'\\n'"),
+            ("bin/hello\r", "'\\r'"),
+            ("bin/hello \u{1b}[31m", "'\\u{1b}'"),
+            ("bin/hello x\u{7f}", "'\\u{7f}'"),
+            ("bin/hello \u{85}", "'\\u{85}'"),
+        ] {
+            let message = parse_command_line(text, true).expect_err(text);
+            assert!(
+                message.contains(&format!("has the control character {character}"))
+                    && message.contains("words separated by spaces"),
+                "{text:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_words_and_lines_are_bounded() {
+        let word = "a".repeat(COMMAND_WORD_MAX);
+        parse_command_line(&format!("bin/hello {word}"), false).expect("a word at the limit");
+        let long = format!("bin/hello {word}b");
+        let message = parse_command_line(&long, false).expect_err("a word over the limit");
+        assert!(
+            message.contains("has a word of 65537 bytes")
+                && message.contains("at most 65536 bytes"),
+            "{message}"
+        );
+        // The value is quoted shortened, not whole.
+        assert!(message.len() < 400, "{message}");
+        let many = format!("bin/hello{}", format!(" {}", "a".repeat(1000)).repeat(600));
+        let message = parse_command_line(&many, false).expect_err("a line over the limit");
+        assert!(
+            message.contains("is 600609 bytes long; a command line may hold at most 524288 bytes"),
+            "{message}"
+        );
     }
 }

@@ -5,6 +5,8 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::repo::targets::redact::redact;
+
 /// `[publish]`: the targets the published tree is copied to.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +87,17 @@ impl TargetUrl {
             .strip_prefix("s3://")
             .ok_or("must start with s3:// (s3://bucket or s3://bucket/prefix)")?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        // Checked before the bucket and prefix are quoted, so that a secret is never shown.
+        if bucket.contains('@') {
+            return Err(
+                "must not hold credentials (s3://KEY:SECRET@bucket): give them as \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or in a profile file"
+                    .to_string(),
+            );
+        }
+        if rest.contains(['?', '#']) {
+            return Err("must not hold a query or a fragment (?... or #...)".to_string());
+        }
         let bucket_ok = (3..=63).contains(&bucket.len())
             && bucket
                 .chars()
@@ -140,7 +153,7 @@ impl TargetConfig {
             anyhow::anyhow!(
                 "[[publish.targets]] {:?}: url {:?} {reason}",
                 self.name,
-                self.url
+                redact(&self.url)
             )
         })
     }
@@ -175,8 +188,16 @@ pub(crate) fn check_targets(publish: &PublishConfig) -> Result<()> {
         if let Some(endpoint) = &target.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 bail!(
-                    "[[publish.targets]] {name:?}: endpoint {endpoint:?} must start with \
-                     http:// or https://"
+                    "[[publish.targets]] {name:?}: endpoint {:?} must start with \
+                     http:// or https://",
+                    redact(endpoint)
+                );
+            }
+            if endpoint.contains(['?', '#']) {
+                bail!(
+                    "[[publish.targets]] {name:?}: endpoint {:?} must not hold a query or a \
+                     fragment (?... or #...): the client adds the bucket and key after it",
+                    redact(endpoint)
                 );
             }
         }
@@ -271,5 +292,39 @@ mod tests {
         )
         .expect("parses");
         assert!(check_targets(&twice).is_err());
+    }
+
+    #[test]
+    fn secrets_in_url_or_endpoint_are_refused_or_hidden_never_shown() {
+        for (url, endpoint, expected) in [
+            (
+                "s3://AKIA1:TOPSECRET@apt/repo",
+                "http://127.0.0.1:3900",
+                "url \"s3://***@apt/repo\" must not hold credentials",
+            ),
+            (
+                "s3://apt/repo?X-Amz-Signature=TOPSECRET",
+                "http://127.0.0.1:3900",
+                "url \"s3://apt/repo?X-Amz-Signature=***\" must not hold a query",
+            ),
+            (
+                "s3://apt/repo",
+                "https://store.example/?X-Amz-Signature=TOPSECRET",
+                "endpoint \"https://store.example/?X-Amz-Signature=***\" must not hold a query",
+            ),
+            (
+                "s3://apt/repo",
+                "ftp://AKIA1:TOPSECRET@store",
+                "endpoint \"ftp://***@store\" must start with http:// or https://",
+            ),
+        ] {
+            let publish: PublishConfig = toml::from_str(&format!(
+                "[[targets]]\nname = \"r2\"\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\n"
+            ))
+            .expect("parses");
+            let error = format!("{:#}", check_targets(&publish).expect_err("refused"));
+            assert!(!error.contains("TOPSECRET"), "{error}");
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }

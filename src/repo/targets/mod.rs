@@ -16,6 +16,7 @@ pub(crate) mod credentials;
 pub(crate) mod lock;
 pub(crate) mod plan;
 pub(crate) mod record;
+pub(crate) mod redact;
 pub(crate) mod shared;
 pub(crate) mod store;
 

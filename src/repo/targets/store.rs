@@ -17,7 +17,8 @@ use object_store::{
 };
 
 use crate::repo::targets::config::{TargetConfig, TargetUrl};
-use crate::repo::targets::credentials;
+use crate::repo::targets::credentials::{self, CredentialSource};
+use crate::repo::targets::redact::redact;
 
 /// The user metadata key that carries an object's SHA256 (`x-amz-meta-sha256`), so
 /// that an object found on the store can be compared with a local file without its bytes.
@@ -31,8 +32,11 @@ pub(crate) struct Store {
     runtime: tokio::runtime::Runtime,
     client: Arc<AmazonS3>,
     url: TargetUrl,
-    /// How the target is shown in messages: `name (s3://bucket/prefix at endpoint)`.
+    /// How the target is shown in messages: `name (s3://bucket/prefix at endpoint)`,
+    /// with any secret in the URLs hidden.
     pub(crate) description: String,
+    /// Where the client's credentials came from, named when the store refuses them.
+    credentials: CredentialSource,
 }
 
 /// An object about to be written.
@@ -114,17 +118,16 @@ impl Store {
                 .with_endpoint(endpoint.clone())
                 .with_allow_http(endpoint.starts_with("http://"));
         }
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            if let Some(found) = credentials::from_profile_files()? {
-                builder = builder
-                    .with_access_key_id(found.access_key_id)
-                    .with_secret_access_key(found.secret_access_key);
-                if let Some(token) = found.session_token {
-                    builder = builder.with_token(token);
-                }
+        let (found, credentials) = credentials::select()?;
+        if let Some(found) = found {
+            builder = builder
+                .with_access_key_id(found.access_key_id)
+                .with_secret_access_key(found.secret_access_key);
+            if let Some(token) = found.session_token {
+                builder = builder.with_token(token);
             }
         }
-        let description = format!(
+        let description = redact(&format!(
             "{} ({}{})",
             config.name,
             config.url,
@@ -133,10 +136,11 @@ impl Store {
                 .as_deref()
                 .map(|endpoint| format!(" at {endpoint}"))
                 .unwrap_or_default()
-        );
-        let client = builder
-            .build()
-            .with_context(|| format!("publish target {description}: cannot be opened"))?;
+        ));
+        let client = builder.build().map_err(|error| {
+            store_error(error, &credentials)
+                .context(format!("publish target {description}: cannot be opened"))
+        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -146,6 +150,7 @@ impl Store {
             client: Arc::new(client),
             url,
             description,
+            credentials,
         })
     }
 
@@ -166,6 +171,7 @@ impl Store {
         conditional: bool,
         mut done: impl FnMut(&Upload, Written) -> Result<()>,
     ) -> Result<()> {
+        let credentials = &self.credentials;
         let client = self.client.clone();
         let url = self.url.clone();
         let description = self.description.clone();
@@ -174,7 +180,7 @@ impl Store {
                 let client = client.clone();
                 let path = StorePath::from(url.key(&upload.key));
                 async move {
-                    let written = put_one(&client, &path, &upload, conditional).await;
+                    let written = put_one(&client, &path, &upload, conditional, credentials).await;
                     (upload, written)
                 }
             }))
@@ -194,6 +200,7 @@ impl Store {
 
     /// The SHA256 an object's metadata records, and its size; `None` when absent.
     pub(crate) fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>> {
+        let credentials = &self.credentials;
         let path = self.path(key);
         let options = GetOptions {
             head: true,
@@ -208,7 +215,7 @@ impl Store {
                 Ok(Some((result.meta.size, sha256)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(anyhow!(error))
+            Err(error) => Err(store_error(error, credentials))
                 .with_context(|| format!("publish target {}: {key}", self.description)),
         }
     }
@@ -216,34 +223,35 @@ impl Store {
     /// The newest `Last-Modified` (Unix seconds, the store's clock) among `keys` that
     /// exist; the heads are made side by side.
     pub(crate) fn newest_modified(&self, keys: &[String]) -> Result<Option<i64>> {
+        let credentials = &self.credentials;
         let client = self.client.clone();
         let url = self.url.clone();
         let description = self.description.clone();
-        let seconds =
-            self.block_on(async move {
-                futures::stream::iter(keys.iter().map(|key| {
-                    let client = client.clone();
-                    let path = StorePath::from(url.key(key));
-                    let description = description.clone();
-                    async move {
-                        match client.head(&path).await {
-                            Ok(meta) => Ok(Some(meta.last_modified.timestamp())),
-                            Err(object_store::Error::NotFound { .. }) => Ok(None),
-                            Err(error) => Err(anyhow!(error)
-                                .context(format!("publish target {description}: {key}"))),
-                        }
+        let seconds = self.block_on(async move {
+            futures::stream::iter(keys.iter().map(|key| {
+                let client = client.clone();
+                let path = StorePath::from(url.key(key));
+                let description = description.clone();
+                async move {
+                    match client.head(&path).await {
+                        Ok(meta) => Ok(Some(meta.last_modified.timestamp())),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(error) => Err(store_error(error, credentials)
+                            .context(format!("publish target {description}: {key}"))),
                     }
-                }))
-                .buffer_unordered(PARALLEL_REQUESTS)
-                .try_collect::<Vec<Option<i64>>>()
-                .await
-            })?;
+                }
+            }))
+            .buffer_unordered(PARALLEL_REQUESTS)
+            .try_collect::<Vec<Option<i64>>>()
+            .await
+        })?;
         Ok(seconds.into_iter().flatten().max())
     }
 
     /// The store's clock, in Unix seconds: the `Last-Modified` it gives a small object
     /// written now under `key`.
     pub(crate) fn clock(&self, key: &str) -> Result<i64> {
+        let credentials = &self.credentials;
         let path = self.path(key);
         let read = self.block_on(async {
             self.client
@@ -252,7 +260,7 @@ impl Store {
             self.client.head(&path).await
         });
         read.map(|meta| meta.last_modified.timestamp())
-            .map_err(|error| anyhow!(error))
+            .map_err(|error| store_error(error, credentials))
             .with_context(|| {
                 format!(
                     "publish target {}: {key} (written to read the store's clock)",
@@ -263,6 +271,7 @@ impl Store {
 
     /// Reads an object whole; `None` when absent.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        let credentials = &self.credentials;
         let path = self.path(key);
         let read = self.block_on(async {
             let result = self.client.get(&path).await?;
@@ -276,7 +285,7 @@ impl Store {
         match read {
             Ok(versioned) => Ok(Some(versioned)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(anyhow!(error)).with_context(|| {
+            Err(error) => Err(store_error(error, credentials)).with_context(|| {
                 format!("publish target {}: {key} cannot be read", self.description)
             }),
         }
@@ -310,6 +319,7 @@ impl Store {
         bytes: Vec<u8>,
         mode: PutMode,
     ) -> Result<Option<String>, Conditional> {
+        let credentials = &self.credentials;
         let path = self.path(key);
         let options = PutOptions {
             mode,
@@ -323,13 +333,15 @@ impl Store {
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Err(Conditional::Lost),
             Err(error) => Err(Conditional::Failed(
-                anyhow!(error).context(format!("publish target {}: {key}", self.description)),
+                store_error(error, credentials)
+                    .context(format!("publish target {}: {key}", self.description)),
             )),
         }
     }
 
     /// Deletes `keys` (a missing key is no error).
     pub(crate) fn delete_all(&self, keys: &[String]) -> Result<()> {
+        let credentials = &self.credentials;
         let client = self.client.clone();
         let url = self.url.clone();
         let description = self.description.clone();
@@ -341,7 +353,7 @@ impl Store {
                 async move {
                     match client.delete(&path).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                        Err(error) => Err(anyhow!(error).context(format!(
+                        Err(error) => Err(store_error(error, credentials).context(format!(
                             "publish target {description}: {key} cannot be deleted"
                         ))),
                     }
@@ -356,6 +368,7 @@ impl Store {
 
     /// Every object under the target's prefix, by key relative to it.
     pub(crate) fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        let credentials = &self.credentials;
         let prefix = self.url.prefix_path();
         let listed = self.block_on(async {
             self.client
@@ -364,7 +377,7 @@ impl Store {
                 .await
         });
         let listed = listed
-            .map_err(|error| anyhow!(error))
+            .map_err(|error| store_error(error, credentials))
             .with_context(|| format!("publish target {}: cannot be listed", self.description))?;
         Ok(listed
             .into_iter()
@@ -382,6 +395,7 @@ async fn put_one(
     path: &StorePath,
     upload: &Upload,
     conditional: bool,
+    credentials: &CredentialSource,
 ) -> Result<Written> {
     let mut attributes = Attributes::new();
     attributes.insert(
@@ -402,7 +416,7 @@ async fn put_one(
         match client.head(path).await {
             Ok(_) => return Ok(Written::Exists),
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(anyhow!(error)),
+            Err(error) => return Err(store_error(error, credentials)),
         }
     }
     let mode = if upload.create_only && conditional {
@@ -424,6 +438,118 @@ async fn put_one(
         Ok(_) => Ok(Written::Written),
         Err(object_store::Error::AlreadyExists { .. })
         | Err(object_store::Error::Precondition { .. }) => Ok(Written::Exists),
-        Err(error) => Err(anyhow!(error)),
+        Err(error) => Err(store_error(error, credentials)),
+    }
+}
+
+/// An error of the store client as a message: its chain with any secret of a URL hidden
+/// (the client echoes the request URL), and for a refusal (401, 403) which credentials
+/// were sent and what to check.
+fn store_error(error: object_store::Error, credentials: &CredentialSource) -> anyhow::Error {
+    let refused = matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    );
+    // The client's errors repeat their source in their own text: each cause is added
+    // only when it says something new.
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !chain.contains(&cause_text) {
+            chain.push_str(": ");
+            chain.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let text = redact(&chain);
+    // Without keys the client asks the instance metadata (IMDS) for a role's; its
+    // failure is the credentials' too.
+    let metadata = text.contains("/latest/api/token") || text.contains("/latest/meta-data");
+    match credentials {
+        CredentialSource::None { .. } if refused || metadata => anyhow!(
+            "{text}; credentials used: {credentials}, so the client asked the instance \
+             metadata for a role's{}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             AWS_PROFILE and a credentials file (AWS_SHARED_CREDENTIALS_FILE)",
+            if metadata { " and that failed" } else { "" }
+        ),
+        CredentialSource::Environment { .. } | CredentialSource::Profile { .. } if refused => {
+            anyhow!(
+                "{text}; the store refused the credentials used: {credentials}; check that \
+                 this key exists on this store (the endpoint and region), that its secret is \
+                 the one given, and that its policy allows reading, writing, deleting and \
+                 listing under the target's prefix"
+            )
+        }
+        _ => anyhow!(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: &str) -> object_store::Error {
+        object_store::Error::PermissionDenied {
+            path: "apt/dists/test/InRelease".into(),
+            source: format!(
+                "{status} for url (http://AKIA1:TOPSECRET@127.0.0.1:9000/apt/dists/test/\
+                 InRelease?X-Amz-Signature=SIGNATURE)"
+            )
+            .into(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_credentials_used_and_what_to_check() {
+        let source = CredentialSource::Profile {
+            file: "/home/ci/.aws/credentials".into(),
+            profile: "ci".into(),
+            access_key_id: "AKIA2".into(),
+        };
+        let text = format!("{:#}", store_error(refused("403 Forbidden"), &source));
+        assert!(
+            !text.contains("TOPSECRET") && !text.contains("SIGNATURE"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http://***@127.0.0.1:9000/apt/dists/test/InRelease?X-Amz-Signature=***"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "the store refused the credentials used: profile [ci] of \
+                 /home/ci/.aws/credentials (aws_access_key_id AKIA2); check that this key \
+                 exists on this store"
+            ),
+            "{text}"
+        );
+        let none = CredentialSource::None {
+            file: None,
+            profile: "default".into(),
+        };
+        let text = format!("{:#}", store_error(refused("403 Forbidden"), &none));
+        assert!(
+            text.contains("credentials used: none (no AWS_ACCESS_KEY_ID")
+                && text.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_errors_are_redacted_without_a_word_on_credentials() {
+        let source = CredentialSource::Environment {
+            access_key_id: "AKIA1".into(),
+        };
+        let error = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request for url (https://AKIA1:TOPSECRET@host/apt)".into(),
+        };
+        let text = format!("{:#}", store_error(error, &source));
+        assert!(text.contains("https://***@host/apt"), "{text}");
+        assert!(
+            !text.contains("TOPSECRET") && !text.contains("credentials"),
+            "{text}"
+        );
     }
 }
