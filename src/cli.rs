@@ -240,7 +240,7 @@ pub enum RepoCommand {
 /// every later `Instant + Duration` from overflowing.
 /// Reads a duration flag (`--lock-timeout 90s`) with the grammar of every duration.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::units::parse_duration(text, Duration::from_secs(366 * 86_400))
+    crate::units::parse_duration(text, crate::units::LONGEST_DURATION)
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+/// The longest duration a key of a configuration file or a flag takes (366 days).
+pub(crate) const LONGEST_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
 /// The units of a duration and their length in milliseconds.
 const DURATION_UNITS: [(&str, u64); 5] = [
     ("ms", 1),

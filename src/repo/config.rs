@@ -82,7 +82,7 @@ impl Default for RetentionConfig {
 impl RetentionConfig {
     /// The grace period in seconds.
     pub(crate) fn grace_seconds(&self) -> Result<u64> {
-        crate::units::parse_duration(&self.grace, LONGEST_DURATION)
+        crate::units::parse_duration(&self.grace, crate::units::LONGEST_DURATION)
             .map(|grace| grace.as_secs())
             .map_err(|reason| anyhow::anyhow!("retention: grace {:?} {reason}", self.grace))
     }
@@ -134,10 +134,6 @@ impl LimitsConfig {
         })
     }
 }
-
-/// The longest duration any key of the repository's configuration takes.
-pub(crate) const LONGEST_DURATION: std::time::Duration =
-    std::time::Duration::from_secs(366 * 86_400);
 
 /// Where the signing key is.
 #[derive(Debug, Clone, Serialize, Deserialize)]

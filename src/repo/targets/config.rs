@@ -160,7 +160,7 @@ impl TargetConfig {
 
     /// The lease in seconds.
     pub(crate) fn lease_seconds(&self) -> Result<u64> {
-        crate::units::parse_duration(&self.lease, crate::repo::config::LONGEST_DURATION)
+        crate::units::parse_duration(&self.lease, crate::units::LONGEST_DURATION)
             .map(|duration| duration.as_secs())
             .map_err(|reason| {
                 anyhow::anyhow!("[[publish.targets]] {:?}: lease {reason}", self.name)
