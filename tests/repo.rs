@@ -1357,3 +1357,41 @@ fn an_add_past_the_first_stage_takes_skip_and_is_recorded_as_one() {
     assert_eq!(actions, [("add-skip", "staging")], "{history}");
     crate::support::schema::assert_valid("repo-history", &history);
 }
+
+#[test]
+fn rollback_goes_only_to_versions_the_stage_still_lists() {
+    let repo = TestRepo::new();
+    for (upstream, content) in [("1.0", "a"), ("1.1", "b"), ("1.2", "c")] {
+        repo.ok(&[
+            "add",
+            "--manifest",
+            path_str(&repo.build("shop", upstream, content)),
+        ]);
+    }
+    // 1.1 leaves test on purpose: a rollback must not bring it back.
+    repo.ok(&["remove", "shop", "1.1", "test"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["rollback", "shop", "test"]);
+    assert!(
+        error.contains("cannot roll back shop in test to 1.1-1: the stage no longer lists")
+            && error.contains(
+                "it can go back to 1.0-1 (`debstage repo rollback shop test --to VERSION`)"
+            ),
+        "{error}"
+    );
+    let error = repo.fails(&["rollback", "shop", "test", "--to", "1.1"]);
+    assert!(error.contains("no longer lists"), "{error}");
+    assert_eq!(repo.snapshot(), before);
+    assert_eq!(repo.currents("shop")[0].as_deref(), Some("1.2-1"));
+
+    // What it still lists, it goes back to.
+    repo.ok(&["rollback", "shop", "test", "--to", "1.0"]);
+    assert_eq!(repo.currents("shop")[0].as_deref(), Some("1.0-1"));
+    let error = repo.fails(&["rollback", "shop", "test"]);
+    assert!(
+        error.contains("1.0-1 is the first version the stage had")
+            && error.contains("it can go back to 1.2-1"),
+        "{error}"
+    );
+    repo.ok(&["verify"]);
+}

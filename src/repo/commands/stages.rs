@@ -454,6 +454,18 @@ pub(crate) fn rollback(
         let name = suite.name();
         let codename = suite.codename();
         let history = state::stage_history(&transaction, app, stage, codename.as_deref())?;
+        let choices = rollback_choices(&transaction, app, &name, &current, &history)?;
+        let next_step = if choices.is_empty() {
+            format!(
+                "the stage lists no other version it held; promote one there with \
+                 `debstage repo promote {app} VERSION {stage}`"
+            )
+        } else {
+            format!(
+                "it can go back to {} (`debstage repo rollback {app} {stage} --to VERSION`)",
+                choices.join(", ")
+            )
+        };
         let target = match to {
             Some(requested) => {
                 let had: BTreeSet<&str> = history
@@ -471,8 +483,7 @@ pub(crate) fn rollback(
                     Some(version) => (*version).to_string(),
                     None => bail!(
                         "cannot roll back {app} in {name} to {requested}: the stage never had \
-                         that version; it had {}{hint}",
-                        had.into_iter().collect::<Vec<_>>().join(", ")
+                         that version; {next_step}{hint}"
                     ),
                 }
             }
@@ -487,7 +498,7 @@ pub(crate) fn rollback(
                     Some(previous) => previous,
                     None => bail!(
                         "cannot roll back {app} in {name}: {current} is the first version the \
-                         stage had, there is no earlier one{hint}"
+                         stage had, there is no earlier one; {next_step}{hint}"
                     ),
                 }
             }
@@ -510,7 +521,15 @@ pub(crate) fn rollback(
         if packages.is_empty() {
             bail!(
                 "cannot roll back {app} in {name} to {target}: that version was removed from \
-                 the repository"
+                 the repository; {next_step}{hint}"
+            );
+        }
+        // A version removed from the stage (`repo remove --stage`, `repo gc`) left it on
+        // purpose: a rollback does not bring it back behind the remover's back.
+        if !listed_in(&transaction, &name, &packages)? {
+            bail!(
+                "cannot roll back {app} in {name} to {target}: the stage no longer lists that \
+                 version (it was removed from there); {next_step}{hint}"
             );
         }
         point(&transaction, app, &suite, &target, &packages)?;
@@ -550,4 +569,42 @@ pub(crate) fn rollback(
     }
     session.reporter.data("", &summary(app, stage, &moves))?;
     Ok(())
+}
+
+/// Whether `suite` lists a payload (or plain package) of the version.
+fn listed_in(connection: &Connection, suite: &str, packages: &[PackageRecord]) -> Result<bool> {
+    for anchor in anchors(packages) {
+        if state::suites_of(connection, anchor.id)?
+            .iter()
+            .any(|listed| listed == suite)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The versions `suite` of `app` can be rolled back to: those its history shows it held,
+/// that it still lists, other than `current`; lowest first.
+fn rollback_choices(
+    connection: &Connection,
+    app: &str,
+    suite: &str,
+    current: &str,
+    history: &[HistoryEntry],
+) -> Result<Vec<String>> {
+    let held: BTreeSet<&str> = history
+        .iter()
+        .filter_map(|entry| entry.to.as_deref())
+        .filter(|version| *version != current)
+        .collect();
+    let mut choices = Vec::new();
+    for version in held {
+        let packages = state::packages_of_version(connection, app, version)?;
+        if !packages.is_empty() && listed_in(connection, suite, &packages)? {
+            choices.push(version.to_string());
+        }
+    }
+    choices.sort_by(|left, right| version::compare(left, right));
+    Ok(choices)
 }
