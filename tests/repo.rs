@@ -1395,3 +1395,46 @@ fn rollback_goes_only_to_versions_the_stage_still_lists() {
     );
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
+    let repo = TestRepo::new();
+    let first = repo.build("shop", "1.0", "first bytes");
+    repo.ok(&["add", "--manifest", path_str(&first)]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["remove", "shop", "1.0"]);
+    let other_debs = repo.root.join("other-debs");
+    let other = repo.build_into(&other_debs, "shop", "1.0", "other bytes");
+    let before = repo.snapshot();
+    let error = repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+    assert!(
+        error.contains("shop-1.0 1.0-1 (all) was in the repository (removed since) with other bytes")
+            && error.contains("build a new revision instead, or let removed versions come back with other bytes with `debstage repo gc --forget`"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+    // A gc without --forget keeps the reservation.
+    let collected = repo.json(&["gc"]);
+    assert_eq!(collected["forgotten"], 0);
+    repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+
+    // The same bytes may come back.
+    repo.ok(&["add", "--manifest", path_str(&first)]);
+    assert!(repo.json(&["show", "shop"])["versions"]
+        .as_array()
+        .expect("versions")
+        .contains(&Value::from("1.0-1")));
+
+    // Removed again and forgotten, the name and version take other bytes.
+    repo.ok(&["rollback", "shop", "test", "--to", "1.1"]);
+    repo.ok(&["remove", "shop", "1.0"]);
+    let collected = repo.json(&["gc", "--forget"]);
+    assert!(collected["forgotten"].as_u64() > Some(0), "{collected}");
+    assert_eq!(collected["changed"], true);
+    repo.ok(&["add", "--manifest", path_str(&other)]);
+    repo.ok(&["verify"]);
+}

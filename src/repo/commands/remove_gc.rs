@@ -108,10 +108,11 @@ pub(crate) fn remove(
     Ok(())
 }
 
-/// Runs `repo gc --keep N`: each stage keeps, per application, its current version and
-/// the `keep` highest versions it lists; versions no stage lists or points to leave the
-/// database, and pool files leave the disk once nothing names them.
-pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
+/// Runs `repo gc --keep N [--forget]`: each stage keeps, per application, its current
+/// version and the `keep` highest versions it lists; versions no stage lists or points to
+/// leave the database, and pool files leave the disk once nothing names them. A removed
+/// version's name stays reserved for its bytes unless `forget` is given.
+pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result<()> {
     let config = session.repository.config.clone();
     let transaction = session.connection.transaction()?;
     let currents: HashSet<(String, String, String)> =
@@ -122,6 +123,11 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
         .collect();
     let changed = unlist_beyond(&transaction, &all_suites, keep, &currents)?;
     let versions_removed = delete_unlisted(&transaction, &currents)?;
+    let forgotten = if forget {
+        state::forget_removed(&transaction)?
+    } else {
+        0
+    };
     for suite in &changed {
         state::owe_publication(&transaction, suite)?;
     }
@@ -135,6 +141,12 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
         versions_removed.len(),
         removed_files.len()
     ));
+    if forget {
+        session.reporter.status(format!(
+            "gc: forgot the bytes of {forgotten} removed package(s); their versions may come \
+             back with other bytes"
+        ));
+    }
     let removed: Vec<_> = versions_removed
         .iter()
         .map(|(app, version)| json!({"app": app, "version": version}))
@@ -142,9 +154,13 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     session.reporter.data(
         "",
         &json!({
-            "changed": !changed.is_empty() || !removed.is_empty() || !removed_files.is_empty(),
+            "changed": !changed.is_empty()
+                || !removed.is_empty()
+                || !removed_files.is_empty()
+                || forgotten > 0,
             "removed": removed,
             "deleted": removed_files,
+            "forgotten": forgotten,
         }),
     )?;
     Ok(())
