@@ -1438,3 +1438,87 @@ fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
     repo.ok(&["add", "--manifest", path_str(&other)]);
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn a_version_rolled_back_can_be_promoted_again() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&["gc", "--keep", "1"]);
+    // Without a stage, 1.1 goes back to staging, where it was rolled back from, not on
+    // to production past the rollback.
+    let promoted = repo.json(&["promote", "shop", "1.1"]);
+    assert_eq!(promoted["stage"], "staging");
+    assert_eq!(promoted["from"], "1.0-1");
+    assert_eq!(promoted["skipped"], false);
+    assert_eq!(
+        repo.currents("shop"),
+        vec![Some("1.1-1".to_string()), Some("1.1-1".to_string()), None]
+    );
+
+    // Rolled back in staging, and gone from test (test moved on to 1.2, then 1.1 was
+    // removed there): the stage that still lists it takes it again, not as a skip.
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.2", "c")),
+    ]);
+    repo.ok(&["remove", "shop", "1.1", "test"]);
+    repo.ok(&["promote", "shop", "1.1", "staging"]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    assert_eq!(
+        repo.currents("shop"),
+        vec![
+            Some("1.2-1".to_string()),
+            Some("1.1-1".to_string()),
+            Some("1.1-1".to_string())
+        ]
+    );
+    let history = repo.json(&["history", "shop"]);
+    let actions: Vec<&str> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|entry| entry["action"].as_str())
+        .collect();
+    assert!(!actions.contains(&"promote-skip"), "{actions:?}");
+
+    // Rolled back everywhere and deleted by gc, a version says so and how to bring it back.
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&["rollback", "shop", "test"]);
+    repo.ok(&["gc", "--keep", "0"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["promote", "shop", "1.1"]);
+    assert!(
+        error.contains("shop 1.1: no such version in the repository: `repo gc` deleted 1.1-1")
+            && error.contains("`debstage repo add --manifest FILE`"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+    repo.ok(&["verify"]);
+}

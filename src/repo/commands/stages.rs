@@ -104,6 +104,30 @@ pub(crate) fn resolve_versions(
             .push(version);
     }
     if by_distribution.is_empty() {
+        // A version that `repo remove` or `repo gc` deleted says so, and how to bring it back.
+        let names = |version: &str| {
+            version == requested
+                || suites::release_of(version) == requested
+                || version::Version::parse(version).is_ok_and(|parsed| parsed.upstream == requested)
+        };
+        let deleted = state::history(connection, Some(app))?
+            .into_iter()
+            .rev()
+            .find(|entry| {
+                matches!(entry.action, Action::Remove | Action::Gc)
+                    && entry.stage.is_none()
+                    && entry.from.as_deref().is_some_and(names)
+            });
+        if let Some(entry) = deleted {
+            bail!(
+                "{app} {requested}: no such version{restriction} in the repository: `repo {}` \
+                 deleted {} (see `debstage repo history {app}`); add the same build again with \
+                 `debstage repo add --manifest FILE` (it has {})",
+                entry.action.as_str(),
+                entry.from.unwrap_or_default(),
+                versions.join(", ")
+            );
+        }
         bail!(
             "{app} {requested}: no such version{restriction} in the repository; it has {}",
             versions.join(", ")
@@ -257,6 +281,19 @@ pub(crate) fn promote(
                         "{app} {version} is in no stage yet; add it with `debstage repo add` first"
                     );
                 };
+                // Rolled back out of its latest stage, it goes back there, not beyond.
+                if latest > 0
+                    && rolled_back_from(
+                        &transaction,
+                        app,
+                        *distribution,
+                        &config.stages[latest],
+                        version,
+                    )?
+                {
+                    targets.insert(latest);
+                    continue;
+                }
                 if latest + 1 >= config.stages.len() {
                     bail!(
                         "{app} {version} is already in {}, the last stage",
@@ -292,7 +329,12 @@ pub(crate) fn promote(
         let suite = suites::suite(&config, *distribution, &stage)?;
         let target = suite.name();
         let earlier = |index: usize| suite_of(*distribution, &config.stages[index]);
-        if !held.iter().any(|&index| index < target_index) {
+        // The target still lists the version (it was there, and a rollback or a newer
+        // version moved the stage away): pointing it there again is a promotion the stage
+        // already had, not a skip.
+        // The first stage goes back with `repo rollback`, as only `repo add` brings to it.
+        let again = target_index > 0 && held.contains(&target_index);
+        if !again && !held.iter().any(|&index| index < target_index) {
             let before = if target_index == 0 {
                 "it is the first stage: use `debstage repo add` to put a version there".to_string()
             } else {
@@ -312,7 +354,7 @@ pub(crate) fn promote(
             bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
         }
         // Promotion goes one stage at a time: from the stage directly before the target.
-        let skipping = !held.contains(&(target_index - 1));
+        let skipping = !again && !held.contains(&(target_index - 1));
         if skipping && !skip {
             bail!(
                 "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
@@ -455,7 +497,12 @@ pub(crate) fn rollback(
         let codename = suite.codename();
         let history = state::stage_history(&transaction, app, stage, codename.as_deref())?;
         let choices = rollback_choices(&transaction, app, &name, &current, &history)?;
-        let next_step = if choices.is_empty() {
+        let next_step = if choices.is_empty() && config.stage_index(stage)? == 0 {
+            format!(
+                "the stage lists no other version it held; add one there with \
+                 `debstage repo add {stage} --manifest FILE`"
+            )
+        } else if choices.is_empty() {
             format!(
                 "the stage lists no other version it held; promote one there with \
                  `debstage repo promote {app} VERSION {stage}`"
@@ -607,4 +654,32 @@ fn rollback_choices(
     }
     choices.sort_by(|left, right| version::compare(left, right));
     Ok(choices)
+}
+
+/// Whether the last change that moved `stage` (of `distribution`) of `app` away from
+/// `version` was a rollback.
+fn rolled_back_from(
+    connection: &Connection,
+    app: &str,
+    distribution: Option<Distribution>,
+    stage: &str,
+    version: &str,
+) -> Result<bool> {
+    let codename = suites::codename(distribution);
+    let history = state::stage_history(connection, app, stage, codename.as_deref())?;
+    let left = history.iter().rev().find(|entry| {
+        entry.from.as_deref() == Some(version) && entry.to.as_deref() != Some(version)
+    });
+    let back = history
+        .iter()
+        .rev()
+        .find(|entry| entry.to.as_deref() == Some(version));
+    // Still pointing to it (it came back after leaving) is not a rollback away from it.
+    let still_there = state::current(connection, app, &suite_of(distribution, stage))?.as_deref()
+        == Some(version);
+    Ok(
+        !still_there
+            && left.is_some_and(|entry| entry.action == Action::Rollback)
+            && back.is_some(),
+    )
 }
