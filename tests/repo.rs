@@ -1522,3 +1522,91 @@ fn a_version_rolled_back_can_be_promoted_again() {
     assert_eq!(repo.snapshot(), before);
     repo.ok(&["verify"]);
 }
+
+#[test]
+fn every_refusal_of_promote_rollback_and_remove_names_the_next_step() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["remove", "shop", "1.0", "test"]);
+    let before = repo.snapshot();
+    let refusals: [(&[&str], &str); 8] = [
+        (
+            &["promote", "nothing", "1.0"],
+            "`debstage repo add --manifest FILE` adds a build",
+        ),
+        (
+            &["promote", "shop", "1.0"],
+            "there is no stage to promote it to; `debstage repo show shop`",
+        ),
+        (
+            &["promote", "shop", "1.1", "production"],
+            "promote it there first (`debstage repo promote shop 1.1-1 staging`)",
+        ),
+        (
+            &["promote", "shop", "1.9"],
+            "(give one of those, or add the build with `debstage repo add --manifest FILE`)",
+        ),
+        (
+            &["rollback", "shop", "staging"],
+            "promote one there with `debstage repo promote shop VERSION staging`",
+        ),
+        (
+            &["rollback", "shop", "test"],
+            "add one there with `debstage repo add test --manifest FILE`",
+        ),
+        (
+            &["remove", "shop", "1.0", "test"],
+            "the stage does not list it; `debstage repo show shop` shows which stages list it",
+        ),
+        (
+            &["remove", "shop", "1.1"],
+            "(`debstage repo rollback shop STAGE`)",
+        ),
+    ];
+    for (arguments, next_step) in refusals {
+        let error = repo.fails(arguments);
+        assert!(error.contains(next_step), "{arguments:?}: {error}");
+    }
+    assert_eq!(repo.snapshot(), before);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn a_promotion_from_no_stage_says_to_add_then_promote() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1", "staging"]);
+    repo.ok(&["remove", "shop", "1.0", "test"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["promote", "shop", "1.0", "staging"]);
+    assert!(
+        error.contains("it is in no stage; it must be in test (the stage before staging) first; add it with `debstage repo add --manifest FILE`"),
+        "{error}"
+    );
+    let error = repo.fails(&["rollback", "shop", "production"]);
+    assert!(
+        error.contains("the stage has no version of shop; `debstage repo show shop` shows which stages have one"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+}

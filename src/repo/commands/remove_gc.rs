@@ -51,7 +51,8 @@ pub(crate) fn remove(
     if !pointing.is_empty() {
         bail!(
             "cannot remove {app} {version}: {} point(s) to it; promote another version \
-             there or roll back first",
+             there (`debstage repo promote {app} VERSION STAGE`) or roll back first \
+             (`debstage repo rollback {app} STAGE`)",
             pointing.join(", ")
         );
     }
@@ -66,7 +67,10 @@ pub(crate) fn remove(
                 }
             }
             if changed.is_empty() {
-                bail!("cannot remove {app} {version} from {suite}: the stage does not list it");
+                bail!(
+                    "cannot remove {app} {version} from {suite}: the stage does not list it; \
+                     `debstage repo show {app}` shows which stages list it"
+                );
             }
         }
         None => {

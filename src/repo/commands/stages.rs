@@ -59,7 +59,10 @@ pub(crate) fn resolve_versions(
 ) -> Result<Vec<String>> {
     let packages = state::packages_of_app(connection, app)?;
     if packages.is_empty() {
-        bail!("{app}: no such application in the repository");
+        bail!(
+            "{app}: no such application in the repository; `debstage repo list` shows the \
+             packages it has, `debstage repo add --manifest FILE` adds a build"
+        );
     }
     let mut versions: Vec<String> = packages
         .iter()
@@ -75,7 +78,10 @@ pub(crate) fn resolve_versions(
         .filter(|_| versions.iter().any(|known| known == requested))
     {
         if let Some(only) = only.filter(|only| *only != built_for) {
-            bail!("{app} {requested} is the build for {built_for}, not for --dist {only}");
+            bail!(
+                "{app} {requested} is the build for {built_for}, not for --dist {only}; give \
+                 --dist {built_for}, or the release without the suffix"
+            );
         }
         return Ok(vec![requested.to_string()]);
     }
@@ -129,7 +135,8 @@ pub(crate) fn resolve_versions(
             );
         }
         bail!(
-            "{app} {requested}: no such version{restriction} in the repository; it has {}",
+            "{app} {requested}: no such version{restriction} in the repository; it has {} \
+             (give one of those, or add the build with `debstage repo add --manifest FILE`)",
             versions.join(", ")
         );
     }
@@ -176,7 +183,10 @@ fn point(
     let name = suite.name();
     let anchors = anchors(packages);
     if anchors.is_empty() {
-        bail!("{app} {version}: the pool has no payload of this version (only stage packages)");
+        bail!(
+            "{app} {version}: the pool has no payload of this version (only stage packages); \
+             add the build's packages again with `debstage repo add --manifest FILE`"
+        );
     }
     let needs_stage_package = anchors.iter().any(|package| package.role == Role::Payload);
     for anchor in &anchors {
@@ -296,7 +306,8 @@ pub(crate) fn promote(
                 }
                 if latest + 1 >= config.stages.len() {
                     bail!(
-                        "{app} {version} is already in {}, the last stage",
+                        "{app} {version} is already in {}, the last stage: there is no stage to \
+                         promote it to; `debstage repo show {app}` shows every stage",
                         suite_of(*distribution, &config.stages[latest])
                     );
                 }
@@ -337,10 +348,18 @@ pub(crate) fn promote(
         if !again && !held.iter().any(|&index| index < target_index) {
             let before = if target_index == 0 {
                 "it is the first stage: use `debstage repo add` to put a version there".to_string()
+            } else if held.is_empty() {
+                format!(
+                    "it must be in {} (the stage before {target}) first; add it with \
+                     `debstage repo add --manifest FILE`, then promote it stage by stage",
+                    earlier(target_index - 1)
+                )
             } else {
                 format!(
-                    "it must be in {} (the stage before {target}) or an earlier stage first",
-                    earlier(target_index - 1)
+                    "it must be in {} (the stage before {target}) or an earlier stage first; \
+                     promote it there with `debstage repo promote {app} {version} {}`",
+                    earlier(target_index - 1),
+                    config.stages[target_index - 1]
                 )
             };
             let now_in = if held.is_empty() {
@@ -358,8 +377,10 @@ pub(crate) fn promote(
         if skipping && !skip {
             bail!(
                 "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
-                 {target}; promote it there first, or pass --skip to go past it (recorded as a skip)",
-                earlier(target_index - 1)
+                 {target}; promote it there first (`debstage repo promote {app} {version} {}`), \
+                 or pass --skip to go past it (recorded as a skip)",
+                earlier(target_index - 1),
+                config.stages[target_index - 1]
             );
         }
         if state::current(&transaction, app, &target)?.as_deref() == Some(version.as_str()) {
@@ -458,7 +479,7 @@ pub(crate) fn rollback(
     let only = match (only, to.and_then(suites::distribution_of)) {
         (Some(only), Some(named)) if only != named => bail!(
             "cannot roll back {app} in {stage} to {}: that is the build for {named}, not for \
-             --dist {only}",
+             --dist {only}; give --dist {named}, or the release without the suffix",
             to.unwrap_or_default()
         ),
         (only, named) => only.or(named),
@@ -476,7 +497,10 @@ pub(crate) fn rollback(
     }
     if rolled.is_empty() {
         let place = only.map_or_else(|| stage.to_string(), |only| only.suite(stage));
-        bail!("cannot roll back {app} in {place}: the stage has no version of {app}");
+        bail!(
+            "cannot roll back {app} in {place}: the stage has no version of {app}; \
+             `debstage repo show {app}` shows which stages have one"
+        );
     }
     // One distribution that cannot go back stops them all; `--dist` moves the others.
     let hint = if rolled.len() > 1 {
