@@ -4,7 +4,10 @@
 //! `remove` nor by `gc`; roll the stage back or promote another version first. Removing
 //! from one stage (`--stage`) only stops listing the version there; removing without
 //! `--stage` deletes every package of the version (payloads and stage packages) from the
-//! database, so nothing can be promoted or rolled back to it afterwards.
+//! database, so nothing can be promoted or rolled back to it afterwards. A package that
+//! leaves the database (by `remove` or `gc`) leaves its SHA256 behind: its name, version
+//! and architecture stay reserved for those bytes (`repo add` of other bytes is a
+//! conflict) until `gc --forget`.
 //!
 //! Both change the state (and record the publication they owe) in one transaction,
 //! publish, and only then delete pool files: a file leaves the pool once no row and no
