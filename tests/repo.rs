@@ -1432,6 +1432,25 @@ fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
     // Removed again and forgotten, the name and version take other bytes.
     repo.ok(&["rollback", "shop", "test", "--to", "1.1"]);
     repo.ok(&["remove", "shop", "1.0"]);
+    // While an index still served (a cached InRelease) names its pool file, other bytes
+    // under that path would break it: the reservation stays.
+    // (Stage packages no suite ever listed have no file left: those are forgotten.)
+    let output = repo.run(&["gc", "--forget"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success()
+            && stderr.contains(
+                "stay reserved for their bytes: an index still served names their pool file"
+            ),
+        "{stderr}"
+    );
+    repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+    let config = repo.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, text.replace("grace = \"1h\"", "grace = \"0s\"")).expect("config");
+    for _ in 0..3 {
+        repo.ok(&["publish"]);
+    }
     let collected = repo.json(&["gc", "--forget"]);
     assert!(collected["forgotten"].as_u64() > Some(0), "{collected}");
     assert_eq!(collected["changed"], true);

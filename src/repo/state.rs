@@ -126,6 +126,7 @@ CREATE TABLE removed (
     version TEXT NOT NULL,
     architecture TEXT NOT NULL,
     sha256 TEXT NOT NULL,
+    filename TEXT NOT NULL,
     removed INTEGER NOT NULL,
     PRIMARY KEY (package, version, architecture)
 ) WITHOUT ROWID;
@@ -579,9 +580,10 @@ pub(crate) fn unlist_name(connection: &Connection, suite: &str, package: &str) -
 pub(crate) fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
     connection
         .prepare_cached(
-            "INSERT OR REPLACE INTO removed (package, version, architecture, sha256, removed) \
-             SELECT package, version, architecture, sha256, CAST(strftime('%s', 'now') AS INTEGER) \
-             FROM packages WHERE id = ?1",
+            "INSERT OR REPLACE INTO removed \
+             (package, version, architecture, sha256, filename, removed) \
+             SELECT package, version, architecture, sha256, filename, \
+             CAST(strftime('%s', 'now') AS INTEGER) FROM packages WHERE id = ?1",
         )?
         .execute(params![package_id])?;
     connection
@@ -609,10 +611,29 @@ pub(crate) fn reserved_sha256(
         .optional()?)
 }
 
-/// Forgets the bytes of every removed package (`repo gc --forget`): their names and
-/// versions may then come back with other bytes. Returns how many were forgotten.
-pub(crate) fn forget_removed(connection: &Connection) -> Result<usize> {
-    Ok(connection.execute("DELETE FROM removed", [])?)
+/// Forgets the bytes of the removed packages whose pool file is gone (`repo gc
+/// --forget`): their names and versions may then come back with other bytes. A file still
+/// in the pool is named by an index still served, which other bytes under the same path
+/// would contradict, so its reservation stays. Returns (forgotten, still reserved).
+pub(crate) fn forget_removed(connection: &Connection, root: &Path) -> Result<(usize, usize)> {
+    let rows: Vec<(String, String, String, String)> = connection
+        .prepare("SELECT package, version, architecture, filename FROM removed")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let (mut forgotten, mut kept) = (0, 0);
+    for (package, version, architecture, filename) in rows {
+        if root.join(&filename).exists() {
+            kept += 1;
+            continue;
+        }
+        forgotten += connection.execute(
+            "DELETE FROM removed WHERE package = ?1 AND version = ?2 AND architecture = ?3",
+            params![package, version, architecture],
+        )?;
+    }
+    Ok((forgotten, kept))
 }
 
 /// The version a suite (a stage, of host builds or of one distribution) of an
@@ -835,7 +856,13 @@ mod tests {
                 .as_deref(),
             Some("abc")
         );
-        assert_eq!(forget_removed(&connection).unwrap(), 1);
+        // While its pool file is there (an index still served names it), it stays.
+        let file = root.path().join("pool/main/s/shop/shop_1.0-1_all.deb");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(forget_removed(&connection, root.path()).unwrap(), (0, 1));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(forget_removed(&connection, root.path()).unwrap(), (1, 0));
         assert_eq!(
             reserved_sha256(&connection, "shop", "1.0-1", "all").unwrap(),
             None

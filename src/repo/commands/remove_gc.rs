@@ -130,11 +130,6 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result
         .collect();
     let changed = unlist_beyond(&transaction, &all_suites, keep, &currents)?;
     let versions_removed = delete_unlisted(&transaction, &currents)?;
-    let forgotten = if forget {
-        state::forget_removed(&transaction)?
-    } else {
-        0
-    };
     for suite in &changed {
         state::owe_publication(&transaction, suite)?;
     }
@@ -143,6 +138,12 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result
     session.publish_pending()?;
     crate::fault::point("gc-published");
     let removed_files = delete_unused(session)?;
+    // After the deletions: a reservation goes only with its pool file.
+    let (forgotten, still_reserved) = if forget {
+        state::forget_removed(&session.connection, &session.repository.root)?
+    } else {
+        (0, 0)
+    };
     session.reporter.status(format!(
         "gc: {} version(s) removed, {} file(s) deleted from the pool",
         versions_removed.len(),
@@ -152,6 +153,12 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result
         session.reporter.status(format!(
             "gc: forgot the bytes of {forgotten} removed package(s); their versions may come \
              back with other bytes"
+        ));
+    }
+    if still_reserved > 0 {
+        session.reporter.status(format!(
+            "gc: {still_reserved} removed package(s) stay reserved for their bytes: an index \
+             still served names their pool file; run `debstage repo gc --forget` again later"
         ));
     }
     let removed: Vec<_> = versions_removed
