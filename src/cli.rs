@@ -191,6 +191,10 @@ pub enum RepoCommand {
         /// How many versions to keep per stage and application.
         #[arg(long, default_value_t = 5)]
         keep: usize,
+        /// Also forget the bytes of removed versions, so that their names and versions
+        /// may come back with other bytes (by default they stay reserved).
+        #[arg(long)]
+        forget: bool,
     },
     /// Check pool files against recorded hashes and indexes against the database.
     Verify {

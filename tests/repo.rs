@@ -1357,3 +1357,275 @@ fn an_add_past_the_first_stage_takes_skip_and_is_recorded_as_one() {
     assert_eq!(actions, [("add-skip", "staging")], "{history}");
     crate::support::schema::assert_valid("repo-history", &history);
 }
+
+#[test]
+fn rollback_goes_only_to_versions_the_stage_still_lists() {
+    let repo = TestRepo::new();
+    for (upstream, content) in [("1.0", "a"), ("1.1", "b"), ("1.2", "c")] {
+        repo.ok(&[
+            "add",
+            "--manifest",
+            path_str(&repo.build("shop", upstream, content)),
+        ]);
+    }
+    // 1.1 leaves test on purpose: a rollback must not bring it back.
+    repo.ok(&["remove", "shop", "1.1", "test"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["rollback", "shop", "test"]);
+    assert!(
+        error.contains("cannot roll back shop in test to 1.1-1: the stage no longer lists")
+            && error.contains(
+                "it can go back to 1.0-1 (`debstage repo rollback shop test --to VERSION`)"
+            ),
+        "{error}"
+    );
+    let error = repo.fails(&["rollback", "shop", "test", "--to", "1.1"]);
+    assert!(error.contains("no longer lists"), "{error}");
+    assert_eq!(repo.snapshot(), before);
+    assert_eq!(repo.currents("shop")[0].as_deref(), Some("1.2-1"));
+
+    // What it still lists, it goes back to.
+    repo.ok(&["rollback", "shop", "test", "--to", "1.0"]);
+    assert_eq!(repo.currents("shop")[0].as_deref(), Some("1.0-1"));
+    let error = repo.fails(&["rollback", "shop", "test"]);
+    assert!(
+        error.contains("1.0-1 is the first version the stage had")
+            && error.contains("it can go back to 1.2-1"),
+        "{error}"
+    );
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
+    let repo = TestRepo::new();
+    let first = repo.build("shop", "1.0", "first bytes");
+    repo.ok(&["add", "--manifest", path_str(&first)]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["remove", "shop", "1.0"]);
+    let other_debs = repo.root.join("other-debs");
+    let other = repo.build_into(&other_debs, "shop", "1.0", "other bytes");
+    let before = repo.snapshot();
+    let error = repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+    assert!(
+        error.contains("shop-1.0 1.0-1 (all) was in the repository (removed since) with other bytes")
+            && error.contains("build a new revision instead, or let removed versions come back with other bytes with `debstage repo gc --forget`"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+    // A gc without --forget keeps the reservation.
+    let collected = repo.json(&["gc"]);
+    assert_eq!(collected["forgotten"], 0);
+    repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+
+    // The same bytes may come back.
+    repo.ok(&["add", "--manifest", path_str(&first)]);
+    assert!(repo.json(&["show", "shop"])["versions"]
+        .as_array()
+        .expect("versions")
+        .contains(&Value::from("1.0-1")));
+
+    // Removed again and forgotten, the name and version take other bytes.
+    repo.ok(&["rollback", "shop", "test", "--to", "1.1"]);
+    repo.ok(&["remove", "shop", "1.0"]);
+    // While an index still served (a cached InRelease) names its pool file, other bytes
+    // under that path would break it: the reservation stays.
+    // (Stage packages no suite ever listed have no file left: those are forgotten.)
+    let output = repo.run(&["gc", "--forget"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success()
+            && stderr.contains(
+                "stay reserved for their bytes: an index still served names their pool file"
+            ),
+        "{stderr}"
+    );
+    repo.fails_with(4, &["add", "--manifest", path_str(&other)]);
+    let config = repo.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, text.replace("grace = \"1h\"", "grace = \"0s\"")).expect("config");
+    for _ in 0..3 {
+        repo.ok(&["publish"]);
+    }
+    let collected = repo.json(&["gc", "--forget"]);
+    assert!(collected["forgotten"].as_u64() > Some(0), "{collected}");
+    assert_eq!(collected["changed"], true);
+    repo.ok(&["add", "--manifest", path_str(&other)]);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn a_version_rolled_back_can_be_promoted_again() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&["gc", "--keep", "1"]);
+    // Without a stage, 1.1 goes back to staging, where it was rolled back from, not on
+    // to production past the rollback.
+    let promoted = repo.json(&["promote", "shop", "1.1"]);
+    assert_eq!(promoted["stage"], "staging");
+    assert_eq!(promoted["from"], "1.0-1");
+    assert_eq!(promoted["skipped"], false);
+    assert_eq!(
+        repo.currents("shop"),
+        vec![Some("1.1-1".to_string()), Some("1.1-1".to_string()), None]
+    );
+
+    // Rolled back in staging, and gone from test (test moved on to 1.2, then 1.1 was
+    // removed there): the stage that still lists it takes it again, not as a skip.
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.2", "c")),
+    ]);
+    repo.ok(&["remove", "shop", "1.1", "test"]);
+    repo.ok(&["promote", "shop", "1.1", "staging"]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    assert_eq!(
+        repo.currents("shop"),
+        vec![
+            Some("1.2-1".to_string()),
+            Some("1.1-1".to_string()),
+            Some("1.1-1".to_string())
+        ]
+    );
+    let history = repo.json(&["history", "shop"]);
+    let actions: Vec<&str> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|entry| entry["action"].as_str())
+        .collect();
+    assert!(!actions.contains(&"promote-skip"), "{actions:?}");
+
+    // Rolled back everywhere and deleted by gc, a version says so and how to bring it back.
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1"]);
+    repo.ok(&["rollback", "shop", "staging"]);
+    repo.ok(&["rollback", "shop", "test"]);
+    repo.ok(&["gc", "--keep", "0"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["promote", "shop", "1.1"]);
+    assert!(
+        error.contains("shop 1.1: no such version in the repository: `repo gc` deleted 1.1-1")
+            && error.contains("`debstage repo add --manifest FILE`"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn every_refusal_of_promote_rollback_and_remove_names_the_next_step() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&["promote", "shop", "1.0"]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["remove", "shop", "1.0", "test"]);
+    let before = repo.snapshot();
+    let refusals: [(&[&str], &str); 8] = [
+        (
+            &["promote", "nothing", "1.0"],
+            "`debstage repo add --manifest FILE` adds a build",
+        ),
+        (
+            &["promote", "shop", "1.0"],
+            "there is no stage to promote it to; `debstage repo show shop`",
+        ),
+        (
+            &["promote", "shop", "1.1", "production"],
+            "promote it there first (`debstage repo promote shop 1.1-1 staging`)",
+        ),
+        (
+            &["promote", "shop", "1.9"],
+            "(give one of those, or add the build with `debstage repo add --manifest FILE`)",
+        ),
+        (
+            &["rollback", "shop", "staging"],
+            "promote one there with `debstage repo promote shop VERSION staging`",
+        ),
+        (
+            &["rollback", "shop", "test"],
+            "add one there with `debstage repo add test --manifest FILE`",
+        ),
+        (
+            &["remove", "shop", "1.0", "test"],
+            "the stage does not list it; `debstage repo show shop` shows which stages list it",
+        ),
+        (
+            &["remove", "shop", "1.1"],
+            "(`debstage repo rollback shop STAGE`)",
+        ),
+    ];
+    for (arguments, next_step) in refusals {
+        let error = repo.fails(arguments);
+        assert!(error.contains(next_step), "{arguments:?}: {error}");
+    }
+    assert_eq!(repo.snapshot(), before);
+    repo.ok(&["verify"]);
+}
+
+#[test]
+fn a_promotion_from_no_stage_says_to_add_then_promote() {
+    let repo = TestRepo::new();
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.0", "a")),
+    ]);
+    repo.ok(&[
+        "add",
+        "--manifest",
+        path_str(&repo.build("shop", "1.1", "b")),
+    ]);
+    repo.ok(&["promote", "shop", "1.1", "staging"]);
+    repo.ok(&["remove", "shop", "1.0", "test"]);
+    let before = repo.snapshot();
+    let error = repo.fails(&["promote", "shop", "1.0", "staging"]);
+    assert!(
+        error.contains("it is in no stage; it must be in test (the stage before staging) first; add it with `debstage repo add --manifest FILE`"),
+        "{error}"
+    );
+    let error = repo.fails(&["rollback", "shop", "production"]);
+    assert!(
+        error.contains("the stage has no version of shop; `debstage repo show shop` shows which stages have one"),
+        "{error}"
+    );
+    assert_eq!(repo.snapshot(), before);
+}

@@ -384,7 +384,8 @@ fn options_and_stages_are_given_the_same_way_everywhere() {
 }
 
 /// The commands that create and tidy: `debstage init`, `repo init`, `repo remove`,
-/// `repo gc` and `repo publish`, in text and JSON where they print data.
+/// `repo gc` (with `--forget`) and `repo publish`, in text and JSON where they print data,
+/// and the rollback a removal refuses.
 #[test]
 fn creating_and_tidying_commands() {
     let story = Story::new();
@@ -413,6 +414,14 @@ fn creating_and_tidying_commands() {
         insta::assert_snapshot!(
             "repo_gc_json",
             story.shown(&["--format", "json", "repo", "gc", "--keep", "0"])
+        );
+        insta::assert_snapshot!(
+            "repo_rollback_to_unlisted_refused",
+            story.shown(&["repo", "rollback", "hello", "test"])
+        );
+        insta::assert_snapshot!(
+            "repo_gc_forget",
+            story.shown(&["repo", "gc", "--keep", "0", "--forget"])
         );
         insta::assert_snapshot!("repo_publish", story.shown(&["repo", "publish"]));
     });

@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -114,6 +114,21 @@ CREATE TABLE targets (
     target TEXT PRIMARY KEY,
     publications INTEGER NOT NULL DEFAULT 0,
     complete INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+";
+
+/// What version 6 adds to version 5: the bytes of removed packages. A name, version and
+/// architecture removed (`repo remove`, `repo gc`) stays reserved for the bytes it had,
+/// so it cannot come back as something else, until `repo gc --forget`.
+const SCHEMA_6: &str = "
+CREATE TABLE removed (
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    removed INTEGER NOT NULL,
+    PRIMARY KEY (package, version, architecture)
 ) WITHOUT ROWID;
 ";
 
@@ -294,6 +309,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_2))
         .and_then(|()| connection.execute_batch(SCHEMA_3))
         .and_then(|()| connection.execute_batch(SCHEMA_5))
+        .and_then(|()| connection.execute_batch(SCHEMA_6))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -344,6 +360,14 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_5} PRAGMA user_version = 5; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 5", path.display()))?;
+    }
+    if (1..=5).contains(&version) {
+        // Version 5 forgot the bytes of what it removed: nothing is reserved yet.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_6} PRAGMA user_version = 6; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 6", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -551,8 +575,17 @@ pub(crate) fn unlist_name(connection: &Connection, suite: &str, package: &str) -
     Ok(statement.execute(params![suite, package])?)
 }
 
-/// Removes a package's row and its listings.
+/// Removes a package's row and its listings; its name, version and architecture stay
+/// reserved for its bytes (see [`reserved_sha256`]).
 pub(crate) fn delete_package(connection: &Connection, package_id: i64) -> Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO removed \
+             (package, version, architecture, sha256, filename, removed) \
+             SELECT package, version, architecture, sha256, filename, \
+             CAST(strftime('%s', 'now') AS INTEGER) FROM packages WHERE id = ?1",
+        )?
+        .execute(params![package_id])?;
     connection
         .prepare_cached("DELETE FROM listed WHERE package_id = ?1")?
         .execute(params![package_id])?;
@@ -560,6 +593,47 @@ pub(crate) fn delete_package(connection: &Connection, package_id: i64) -> Result
         .prepare_cached("DELETE FROM packages WHERE id = ?1")?
         .execute(params![package_id])?;
     Ok(())
+}
+
+/// The SHA256 a removed package had, which its name, version and architecture stay
+/// reserved for; `None` when it was never removed (or was forgotten).
+pub(crate) fn reserved_sha256(
+    connection: &Connection,
+    package: &str,
+    version: &str,
+    architecture: &str,
+) -> Result<Option<String>> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT sha256 FROM removed WHERE package = ?1 AND version = ?2 AND architecture = ?3",
+        )?
+        .query_row(params![package, version, architecture], |row| row.get(0))
+        .optional()?)
+}
+
+/// Forgets the bytes of the removed packages whose pool file is gone (`repo gc
+/// --forget`): their names and versions may then come back with other bytes. A file still
+/// in the pool is named by an index still served, which other bytes under the same path
+/// would contradict, so its reservation stays. Returns (forgotten, still reserved).
+pub(crate) fn forget_removed(connection: &Connection, root: &Path) -> Result<(usize, usize)> {
+    let rows: Vec<(String, String, String, String)> = connection
+        .prepare("SELECT package, version, architecture, filename FROM removed")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let (mut forgotten, mut kept) = (0, 0);
+    for (package, version, architecture, filename) in rows {
+        if root.join(&filename).exists() {
+            kept += 1;
+            continue;
+        }
+        forgotten += connection.execute(
+            "DELETE FROM removed WHERE package = ?1 AND version = ?2 AND architecture = ?3",
+            params![package, version, architecture],
+        )?;
+    }
+    Ok((forgotten, kept))
 }
 
 /// The version a suite (a stage, of host builds or of one distribution) of an
@@ -745,6 +819,58 @@ mod tests {
     /// A version 2 database (a pointer per stage, history without distributions) opens
     /// as version 3 with its rows meaning what they meant: a stage's pointer is its host
     /// suite's, its history lines are the host builds'.
+    #[test]
+    fn a_version_5_database_is_upgraded_to_reserve_removed_versions() {
+        let root = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(root.path().join(FILE_NAME)).unwrap();
+            old.execute_batch(&format!(
+                "{SCHEMA}{SCHEMA_2}{SCHEMA_3}{SCHEMA_5} PRAGMA user_version = 5;"
+            ))
+            .unwrap();
+            old.execute_batch(
+                "INSERT INTO packages (app, package, version, upstream, architecture, role, \
+                 filename, size, md5, sha1, sha256, control, added) VALUES ('shop', 'shop', \
+                 '1.0-1', '1.0', 'all', 'plain', 'pool/main/s/shop/shop_1.0-1_all.deb', 1, \
+                 'm', 's', 'abc', 'Package: shop', 1);",
+            )
+            .unwrap();
+        }
+        let connection = open(root.path()).expect("upgraded");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Nothing was reserved before the upgrade; a removal after it reserves the bytes.
+        assert_eq!(
+            reserved_sha256(&connection, "shop", "1.0-1", "all").unwrap(),
+            None
+        );
+        let package = find_package(&connection, "shop", "1.0-1", "all")
+            .unwrap()
+            .expect("kept by the upgrade");
+        delete_package(&connection, package.id).unwrap();
+        assert_eq!(
+            reserved_sha256(&connection, "shop", "1.0-1", "all")
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        // While its pool file is there (an index still served names it), it stays.
+        let file = root.path().join("pool/main/s/shop/shop_1.0-1_all.deb");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(forget_removed(&connection, root.path()).unwrap(), (0, 1));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(forget_removed(&connection, root.path()).unwrap(), (1, 0));
+        assert_eq!(
+            reserved_sha256(&connection, "shop", "1.0-1", "all").unwrap(),
+            None
+        );
+        drop(connection);
+        assert!(open(root.path()).is_ok());
+    }
+
     #[test]
     fn version_2_is_upgraded_in_place() {
         let directory = tempfile::tempdir().unwrap();

@@ -31,12 +31,19 @@ use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
 use crate::repo::suites;
 use crate::report::Reporter;
 
-/// The same package name, version and architecture is in the repository with other bytes.
+/// The same package name, version and architecture is in the repository with other bytes,
+/// or was, and was removed (its name and version stay reserved for its bytes).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{file}: {package} {version} ({architecture}) is already in the repository with other \
-     bytes (recorded sha256 {recorded}, this file {offered}); a version is immutable: \
-     build a new revision instead"
+    "{file}: {package} {version} ({architecture}) {} with other bytes (recorded sha256 \
+     {recorded}, this file {offered}); a version is immutable: build a new revision \
+     instead{}",
+    if *.removed { "was in the repository (removed since)" } else { "is already in the repository" },
+    if *.removed {
+        ", or let removed versions come back with other bytes with `debstage repo gc --forget`"
+    } else {
+        ""
+    }
 )]
 pub(crate) struct ConflictError {
     /// The file offered.
@@ -51,6 +58,8 @@ pub(crate) struct ConflictError {
     pub(crate) recorded: String,
     /// The offered file's SHA256.
     pub(crate) offered: String,
+    /// Whether the recorded bytes are those of a removed package.
+    pub(crate) removed: bool,
 }
 
 /// One file to add, with what its manifest says about it.
@@ -667,13 +676,36 @@ fn record_one(
                 architecture: candidate.checked.architecture.clone(),
                 recorded: existing.sha256,
                 offered: candidate.staged.digests.sha256.clone(),
+                removed: false,
             }
             .into())
         }
-        None => (
-            insert(transaction, candidate, &filename, time)?,
-            AddStatus::Added,
-        ),
+        None => {
+            let reserved = state::reserved_sha256(
+                transaction,
+                &candidate.checked.package,
+                &candidate.checked.version,
+                &candidate.checked.architecture,
+            )?;
+            if let Some(recorded) =
+                reserved.filter(|recorded| *recorded != candidate.staged.digests.sha256)
+            {
+                return Err(ConflictError {
+                    file: candidate.checked.input.path.clone(),
+                    package: candidate.checked.package.clone(),
+                    version: candidate.checked.version.clone(),
+                    architecture: candidate.checked.architecture.clone(),
+                    recorded,
+                    offered: candidate.staged.digests.sha256.clone(),
+                    removed: true,
+                }
+                .into());
+            }
+            (
+                insert(transaction, candidate, &filename, time)?,
+                AddStatus::Added,
+            )
+        }
     };
     let stage = suite.stage.as_str();
     let suite_name = suite.name();

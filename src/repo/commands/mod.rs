@@ -90,9 +90,9 @@ pub(crate) fn run(
             let mut session = Session::begin(root, timeout, reporter)?;
             remove_gc::remove(&mut session, &app, &version, stage.as_deref())
         }
-        RepoCommand::Gc { keep } => {
+        RepoCommand::Gc { keep, forget } => {
             let mut session = Session::begin(root, timeout, reporter)?;
-            remove_gc::gc(&mut session, keep)
+            remove_gc::gc(&mut session, keep, forget)
         }
         RepoCommand::Publish {
             target: Some(target),

@@ -4,7 +4,10 @@
 //! `remove` nor by `gc`; roll the stage back or promote another version first. Removing
 //! from one stage (`--stage`) only stops listing the version there; removing without
 //! `--stage` deletes every package of the version (payloads and stage packages) from the
-//! database, so nothing can be promoted or rolled back to it afterwards.
+//! database, so nothing can be promoted or rolled back to it afterwards. A package that
+//! leaves the database (by `remove` or `gc`) leaves its SHA256 behind: its name, version
+//! and architecture stay reserved for those bytes (`repo add` of other bytes is a
+//! conflict) until `gc --forget`.
 //!
 //! Both change the state (and record the publication they owe) in one transaction,
 //! publish, and only then delete pool files: a file leaves the pool once no row and no
@@ -51,7 +54,8 @@ pub(crate) fn remove(
     if !pointing.is_empty() {
         bail!(
             "cannot remove {app} {version}: {} point(s) to it; promote another version \
-             there or roll back first",
+             there (`debstage repo promote {app} VERSION STAGE`) or roll back first \
+             (`debstage repo rollback {app} STAGE`)",
             pointing.join(", ")
         );
     }
@@ -66,7 +70,10 @@ pub(crate) fn remove(
                 }
             }
             if changed.is_empty() {
-                bail!("cannot remove {app} {version} from {suite}: the stage does not list it");
+                bail!(
+                    "cannot remove {app} {version} from {suite}: the stage does not list it; \
+                     `debstage repo show {app}` shows which stages list it"
+                );
             }
         }
         None => {
@@ -108,10 +115,11 @@ pub(crate) fn remove(
     Ok(())
 }
 
-/// Runs `repo gc --keep N`: each stage keeps, per application, its current version and
-/// the `keep` highest versions it lists; versions no stage lists or points to leave the
-/// database, and pool files leave the disk once nothing names them.
-pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
+/// Runs `repo gc --keep N [--forget]`: each stage keeps, per application, its current
+/// version and the `keep` highest versions it lists; versions no stage lists or points to
+/// leave the database, and pool files leave the disk once nothing names them. A removed
+/// version's name stays reserved for its bytes unless `forget` is given.
+pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result<()> {
     let config = session.repository.config.clone();
     let transaction = session.connection.transaction()?;
     let currents: HashSet<(String, String, String)> =
@@ -130,11 +138,29 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     session.publish_pending()?;
     crate::fault::point("gc-published");
     let removed_files = delete_unused(session)?;
+    // After the deletions: a reservation goes only with its pool file.
+    let (forgotten, still_reserved) = if forget {
+        state::forget_removed(&session.connection, &session.repository.root)?
+    } else {
+        (0, 0)
+    };
     session.reporter.status(format!(
         "gc: {} version(s) removed, {} file(s) deleted from the pool",
         versions_removed.len(),
         removed_files.len()
     ));
+    if forget {
+        session.reporter.status(format!(
+            "gc: forgot the bytes of {forgotten} removed package(s); their versions may come \
+             back with other bytes"
+        ));
+    }
+    if still_reserved > 0 {
+        session.reporter.status(format!(
+            "gc: {still_reserved} removed package(s) stay reserved for their bytes: an index \
+             still served names their pool file; run `debstage repo gc --forget` again later"
+        ));
+    }
     let removed: Vec<_> = versions_removed
         .iter()
         .map(|(app, version)| json!({"app": app, "version": version}))
@@ -142,9 +168,13 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize) -> Result<()> {
     session.reporter.data(
         "",
         &json!({
-            "changed": !changed.is_empty() || !removed.is_empty() || !removed_files.is_empty(),
+            "changed": !changed.is_empty()
+                || !removed.is_empty()
+                || !removed_files.is_empty()
+                || forgotten > 0,
             "removed": removed,
             "deleted": removed_files,
+            "forgotten": forgotten,
         }),
     )?;
     Ok(())

@@ -59,7 +59,10 @@ pub(crate) fn resolve_versions(
 ) -> Result<Vec<String>> {
     let packages = state::packages_of_app(connection, app)?;
     if packages.is_empty() {
-        bail!("{app}: no such application in the repository");
+        bail!(
+            "{app}: no such application in the repository; `debstage repo list` shows the \
+             packages it has, `debstage repo add --manifest FILE` adds a build"
+        );
     }
     let mut versions: Vec<String> = packages
         .iter()
@@ -75,7 +78,10 @@ pub(crate) fn resolve_versions(
         .filter(|_| versions.iter().any(|known| known == requested))
     {
         if let Some(only) = only.filter(|only| *only != built_for) {
-            bail!("{app} {requested} is the build for {built_for}, not for --dist {only}");
+            bail!(
+                "{app} {requested} is the build for {built_for}, not for --dist {only}; give \
+                 --dist {built_for}, or the release without the suffix"
+            );
         }
         return Ok(vec![requested.to_string()]);
     }
@@ -104,8 +110,33 @@ pub(crate) fn resolve_versions(
             .push(version);
     }
     if by_distribution.is_empty() {
+        // A version that `repo remove` or `repo gc` deleted says so, and how to bring it back.
+        let names = |version: &str| {
+            version == requested
+                || suites::release_of(version) == requested
+                || version::Version::parse(version).is_ok_and(|parsed| parsed.upstream == requested)
+        };
+        let deleted = state::history(connection, Some(app))?
+            .into_iter()
+            .rev()
+            .find(|entry| {
+                matches!(entry.action, Action::Remove | Action::Gc)
+                    && entry.stage.is_none()
+                    && entry.from.as_deref().is_some_and(names)
+            });
+        if let Some(entry) = deleted {
+            bail!(
+                "{app} {requested}: no such version{restriction} in the repository: `repo {}` \
+                 deleted {} (see `debstage repo history {app}`); add the same build again with \
+                 `debstage repo add --manifest FILE` (it has {})",
+                entry.action.as_str(),
+                entry.from.unwrap_or_default(),
+                versions.join(", ")
+            );
+        }
         bail!(
-            "{app} {requested}: no such version{restriction} in the repository; it has {}",
+            "{app} {requested}: no such version{restriction} in the repository; it has {} \
+             (give one of those, or add the build with `debstage repo add --manifest FILE`)",
             versions.join(", ")
         );
     }
@@ -152,7 +183,10 @@ fn point(
     let name = suite.name();
     let anchors = anchors(packages);
     if anchors.is_empty() {
-        bail!("{app} {version}: the pool has no payload of this version (only stage packages)");
+        bail!(
+            "{app} {version}: the pool has no payload of this version (only stage packages); \
+             add the build's packages again with `debstage repo add --manifest FILE`"
+        );
     }
     let needs_stage_package = anchors.iter().any(|package| package.role == Role::Payload);
     for anchor in &anchors {
@@ -257,9 +291,23 @@ pub(crate) fn promote(
                         "{app} {version} is in no stage yet; add it with `debstage repo add` first"
                     );
                 };
+                // Rolled back out of its latest stage, it goes back there, not beyond.
+                if latest > 0
+                    && rolled_back_from(
+                        &transaction,
+                        app,
+                        *distribution,
+                        &config.stages[latest],
+                        version,
+                    )?
+                {
+                    targets.insert(latest);
+                    continue;
+                }
                 if latest + 1 >= config.stages.len() {
                     bail!(
-                        "{app} {version} is already in {}, the last stage",
+                        "{app} {version} is already in {}, the last stage: there is no stage to \
+                         promote it to; `debstage repo show {app}` shows every stage",
                         suite_of(*distribution, &config.stages[latest])
                     );
                 }
@@ -292,13 +340,26 @@ pub(crate) fn promote(
         let suite = suites::suite(&config, *distribution, &stage)?;
         let target = suite.name();
         let earlier = |index: usize| suite_of(*distribution, &config.stages[index]);
-        if !held.iter().any(|&index| index < target_index) {
+        // The target still lists the version (it was there, and a rollback or a newer
+        // version moved the stage away): pointing it there again is a promotion the stage
+        // already had, not a skip.
+        // The first stage goes back with `repo rollback`, as only `repo add` brings to it.
+        let again = target_index > 0 && held.contains(&target_index);
+        if !again && !held.iter().any(|&index| index < target_index) {
             let before = if target_index == 0 {
                 "it is the first stage: use `debstage repo add` to put a version there".to_string()
+            } else if held.is_empty() {
+                format!(
+                    "it must be in {} (the stage before {target}) first; add it with \
+                     `debstage repo add --manifest FILE`, then promote it stage by stage",
+                    earlier(target_index - 1)
+                )
             } else {
                 format!(
-                    "it must be in {} (the stage before {target}) or an earlier stage first",
-                    earlier(target_index - 1)
+                    "it must be in {} (the stage before {target}) or an earlier stage first; \
+                     promote it there with `debstage repo promote {app} {version} {}`",
+                    earlier(target_index - 1),
+                    config.stages[target_index - 1]
                 )
             };
             let now_in = if held.is_empty() {
@@ -312,12 +373,14 @@ pub(crate) fn promote(
             bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
         }
         // Promotion goes one stage at a time: from the stage directly before the target.
-        let skipping = !held.contains(&(target_index - 1));
+        let skipping = !again && !held.contains(&(target_index - 1));
         if skipping && !skip {
             bail!(
                 "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
-                 {target}; promote it there first, or pass --skip to go past it (recorded as a skip)",
-                earlier(target_index - 1)
+                 {target}; promote it there first (`debstage repo promote {app} {version} {}`), \
+                 or pass --skip to go past it (recorded as a skip)",
+                earlier(target_index - 1),
+                config.stages[target_index - 1]
             );
         }
         if state::current(&transaction, app, &target)?.as_deref() == Some(version.as_str()) {
@@ -416,7 +479,7 @@ pub(crate) fn rollback(
     let only = match (only, to.and_then(suites::distribution_of)) {
         (Some(only), Some(named)) if only != named => bail!(
             "cannot roll back {app} in {stage} to {}: that is the build for {named}, not for \
-             --dist {only}",
+             --dist {only}; give --dist {named}, or the release without the suffix",
             to.unwrap_or_default()
         ),
         (only, named) => only.or(named),
@@ -434,7 +497,10 @@ pub(crate) fn rollback(
     }
     if rolled.is_empty() {
         let place = only.map_or_else(|| stage.to_string(), |only| only.suite(stage));
-        bail!("cannot roll back {app} in {place}: the stage has no version of {app}");
+        bail!(
+            "cannot roll back {app} in {place}: the stage has no version of {app}; \
+             `debstage repo show {app}` shows which stages have one"
+        );
     }
     // One distribution that cannot go back stops them all; `--dist` moves the others.
     let hint = if rolled.len() > 1 {
@@ -454,6 +520,23 @@ pub(crate) fn rollback(
         let name = suite.name();
         let codename = suite.codename();
         let history = state::stage_history(&transaction, app, stage, codename.as_deref())?;
+        let choices = rollback_choices(&transaction, app, &name, &current, &history)?;
+        let next_step = if choices.is_empty() && config.stage_index(stage)? == 0 {
+            format!(
+                "the stage lists no other version it held; add one there with \
+                 `debstage repo add {stage} --manifest FILE`"
+            )
+        } else if choices.is_empty() {
+            format!(
+                "the stage lists no other version it held; promote one there with \
+                 `debstage repo promote {app} VERSION {stage}`"
+            )
+        } else {
+            format!(
+                "it can go back to {} (`debstage repo rollback {app} {stage} --to VERSION`)",
+                choices.join(", ")
+            )
+        };
         let target = match to {
             Some(requested) => {
                 let had: BTreeSet<&str> = history
@@ -471,8 +554,7 @@ pub(crate) fn rollback(
                     Some(version) => (*version).to_string(),
                     None => bail!(
                         "cannot roll back {app} in {name} to {requested}: the stage never had \
-                         that version; it had {}{hint}",
-                        had.into_iter().collect::<Vec<_>>().join(", ")
+                         that version; {next_step}{hint}"
                     ),
                 }
             }
@@ -487,7 +569,7 @@ pub(crate) fn rollback(
                     Some(previous) => previous,
                     None => bail!(
                         "cannot roll back {app} in {name}: {current} is the first version the \
-                         stage had, there is no earlier one{hint}"
+                         stage had, there is no earlier one; {next_step}{hint}"
                     ),
                 }
             }
@@ -510,7 +592,15 @@ pub(crate) fn rollback(
         if packages.is_empty() {
             bail!(
                 "cannot roll back {app} in {name} to {target}: that version was removed from \
-                 the repository"
+                 the repository; {next_step}{hint}"
+            );
+        }
+        // A version removed from the stage (`repo remove --stage`, `repo gc`) left it on
+        // purpose: a rollback does not bring it back behind the remover's back.
+        if !listed_in(&transaction, &name, &packages)? {
+            bail!(
+                "cannot roll back {app} in {name} to {target}: the stage no longer lists that \
+                 version (it was removed from there); {next_step}{hint}"
             );
         }
         point(&transaction, app, &suite, &target, &packages)?;
@@ -550,4 +640,70 @@ pub(crate) fn rollback(
     }
     session.reporter.data("", &summary(app, stage, &moves))?;
     Ok(())
+}
+
+/// Whether `suite` lists a payload (or plain package) of the version.
+fn listed_in(connection: &Connection, suite: &str, packages: &[PackageRecord]) -> Result<bool> {
+    for anchor in anchors(packages) {
+        if state::suites_of(connection, anchor.id)?
+            .iter()
+            .any(|listed| listed == suite)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The versions `suite` of `app` can be rolled back to: those its history shows it held,
+/// that it still lists, other than `current`; lowest first.
+fn rollback_choices(
+    connection: &Connection,
+    app: &str,
+    suite: &str,
+    current: &str,
+    history: &[HistoryEntry],
+) -> Result<Vec<String>> {
+    let held: BTreeSet<&str> = history
+        .iter()
+        .filter_map(|entry| entry.to.as_deref())
+        .filter(|version| *version != current)
+        .collect();
+    let mut choices = Vec::new();
+    for version in held {
+        let packages = state::packages_of_version(connection, app, version)?;
+        if !packages.is_empty() && listed_in(connection, suite, &packages)? {
+            choices.push(version.to_string());
+        }
+    }
+    choices.sort_by(|left, right| version::compare(left, right));
+    Ok(choices)
+}
+
+/// Whether the last change that moved `stage` (of `distribution`) of `app` away from
+/// `version` was a rollback.
+fn rolled_back_from(
+    connection: &Connection,
+    app: &str,
+    distribution: Option<Distribution>,
+    stage: &str,
+    version: &str,
+) -> Result<bool> {
+    let codename = suites::codename(distribution);
+    let history = state::stage_history(connection, app, stage, codename.as_deref())?;
+    let left = history.iter().rev().find(|entry| {
+        entry.from.as_deref() == Some(version) && entry.to.as_deref() != Some(version)
+    });
+    let back = history
+        .iter()
+        .rev()
+        .find(|entry| entry.to.as_deref() == Some(version));
+    // Still pointing to it (it came back after leaving) is not a rollback away from it.
+    let still_there = state::current(connection, app, &suite_of(distribution, stage))?.as_deref()
+        == Some(version);
+    Ok(
+        !still_there
+            && left.is_some_and(|entry| entry.action == Action::Rollback)
+            && back.is_some(),
+    )
 }
