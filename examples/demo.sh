@@ -23,8 +23,8 @@ step "Create a repository with one suite per stage"
 
 step "Add 1.0 to test, promote it to staging and production"
 "$DEBSTAGE" repo add --manifest "$WORK/out/hello_1.0-1.build.json"
-"$DEBSTAGE" repo promote hello 1.0 --to staging
-"$DEBSTAGE" repo promote hello 1.0 --to production
+"$DEBSTAGE" repo promote hello 1.0 staging
+"$DEBSTAGE" repo promote hello 1.0 production
 
 step "Add 1.1 to test, promote it to staging"
 "$DEBSTAGE" repo add --manifest "$WORK/out/hello_1.1-1.build.json"
