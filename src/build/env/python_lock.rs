@@ -55,6 +55,25 @@ fn read_toml(path: &Path) -> Result<toml::Table> {
         .with_context(|| format!("{}: is not valid TOML", path.display()))
 }
 
+/// The `[[package]]` tables of a lock (uv.lock and poetry.lock both list them so),
+/// each with its normalised name; an entry that is not a table is skipped.
+fn locked_packages(table: &toml::Table) -> impl Iterator<Item = (String, &toml::Table)> {
+    table
+        .get("package")
+        .and_then(toml::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(toml::Value::as_table)
+        .map(|entry| {
+            let name = entry
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .unwrap_or("");
+            (normalise(name), entry)
+        })
+}
+
 /// A distribution name as PEP 503 compares them.
 fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -209,21 +228,7 @@ fn uv(
     );
     let mut packages = BTreeMap::new();
     let mut root = None;
-    for entry in table
-        .get("package")
-        .and_then(toml::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let Some(entry) = entry.as_table() else {
-            continue;
-        };
-        let name = normalise(
-            entry
-                .get("name")
-                .and_then(toml::Value::as_str)
-                .unwrap_or(""),
-        );
+    for (name, entry) in locked_packages(table) {
         let edges = |value: Option<&toml::Value>| -> Vec<Edge> {
             value
                 .and_then(toml::Value::as_array)
@@ -410,21 +415,7 @@ fn poetry(
             .into());
     }
     let mut packages = BTreeMap::new();
-    for entry in table
-        .get("package")
-        .and_then(toml::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let Some(entry) = entry.as_table() else {
-            continue;
-        };
-        let name = normalise(
-            entry
-                .get("name")
-                .and_then(toml::Value::as_str)
-                .unwrap_or(""),
-        );
+    for (name, entry) in locked_packages(table) {
         let source_kind = entry
             .get("source")
             .and_then(|source| source.get("type"))
