@@ -1,6 +1,10 @@
 # debstage: build, test, demo and benchmark.
 #   make          build the release binary
-#   make test     install what the tests need (Debian packages), then run every test
+#   make test     install what the tests need (Debian packages), check formatting and
+#                 clippy (make lint), then run every test
+#   make check    the fast tier while working: make lint, the unit tests and the
+#                 integration tests that need no Debian root, store or venv (a few
+#                 minutes warm); make test stays the gate
 #   make demo     build the bundled example, carry it through a repository's stages
 #   make bench    benchmarks against dpkg-deb, reprepro and aptly (ratios, same run),
 #                 aptly also publishing to the same Garage as debstage (bench/s3.py)
@@ -21,7 +25,7 @@ BENCH_PACKAGES = reprepro aptly python3
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINARY = target/release/debstage
 
-.PHONY: all build test deps bench-deps demo bench deb lint clean fuzz garage
+.PHONY: all build test check deps bench-deps demo bench deb lint clean fuzz garage
 
 # Garage, the S3-compatible store the publish-target tests start (tests/support/s3.rs
 # finds it here, or at $$DEBSTAGE_GARAGE). Built from crates.io only when the binary is
@@ -62,8 +66,14 @@ $(GARAGE):
 
 garage: $(GARAGE)
 
-test: deps garage
+test: deps garage lint
 	$(CARGO) test
+
+# What make check leaves to make test: debootstrap roots and booted systemd (e2e::,
+# target::), object stores (targets::), venvs and npm installs (python, node::).
+SLOW_TESTS = --skip e2e:: --skip target:: --skip targets:: --skip python --skip node::
+check: lint
+	$(CARGO) test -- $(SLOW_TESTS)
 
 # The fuzz targets (src/fuzz_tests.rs) with many more cases than make test runs:
 # random and mutated inputs for the .deb reader, the control parser, version parsing and

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::{debstage, run_ok, stderr, stdout};
+use crate::support::{debstage, run_ok, stderr, stdout, without_progress};
 
 /// How many scenarios may hold a server at once (the machine has 2 cores).
 const PARALLEL_SCENARIOS: usize = 2;
@@ -737,7 +737,7 @@ impl Server {
             output.status.success(),
             "apt-get {arguments:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
             output.status,
-            stdout(&output),
+            without_progress(&stdout(&output)),
             stderr(&output)
         );
         output

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::apt::{dpkg_list, installed, update, Release, TO_PRODUCTION};
 use super::harness::Server;
-use crate::support::{stderr, stdout};
+use crate::support::{stderr, stdout, without_progress};
 
 const UNIT: &str = "hello-production.service";
 const LINK: &str = "/opt/hello/production";
@@ -18,7 +18,7 @@ const LINK: &str = "/opt/hello/production";
 /// stdout and stderr of a command together: apt runs dpkg on a pty, so what the scripts
 /// print arrives on apt's stdout.
 fn all_output(output: &std::process::Output) -> String {
-    stdout(output) + &stderr(output)
+    without_progress(&stdout(output)) + &stderr(output)
 }
 
 /// A property of the stage's unit per `systemctl show`.
@@ -549,11 +549,22 @@ fn systemd_4_autoremove_after_a_failed_refused_or_interrupted_release_keeps_what
     assert_eq!(facts(&server)["current"], "1.0");
     autoremove_and_restart_run(&server, "1.0");
 
-    // A good release afterwards: it runs, 1.0 is kept as the one before it ([stages]
-    // keep = 1), and autoremove leaves both.
+    // A good release afterwards, installed right after the unit was restarted by hand
+    // until systemd refused (its start limit: 5 starts in 10 s by default), as an operator
+    // chasing a problem does: the unit is failed and down, and the release starts all the
+    // same. It runs, 1.0 is kept as the one before it ([stages] keep = 1), and autoremove
+    // leaves both.
     release.release("1.3", TO_PRODUCTION);
     update(&server);
-    server.apt_get_ok(&["install", "hello-production"]);
+    let refused = (0..10).find(|_| !server.run("systemctl", &["restart", UNIT]).status.success());
+    assert!(refused.is_some(), "systemd never refused a restart");
+    assert_eq!(unit_property(&server, "Result"), "start-limit-hit");
+    let output = server.apt_get_ok(&["install", "hello-production"]);
+    assert!(
+        all_output(&output).contains("1.3 is up and healthy"),
+        "{}",
+        all_output(&output)
+    );
     let keep = keep_file(&server);
     assert!(
         keep.contains("\"^hello-1\\.3$\";") && keep.contains("\"^hello-1\\.0$\";"),

@@ -60,6 +60,15 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// An output for a failure message: without dpkg's "(Reading database ... N%" progress
+/// lines, which fill the part of a long message that CI's log keeps.
+pub fn without_progress(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.starts_with("(Reading database"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// Copies a directory tree (keeping modes and symlinks) with `cp -a`.
 pub fn copy_tree(from: &Path, to: &Path) {
     run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
