@@ -303,7 +303,7 @@ fn missing_pool_files(root: &Path) -> Vec<String> {
             _ => continue,
         };
         let plain = path.file_name().is_some_and(|name| name == "Packages")
-            || (path.to_string_lossy().contains("/by-hash/SHA256/")
+            || (path.to_string_lossy().contains("/by-hash/SHA512/")
                 && !bytes.starts_with(b"\x1f\x8b")
                 && !bytes.starts_with(b"\xfd7zXZ"));
         if !plain {
@@ -425,13 +425,13 @@ fn every_failure_point_is_repaired_by_the_next_command() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The SHA256 by-hash files of a suite's amd64 Packages directory.
+/// The by-hash files (SHA512, the only ones written) of a suite's amd64 Packages directory.
 fn by_hash_count(repo: &Repo, suite: &str) -> usize {
     let directory = repo
         .root
         .join("dists")
         .join(suite)
-        .join("main/binary-amd64/by-hash/SHA256");
+        .join("main/binary-amd64/by-hash/SHA512");
     support::files_in(&directory).len()
 }
 

@@ -253,6 +253,15 @@ fn normal_clients_are_served_beside_slow_readers_and_slowloris() {
     let repo = repository();
     let served = Served::start(&repo);
     let server = served.address;
+    // The same clients' latency with no attacker, in this run on this machine: what the
+    // figures under attack are compared with (a fixed number of milliseconds fails on a
+    // machine that is busy with other work, and passes a server that slows down 10x on
+    // an idle one).
+    let mut quiet: Vec<Duration> = (0..200)
+        .map(|_| timed_get(NORMAL, server, INDEX).1)
+        .collect();
+    quiet.sort();
+    let quiet_p95 = quantile(&quiet, 0.95);
     let stop = Arc::new(AtomicBool::new(false));
     let readers = slow_readers(server, 64, Arc::clone(&stop));
     let loris = slowloris(server, 256, Arc::clone(&stop));
@@ -289,13 +298,19 @@ fn normal_clients_are_served_beside_slow_readers_and_slowloris() {
     );
     eprintln!(
         "hostile http: {} requests from 32 clients, {failed} not answered 200; \
-         p50 {p50:?}, p95 {p95:?}, p99 {p99:?}, max {max:?}; \
+         p50 {p50:?}, p95 {p95:?} (without attackers {quiet_p95:?}), p99 {p99:?}, max {max:?}; \
          server RSS {rss} KiB now ({anonymous} KiB anonymous), {hwm} KiB peak; \
          slow readers still reading {readers_alive}/64, slowloris held {loris_held}/256",
         results.len()
     );
     assert_eq!(failed, 0, "requests not answered 200");
-    assert!(p95 < Duration::from_millis(15), "p95 {p95:?}");
+    // Served beside the attackers: a few times slower at most (the work is shared with
+    // 320 more connections on the same cores), never held up for a timeout's length.
+    assert!(
+        p95 < quiet_p95 * 5 + Duration::from_millis(25),
+        "p95 {p95:?} under attack, {quiet_p95:?} without"
+    );
+    assert!(max < Duration::from_secs(2), "a request took {max:?}");
     assert!(hwm < 32 * 1024, "peak RSS {hwm} KiB");
     assert_eq!(readers_alive, 64, "slow readers dropped");
 }

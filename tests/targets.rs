@@ -166,17 +166,17 @@ pub(crate) fn assert_store_consistent(s3: &S3, prefix: &str) {
 /// Every index the Release text `text` of `suite` names is on the store by hash with
 /// those bytes, and every pool file those indexes name is there.
 pub(crate) fn assert_generation_served(s3: &S3, prefix: &str, suite: &str, text: &str) {
-    let mut in_sha256 = false;
+    let mut in_sha512 = false;
     for line in text.lines() {
-        if line.starts_with("SHA256:") {
-            in_sha256 = true;
+        if line.starts_with("SHA512:") {
+            in_sha512 = true;
             continue;
         }
         if !line.starts_with(' ') {
-            in_sha256 = false;
+            in_sha512 = false;
             continue;
         }
-        if !in_sha256 {
+        if !in_sha512 {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -187,8 +187,8 @@ pub(crate) fn assert_generation_served(s3: &S3, prefix: &str, suite: &str, text:
             .parent()
             .map(|p| p.to_string_lossy().into_owned());
         let by_hash = match directory.as_deref() {
-            Some("") | None => format!("by-hash/SHA256/{digest}"),
-            Some(directory) => format!("{directory}/by-hash/SHA256/{digest}"),
+            Some("") | None => format!("by-hash/SHA512/{digest}"),
+            Some(directory) => format!("{directory}/by-hash/SHA512/{digest}"),
         };
         let (status, _, body) = s3.get(&format!("{prefix}/dists/{suite}/{by_hash}"));
         assert_eq!(
@@ -197,7 +197,7 @@ pub(crate) fn assert_generation_served(s3: &S3, prefix: &str, suite: &str, text:
         );
         assert_eq!(body.len().to_string(), *size, "{suite}: {path} size");
         assert_eq!(
-            hex::encode(sha2::Sha256::digest(&body)),
+            hex::encode(sha2::Sha512::digest(&body)),
             *digest,
             "{suite}: {path} by hash has other bytes"
         );
@@ -282,6 +282,13 @@ fn target_copy_is_incremental_with_headers_and_verified() {
     );
     assert_eq!(counts.get("InRelease"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("Release"), Some(&2), "{counts:?}");
+    // One by-hash copy per changed index (under SHA512), not one per hash the Release
+    // lists.
+    assert!(
+        counts.get("indexes").is_some_and(|indexes| *indexes > 0),
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("by-hash"), counts.get("indexes"), "{counts:?}");
     assert_store_consistent(&s3, "apt/main");
     repo.verify_target();
     // verify --target sees an object the store lost.

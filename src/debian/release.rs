@@ -18,6 +18,15 @@ pub(crate) const ALGORITHMS: [Algorithm; 4] = [
     Algorithm::Sha512,
 ];
 
+/// The one algorithm whose `by-hash/` directory is written. apt fetches an index by hash
+/// under the strongest hash the Release lists for it (SHA512 > SHA256 > SHA1 > MD5Sum), and
+/// never under a weaker one, so copies under the others are bytes nobody reads: on a
+/// publish target they were three objects in four of every promote. Debian's archive lists
+/// SHA256 as its strongest and keeps by-hash under SHA256 alone; the Release here lists
+/// SHA512 too, so by-hash lives under SHA512. The weaker sums stay in the Release itself
+/// for old clients that check them.
+pub(crate) const BY_HASH: Algorithm = Algorithm::Sha512;
+
 /// A digest algorithm listed in `Release`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Algorithm {

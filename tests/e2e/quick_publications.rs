@@ -254,6 +254,44 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// The (path, status) of every request nginx answered so far, from its access log
+    /// (`"GET /path HTTP/1.1" 200 ...`).
+    fn requests(&self) -> Vec<(String, u16)> {
+        let log = fs::read_to_string(self._directory.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (_, rest) = line.split_once('"')?;
+                let (request, rest) = rest.split_once('"')?;
+                let path = request.split_whitespace().nth(1)?.to_string();
+                let status = rest.split_whitespace().next()?.parse().ok()?;
+                Some((path, status))
+            })
+            .collect()
+    }
+}
+
+/// Points the server's `.sources` of `stage` (as `repo sources` wrote it, for the
+/// repository's own server) at `url` instead.
+fn sources_through(server: &Server, release: &Release, stage: &str, url: &str) {
+    let text = server.subscribe(&release.repository, stage, "hello");
+    let served = release.repository.url();
+    let sources = text
+        .split("\n\n")
+        .find_map(|paragraph| {
+            let (first, _) = paragraph.split_once('\n')?;
+            let path = first.strip_prefix("# ")?;
+            path.ends_with(".sources").then(|| path.to_string())
+        })
+        .expect("a .sources file");
+    let file = server.path(&sources);
+    let content = fs::read_to_string(&file).expect(".sources");
+    let content = content.replace(&served, url);
+    fs::File::create(&file)
+        .and_then(|mut handle| handle.write_all(content.as_bytes()))
+        .expect(".sources");
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -274,22 +312,12 @@ fn quick_publications_reach_apt_through_nginx() {
     release.release("1.0", TO_PRODUCTION);
     release.release("1.1", &["staging"]);
     // The sources and key `repo sources` gives, for nginx's address instead.
-    let text = server.subscribe(&release.repository, "production", "hello");
-    let served = release.repository.url();
-    let sources = text
-        .split("\n\n")
-        .find_map(|paragraph| {
-            let (first, _) = paragraph.split_once('\n')?;
-            let path = first.strip_prefix("# ")?;
-            path.ends_with(".sources").then(|| path.to_string())
-        })
-        .expect("a .sources file");
-    let file = server.path(&sources);
-    let content = fs::read_to_string(&file).expect(".sources");
-    let content = content.replace(&served, &format!("http://127.0.0.1:{}", nginx.port));
-    fs::File::create(&file)
-        .and_then(|mut handle| handle.write_all(content.as_bytes()))
-        .expect(".sources");
+    sources_through(
+        &server,
+        &release,
+        "production",
+        &format!("http://127.0.0.1:{}", nginx.port),
+    );
     update(&server);
     every_quick_publication_reaches_apt(
         "nginx",
@@ -337,4 +365,72 @@ fn quick_publications_reach_apt_through_a_garage_bucket() {
     };
     // Garage ignores If-None-Match: one writer, by the target's opt-out.
     through_store(&s3, "quick-garage", "conditional_writes = false\n");
+}
+
+/// apt fetches a suite's indexes by hash under SHA512 alone, the only by-hash directory a
+/// publication writes (the Release lists MD5Sum, SHA1 and SHA256 too): on bookworm's apt
+/// and trixie's, through nginx's access log, nothing else under `dists/` is asked for,
+/// nothing is missing, and a promote is then installed.
+#[test]
+fn apt_fetches_indexes_by_sha512_alone() {
+    if !can_run("by-hash through nginx", &[("nginx", "nginx-light")]) {
+        return;
+    }
+    let release = Release::new();
+    let nginx = Nginx::serve(&release.repository.directory);
+    let url = format!("http://127.0.0.1:{}", nginx.port);
+    release.release("1.0", TO_PRODUCTION);
+    release.release("1.1", &["staging"]);
+    let indexes = release.repository.directory.join("dists/production/main");
+    let mut by_hash_directories: Vec<String> = walkdir::WalkDir::new(&indexes)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.file_type().is_dir())
+        .filter(|entry| {
+            entry
+                .path()
+                .parent()
+                .is_some_and(|parent| parent.ends_with("by-hash"))
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    by_hash_directories.sort();
+    by_hash_directories.dedup();
+    assert_eq!(by_hash_directories, ["SHA512"]);
+    for codename in ["bookworm", "trixie"] {
+        let Some(server) = Server::of_distribution(&format!("by-hash-{codename}"), codename) else {
+            return;
+        };
+        sources_through(&server, &release, "production", &url);
+        update(&server);
+        release.promote("1.1", &["production"]);
+        update(&server);
+        server.apt_get_ok(&["install", "hello-production"]);
+        assert_eq!(
+            server.installed_version("hello-production").as_deref(),
+            Some("1.1-1")
+        );
+        let requests = nginx.requests();
+        let indexes: Vec<&(String, u16)> = requests
+            .iter()
+            .filter(|(path, _)| path.starts_with("/dists/"))
+            .filter(|(path, _)| !path.ends_with("/InRelease"))
+            .collect();
+        assert!(
+            indexes
+                .iter()
+                .any(|(path, _)| path.contains("/by-hash/SHA512/")),
+            "{codename}: apt fetched no index by hash: {requests:?}"
+        );
+        let others: Vec<_> = indexes
+            .iter()
+            .filter(|(path, status)| !path.contains("/by-hash/SHA512/") || *status >= 400)
+            .collect();
+        assert!(
+            others.is_empty(),
+            "{codename}: apt asked for indexes other than by SHA512, or missed one: {others:?}"
+        );
+        // Back for the next distribution's client.
+        release.repository.run(&["rollback", "hello", "production"]);
+    }
 }

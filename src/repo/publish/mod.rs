@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use rusqlite::Connection;
 
-use crate::debian::release::{self, IndexFile, ReleaseFields, ALGORITHMS};
+use crate::debian::release::{self, IndexFile, ReleaseFields, ALGORITHMS, BY_HASH};
 use crate::repo::config::RepoConfig;
 use crate::repo::publish::chunk_cache::ChunkCache;
 pub(crate) use crate::repo::publish::packages::{IndexedPackage, SuiteView};
@@ -362,10 +362,13 @@ fn read_release(suite_directory: &Path) -> Result<String> {
     }
 }
 
-/// The (path, algorithm, digest) of every index a Release text names.
+/// The by-hash (path, algorithm, digest) of every index a Release text names: under
+/// [`BY_HASH`] only, so that the copies earlier versions wrote under the weaker hashes are
+/// pruned.
 fn by_hash_entries(release: &str) -> BTreeSet<(String, String, String)> {
     release::release_entries(release)
         .into_iter()
+        .filter(|entry| entry.algorithm == BY_HASH)
         .map(|entry| (entry.path, entry.algorithm.name().to_string(), entry.digest))
         .collect()
 }
@@ -408,16 +411,14 @@ fn write_indexes(
             let plain = suite_directory.join(&file.path);
             let directory = plain.parent().unwrap_or(suite_directory);
             let temporary = stage(directory, &file.bytes, stamp)?;
-            for algorithm in ALGORITHMS {
-                let path = by_hash_path(
-                    suite_directory,
-                    &file.path,
-                    algorithm.name(),
-                    file.digest(algorithm),
-                );
-                if !path.exists() {
-                    link_atomically(temporary.path(), &path)?;
-                }
+            let path = by_hash_path(
+                suite_directory,
+                &file.path,
+                BY_HASH.name(),
+                file.digest(BY_HASH),
+            );
+            if !path.exists() {
+                link_atomically(temporary.path(), &path)?;
             }
             Ok((plain, temporary))
         })
@@ -519,6 +520,12 @@ fn prune_by_hash(
                         format!("{}: cannot remove an old index", entry.path().display())
                     })?;
                 }
+            }
+            if algorithm != BY_HASH {
+                // Emptied of what an earlier version wrote under a weaker hash.
+                fs::remove_dir(&absolute).with_context(|| {
+                    format!("{}: cannot remove the directory", absolute.display())
+                })?;
             }
         }
     }

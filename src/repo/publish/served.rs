@@ -38,15 +38,17 @@ pub(crate) fn served_pool_files(root: &Path) -> Result<HashSet<String>> {
     Ok(served)
 }
 
-/// A plain `Packages` file, or a file of a `by-hash/SHA256` directory (the other
-/// algorithms' directories hold links to the same files).
+/// A plain `Packages` file, or a file of a `by-hash/<algorithm>` directory: SHA512's,
+/// the only one written now, or one an earlier version wrote under a weaker hash and the
+/// next publication of its suite prunes.
 fn is_packages_index(path: &Path) -> bool {
     let name = path.file_name().and_then(|name| name.to_str());
-    let parent = path
+    let by_hash = path
         .parent()
-        .and_then(|parent| parent.file_name())
-        .and_then(|name| name.to_str());
-    name == Some("Packages") || parent == Some("SHA256")
+        .and_then(Path::parent)
+        .and_then(|directory| directory.file_name())
+        .is_some_and(|name| name == "by-hash");
+    name == Some("Packages") || by_hash
 }
 
 /// The values of the `Filename` fields of a Packages text.
@@ -72,10 +74,13 @@ mod tests {
             "dists/t/main/binary-amd64/Packages"
         )));
         assert!(is_packages_index(Path::new(
+            "dists/t/main/binary-amd64/by-hash/SHA512/ab"
+        )));
+        assert!(is_packages_index(Path::new(
             "dists/t/main/binary-amd64/by-hash/SHA256/ab"
         )));
         assert!(!is_packages_index(Path::new(
-            "dists/t/main/binary-amd64/by-hash/MD5Sum/ab"
+            "dists/t/main/binary-amd64/Packages.xz"
         )));
         assert!(!is_packages_index(Path::new("dists/t/Release")));
     }

@@ -15,7 +15,7 @@ use crate::repo::serve::{RunningServer, Server};
 use crate::repo::sign::Signer;
 use md5::{Digest, Md5};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 
 #[path = "../../../tests/support/apt.rs"]
 mod apt;
@@ -127,6 +127,12 @@ struct Repository {
 }
 
 impl Repository {
+    /// Adds an `Architecture: all` package to what the next publication lists.
+    fn add_all(&mut self, name: &str, version: &str) {
+        let package = make_package(&self.work, &self.root, name, version, "all", "");
+        self.packages.push(package);
+    }
+
     fn new() -> Repository {
         Repository::with_signer(signer())
     }
@@ -256,11 +262,14 @@ fn apt_accepts_the_signed_suite_and_downloads_the_published_bytes() {
 fn apt_rejects_a_tampered_index() {
     let repository = Repository::new();
     // Change one byte of every amd64 Packages file, by-hash copies included, so whichever
-    // apt fetches differs from what Release lists.
+    // apt fetches differs from what Release lists. A by-hash name is a hard link to its
+    // plain name: each file is changed once, not once per name.
     let directory = repository.suite_file("main/binary-amd64");
+    let mut changed = std::collections::BTreeSet::new();
     for entry in walkdir::WalkDir::new(&directory) {
         let entry = entry.expect("walk");
-        if entry.file_type().is_file() {
+        let inode = std::os::unix::fs::MetadataExt::ino(&entry.metadata().expect("stat"));
+        if entry.file_type().is_file() && changed.insert(inode) {
             let mut bytes = fs::read(entry.path()).expect("read");
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x20;
@@ -428,8 +437,8 @@ fn the_same_input_publishes_the_same_bytes() {
             compared += 1;
         }
     }
-    // 3 Release files + 2 architectures x 3 indexes x (1 + 4 by-hash copies).
-    assert_eq!(compared, 3 + 2 * 3 * 5);
+    // 3 Release files + 2 architectures x 3 indexes x (1 + 1 by-hash copy, SHA512's).
+    assert_eq!(compared, 3 + 2 * 3 * 2);
     // Publishing again over itself changes nothing either.
     let before = fs::read(first.suite_file("InRelease")).expect("InRelease");
     first.publish(&settings());
@@ -443,34 +452,17 @@ fn the_same_input_publishes_the_same_bytes() {
 fn by_hash_keeps_the_previous_generation_only() {
     let mut repository = Repository::new();
     let digest_of = |repository: &Repository| {
-        hex::encode(Sha256::digest(
+        hex::encode(Sha512::digest(
             fs::read(repository.suite_file("main/binary-amd64/Packages")).expect("Packages"),
         ))
     };
-    let by_hash = |digest: &str| {
-        repository_path(&repository.root, "main/binary-amd64/by-hash/SHA256", digest)
-    };
+    let root = repository.root.clone();
+    let by_hash = |digest: &str| repository_path(&root, "main/binary-amd64/by-hash/SHA512", digest);
     let first = digest_of(&repository);
-    let extra = make_package(
-        &repository.work,
-        &repository.root,
-        "hello-2.0",
-        "2.0-1",
-        "all",
-        "",
-    );
-    repository.packages.push(extra);
+    repository.add_all("hello-2.0", "2.0-1");
     repository.publish(&settings());
     let second = digest_of(&repository);
-    let extra = make_package(
-        &repository.work,
-        &repository.root,
-        "hello-3.0",
-        "3.0-1",
-        "all",
-        "",
-    );
-    repository.packages.push(extra);
+    repository.add_all("hello-3.0", "3.0-1");
     repository.publish(&settings());
     let third = digest_of(&repository);
     assert!(first != second && second != third);
@@ -483,6 +475,34 @@ fn by_hash_keeps_the_previous_generation_only() {
     // Republishing the same state keeps the previous generation too.
     repository.publish(&settings());
     assert!(by_hash(&second).exists());
+}
+
+/// A tree published by an earlier version holds by-hash copies under MD5Sum, SHA1 and
+/// SHA256 too; the next publication that changes the suite removes them (apt fetches by
+/// SHA512 alone), and never writes them again.
+#[test]
+fn by_hash_under_weaker_hashes_is_pruned() {
+    let mut repository = Repository::new();
+    let directory = repository.suite_file("main/binary-amd64");
+    let packages = directory.join("Packages");
+    for algorithm in ["MD5Sum", "SHA1", "SHA256"] {
+        let old = directory.join("by-hash").join(algorithm);
+        fs::create_dir_all(&old).expect("by-hash directory");
+        fs::hard_link(&packages, old.join("0123abcd")).expect("by-hash link");
+    }
+    repository.add_all("hello-2.0", "2.0-1");
+    repository.publish(&settings());
+    let left: Vec<String> = fs::read_dir(directory.join("by-hash"))
+        .expect("by-hash")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(left, ["SHA512"]);
 }
 
 fn repository_path(root: &Path, directory: &str, name: &str) -> PathBuf {
@@ -534,7 +554,7 @@ fn readers_never_see_a_release_whose_indexes_do_not_match() {
         let in_release = fs::read_to_string(repository.suite_file("InRelease")).expect("InRelease");
         for line in in_release
             .lines()
-            .skip_while(|line| *line != "SHA256:")
+            .skip_while(|line| *line != "SHA512:")
             .skip(1)
         {
             let Some(entry) = line.strip_prefix(' ') else {
@@ -547,14 +567,14 @@ fn readers_never_see_a_release_whose_indexes_do_not_match() {
             let directory = Path::new(path).parent().expect("parent");
             let by_hash = repository.suite_file(
                 &directory
-                    .join("by-hash/SHA256")
+                    .join("by-hash/SHA512")
                     .join(digest)
                     .display()
                     .to_string(),
             );
             let bytes =
                 fs::read(&by_hash).unwrap_or_else(|error| panic!("{}: {error}", by_hash.display()));
-            assert_eq!(hex::encode(Sha256::digest(&bytes)), digest, "{path}");
+            assert_eq!(hex::encode(Sha512::digest(&bytes)), digest, "{path}");
             checked += 1;
         }
     }
