@@ -10,7 +10,15 @@
 //! - `node-dotfiles` (kind `node`): dotfiles of packages in `node_modules` that lintian
 //!   flags or that only serve their authors (`.npmignore`, `.eslintrc*`, `.gitignore`,
 //!   `.travis.yml`, ...), and anywhere in the tree the two that lintian flags as errors
-//!   (`.npmignore`, `.eslintrc*`), which configure development tools only.
+//!   (`.npmignore`, `.eslintrc*`), which configure development tools only;
+//! - `node-prebuilds` (kind `node`): in a package's `prebuilds/` (prebuildify's layout,
+//!   `prebuilds/<platform>-<arch>/`), the directories of other platforms and
+//!   architectures, and musl builds: they cannot load on the server, and strip and the
+//!   dependency detection cannot read them;
+//! - `node-build-state` (kind `node`): what a package manager keeps about the install it
+//!   made, directly in a `node_modules`: pnpm's `.modules.yaml` (which names the build
+//!   machine's store and the time), yarn's `.yarn-integrity`, and `.cache/` (babel,
+//!   eslint and webpack caches).
 
 use std::path::{Component, Path};
 
@@ -46,12 +54,17 @@ const NODE_DOT_DIRECTORIES: &[&str] = &[".github", ".git", ".nyc_output", ".idea
 /// a copy of each `.node` file before it is linked into `Release/`).
 const GYP_INTERMEDIATE_DIRECTORIES: &[&str] = &["obj.target", "obj", ".deps", "node_gyp_bins"];
 
+/// Files a package manager keeps in `node_modules` about its install.
+const NODE_BUILD_STATE_FILES: &[&str] = &[".modules.yaml", ".yarn-integrity"];
+
 /// Which groups apply to one build.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Exclusions {
     installer_files: bool,
     node_gyp_build: bool,
     node_dotfiles: bool,
+    node_prebuilds: bool,
+    node_build_state: bool,
 }
 
 impl Exclusions {
@@ -70,6 +83,8 @@ impl Exclusions {
             installer_files: !kept(KeptGroup::InstallerFiles),
             node_gyp_build: node && !kept(KeptGroup::NodeGypBuild),
             node_dotfiles: node && !kept(KeptGroup::NodeDotfiles),
+            node_prebuilds: node && !kept(KeptGroup::NodePrebuilds),
+            node_build_state: node && !kept(KeptGroup::NodeBuildState),
         }
     }
 
@@ -99,6 +114,19 @@ impl Exclusions {
                 return true;
             }
         }
+        if self.node_prebuilds && in_node_modules(relative) && other_prebuild(relative, is_dir) {
+            return true;
+        }
+        if self.node_build_state && directly_in_node_modules(relative) {
+            let state = if is_dir {
+                name == ".cache"
+            } else {
+                NODE_BUILD_STATE_FILES.contains(&name)
+            };
+            if state {
+                return true;
+            }
+        }
         let intermediate = if is_dir {
             GYP_INTERMEDIATE_DIRECTORIES.contains(&name)
         } else {
@@ -119,6 +147,50 @@ fn in_node_modules(relative: &Path) -> bool {
     let mut components = relative.components();
     components.next_back();
     components.any(|component| component == Component::Normal("node_modules".as_ref()))
+}
+
+/// Whether `relative` sits directly in a `node_modules` directory.
+fn directly_in_node_modules(relative: &Path) -> bool {
+    relative
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|parent| parent == "node_modules")
+}
+
+/// Node's name of the architecture debstage runs on (`process.arch`), which the build
+/// root and the servers share.
+fn node_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        "x86" => "ia32",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// Whether `relative` is a prebuilt module of another platform or libc: a directory in a
+/// `prebuilds/` directory other than `linux-<arch>` (and its `linux-<arch>-<tag>`
+/// variants that are not musl), or a musl build inside the kept one.
+fn other_prebuild(relative: &Path, is_dir: bool) -> bool {
+    let Some(name) = relative.file_name().and_then(|name| name.to_str()) else {
+        return false;
+    };
+    let parent = relative.parent();
+    let parent_name = parent
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str());
+    let ours = format!("linux-{}", node_architecture());
+    if is_dir && parent_name == Some("prebuilds") {
+        let matches_platform = name == ours || name.starts_with(&format!("{ours}-"));
+        return !matches_platform || name.contains("musl");
+    }
+    let in_prebuilds = parent
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .is_some_and(|grandparent| grandparent == "prebuilds");
+    !is_dir && in_prebuilds && name.contains("musl")
 }
 
 /// Whether `relative` is a native module's node-gyp `build/` directory, or lies inside
@@ -142,6 +214,8 @@ mod tests {
             installer_files: true,
             node_gyp_build: true,
             node_dotfiles: true,
+            node_prebuilds: true,
+            node_build_state: true,
         }
     }
 
@@ -185,6 +259,30 @@ mod tests {
         ));
         // A build/ without a binding.gyp beside it is the application's own.
         assert!(!excluded("node_modules/other/build/index.js", false));
+
+        let ours = format!(
+            "node_modules/sqlite/prebuilds/linux-{}",
+            node_architecture()
+        );
+        assert!(!excluded(&ours, true));
+        assert!(!excluded(&format!("{ours}/sqlite.glibc.node"), false));
+        assert!(excluded(&format!("{ours}/sqlite.musl.node"), false));
+        assert!(excluded(&format!("{ours}-musl"), true));
+        for other in ["darwin-x64", "win32-ia32", "linux-riscv32", "android-arm64"] {
+            assert!(excluded(
+                &format!("node_modules/sqlite/prebuilds/{other}"),
+                true
+            ));
+        }
+        assert!(
+            !excluded("prebuilds/darwin-x64", true),
+            "the app's own stay"
+        );
+
+        assert!(excluded("node_modules/.modules.yaml", false));
+        assert!(excluded("node_modules/.cache", true));
+        assert!(excluded("node_modules/.yarn-integrity", false));
+        assert!(!excluded("node_modules/a/.cache", true));
 
         let none = Exclusions::default();
         assert!(!none.excludes(root.path(), Path::new(".crates.toml"), false));

@@ -1,0 +1,193 @@
+//! Node applications as they come (`tests/projects/{npm,pnpm,yarn}-app`, written for
+//! these tests): each has a lockfile, a dependency (`ms`) and a development dependency
+//! (`is-number`), and `engines.node`. From `debstage init` to a running `node` entry:
+//! the lockfile's manager installs frozen to the lock (pnpm and yarn installed from the
+//! npm registry by debstage, into its cache), the development dependency is not shipped,
+//! the source tree is unchanged, and `engines.node` bounds `nodejs`. A lockfile that no
+//! longer matches package.json fails with the manager's own reason.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::init::{build_command, init, project};
+use crate::node::node_tools_present;
+use crate::support::{run_fail, run_ok, stderr, stdout};
+
+/// The projects, with the manager the build must say it installs with.
+const PROJECTS: &[(&str, &str)] = &[
+    ("npm-app", "npm"),
+    ("pnpm-app", "pnpm 9.15.9"),
+    ("yarn-app", "yarn (classic) 1"),
+];
+
+/// Every file under `directory` with its size and modification time, sorted.
+fn tree_state(directory: &Path) -> Vec<String> {
+    let mut state: Vec<String> = walkdir::WalkDir::new(directory)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let metadata = entry.metadata().expect("metadata");
+            format!(
+                "{} {} {:?}",
+                entry.path().display(),
+                metadata.len(),
+                metadata.modified().expect("mtime")
+            )
+        })
+        .collect();
+    state.sort();
+    state
+}
+
+fn dpkg_field(deb: &Path, field: &str) -> String {
+    stdout(&run_ok(
+        Command::new("dpkg-deb").arg("-f").arg(deb).arg(field),
+    ))
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
+    if !node_tools_present("node managers") {
+        return;
+    }
+    for (name, manager) in PROJECTS {
+        let (temp, directory) = project(name);
+        init(&directory);
+        let before = tree_state(&directory);
+        let out = temp.path().join("out");
+        let started = Instant::now();
+        let output = run_ok(&mut build_command(&directory, &out));
+        let took = started.elapsed();
+        let said = stderr(&output);
+        assert!(
+            said.contains(&format!("Installing with {manager} (from ")),
+            "{name}: {said}"
+        );
+        assert_eq!(before, tree_state(&directory), "{name}: the source changed");
+
+        let payload = fs::read_dir(&out)
+            .expect("out")
+            .map(|entry| entry.expect("entry").path())
+            .find(|path| {
+                path.file_name().is_some_and(|file| {
+                    file.to_string_lossy()
+                        .starts_with(&format!("{name}-1.2.0_"))
+                })
+            })
+            .unwrap_or_else(|| panic!("{name}: no payload in {}", out.display()));
+        let files = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+        let release = format!("./opt/{name}/1.2.0/");
+        assert!(
+            files.contains(&format!("{release}node_modules/ms/package.json"))
+                || files.contains(&format!(
+                    "{release}node_modules/.pnpm/ms@2.1.3/node_modules/ms/package.json"
+                )),
+            "{name}: ms not shipped:\n{files}"
+        );
+        for left_out in ["is-number", ".modules.yaml", ".yarn-integrity"] {
+            assert!(
+                !files.contains(left_out),
+                "{name}: {left_out} shipped:\n{files}"
+            );
+        }
+        let depends = dpkg_field(&payload, "Depends");
+        assert!(depends.contains("nodejs (>= 18.0.0)"), "{name}: {depends}");
+
+        let unpacked = temp.path().join("unpacked");
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&payload)
+                .arg(&unpacked),
+        );
+        let ran = run_ok(
+            Command::new("node")
+                .arg("index.js")
+                .current_dir(unpacked.join(format!("opt/{name}/1.2.0"))),
+        );
+        assert_eq!(
+            stdout(&ran),
+            "two hours are 7200000 ms; the dev dependency is absent\n",
+            "{name}"
+        );
+        crate::e2e::harness::shout(&format!("{name}: built in {:.1} s", took.as_secs_f64()));
+    }
+}
+
+/// A dependency added to package.json without updating the lockfile: each manager's
+/// frozen install refuses, and the build's error gives the manager's reason first.
+#[test]
+fn a_lockfile_behind_package_json_fails_with_the_managers_reason() {
+    if !node_tools_present("node managers, stale lockfile") {
+        return;
+    }
+    let reasons = [
+        ("npm-app", "npm says:\n  npm error"),
+        ("pnpm-app", "pnpm says:\n  ERR_PNPM_OUTDATED_LOCKFILE"),
+        (
+            "yarn-app",
+            "yarn (classic) says:\n  error Your lockfile needs to be updated",
+        ),
+    ];
+    for (name, reason) in reasons {
+        let (temp, directory) = project(name);
+        init(&directory);
+        let package_json = directory.join("package.json");
+        let text = fs::read_to_string(&package_json).expect("read");
+        fs::write(
+            &package_json,
+            text.replace(r#""ms": "^2.1.3""#, r#""ms": "^2.1.3", "is-odd": "^3.0.1""#),
+        )
+        .expect("write");
+        let output = run_fail(&mut build_command(&directory, &temp.path().join("out")));
+        let error = stderr(&output);
+        let error = &error[error.find("error: ").unwrap_or(0)..];
+        assert!(error.contains(reason), "{name}: {error}");
+        assert!(!error.contains("Usage:"), "{name}: {error}");
+    }
+}
+
+/// `engines.node` that the build's Node.js is outside of fails the build, naming the
+/// package, the file and the range; without a lockfile the build refuses before
+/// installing anything.
+#[test]
+fn engines_outside_the_build_node_and_a_missing_lockfile_are_refused() {
+    if !node_tools_present("node engines") {
+        return;
+    }
+    let (temp, directory) = project("npm-app");
+    init(&directory);
+    let package_json = directory.join("package.json");
+    let text = fs::read_to_string(&package_json).expect("read");
+    fs::write(
+        &package_json,
+        text.replace(r#""node": ">=18""#, r#""node": ">=99""#),
+    )
+    .expect("write");
+    let out = temp.path().join("out");
+    let build_fails = || stderr(&run_fail(&mut build_command(&directory, &out)));
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(
+        &temp.path().display().to_string().replace('.', r"\."),
+        "[TEMP]",
+    );
+    settings.add_filter(r"Node\.js \d+\.\d+\.\d+", "Node.js [VERSION]");
+    settings.bind(|| {
+        let error = build_fails();
+        let error = &error[error.find("error: ").unwrap_or(0)..];
+        insta::assert_snapshot!("build_node_engines_outside", error);
+
+        fs::write(&package_json, &text).expect("write");
+        fs::remove_file(directory.join("package-lock.json")).expect("remove");
+        let error = build_fails();
+        let error = &error[error.find("error: ").unwrap_or(0)..];
+        insta::assert_snapshot!("build_node_without_lockfile", error);
+    });
+}
