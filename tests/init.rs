@@ -27,6 +27,7 @@ const PROJECTS: &[(&str, &str)] = &[
     ("npm-app", "node"),
     ("pnpm-app", "node"),
     ("yarn-app", "node"),
+    ("berry-app", "node"),
     ("cargo", "command"),
     ("go", "command"),
     ("plain", "dir"),

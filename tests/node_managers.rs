@@ -20,6 +20,7 @@ const PROJECTS: &[(&str, &str)] = &[
     ("npm-app", "npm"),
     ("pnpm-app", "pnpm 9.15.9"),
     ("yarn-app", "yarn (classic) 1"),
+    ("berry-app", "yarn (berry) 4.9.2"),
 ];
 
 /// Every file under `directory` with its size and modification time, sorted.
@@ -89,7 +90,13 @@ fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
                 )),
             "{name}: ms not shipped:\n{files}"
         );
-        for left_out in ["is-number", ".modules.yaml", ".yarn-integrity"] {
+        for left_out in [
+            "is-number",
+            ".modules.yaml",
+            ".yarn-integrity",
+            ".yarn-state.yml",
+            "install-state.gz",
+        ] {
             assert!(
                 !files.contains(left_out),
                 "{name}: {left_out} shipped:\n{files}"

@@ -17,8 +17,9 @@
 //!   dependency detection cannot read them;
 //! - `node-build-state` (kind `node`): what a package manager keeps about the install it
 //!   made, directly in a `node_modules`: pnpm's `.modules.yaml` (which names the build
-//!   machine's store and the time), yarn's `.yarn-integrity`, and `.cache/` (babel,
-//!   eslint and webpack caches).
+//!   machine's store and the time), yarn's `.yarn-integrity` and `.yarn-state.yml`,
+//!   and `.cache/` (babel, eslint and webpack caches); and berry's
+//!   `.yarn/install-state.gz` beside the application's `package.json`.
 
 use std::path::{Component, Path};
 
@@ -55,7 +56,7 @@ const NODE_DOT_DIRECTORIES: &[&str] = &[".github", ".git", ".nyc_output", ".idea
 const GYP_INTERMEDIATE_DIRECTORIES: &[&str] = &["obj.target", "obj", ".deps", "node_gyp_bins"];
 
 /// Files a package manager keeps in `node_modules` about its install.
-const NODE_BUILD_STATE_FILES: &[&str] = &[".modules.yaml", ".yarn-integrity"];
+const NODE_BUILD_STATE_FILES: &[&str] = &[".modules.yaml", ".yarn-integrity", ".yarn-state.yml"];
 
 /// Which groups apply to one build.
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,6 +116,15 @@ impl Exclusions {
             }
         }
         if self.node_prebuilds && in_node_modules(relative) && other_prebuild(relative, is_dir) {
+            return true;
+        }
+        // Yarn berry's record of its install, beside the application's package.json.
+        let berry_state = name == "install-state.gz"
+            && relative
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|parent| parent == ".yarn");
+        if self.node_build_state && !is_dir && berry_state {
             return true;
         }
         if self.node_build_state && directly_in_node_modules(relative) {
@@ -282,6 +292,7 @@ mod tests {
         assert!(excluded("node_modules/.modules.yaml", false));
         assert!(excluded("node_modules/.cache", true));
         assert!(excluded("node_modules/.yarn-integrity", false));
+        assert!(excluded(".yarn/install-state.gz", false));
         assert!(!excluded("node_modules/a/.cache", true));
 
         let none = Exclusions::default();

@@ -235,10 +235,46 @@ pub(crate) fn detect(source: &Path) -> Result<Option<Detected>> {
         (Manager::YarnClassic, Some(major)) if major != "1" => Manager::YarnBerry,
         (manager, _) => manager,
     };
+    if manager == Manager::YarnBerry && !berry_links_node_modules(source)? {
+        bail!(
+            "{}: yarn's Plug'n'Play (berry's default linker) keeps the packages in yarn's \
+             cache, outside the release, and needs `node -r .pnp.cjs` to run; set \
+             `nodeLinker: node-modules` (or `pnpm`) in .yarnrc.yml so that the release holds \
+             a node_modules",
+            source.join(".yarnrc.yml").display()
+        );
+    }
     Ok(Some(Detected {
         manager,
         lockfile,
         version,
+    }))
+}
+
+/// Whether yarn berry installs a `node_modules` for the application in `source`:
+/// `nodeLinker: node-modules` or `pnpm` in its `.yarnrc.yml` (or YARN_NODE_LINKER).
+fn berry_links_node_modules(source: &Path) -> Result<bool> {
+    let linked = |value: &str| {
+        matches!(
+            value.trim().trim_matches(['"', '\'']),
+            "node-modules" | "pnpm"
+        )
+    };
+    if std::env::var("YARN_NODE_LINKER").is_ok_and(|value| linked(&value)) {
+        return Ok(true);
+    }
+    let path = source.join(".yarnrc.yml");
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => {
+            return Err(error).with_context(|| format!("{}: cannot be read", path.display()))
+        }
+    };
+    // A top-level scalar key: one line of YAML, read without a YAML parser.
+    Ok(text.lines().any(|line| {
+        line.strip_prefix("nodeLinker:")
+            .is_some_and(|value| linked(value.split('#').next().unwrap_or("")))
     }))
 }
 
@@ -375,6 +411,12 @@ mod tests {
             r#"{"packageManager": "yarn@4.5.0+sha224.abc"}"#,
         )?;
         fs::write(directory.join("yarn.lock"), "__metadata:\n  version: 8\n")?;
+        let error = detect(directory).expect_err("Plug'n'Play");
+        assert!(error.to_string().contains("nodeLinker"), "{error}");
+        fs::write(
+            directory.join(".yarnrc.yml"),
+            "nodeLinker: \"node-modules\"\n",
+        )?;
         let detected = detect(directory)?.expect("berry");
         assert_eq!(detected.manager, Manager::YarnBerry);
         assert_eq!(detected.version, "4.5.0");
