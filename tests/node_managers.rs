@@ -198,3 +198,164 @@ fn engines_outside_the_build_node_and_a_missing_lockfile_are_refused() {
         insta::assert_snapshot!("build_node_without_lockfile", error);
     });
 }
+
+/// Node's name of this machine's architecture (`process.arch`).
+fn node_arch() -> String {
+    stdout(&run_ok(Command::new("node").args(["-p", "process.arch"])))
+        .trim()
+        .to_string()
+}
+
+/// Packs `package/` under `staging` into `tarball` the way npm packs (a `package/`
+/// directory), with fixed times so the lockfile's integrity stays the same.
+fn pack(staging: &Path, tarball: &Path) {
+    fs::create_dir_all(tarball.parent().expect("parent")).expect("mkdir");
+    run_ok(
+        Command::new("tar")
+            .args([
+                "--sort=name",
+                "--mtime=@1700000000",
+                "--owner=0",
+                "--group=0",
+                "-czf",
+            ])
+            .arg(tarball)
+            .arg("-C")
+            .arg(staging)
+            .arg("package"),
+    );
+}
+
+/// An npm app whose dependency ships prebuilt Node-API modules for several platforms in
+/// prebuildify's layout (this machine's glibc build made with gcc, a musl build, and
+/// builds for macOS and 64-bit ARM Linux) and declares `engines.node`: only the module
+/// that loads here ships, the build says what the groups left out, the dependency's
+/// engines raise the nodejs bound, and the app loads the module from the unpacked
+/// release.
+#[test]
+fn prebuilds_for_other_platforms_are_left_out_and_dependency_engines_bound_nodejs() {
+    if !node_tools_present("node prebuilds") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let (_project, app) = project("npm-app");
+    let arch = node_arch();
+    let staging = temp.path().join("staging");
+    let package = staging.join("package");
+    let ours = package.join(format!("prebuilds/linux-{arch}"));
+    fs::create_dir_all(&ours).expect("mkdir");
+    let source = temp.path().join("module.c");
+    fs::write(
+        &source,
+        "void *napi_register_module_v1(void *env, void *exports) { return exports; }\n",
+    )
+    .expect("write");
+    run_ok(
+        Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(ours.join("fast.glibc.node"))
+            .arg(&source),
+    );
+    fs::copy(ours.join("fast.glibc.node"), ours.join("fast.musl.node")).expect("copy");
+    // A 64-bit ARM ELF header and a Mach-O header: strip cannot read them here.
+    let mut arm64 = b"\x7fELF\x02\x01\x01".to_vec();
+    arm64.resize(16, 0);
+    arm64.extend_from_slice(&[3, 0, 183, 0]);
+    arm64.resize(64, 0);
+    for (directory, bytes) in [
+        ("linux-arm64", arm64),
+        ("darwin-x64", b"\xcf\xfa\xed\xfe\x07\x00\x00\x01".to_vec()),
+    ] {
+        let directory = package.join("prebuilds").join(directory);
+        fs::create_dir_all(&directory).expect("mkdir");
+        fs::write(directory.join("fast.node"), bytes).expect("write");
+    }
+    fs::write(
+        package.join("package.json"),
+        r#"{ "name": "fast", "version": "3.1.0", "main": "index.js", "engines": { "node": ">=18.17.0" } }"#,
+    )
+    .expect("write");
+    fs::write(
+        package.join("index.js"),
+        "module.exports = require(`./prebuilds/linux-${process.arch}/fast.glibc.node`);\n",
+    )
+    .expect("write");
+    pack(&staging, &app.join("vendor/fast-3.1.0.tgz"));
+    let package_json = app.join("package.json");
+    let text = fs::read_to_string(&package_json).expect("read");
+    fs::write(
+        &package_json,
+        text.replace(
+            r#""ms": "^2.1.3""#,
+            r#""ms": "^2.1.3", "fast": "file:vendor/fast-3.1.0.tgz""#,
+        ),
+    )
+    .expect("write");
+    fs::write(
+        app.join("index.js"),
+        "require('fast');\nconsole.log('loaded', require('ms')('1m'));\n",
+    )
+    .expect("write");
+    run_ok(
+        Command::new("npm")
+            .args(["install", "--package-lock-only", "--no-audit", "--no-fund"])
+            .current_dir(&app),
+    );
+    init(&app);
+    let out = temp.path().join("out");
+    let output = run_ok(&mut build_command(&app, &out));
+    let said = stderr(&output);
+    assert!(
+        said.contains(
+            "Left out by default (name the group in [files] keep to ship it): node-prebuilds (3)"
+        ),
+        "{said}"
+    );
+
+    let payload = fs::read_dir(&out)
+        .expect("out")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().contains("npm-app-1.2.0_"))
+        .expect("payload");
+    let files = stdout(&run_ok(Command::new("dpkg-deb").arg("-c").arg(&payload)));
+    assert!(
+        files.contains(&format!(
+            "node_modules/fast/prebuilds/linux-{arch}/fast.glibc.node"
+        )),
+        "{files}"
+    );
+    for left_out in ["fast.musl.node", "linux-arm64", "darwin-x64"] {
+        assert!(!files.contains(left_out), "{left_out} shipped:\n{files}");
+    }
+    let depends = dpkg_field(&payload, "Depends");
+    assert!(depends.contains("nodejs (>= 18.17.0)"), "{depends}");
+    assert!(!depends.contains("nodejs (>= 18.0.0)"), "{depends}");
+
+    let unpacked = temp.path().join("unpacked");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&payload)
+            .arg(&unpacked),
+    );
+    let ran = run_ok(
+        Command::new("node")
+            .arg("index.js")
+            .current_dir(unpacked.join("opt/npm-app/1.2.0")),
+    );
+    assert_eq!(stdout(&ran), "loaded 60000\n");
+
+    // Kept, the other platforms' modules reach strip, which cannot read them.
+    let manifest = app.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("read");
+    fs::write(
+        &manifest,
+        text.replace("[files]\n", "[files]\nkeep = [\"node-prebuilds\"]\n"),
+    )
+    .expect("write");
+    let error = stderr(&run_fail(&mut build_command(
+        &app,
+        &temp.path().join("kept"),
+    )));
+    assert!(error.contains("prebuilds/linux-arm64/fast.node"), "{error}");
+}

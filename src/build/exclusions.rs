@@ -91,16 +91,20 @@ impl Exclusions {
 
     /// Whether the entry at `relative` (in the staged tree at `root`) is left out: a file
     /// or a directory with all it holds.
+    #[cfg(test)]
     pub(crate) fn excludes(&self, root: &Path, relative: &Path, is_dir: bool) -> bool {
-        let Some(name) = relative.file_name().and_then(|name| name.to_str()) else {
-            return false;
-        };
+        self.group_of(root, relative, is_dir).is_some()
+    }
+
+    /// The group that leaves the entry at `relative` out, if one does.
+    pub(crate) fn group_of(&self, root: &Path, relative: &Path, is_dir: bool) -> Option<KeptGroup> {
+        let name = relative.file_name().and_then(|name| name.to_str())?;
         if self.installer_files && !is_dir && INSTALLER_FILES.contains(&name) {
-            return true;
+            return Some(KeptGroup::InstallerFiles);
         }
         let lintian_error = name == ".npmignore" || name.starts_with(".eslintrc");
         if self.node_dotfiles && !is_dir && lintian_error {
-            return true;
+            return Some(KeptGroup::NodeDotfiles);
         }
         if self.node_dotfiles && in_node_modules(relative) {
             let dotfile = if is_dir {
@@ -112,11 +116,11 @@ impl Exclusions {
                         .any(|prefix| name.starts_with(prefix))
             };
             if dotfile {
-                return true;
+                return Some(KeptGroup::NodeDotfiles);
             }
         }
         if self.node_prebuilds && in_node_modules(relative) && other_prebuild(relative, is_dir) {
-            return true;
+            return Some(KeptGroup::NodePrebuilds);
         }
         // Yarn berry's record of its install, beside the application's package.json.
         let berry_state = name == "install-state.gz"
@@ -125,7 +129,7 @@ impl Exclusions {
                 .and_then(Path::file_name)
                 .is_some_and(|parent| parent == ".yarn");
         if self.node_build_state && !is_dir && berry_state {
-            return true;
+            return Some(KeptGroup::NodeBuildState);
         }
         if self.node_build_state && directly_in_node_modules(relative) {
             let state = if is_dir {
@@ -134,7 +138,7 @@ impl Exclusions {
                 NODE_BUILD_STATE_FILES.contains(&name)
             };
             if state {
-                return true;
+                return Some(KeptGroup::NodeBuildState);
             }
         }
         let intermediate = if is_dir {
@@ -142,7 +146,8 @@ impl Exclusions {
         } else {
             !name.ends_with(".node")
         };
-        self.node_gyp_build && intermediate && in_gyp_build(root, relative)
+        (self.node_gyp_build && intermediate && in_gyp_build(root, relative))
+            .then_some(KeptGroup::NodeGypBuild)
     }
 
     /// Whether a directory at `relative` that holds nothing after the exclusions is left
