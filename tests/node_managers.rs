@@ -51,6 +51,22 @@ fn dpkg_field(deb: &Path, field: &str) -> String {
     .to_string()
 }
 
+/// Unpacks the payload into `unpacked` and runs `node index.js` in the release of `app`
+/// 1.2.0 there; gives what it printed.
+fn run_unpacked(payload: &Path, unpacked: &Path, app: &str) -> String {
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(payload)
+            .arg(unpacked),
+    );
+    stdout(&run_ok(
+        Command::new("node")
+            .arg("index.js")
+            .current_dir(unpacked.join(format!("opt/{app}/1.2.0"))),
+    ))
+}
+
 #[test]
 fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
     if !node_tools_present("node managers") {
@@ -105,20 +121,8 @@ fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
         let depends = dpkg_field(&payload, "Depends");
         assert!(depends.contains("nodejs (>= 18.0.0)"), "{name}: {depends}");
 
-        let unpacked = temp.path().join("unpacked");
-        run_ok(
-            Command::new("dpkg-deb")
-                .arg("-x")
-                .arg(&payload)
-                .arg(&unpacked),
-        );
-        let ran = run_ok(
-            Command::new("node")
-                .arg("index.js")
-                .current_dir(unpacked.join(format!("opt/{name}/1.2.0"))),
-        );
         assert_eq!(
-            stdout(&ran),
+            run_unpacked(&payload, &temp.path().join("unpacked"), name),
             "two hours are 7200000 ms; the dev dependency is absent\n",
             "{name}"
         );
@@ -331,19 +335,11 @@ fn prebuilds_for_other_platforms_are_left_out_and_dependency_engines_bound_nodej
     assert!(depends.contains("nodejs (>= 18.17.0)"), "{depends}");
     assert!(!depends.contains("nodejs (>= 18.0.0)"), "{depends}");
 
-    let unpacked = temp.path().join("unpacked");
-    run_ok(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&payload)
-            .arg(&unpacked),
+    assert_eq!(
+        run_unpacked(&payload, &temp.path().join("unpacked"), "npm-app"),
+        "loaded 60000
+"
     );
-    let ran = run_ok(
-        Command::new("node")
-            .arg("index.js")
-            .current_dir(unpacked.join("opt/npm-app/1.2.0")),
-    );
-    assert_eq!(stdout(&ran), "loaded 60000\n");
 
     // Kept, the other platforms' modules reach strip, which cannot read them.
     let manifest = app.join("debstage.toml");
