@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::init::{build_command, init, project};
 use crate::node::node_tools_present;
-use crate::support::{run_fail, run_ok, stderr, stdout};
+use crate::support::{run_fail, run_ok, sha256_file, stderr, stdout};
 
 /// The projects, with the manager the build must say it installs with.
 const PROJECTS: &[(&str, &str)] = &[
@@ -125,6 +125,16 @@ fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
             run_unpacked(&payload, &temp.path().join("unpacked"), name),
             "two hours are 7200000 ms; the dev dependency is absent\n",
             "{name}"
+        );
+        // The same input gives the same bytes: nothing of the install's time or of the
+        // build machine's stores stays in the tree.
+        let again = temp.path().join("again");
+        run_ok(&mut build_command(&directory, &again));
+        let payload_again = again.join(payload.file_name().expect("name"));
+        assert_eq!(
+            sha256_file(&payload),
+            sha256_file(&payload_again),
+            "{name}: two builds differ"
         );
         crate::e2e::harness::shout(&format!("{name}: built in {:.1} s", took.as_secs_f64()));
     }
