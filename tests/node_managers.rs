@@ -365,3 +365,40 @@ fn prebuilds_for_other_platforms_are_left_out_and_dependency_engines_bound_nodej
     )));
     assert!(error.contains("prebuilds/linux-arm64/fast.node"), "{error}");
 }
+
+/// A native module to build while `make` is missing: the error gives npm's reason and
+/// names the missing tool and where it must come from.
+#[test]
+fn a_missing_build_tool_is_named_with_its_remedy() {
+    if !node_tools_present("node without make") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let manifest = crate::node::node_application(&temp.path().join("app"), "1.0", "");
+    // A PATH with every program of /usr/bin but make.
+    let bin = temp.path().join("bin");
+    fs::create_dir_all(&bin).expect("mkdir");
+    for entry in fs::read_dir("/usr/bin").expect("/usr/bin") {
+        let entry = entry.expect("entry");
+        if entry.file_name() != "make" {
+            std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).expect("symlink");
+        }
+    }
+    let output = run_fail(
+        crate::support::debstage()
+            .args(["build", "--manifest"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .env("PATH", &bin)
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    let error = stderr(&output);
+    let error = &error[error.find("error: ").unwrap_or(0)..];
+    assert!(error.contains("npm says:\n  npm error"), "{error}");
+    assert!(error.contains("not found: make"), "{error}");
+    assert!(
+        error.contains("make is not on the build machine: install it"),
+        "{error}"
+    );
+}

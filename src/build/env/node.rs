@@ -96,19 +96,37 @@ pub(crate) fn stage(
         manifest.path.display()
     );
     if let Err(error) = run_streamed(&mut install, &what, reporter) {
-        let failed = error.downcast_ref::<CommandFailed>();
-        let reasons = match (failed, &detected) {
-            (Some(failed), Some(detected)) => detected.manager.reasons(&failed.lines),
-            _ => Vec::new(),
+        let Some(failed) = error.downcast_ref::<CommandFailed>() else {
+            return Err(error);
         };
-        match (failed, &detected) {
-            (Some(failed), Some(detected)) if !reasons.is_empty() => bail!(
-                "{what} failed with {}; {} says:\n  {}",
+        let reasons = detected
+            .as_ref()
+            .map(|detected| detected.manager.reasons(&failed.lines))
+            .unwrap_or_default();
+        let hint = missing_build_tool(&failed.lines).map(|tool| match manifest.target {
+            Some(target) => format!(
+                "\n{tool} is not in the build root of {}: name the Debian package that has it \
+                 in [build] packages (native modules need \"node-gyp\", \"libnode-dev\", \
+                 \"g++\", \"make\", \"python3\")",
+                target.codename()
+            ),
+            None => format!(
+                "\n{tool} is not on the build machine: install it (the Debian package of the \
+                 same name), as node-gyp needs it to build native modules"
+            ),
+        });
+        match &detected {
+            Some(detected) if !reasons.is_empty() => bail!(
+                "{what} failed with {}; {} says:\n  {}{}",
                 failed.status,
                 detected.manager.name(),
-                reasons.join("\n  ")
+                reasons.join("\n  "),
+                hint.unwrap_or_default()
             ),
-            _ => return Err(error),
+            _ => match hint {
+                Some(hint) => return Err(error.context(hint.trim_start().to_string())),
+                None => return Err(error),
+            },
         }
     }
     clear_stray_execute_bits(&root.join("node_modules"))?;
@@ -174,6 +192,25 @@ fn clear_stray_execute_bits(node_modules: &Path) -> Result<()> {
             .with_context(|| format!("{}: cannot be changed", path.display()))?;
     }
     Ok(())
+}
+
+/// The program node-gyp did not find, from its output (`gyp ERR! ... not found: make`),
+/// named as its Debian package.
+fn missing_build_tool(lines: &[String]) -> Option<&'static str> {
+    lines.iter().find_map(|line| {
+        if !line.contains("gyp") {
+            return None;
+        }
+        [
+            ("not found: make", "make"),
+            ("not found: g++", "g++"),
+            ("not found: c++", "g++"),
+        ]
+        .iter()
+        .find(|(text, _)| line.contains(text))
+        .map(|(_, tool)| *tool)
+        .or_else(|| line.contains("find any Python").then_some("python3"))
+    })
 }
 
 /// What the Node.js of the build says for `expression` (`process.versions.node`).
@@ -295,4 +332,30 @@ fn copy_application(source: &Path, root: &Path) -> Result<()> {
         },
         Existing::Replace,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_gyp_names_the_tool_it_did_not_find() {
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            missing_build_tool(&lines(
+                "npm error gyp info spawn args\nnpm error gyp ERR! stack Error: not found: make"
+            )),
+            Some("make")
+        );
+        assert_eq!(
+            missing_build_tool(&lines(
+                "gyp ERR! find Python Could not find any Python installation to use"
+            )),
+            Some("python3")
+        );
+        assert_eq!(
+            missing_build_tool(&lines("npm error not found: make")),
+            None
+        );
+    }
 }

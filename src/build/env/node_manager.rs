@@ -102,7 +102,10 @@ impl Manager {
                         reasons.pop();
                         break;
                     }
-                    if !rest.is_empty() && !rest.starts_with("A complete log of this run") {
+                    if !rest.is_empty()
+                        && !rest.starts_with("A complete log of this run")
+                        && !gyp_noise(rest)
+                    {
                         reasons.push(line.trim().to_string());
                     }
                 }
@@ -134,6 +137,30 @@ impl Manager {
         reasons.truncate(MOST);
         reasons
     }
+}
+
+/// Lines of node-gyp's output (which npm repeats as errors when a native module's build
+/// fails) that say nothing of why: its progress, its stack and the machine it ran on.
+fn gyp_noise(line: &str) -> bool {
+    let Some(rest) = line
+        .strip_prefix("gyp info")
+        .map(|_| "")
+        .or_else(|| line.strip_prefix("gyp ERR! "))
+    else {
+        return line.starts_with("gyp verb") || line.starts_with("gyp http");
+    };
+    rest.is_empty()
+        || rest.starts_with("stack     at ")
+        || [
+            "System ",
+            "command ",
+            "cwd ",
+            "node -v ",
+            "node-gyp -v ",
+            "not ok",
+        ]
+        .iter()
+        .any(|prefix| rest.starts_with(prefix))
 }
 
 /// The manager of an application directory, as its lockfile and `package.json` say.
@@ -465,6 +492,22 @@ mod tests {
                 "ERR_PNPM_OUTDATED_LOCKFILE  Cannot install",
                 "Failure reason:",
                 "specifiers differ"
+            ]
+        );
+        let gyp = lines(
+            "npm error code 1\nnpm error command sh -c node-gyp rebuild\n\
+             npm error gyp info using node-gyp@12.4.0\nnpm error gyp ERR! build error\n\
+             npm error gyp ERR! stack Error: not found: make\n\
+             npm error gyp ERR! stack     at getNotFoundError (which.js:16:17)\n\
+             npm error gyp ERR! System Linux 6.1.0\nnpm error gyp ERR! not ok",
+        );
+        assert_eq!(
+            Manager::Npm.reasons(&gyp),
+            [
+                "npm error code 1",
+                "npm error command sh -c node-gyp rebuild",
+                "npm error gyp ERR! build error",
+                "npm error gyp ERR! stack Error: not found: make"
             ]
         );
         let yarn = lines(
