@@ -19,7 +19,11 @@
 //!   made, directly in a `node_modules`: pnpm's `.modules.yaml` (which names the build
 //!   machine's store and the time), yarn's `.yarn-integrity` and `.yarn-state.yml`,
 //!   and `.cache/` (babel, eslint and webpack caches); and berry's
-//!   `.yarn/install-state.gz` beside the application's `package.json`.
+//!   `.yarn/install-state.gz` beside the application's `package.json`;
+//! - `node-build-only` (kind `node`): in a package of `node_modules` that has a
+//!   `binding.gyp`, its C and C++ sources and headers (what node-gyp compiled; the
+//!   `.node` file is what loads), and `test/`, `tests/` and `__tests__/` at the top of
+//!   any package.
 
 use std::path::{Component, Path};
 
@@ -58,6 +62,14 @@ const GYP_INTERMEDIATE_DIRECTORIES: &[&str] = &["obj.target", "obj", ".deps", "n
 /// Files a package manager keeps in `node_modules` about its install.
 const NODE_BUILD_STATE_FILES: &[&str] = &[".modules.yaml", ".yarn-integrity", ".yarn-state.yml"];
 
+/// Extensions of the C and C++ sources and headers of native modules.
+const NATIVE_SOURCE_EXTENSIONS: &[&str] = &[
+    "c", "cc", "cpp", "cxx", "h", "hh", "hpp", "hxx", "inl", "s", "asm",
+];
+
+/// Test folders at the top of a package.
+const PACKAGE_TEST_DIRECTORIES: &[&str] = &["test", "tests", "__tests__"];
+
 /// Which groups apply to one build.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Exclusions {
@@ -66,6 +78,7 @@ pub(crate) struct Exclusions {
     node_dotfiles: bool,
     node_prebuilds: bool,
     node_build_state: bool,
+    node_build_only: bool,
 }
 
 impl Exclusions {
@@ -86,6 +99,7 @@ impl Exclusions {
             node_dotfiles: node && !kept(KeptGroup::NodeDotfiles),
             node_prebuilds: node && !kept(KeptGroup::NodePrebuilds),
             node_build_state: node && !kept(KeptGroup::NodeBuildState),
+            node_build_only: node && !kept(KeptGroup::NodeBuildOnly),
         }
     }
 
@@ -141,6 +155,9 @@ impl Exclusions {
                 return Some(KeptGroup::NodeBuildState);
             }
         }
+        if self.node_build_only && build_only(root, relative, is_dir) {
+            return Some(KeptGroup::NodeBuildOnly);
+        }
         let intermediate = if is_dir {
             GYP_INTERMEDIATE_DIRECTORIES.contains(&name)
         } else {
@@ -162,6 +179,48 @@ fn in_node_modules(relative: &Path) -> bool {
     let mut components = relative.components();
     components.next_back();
     components.any(|component| component == Component::Normal("node_modules".as_ref()))
+}
+
+/// The directory of the package that `relative` lies in (`node_modules/<name>` or
+/// `node_modules/@scope/<name>`, the innermost), and the rest of the path inside it.
+fn package_of(relative: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let components: Vec<Component<'_>> = relative.components().collect();
+    let node_modules = Component::Normal("node_modules".as_ref());
+    let index = components
+        .iter()
+        .rposition(|component| *component == node_modules)?;
+    let first = components.get(index + 1)?;
+    let scoped = first
+        .as_os_str()
+        .to_str()
+        .is_some_and(|name| name.starts_with('@'));
+    let end = index + if scoped { 3 } else { 2 };
+    if components.len() <= end {
+        return None;
+    }
+    Some((
+        components[..end].iter().collect(),
+        components[end..].iter().collect(),
+    ))
+}
+
+/// Whether `relative` is build-only content of a package: a test folder at its top, or
+/// a C or C++ source of a package that node-gyp builds (a `binding.gyp` at its top).
+fn build_only(root: &Path, relative: &Path, is_dir: bool) -> bool {
+    let Some((package, inside)) = package_of(relative) else {
+        return false;
+    };
+    if is_dir {
+        return inside.components().count() == 1
+            && inside
+                .to_str()
+                .is_some_and(|name| PACKAGE_TEST_DIRECTORIES.contains(&name));
+    }
+    let source = relative
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| NATIVE_SOURCE_EXTENSIONS.contains(&extension));
+    source && root.join(package).join("binding.gyp").is_file()
 }
 
 /// Whether `relative` sits directly in a `node_modules` directory.
@@ -231,6 +290,7 @@ mod tests {
             node_dotfiles: true,
             node_prebuilds: true,
             node_build_state: true,
+            node_build_only: true,
         }
     }
 
@@ -299,6 +359,20 @@ mod tests {
         assert!(excluded("node_modules/.yarn-integrity", false));
         assert!(excluded(".yarn/install-state.gz", false));
         assert!(!excluded("node_modules/a/.cache", true));
+
+        assert!(excluded("node_modules/addon/src/addon.cc", false));
+        assert!(excluded("node_modules/addon/deps/sqlite3/sqlite3.h", false));
+        assert!(
+            !excluded("node_modules/other/lib/template.h", false),
+            "no binding.gyp"
+        );
+        assert!(excluded("node_modules/other/test", true));
+        assert!(excluded("node_modules/@scope/pkg/__tests__", true));
+        assert!(
+            !excluded("node_modules/other/lib/test", true),
+            "only at the top"
+        );
+        assert!(!excluded("test", true), "the app's own tests stay");
 
         let none = Exclusions::default();
         assert!(!none.excludes(root.path(), Path::new(".crates.toml"), false));

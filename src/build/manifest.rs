@@ -244,16 +244,20 @@ pub(crate) enum KeptGroup {
     /// What package managers keep about an install in `node_modules` (`.modules.yaml`,
     /// `.yarn-integrity`, `.cache/`).
     NodeBuildState,
+    /// What only building or testing a package needs: native modules' C and C++
+    /// sources, and the test folders of packages.
+    NodeBuildOnly,
 }
 
 impl KeptGroup {
     /// Every group, in the order the documentation gives them.
-    pub(crate) const ALL: [KeptGroup; 5] = [
+    pub(crate) const ALL: [KeptGroup; 6] = [
         KeptGroup::InstallerFiles,
         KeptGroup::NodeGypBuild,
         KeptGroup::NodeDotfiles,
         KeptGroup::NodePrebuilds,
         KeptGroup::NodeBuildState,
+        KeptGroup::NodeBuildOnly,
     ];
 
     /// The name written in `[files] keep`.
@@ -264,6 +268,7 @@ impl KeptGroup {
             KeptGroup::NodeDotfiles => "node-dotfiles",
             KeptGroup::NodePrebuilds => "node-prebuilds",
             KeptGroup::NodeBuildState => "node-build-state",
+            KeptGroup::NodeBuildOnly => "node-build-only",
         }
     }
 }
