@@ -159,3 +159,69 @@ fn debstage_packages_itself() {
     .to_string();
     assert!(depends.contains("libc6 (>= "), "{depends}");
 }
+
+/// A cargo project made by `debstage init`: `cargo install --path .` builds into scratch
+/// space (CARGO_TARGET_DIR), so the application directory gets no `target/`; and a
+/// `target/` marked as a cache (CACHEDIR.TAG, as cargo marks its own) that a command
+/// copies into the release is left out, and the build says so.
+#[test]
+fn cargo_builds_outside_the_application_and_its_target_is_never_shipped() {
+    let (temp, directory) = crate::init::project("cargo");
+    crate::init::init(&directory);
+    let output = run_ok(
+        crate::init::build_command(&directory, &temp.path().join("out"))
+            .env_remove("CARGO_TARGET_DIR"),
+    );
+    assert!(
+        !directory.join("target").exists(),
+        "cargo wrote target/ into the application: {}",
+        stderr(&output)
+    );
+    let architecture =
+        String::from_utf8_lossy(&run_ok(Command::new("dpkg").arg("--print-architecture")).stdout)
+            .trim()
+            .to_string();
+    let payload = temp
+        .path()
+        .join(format!("out/shape-cli-0.7.0_0.7.0-1_{architecture}.deb"));
+    let unpacked = temp.path().join("unpacked");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&payload)
+            .arg(&unpacked),
+    );
+    let ran = run_ok(&mut Command::new(
+        unpacked.join("opt/shape-cli/0.7.0/bin/shape_cli"),
+    ));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "shape-cli\n");
+
+    // A command that copies the whole application, with a cargo target/ in it.
+    let app = temp.path().join("copying");
+    fs::create_dir_all(app.join("target/release")).expect("mkdir");
+    fs::write(
+        app.join("target/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n",
+    )
+    .expect("write");
+    fs::write(app.join("target/release/app"), "built\n").expect("write");
+    fs::write(app.join("run.sh"), "#!/bin/sh\necho run\n").expect("write");
+    let path = manifest(&app, "cp -r . \"$DESTDIR/\"");
+    let output = run_ok(&mut build(&path, false));
+    assert!(
+        stderr(&output).contains("target/ (a cache directory: it has a CACHEDIR.TAG)"),
+        "{}",
+        stderr(&output)
+    );
+    let listing = String::from_utf8_lossy(
+        &run_ok(
+            Command::new("dpkg-deb")
+                .arg("-c")
+                .arg(app.join("out/cmdapp-2.5_2.5-1_all.deb")),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(listing.contains("/opt/cmdapp/2.5/run.sh"), "{listing}");
+    assert!(!listing.contains("target"), "{listing}");
+}

@@ -24,6 +24,10 @@ const PROJECTS: &[(&str, &str)] = &[
     ("uv-lock", "python"),
     ("node-npm", "node"),
     ("node-pnpm", "node"),
+    ("npm-app", "node"),
+    ("pnpm-app", "node"),
+    ("yarn-app", "node"),
+    ("berry-app", "node"),
     ("cargo", "command"),
     ("go", "command"),
     ("plain", "dir"),
@@ -41,6 +45,19 @@ pub fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
 pub fn init(directory: &Path) -> String {
     run_ok(debstage().arg("init").arg(directory));
     fs::read_to_string(directory.join("debstage.toml")).expect("init wrote debstage.toml")
+}
+
+/// `debstage build` of the manifest in `directory` (as init wrote it) into `out`, at a
+/// fixed SOURCE_DATE_EPOCH.
+pub fn build_command(directory: &Path, out: &Path) -> std::process::Command {
+    let mut command = debstage();
+    command
+        .args(["build", "--manifest"])
+        .arg(directory.join("debstage.toml"))
+        .arg("--out")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    command
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod init;
 mod json_contract;
 mod module_graph;
 pub(crate) mod node;
+mod node_managers;
 mod publish;
 mod python;
 mod python_layouts;

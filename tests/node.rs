@@ -249,6 +249,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
         "dotty/.gitignore",
         "dotty/.github",
         "1.0/.eslintrc.json",
+        "node_modules/addon/addon.cc",
     ] {
         assert!(!files.contains(left_out), "{left_out} shipped:\n{files}");
     }
@@ -302,7 +303,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
     let manifest = node_application(
         &kept_app,
         "1.0",
-        "[files]\nkeep = [\"node-gyp-build\", \"node-dotfiles\"]\n",
+        "[files]\nkeep = [\"node-gyp-build\", \"node-dotfiles\", \"node-build-only\"]\n",
     );
     let kept_out = temp.path().join("kept-out");
     build(&manifest, &kept_out, &[]);
@@ -311,6 +312,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
         "addon/build/Makefile",
         "dotty/.npmignore",
         "dotty/.github/ci.yml",
+        "node_modules/addon/addon.cc",
     ] {
         assert!(files.contains(kept), "{kept} not kept:\n{files}");
     }

@@ -194,9 +194,9 @@ pub(crate) struct NodeEnvironment {
     /// manifest; copied into the release directory without `node_modules` and `.git`.
     #[serde(default = "default_node_source")]
     pub(crate) source: PathBuf,
-    /// The install command, run by `sh -c` in the release tree.
-    #[serde(default = "default_node_command")]
-    pub(crate) command: String,
+    /// The install command, run by `sh -c` in the release tree; by default the frozen
+    /// install of the lockfile's package manager (`npm ci --omit=dev`, ...).
+    pub(crate) command: Option<String>,
 }
 
 /// `[files]`.
@@ -239,14 +239,25 @@ pub(crate) enum KeptGroup {
     NodeGypBuild,
     /// Dotfiles of npm packages in `node_modules` (`.npmignore`, `.eslintrc`, ...).
     NodeDotfiles,
+    /// Prebuilt native modules for other platforms, architectures or libcs.
+    NodePrebuilds,
+    /// What package managers keep about an install in `node_modules` (`.modules.yaml`,
+    /// `.yarn-integrity`, `.cache/`).
+    NodeBuildState,
+    /// What only building or testing a package needs: native modules' C and C++
+    /// sources, and the test folders of packages.
+    NodeBuildOnly,
 }
 
 impl KeptGroup {
     /// Every group, in the order the documentation gives them.
-    pub(crate) const ALL: [KeptGroup; 3] = [
+    pub(crate) const ALL: [KeptGroup; 6] = [
         KeptGroup::InstallerFiles,
         KeptGroup::NodeGypBuild,
         KeptGroup::NodeDotfiles,
+        KeptGroup::NodePrebuilds,
+        KeptGroup::NodeBuildState,
+        KeptGroup::NodeBuildOnly,
     ];
 
     /// The name written in `[files] keep`.
@@ -255,6 +266,9 @@ impl KeptGroup {
             KeptGroup::InstallerFiles => "installer-files",
             KeptGroup::NodeGypBuild => "node-gyp-build",
             KeptGroup::NodeDotfiles => "node-dotfiles",
+            KeptGroup::NodePrebuilds => "node-prebuilds",
+            KeptGroup::NodeBuildState => "node-build-state",
+            KeptGroup::NodeBuildOnly => "node-build-only",
         }
     }
 }
@@ -387,9 +401,6 @@ fn default_python() -> PathBuf {
 }
 fn default_node_source() -> PathBuf {
     PathBuf::from(".")
-}
-fn default_node_command() -> String {
-    "npm ci --omit=dev".to_string()
 }
 fn default_include() -> Vec<String> {
     vec!["**".to_string()]
@@ -1069,7 +1080,11 @@ fn check_environment(
                     ),
                 ));
             }
-            if node.command.trim().is_empty() {
+            if node
+                .command
+                .as_ref()
+                .is_some_and(|command| command.trim().is_empty())
+            {
                 return Err(fail("[environment] command", "must not be empty".into()));
             }
             Ok(())

@@ -641,6 +641,7 @@ fn list_tree(
         include: glob_set(&manifest.manifest.files.include)?,
         exclude: glob_set(&manifest.manifest.files.exclude)?,
         defaults: exclusions::Exclusions::of(manifest),
+        by_default: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         prefix: manifest
             .names()
             .release_dir()
@@ -648,6 +649,25 @@ fn list_tree(
             .to_string(),
     };
     let items = listing.directory(Path::new(""))?;
+    let by_default = listing
+        .by_default
+        .lock()
+        .map(|counts| {
+            manifest::KeptGroup::ALL
+                .iter()
+                .filter_map(|group| {
+                    let count = counts.get(group.name())?;
+                    Some(format!("{} ({count})", group.name()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if !by_default.is_empty() {
+        reporter.status(format!(
+            "Left out by default (name the group in [files] keep to ship it): {}",
+            by_default.join(", ")
+        ));
+    }
     let left_out = listing.left_out.seen();
     if !left_out.is_empty() {
         reporter.status(format!(
@@ -676,6 +696,8 @@ struct Listing<'a> {
     exclude: GlobSet,
     /// What the build leaves out by default (`[files] keep` brings groups back).
     defaults: exclusions::Exclusions,
+    /// How many entries each default group left out, by the group's name.
+    by_default: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
     /// What is never the application (the manifest, `.git`, `.env` files, `--out`).
     left_out: left_out::LeftOut,
     /// The release directory without its leading `/`.
@@ -683,6 +705,17 @@ struct Listing<'a> {
 }
 
 impl Listing<'_> {
+    /// Whether a default group leaves `relative` out; counts it for the build's summary.
+    fn left_out_by_default(&self, relative: &Path, is_dir: bool) -> bool {
+        let Some(group) = self.defaults.group_of(self.root, relative, is_dir) else {
+            return false;
+        };
+        if let Ok(mut counts) = self.by_default.lock() {
+            *counts.entry(group.name()).or_default() += 1;
+        }
+        true
+    }
+
     /// The items under `relative` (a directory of the tree, `""` for its root), each
     /// directory followed by its contents, names in byte order.
     ///
@@ -741,7 +774,7 @@ impl Listing<'_> {
         let metadata = metadata.with_context(|| format!("{}: cannot be read", path.display()))?;
         let kind = metadata.file_type();
         if self.exclude.is_match(relative)
-            || self.defaults.excludes(self.root, relative, kind.is_dir())
+            || self.left_out_by_default(relative, kind.is_dir())
             || self.left_out.excludes(relative, kind.is_dir())
         {
             return Ok(Vec::new());

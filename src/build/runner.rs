@@ -158,6 +158,19 @@ impl Runner {
         }
     }
 
+    /// The PATH of a command of this runner with `directory` (as the build sees it)
+    /// searched first: before the host's PATH, or Debian's in a root.
+    pub(crate) fn path_with_first(&self, directory: &Path) -> std::ffi::OsString {
+        let rest = match self {
+            Runner::Host => std::env::var_os("PATH").unwrap_or_else(|| ROOT_PATH.into()),
+            Runner::Root { .. } => ROOT_PATH.into(),
+        };
+        let mut path = directory.as_os_str().to_owned();
+        path.push(":");
+        path.push(rest);
+        path
+    }
+
     /// How the programs see the host path `path`: itself on the host; in a root, a path
     /// under the root as its path inside, the application directory as
     /// [`APPLICATION_MOUNT`]. Anything else is not visible there.

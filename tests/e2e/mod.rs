@@ -11,6 +11,7 @@ mod apt;
 mod distributions;
 mod dpkg;
 mod native;
+mod node_managers;
 mod object_store;
 mod piuparts;
 mod python;

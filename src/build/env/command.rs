@@ -16,6 +16,10 @@ use crate::report::Reporter;
 /// How many lines of a failed command's output its error shows.
 const TAIL_LINES: usize = 20;
 
+/// How many lines of a command's output are kept for a caller to find the reason of a
+/// failure in (a manager's error can come after thousands of progress lines).
+const KEPT_LINES: usize = 20_000;
+
 /// A command that failed: what it was, its exit status and the end of its output.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} failed with {status}; its last lines of output:\n{tail}")]
@@ -28,6 +32,9 @@ pub(crate) struct CommandFailed {
     pub(crate) code: Option<i32>,
     /// The last lines of its stdout and stderr, interleaved as they came.
     pub(crate) tail: String,
+    /// Its lines of output from the start (at most [`KEPT_LINES`]), for a caller that
+    /// knows where the program says why.
+    pub(crate) lines: Vec<String>,
 }
 
 /// Runs `command` with stdout and stderr streamed line by line to the reporter (stderr,
@@ -41,8 +48,10 @@ pub(crate) fn run_streamed(command: &mut Command, what: &str, reporter: &Reporte
         .spawn()
         .with_context(|| format!("cannot start {what}"))?;
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let kept: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let forward = |stream: Box<dyn Read + Send>| {
         let tail = Arc::clone(&tail);
+        let kept = Arc::clone(&kept);
         let reporter = reporter.clone();
         std::thread::spawn(move || {
             let reader = BufReader::new(stream);
@@ -50,6 +59,11 @@ pub(crate) fn run_streamed(command: &mut Command, what: &str, reporter: &Reporte
                 let Ok(line) = line else { break };
                 let line = String::from_utf8_lossy(&line).trim_end().to_string();
                 reporter.status(format!("  | {line}"));
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() < KEPT_LINES {
+                        kept.push(line.clone());
+                    }
+                }
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == TAIL_LINES {
                         tail.pop_front();
@@ -87,6 +101,7 @@ pub(crate) fn run_streamed(command: &mut Command, what: &str, reporter: &Reporte
         what: what.to_string(),
         status: status_text,
         code: status.code(),
+        lines: kept.lock().map(|kept| kept.clone()).unwrap_or_default(),
         tail: if tail.is_empty() {
             "(none)".to_string()
         } else {
@@ -126,15 +141,25 @@ pub(crate) fn stage(
         "Running the build command in {}: {shown}",
         workdir.display()
     ));
+    let mut command = runner.command("sh", &runner.inside(&workdir)?);
+    command
+        .arg("-c")
+        .arg(&options.command)
+        .env("DESTDIR", runner.inside(&destination)?)
+        .env("APP_NAME", manifest.app())
+        .env("APP_VERSION", &manifest.version)
+        .env("APP_RELEASE_DIR", manifest.names().release_dir());
+    // cargo builds into `target/` beside Cargo.toml by default: in the application
+    // directory, which a build never writes into (and which is read-only in a build
+    // root). Its build goes to scratch space instead, unless CARGO_TARGET_DIR says where.
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        let target = scratch.join("cargo-target");
+        std::fs::create_dir_all(&target)
+            .with_context(|| format!("{}: cannot be created", target.display()))?;
+        command.env("CARGO_TARGET_DIR", runner.inside(&target)?);
+    }
     run_streamed(
-        runner
-            .command("sh", &runner.inside(&workdir)?)
-            .arg("-c")
-            .arg(&options.command)
-            .env("DESTDIR", runner.inside(&destination)?)
-            .env("APP_NAME", manifest.app())
-            .env("APP_VERSION", &manifest.version)
-            .env("APP_RELEASE_DIR", manifest.names().release_dir()),
+        &mut command,
         &format!(
             "{}: [environment] command {:?}",
             manifest.path.display(),

@@ -5,6 +5,8 @@ pub(crate) mod command;
 pub(crate) mod dir;
 pub(crate) mod node;
 pub(crate) mod node_abi;
+pub(crate) mod node_engines;
+pub(crate) mod node_manager;
 pub(crate) mod python;
 pub(crate) mod python_lock;
 pub(crate) mod staged;

@@ -7,14 +7,16 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use super::command::run_streamed;
+use super::command::{run_streamed, CommandFailed};
 use super::node_abi;
+use super::node_engines;
+use super::node_manager;
 use super::staged::StagedTree;
 use crate::build::manifest::{LoadedManifest, NodeEnvironment};
 use crate::build::runner::Runner;
@@ -43,17 +45,90 @@ pub(crate) fn stage(
 ) -> Result<StagedTree> {
     let root = scratch.join("release");
     fs::create_dir_all(&root).with_context(|| format!("{}: cannot be created", root.display()))?;
-    copy_application(&manifest.resolve(&options.source), &root)?;
-    reporter.status(format!("Running the install command: {}", options.command));
-    run_streamed(
-        &mut build_command(manifest, runner, &options.command, &root)?,
-        &format!(
-            "{}: [environment] command {:?}",
+    let source = manifest.resolve(&options.source);
+    let in_manifest = |error: anyhow::Error| {
+        error.context(format!(
+            "{}: [environment] kind \"node\"",
+            manifest.path.display()
+        ))
+    };
+    let detected = node_manager::detect(&source).map_err(in_manifest)?;
+    let command = match (&options.command, &detected) {
+        (Some(command), _) => command.clone(),
+        (None, Some(detected)) => detected.manager.command().to_string(),
+        (None, None) => bail!(
+            "{}: [environment] source {:?}: no lockfile in {} ({}); an install that is not \
+             frozen to one ships whatever versions the registry has on the day of the build. \
+             Make one with the project's manager (`npm install --package-lock-only`, `pnpm \
+             install --lockfile-only`, `yarn install`) and commit it, or set [environment] \
+             command",
             manifest.path.display(),
-            options.command
+            options.source.display().to_string(),
+            source.components().collect::<PathBuf>().display(),
+            node_manager::LOCKFILES.join(", ")
         ),
-        reporter,
-    )?;
+    };
+    copy_application(&source, &root)?;
+    let manager_bin = match &detected {
+        Some(detected) => node_manager::provide(detected, runner, scratch, &|message| {
+            reporter.status(message)
+        })
+        .map_err(in_manifest)?,
+        None => None,
+    };
+    match &detected {
+        Some(detected) if options.command.is_none() => reporter.status(format!(
+            "Installing with {} (from {}): {command}",
+            detected.label(),
+            detected.lockfile
+        )),
+        _ => reporter.status(format!("Running the install command: {command}")),
+    }
+    let mut install = build_command(manifest, runner, &command, &root)?;
+    if let Some(bin) = &manager_bin {
+        install.env("PATH", runner.path_with_first(bin));
+    }
+    if let Some(detected) = &detected {
+        install.envs(node_manager::environment(detected.manager).iter().copied());
+    }
+    let what = format!(
+        "{}: [environment] command {command:?}",
+        manifest.path.display()
+    );
+    if let Err(error) = run_streamed(&mut install, &what, reporter) {
+        let Some(failed) = error.downcast_ref::<CommandFailed>() else {
+            return Err(error);
+        };
+        let reasons = detected
+            .as_ref()
+            .map(|detected| detected.manager.reasons(&failed.lines))
+            .unwrap_or_default();
+        let hint = missing_build_tool(&failed.lines).map(|tool| match manifest.target {
+            Some(target) => format!(
+                "\n{tool} is not in the build root of {}: name the Debian package that has it \
+                 in [build] packages (native modules need \"node-gyp\", \"libnode-dev\", \
+                 \"g++\", \"make\", \"python3\")",
+                target.codename()
+            ),
+            None => format!(
+                "\n{tool} is not on the build machine: install it (the Debian package of the \
+                 same name), as node-gyp needs it to build native modules"
+            ),
+        });
+        match &detected {
+            Some(detected) if !reasons.is_empty() => bail!(
+                "{what} failed with {}; {} says:\n  {}{}",
+                failed.status,
+                detected.manager.name(),
+                reasons.join("\n  "),
+                hint.unwrap_or_default()
+            ),
+            _ => match hint {
+                Some(hint) => return Err(error.context(hint.trim_start().to_string())),
+                None => return Err(error),
+            },
+        }
+    }
     clear_stray_execute_bits(&root.join("node_modules"))?;
     let modules = node_abi::native_modules(&root)?;
     // Node loads a module with dlopen, which needs no execute bit; node-gyp sets it, and
@@ -71,12 +146,16 @@ pub(crate) fn stage(
     } else {
         None
     };
-    let depends = node_abi::nodejs_depends(&modules, build_abi).map_err(|message| {
+    let mut depends = node_abi::nodejs_depends(&modules, build_abi).map_err(|message| {
         anyhow::anyhow!(
             "{}: [environment] kind \"node\": {message}",
             manifest.path.display()
         )
     })?;
+    if let Some(minimum) = check_engines(manifest, runner, &root, reporter)? {
+        depends.retain(|relation| relation != "nodejs");
+        depends.push(format!("nodejs (>= {minimum})"));
+    }
     Ok(StagedTree { root, depends })
 }
 
@@ -115,22 +194,102 @@ fn clear_stray_execute_bits(node_modules: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
-fn build_abi(manifest: &LoadedManifest, runner: &Runner, root: &Path) -> Result<u32> {
-    let script = "node -p process.versions.modules";
-    let output = build_command(manifest, runner, script, root)?
+/// The program node-gyp did not find, from its output (`gyp ERR! ... not found: make`),
+/// named as its Debian package.
+fn missing_build_tool(lines: &[String]) -> Option<&'static str> {
+    lines.iter().find_map(|line| {
+        if !line.contains("gyp") {
+            return None;
+        }
+        [
+            ("not found: make", "make"),
+            ("not found: g++", "g++"),
+            ("not found: c++", "g++"),
+        ]
+        .iter()
+        .find(|(text, _)| line.contains(text))
+        .map(|(_, tool)| *tool)
+        .or_else(|| line.contains("find any Python").then_some("python3"))
+    })
+}
+
+/// What the Node.js of the build says for `expression` (`process.versions.node`).
+fn ask_node(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    root: &Path,
+    expression: &str,
+) -> Result<String> {
+    let script = format!("node -p {expression}");
+    let output = build_command(manifest, runner, &script, root)?
         .output()
         .with_context(|| format!("cannot run {script:?}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    match text.trim().parse() {
-        Ok(version) if output.status.success() => Ok(version),
-        _ => bail!(
-            "{script:?} did not give the ABI of the Node.js that built the native modules \
-             ({}): {}",
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || text.is_empty() {
+        bail!(
+            "{script:?} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
-        ),
+        );
     }
+    Ok(text)
+}
+
+/// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
+fn build_abi(manifest: &LoadedManifest, runner: &Runner, root: &Path) -> Result<u32> {
+    let text = ask_node(manifest, runner, root, "process.versions.modules")?;
+    text.parse().with_context(|| {
+        format!("the Node.js that built the native modules gave {text:?} as its ABI")
+    })
+}
+
+/// Checks `engines.node` of the application and its packages against the build's
+/// Node.js, and gives the lowest Node.js release they all accept, for Depends.
+fn check_engines(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    root: &Path,
+    reporter: &Reporter,
+) -> Result<Option<String>> {
+    let requirements = node_engines::requirements(root, &|reason| reporter.warn(reason))?;
+    if requirements.is_empty() {
+        return Ok(None);
+    }
+    let node_version = ask_node(manifest, runner, root, "process.versions.node")?;
+    let unmet = node_engines::unmet(&requirements, &node_version)?;
+    if !unmet.is_empty() {
+        let (whose, how) = match manifest.target {
+            Some(target) => (
+                format!(
+                    "{}'s nodejs package, which its servers run",
+                    target.codename()
+                ),
+                "build with --target for a distribution whose nodejs is in them",
+            ),
+            None => (
+                "node on the build machine's PATH".to_string(),
+                "install one on the build machine, or build with --target for a distribution \
+                 whose nodejs is in them",
+            ),
+        };
+        bail!(
+            "{}: [environment] kind \"node\": Node.js {node_version} ({whose}) does not \
+             satisfy engines.node of:\n{}\nallowed: a Node.js in every range above: {how}; \
+             or versions of these packages that support Node.js {node_version}",
+            manifest.path.display(),
+            unmet
+                .iter()
+                .map(|requirement| format!(
+                    "  {} ({}): {}",
+                    requirement.package,
+                    requirement.path.display(),
+                    requirement.text
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(node_engines::lower_bound(&requirements).map(|(version, _)| version))
 }
 
 /// The one place a node build's command is made: `sh -c SCRIPT` in `directory` with the
@@ -173,4 +332,30 @@ fn copy_application(source: &Path, root: &Path) -> Result<()> {
         },
         Existing::Replace,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_gyp_names_the_tool_it_did_not_find() {
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            missing_build_tool(&lines(
+                "npm error gyp info spawn args\nnpm error gyp ERR! stack Error: not found: make"
+            )),
+            Some("make")
+        );
+        assert_eq!(
+            missing_build_tool(&lines(
+                "gyp ERR! find Python Could not find any Python installation to use"
+            )),
+            Some("python3")
+        );
+        assert_eq!(
+            missing_build_tool(&lines("npm error not found: make")),
+            None
+        );
+    }
 }

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::build::env::node_manager;
+
 /// The metadata and environment `init` found.
 #[derive(Debug, Default)]
 pub(crate) struct Project {
@@ -78,9 +80,9 @@ pub(crate) struct Python {
 pub(crate) struct Node {
     /// The lockfile found, if any.
     pub(crate) lockfile: Option<String>,
-    /// npm, pnpm or yarn.
+    /// npm, pnpm or yarn, with the version installed for the build.
     pub(crate) manager: String,
-    /// The frozen install command.
+    /// The frozen install command the build runs by default; empty without a lockfile.
     pub(crate) command: String,
 }
 
@@ -389,48 +391,19 @@ fn node(directory: &Path) -> Result<Project> {
             .filter(|text| !text.is_empty())
             .map(str::to_string)
     };
-    let lockfiles = [
-        ("package-lock.json", "npm", "npm ci --omit=dev"),
-        ("npm-shrinkwrap.json", "npm", "npm ci --omit=dev"),
-        (
-            "pnpm-lock.yaml",
-            "pnpm",
-            "pnpm install --frozen-lockfile --prod",
-        ),
-    ];
-    let mut node = Node {
-        lockfile: None,
-        manager: "npm".into(),
-        command: "npm ci --omit=dev".into(),
+    // The build chooses the manager and its frozen install the same way.
+    let node = match node_manager::detect(directory)? {
+        Some(detected) => Node {
+            lockfile: Some(detected.lockfile.to_string()),
+            manager: detected.label(),
+            command: detected.manager.command().to_string(),
+        },
+        None => Node {
+            lockfile: None,
+            manager: String::new(),
+            command: String::new(),
+        },
     };
-    if let Some((file, manager, command)) = lockfiles
-        .iter()
-        .find(|(file, _, _)| directory.join(file).is_file())
-    {
-        node = Node {
-            lockfile: Some(file.to_string()),
-            manager: manager.to_string(),
-            command: command.to_string(),
-        };
-    } else if directory.join("yarn.lock").is_file() {
-        // Yarn 2 and later (berry) write a `__metadata` entry; classic yarn does not.
-        let berry = read(&directory.join("yarn.lock"))?.contains("__metadata:");
-        node = Node {
-            lockfile: Some("yarn.lock".into()),
-            manager: if berry {
-                "yarn (berry)"
-            } else {
-                "yarn (classic)"
-            }
-            .into(),
-            command: if berry {
-                "yarn install --immutable"
-            } else {
-                "yarn install --frozen-lockfile --production"
-            }
-            .into(),
-        };
-    }
     let name = text("name").map(|name| {
         // A scoped name (@acme/web) becomes acme-web.
         name.trim_start_matches('@').replace('/', "-")
