@@ -70,8 +70,10 @@ test: deps garage lint
 	$(CARGO) test
 
 # What make check leaves to make test: debootstrap roots and booted systemd (e2e::,
-# target::), object stores (targets::), venvs and npm installs (python, node::).
-SLOW_TESTS = --skip e2e:: --skip target:: --skip targets:: --skip python --skip node::
+# target::), object stores (targets::), venvs and npm, pnpm, yarn installs (python,
+# node::, node_managers::).
+SLOW_TESTS = --skip e2e:: --skip target:: --skip targets:: --skip python --skip node:: \
+	--skip node_managers::
 check: lint
 	$(CARGO) test -- $(SLOW_TESTS)
 
