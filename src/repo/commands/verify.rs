@@ -148,6 +148,10 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             listed,
         )?);
     }
+    let keys = crate::repo::sign::KeySet::load(root, &repository.config)?;
+    let (key_problems, key_warnings) = keys.expiry_notes(crate::repo::sign::keys::EXPIRY_WARNING);
+    problems.extend(key_problems);
+    warnings.extend(key_warnings);
     for warning in &warnings {
         reporter.warn(warning);
     }
