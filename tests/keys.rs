@@ -463,3 +463,59 @@ fn expired_keys_never_sign_and_publishing_says_so() {
         vec![current]
     );
 }
+
+/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
+/// trusts only the old key and one that trusts only the new key both update cleanly;
+/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
+/// second still updates.
+#[test]
+fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server =
+        crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
+    let keys = Keys {
+        temp: tempfile::tempdir().expect("temp dir"),
+        repo: server.directory.clone(),
+    };
+    let old = keys.listed().0[0].0.clone();
+    keys.ok(&["key", "add"]);
+    let new = keys.listed().0[1].0.clone();
+    let apt_of = |name: &str, fingerprint: &str| {
+        let keyring = fs::read(keys.keyring_of(fingerprint)).expect("keyring");
+        crate::support::apt::Apt::for_suite(
+            &temp.path().join(name),
+            &server.url(),
+            "production",
+            &keyring,
+        )
+    };
+    let (with_old, with_new) = (apt_of("apt-old", &old), apt_of("apt-new", &new));
+    let update = |apt: &crate::support::apt::Apt| {
+        let output = apt.command(&["update"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            output.status.success() && !text.contains("W:") && !text.contains("E:"),
+            text,
+        )
+    };
+    for apt in [&with_old, &with_new] {
+        let (clean, text) = update(apt);
+        assert!(clean, "during dual signing:\n{text}");
+    }
+    keys.ok(&["key", "retire", &old]);
+    let (clean, text) = update(&with_old);
+    assert!(
+        !clean,
+        "an apt with only the retired key still updates:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("NO_PUBKEY {}", &new[24..])),
+        "{text}"
+    );
+    let (clean, text) = update(&with_new);
+    assert!(clean, "after the retirement:\n{text}");
+}
