@@ -180,6 +180,7 @@ fn a_second_key_signs_beside_the_first_until_the_first_is_retired() {
     assert_eq!(years(expires) - years(created), 2, "{document}");
     assert_eq!(document["keys"][0]["algorithm"], "ed25519");
     let old_keyring = keys.keyring_of(&old);
+    let one_key = fs::read(keys.suite("production").join("InRelease")).expect("InRelease");
 
     keys.ok(&["key", "add"]);
     let (listed, version) = keys.listed();
@@ -225,6 +226,21 @@ fn a_second_key_signs_beside_the_first_until_the_first_is_retired() {
         assert_eq!(valid, vec![old.clone(), new.clone()]);
         assert!(success);
     }
+
+    keys.ok(&["verify"]);
+    // A suite left signed by the old key set alone is found by verify.
+    let production = keys.suite("production").join("InRelease");
+    let both = fs::read(&production).expect("InRelease");
+    fs::write(&production, &one_key).expect("write");
+    let refused = keys.fails(&["verify"]);
+    assert!(
+        refused.contains(&format!(
+            "dists/production/InRelease: signed by {old}, but the keys that sign now are"
+        )),
+        "{refused}"
+    );
+    fs::write(&production, &both).expect("restore");
+    keys.ok(&["verify"]);
 
     // A second writer gets both keys: the secret export, given to its `repo init --key`.
     let exported = keys.temp.path().join("secret.asc");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use pgp::composed::CleartextSignedMessage;
 
 use crate::repo::clock::format_time;
 use crate::repo::config::{KeyRecord, KeyState, RepoConfig, SigningConfig};
@@ -223,6 +224,44 @@ impl KeySet {
             }
         }
         (problems, warnings)
+    }
+
+    /// What is wrong with the signatures of a suite's `InRelease` (`text`): it must carry
+    /// one signature by each key that signs now and no other (a key added or retired
+    /// since the suite was last published leaves it behind).
+    pub(crate) fn in_release_problems(&self, suite: &str, text: &str) -> Vec<String> {
+        let message = match CleartextSignedMessage::from_string(text) {
+            Ok((message, _headers)) => message,
+            Err(error) => {
+                return vec![format!("dists/{suite}/InRelease: not signed text: {error}")]
+            }
+        };
+        let mut found: Vec<String> = message
+            .signatures()
+            .iter()
+            .flat_map(|signature| signature.issuer_fingerprint())
+            .map(|fingerprint| hex::encode_upper(fingerprint.as_bytes()))
+            .collect();
+        found.sort();
+        let mut expected: Vec<String> = self
+            .signers()
+            .iter()
+            .map(|key| key.facts().fingerprint)
+            .collect();
+        expected.sort();
+        if found == expected {
+            return Vec::new();
+        }
+        vec![format!(
+            "dists/{suite}/InRelease: signed by {}, but the keys that sign now are {} (run \
+             `debstage repo publish`)",
+            if found.is_empty() {
+                "no key".to_string()
+            } else {
+                found.join(", ")
+            },
+            expected.join(", ")
+        )]
     }
 
     /// The public keys clients trust, as binary packets one after the other.
