@@ -111,7 +111,13 @@ pub enum RepoCommand {
         /// A key id in the local gpg keyring to sign with (gpg does the signing).
         #[arg(long)]
         gpg_key: Option<String>,
+        /// How long a generated key is valid: a duration (730d) or `never`.
+        #[arg(long, default_value = "730d", value_parser = parse_key_lifetime)]
+        expires: KeyLifetime,
     },
+    /// The signing keys: list, add, retire, extend, export.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Add packages (files or a build manifest) to a stage's suite.
     Add {
         /// The stage to add to (the first stage when omitted), then the .deb files.
@@ -243,6 +249,64 @@ pub enum RepoCommand {
 /// The longest duration accepted: waits longer than a year are a typo, and a bound keeps
 /// every later `Instant + Duration` from overflowing.
 /// Reads a duration flag (`--lock-timeout 90s`) with the grammar of every duration.
+/// How long a new key is valid: `None` for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLifetime(pub Option<Duration>);
+
+/// The longest key lifetime a flag takes (ten years).
+const LONGEST_KEY_LIFETIME: Duration = Duration::from_secs(3660 * 86_400);
+
+fn parse_key_lifetime(text: &str) -> Result<KeyLifetime, String> {
+    if text == "never" {
+        return Ok(KeyLifetime(None));
+    }
+    crate::units::parse_duration(text, LONGEST_KEY_LIFETIME)
+        .map(|lifetime| KeyLifetime(Some(lifetime)))
+        .map_err(|reason| format!("{reason}, or never"))
+}
+
+/// `debstage repo key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the keys: fingerprint, algorithm, created, expires, state.
+    List,
+    /// Add a signing key (generated, or imported): from now on every Release is signed by
+    /// it too, and <origin>.gpg holds it.
+    Add {
+        /// An armored OpenPGP secret key to import instead of generating one.
+        #[arg(long, value_name = "FILE", conflicts_with = "gpg_key")]
+        import: Option<PathBuf>,
+        /// A key id in the local gpg keyring (or on a token) that gpg signs with.
+        #[arg(long)]
+        gpg_key: Option<String>,
+        /// How long a generated key is valid: a duration (730d) or `never`.
+        #[arg(long, default_value = "730d", value_parser = parse_key_lifetime)]
+        expires: KeyLifetime,
+    },
+    /// Retire a key: it signs nothing more, and <origin>.gpg drops it.
+    Retire {
+        /// The key's fingerprint (or its last 16 hex digits, the long key id).
+        fingerprint: String,
+    },
+    /// Make a key valid for longer (clients need the refreshed public key).
+    Extend {
+        /// The key's fingerprint (or its last 16 hex digits).
+        fingerprint: String,
+        /// How long from now the key is valid.
+        #[arg(long, default_value = "730d", value_parser = parse_key_lifetime)]
+        expires: KeyLifetime,
+    },
+    /// Print the public keys clients trust (armored), or with --secret the secret keys the
+    /// repository signs with, for a second writer's `repo init --key`.
+    Export {
+        /// Only this key (fingerprint or its last 16 hex digits).
+        fingerprint: Option<String>,
+        /// Print the secret keys: keep them in a secret store, never in a repository.
+        #[arg(long)]
+        secret: bool,
+    },
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::units::parse_duration(text, crate::units::LONGEST_DURATION)
 }

@@ -71,6 +71,8 @@ fn every_schema_is_a_valid_draft_2020_12_schema_and_documented() {
         "repo-export-key",
         "repo-gc",
         "repo-history",
+        "repo-key",
+        "repo-key-export",
         "repo-list",
         "repo-promote",
         "repo-remove",

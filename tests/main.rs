@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_http;
 mod init;
 mod json_contract;
+mod keys;
 mod module_graph;
 pub(crate) mod node;
 mod node_managers;

@@ -716,3 +716,40 @@ fn manifest_command_lines_refuse_control_characters_and_long_words() {
         insta::assert_snapshot!("manifest_hook_long_word", build(long, false));
     });
 }
+
+/// `repo key`: the keys in text and JSON, a second key added, the first retired, and the
+/// refusals a user meets first.
+#[test]
+fn signing_keys_in_text_and_json() {
+    let story = Story::new();
+    let _guard = settings(story.root()).bind_to_scope();
+    insta::assert_snapshot!("repo_key_list", story.shown(&["repo", "key", "list"]));
+    insta::assert_snapshot!(
+        "repo_key_list_json",
+        story.shown(&["--format", "json", "repo", "key", "list"])
+    );
+    insta::assert_snapshot!("repo_key_add", story.shown(&["repo", "key", "add"]));
+    let listed: serde_json::Value =
+        serde_json::from_str(&story.ok(&["--format", "json", "repo", "key", "list"]))
+            .expect("JSON");
+    let first = listed["keys"][0]["fingerprint"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_string();
+    insta::assert_snapshot!(
+        "repo_key_retire_json",
+        story.shown(&["--format", "json", "repo", "key", "retire", &first])
+    );
+    insta::assert_snapshot!(
+        "repo_key_list_retired",
+        story.shown(&["repo", "key", "list"])
+    );
+    insta::assert_snapshot!(
+        "repo_key_retire_refused",
+        story.shown(&["repo", "key", "retire", &first])
+    );
+    insta::assert_snapshot!(
+        "repo_key_retire_unknown",
+        story.shown(&["repo", "key", "retire", "0123456789ABCDEF"])
+    );
+}

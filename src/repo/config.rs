@@ -135,8 +135,9 @@ impl LimitsConfig {
     }
 }
 
-/// Where the signing key is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Where the signing keys are: `[[signing.keys]]`, or (a repository made before keys
+/// could change) one `key` or `gpg_key`, read as a set of one signing key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SigningConfig {
     /// The armored secret key, relative to the repository root or absolute.
@@ -145,6 +146,96 @@ pub(crate) struct SigningConfig {
     /// Or: the id of a key in the local gpg keyring, which gpg signs with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) gpg_key: Option<String>,
+    /// The version of the key set, raised at every change of the keys (0 in a
+    /// configuration written before keys could change): the version the
+    /// `<origin>-archive-keyring` package is to carry.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) keyring_version: u64,
+    /// Or: every key the repository has had, signing or retired, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) keys: Vec<KeyRecord>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// One key of `[[signing.keys]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyRecord {
+    /// The primary key's fingerprint, upper-case hex.
+    pub(crate) fingerprint: String,
+    /// The armored secret key, relative to the repository root (under `private/`); absent
+    /// for a key gpg holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<PathBuf>,
+    /// `true`: gpg holds the key (its keyring or a token) and signs with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) gpg: bool,
+    /// Whether the key signs.
+    pub(crate) state: KeyState,
+}
+
+/// What a key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KeyState {
+    /// It signs every Release (unless it has expired), and clients are given it.
+    Signing,
+    /// It signs nothing, and clients are no longer given it.
+    Retired,
+}
+
+impl KeyState {
+    /// The word `repo key list` shows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyState::Signing => "signing",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl SigningConfig {
+    /// Checks that exactly one form is used and that every key record is whole.
+    fn check(&self) -> Result<()> {
+        let forms = usize::from(self.key.is_some())
+            + usize::from(self.gpg_key.is_some())
+            + usize::from(!self.keys.is_empty());
+        if forms != 1 {
+            bail!(
+                "signing: give exactly one of key (a key file), gpg_key (a gpg key id) and \
+                 [[signing.keys]]"
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, record) in self.keys.iter().enumerate() {
+            let valid = record.fingerprint.len() == 40
+                && record
+                    .fingerprint
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c));
+            if !valid {
+                bail!(
+                    "signing.keys[{index}]: fingerprint {:?} must be 40 upper-case hex digits",
+                    record.fingerprint
+                );
+            }
+            if !seen.insert(&record.fingerprint) {
+                bail!(
+                    "signing.keys[{index}]: fingerprint {} is listed twice",
+                    record.fingerprint
+                );
+            }
+            if record.file.is_some() == record.gpg {
+                bail!(
+                    "signing.keys[{index}]: give exactly one of file (a key file) and gpg = true"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RepoConfig {
@@ -208,9 +299,7 @@ impl RepoConfig {
         self.retention.grace_seconds()?;
         self.limits.unpack_limits()?;
         crate::repo::targets::config::check_targets(&self.publish)?;
-        if self.signing.key.is_some() == self.signing.gpg_key.is_some() {
-            bail!("signing: give exactly one of key (a key file) and gpg_key (a gpg key id)");
-        }
+        self.signing.check()?;
         for (key, value) in [("origin", &self.origin), ("label", &self.label)] {
             let valid = !value.is_empty()
                 && value
@@ -235,11 +324,6 @@ impl RepoConfig {
                 )
             })
     }
-
-    /// The signing key's path, when the key is a file.
-    pub(crate) fn key_path(&self, root: &Path) -> Option<PathBuf> {
-        self.signing.key.as_ref().map(|key| root.join(key))
-    }
 }
 
 #[cfg(test)]
@@ -255,7 +339,7 @@ mod tests {
             valid_days: None,
             signing: SigningConfig {
                 key: Some("private/signing-key.asc".into()),
-                gpg_key: None,
+                ..Default::default()
             },
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),

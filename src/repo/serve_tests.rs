@@ -40,6 +40,7 @@ impl Repository {
         let signer = Signer::generate(
             "debstage test <test@example.org>",
             UNIX_EPOCH + Duration::from_secs(1_704_067_200),
+            None,
         )
         .expect("key");
         let secret_armored = signer.secret_key_armored().expect("armored secret");

@@ -69,6 +69,8 @@ pub fn schema_of(arguments: &[&str]) -> Option<String> {
         ["repo", verb, ..] if arguments.contains(&"--target") => {
             Some(format!("repo-{verb}-target"))
         }
+        // `repo key export` prints keys; `list`, `add`, `retire`, `extend` the key set.
+        ["repo", "key", "export", ..] => Some("repo-key-export".to_string()),
         ["repo", verb, ..] => Some(format!("repo-{verb}")),
         _ => None,
     }

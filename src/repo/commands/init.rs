@@ -11,10 +11,11 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
-use crate::repo::config::{RepoConfig, SigningConfig, GENERATED_KEY};
+use crate::repo::config::{KeyRecord, KeyState, RepoConfig, SigningConfig, GENERATED_KEY};
 use crate::repo::lock::RepoLock;
 use crate::repo::sign::gpg::GpgSigner;
-use crate::repo::sign::{SignRelease, Signer};
+use crate::repo::sign::keys::write_public_keys;
+use crate::repo::sign::{KeySet, Signer};
 use crate::repo::{pool, publish, state};
 use crate::report::Reporter;
 
@@ -33,6 +34,8 @@ pub(crate) struct InitRequest {
     pub(crate) key: Option<PathBuf>,
     /// A key in the user's gpg keyring, by id or fingerprint.
     pub(crate) gpg_key: Option<String>,
+    /// How long a generated key is valid (`None`: for ever).
+    pub(crate) expires: Option<std::time::Duration>,
 }
 
 /// Creates a repository: configuration, state database, pool, signing key, empty suites.
@@ -48,13 +51,7 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
             );
         }
     }
-    // A key given is copied under private/, so the repository owns it with the mode it
-    // needs, wherever the original lies.
-    let key_setting = match &request.gpg_key {
-        Some(_) if request.key.is_none() => None,
-        _ => Some(PathBuf::from(GENERATED_KEY)),
-    };
-    let config = RepoConfig {
+    let mut config = RepoConfig {
         origin: request.origin.clone(),
         label: request
             .label
@@ -66,10 +63,10 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
         retention: Default::default(),
         limits: Default::default(),
         publish: Default::default(),
+        // Made whole below, once the key is known.
         signing: SigningConfig {
-            key: key_setting,
-            // The fingerprint, not the id given: the same key at every publication.
-            gpg_key: gpg_signer.as_ref().map(|gpg| gpg.fingerprint().to_string()),
+            key: Some(PathBuf::from(GENERATED_KEY)),
+            ..Default::default()
         },
     };
     config.check().context("repo init: invalid options")?;
@@ -82,32 +79,58 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
             .with_context(|| format!("{}: cannot be created", path.display()))?;
     }
 
-    let signer: Box<dyn SignRelease> = match (&request.key, &request.gpg_key) {
+    // A key given is copied under private/, so the repository owns it with the mode it
+    // needs, wherever the original lies; a gpg key is named by its fingerprint, not the
+    // id given, so the same key signs at every publication.
+    let records = match (&request.key, gpg_signer) {
         (Some(path), _) => {
-            let signer = Signer::load(path)
+            let signers = Signer::load_all(path)
                 .with_context(|| format!("--key {}: not a usable signing key", path.display()))?;
-            copy_key(root, path, reporter)?;
-            Box::new(signer)
+            if let [signer] = signers.as_slice() {
+                copy_key(root, path, reporter)?;
+                vec![file_record(
+                    signer.fingerprint(),
+                    PathBuf::from(GENERATED_KEY),
+                )]
+            } else {
+                // Several keys (`repo key export --secret` of a repository that signs
+                // with more than one): each gets its file, as `repo key add` gives it.
+                warn_if_readable(path, reporter)?;
+                create_private(root)?;
+                let mut records = Vec::new();
+                for signer in &signers {
+                    let file = crate::repo::sign::keys::key_file_of(&signer.fingerprint());
+                    create_keys_directory(root)?;
+                    signer.save_secret(&root.join(&file))?;
+                    records.push(file_record(signer.fingerprint(), file));
+                }
+                records
+            }
         }
-        (None, Some(_)) => match gpg_signer {
-            Some(gpg) => Box::new(gpg),
-            None => unreachable!("checked before anything was written"),
-        },
+        (None, Some(gpg)) => vec![KeyRecord {
+            fingerprint: gpg.fingerprint().to_string(),
+            file: None,
+            gpg: true,
+            state: KeyState::Signing,
+        }],
         (None, None) => {
-            let user_id = format!("{} archive signing key", config.origin);
-            let signer = Signer::generate(&user_id, SystemTime::now())
-                .context("cannot generate a signing key")?;
+            let signer = generate_key(&config.origin, request.expires)?;
             create_private(root)?;
             signer.save_secret(&root.join(GENERATED_KEY))?;
-            Box::new(signer)
+            vec![file_record(
+                signer.fingerprint(),
+                PathBuf::from(GENERATED_KEY),
+            )]
         }
     };
-    let public_armored = root.join(format!("{}.asc", config.origin));
-    fs::write(&public_armored, signer.public_key_armored())
-        .with_context(|| format!("{}: cannot be written", public_armored.display()))?;
+    config.signing = SigningConfig {
+        keys: records,
+        keyring_version: 1,
+        ..Default::default()
+    };
+    let keys = KeySet::load(root, &config)?;
+    write_public_keys(root, &config.origin, &keys)?;
     let public_binary = root.join(format!("{}.gpg", config.origin));
-    fs::write(&public_binary, signer.public_key_binary())
-        .with_context(|| format!("{}: cannot be written", public_binary.display()))?;
 
     let connection = state::create(root)?;
     config.save(root)?;
@@ -125,8 +148,33 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
     Ok(())
 }
 
+/// The record of a signing key in the key file `file`.
+pub(crate) fn file_record(fingerprint: String, file: PathBuf) -> KeyRecord {
+    KeyRecord {
+        fingerprint,
+        file: Some(file),
+        gpg: false,
+        state: KeyState::Signing,
+    }
+}
+
+/// Creates `private/keys/` (mode 0700), where keys beyond the first are kept.
+pub(crate) fn create_keys_directory(root: &Path) -> Result<()> {
+    create_private(root)?;
+    let directory = root.join("private/keys");
+    fs::create_dir_all(&directory)
+        .and_then(|()| fs::set_permissions(&directory, fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("{}: cannot be created", directory.display()))
+}
+
+/// A new Ed25519 key for the repository of `origin`, made now, valid for `lifetime`.
+pub(crate) fn generate_key(origin: &str, lifetime: Option<std::time::Duration>) -> Result<Signer> {
+    let user_id = format!("{origin} archive signing key");
+    Signer::generate(&user_id, SystemTime::now(), lifetime).context("cannot generate a signing key")
+}
+
 /// Creates `private/` with mode 0700.
-fn create_private(root: &Path) -> Result<()> {
+pub(crate) fn create_private(root: &Path) -> Result<()> {
     let private = root.join("private");
     fs::create_dir_all(&private)
         .and_then(|()| fs::set_permissions(&private, fs::Permissions::from_mode(0o700)))
@@ -136,18 +184,7 @@ fn create_private(root: &Path) -> Result<()> {
 /// Copies the key file `source` to `private/` with mode 0600; warns when the original
 /// can be read by group or others.
 fn copy_key(root: &Path, source: &Path, reporter: &Reporter) -> Result<()> {
-    let mode = fs::metadata(source)
-        .with_context(|| format!("--key {}: cannot be read", source.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        reporter.warn(format!(
-            "--key {}: the secret key can be read by others (mode {:04o}); the repository \
-             keeps its own copy with mode 0600 in private/: delete or protect the original",
-            source.display(),
-            mode & 0o7777
-        ));
-    }
+    warn_if_readable(source, reporter)?;
     create_private(root)?;
     let bytes =
         fs::read(source).with_context(|| format!("--key {}: cannot be read", source.display()))?;
@@ -164,4 +201,21 @@ fn copy_key(root: &Path, source: &Path, reporter: &Reporter) -> Result<()> {
     // The umask may have narrowed the mode, never widened it; set it all the same.
     fs::set_permissions(&target, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("{}: cannot set its mode", target.display()))
+}
+
+/// Warns when the key file `source` can be read by group or others.
+fn warn_if_readable(source: &Path, reporter: &Reporter) -> Result<()> {
+    let mode = fs::metadata(source)
+        .with_context(|| format!("--key {}: cannot be read", source.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        reporter.warn(format!(
+            "--key {}: the secret key can be read by others (mode {:04o}); the repository \
+             keeps its own copy with mode 0600 in private/: delete or protect the original",
+            source.display(),
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 pub(crate) mod add;
 pub(crate) mod export_key;
 pub(crate) mod init;
+pub(crate) mod key;
 pub(crate) mod list;
 pub(crate) mod remove_gc;
 pub(crate) mod sources;
@@ -36,6 +37,7 @@ pub(crate) fn run(
             architectures,
             key,
             gpg_key,
+            expires,
         } => {
             let request = init::InitRequest {
                 stages,
@@ -44,9 +46,11 @@ pub(crate) fn run(
                 architectures,
                 key,
                 gpg_key,
+                expires: expires.0,
             };
             init::run(root, &request, reporter)
         }
+        RepoCommand::Key(command) => key::run(root, timeout, command, reporter),
         RepoCommand::Add {
             arguments,
             manifest,

@@ -127,6 +127,7 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             }
         }
     }
+    let keys = crate::repo::sign::KeySet::load(root, &repository.config)?;
     let pending = state::pending_publications(&connection)?;
     let all_suites = repo_suites::all_suites(&repository.config, &connection)?;
     for suite in &all_suites {
@@ -140,6 +141,10 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             continue;
         }
         problems.extend(release_file_problems(root, stage));
+        if let Ok(text) = std::fs::read_to_string(root.join("dists").join(stage).join("InRelease"))
+        {
+            problems.extend(keys.in_release_problems(stage, &text));
+        }
         let listed = suites.get(stage).map(Vec::as_slice).unwrap_or_default();
         problems.extend(suite_problems(
             root,
@@ -148,6 +153,9 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             listed,
         )?);
     }
+    let (key_problems, key_warnings) = keys.expiry_notes(crate::repo::sign::keys::EXPIRY_WARNING);
+    problems.extend(key_problems);
+    warnings.extend(key_warnings);
     for warning in &warnings {
         reporter.warn(warning);
     }

@@ -124,6 +124,9 @@ pub(crate) fn publish_suites(
         grace: config.retention.grace_seconds()?,
     };
     let signer = sign::signer_of(root, config)?;
+    for warning in signer.check_signing()? {
+        reporter.warn(warning);
+    }
     let cache = ChunkCache::of_repository(root);
     let mut names: Vec<&String> = suites.iter().collect();
     names.sort_by_key(|name| crate::repo::suites::order_key(config, name));
@@ -140,7 +143,7 @@ pub(crate) fn publish_suites(
             root,
             &settings,
             &view,
-            signer.as_ref(),
+            &signer,
             &cache,
             reporter,
             Some(&history),

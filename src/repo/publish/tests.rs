@@ -39,7 +39,7 @@ fn settings() -> PublishSettings {
 }
 
 fn signer() -> Signer {
-    Signer::generate("debstage test <test@example.org>", at(DATE - 86_400)).expect("key")
+    Signer::generate("debstage test <test@example.org>", at(DATE - 86_400), None).expect("key")
 }
 
 fn run(command: &mut Command) -> Output {

@@ -14,7 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-use crate::repo::sign::sign_release::SignRelease;
+use pgp::composed::{Deserializable, DetachedSignature};
+use pgp::packet::Signature;
+
+use crate::repo::sign::sign_release::{KeyFacts, ReleaseKey, SignRelease};
 
 /// A signing key in gpg's keyring.
 #[derive(Debug, Clone)]
@@ -24,7 +27,10 @@ pub(crate) struct GpgSigner {
     fingerprint: String,
     /// When the key was made: no signature is dated earlier (gpgv rejects those).
     created: u64,
-    public_armored: String,
+    /// When it expires (seconds since 1970), as gpg lists it.
+    expires: Option<u64>,
+    /// gpg's number of the key's algorithm (22: EdDSA, 1: RSA).
+    algorithm: u32,
     public_binary: Vec<u8>,
 }
 
@@ -44,30 +50,29 @@ impl GpgSigner {
         let listed = gpg(&["--list-secret-keys", "--with-colons", "--", id], None)
             .with_context(|| format!("--gpg-key {id}: gpg has no secret key for it"))?;
         let keys = secret_keys(&String::from_utf8_lossy(&listed));
-        let [(fingerprint, created)] = keys.as_slice() else {
+        let [listed] = keys.as_slice() else {
             bail!(
                 "--gpg-key {id}: gpg has {} secret keys that match; give the fingerprint of \
                  one (gpg --list-secret-keys)",
                 keys.len()
             );
         };
+        let fingerprint = &listed.fingerprint;
         let public_binary = gpg(&["--export", "--", fingerprint], None)?;
-        let public_armored =
-            String::from_utf8(gpg(&["--export", "--armor", "--", fingerprint], None)?)
-                .context("gpg exported a public key that is not text")?;
         if public_binary.is_empty() {
             bail!("--gpg-key {id}: gpg exported no public key for {fingerprint}");
         }
         let signer = GpgSigner {
             fingerprint: fingerprint.clone(),
-            created: *created,
-            public_armored,
+            created: listed.created,
+            expires: listed.expires,
+            algorithm: listed.algorithm,
             public_binary,
         };
         // A key that needs a passphrase, has expired or sits on a missing card fails here,
         // before the caller writes anything.
         signer
-            .sign("--clearsign", "debstage signing check\n", SystemTime::now())
+            .clearsign("debstage signing check\n", SystemTime::now())
             .with_context(|| {
                 format!(
                     "--gpg-key {id}: gpg cannot sign with {fingerprint} without asking for \
@@ -82,7 +87,8 @@ impl GpgSigner {
         &self.fingerprint
     }
 
-    fn sign(&self, mode: &str, text: &str, time: SystemTime) -> Result<String> {
+    /// A signature by gpg over `bytes`: `--textmode` for a text signature.
+    fn signature(&self, text_mode: bool, bytes: &[u8], time: SystemTime) -> Result<Signature> {
         let seconds = time
             .duration_since(UNIX_EPOCH)
             .context("the signature time is before 1970")?
@@ -98,48 +104,89 @@ impl GpgSigner {
                 "SHA256",
                 "--faked-system-time",
                 &format!("{seconds}!"),
-                "--armor",
-                mode,
+                if text_mode {
+                    "--textmode"
+                } else {
+                    "--no-textmode"
+                },
+                "--detach-sign",
             ],
-            Some(text.as_bytes()),
+            Some(bytes),
         )
         .with_context(|| format!("gpg could not sign with the key {}", self.fingerprint))?;
-        String::from_utf8(output).context("gpg wrote a signature that is not text")
+        DetachedSignature::from_bytes(output.as_slice())
+            .map(|detached| detached.signature)
+            .map_err(|error| anyhow::anyhow!("gpg wrote a signature debstage cannot read: {error}"))
     }
 }
 
-/// The (fingerprint, creation time) of each secret primary key in gpg's colon listing:
-/// a `sec` record (field 6: created, seconds since 1970) followed by its `fpr` record.
-fn secret_keys(listing: &str) -> Vec<(String, u64)> {
+/// A secret primary key as gpg's colon listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListedKey {
+    fingerprint: String,
+    created: u64,
+    expires: Option<u64>,
+    algorithm: u32,
+}
+
+/// Each secret primary key in gpg's colon listing: a `sec` record (field 4: algorithm,
+/// 6: created, 7: expires, seconds since 1970) followed by its `fpr` record.
+fn secret_keys(listing: &str) -> Vec<ListedKey> {
     let mut keys = Vec::new();
-    let mut created = None;
+    let mut primary: Option<(u64, Option<u64>, u32)> = None;
     for line in listing.lines() {
         let fields: Vec<&str> = line.split(':').collect();
+        let number = |index: usize| fields.get(index).and_then(|value| value.parse().ok());
         match fields.first() {
-            Some(&"sec") => created = fields.get(5).and_then(|value| value.parse().ok()),
+            Some(&"sec") => {
+                primary = number(5).map(|created| {
+                    (
+                        created,
+                        number(6),
+                        number(3).map_or(0, |value: u64| value as u32),
+                    )
+                });
+            }
             Some(&"fpr") => {
-                if let (Some(time), Some(fingerprint)) = (created.take(), fields.get(9)) {
-                    keys.push((fingerprint.to_string(), time));
+                if let (Some((created, expires, algorithm)), Some(fingerprint)) =
+                    (primary.take(), fields.get(9))
+                {
+                    keys.push(ListedKey {
+                        fingerprint: fingerprint.to_string(),
+                        created,
+                        expires,
+                        algorithm,
+                    });
                 }
             }
-            Some(&"ssb") => created = None,
+            Some(&"ssb") => primary = None,
             _ => {}
         }
     }
     keys
 }
 
-impl SignRelease for GpgSigner {
-    fn clearsign(&self, text: &str, time: SystemTime) -> Result<String> {
-        self.sign("--clearsign", text, time)
+impl ReleaseKey for GpgSigner {
+    fn facts(&self) -> KeyFacts {
+        let algorithm = match self.algorithm {
+            22 => "ed25519".to_string(),
+            1 | 3 => "rsa".to_string(),
+            other => format!("algorithm {other}"),
+        };
+        KeyFacts {
+            fingerprint: self.fingerprint.clone(),
+            algorithm,
+            created: self.created,
+            expires: self.expires,
+        }
     }
 
-    fn detached_armored(&self, text: &str, time: SystemTime) -> Result<String> {
-        self.sign("--detach-sign", text, time)
+    fn text_signature(&self, text: &str, time: SystemTime) -> Result<Signature> {
+        self.signature(true, text.as_bytes(), time)
     }
 
-    fn public_key_armored(&self) -> String {
-        self.public_armored.clone()
+    fn binary_signature(&self, bytes: &[u8], time: SystemTime) -> Result<Signature> {
+        self.signature(false, bytes, time)
     }
 
     fn public_key_binary(&self) -> Vec<u8> {
@@ -197,11 +244,18 @@ mod tests {
         assert_eq!(
             secret_keys(listing),
             vec![
-                (
-                    "1111222233334444555566667777888899990000".to_string(),
-                    1_700_000_000
-                ),
-                ("FFFF".to_string(), 1_600_000_000),
+                ListedKey {
+                    fingerprint: "1111222233334444555566667777888899990000".to_string(),
+                    created: 1_700_000_000,
+                    expires: None,
+                    algorithm: 22,
+                },
+                ListedKey {
+                    fingerprint: "FFFF".to_string(),
+                    created: 1_600_000_000,
+                    expires: None,
+                    algorithm: 22,
+                },
             ]
         );
     }

@@ -1,26 +1,21 @@
 //! Signing `Release` files: the [`SignRelease`] trait publishing uses, rPGP keys
-//! ([`rpgp`]) and the user's gpg ([`gpg`]), and which of them a repository names.
+//! ([`rpgp`]), the user's gpg ([`gpg`]), and the repository's set of keys ([`keys`]).
 
 pub(crate) mod gpg;
+pub(crate) mod keys;
 pub(crate) mod rpgp;
 mod sign_release;
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::repo::config::RepoConfig;
+pub(crate) use crate::repo::sign::keys::KeySet;
 pub(crate) use crate::repo::sign::rpgp::Signer;
-pub(crate) use crate::repo::sign::sign_release::SignRelease;
+pub(crate) use crate::repo::sign::sign_release::{armored_keyring, ReleaseKey, SignRelease};
 
-/// The signer the repository's configuration names: its own key under `private/` (or
-/// the file `--key` gave), or a key in the user's gpg keyring.
-pub(crate) fn signer_of(root: &Path, config: &RepoConfig) -> Result<Box<dyn SignRelease>> {
-    match (config.key_path(root), &config.signing.gpg_key) {
-        (Some(key), _) => Ok(Box::new(Signer::load(&key).with_context(|| {
-            format!("{}: the signing key cannot be loaded", key.display())
-        })?)),
-        (None, Some(id)) => Ok(Box::new(gpg::GpgSigner::new(id)?)),
-        (None, None) => bail!("the repository configuration names no signing key"),
-    }
+/// The keys the repository's configuration names, which sign together.
+pub(crate) fn signer_of(root: &Path, config: &RepoConfig) -> Result<KeySet> {
+    KeySet::load(root, config)
 }

@@ -15,15 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, KeyType,
-    SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
+    ArmorOptions, Deserializable, KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
-use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
+use pgp::crypto::public_key::PublicKeyAlgorithm;
+use pgp::packet::{Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, KeyVersion, Password, Tag, Timestamp};
 
-use crate::repo::sign::sign_release::SignRelease;
+use crate::repo::sign::sign_release::{KeyFacts, ReleaseKey};
 
 /// The fingerprint, in upper-case hex as `gpg --list-keys` shows it, of the armored
 /// public key `armored` (made by debstage or exported by gpg).
@@ -36,21 +36,41 @@ pub(crate) fn public_key_fingerprint(armored: &str) -> Result<String> {
 /// The digest every signature uses; apt rejects SHA1 and accepts SHA256.
 const HASH: HashAlgorithm = HashAlgorithm::Sha256;
 
-impl SignRelease for Signer {
-    fn clearsign(&self, text: &str, time: SystemTime) -> Result<String> {
-        Signer::clearsign(self, text, time)
+impl ReleaseKey for Signer {
+    fn facts(&self) -> KeyFacts {
+        KeyFacts {
+            fingerprint: self.fingerprint(),
+            algorithm: algorithm_name(self.secret.algorithm()),
+            created: u64::from(self.secret.created_at().as_secs()),
+            expires: self.expires(),
+        }
     }
 
-    fn detached_armored(&self, text: &str, time: SystemTime) -> Result<String> {
-        Signer::detached_armored(self, text, time)
+    fn text_signature(&self, text: &str, time: SystemTime) -> Result<Signature> {
+        let config = self.signature_config(SignatureType::Text, time)?;
+        config
+            .sign(&*self.secret, &Password::empty(), text.as_bytes())
+            .map_err(|error| anyhow!("signing: {error}"))
     }
 
-    fn public_key_armored(&self) -> String {
-        Signer::public_key_armored(self)
+    fn binary_signature(&self, bytes: &[u8], time: SystemTime) -> Result<Signature> {
+        let config = self.signature_config(SignatureType::Binary, time)?;
+        config
+            .sign(&*self.secret, &Password::empty(), bytes)
+            .map_err(|error| anyhow!("signing: {error}"))
     }
 
     fn public_key_binary(&self) -> Vec<u8> {
-        Signer::public_key_binary(self)
+        self.public_binary.clone()
+    }
+}
+
+/// The name `repo key list` shows for a key's algorithm (`ed25519`, `rsa`).
+pub(crate) fn algorithm_name(algorithm: PublicKeyAlgorithm) -> String {
+    match algorithm {
+        PublicKeyAlgorithm::EdDSALegacy | PublicKeyAlgorithm::Ed25519 => "ed25519".to_string(),
+        PublicKeyAlgorithm::RSA | PublicKeyAlgorithm::RSASign => "rsa".to_string(),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -58,16 +78,19 @@ impl SignRelease for Signer {
 #[derive(Debug, Clone)]
 pub(crate) struct Signer {
     secret: SignedSecretKey,
-    /// The public key, armored; made once when the key is generated or loaded.
-    public_armored: String,
-    /// The public key as binary packets.
+    /// The public key as binary packets; made once when the key is generated or loaded.
     public_binary: Vec<u8>,
 }
 
 impl Signer {
     /// Generates a new v4 Ed25519 key for `user_id` ("Example Repository <ops@example.org>")
-    /// whose creation time is `created`.
-    pub(crate) fn generate(user_id: &str, created: SystemTime) -> Result<Signer> {
+    /// whose creation time is `created`, valid for `lifetime` from then (for ever when
+    /// `None`).
+    pub(crate) fn generate(
+        user_id: &str,
+        created: SystemTime,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<Signer> {
         if user_id.trim().is_empty() || user_id.contains('\n') {
             bail!("signing key user ID {user_id:?}: must be one non-empty line");
         }
@@ -86,56 +109,87 @@ impl Signer {
         let mut secret = params
             .generate(rand::thread_rng())
             .map_err(|error| anyhow!("generating the signing key: {error}"))?;
-        redate_self_signatures(&mut secret, timestamp(created)?)
+        let lifetime = lifetime.map(key_lifetime).transpose()?;
+        self_sign(&mut secret, timestamp(created)?, lifetime, true)
             .map_err(|error| anyhow!("dating the signing key's self-signature: {error}"))?;
         Signer::from_secret(secret)
     }
 
     /// Loads a secret key, armored (`-----BEGIN PGP PRIVATE KEY BLOCK-----`) or binary.
     pub(crate) fn load(path: &Path) -> Result<Signer> {
+        let mut all = Signer::load_all(path)?;
+        if all.len() != 1 {
+            bail!(
+                "{}: holds {} secret keys; one is expected here",
+                path.display(),
+                all.len()
+            );
+        }
+        Ok(all.remove(0))
+    }
+
+    /// Loads every secret key of a file: armored blocks one after the other (what
+    /// `repo key export --secret` prints), or one binary key.
+    pub(crate) fn load_all(path: &Path) -> Result<Vec<Signer>> {
         let bytes =
             fs::read(path).with_context(|| format!("{}: cannot be read", path.display()))?;
-        let secret = if bytes.starts_with(b"-----") {
-            let text = std::str::from_utf8(&bytes).map_err(|_| {
-                anyhow!("{}: an armored key must be ASCII text", path.display())
-            })?;
-            SignedSecretKey::from_string(text).map(|(key, _headers)| key)
-        } else {
-            SignedSecretKey::from_bytes(bytes.as_slice())
-        }
-        .map_err(|error| {
+        let not_a_key = |error: pgp::errors::Error| {
             anyhow!(
                 "{}: not an OpenPGP secret key ({error}); expected one made by `debstage repo init`",
                 path.display()
             )
-        })?;
-        secret.verify_bindings().map_err(|error| {
-            anyhow!(
-                "{}: the key's self-signatures do not verify: {error}",
-                path.display()
-            )
-        })?;
-        if secret.version() != KeyVersion::V4 {
-            bail!(
-                "{}: a {:?} key; only v4 keys are allowed (gpgv and sqv, which apt runs, cannot read v6 keys)",
-                path.display(),
-                secret.version()
-            );
-        }
-        Signer::from_secret(secret)
+        };
+        let secrets = if bytes.starts_with(b"-----") {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| anyhow!("{}: an armored key must be ASCII text", path.display()))?;
+            const BEGIN: &str = "-----BEGIN PGP PRIVATE KEY BLOCK-----";
+            let blocks: Vec<String> = text
+                .split(BEGIN)
+                .filter(|block| !block.trim().is_empty())
+                .map(|block| format!("{BEGIN}{block}"))
+                .collect();
+            if blocks.is_empty() {
+                bail!("{}: no armored secret key in it", path.display());
+            }
+            blocks
+                .iter()
+                .map(|block| {
+                    SignedSecretKey::from_string(block)
+                        .map(|(key, _headers)| key)
+                        .map_err(not_a_key)
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            vec![SignedSecretKey::from_bytes(bytes.as_slice()).map_err(not_a_key)?]
+        };
+        secrets
+            .into_iter()
+            .map(|secret| {
+                secret.verify_bindings().map_err(|error| {
+                    anyhow!(
+                        "{}: the key's self-signatures do not verify: {error}",
+                        path.display()
+                    )
+                })?;
+                if secret.version() != KeyVersion::V4 {
+                    bail!(
+                        "{}: a {:?} key; only v4 keys are allowed (gpgv and sqv, which apt runs, cannot read v6 keys)",
+                        path.display(),
+                        secret.version()
+                    );
+                }
+                Signer::from_secret(secret)
+            })
+            .collect()
     }
 
     fn from_secret(secret: SignedSecretKey) -> Result<Signer> {
         let public = secret.to_public_key();
-        let public_armored = public
-            .to_armored_string(ArmorOptions::default())
-            .map_err(|error| anyhow!("armoring the public key: {error}"))?;
         let public_binary = public
             .to_bytes()
             .map_err(|error| anyhow!("serialising the public key: {error}"))?;
         Ok(Signer {
             secret,
-            public_armored,
             public_binary,
         })
     }
@@ -166,58 +220,55 @@ impl Signer {
     }
 
     /// The key's fingerprint in upper-case hex (what `gpg --list-keys` shows).
-    #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> String {
         hex::encode_upper(self.secret.fingerprint().as_bytes())
     }
 
+    /// When the key expires (seconds since 1970), as its newest self-signature says; `None`
+    /// for a key that never expires.
+    pub(crate) fn expires(&self) -> Option<u64> {
+        let newest = self
+            .secret
+            .details
+            .users
+            .iter()
+            .flat_map(|user| &user.signatures)
+            .max_by_key(|signature| signature.created().map(Timestamp::as_secs))?;
+        let lifetime = newest.key_expiration_time()?.as_secs();
+        (lifetime > 0).then(|| u64::from(self.secret.created_at().as_secs()) + u64::from(lifetime))
+    }
+
+    /// Makes the key expire at `expires` from now on: a new self-signature dated `now`
+    /// is added beside the old ones, so a client that looks at an earlier time still finds
+    /// the key bound then (sqv does), and one that gets the refreshed key sees the new date.
+    pub(crate) fn extend(&mut self, now: SystemTime, expires: SystemTime) -> Result<()> {
+        let created = self.created();
+        let lifetime = expires
+            .duration_since(created)
+            .map_err(|_| anyhow!("the new expiry is before the key was made"))?;
+        let now = timestamp(now)?.max(self.secret.created_at());
+        self_sign(&mut self.secret, now, Some(key_lifetime(lifetime)?), false)
+            .map_err(|error| anyhow!("re-signing the key with its new expiry: {error}"))?;
+        *self = Signer::from_secret(self.secret.clone())?;
+        Ok(())
+    }
+
     /// When the key was created.
-    #[cfg(test)]
     pub(crate) fn created(&self) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_secs(u64::from(self.secret.created_at().as_secs()))
     }
 
     /// The public key, armored (`<origin>.asc`).
+    #[cfg(test)]
     pub(crate) fn public_key_armored(&self) -> String {
-        self.public_armored.clone()
+        crate::repo::sign::armored_keyring(&self.public_binary).unwrap_or_default()
     }
 
     /// The public key as binary OpenPGP packets: a keyring apt takes in `Signed-By`
     /// (`<origin>.gpg`, for `/etc/apt/keyrings/`).
+    #[cfg(test)]
     pub(crate) fn public_key_binary(&self) -> Vec<u8> {
         self.public_binary.clone()
-    }
-
-    /// Clearsigns `text` (for `InRelease`) with signature time `time`.
-    ///
-    /// The line break that ends `text` is the one before the signature block, which the
-    /// signature does not cover (as `gpg --clearsign` does). Lines must not end in spaces
-    /// or tabs: verifiers strip them, so such a text could never verify.
-    pub(crate) fn clearsign(&self, text: &str, time: SystemTime) -> Result<String> {
-        if let Some(line) = text
-            .lines()
-            .find(|line| line.ends_with(' ') || line.ends_with('\t'))
-        {
-            bail!("cannot clearsign a text with a line that ends in white space: {line:?}");
-        }
-        let body = text.strip_suffix('\n').unwrap_or(text);
-        let config = self.signature_config(SignatureType::Text, time)?;
-        let message = CleartextSignedMessage::new(body, config, &*self.secret, &Password::empty())
-            .map_err(|error| anyhow!("clearsigning: {error}"))?;
-        message
-            .to_armored_string(ArmorOptions::default())
-            .map_err(|error| anyhow!("armoring the clearsigned text: {error}"))
-    }
-
-    /// A detached, armored signature over the exact bytes of `text` (for `Release.gpg`).
-    pub(crate) fn detached_armored(&self, text: &str, time: SystemTime) -> Result<String> {
-        let config = self.signature_config(SignatureType::Binary, time)?;
-        let signature = config
-            .sign(&*self.secret, &Password::empty(), text.as_bytes())
-            .map_err(|error| anyhow!("signing: {error}"))?;
-        DetachedSignature::new(signature)
-            .to_armored_string(ArmorOptions::default())
-            .map_err(|error| anyhow!("armoring the signature: {error}"))
     }
 
     /// A v4 signature made at `time`, never earlier than the key itself: gpgv rejects a
@@ -241,38 +292,75 @@ impl Signer {
     }
 }
 
-/// Makes the user ID self-signatures as old as the key. rPGP stamps them with the
-/// current time; sqv (and so apt on newer Debian) then holds the key unbound at any
-/// earlier time and rejects a Release signed with a reproducible date before it.
-fn redate_self_signatures(
+/// Signs the key's user IDs again with signature time `time` and key lifetime
+/// `lifetime` (`None`: never expires). With `replace` the new signatures take the place
+/// of the old ones (a key just generated: rPGP stamps them with the current time, and sqv,
+/// and so apt on newer Debian, then holds the key unbound at any earlier time and rejects
+/// a Release signed with a reproducible date before it); otherwise they are added.
+fn self_sign(
     secret: &mut SignedSecretKey,
-    created: Timestamp,
+    time: Timestamp,
+    lifetime: Option<pgp::types::Duration>,
+    replace: bool,
 ) -> pgp::errors::Result<()> {
     let primary = secret.primary_key.clone();
     for user in &mut secret.details.users {
-        let mut dated = Vec::with_capacity(user.signatures.len());
-        for signature in &user.signatures {
-            let Some(config) = signature.config() else {
-                dated.push(signature.clone());
-                continue;
-            };
-            let mut config = config.clone();
-            for subpacket in &mut config.hashed_subpackets {
-                if let SubpacketData::SignatureCreationTime(_) = subpacket.data {
-                    *subpacket = Subpacket::regular(SubpacketData::SignatureCreationTime(created))?;
-                }
-            }
-            dated.push(config.sign_certification(
-                &primary,
-                primary.public_key(),
-                &Password::empty(),
-                Tag::UserId,
-                &user.id,
-            )?);
+        let Some(newest) = user
+            .signatures
+            .iter()
+            .filter(|signature| signature.config().is_some())
+            .max_by_key(|signature| signature.created().map(Timestamp::as_secs))
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(config) = newest.config() else {
+            continue;
+        };
+        let mut config = config.clone();
+        config.hashed_subpackets.retain(|subpacket| {
+            !matches!(
+                subpacket.data,
+                SubpacketData::SignatureCreationTime(_) | SubpacketData::KeyExpirationTime(_)
+            )
+        });
+        config.hashed_subpackets.insert(
+            0,
+            Subpacket::regular(SubpacketData::SignatureCreationTime(time))?,
+        );
+        if let Some(lifetime) = lifetime {
+            config
+                .hashed_subpackets
+                .push(Subpacket::regular(SubpacketData::KeyExpirationTime(
+                    lifetime,
+                ))?);
         }
-        user.signatures = dated;
+        let signature = config.sign_certification(
+            &primary,
+            primary.public_key(),
+            &Password::empty(),
+            Tag::UserId,
+            &user.id,
+        )?;
+        if replace {
+            user.signatures = vec![signature];
+        } else {
+            user.signatures.push(signature);
+        }
     }
     Ok(())
+}
+
+/// A key lifetime as OpenPGP stores it (seconds in 32 bits, counted from the key's
+/// creation).
+fn key_lifetime(lifetime: std::time::Duration) -> Result<pgp::types::Duration> {
+    let seconds = u32::try_from(lifetime.as_secs()).map_err(|_| {
+        anyhow!(
+            "a key lifetime of {} s is longer than OpenPGP allows",
+            lifetime.as_secs()
+        )
+    })?;
+    Ok(pgp::types::Duration::from_secs(seconds.max(1)))
 }
 
 /// An OpenPGP timestamp (seconds since 1970 in 32 bits).
@@ -298,6 +386,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::repo::sign::sign_release::{clearsign, SignRelease};
+    use pgp::composed::CleartextSignedMessage;
     use std::time::Duration;
 
     fn at(seconds: u64) -> SystemTime {
@@ -306,7 +396,7 @@ mod tests {
 
     #[test]
     fn signatures_are_reproducible_and_never_older_than_the_key() {
-        let signer = Signer::generate("Test <test@example.org>", at(1_700_000_000)).unwrap();
+        let signer = Signer::generate("Test <test@example.org>", at(1_700_000_000), None).unwrap();
         let text = "Origin: test\nSuite: test\n";
         let first = signer.clearsign(text, at(1_700_000_100)).unwrap();
         assert_eq!(first, signer.clearsign(text, at(1_700_000_100)).unwrap());
@@ -324,7 +414,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("signing-key.asc");
-        let signer = Signer::generate("Test <test@example.org>", at(1_700_000_000)).unwrap();
+        let signer = Signer::generate("Test <test@example.org>", at(1_700_000_000), None).unwrap();
         signer.save_secret(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -343,5 +433,49 @@ mod tests {
         fs::write(&path, "not a key").unwrap();
         let error = Signer::load(&path).unwrap_err().to_string();
         assert!(error.contains("signing-key.asc"), "{error}");
+    }
+
+    #[test]
+    fn a_key_expires_when_its_newest_self_signature_says() {
+        let day = 86_400;
+        let mut signer = Signer::generate(
+            "Test <test@example.org>",
+            at(1_700_000_000),
+            Some(Duration::from_secs(10 * day)),
+        )
+        .unwrap();
+        assert_eq!(signer.expires(), Some(1_700_000_000 + 10 * day));
+        signer
+            .extend(at(1_700_000_000 + 5 * day), at(1_700_000_000 + 40 * day))
+            .unwrap();
+        assert_eq!(signer.expires(), Some(1_700_000_000 + 40 * day));
+        // Saved and loaded again, the new expiry stays, and the bindings verify.
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("key.asc");
+        signer.save_secret(&path).unwrap();
+        assert_eq!(
+            Signer::load(&path).unwrap().expires(),
+            Some(1_700_000_000 + 40 * day)
+        );
+        let never = Signer::generate("Test <test@example.org>", at(1_700_000_000), None).unwrap();
+        assert_eq!(never.expires(), None);
+    }
+
+    #[test]
+    fn two_keys_sign_one_text_and_each_signature_verifies() {
+        let first = Signer::generate("First <a@example.org>", at(1_700_000_000), None).unwrap();
+        let second = Signer::generate("Second <b@example.org>", at(1_700_000_000), None).unwrap();
+        let text = "Origin: test\nSuite: test\n";
+        let signed = clearsign(&[&first, &second], text, at(1_700_000_100)).unwrap();
+        let (message, _) = CleartextSignedMessage::from_string(&signed).unwrap();
+        assert_eq!(message.signatures().len(), 2);
+        for signer in [&first, &second] {
+            message.verify(&signer.secret.to_public_key()).unwrap();
+        }
+        // One key alone gives the same bytes as before several keys could sign.
+        assert_eq!(
+            SignRelease::clearsign(&first, text, at(1_700_000_100)).unwrap(),
+            clearsign(&[&first], text, at(1_700_000_100)).unwrap()
+        );
     }
 }

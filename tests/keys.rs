@@ -1,0 +1,537 @@
+//! `debstage repo key`: several keys, each signing or retired; one signature per signing
+//! key in `InRelease` and `Release.gpg`, checked with the real gpgv and sqv against
+//! keyrings that hold one key each; expiry, with keys whose own dates are in the past.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A repository in a temporary directory, and a gpg home of its own for making keys.
+struct Keys {
+    temp: tempfile::TempDir,
+    repo: PathBuf,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let repo = temp.path().join("repo");
+        let keys = Keys { temp, repo };
+        keys.ok(&[
+            "init",
+            "--arch",
+            "amd64",
+            "--origin",
+            "acme",
+            "--stages",
+            "test,production",
+        ]);
+        keys
+    }
+
+    fn run(&self, arguments: &[&str]) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .arg("repo")
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(arguments)
+            .env("USER", "tester")
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env_remove("DEBSTAGE_REPO")
+            .output()
+            .expect("debstage runs");
+        let mut all = vec!["repo"];
+        all.extend_from_slice(arguments);
+        crate::support::schema::check_output(&all, &output);
+        output
+    }
+
+    fn ok(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        assert!(
+            output.status.success(),
+            "debstage repo {arguments:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail with exit code 1; its stderr.
+    fn fails(&self, arguments: &[&str]) -> String {
+        let output = self.run(arguments);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{arguments:?}:\n{stderr}");
+        stderr
+    }
+
+    fn json(&self, arguments: &[&str]) -> Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(arguments);
+        serde_json::from_str(&self.ok(&all)).expect("JSON")
+    }
+
+    /// `repo key list`: (fingerprint, state) of each key, and the keyring version.
+    fn listed(&self) -> (Vec<(String, String)>, u64) {
+        let document = self.json(&["key", "list"]);
+        let keys = document["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|key| {
+                (
+                    key["fingerprint"]
+                        .as_str()
+                        .expect("fingerprint")
+                        .to_string(),
+                    key["state"].as_str().expect("state").to_string(),
+                )
+            })
+            .collect();
+        (keys, document["keyring_version"].as_u64().expect("version"))
+    }
+
+    /// The binary keyring of one key, from `repo key export FINGERPRINT`.
+    fn keyring_of(&self, fingerprint: &str) -> PathBuf {
+        let armored = self.temp.path().join(format!("{fingerprint}.asc"));
+        fs::write(&armored, self.ok(&["key", "export", fingerprint])).expect("write");
+        let binary = self.temp.path().join(format!("{fingerprint}.gpg"));
+        let output = Command::new("gpg")
+            .args(["--batch", "--yes", "--dearmor", "--output"])
+            .arg(&binary)
+            .arg(&armored)
+            .output()
+            .expect("gpg runs");
+        assert!(output.status.success(), "{output:?}");
+        binary
+    }
+
+    fn suite(&self, suite: &str) -> PathBuf {
+        self.repo.join("dists").join(suite)
+    }
+}
+
+/// The fingerprints gpgv found a good signature of (`VALIDSIG`) in `files` (InRelease,
+/// or Release.gpg and Release) with only `keyring`, and whether it exited 0.
+fn gpgv(keyring: &Path, files: &[PathBuf]) -> (Vec<String>, bool) {
+    let output = Command::new("gpgv")
+        .args(["--status-fd", "1", "--keyring"])
+        .arg(keyring)
+        .args(files)
+        .output()
+        .expect("gpgv runs (install gpgv)");
+    let valid = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("[GNUPG:] VALIDSIG "))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    (valid, output.status.success())
+}
+
+/// Whether sqv (apt's verifier on newer Debian) accepts `Release.gpg` over `Release`
+/// with only `keyring`.
+fn sqv(keyring: &Path, suite: &Path) -> bool {
+    Command::new("sqv")
+        .arg("--keyring")
+        .arg(keyring)
+        .arg(suite.join("Release.gpg"))
+        .arg(suite.join("Release"))
+        .output()
+        .expect("sqv runs (install sqv)")
+        .status
+        .success()
+}
+
+/// The number of public keys in a binary keyring, as gpg shows them.
+fn keys_in(keyring: &Path) -> usize {
+    let output = Command::new("gpg")
+        .args(["--batch", "--show-keys", "--with-colons"])
+        .arg(keyring)
+        .output()
+        .expect("gpg runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("pub:"))
+        .count()
+}
+
+/// While two keys sign, InRelease and Release.gpg carry a signature of each, and a client
+/// holding either key alone verifies them (gpgv and sqv); the public key files and the
+/// keyring version follow every change. Once the old key is retired, only the new one
+/// signs, a client holding only the old key fails, and the last signing key cannot be
+/// retired.
+#[test]
+fn a_second_key_signs_beside_the_first_until_the_first_is_retired() {
+    let keys = Keys::new();
+    let (listed, version) = keys.listed();
+    assert_eq!(version, 1);
+    let [(old, state)] = listed.as_slice() else {
+        panic!("one key after init: {listed:?}");
+    };
+    assert_eq!(state, "signing");
+    let old = old.clone();
+    let document = keys.json(&["key", "list"]);
+    let expires = document["keys"][0]["expires"].as_str().expect("an expiry");
+    let created = document["keys"][0]["created"].as_str().expect("created");
+    // Two years by default.
+    let years = |time: &str| time[..4].parse::<u32>().expect("year");
+    assert_eq!(years(expires) - years(created), 2, "{document}");
+    assert_eq!(document["keys"][0]["algorithm"], "ed25519");
+    let old_keyring = keys.keyring_of(&old);
+    let one_key = fs::read(keys.suite("production").join("InRelease")).expect("InRelease");
+
+    keys.ok(&["key", "add"]);
+    let (listed, version) = keys.listed();
+    assert_eq!(version, 2);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed.iter().all(|(_, state)| state == "signing"),
+        "{listed:?}"
+    );
+    let new = listed[1].0.clone();
+    let new_keyring = keys.keyring_of(&new);
+    assert_eq!(keys_in(&keys.repo.join("acme.gpg")), 2);
+    let secret = keys.repo.join(format!("private/keys/{new}.asc"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&secret)
+            .expect("the new key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    for suite in ["test", "production"] {
+        let suite = keys.suite(suite);
+        let in_release = vec![suite.join("InRelease")];
+        let detached = vec![suite.join("Release.gpg"), suite.join("Release")];
+        for (keyring, fingerprint) in [(&old_keyring, &old), (&new_keyring, &new)] {
+            for files in [&in_release, &detached] {
+                let (valid, _) = gpgv(keyring, files);
+                assert_eq!(
+                    valid.as_slice(),
+                    std::slice::from_ref(fingerprint),
+                    "{files:?}"
+                );
+            }
+            assert!(
+                sqv(keyring, &suite),
+                "sqv with one of two keys: {}",
+                suite.display()
+            );
+        }
+        let (valid, success) = gpgv(&keys.repo.join("acme.gpg"), &in_release);
+        assert_eq!(valid, vec![old.clone(), new.clone()]);
+        assert!(success);
+    }
+
+    keys.ok(&["verify"]);
+    // A suite left signed by the old key set alone is found by verify.
+    let production = keys.suite("production").join("InRelease");
+    let both = fs::read(&production).expect("InRelease");
+    fs::write(&production, &one_key).expect("write");
+    let refused = keys.fails(&["verify"]);
+    assert!(
+        refused.contains(&format!(
+            "dists/production/InRelease: signed by {old}, but the keys that sign now are"
+        )),
+        "{refused}"
+    );
+    fs::write(&production, &both).expect("restore");
+    keys.ok(&["verify"]);
+
+    // A second writer gets both keys: the secret export, given to its `repo init --key`.
+    let exported = keys.temp.path().join("secret.asc");
+    fs::write(&exported, keys.ok(&["key", "export", "--secret"])).expect("export");
+    let second = Keys {
+        temp: tempfile::tempdir().expect("temp dir"),
+        repo: keys.temp.path().join("second"),
+    };
+    second.ok(&[
+        "init",
+        "--arch",
+        "amd64",
+        "--origin",
+        "acme",
+        "--key",
+        exported.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(second.listed().0, keys.listed().0);
+    assert_eq!(
+        fs::read(second.repo.join("acme.gpg")).expect("keyring"),
+        fs::read(keys.repo.join("acme.gpg")).expect("keyring")
+    );
+
+    // A retired key signs nothing more; a key is named by its last 16 hex digits too.
+    keys.ok(&["key", "retire", &old[24..]]);
+    let (listed, version) = keys.listed();
+    assert_eq!(version, 3);
+    assert_eq!(
+        listed,
+        vec![
+            (old.clone(), "retired".to_string()),
+            (new.clone(), "signing".to_string())
+        ]
+    );
+    assert_eq!(keys_in(&keys.repo.join("acme.gpg")), 1);
+    let suite = keys.suite("production");
+    let (valid, success) = gpgv(&old_keyring, &[suite.join("InRelease")]);
+    assert!(
+        valid.is_empty() && !success,
+        "the old key still verifies: {valid:?}"
+    );
+    assert!(!sqv(&old_keyring, &suite));
+    assert_eq!(
+        gpgv(&new_keyring, &[suite.join("InRelease")]).0,
+        vec![new.clone()]
+    );
+
+    let refused = keys.fails(&["key", "retire", &new]);
+    assert!(
+        refused.contains("only key that signs") && refused.contains("repo key add"),
+        "{refused}"
+    );
+    let refused = keys.fails(&["key", "retire", "ABCDEF"]);
+    assert!(
+        refused.contains(&new) && refused.contains("repo key list"),
+        "{refused}"
+    );
+    let refused = keys.fails(&["key", "add", "--import", secret.to_str().expect("UTF-8")]);
+    assert!(
+        refused.contains("already a key of the repository"),
+        "{refused}"
+    );
+
+    // The secret keys a second writer needs: every key not retired.
+    let exported = keys.json(&["key", "export", "--secret"]);
+    assert_eq!(exported["fingerprints"], serde_json::json!([new]));
+    assert!(exported["armored"]
+        .as_str()
+        .expect("armored")
+        .starts_with("-----BEGIN PGP PRIVATE KEY BLOCK-----"));
+}
+
+/// gpg's `--faked-system-time` for `days` days ago (and a minute, so that a key made
+/// then for `days + 30` days expires in 29 whole days).
+fn soon_before(days: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    (now - days * 86_400 - 60).to_string()
+}
+
+/// A gpg home with one unprotected Ed25519 key made at `created` (gpg's
+/// `--faked-system-time`, so the key's own dates lie in the past) valid for `expiry`;
+/// the armored secret key and its fingerprint.
+fn key_made_at(directory: &Path, created: &str, expiry: &str) -> (PathBuf, String) {
+    let home = directory.join(format!("gnupg-{created}"));
+    fs::create_dir_all(&home).expect("gpg home");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("mode");
+    }
+    let gpg = |arguments: &[&str]| {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(arguments)
+            .output()
+            .expect("gpg runs");
+        assert!(
+            output.status.success(),
+            "gpg {arguments:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    gpg(&[
+        "--faked-system-time",
+        &format!("{created}!"),
+        "--quick-gen-key",
+        "old <old@example.org>",
+        "ed25519",
+        "sign",
+        expiry,
+    ]);
+    let listing = gpg(&["--list-secret-keys", "--with-colons"]);
+    let fingerprint = listing
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:::::::::"))
+        .and_then(|rest| rest.split(':').next())
+        .expect("a fingerprint")
+        .to_string();
+    let armored = directory.join(format!("{fingerprint}.asc"));
+    fs::write(
+        &armored,
+        gpg(&["--armor", "--export-secret-keys", &fingerprint]),
+    )
+    .expect("key");
+    (armored, fingerprint)
+}
+
+/// A key whose own expiry is in the past never signs: `key add` refuses it; one already
+/// in the set is listed as expired, publishing warns that it signs nothing and signs
+/// with the others only; and when no key is left that can sign, publishing refuses and
+/// names the ways out. `key extend` moves a key's expiry.
+#[test]
+fn expired_keys_never_sign_and_publishing_says_so() {
+    let keys = Keys::new();
+    let (listed, _) = keys.listed();
+    let current = listed[0].0.clone();
+    let current_keyring = keys.keyring_of(&current);
+    let (expired_file, expired) = key_made_at(keys.temp.path(), "20200101T000000", "1y");
+
+    let refused = keys.fails(&[
+        "key",
+        "add",
+        "--import",
+        expired_file.to_str().expect("UTF-8"),
+    ]);
+    assert!(
+        refused.contains(&expired) && refused.contains("expired on 2020-12-31"),
+        "{refused}"
+    );
+
+    // An expired key in the set, as one that was valid when it was added would be.
+    let private = keys.repo.join("private/keys");
+    fs::create_dir_all(&private).expect("private/keys");
+    fs::copy(&expired_file, private.join(format!("{expired}.asc"))).expect("copy");
+    let config = keys.repo.join("debstage-repo.toml");
+    let mut text = fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[[signing.keys]]\nfingerprint = \"{expired}\"\nfile = \"private/keys/{expired}.asc\"\nstate = \"signing\"\n"
+    ));
+    fs::write(&config, &text).expect("config");
+    let (listed, _) = keys.listed();
+    assert_eq!(listed[1], (expired.clone(), "expired".to_string()));
+    let refused = keys.fails(&["verify"]);
+    assert!(
+        refused.contains(&format!("the signing key {expired} expired on 2020-12-31")),
+        "{refused}"
+    );
+
+    let output = keys.run(&["publish"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the signing key {expired} expired on 2020-12-31"))
+            && stderr.contains("signs nothing"),
+        "{stderr}"
+    );
+    let suite = keys.suite("test");
+    assert_eq!(
+        gpgv(&current_keyring, &[suite.join("InRelease")]).0,
+        vec![current.clone()]
+    );
+    let signatures = fs::read_to_string(suite.join("InRelease")).expect("InRelease");
+    assert_eq!(signatures.matches("BEGIN PGP SIGNATURE").count(), 1);
+
+    // Only the expired key left in the signing state: nothing can be published.
+    fs::write(
+        &config,
+        text.replacen("state = \"signing\"", "state = \"retired\"", 1),
+    )
+    .expect("config");
+    let refused = keys.fails(&["publish"]);
+    assert!(
+        refused.contains("every signing key of the repository has expired")
+            && refused.contains(&expired)
+            && refused.contains("repo key add")
+            && refused.contains("repo key extend"),
+        "{refused}"
+    );
+    fs::write(&config, &text).expect("config");
+
+    // Retired, it is no problem any more; a key that expires within 60 days is warned of.
+    keys.ok(&["key", "retire", &expired]);
+    keys.ok(&["verify"]);
+    let (near_file, near) = key_made_at(keys.temp.path(), &soon_before(700), "730d");
+    keys.ok(&["key", "add", "--import", near_file.to_str().expect("UTF-8")]);
+    let output = keys.run(&["verify"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the signing key {near} expires on"))
+            && stderr.contains("(in 29 days)"),
+        "{stderr}"
+    );
+
+    // Extending moves the expiry of a key made by debstage.
+    let before = keys.json(&["key", "list"])["keys"][0]["expires"].clone();
+    keys.ok(&["key", "extend", &current, "--expires", "30d"]);
+    let after = keys.json(&["key", "list"])["keys"][0]["expires"].clone();
+    assert_ne!(before, after);
+    let refused = keys.fails(&["key", "extend", &current, "--expires", "never"]);
+    assert!(refused.contains("--expires never"), "{refused}");
+    // A client with the key as it was still verifies (the expiry it knows is later).
+    assert_eq!(
+        gpgv(&current_keyring, &[suite.join("InRelease")]).0,
+        vec![current]
+    );
+}
+
+/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
+/// trusts only the old key and one that trusts only the new key both update cleanly;
+/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
+/// second still updates.
+#[test]
+fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server =
+        crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
+    let keys = Keys {
+        temp: tempfile::tempdir().expect("temp dir"),
+        repo: server.directory.clone(),
+    };
+    let old = keys.listed().0[0].0.clone();
+    keys.ok(&["key", "add"]);
+    let new = keys.listed().0[1].0.clone();
+    let apt_of = |name: &str, fingerprint: &str| {
+        let keyring = fs::read(keys.keyring_of(fingerprint)).expect("keyring");
+        crate::support::apt::Apt::for_suite(
+            &temp.path().join(name),
+            &server.url(),
+            "production",
+            &keyring,
+        )
+    };
+    let (with_old, with_new) = (apt_of("apt-old", &old), apt_of("apt-new", &new));
+    let update = |apt: &crate::support::apt::Apt| {
+        let output = apt.command(&["update"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            output.status.success() && !text.contains("W:") && !text.contains("E:"),
+            text,
+        )
+    };
+    for apt in [&with_old, &with_new] {
+        let (clean, text) = update(apt);
+        assert!(clean, "during dual signing:\n{text}");
+    }
+    keys.ok(&["key", "retire", &old]);
+    let (clean, text) = update(&with_old);
+    assert!(
+        !clean,
+        "an apt with only the retired key still updates:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("NO_PUBKEY {}", &new[24..])),
+        "{text}"
+    );
+    let (clean, text) = update(&with_new);
+    assert!(clean, "after the retirement:\n{text}");
+}
