@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_http;
 mod init;
 mod json_contract;
+pub(crate) mod layers;
 mod module_graph;
 pub(crate) mod node;
 mod publish;

@@ -11,3 +11,14 @@ pub(crate) struct StagedTree {
     /// Packages the environment itself needs on the server (`python3.11`).
     pub(crate) depends: Vec<String>,
 }
+
+/// The layer an environment kind split off its staged tree (see `python_layer`).
+#[derive(Debug)]
+pub(crate) struct StagedLayer {
+    /// The layer key, which names the layer package and its directory.
+    pub(crate) key: String,
+    /// The directory whose contents become `/opt/<app>/.layers/<key>`.
+    pub(crate) root: PathBuf,
+    /// Packages the layer needs on the server (the interpreter whose `.pyc` it holds).
+    pub(crate) depends: Vec<String>,
+}
