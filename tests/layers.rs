@@ -435,6 +435,15 @@ fn the_repository_moves_keeps_and_collects_layers_with_their_releases() {
         );
     }
     repo_ok(&repo, &["rollback", "tally", "staging"]);
+    // What `repo show` says of layers, pinned (the keys depend on the interpreter and the
+    // architecture, so they are filtered).
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(r"-layer-[0-9a-f]{16}", "-layer-[KEY]");
+    settings.bind(|| {
+        insta::assert_snapshot!("layers_repo_show", repo_ok(&repo, &["show", "tally"]));
+    });
     let shown: serde_json::Value =
         serde_json::from_str(&repo_ok(&repo, &["--format", "json", "show", "tally"]))
             .expect("JSON");

@@ -241,10 +241,21 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
                 .insert(package.version.clone());
         }
     }
+    // Oldest first: in the order of the first release that uses each.
+    let mut layers: Vec<((String, String), Vec<String>)> = layers
+        .into_iter()
+        .map(|(layer, releases)| (layer, sorted(&releases)))
+        .collect();
+    layers.sort_by(|(left_layer, left), (right_layer, right)| {
+        match (left.first(), right.first()) {
+            (Some(left), Some(right)) => version::compare(left, right),
+            (left, right) => left.is_none().cmp(&right.is_none()),
+        }
+        .then_with(|| left_layer.cmp(right_layer))
+    });
     let mut layer_lines = String::new();
     let mut layer_documents = Vec::new();
     for ((layer, layer_version), releases) in &layers {
-        let releases = sorted(releases);
         layer_lines.push_str(&format!(
             "layer {layer} {layer_version}: {}\n",
             if releases.is_empty() {
