@@ -104,22 +104,38 @@ fn build_tally_from(
     epoch: &str,
     wheels: &Path,
 ) -> (serde_json::Value, Output) {
-    let cache = out.parent().expect("out has a parent").join("layer-cache");
-    let output = run_ok(
-        debstage()
-            .args(["--format", "json", "build", "--manifest"])
-            .arg(manifest)
-            .arg("--out")
-            .arg(out)
-            .env("SOURCE_DATE_EPOCH", epoch)
-            .env("XDG_CACHE_HOME", &cache)
-            .env("PIP_NO_INDEX", "1")
-            .env("PIP_FIND_LINKS", wheels),
-    );
+    let output = run_ok(&mut tally_command(manifest, out, epoch, wheels));
     let document =
         serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
     crate::support::schema::assert_valid("build", &document);
     (document, output)
+}
+
+/// The `debstage build` command of [`build_tally_from`].
+fn tally_command(manifest: &Path, out: &Path, epoch: &str, wheels: &Path) -> Command {
+    let cache = out.parent().expect("out has a parent").join("layer-cache");
+    let mut command = debstage();
+    command
+        .args(["--format", "json", "build", "--manifest"])
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .env("XDG_CACHE_HOME", &cache)
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", wheels);
+    command
+}
+
+/// The first release of `tally` (1.0, tabulate 0.9.0) in a new temporary directory:
+/// the directory, the project's path, the output directory, and the build manifest.
+fn first_release() -> (tempfile::TempDir, PathBuf, PathBuf, serde_json::Value) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    let first_out = temp.path().join("first");
+    write_tally(&app, "1.0", "0.9.0", "one", "");
+    let (first, _) = build_tally(&app.join("debstage.toml"), &first_out, "1700000000");
+    (temp, app, first_out, first)
 }
 
 /// The file of the package with `role` in a build manifest, if any.
@@ -144,11 +160,7 @@ fn contents(deb: &Path) -> String {
 
 #[test]
 fn a_code_only_release_shares_its_layer_byte_for_byte_and_runs() {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let app = temp.path().join("tally");
-    let first_out = temp.path().join("first");
-    write_tally(&app, "1.0", "0.9.0", "one", "");
-    let (first, _) = build_tally(&app.join("debstage.toml"), &first_out, "1700000000");
+    let (temp, app, first_out, first) = first_release();
     let layer_file = file_of(&first, "layer").expect("a python build writes a layer");
     let payload_file = file_of(&first, "payload").expect("payload");
 
@@ -487,11 +499,7 @@ fn the_repository_moves_keeps_and_collects_layers_with_their_releases() {
 /// even hold the dependency), and the layer is the same, byte for byte.
 #[test]
 fn a_cached_layer_skips_pip_for_the_dependencies() {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let app = temp.path().join("tally");
-    let first_out = temp.path().join("first");
-    write_tally(&app, "1.0", "0.9.0", "one", "");
-    let (first, _) = build_tally(&app.join("debstage.toml"), &first_out, "1700000000");
+    let (temp, app, first_out, first) = first_release();
     let layer_file = file_of(&first, "layer").expect("layer");
     let cached: Vec<PathBuf> = fs::read_dir(temp.path().join("layer-cache/debstage/layers"))
         .expect("the layer cache was written")
@@ -543,7 +551,7 @@ fn a_cached_layer_skips_pip_for_the_dependencies() {
     );
     let pth = fs::read_to_string(root.join(format!(
         "opt/tally/1.1/lib/python{}/site-packages/debstage-layer.pth",
-        python_minor()
+        crate::python::python_minor()
     )))
     .expect("the layer's .pth");
     assert!(pth.contains("/opt/tally/.layers/"), "{pth}");
@@ -551,28 +559,15 @@ fn a_cached_layer_skips_pip_for_the_dependencies() {
     // An unpinned requirement has no recipe: the dependencies are installed again.
     fs::write(app.join("requirements.txt"), "tabulate>=0.9\n").expect("write");
     let third_out = temp.path().join("third");
-    let output = crate::support::run_fail(
-        debstage()
-            .args(["--format", "json", "build", "--manifest"])
-            .arg(app.join("debstage.toml"))
-            .arg("--out")
-            .arg(&third_out)
-            .env("SOURCE_DATE_EPOCH", "1700005000")
-            .env("XDG_CACHE_HOME", temp.path().join("layer-cache"))
-            .env("PIP_NO_INDEX", "1")
-            .env("PIP_FIND_LINKS", &backend_only),
-    );
+    let output = crate::support::run_fail(&mut tally_command(
+        &app.join("debstage.toml"),
+        &third_out,
+        "1700005000",
+        &backend_only,
+    ));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("tabulate"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn python_minor() -> String {
-    let output = run_ok(
-        Command::new("/usr/bin/python3")
-            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]),
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }

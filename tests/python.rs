@@ -61,7 +61,8 @@ fn build_command(manifest: &Path, out: &Path) -> Command {
     command
 }
 
-fn python_minor() -> String {
+/// The `major.minor` of Debian's /usr/bin/python3.
+pub fn python_minor() -> String {
     let output = run_ok(
         Command::new("/usr/bin/python3")
             .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]),
