@@ -164,9 +164,10 @@ fn a_code_only_release_shares_its_layer_byte_for_byte_and_runs() {
     let layer_file = file_of(&first, "layer").expect("a python build writes a layer");
     let payload_file = file_of(&first, "payload").expect("payload");
 
-    // A code-only release, built later into another directory: the same layer, written
-    // again byte for byte.
-    let second_out = temp.path().join("second");
+    // A code-only release, built later into another directory with another layer cache
+    // (so the layer is installed and written again, not taken from the first build): the
+    // same layer, byte for byte.
+    let second_out = temp.path().join("elsewhere/second");
     write_tally(&app, "1.1", "0.9.0", "two", "");
     let (second, _) = build_tally(&app.join("debstage.toml"), &second_out, "1700009999");
     assert_eq!(
@@ -507,6 +508,9 @@ fn a_cached_layer_skips_pip_for_the_dependencies() {
         .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert!(cached[0].join("scripts/tabulate").is_file());
+    // The layer's .deb is kept there too: the next build of the recipe does not
+    // compress the layer again.
+    assert!(cached[0].join(&layer_file).is_file());
 
     // Only the build backend: tabulate cannot come from pip.
     let backend_only = temp.path().join("backend-only");

@@ -1139,6 +1139,11 @@ fn write_layer(
         ));
         return reuse_package(&previous, work, &package, &version, &architecture);
     }
+    let cached = layer.cache.as_ref().map(|cache| cache.join(&file));
+    if let Some(cached) = cached.as_ref().filter(|cached| cached.is_file()) {
+        reporter.status(format!("Layer {package} comes from the layer cache"));
+        return reuse_package(cached, work, &package, &version, &architecture);
+    }
     // The layer's bytes may depend on its key alone: it is compressed the same way
     // whatever `--compress` and `--level` say for the release (xz at dpkg-deb's level;
     // liblzma's threaded encoder gives the same bytes for any thread count).
@@ -1157,7 +1162,18 @@ fn write_layer(
         layer_settings,
     )?;
     spec.digests = digests;
-    deb::write_package(&spec, work)
+    let written = deb::write_package(&spec, work)?;
+    // Kept for the next build of the same recipe (its bytes depend on the key alone); a
+    // cache that cannot be written costs that build time, not this one.
+    if let Some(cached) = &cached {
+        let partial = cached.with_extension("deb.partial");
+        let stored =
+            fs::copy(work.join(&written.file), &partial).and_then(|_| fs::rename(&partial, cached));
+        if let Err(error) = stored {
+            reporter.warn(format!("{}: not written: {error}", cached.display()));
+        }
+    }
+    Ok(written)
 }
 
 /// A package a previous build wrote, linked (or copied) into `work` so that it moves

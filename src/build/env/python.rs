@@ -113,6 +113,7 @@ pub(crate) fn stage(
         copy: &copy,
         out,
         reporter,
+        cache: cache.as_ref(),
     };
     if let Some((cache, key)) = cache
         .as_ref()
@@ -154,6 +155,8 @@ struct Inputs<'a> {
     copy: &'a Path,
     out: &'a Path,
     reporter: &'a Reporter,
+    /// The layer cache's entry of this build, if its inputs have one.
+    cache: Option<&'a LayerCache>,
 }
 
 /// The cached layer does not hold what the project needs (`pip check` failed with it).
@@ -181,6 +184,7 @@ fn environment(
         copy,
         out,
         reporter,
+        cache: _,
     } = *context;
     fs::create_dir_all(scratch)
         .with_context(|| format!("{}: cannot be created", scratch.display()))?;
@@ -270,6 +274,7 @@ fn environment(
     update_records(&site_packages, &rewritten)?;
     let python = build.join("bin/python");
     let mut depends = interpreter_depends(&interpreter.version);
+    let context_cache = cached.map(|(cache, _)| cache).or(context.cache);
     let mut scripts = Vec::new();
     let layer = match cached {
         Some((cache, key)) => Some((key.to_string(), cache.layer(), false)),
@@ -322,6 +327,7 @@ fn environment(
                 key,
                 root: layer_host,
                 depends: interpreter_depends(&interpreter.version),
+                cache: context_cache.map(|cache| cache.directory.clone()),
             })
         }
         None => None,

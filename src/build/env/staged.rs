@@ -21,4 +21,6 @@ pub(crate) struct StagedLayer {
     pub(crate) root: PathBuf,
     /// Packages the layer needs on the server (the interpreter whose `.pyc` it holds).
     pub(crate) depends: Vec<String>,
+    /// The layer cache's entry, where the layer's `.deb` is kept for the next build.
+    pub(crate) cache: Option<PathBuf>,
 }
