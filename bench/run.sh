@@ -2,7 +2,7 @@
 # The benchmarks of `make bench`: debstage against dpkg-deb, reprepro and aptly,
 # measured in the same run on the same generated input, with ratios and a summary.
 #
-#   bench/run.sh BINARY [BENCHMARK...]     BENCHMARK: build, repo, python, target, s3 (default: all)
+#   bench/run.sh BINARY [BENCHMARK...]     BENCHMARK: build, repo, python, layers, target, s3 (default: all)
 #
 # Generated data is kept under target/bench/ (BENCH_DIR) and reused when the
 # generators' parameters are the same. Exit status: 0 when every benchmark ran, even if a
@@ -12,7 +12,7 @@
 set -eu
 
 if [ $# -lt 1 ]; then
-    echo "usage: bench/run.sh BINARY [build|repo|python|target ...]" >&2
+    echo "usage: bench/run.sh BINARY [build|repo|python|layers|target ...]" >&2
     exit 2
 fi
 binary=$1
@@ -21,7 +21,7 @@ if [ ! -x "$binary" ]; then
     echo "bench/run.sh: $binary: no such executable (run 'cargo build --release' first)" >&2
     exit 1
 fi
-benchmarks=${*:-build repo python target s3}
+benchmarks=${*:-build repo python layers target s3}
 here=$(cd "$(dirname "$0")" && pwd)
 python=/usr/bin/python3
 
@@ -62,8 +62,9 @@ for benchmark in $benchmarks; do
             fi
             set -- sh "$here/python.sh" "$binary"
             ;;
+        layers) set -- sh "$here/layers.sh" "$binary" ;;
         *)
-            echo "bench/run.sh: unknown benchmark '$benchmark' (build, repo, python, target, s3)" >&2
+            echo "bench/run.sh: unknown benchmark '$benchmark' (build, repo, python, layers, target, s3)" >&2
             exit 2
             ;;
     esac

@@ -14,6 +14,7 @@ mod hostile_http;
 mod init;
 mod json_contract;
 mod keys;
+pub(crate) mod layers;
 mod module_graph;
 pub(crate) mod node;
 mod node_managers;

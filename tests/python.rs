@@ -61,7 +61,8 @@ fn build_command(manifest: &Path, out: &Path) -> Command {
     command
 }
 
-fn python_minor() -> String {
+/// The `major.minor` of Debian's /usr/bin/python3.
+pub fn python_minor() -> String {
     let output = run_ok(
         Command::new("/usr/bin/python3")
             .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]),
@@ -83,18 +84,19 @@ fn all_files(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs a shell snippet with the extracted release bound at /opt/pyapp/1.2.0, in a private
-/// mount namespace (a tmpfs over /opt), so that nothing on the host changes.
-fn run_at_release(release: &Path, script: &str) -> Output {
+/// Runs a shell snippet with the extracted application directory (the release and its
+/// layer) bound at /opt/pyapp, in a private mount namespace (a tmpfs over /opt), so that
+/// nothing on the host changes.
+fn run_at_release(application: &Path, script: &str) -> Output {
     run_ok(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-ec"])
             .arg(format!(
-                "mount -t tmpfs none /opt; mkdir -p /opt/pyapp/1.2.0; \
-                 mount --bind \"$1\" /opt/pyapp/1.2.0; {script}"
+                "mount -t tmpfs none /opt; mkdir -p /opt/pyapp; \
+                 mount --bind \"$1\" /opt/pyapp; {script}"
             ))
             .arg("sh")
-            .arg(release),
+            .arg(application),
     )
 }
 
@@ -109,11 +111,24 @@ fn pyapp_is_relocated_reproducible_and_lintian_clean() {
     copy_tree(&app, &other);
     let second = temp.path().join("second");
     run_ok(&mut build_command(&other.join("debstage.toml"), &second));
-    let payload_name = "pyapp-1.2.0_1.2.0-1_amd64.deb".replace(
-        "amd64",
-        String::from_utf8_lossy(&run_ok(Command::new("dpkg").arg("--print-architecture")).stdout)
-            .trim(),
+    // Pillow's compiled extensions are in the layer (issue 21): the release holds only
+    // pure Python and is `all`.
+    let payload_name = "pyapp-1.2.0_1.2.0-1_all.deb".to_string();
+    let layer_name = crate::support::files_in(&first)
+        .into_iter()
+        .find(|name| name.starts_with("pyapp-layer-"))
+        .expect("a layer package");
+    assert!(
+        layer_name.ends_with(&format!(
+            "_1_{}.deb",
+            String::from_utf8_lossy(
+                &run_ok(Command::new("dpkg").arg("--print-architecture")).stdout
+            )
+            .trim()
+        )),
+        "{layer_name}"
     );
+    let layer = first.join(&layer_name);
     for name in crate::support::files_in(&first) {
         assert_eq!(
             fs::read(first.join(&name)).expect("first"),
@@ -124,8 +139,20 @@ fn pyapp_is_relocated_reproducible_and_lintian_clean() {
     let payload = first.join(&payload_name);
     assert!(payload.is_file(), "{payload_name} was not built");
 
-    // Depends: the exact interpreter, and libraries that Pillow needs but does not bundle.
+    // Depends: the exact interpreter and the exact layer; the layer's: the interpreter
+    // and the libraries that Pillow needs but does not bundle.
     let depends = field(&payload, "Depends");
+    let relations: Vec<&str> = depends.split(", ").collect();
+    assert!(
+        relations.contains(&format!("python{}", python_minor()).as_str()),
+        "{depends}"
+    );
+    let layer_package = layer_name.split('_').next().expect("name");
+    assert!(
+        relations.contains(&format!("{layer_package} (= 1)").as_str()),
+        "{depends}"
+    );
+    let depends = field(&layer, "Depends");
     let relations: Vec<&str> = depends.split(", ").collect();
     assert!(
         relations.contains(&format!("python{}", python_minor()).as_str()),
@@ -142,12 +169,9 @@ fn pyapp_is_relocated_reproducible_and_lintian_clean() {
 
     // No file of the package names the build directory or the example's source path.
     let extracted = temp.path().join("extracted");
-    run_ok(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&payload)
-            .arg(&extracted),
-    );
+    for deb in [&payload, &layer] {
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&extracted));
+    }
     let release = extracted.join("opt/pyapp/1.2.0");
     let needles = [
         "debstage-stage".to_string(),
@@ -225,34 +249,28 @@ fn pyapp_is_relocated_reproducible_and_lintian_clean() {
     let opt_path = b"/opt/pyapp/1.2.0/lib/python";
     assert!(pyc.windows(opt_path.len()).any(|window| window == opt_path));
 
-    // At its release directory the environment runs, and writes nothing there.
-    let before = all_files(&release).len();
+    // At its release directory the environment runs, Pillow from the layer, and writes
+    // nothing there.
+    let application = extracted.join("opt/pyapp");
+    let before = all_files(&application).len();
     let output = run_at_release(
-        &release,
+        &application,
         "/opt/pyapp/1.2.0/bin/pyapp --check; \
-         /opt/pyapp/1.2.0/bin/python -c 'import sys, PIL._imaging; print(sys.prefix)'",
+         /opt/pyapp/1.2.0/bin/python -c 'import sys, PIL._imaging; print(sys.prefix); \
+         print(PIL._imaging.__file__)'",
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("pyapp 1.2.0: badge of"), "{text}");
     assert!(text.contains("/opt/pyapp/1.2.0\n"), "{text}");
+    assert!(text.contains("/opt/pyapp/.layers/"), "{text}");
     assert_eq!(
-        all_files(&release).len(),
+        all_files(&application).len(),
         before,
-        "running wrote into the release"
+        "running wrote into the release or its layer"
     );
 
     // lintian: nothing beyond the shipped overrides.
-    let output = Command::new("lintian")
-        .args(["--tag-display-limit", "0"])
-        .arg(&payload)
-        .output()
-        .expect("lintian runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    let problems: Vec<&str> = report
-        .lines()
-        .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
-        .collect();
-    assert!(problems.is_empty(), "lintian:\n{report}");
+    crate::support::assert_lintian_clean(&[&payload, &layer]);
 }
 
 /// A one-file app whose manifest is `debstage.toml` with the given `[environment]` lines.

@@ -57,15 +57,16 @@ fn build(manifest: &Path, out: &Path, extra: &[&str], target: Option<&str>) -> S
     stderr(&run_ok(&mut command))
 }
 
-/// Runs `command` with the extracted payload bound at its release directory, in a private
-/// mount namespace (a tmpfs over /opt), so that nothing on the host changes.
+/// Runs `command` with the extracted payload (and its layer) bound at the application's
+/// directory, in a private mount namespace (a tmpfs over /opt), so that nothing on the
+/// host changes.
 fn run_at_release(extracted: &Path, release: &str, command: &str) -> String {
     let output = run_ok(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-ec"])
             .arg(
-                "mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; \
-                 shift 2; exec \"$@\"",
+                "mount -t tmpfs none /opt; base=$(dirname \"$2\"); mkdir -p \"$base\"; \
+                 mount --bind \"$1$base\" \"$base\"; shift 2; exec \"$@\"",
             )
             .arg("sh")
             .arg(extracted)
@@ -148,12 +149,17 @@ fn layout_builds_and_runs_for(
         );
     }
     let extracted = temp.path().join("extracted");
-    run_ok(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&payload)
-            .arg(&extracted),
-    );
+    // The payload, and the layer of its dependencies when the build wrote one.
+    for package in document["packages"].as_array().expect("packages") {
+        if package["role"] == "payload" || package["role"] == "layer" {
+            run_ok(
+                Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(first.join(package["file"].as_str().expect("file")))
+                    .arg(&extracted),
+            );
+        }
+    }
     let output = run_at_release(&extracted, &release, script);
     assert_eq!(output.trim(), expected, "{name}");
     messages
@@ -331,20 +337,27 @@ fn python_layouts_build_for_bookworm() {
     );
 }
 
-/// The payload's file list.
+/// The file list of the payload and of its layer, if any (everything but the stage
+/// packages).
 fn listing_of(out: &Path) -> String {
-    let payload = files_in(out)
+    let packages: Vec<String> = files_in(out)
         .into_iter()
-        .find(|file| {
+        .filter(|file| {
             file.ends_with(".deb")
                 && !file.contains("-test_")
                 && !file.contains("-staging_")
                 && !file.contains("-production_")
         })
-        .expect("a payload");
-    stdout(&run_ok(
-        Command::new("dpkg-deb").arg("-c").arg(out.join(payload)),
-    ))
+        .collect();
+    assert!(!packages.is_empty(), "a payload");
+    packages
+        .iter()
+        .map(|package| {
+            stdout(&run_ok(
+                Command::new("dpkg-deb").arg("-c").arg(out.join(package)),
+            ))
+        })
+        .collect()
 }
 
 /// uv.lock and poetry.lock: exactly the locked versions (six 1.17.0 where `>=1.15` would
@@ -455,21 +468,22 @@ fn python_requirements_only() {
         );
     }
     let extracted = temp.path().join("extracted");
-    let payload = files_in(&out)
-        .into_iter()
-        .find(|file| file.starts_with("requirements-only-0.1.0_"))
-        .expect("payload");
-    run_ok(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(out.join(payload))
-            .arg(&extracted),
-    );
+    // The payload and the layer of its dependencies.
+    for package in files_in(&out).into_iter().filter(|file| {
+        file.starts_with("requirements-only-0.1.0_") || file.starts_with("requirements-only-layer-")
+    }) {
+        run_ok(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(out.join(package))
+                .arg(&extracted),
+        );
+    }
     let release = "/opt/requirements-only/0.1.0";
     let output = run_ok(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-ec"])
-            .arg("mount -t tmpfs none /opt; mkdir -p \"$2\"; mount --bind \"$1$2\" \"$2\"; exec \"$2/bin/python\" \"$2/report.py\"")
+            .arg("mount -t tmpfs none /opt; mkdir -p /opt/requirements-only; mount --bind \"$1/opt/requirements-only\" /opt/requirements-only; exec \"$2/bin/python\" \"$2/report.py\"")
             .arg("sh")
             .arg(&extracted)
             .arg(release),

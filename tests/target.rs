@@ -83,11 +83,16 @@ impl RootCopy {
             .expect("chroot runs")
     }
 
-    /// Copies a package into the root's /tmp and runs `dpkg -i` on it there.
-    fn dpkg_install(&self, deb: &Path) -> Output {
-        let name = deb.file_name().expect("file name").to_string_lossy();
-        fs::copy(deb, self.path.join("tmp").join(name.as_ref())).expect("copy the package");
-        self.run("dpkg", &["-i", &format!("/tmp/{name}")])
+    /// Copies packages into the root's /tmp and runs one `dpkg -i` on them there.
+    fn dpkg_install(&self, debs: &[&Path]) -> Output {
+        let mut arguments = vec!["-i".to_string()];
+        for deb in debs {
+            let name = deb.file_name().expect("file name").to_string_lossy();
+            fs::copy(deb, self.path.join("tmp").join(name.as_ref())).expect("copy the package");
+            arguments.push(format!("/tmp/{name}"));
+        }
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        self.run("dpkg", &arguments)
     }
 }
 
@@ -154,15 +159,27 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         )
         .expect("JSON");
         assert_eq!(written["target"], codename);
-        payloads.push((codename, python, deb));
+        // The layer of the dependencies is built for the distribution too (its version
+        // carries the suffix), and installs with the payload.
+        let layer = build["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .find(|package| package["role"] == "layer")
+            .and_then(|package| package["file"].as_str())
+            .map(|file| out.join(file))
+            .expect("a layer");
+        assert_eq!(field(&layer, "Version"), format!("1{suffix}"));
+        payloads.push((codename, python, deb, layer));
     }
-    assert_eq!(crate::support::files_in(&out).len(), 10);
+    // Per distribution: payload, layer, three stage packages, the build manifest.
+    assert_eq!(crate::support::files_in(&out).len(), 12);
 
     // Each payload installs with dpkg into a root of its distribution (its Depends are
     // there) and the application answers; the other distribution's root refuses it.
-    for (codename, python, deb) in &payloads {
+    for (codename, python, deb, layer) in &payloads {
         let own = RootCopy::of(&build_root(codename));
-        let installed = own.dpkg_install(deb);
+        let installed = own.dpkg_install(&[layer, deb]);
         assert!(
             installed.status.success(),
             "{codename}: {}{}",
@@ -188,7 +205,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
             "bookworm"
         };
         let foreign = RootCopy::of(&build_root(other));
-        let refused = foreign.dpkg_install(deb);
+        let refused = foreign.dpkg_install(&[layer, deb]);
         assert!(!refused.status.success(), "{codename} payload on {other}");
         assert!(
             stderr(&refused).contains(&format!("depends on python{python}")),

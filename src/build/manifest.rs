@@ -62,6 +62,19 @@ pub(crate) struct Manifest {
     /// the staged tree is treated (stripping).
     #[serde(default)]
     pub(crate) build: BuildSection,
+    /// `[layers]`: whether the third-party dependencies go into a layer package of their
+    /// own.
+    #[serde(default)]
+    pub(crate) layers: LayersSection,
+}
+
+/// `[layers]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct LayersSection {
+    /// Split the third-party dependencies into a layer package (`<app>-layer-<key>`) that
+    /// the release depends on. Unset: on for the `python` kind, off for the others.
+    pub(crate) enabled: Option<bool>,
 }
 
 /// `[build]`.
@@ -526,6 +539,15 @@ impl LoadedManifest {
             .build
             .strip
             .unwrap_or_else(|| self.manifest.environment.strips_by_default())
+    }
+
+    /// Whether the build writes the dependencies into a layer package (`[layers] enabled`,
+    /// else the environment kind's default).
+    pub(crate) fn layered(&self) -> bool {
+        self.manifest
+            .layers
+            .enabled
+            .unwrap_or(matches!(self.manifest.environment, Environment::Python(_)))
     }
 
     /// An error about `key` of this manifest.

@@ -27,6 +27,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::build::depends::{elf, shlibs};
+use crate::build::env::python_layer::LAYER_EPOCH;
 use crate::build::manifest::{CommandLine, Environment, LoadedManifest};
 use crate::build::runner::{Runner, SystemRoot};
 use crate::build::scripts::{DocumentContext, OverridesContext, PayloadContext, StageContext};
@@ -35,7 +36,7 @@ use crate::deb::compress::{self, Settings};
 use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
 use crate::debian::control::{self, Control};
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage, Provenance};
-use crate::naming::Role;
+use crate::naming::{layer_version, Role};
 use crate::report::Reporter;
 
 /// Lintian tags that an `/opt` bundle raises by design, shipped as overrides.
@@ -140,7 +141,7 @@ fn build_one(
         None => Runner::Host,
     };
     let scratch = runner.scratch()?;
-    let staged = env::stage(loaded, &runner, scratch.path(), &options.out, reporter)?;
+    let (staged, layer) = env::stage(loaded, &runner, scratch.path(), &options.out, reporter)?;
     let mut tree = list_tree(loaded, &staged.root, &options.out, reporter)?;
     add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;
@@ -158,9 +159,27 @@ fn build_one(
         digests,
         architecture,
         depends,
-    } = analyse(loaded, tree, &staged.depends, &runner.system_root())?;
+    } = analyse(
+        loaded,
+        &loaded.names().release_dir(),
+        tree,
+        &staged.depends,
+        &runner.system_root(),
+    )?;
 
     let work = work_directory(&options.out)?;
+    let layer = match &layer {
+        Some(layer) => Some(write_layer(
+            loaded,
+            layer,
+            &runner.system_root(),
+            settings,
+            &options.out,
+            work.path(),
+            reporter,
+        )?),
+        None => None,
+    };
 
     let mut payload_spec = payload_spec(
         loaded,
@@ -195,7 +214,7 @@ fn build_one(
         git_commit: source_date.commit.clone(),
         git_dirty: source_date.dirty,
     };
-    let build_manifest = build_manifest(loaded, written, provenance, reporter);
+    let build_manifest = build_manifest(loaded, written, layer, provenance, reporter);
     let manifest_name = loaded.names().build_manifest_file();
     let mut json = serde_json::to_vec_pretty(&build_manifest)?;
     json.push(b'\n');
@@ -248,11 +267,12 @@ fn written_output(
     Ok((text, document))
 }
 
-/// The build manifest of the packages written (the payload, its debug symbols, the stage
-/// packages, in that order); says the payload's and the dbgsym's sizes.
+/// The build manifest of the packages written (the payload, its debug symbols, its
+/// layer, the stage packages, in that order); says the sizes of all but the stage packages.
 fn build_manifest(
     loaded: &LoadedManifest,
     (payload, stages, dbgsym): Written,
+    layer: Option<WrittenPackage>,
     provenance: Provenance,
     reporter: &Reporter,
 ) -> BuildManifest {
@@ -261,6 +281,10 @@ fn build_manifest(
     if let Some(dbgsym) = &dbgsym {
         reporter.status(format!("  {} ({} bytes)", dbgsym.file, dbgsym.size));
         packages.push(built(dbgsym, Role::Dbgsym, None));
+    }
+    if let Some(layer) = &layer {
+        reporter.status(format!("  {} ({} bytes)", layer.file, layer.size));
+        packages.push(built(layer, Role::Layer, None));
     }
     packages.extend(
         stages
@@ -327,8 +351,10 @@ struct Analysed {
     depends: String,
 }
 
+/// Analyses a tree installed under `directory` (the release directory, or a layer's).
 fn analyse(
     loaded: &LoadedManifest,
+    directory: &str,
     tree: Vec<TreeItem>,
     environment_depends: &[String],
     system: &SystemRoot,
@@ -347,7 +373,7 @@ fn analyse(
     // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
     // the tree is not opened a second time to find them. The shared-library lookup then
     // has the cores to itself.
-    let release_prefix = format!("{}/", loaded.names().release_dir().trim_start_matches('/'));
+    let release_prefix = format!("{}/", directory.trim_start_matches('/'));
     let (digests, elves) = deb::md5sums::digest_and_inspect(&entries, |file| {
         let tree_path = file.path.strip_prefix(&release_prefix).unwrap_or(file.path);
         elf::read_file(file.source, tree_path, file.bytes)
@@ -946,33 +972,66 @@ fn documents(
     epoch: u64,
     compression_threads: u32,
 ) -> Result<Vec<Entry>> {
-    let context = DocumentContext {
+    let context = document_context(
+        manifest,
+        package,
+        &manifest.version,
+        &manifest.names().debian_version(),
+        epoch,
+    );
+    documents_of(package, &context, compression_threads)
+}
+
+/// What the documents of `package` say: version `version` (`debian_version` as a
+/// package) of the manifest's application, at `epoch`.
+fn document_context(
+    manifest: &LoadedManifest,
+    package: &str,
+    version: &str,
+    debian_version: &str,
+    epoch: u64,
+) -> DocumentContext {
+    DocumentContext {
         package: package.to_string(),
         app: manifest.app().to_string(),
-        version: manifest.version.clone(),
-        debian_version: manifest.names().debian_version(),
+        version: version.to_string(),
+        debian_version: debian_version.to_string(),
         distribution: "stable".to_string(),
         maintainer: manifest.manifest.package.maintainer.clone(),
         license: manifest.manifest.package.license.clone(),
         homepage: manifest.manifest.package.homepage.clone(),
         date: changelog_date(epoch),
         year: changelog_year(epoch),
-    };
-    let changelog = scripts::render("changelog", &context)?;
+    }
+}
+
+/// The documents of `package` rendered from `context`.
+fn documents_of(
+    package: &str,
+    context: &DocumentContext,
+    compression_threads: u32,
+) -> Result<Vec<Entry>> {
+    let changelog = scripts::render("changelog", context)?;
     let gzip = Settings {
         compression: crate::cli::Compression::Gzip,
         level: Some(9),
         threads: compression_threads,
     };
     let compressed = compress::compress_bytes(changelog.as_bytes(), gzip)?;
+    // Policy 12.7: a native version (no revision, as a layer's) has `changelog.gz`.
+    let changelog_name = if context.debian_version.contains('-') {
+        "changelog.Debian.gz"
+    } else {
+        "changelog.gz"
+    };
     Ok(vec![
         Entry::bytes(
             format!("usr/share/doc/{package}/copyright"),
             0o644,
-            scripts::render("copyright", &context)?,
+            scripts::render("copyright", context)?,
         ),
         Entry::bytes(
-            format!("usr/share/doc/{package}/changelog.Debian.gz"),
+            format!("usr/share/doc/{package}/{changelog_name}"),
             0o644,
             compressed,
         ),
@@ -980,13 +1039,28 @@ fn documents(
 }
 
 fn common_control(manifest: &LoadedManifest, package: &str, architecture: &str) -> Control {
+    common_control_at(
+        manifest,
+        package,
+        &manifest.names().debian_version(),
+        architecture,
+    )
+}
+
+/// The first control fields of `package` at `version`.
+fn common_control_at(
+    manifest: &LoadedManifest,
+    package: &str,
+    version: &str,
+    architecture: &str,
+) -> Control {
     let section = &manifest.manifest.package;
     let mut control = Control::new();
     control.set("Package", package);
     // Every package of one build names the application as its source: the repository
     // groups them by it, and lintian accepts the stage packages' shared documentation.
     control.set("Source", manifest.app());
-    control.set("Version", manifest.names().debian_version());
+    control.set("Version", version);
     control.set("Architecture", architecture);
     control.set("Maintainer", section.maintainer.clone());
     // Placed here so that the writer's value keeps Debian's field order.
@@ -1065,6 +1139,211 @@ fn payload_spec(
         });
     }
     Ok(PackageSpec::new(control, entries, scripts, settings, epoch))
+}
+
+/// Writes the layer package into `work`, or takes the one a previous build left in
+/// `out` (the same key gives the same bytes, so it is not written again).
+fn write_layer(
+    loaded: &LoadedManifest,
+    layer: &env::staged::StagedLayer,
+    system: &SystemRoot,
+    settings: Settings,
+    out: &Path,
+    work: &Path,
+    reporter: &Reporter,
+) -> Result<WrittenPackage> {
+    let names = loaded.names().app();
+    let package = names.layer_package(&layer.key);
+    let directory = names.layer_dir(&layer.key);
+    let items = list_layer(&layer.root, &directory)?;
+    let Analysed {
+        entries,
+        digests,
+        architecture,
+        depends,
+    } = analyse(loaded, &directory, items, &layer.depends, system)?;
+    let version = layer_version(loaded.names().distribution());
+    let file = crate::naming::deb_file_name(&package, &version, &architecture);
+    let previous = out.join(&file);
+    if previous.is_file() {
+        reporter.status(format!(
+            "Layer {package} is already in {}: not written again",
+            out.display()
+        ));
+        return reuse_package(&previous, work, &package, &version, &architecture);
+    }
+    let cached = layer.cache.as_ref().map(|cache| cache.join(&file));
+    if let Some(cached) = cached.as_ref().filter(|cached| cached.is_file()) {
+        reporter.status(format!("Layer {package} comes from the layer cache"));
+        return reuse_package(cached, work, &package, &version, &architecture);
+    }
+    // The layer's bytes may depend on its key alone: it is compressed the same way
+    // whatever `--compress` and `--level` say for the release (xz at dpkg-deb's level;
+    // liblzma's threaded encoder gives the same bytes for any thread count).
+    let layer_settings = Settings {
+        compression: compress::Compression::Xz,
+        level: None,
+        threads: settings.threads,
+    };
+    let mut spec = layer_spec(
+        loaded,
+        &package,
+        &directory,
+        entries,
+        &architecture,
+        &depends,
+        layer_settings,
+    )?;
+    spec.digests = digests;
+    let written = deb::write_package(&spec, work)?;
+    // Kept for the next build of the same recipe (its bytes depend on the key alone); a
+    // cache that cannot be written costs that build time, not this one.
+    if let Some(cached) = &cached {
+        let partial = cached.with_extension("deb.partial");
+        let stored =
+            fs::copy(work.join(&written.file), &partial).and_then(|_| fs::rename(&partial, cached));
+        if let Err(error) = stored {
+            reporter.warn(format!("{}: not written: {error}", cached.display()));
+        }
+    }
+    Ok(written)
+}
+
+/// A package a previous build wrote, linked (or copied) into `work` so that it moves
+/// into `out` with the others.
+fn reuse_package(
+    previous: &Path,
+    work: &Path,
+    package: &str,
+    version: &str,
+    architecture: &str,
+) -> Result<WrittenPackage> {
+    use sha2::Digest;
+    let file = previous
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = work.join(&file);
+    if fs::hard_link(previous, &target).is_err() {
+        fs::copy(previous, &target)
+            .with_context(|| format!("{}: cannot be copied", previous.display()))?;
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut reader = fs::File::open(previous)
+        .with_context(|| format!("{}: cannot be read", previous.display()))?;
+    let size = std::io::copy(&mut reader, &mut hasher)
+        .with_context(|| format!("{}: cannot be read", previous.display()))?;
+    Ok(WrittenPackage {
+        file,
+        package: package.to_string(),
+        version: version.to_string(),
+        architecture: architecture.to_string(),
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// The entries of a layer's tree, installed under `directory`, in path order.
+fn list_layer(root: &Path, directory: &str) -> Result<Vec<TreeItem>> {
+    let prefix = directory.trim_start_matches('/');
+    let mut items = Vec::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("{}: cannot be listed", root.display()))?;
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .into_owned();
+        let metadata = fs::symlink_metadata(entry.path())
+            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let kind = metadata.file_type();
+        let content = if kind.is_dir() {
+            Content::Directory
+        } else if kind.is_symlink() {
+            let target = fs::read_link(entry.path())
+                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            Content::Symlink(target.into_os_string().into_encoded_bytes())
+        } else if kind.is_file() {
+            Content::File {
+                source: entry.path().to_path_buf(),
+                size: metadata.len(),
+            }
+        } else {
+            bail!(
+                "{}: only regular files, directories and symbolic links can be packaged",
+                entry.path().display()
+            );
+        };
+        items.push(TreeItem {
+            entry: Entry {
+                path: format!("{prefix}/{relative}"),
+                mode: metadata.permissions().mode() & 0o7777,
+                mtime: Some(metadata.mtime().max(0) as u64),
+                content,
+            },
+            relative,
+        });
+    }
+    Ok(items)
+}
+
+/// The layer package: the tree, its documents and lintian overrides, at the layer
+/// version and [`LAYER_EPOCH`], with nothing of the release in it.
+fn layer_spec(
+    manifest: &LoadedManifest,
+    package: &str,
+    directory: &str,
+    mut entries: Vec<Entry>,
+    architecture: &str,
+    depends: &str,
+    settings: Settings,
+) -> Result<PackageSpec> {
+    let version = layer_version(manifest.names().distribution());
+    let context = document_context(
+        manifest,
+        package,
+        &format!("{version} (dependencies layer)"),
+        &version,
+        LAYER_EPOCH,
+    );
+    entries.extend(documents_of(package, &context, settings.threads)?);
+    let overrides = OverridesContext {
+        package: package.to_string(),
+        tags: PAYLOAD_OVERRIDES
+            .iter()
+            .chain(env::lintian_overrides(&manifest.manifest.environment))
+            .map(|tag| tag.to_string())
+            .collect(),
+    };
+    entries.push(Entry::bytes(
+        format!("usr/share/lintian/overrides/{package}"),
+        0o644,
+        scripts::render("lintian-overrides", &overrides)?,
+    ));
+    let mut control = common_control_at(manifest, package, &version, architecture);
+    control.set("Depends", depends);
+    // The description names the application only: the key does not hold the manifest's
+    // description, and the same key must give the same bytes.
+    let extended = format!(
+        "This package holds the third-party dependencies that releases of {app} share, \
+         installed into {directory}. Each release ({app}-<version>) that uses them depends \
+         on exactly this package.",
+        app = manifest.app(),
+    );
+    finish_control(
+        &mut control,
+        manifest,
+        &format!("third-party dependencies of {}", manifest.app()),
+        &extended,
+    );
+    Ok(PackageSpec::new(
+        control,
+        entries,
+        Vec::new(),
+        settings,
+        LAYER_EPOCH,
+    ))
 }
 
 fn stage_spec(

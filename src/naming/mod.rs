@@ -91,6 +91,26 @@ impl<'a> AppNames<'a> {
         format!("etc/apt/preferences.d/{}", self.stage_package(stage))
     }
 
+    /// The layer package of layer key `key` (see `build::env::python_layer`):
+    /// `<app>-layer-<key>`. Its version is always [`layer_version`]: the key in the name
+    /// already says what it holds, and the same key must give the same bytes.
+    pub(crate) fn layer_package(&self, key: &str) -> String {
+        format!("{}{LAYER_INFIX}{key}", self.app)
+    }
+
+    /// Where a layer is installed on the server: `/opt/<app>/.layers/<key>`, a hidden
+    /// directory beside the releases, so that no stage or version name can take it.
+    pub(crate) fn layer_dir(&self, key: &str) -> String {
+        format!("/opt/{}/.layers/{key}", self.app)
+    }
+
+    /// The layer key of a layer package of this application, or `None` when `package` is
+    /// not one: the inverse of [`AppNames::layer_package`].
+    pub(crate) fn layer_key<'p>(&self, package: &'p str) -> Option<&'p str> {
+        let key = package.strip_prefix(self.app)?.strip_prefix(LAYER_INFIX)?;
+        is_layer_key(key).then_some(key)
+    }
+
     /// The names of one release of this application.
     pub(crate) fn release(&self, upstream: &'a str, revision: &'a str) -> ReleaseNames<'a> {
         ReleaseNames {
@@ -111,6 +131,9 @@ impl<'a> AppNames<'a> {
         upstream: &str,
         stages: &[String],
     ) -> Option<(Role, Option<String>)> {
+        if self.layer_key(package).is_some() {
+            return Some((Role::Layer, None));
+        }
         let payload = self.payload_package(upstream);
         if package == payload {
             return Some((Role::Payload, None));
@@ -195,6 +218,36 @@ impl<'a> ReleaseNames<'a> {
 /// What Debian appends to a package's name for the package of its debug symbols.
 const DBGSYM_SUFFIX: &str = "-dbgsym";
 
+/// What joins the application and the key in a layer package's name.
+const LAYER_INFIX: &str = "-layer-";
+
+/// The Version of every layer package (see [`AppNames::layer_package`]) built on the
+/// build host.
+pub(crate) const LAYER_VERSION: &str = "1";
+
+/// The Version of every layer package built for `distribution`: [`LAYER_VERSION`] with
+/// the distribution's suffix (`1+deb12`), so that the repository files it in that
+/// distribution's suites as it does the releases.
+pub(crate) fn layer_version(distribution: Option<Distribution>) -> String {
+    let suffix = distribution
+        .map(|distribution| distribution.version_suffix())
+        .unwrap_or_default();
+    format!("{LAYER_VERSION}{suffix}")
+}
+
+/// How many hexadecimal digits of the layer's hash its key keeps (64 bits: a collision
+/// between two dependency sets of one application is not a practical concern).
+pub(crate) const LAYER_KEY_LENGTH: usize = 16;
+
+/// Whether `key` has the form of a layer key: [`LAYER_KEY_LENGTH`] lowercase hexadecimal
+/// digits.
+pub(crate) fn is_layer_key(key: &str) -> bool {
+    key.len() == LAYER_KEY_LENGTH
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
 /// The file name Debian gives a package: `<package>_<version without epoch>_<arch>.deb`.
 pub(crate) fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);
@@ -213,6 +266,9 @@ pub(crate) enum Role {
     Plain,
     /// The debug symbols of a payload (`<payload>-dbgsym`), which travel with it.
     Dbgsym,
+    /// The third-party dependencies of one or more payloads (`<app>-layer-<key>`), which
+    /// travel with every payload that depends on it.
+    Layer,
 }
 
 impl Role {
@@ -223,6 +279,7 @@ impl Role {
             Role::Stage => "stage",
             Role::Plain => "plain",
             Role::Dbgsym => "dbgsym",
+            Role::Layer => "layer",
         }
     }
 }
@@ -275,6 +332,19 @@ mod tests {
             Some((Role::Dbgsym, None))
         );
         assert_eq!(names.role_of("shop-staging", "1.0", &stages), None);
+        let layer = names.layer_package("0123456789abcdef");
+        assert_eq!(layer, "shop-layer-0123456789abcdef");
+        assert_eq!(
+            names.role_of(&layer, "1.0", &stages),
+            Some((Role::Layer, None))
+        );
+        assert_eq!(names.layer_key(&layer), Some("0123456789abcdef"));
+        assert_eq!(
+            names.layer_dir("0123456789abcdef"),
+            "/opt/shop/.layers/0123456789abcdef"
+        );
+        assert_eq!(names.layer_key("shop-layer-0123"), None);
+        assert_eq!(names.layer_key("shop-layer-0123456789ABCDEF"), None);
         assert_eq!(names.role_of("shopx-test", "1.0", &stages), None);
         assert_eq!(names.role_of("other-1.0", "1.0", &stages), None);
     }

@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -38,7 +38,7 @@ CREATE TABLE packages (
     version TEXT NOT NULL,
     upstream TEXT NOT NULL,
     architecture TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('payload', 'stage', 'plain', 'dbgsym')),
+    role TEXT NOT NULL CHECK (role IN ('payload', 'stage', 'plain', 'dbgsym', 'layer')),
     stage TEXT,
     filename TEXT NOT NULL UNIQUE,
     size INTEGER NOT NULL,
@@ -139,6 +139,7 @@ fn role_from_column(text: &str) -> Result<Role, rusqlite::Error> {
         "stage" => Ok(Role::Stage),
         "plain" => Ok(Role::Plain),
         "dbgsym" => Ok(Role::Dbgsym),
+        "layer" => Ok(Role::Layer),
         other => Err(rusqlite::Error::InvalidColumnType(
             6,
             format!("role {other:?}"),
@@ -368,6 +369,10 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_6} PRAGMA user_version = 6; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 6", path.display()))?;
+    }
+    if (1..=6).contains(&version) {
+        upgrade_role_check(&connection, ROLES_4, ROLES_7, 7)
+            .with_context(|| format!("{}: cannot be upgraded to version 7", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -385,21 +390,37 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
 /// in one transaction (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table
 /// Schema Changes").
 fn upgrade_to_4(connection: &Connection) -> rusqlite::Result<()> {
+    upgrade_role_check(connection, ROLES_3, ROLES_4, 4)
+}
+
+/// The role check of versions 1 to 3.
+const ROLES_3: &str = "CHECK (role IN ('payload', 'stage', 'plain'))";
+/// The role check of versions 4 to 6, which added `dbgsym`.
+const ROLES_4: &str = "CHECK (role IN ('payload', 'stage', 'plain', 'dbgsym'))";
+/// The role check of version 7, which adds `layer` (layered releases).
+const ROLES_7: &str = "CHECK (role IN ('payload', 'stage', 'plain', 'dbgsym', 'layer'))";
+
+/// Replaces the role check `from` of the packages table by `to` and sets the schema
+/// version to `version`, in one transaction, the way [`upgrade_to_4`] describes.
+fn upgrade_role_check(
+    connection: &Connection,
+    from: &str,
+    to: &str,
+    version: i64,
+) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE;")?;
     let result = (|| {
         let schema_version: i64 =
             connection.pragma_query_value(None, "schema_version", |row| row.get(0))?;
         connection.pragma_update(None, "writable_schema", "ON")?;
         connection.execute(
-            "UPDATE sqlite_schema SET sql = replace(sql, \
-             'CHECK (role IN (''payload'', ''stage'', ''plain''))', \
-             'CHECK (role IN (''payload'', ''stage'', ''plain'', ''dbgsym''))') \
+            "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) \
              WHERE type = 'table' AND name = 'packages'",
-            [],
+            [from, to],
         )?;
         connection.pragma_update(None, "schema_version", schema_version + 1)?;
         connection.pragma_update(None, "writable_schema", "OFF")?;
-        connection.pragma_update(None, "user_version", 4)?;
+        connection.pragma_update(None, "user_version", version)?;
         connection.execute_batch("COMMIT;")
     })();
     if result.is_err() {
@@ -910,7 +931,7 @@ mod tests {
     #[test]
     fn a_version_2_database_is_upgraded_to_take_dbgsym_packages_and_distributions() {
         let root = tempfile::tempdir().expect("temp dir");
-        let old_schema = SCHEMA.replace(", 'dbgsym'))", "))");
+        let old_schema = SCHEMA.replace(ROLES_7, ROLES_3);
         assert_ne!(old_schema, SCHEMA);
         {
             let connection = Connection::open(root.path().join(FILE_NAME)).expect("open");
@@ -944,6 +965,16 @@ mod tests {
             .expect("read")
             .expect("found");
         assert_eq!(stored.role, Role::Dbgsym);
+        // Version 7 takes layers.
+        let layer = NewPackage {
+            package: "shop-layer-0123456789abcdef",
+            version: "1",
+            upstream: "1",
+            role: Role::Layer,
+            filename: "pool/main/s/shop/shop-layer-0123456789abcdef_1_amd64.deb",
+            ..package
+        };
+        insert_package(&connection, &layer).expect("a layer row is allowed");
         let check: String = connection
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .expect("integrity");

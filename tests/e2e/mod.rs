@@ -10,6 +10,7 @@ mod ansible;
 mod apt;
 mod distributions;
 mod dpkg;
+mod layers;
 mod native;
 mod node_managers;
 mod object_store;

@@ -194,7 +194,11 @@ fn scenario_9_python_layouts_from_init_install_and_run() {
         let manifest: BuildManifest =
             serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
         for package in &manifest.packages {
-            if package.role == "payload" || package.stage.as_deref() == Some("production") {
+            // The layer of the release's dependencies comes with it (issue 21).
+            if package.role == "payload"
+                || package.role == "layer"
+                || package.stage.as_deref() == Some("production")
+            {
                 files.push(out.join(&package.file));
             }
         }

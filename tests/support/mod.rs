@@ -241,3 +241,19 @@ fn interpreter_exists(script: &Path) -> bool {
         None => true,
     }
 }
+
+/// Runs lintian on `debs` and fails on any error or warning beyond the overrides they
+/// ship.
+pub fn assert_lintian_clean(debs: &[&Path]) {
+    let output = Command::new("lintian")
+        .args(["--tag-display-limit", "0"])
+        .args(debs)
+        .output()
+        .expect("lintian runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
+        .collect();
+    assert!(problems.is_empty(), "lintian:\n{report}");
+}

@@ -8,6 +8,7 @@ pub(crate) mod node_abi;
 pub(crate) mod node_engines;
 pub(crate) mod node_manager;
 pub(crate) mod python;
+pub(crate) mod python_layer;
 pub(crate) mod python_lock;
 pub(crate) mod staged;
 
@@ -15,30 +16,35 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::build::env::staged::StagedTree;
+use crate::build::env::staged::{StagedLayer, StagedTree};
 use crate::build::manifest::{Environment, LoadedManifest};
 use crate::build::runner::Runner;
 use crate::report::Reporter;
 
 /// Stages the manifest's environment with the programs of `runner` (the host, or the
 /// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind
-/// may use; `out` is where the packages go (never part of what is built).
+/// may use; `out` is where the packages go (never part of what is built). Gives the
+/// release's tree and, for a layered build, the layer split off it.
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     runner: &Runner,
     scratch: &Path,
     out: &Path,
     reporter: &Reporter,
-) -> Result<StagedTree> {
+) -> Result<(StagedTree, Option<StagedLayer>)> {
     match &manifest.manifest.environment {
-        Environment::Dir(options) => dir::stage(manifest, options),
+        Environment::Dir(options) => Ok((dir::stage(manifest, options)?, None)),
         Environment::Python(options) => {
             python::stage(manifest, options, runner, scratch, out, reporter)
         }
-        Environment::Command(options) => {
-            command::stage(manifest, options, runner, scratch, reporter)
-        }
-        Environment::Node(options) => node::stage(manifest, options, runner, scratch, reporter),
+        Environment::Command(options) => Ok((
+            command::stage(manifest, options, runner, scratch, reporter)?,
+            None,
+        )),
+        Environment::Node(options) => Ok((
+            node::stage(manifest, options, runner, scratch, reporter)?,
+            None,
+        )),
     }
 }
 

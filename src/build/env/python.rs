@@ -22,7 +22,8 @@ use sha2::Digest;
 use walkdir::WalkDir;
 
 use super::command::{run_streamed, CommandFailed};
-use super::staged::StagedTree;
+use super::python_layer::{self, KeyInputs, LayerCache};
+use super::staged::{StagedLayer, StagedTree};
 use crate::build::manifest::{LoadedManifest, PythonEnvironment};
 use crate::build::runner::Runner;
 use crate::build::tree_copy::{copy_tree, Existing};
@@ -65,7 +66,7 @@ pub(crate) fn stage(
     scratch: &Path,
     out: &Path,
     reporter: &Reporter,
-) -> Result<StagedTree> {
+) -> Result<(StagedTree, Option<StagedLayer>)> {
     let interpreter = check_interpreter(manifest, runner, &options.interpreter)?;
     check_not_editable(manifest, options)?;
     // pip builds a local project in its own directory (setuptools writes egg-info and
@@ -73,6 +74,120 @@ pub(crate) fn stage(
     // copy, so the application directory is only read, on the host as in a build root.
     let copy = scratch.join("project");
     copy_project(&manifest.directory, out, &copy)?;
+    let architecture = if manifest.layered() {
+        build_architecture(runner)?
+    } else {
+        String::new()
+    };
+    let target = manifest
+        .names()
+        .distribution()
+        .map(|distribution| distribution.codename().to_string());
+    let inputs = KeyInputs {
+        python: &interpreter.version,
+        architecture: &architecture,
+        target: target.as_deref(),
+    };
+    // The layer cache serves builds on the host, where the cached tree is visible to pip.
+    let cache = if manifest.layered() && runner.system_root().is_host() {
+        let locked = match &options.lock {
+            Some(lock) => Some(super::python_lock::pinned_requirements(
+                manifest,
+                &manifest.resolve(lock),
+                &manifest
+                    .resolve(options.project.as_deref().unwrap_or(Path::new(".")))
+                    .join("pyproject.toml"),
+            )?),
+            None => None,
+        };
+        LayerCache::of(manifest, options, &inputs, locked.as_deref())?
+    } else {
+        None
+    };
+    let context = Inputs {
+        manifest,
+        options,
+        runner,
+        interpreter: &interpreter,
+        inputs: &inputs,
+        copy: &copy,
+        out,
+        reporter,
+        cache: cache.as_ref(),
+    };
+    if let Some((cache, key)) = cache
+        .as_ref()
+        .and_then(|cache| cache.key().map(|key| (cache, key)))
+    {
+        match environment(&context, &scratch.join("cached"), Some((cache, &key))) {
+            Ok((tree, layer, _)) => return Ok((tree, layer)),
+            Err(error) if error.downcast_ref::<LayerMismatch>().is_some() => {
+                reporter.warn(format!("{error:#}; installing every dependency again"));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let (tree, layer, scripts) = environment(&context, &scratch.join("full"), None)?;
+    if let (Some(cache), Some(layer)) = (&cache, &layer) {
+        if let Err(error) = cache.store(
+            &layer.key,
+            &layer.root,
+            &tree.root,
+            &scripts,
+            &manifest.names().release_dir(),
+        ) {
+            reporter.warn(format!(
+                "the layer cache {} was not written: {error:#}",
+                cache.directory.display()
+            ));
+        }
+    }
+    Ok((tree, layer))
+}
+
+/// What every way of building the environment reads.
+struct Inputs<'a> {
+    manifest: &'a LoadedManifest,
+    options: &'a PythonEnvironment,
+    runner: &'a Runner,
+    interpreter: &'a Interpreter,
+    inputs: &'a KeyInputs<'a>,
+    copy: &'a Path,
+    out: &'a Path,
+    reporter: &'a Reporter,
+    /// The layer cache's entry of this build, if its inputs have one.
+    cache: Option<&'a LayerCache>,
+}
+
+/// The cached layer does not hold what the project needs (`pip check` failed with it).
+#[derive(Debug, thiserror::Error)]
+#[error("the cached layer {key} does not satisfy the project (pip check: {said})")]
+struct LayerMismatch {
+    key: String,
+    said: String,
+}
+
+/// Builds the environment in `scratch`: everything with pip, or, with `cached` (a layer
+/// cache entry and its key), the project alone on top of the cached layer. Gives the
+/// tree, the layer and the console scripts of the layer's distributions.
+fn environment(
+    context: &Inputs<'_>,
+    scratch: &Path,
+    cached: Option<(&LayerCache, &str)>,
+) -> Result<(StagedTree, Option<StagedLayer>, Vec<PathBuf>)> {
+    let Inputs {
+        manifest,
+        options,
+        runner,
+        interpreter,
+        inputs,
+        copy,
+        out,
+        reporter,
+        cache: _,
+    } = *context;
+    fs::create_dir_all(scratch)
+        .with_context(|| format!("{}: cannot be created", scratch.display()))?;
     let root = scratch.join("venv");
     // The environment's path as the interpreter sees it, which is what the tools write
     // into its files (the same path on the host, another in a build root).
@@ -102,18 +217,54 @@ pub(crate) fn stage(
         );
     }
 
-    pip_install(
-        manifest,
-        options,
-        &interpreter,
-        &build_root,
-        &copy,
-        reporter,
-    )?;
     let site_packages = root
         .join("lib")
         .join(format!("python{}", interpreter.version))
         .join("site-packages");
+    match cached {
+        Some((cache, key)) => {
+            reporter.status(format!(
+                "Dependencies from the cached layer {key}: only the project is installed"
+            ));
+            // The cached layer joins the environment for pip, as it will on the servers.
+            fs::write(
+                site_packages.join(python_layer::LAYER_PTH),
+                python_layer::pth_text(&cache.layer().join("site-packages").to_string_lossy()),
+            )
+            .with_context(|| format!("{}: cannot be written", site_packages.display()))?;
+            pip_install(
+                manifest,
+                options,
+                interpreter,
+                &build_root,
+                copy,
+                Install::ProjectOnly,
+                reporter,
+            )?;
+            if let Err(said) = pip_check(interpreter, &build_root, &runner.inside(copy)?)? {
+                return Err(LayerMismatch {
+                    key: key.to_string(),
+                    said,
+                }
+                .into());
+            }
+            cache.restore_scripts(&root, &build)?;
+        }
+        None => pip_install(
+            manifest,
+            options,
+            interpreter,
+            &build_root,
+            copy,
+            Install::Everything,
+            reporter,
+        )?,
+    }
+    let projects = if manifest.layered() {
+        python_layer::local_projects(&site_packages)?
+    } else {
+        BTreeSet::new()
+    };
     let mut rewritten = check_installed(manifest, &site_packages, &root)?;
     if let Some(source) = &options.source {
         copy_source(manifest, &manifest.resolve(source), &root, out)?;
@@ -121,12 +272,86 @@ pub(crate) fn stage(
     rewritten.extend(relocate(&root, &build, &release)?);
     unset_executable_on_libraries(&root)?;
     update_records(&site_packages, &rewritten)?;
-    byte_compile(manifest, &build_root, &release, reporter)?;
+    let python = build.join("bin/python");
+    let mut depends = interpreter_depends(&interpreter.version);
+    let context_cache = cached.map(|(cache, _)| cache).or(context.cache);
+    let mut scripts = Vec::new();
+    let layer = match cached {
+        Some((cache, key)) => Some((key.to_string(), cache.layer(), false)),
+        None if manifest.layered() => {
+            let layer_host = scratch.join("layer");
+            python_layer::split(
+                manifest,
+                options,
+                &site_packages,
+                &projects,
+                &layer_host,
+                inputs,
+            )?
+            .map(|split| {
+                scripts = split.scripts;
+                (split.key, layer_host, true)
+            })
+        }
+        None => None,
+    };
+    let layer = match layer {
+        Some((key, layer_host, fresh)) => {
+            let names = manifest.names().app();
+            let layer_dir = names.layer_dir(&key);
+            let layer_inside = runner.inside(scratch)?.join("layer");
+            fs::write(
+                site_packages.join(python_layer::LAYER_PTH),
+                python_layer::pth_text(&format!("{layer_dir}/site-packages")),
+            )
+            .with_context(|| format!("{}: cannot be written", site_packages.display()))?;
+            reporter.status(format!(
+                "Dependencies in layer {} ({layer_dir})",
+                names.layer_package(&key)
+            ));
+            if fresh {
+                let layer_build = Build {
+                    runner,
+                    host: &layer_host,
+                    inside: &layer_inside,
+                };
+                byte_compile(manifest, &layer_build, &python, &layer_dir, reporter)?;
+                check_no_build_path(&manifest.path, &layer_dir, &layer_host, &layer_inside)?;
+            }
+            depends.push(format!(
+                "{} (= {})",
+                names.layer_package(&key),
+                crate::naming::layer_version(manifest.names().distribution())
+            ));
+            Some(StagedLayer {
+                key,
+                root: layer_host,
+                depends: interpreter_depends(&interpreter.version),
+                cache: context_cache.map(|cache| cache.directory.clone()),
+            })
+        }
+        None => None,
+    };
+    byte_compile(manifest, &build_root, &python, &release, reporter)?;
     check_no_build_path(&manifest.path, &release, &root, &build)?;
-    Ok(StagedTree {
-        root,
-        depends: interpreter_depends(&interpreter.version),
-    })
+    Ok((StagedTree { root, depends }, layer, scripts))
+}
+
+/// The Debian architecture of the machine that builds (a layer's key holds it).
+fn build_architecture(runner: &Runner) -> Result<String> {
+    let output = runner
+        .command("dpkg", Path::new("/"))
+        .arg("--print-architecture")
+        .output()
+        .context("cannot run dpkg --print-architecture")?;
+    let architecture = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || architecture.is_empty() {
+        bail!(
+            "dpkg --print-architecture failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(architecture)
 }
 
 /// The environment being built: the runner that builds it and its path on the host and
@@ -316,12 +541,22 @@ fn check_not_editable(manifest: &LoadedManifest, options: &PythonEnvironment) ->
     Ok(())
 }
 
+/// What [`pip_install`] installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Install {
+    /// The requirements, the lock and the project, with their dependencies.
+    Everything,
+    /// The project alone (`--no-deps`): its dependencies come from a cached layer.
+    ProjectOnly,
+}
+
 fn pip_install(
     manifest: &LoadedManifest,
     options: &PythonEnvironment,
     interpreter: &Interpreter,
     build: &Build<'_>,
     copy: &Path,
+    install: Install,
     reporter: &Reporter,
 ) -> Result<()> {
     let runner = build.runner;
@@ -390,8 +625,28 @@ fn pip_install(
         }
         (None, None) => false,
     };
+    // The project alone, its dependencies already there.
+    let project_step = || -> Result<Command> {
+        let mut project = pip();
+        with_wheels(&mut project);
+        project.arg("--no-deps");
+        project.arg(in_copy(
+            options.project.as_deref().unwrap_or(Path::new(".")),
+        )?);
+        project.args(
+            options
+                .pip_args
+                .iter()
+                .filter(|argument| *argument != "--require-hashes"),
+        );
+        Ok(project)
+    };
     let mut steps: Vec<(Command, &str)> = Vec::new();
-    if hashed && options.project.is_some() {
+    if install == Install::ProjectOnly {
+        if options.project.is_some() {
+            steps.push((project_step()?, "pip install --no-deps (the project)"));
+        }
+    } else if hashed && options.project.is_some() {
         // pip's hash-checking mode covers every requirement of the command, and a local
         // project has no hash: the pinned requirements are installed with their hashes
         // checked, then the project alone, its dependencies already there.
@@ -413,19 +668,7 @@ fn pip_install(
                 options.lock.as_deref().unwrap_or(Path::new("")).display()
             ));
         }
-        let mut project = pip();
-        with_wheels(&mut project);
-        project.arg("--no-deps");
-        project.arg(in_copy(
-            options.project.as_deref().unwrap_or(Path::new(".")),
-        )?);
-        project.args(
-            options
-                .pip_args
-                .iter()
-                .filter(|argument| *argument != "--require-hashes"),
-        );
-        steps.push((project, "pip install --no-deps (the project)"));
+        steps.push((project_step()?, "pip install --no-deps (the project)"));
     } else {
         let mut command = pip();
         with_wheels(&mut command);
@@ -469,7 +712,7 @@ fn pip_install(
     for (mut command, what) in steps {
         run_pip(manifest, interpreter, &mut command, what, reporter)?;
     }
-    if hashed && options.project.is_some() {
+    if hashed && options.project.is_some() && install == Install::Everything {
         check_dependencies(manifest, interpreter, build, &workdir)?;
     }
     Ok(())
@@ -530,15 +773,9 @@ fn check_dependencies(
     build: &Build<'_>,
     workdir: &Path,
 ) -> Result<()> {
-    let output = clean_command(build.runner, &interpreter.path, workdir)
-        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
-        .arg(build.inside.join("bin/python"))
-        .arg("check")
-        .output()
-        .context("cannot run pip check")?;
-    if output.status.success() {
+    let Err(said) = pip_check(interpreter, build, workdir)? else {
         return Ok(());
-    }
+    };
     Err(manifest
         .error(
             "[environment] requirements",
@@ -546,10 +783,29 @@ fn check_dependencies(
                 "the hash-pinned requirements do not hold every dependency of the project \
                  (installed with --no-deps); pip check says:\n{}regenerate the file (pip-compile \
                  --generate-hashes)",
-                String::from_utf8_lossy(&output.stdout)
+                said
             ),
         )
         .into())
+}
+
+/// Runs `pip check` on the environment (run in `workdir`); gives what pip said when it
+/// found a requirement not met.
+fn pip_check(
+    interpreter: &Interpreter,
+    build: &Build<'_>,
+    workdir: &Path,
+) -> Result<std::result::Result<(), String>> {
+    let output = clean_command(build.runner, &interpreter.path, workdir)
+        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
+        .arg(build.inside.join("bin/python"))
+        .arg("check")
+        .output()
+        .context("cannot run pip check")?;
+    if output.status.success() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(String::from_utf8_lossy(&output.stdout).into_owned()))
 }
 
 /// Copies the application directory to `destination` for pip to build from, without
@@ -887,10 +1143,12 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// Removes every `.pyc` the install left, then byte-compiles the whole tree with
-/// hash-based `.pyc` files (no timestamps) whose embedded paths are the release directory's.
+/// `python` and hash-based `.pyc` files (no timestamps) whose embedded paths are those
+/// of `release`, where the tree is installed.
 fn byte_compile(
     manifest: &LoadedManifest,
     build: &Build<'_>,
+    python: &Path,
     release: &str,
     reporter: &Reporter,
 ) -> Result<()> {
@@ -915,19 +1173,15 @@ fn byte_compile(
         }
     }
     reporter.status("Byte-compiling");
-    let output = clean_command(
-        build.runner,
-        &build.inside.join("bin/python"),
-        Path::new("/"),
-    )
-    .args(["-m", "compileall", "-q", "-j", "0"])
-    .args(["--invalidation-mode", "unchecked-hash"])
-    .arg("-s")
-    .arg(build.inside)
-    .args(["-p", release])
-    .arg(build.inside)
-    .output()
-    .context("cannot run compileall")?;
+    let output = clean_command(build.runner, python, Path::new("/"))
+        .args(["-m", "compileall", "-q", "-j", "0"])
+        .args(["--invalidation-mode", "unchecked-hash"])
+        .arg("-s")
+        .arg(build.inside)
+        .args(["-p", release])
+        .arg(build.inside)
+        .output()
+        .context("cannot run compileall")?;
     if !output.status.success() {
         // pip does not fail an install on a file that does not compile (test data,
         // templates); neither do we, but we say which.

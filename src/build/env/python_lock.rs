@@ -75,7 +75,7 @@ fn locked_packages(table: &toml::Table) -> impl Iterator<Item = (String, &toml::
 }
 
 /// A distribution name as PEP 503 compares them.
-fn normalise(name: &str) -> String {
+pub(crate) fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut separator = false;
     for c in name.trim().chars() {

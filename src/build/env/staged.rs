@@ -11,3 +11,16 @@ pub(crate) struct StagedTree {
     /// Packages the environment itself needs on the server (`python3.11`).
     pub(crate) depends: Vec<String>,
 }
+
+/// The layer an environment kind split off its staged tree (see `python_layer`).
+#[derive(Debug)]
+pub(crate) struct StagedLayer {
+    /// The layer key, which names the layer package and its directory.
+    pub(crate) key: String,
+    /// The directory whose contents become `/opt/<app>/.layers/<key>`.
+    pub(crate) root: PathBuf,
+    /// Packages the layer needs on the server (the interpreter whose `.pyc` it holds).
+    pub(crate) depends: Vec<String>,
+    /// The layer cache's entry, where the layer's `.deb` is kept for the next build.
+    pub(crate) cache: Option<PathBuf>,
+}

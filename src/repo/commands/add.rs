@@ -25,6 +25,7 @@ use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
 use crate::naming::{rules, AppNames, Distribution};
 use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
+use crate::repo::layers;
 use crate::repo::pool::{self, StagedFile};
 use crate::repo::session::{who, Repository, Session};
 use crate::repo::state::{self, Action, HistoryEntry, NewPackage, Role};
@@ -376,13 +377,24 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
             rules::check_relative_path(&package.file).map_err(|reason| {
                 anyhow::anyhow!("{}: file {:?} {reason}", manifest.display(), package.file)
             })?;
-            if package.version != parsed.debian_version {
+            // A layer has a version of its own (`1`, with the build's distribution suffix).
+            let expected_version = if package.role == Role::Layer {
+                crate::naming::layer_version(suites::distribution_of(&parsed.debian_version))
+            } else {
+                parsed.debian_version.clone()
+            };
+            if package.version != expected_version {
                 bail!(
-                    "{}: package {} has version {} but the build's debian_version is {}",
+                    "{}: package {} has version {} but the build's debian_version is {}{}",
                     manifest.display(),
                     package.package,
                     package.version,
-                    parsed.debian_version
+                    parsed.debian_version,
+                    if package.role == Role::Layer {
+                        format!(" (a layer's version is {expected_version})")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(Input {
@@ -463,6 +475,7 @@ fn identify(
             (Role::Stage, Some(stage)) => names.stage_package(&stage),
             // The package name does not depend on the revision.
             (Role::Dbgsym, _) => names.release(upstream, "1").dbgsym_package(),
+            (Role::Layer, _) => names.layer_package("<key>"),
             _ => names.payload_package(upstream),
         };
         bail!(
@@ -471,6 +484,7 @@ fn identify(
             match expected.role {
                 Role::Stage => "stage package",
                 Role::Dbgsym => "debug symbols package",
+                Role::Layer => "layer package",
                 _ => "payload",
             }
         );
@@ -615,6 +629,29 @@ fn record(
         changed |= listed;
         outcomes.push(outcome);
     }
+    // A suite never lists a release without its layer: the layer came in this add, or
+    // an earlier one left it in the pool.
+    for candidate in candidates {
+        let checked = &candidate.checked;
+        if checked.role != Role::Payload {
+            continue;
+        }
+        let distribution = suites::distribution_of(&checked.version);
+        let suite = suites::suite(&session.repository.config, distribution, stage)?.name();
+        let Some(payload) = state::find_package(
+            &transaction,
+            &checked.package,
+            &checked.version,
+            &checked.architecture,
+        )?
+        else {
+            continue;
+        };
+        if layers::list_layers_of(&transaction, &suite, &payload)? {
+            changed = true;
+            changed_suites.insert(suite);
+        }
+    }
     let action = if skipping {
         Action::AddSkipping
     } else {
@@ -712,7 +749,7 @@ fn record_one(
     let points_here = match candidate.checked.role {
         Role::Plain => true,
         Role::Stage => candidate.checked.stage.as_deref() == Some(stage),
-        Role::Payload | Role::Dbgsym => false,
+        Role::Payload | Role::Dbgsym | Role::Layer => false,
     };
     let listed_here = candidate.checked.role != Role::Stage || points_here;
     let mut changed = false;

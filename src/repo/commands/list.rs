@@ -135,6 +135,10 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut installable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for package in &packages {
+        if package.role == Role::Layer {
+            // A layer's version is its own, not a release: shown apart below.
+            continue;
+        }
         let distribution = suites::distribution_of(&package.version);
         for suite in state::suites_of(&connection, package.id)? {
             let versions = if package.role == Role::Stage {
@@ -218,23 +222,69 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     }
     let all: BTreeSet<String> = packages
         .iter()
+        .filter(|package| package.role != Role::Layer)
         .map(|package| package.version.clone())
         .collect();
     let all = sorted(&all);
+    // Which releases share each layer.
+    let mut layers: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for package in &packages {
+        if package.role == Role::Layer {
+            layers
+                .entry((package.package.clone(), package.version.clone()))
+                .or_default();
+        }
+        for needed in crate::repo::layers::needed_by(package) {
+            layers
+                .entry(needed)
+                .or_default()
+                .insert(package.version.clone());
+        }
+    }
+    // Oldest first: in the order of the first release that uses each.
+    let mut layers: Vec<((String, String), Vec<String>)> = layers
+        .into_iter()
+        .map(|(layer, releases)| (layer, sorted(&releases)))
+        .collect();
+    layers.sort_by(|(left_layer, left), (right_layer, right)| {
+        match (left.first(), right.first()) {
+            (Some(left), Some(right)) => version::compare(left, right),
+            (left, right) => left.is_none().cmp(&right.is_none()),
+        }
+        .then_with(|| left_layer.cmp(right_layer))
+    });
+    let mut layer_lines = String::new();
+    let mut layer_documents = Vec::new();
+    for ((layer, layer_version), releases) in &layers {
+        layer_lines.push_str(&format!(
+            "layer {layer} {layer_version}: {}\n",
+            if releases.is_empty() {
+                "no release".to_string()
+            } else {
+                releases.join(", ")
+            }
+        ));
+        layer_documents.push(json!({
+            "package": layer,
+            "version": layer_version,
+            "releases": releases,
+        }));
+    }
     let headers: &[&str] = if with_distributions {
         &["DIST", "STAGE", "CURRENT", "LISTED"]
     } else {
         &["STAGE", "CURRENT", "LISTED"]
     };
     let text = format!(
-        "{app}\n{}in the pool: {}\n",
+        "{app}\n{}in the pool: {}\n{layer_lines}",
         table(headers, &rows),
         all.join(", ")
     );
-    reporter.data(
-        text,
-        &json!({"app": app, "stages": stages, "versions": all}),
-    )?;
+    let mut document = json!({"app": app, "stages": stages, "versions": all});
+    if !layer_documents.is_empty() {
+        document["layers"] = json!(layer_documents);
+    }
+    reporter.data(text, &document)?;
     Ok(())
 }
 

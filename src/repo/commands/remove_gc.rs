@@ -25,6 +25,7 @@ use crate::debian::version;
 use crate::naming::distribution::suite_of;
 use crate::repo::clock::now;
 use crate::repo::commands::stages::resolve_version;
+use crate::repo::layers;
 use crate::repo::pool;
 use crate::repo::publish::served::served_pool_files;
 use crate::repo::session::{who, Session};
@@ -83,6 +84,9 @@ pub(crate) fn remove(
             }
         }
     }
+    // A layer leaves with the last release that needs it.
+    let (layer_suites, _) = layers::settle(&transaction)?;
+    changed.extend(layer_suites);
     state::record_history(
         &transaction,
         &HistoryEntry {
@@ -128,8 +132,11 @@ pub(crate) fn gc(session: &mut Session<'_>, keep: usize, forget: bool) -> Result
         .iter()
         .map(suites::Suite::name)
         .collect();
-    let changed = unlist_beyond(&transaction, &all_suites, keep, &currents)?;
+    let mut changed = unlist_beyond(&transaction, &all_suites, keep, &currents)?;
     let versions_removed = delete_unlisted(&transaction, &currents)?;
+    // Layers stay while a kept release in any suite needs them.
+    let (layer_suites, _) = layers::settle(&transaction)?;
+    changed.extend(layer_suites);
     for suite in &changed {
         state::owe_publication(&transaction, suite)?;
     }
@@ -192,7 +199,8 @@ fn unlist_beyond(
     for stage in stages {
         let mut by_app: BTreeMap<String, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
         for package in state::suite_packages(transaction, stage)? {
-            if package.role != Role::Stage {
+            // Layers have versions of their own; they follow the releases (layers::settle).
+            if package.role != Role::Stage && package.role != Role::Layer {
                 by_app
                     .entry(package.app.clone())
                     .or_default()
@@ -241,6 +249,7 @@ fn delete_unlisted(
     }
     let doomed: Vec<&PackageRecord> = all
         .iter()
+        .filter(|package| package.role != Role::Layer)
         .filter(|package| !alive.contains(&(package.app.clone(), package.version.clone())))
         .collect();
     let (time, who) = (now(), who());

@@ -20,6 +20,7 @@ use crate::naming::distribution::suite_of;
 use crate::naming::Distribution;
 use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
+use crate::repo::layers;
 use crate::repo::session::{who, Session};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 use crate::repo::suites::{self, Suite};
@@ -191,6 +192,8 @@ fn point(
     let needs_stage_package = anchors.iter().any(|package| package.role == Role::Payload);
     for anchor in &anchors {
         state::list(connection, &name, anchor.id)?;
+        // The release's layer moves with it (layers have versions of their own).
+        layers::list_layers_of(connection, &name, anchor)?;
     }
     match stage_package(packages, stage) {
         Some(pointer) => {

@@ -111,6 +111,9 @@ pub(crate) fn run(root: &Path, reporter: &Reporter) -> Result<()> {
             ));
         }
     }
+    let (layer_problems, layer_warnings) = crate::repo::layers::check(&connection)?;
+    problems.extend(layer_problems);
+    warnings.extend(layer_warnings);
     // A package sits only in suites of the distribution its version was built for.
     for (suite, listed) in &suites {
         let expected =

@@ -1,0 +1,577 @@
+//! Layered Python releases (issue 21): the third-party dependencies in
+//! `<app>-layer-<key>`, the same bytes for a code-only release, another key for another
+//! dependency, and a release that runs (console scripts, `pip check`) at its path.
+//!
+//! The fixture is `tally`, a project written here: one module and one small real
+//! dependency with a console script (tabulate, from PyPI once, then from
+//! `target/layer-wheels`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use crate::support::{debstage, project_root, run_ok, sha256_file};
+
+/// The wheels the fixture needs: two versions of its dependency and its build backend.
+const WHEELS: &[&str] = &["tabulate==0.9.0", "tabulate==0.8.10", "flit_core==3.9.0"];
+
+static DOWNLOAD: Mutex<()> = Mutex::new(());
+
+/// The local wheel directory, filled from PyPI by Debian's pip the first time.
+pub fn wheel_dir() -> PathBuf {
+    let directory = project_root().join("target/layer-wheels");
+    let _guard = DOWNLOAD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for requirement in WHEELS {
+        let prefix = requirement.replace("==", "-").to_lowercase();
+        let present = fs::read_dir(&directory).is_ok_and(|entries| {
+            entries.filter_map(|entry| entry.ok()).any(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .to_lowercase()
+                    .starts_with(&format!("{prefix}-"))
+            })
+        });
+        if !present {
+            run_ok(
+                Command::new("/usr/bin/python3")
+                    .args(["-m", "pip", "download", "--disable-pip-version-check", "-q"])
+                    .args(["--only-binary", ":all:", "--no-deps", "-d"])
+                    .arg(&directory)
+                    .arg(requirement),
+            );
+        }
+    }
+    directory
+}
+
+/// Writes the `tally` project at `version` into `directory`: tabulate at `tabulate`, a
+/// `marker` in its code, and `layers` as extra manifest lines.
+pub fn write_tally(directory: &Path, version: &str, tabulate: &str, marker: &str, layers: &str) {
+    fs::create_dir_all(directory.join("tally")).expect("mkdir");
+    fs::write(
+        directory.join("debstage.toml"),
+        format!(
+            "[package]\nname = \"tally\"\nversion = \"{version}\"\n\
+             maintainer = \"Release Engineering <release@example.com>\"\n\
+             description = \"\"\"\nTable printer used to test layered releases\n\
+             It prints a table with tabulate.\"\"\"\nlicense = \"MIT\"\n\n\
+             [environment]\nkind = \"python\"\ninterpreter = \"/usr/bin/python3\"\n\
+             requirements = \"requirements.txt\"\nproject = \".\"\n{layers}"
+        ),
+    )
+    .expect("write manifest");
+    fs::write(
+        directory.join("pyproject.toml"),
+        format!(
+            "[build-system]\nrequires = [\"flit_core==3.9.0\"]\n\
+             build-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"tally\"\n\
+             version = \"{version}\"\ndescription = \"Prints a table\"\n\
+             dependencies = [\"tabulate=={tabulate}\"]\n\n[project.scripts]\n\
+             tally = \"tally:main\"\n"
+        ),
+    )
+    .expect("write pyproject");
+    fs::write(
+        directory.join("requirements.txt"),
+        format!("tabulate=={tabulate}\n"),
+    )
+    .expect("write requirements");
+    fs::write(
+        directory.join("tally/__init__.py"),
+        format!(
+            "\"\"\"Prints a table.\"\"\"\nfrom tabulate import tabulate\n\n\n\
+             def main():\n    print(tabulate([[\"tally\", \"v{version}\", \"{marker}\"]]))\n"
+        ),
+    )
+    .expect("write module");
+}
+
+/// `debstage build` of `manifest` into `out` at `epoch`, pip pointed at the local wheels;
+/// gives the build manifest and the command's output. The layer cache is
+/// `<out>/../layer-cache` (`XDG_CACHE_HOME`), one per test.
+pub fn build_tally(manifest: &Path, out: &Path, epoch: &str) -> (serde_json::Value, Output) {
+    build_tally_from(manifest, out, epoch, &wheel_dir())
+}
+
+/// [`build_tally`] with pip's wheels taken from `wheels` only.
+fn build_tally_from(
+    manifest: &Path,
+    out: &Path,
+    epoch: &str,
+    wheels: &Path,
+) -> (serde_json::Value, Output) {
+    let output = run_ok(&mut tally_command(manifest, out, epoch, wheels));
+    let document =
+        serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
+    crate::support::schema::assert_valid("build", &document);
+    (document, output)
+}
+
+/// The `debstage build` command of [`build_tally_from`].
+fn tally_command(manifest: &Path, out: &Path, epoch: &str, wheels: &Path) -> Command {
+    let cache = out.parent().expect("out has a parent").join("layer-cache");
+    let mut command = debstage();
+    command
+        .args(["--format", "json", "build", "--manifest"])
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .env("XDG_CACHE_HOME", &cache)
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", wheels);
+    command
+}
+
+/// The first release of `tally` (1.0, tabulate 0.9.0) in a new temporary directory:
+/// the directory, the project's path, the output directory, and the build manifest.
+fn first_release() -> (tempfile::TempDir, PathBuf, PathBuf, serde_json::Value) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    let first_out = temp.path().join("first");
+    write_tally(&app, "1.0", "0.9.0", "one", "");
+    let (first, _) = build_tally(&app.join("debstage.toml"), &first_out, "1700000000");
+    (temp, app, first_out, first)
+}
+
+/// The file of the package with `role` in a build manifest, if any.
+pub fn file_of(document: &serde_json::Value, role: &str) -> Option<String> {
+    document["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["role"] == role)
+        .map(|package| package["file"].as_str().expect("file").to_string())
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    let output = run_ok(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+fn contents(deb: &Path) -> String {
+    String::from_utf8_lossy(&run_ok(Command::new("dpkg-deb").arg("-c").arg(deb)).stdout)
+        .into_owned()
+}
+
+#[test]
+fn a_code_only_release_shares_its_layer_byte_for_byte_and_runs() {
+    let (temp, app, first_out, first) = first_release();
+    let layer_file = file_of(&first, "layer").expect("a python build writes a layer");
+    let payload_file = file_of(&first, "payload").expect("payload");
+
+    // A code-only release, built later into another directory with another layer cache
+    // (so the layer is installed and written again, not taken from the first build): the
+    // same layer, byte for byte.
+    let second_out = temp.path().join("elsewhere/second");
+    write_tally(&app, "1.1", "0.9.0", "two", "");
+    let (second, _) = build_tally(&app.join("debstage.toml"), &second_out, "1700009999");
+    assert_eq!(
+        file_of(&second, "layer").as_deref(),
+        Some(layer_file.as_str())
+    );
+    assert_eq!(
+        sha256_file(&first_out.join(&layer_file)),
+        sha256_file(&second_out.join(&layer_file)),
+        "the layer of a code-only release differs"
+    );
+    let layer = second_out.join(&layer_file);
+    let key = layer_file
+        .trim_start_matches("tally-layer-")
+        .split('_')
+        .next()
+        .expect("key")
+        .to_string();
+    assert_eq!(field(&layer, "Version"), "1");
+    let payload = second_out.join(file_of(&second, "payload").expect("payload"));
+    let depends = field(&payload, "Depends");
+    assert!(
+        depends.contains(&format!("tally-layer-{key} (= 1)")),
+        "{depends}"
+    );
+    // The dependency's files are in the layer, the application's in the release.
+    let layer_listing = contents(&layer);
+    assert!(
+        layer_listing.contains(&format!("./opt/tally/.layers/{key}/site-packages/tabulate")),
+        "{layer_listing}"
+    );
+    assert!(!layer_listing.contains("/opt/tally/1."), "{layer_listing}");
+    let payload_listing = contents(&payload);
+    assert!(!payload_listing.contains("tabulate/"), "{payload_listing}");
+    assert!(
+        !payload_listing.contains("tabulate-0.9.0.dist-info"),
+        "{payload_listing}"
+    );
+    assert!(
+        payload_listing.contains("site-packages/tally/__init__.py"),
+        "{payload_listing}"
+    );
+
+    // Installed side by side at their paths: the application, the dependency's console
+    // script (in the release's bin/, with the release's interpreter) and pip check.
+    let root = temp.path().join("root");
+    for deb in [&payload, &layer] {
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
+    }
+    let script =
+        fs::read_to_string(root.join("opt/tally/1.1/bin/tabulate")).expect("console script");
+    assert!(
+        script.starts_with("#!/opt/tally/1.1/bin/python\n"),
+        "{script}"
+    );
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(
+                "mount -t tmpfs none /opt; mkdir -p /opt/tally; \
+                 mount --bind \"$1/opt/tally\" /opt/tally; \
+                 /opt/tally/1.1/bin/tally; \
+                 printf 'a b\\n1 2\\n' | /opt/tally/1.1/bin/tabulate; \
+                 /opt/tally/1.1/bin/python -c 'import tabulate; print(tabulate.__file__)'; \
+                 /usr/bin/python3 -m pip --disable-pip-version-check \
+                   --python /opt/tally/1.1/bin/python check",
+            )
+            .arg("sh")
+            .arg(&root),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("tally  v1.1  two"), "{text}");
+    assert!(text.contains("a  b"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "/opt/tally/.layers/{key}/site-packages/tabulate/__init__.py"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("No broken requirements found."), "{text}");
+
+    // lintian: nothing beyond the shipped overrides, for the layer and the release.
+    crate::support::assert_lintian_clean(&[&layer, &payload]);
+
+    // A build into a directory that holds the layer already takes it as it is: the same
+    // file (inode), not a new one.
+    use std::os::unix::fs::MetadataExt;
+    let inode = |path: &Path| fs::metadata(path).expect("layer").ino();
+    let before = inode(&first_out.join(&layer_file));
+    let (again, _) = build_tally(&app.join("debstage.toml"), &first_out, "1700009999");
+    assert_eq!(
+        file_of(&again, "layer").as_deref(),
+        Some(layer_file.as_str())
+    );
+    assert_eq!(
+        inode(&first_out.join(&layer_file)),
+        before,
+        "the layer was written again"
+    );
+    assert!(first_out.join(&payload_file).is_file());
+
+    // Another version of the dependency: another key.
+    let third_out = temp.path().join("third");
+    write_tally(&app, "1.2", "0.8.10", "three", "");
+    let (third, _) = build_tally(&app.join("debstage.toml"), &third_out, "1700019999");
+    let third_layer = file_of(&third, "layer").expect("layer");
+    assert_ne!(third_layer, layer_file, "a changed dependency kept the key");
+}
+
+#[test]
+fn layers_disabled_keep_one_payload() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    write_tally(&app, "1.0", "0.9.0", "one", "\n[layers]\nenabled = false\n");
+    let out = temp.path().join("out");
+    let (document, _) = build_tally(&app.join("debstage.toml"), &out, "1700000000");
+    assert_eq!(file_of(&document, "layer"), None);
+    let payload = out.join(file_of(&document, "payload").expect("payload"));
+    let listing = contents(&payload);
+    assert!(
+        listing.contains("site-packages/tabulate/__init__.py"),
+        "{listing}"
+    );
+    assert!(!listing.contains(".layers"), "{listing}");
+    assert!(!field(&payload, "Depends").contains("-layer-"));
+}
+
+/// Runs `debstage repo --repo REPO ARGUMENTS` and gives its stdout; it must succeed.
+fn repo_ok(repo: &Path, arguments: &[&str]) -> String {
+    let output = run_ok(
+        debstage()
+            .args(["repo", "--repo"])
+            .arg(repo)
+            .args(arguments)
+            .env("USER", "tester"),
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a `debstage repo` command that must fail; gives its stderr.
+fn repo_fails(repo: &Path, arguments: &[&str]) -> String {
+    let output = crate::support::run_fail(
+        debstage()
+            .args(["repo", "--repo"])
+            .arg(repo)
+            .args(arguments)
+            .env("USER", "tester"),
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The `(Package, Version)` pairs a suite's published Packages file lists.
+fn published(repo: &Path, suite: &str) -> Vec<(String, String)> {
+    let architecture =
+        String::from_utf8_lossy(&run_ok(Command::new("dpkg").arg("--print-architecture")).stdout)
+            .trim()
+            .to_string();
+    let text =
+        fs::read_to_string(repo.join(format!("dists/{suite}/main/binary-{architecture}/Packages")))
+            .expect("Packages");
+    let mut pairs = Vec::new();
+    let mut package = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("Package: ") {
+            package = name.to_string();
+        } else if let Some(version) = line.strip_prefix("Version: ") {
+            pairs.push((package.clone(), version.to_string()));
+        }
+    }
+    pairs.sort();
+    pairs
+}
+
+/// The repository keeps each layer once, moves it with the releases that name it, never
+/// lists a release without it, and deletes it only when no kept release needs it.
+#[test]
+fn the_repository_moves_keeps_and_collects_layers_with_their_releases() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    let out = temp.path().join("out");
+    let mut manifests = Vec::new();
+    let mut layers = Vec::new();
+    for (version, tabulate, epoch) in [
+        ("1.0", "0.9.0", "1700000000"),
+        ("1.1", "0.9.0", "1700001000"),
+        ("1.2", "0.8.10", "1700002000"),
+    ] {
+        write_tally(&app, version, tabulate, version, "");
+        let (document, _) = build_tally(&app.join("debstage.toml"), &out, epoch);
+        layers.push(
+            file_of(&document, "layer")
+                .expect("layer")
+                .split('_')
+                .next()
+                .expect("name")
+                .to_string(),
+        );
+        manifests.push(out.join(format!("tally_{version}-1.build.json")));
+    }
+    let (old_layer, new_layer) = (layers[0].clone(), layers[2].clone());
+    assert_eq!(layers[1], old_layer);
+    assert_ne!(new_layer, old_layer);
+    let text = |path: &Path| path.to_str().expect("UTF-8 path").to_string();
+
+    // A release without its layer is refused, in a repository that lacks the layer.
+    let repo = temp.path().join("repo");
+    repo_ok(&repo, &["init", "--arch", "amd64"]);
+    let payload_only = out.join("tally-1.0_1.0-1_all.deb");
+    let error = repo_fails(&repo, &["add", "test", &text(&payload_only)]);
+    assert!(
+        error.contains(&format!("depends on its layer {old_layer} (= 1)")),
+        "{error}"
+    );
+    assert!(!repo.join("dists/test").exists() || published(&repo, "test").is_empty());
+
+    for manifest in &manifests {
+        repo_ok(&repo, &["add", "test", "--manifest", &text(manifest)]);
+    }
+    // One file per layer in the pool, whatever the number of releases that name it.
+    let pool: Vec<String> = walkdir::WalkDir::new(repo.join("pool"))
+        .into_iter()
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("-layer-"))
+        .collect();
+    assert_eq!(pool.len(), 2, "{pool:?}");
+    let test = published(&repo, "test");
+    for layer in [&old_layer, &new_layer] {
+        assert!(test.contains(&(layer.clone(), "1".to_string())), "{test:?}");
+    }
+
+    // Other bytes under a layer's name and version are refused.
+    let unpacked = temp.path().join("unpacked");
+    let layer_deb = out.join(format!("{old_layer}_1_all.deb"));
+    let layer_deb = if layer_deb.is_file() {
+        layer_deb
+    } else {
+        crate::support::files_in(&out)
+            .into_iter()
+            .find(|name| name.starts_with(&format!("{old_layer}_")))
+            .map(|name| out.join(name))
+            .expect("the layer's file")
+    };
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(&layer_deb)
+            .arg(&unpacked),
+    );
+    fs::write(unpacked.join("opt/tally/extra.txt"), "other bytes\n").expect("write");
+    let forged = temp.path().join("forged.deb");
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-b"])
+            .arg(&unpacked)
+            .arg(&forged),
+    );
+    let error = repo_fails(&repo, &["add", "test", &text(&forged)]);
+    assert!(error.contains(&old_layer), "{error}");
+
+    // Promote and roll back carry the layer.
+    repo_ok(&repo, &["promote", "tally", "1.1", "--to", "staging"]);
+    let staging = published(&repo, "staging");
+    assert!(
+        staging.contains(&(old_layer.clone(), "1".to_string())),
+        "{staging:?}"
+    );
+    assert!(
+        !staging.iter().any(|(package, _)| *package == new_layer),
+        "{staging:?}"
+    );
+    repo_ok(&repo, &["promote", "tally", "1.2", "--to", "staging"]);
+    let staging = published(&repo, "staging");
+    for layer in [&old_layer, &new_layer] {
+        assert!(
+            staging.contains(&(layer.clone(), "1".to_string())),
+            "{staging:?}"
+        );
+    }
+    repo_ok(&repo, &["rollback", "tally", "staging"]);
+    // What `repo show` says of layers, pinned (the keys depend on the interpreter and the
+    // architecture, so they are filtered).
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(r"-layer-[0-9a-f]{16}", "-layer-[KEY]");
+    settings.bind(|| {
+        insta::assert_snapshot!("layers_repo_show", repo_ok(&repo, &["show", "tally"]));
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&repo_ok(&repo, &["--format", "json", "show", "tally"]))
+            .expect("JSON");
+    crate::support::schema::assert_valid("repo-show", &shown);
+    assert_eq!(shown["stages"][1]["current"], "1.1-1");
+    assert_eq!(
+        shown["versions"],
+        serde_json::json!(["1.0-1", "1.1-1", "1.2-1"])
+    );
+    let shared = shown["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|layer| layer["package"] == old_layer.as_str())
+        .expect("the shared layer");
+    assert_eq!(shared["releases"], serde_json::json!(["1.0-1", "1.1-1"]));
+    repo_ok(&repo, &["verify"]);
+
+    // gc: 1.0 goes (no stage points to it); its layer stays, as 1.1 (staging) needs it.
+    repo_ok(&repo, &["gc", "--keep", "0"]);
+    let listed = repo_ok(&repo, &["list"]);
+    assert!(!listed.contains("tally-1.0 "), "{listed}");
+    assert!(listed.contains(&old_layer), "{listed}");
+    repo_ok(&repo, &["verify"]);
+    // Once no kept release needs it, the layer goes too.
+    repo_ok(&repo, &["promote", "tally", "1.2", "--to", "staging"]);
+    repo_ok(&repo, &["gc", "--keep", "0"]);
+    let listed = repo_ok(&repo, &["list"]);
+    assert!(!listed.contains(&old_layer), "{listed}");
+    assert!(listed.contains(&new_layer), "{listed}");
+    let staging = published(&repo, "staging");
+    assert!(
+        staging.contains(&(new_layer.clone(), "1".to_string())),
+        "{staging:?}"
+    );
+    repo_ok(&repo, &["verify"]);
+}
+
+/// A code-only release whose dependencies are all pinned takes its layer from the cache
+/// of the build before: pip installs the project alone (the wheels it is given here do not
+/// even hold the dependency), and the layer is the same, byte for byte.
+#[test]
+fn a_cached_layer_skips_pip_for_the_dependencies() {
+    let (temp, app, first_out, first) = first_release();
+    let layer_file = file_of(&first, "layer").expect("layer");
+    let cached: Vec<PathBuf> = fs::read_dir(temp.path().join("layer-cache/debstage/layers"))
+        .expect("the layer cache was written")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].join("scripts/tabulate").is_file());
+    // The layer's .deb is kept there too: the next build of the recipe does not
+    // compress the layer again.
+    assert!(cached[0].join(&layer_file).is_file());
+
+    // Only the build backend: tabulate cannot come from pip.
+    let backend_only = temp.path().join("backend-only");
+    fs::create_dir_all(&backend_only).expect("mkdir");
+    for entry in fs::read_dir(wheel_dir())
+        .expect("wheels")
+        .filter_map(|entry| entry.ok())
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("flit_core-")
+        {
+            fs::copy(entry.path(), backend_only.join(entry.file_name())).expect("copy");
+        }
+    }
+    write_tally(&app, "1.1", "0.9.0", "two", "");
+    let second_out = temp.path().join("second");
+    let (second, _) = build_tally_from(
+        &app.join("debstage.toml"),
+        &second_out,
+        "1700005000",
+        &backend_only,
+    );
+    assert_eq!(
+        file_of(&second, "layer").as_deref(),
+        Some(layer_file.as_str())
+    );
+    assert_eq!(
+        sha256_file(&first_out.join(&layer_file)),
+        sha256_file(&second_out.join(&layer_file))
+    );
+    // The release still has the dependency's console script, for its own interpreter.
+    let payload = second_out.join(file_of(&second, "payload").expect("payload"));
+    let root = temp.path().join("root");
+    run_ok(Command::new("dpkg-deb").arg("-x").arg(&payload).arg(&root));
+    let script =
+        fs::read_to_string(root.join("opt/tally/1.1/bin/tabulate")).expect("console script");
+    assert!(
+        script.starts_with("#!/opt/tally/1.1/bin/python\n"),
+        "{script}"
+    );
+    let pth = fs::read_to_string(root.join(format!(
+        "opt/tally/1.1/lib/python{}/site-packages/debstage-layer.pth",
+        crate::python::python_minor()
+    )))
+    .expect("the layer's .pth");
+    assert!(pth.contains("/opt/tally/.layers/"), "{pth}");
+
+    // An unpinned requirement has no recipe: the dependencies are installed again.
+    fs::write(app.join("requirements.txt"), "tabulate>=0.9\n").expect("write");
+    let third_out = temp.path().join("third");
+    let output = crate::support::run_fail(&mut tally_command(
+        &app.join("debstage.toml"),
+        &third_out,
+        "1700005000",
+        &backend_only,
+    ));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("tabulate"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
