@@ -71,9 +71,9 @@ test: deps garage lint
 
 # What make check leaves to make test: debootstrap roots and booted systemd (e2e::,
 # target::), object stores (targets::), venvs and npm, pnpm, yarn installs (python,
-# node::, node_managers::).
+# node::, node_managers::, layers::).
 SLOW_TESTS = --skip e2e:: --skip target:: --skip targets:: --skip python --skip node:: \
-	--skip node_managers::
+	--skip node_managers:: --skip layers::
 check: lint
 	$(CARGO) test -- $(SLOW_TESTS)
 
