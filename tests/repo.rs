@@ -546,14 +546,7 @@ fn a_manifest_that_does_not_match_its_files_is_refused() {
 fn a_second_writer_waits_for_the_lock_or_times_out() {
     let repo = TestRepo::new();
     let manifest = repo.build("hello", "1.0", "one");
-    let mut holder = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(repo.repo.join("lock"))
-        .expect("lock file");
-    holder.lock().expect("lock taken by the test");
-    holder.set_len(0).expect("truncate");
-    holder.write_all(b"pid 4242 (the test)").expect("note");
+    let holder = crate::support::hold_repository_lock(&repo.repo);
 
     let started = Instant::now();
     // A lock held past --lock-timeout has its own exit code (3).
