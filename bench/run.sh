@@ -2,7 +2,7 @@
 # The benchmarks of `make bench`: debstage against dpkg-deb, reprepro and aptly,
 # measured in the same run on the same generated input, with ratios and a summary.
 #
-#   bench/run.sh BINARY [BENCHMARK...]     BENCHMARK: build, repo, python, layers, target, s3 (default: all)
+#   bench/run.sh BINARY [BENCHMARK...]     BENCHMARK: build, repo, python, layers, target, s3, limits (default: all)
 #
 # Generated data is kept under target/bench/ (BENCH_DIR) and reused when the
 # generators' parameters are the same. Exit status: 0 when every benchmark ran, even if a
@@ -21,7 +21,7 @@ if [ ! -x "$binary" ]; then
     echo "bench/run.sh: $binary: no such executable (run 'cargo build --release' first)" >&2
     exit 1
 fi
-benchmarks=${*:-build repo python layers target s3}
+benchmarks=${*:-build repo python layers target s3 limits}
 here=$(cd "$(dirname "$0")" && pwd)
 python=/usr/bin/python3
 
@@ -54,6 +54,7 @@ for benchmark in $benchmarks; do
         target) set -- "$python" "$here/target.py" "$binary" ;;
         repo) set -- "$python" "$here/repo.py" "$binary" ;;
         s3) set -- "$python" "$here/s3.py" "$binary" ;;
+        limits) set -- "$python" "$here/limits.py" "$binary" ;;
         python)
             if [ ! -e "$here/python.sh" ]; then
                 echo "python: bench/python.sh is not there yet: skipped"
@@ -64,7 +65,7 @@ for benchmark in $benchmarks; do
             ;;
         layers) set -- sh "$here/layers.sh" "$binary" ;;
         *)
-            echo "bench/run.sh: unknown benchmark '$benchmark' (build, repo, python, layers, target, s3)" >&2
+            echo "bench/run.sh: unknown benchmark '$benchmark' (build, repo, python, layers, target, s3, limits)" >&2
             exit 2
             ;;
     esac

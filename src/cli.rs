@@ -206,8 +206,12 @@ pub enum RepoCommand {
     Verify {
         /// Instead: check what the state records of this publish target against the
         /// store's listing.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", conflicts_with = "full")]
         target: Option<String>,
+        /// Read every pool file again, also those unchanged (size, times, inode) since
+        /// a verify found them whole.
+        #[arg(long)]
+        full: bool,
     },
     /// Write the indexes and signatures of every suite again.
     Publish {

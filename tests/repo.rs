@@ -546,14 +546,7 @@ fn a_manifest_that_does_not_match_its_files_is_refused() {
 fn a_second_writer_waits_for_the_lock_or_times_out() {
     let repo = TestRepo::new();
     let manifest = repo.build("hello", "1.0", "one");
-    let mut holder = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(repo.repo.join("lock"))
-        .expect("lock file");
-    holder.lock().expect("lock taken by the test");
-    holder.set_len(0).expect("truncate");
-    holder.write_all(b"pid 4242 (the test)").expect("note");
+    let holder = crate::support::hold_repository_lock(&repo.repo);
 
     let started = Instant::now();
     // A lock held past --lock-timeout has its own exit code (3).
@@ -684,16 +677,32 @@ fn verify_finds_a_changed_pool_file() {
         path_str(&repo.build("hello", "1.0", "one")),
     ]);
     repo.ok(&["verify"]);
+    // The files found whole are stamped; the next verify reads only what changed since.
+    let stamps = fs::read_to_string(repo.repo.join("cache/verified")).expect("stamps");
+    // The payload and the three stage packages.
+    assert_eq!(stamps.lines().count(), 4, "{stamps}");
+    repo.ok(&["verify"]);
     let file = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
+    let modified = fs::metadata(&file)
+        .and_then(|metadata| metadata.modified())
+        .expect("mtime");
     let mut bytes = fs::read(&file).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(&file, bytes).expect("write");
-    let error = repo.fails(&["verify"]);
-    assert!(
-        error.contains("pool/main/h/hello/hello-1.0_1.0-1_all.deb: sha256"),
-        "{error}"
-    );
+    // Same size, modification time set back: the change time still gives it away.
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|opened| opened.set_modified(modified))
+        .expect("set the mtime back");
+    for arguments in [&["verify"][..], &["verify", "--full"]] {
+        let error = repo.fails(arguments);
+        assert!(
+            error.contains("pool/main/h/hello/hello-1.0_1.0-1_all.deb: sha256"),
+            "{arguments:?}: {error}"
+        );
+    }
 }
 
 #[test]

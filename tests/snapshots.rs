@@ -753,3 +753,47 @@ fn signing_keys_in_text_and_json() {
         story.shown(&["repo", "key", "retire", "0123456789ABCDEF"])
     );
 }
+
+/// One snapshot per error class of the CLI contract (docs/json.md), in text and with
+/// `--format json`, each with its exit code: a command line that is not valid, bad input,
+/// a refusal that names the next step, the lock held, a file that cannot be read. (The
+/// conflict, exit 4, is in `json_contract::errors_carry_their_kind_and_exit_code`.)
+#[test]
+fn every_error_class_in_text_and_json() {
+    let story = Story::new();
+    let manifest = |version: &str| {
+        story
+            .out
+            .join(format!("hello_{version}-1.build.json"))
+            .display()
+            .to_string()
+    };
+    let (newer, older) = (manifest("1.1"), manifest("1.0"));
+    let both = |name: &str, arguments: &[&str]| {
+        insta::assert_snapshot!(format!("error_{name}_text"), story.shown(arguments));
+        let mut json = vec!["--format", "json"];
+        json.extend_from_slice(arguments);
+        insta::assert_snapshot!(format!("error_{name}_json"), story.shown(&json));
+    };
+    let mut settings = settings(story.root());
+    // How long the lock was waited for.
+    settings.add_filter(r"after [0-9.]+(ns|µs|ms|s)\b", "after [DURATION]");
+    settings.bind(|| {
+        both("usage", &["repo", "promote"]);
+        both("input", &["repo", "list", "prod"]);
+        both("refusal", &["repo", "add", "staging", "--manifest", &newer]);
+        let holder = crate::support::hold_repository_lock(&story.repo);
+        both(
+            "lock_held",
+            &["repo", "--lock-timeout", "0", "add", "--manifest", &older],
+        );
+        drop(holder);
+        // A file that cannot be read: a directory given as a package.
+        let directory = story.root().join("not-a-package.deb");
+        std::fs::create_dir(&directory).expect("directory");
+        both(
+            "io",
+            &["repo", "add", "test", &directory.display().to_string()],
+        );
+    });
+}

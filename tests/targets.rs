@@ -346,7 +346,7 @@ fn target_lock_waits_for_a_live_lease_and_takes_over_a_stale_one() {
         .expect("time")
         .as_secs();
     s3.boto(&format!(
-        "c.put_object(Bucket='apt', Key='locked/.debstage/lock', Body=b'{{\"host\": \"builder-7\", \
+        "c.put_object(Bucket='apt', Key='.debstage/locked/lock', Body=b'{{\"host\": \"builder-7\", \
          \"pid\": 4242, \"since\": {}, \"expires\": {}}}')\n",
         now - 100,
         now + 3
@@ -365,7 +365,7 @@ fn target_lock_waits_for_a_live_lease_and_takes_over_a_stale_one() {
         "did not wait for the lease"
     );
     // Released after the publication.
-    let (status, _, _) = s3.get("locked/.debstage/lock");
+    let (status, _, _) = s3.get(".debstage/locked/lock");
     assert_eq!(status, 404, "the lock object was left behind");
     repo.verify_target();
 }
@@ -390,6 +390,15 @@ fn target_without_conditional_writes_is_refused_unless_opted_out() {
     let published = repo.publish();
     assert_eq!(published["locked"], false);
     assert_store_consistent(&s3, "g");
+    repo.verify_target();
+    // A second publication replaces Release files, so it reads the store's clock: with
+    // a small object in the private area, outside the tree the website serves.
+    repo.run(&["promote", "hello", "1.0", "staging"]);
+    repo.publish();
+    let (status, _, _) = s3.get(".debstage/g/clock");
+    assert_eq!(status, 200, "the clock object is not in the private area");
+    let (status, _, _) = s3.get("g/.debstage/clock");
+    assert_eq!(status, 404, "a clock object in the published tree");
     repo.verify_target();
 }
 
@@ -576,7 +585,7 @@ fn two_writers_on_one_target_take_turns_and_leave_it_whole() {
     });
     assert!(waited > 0, "the writers never met at the lock");
     assert_store_consistent(&s3, "shared");
-    let (status, _, _) = s3.get("shared/.debstage/lock");
+    let (status, _, _) = s3.get(".debstage/shared/lock");
     assert_eq!(status, 404, "a lock object was left behind");
     crate::support::s3::shout(&format!(
         "two writers, {operations} operations each: {waited} waited for the lock, store whole"
@@ -671,6 +680,79 @@ fn two_writers_sharing_the_state_lose_nothing() {
         "two writers sharing the state, {operations} operations each: {changed} promotions, \
          all {promotions} in the history"
     ));
+}
+
+/// The keys on the store that start with `prefix` (moto only).
+fn keys_under(s3: &S3, prefix: &str) -> Vec<String> {
+    let listed = s3.boto(&format!(
+        "for page in c.get_paginator('list_objects_v2').paginate(Bucket='apt', Prefix='{prefix}'):\n\
+         \x20   for item in page.get('Contents', []):\n\
+         \x20       print(item['Key'])\n"
+    ));
+    listed.lines().map(str::to_string).collect()
+}
+
+/// The shared state lives outside the published tree (`.debstage/<prefix>/`); a state
+/// an older version left inside it (`<prefix>/.debstage/state.db`) is moved there by the
+/// first session that finds it, and nothing of debstage's own stays in the published tree.
+#[test]
+fn a_shared_state_in_the_published_tree_moves_to_the_private_area() {
+    let Some(s3) = S3::moto("shared state moved out of the published tree") else {
+        return;
+    };
+    let shared = "automatic = true\nshare_state = true\n";
+    let first = Repo::new(&s3, "moved", shared);
+    first.add(0);
+    assert_eq!(
+        keys_under(&s3, ".debstage/"),
+        [".debstage/moved/state.db"],
+        "the private area after a shared session"
+    );
+    assert!(keys_under(&s3, "moved/.debstage").is_empty());
+    // What an older version left: the state and the clock object inside the tree.
+    s3.boto(
+        "c.copy_object(Bucket='apt', Key='moved/.debstage/state.db', \
+         CopySource={'Bucket': 'apt', 'Key': '.debstage/moved/state.db'})\n\
+         c.delete_object(Bucket='apt', Key='.debstage/moved/state.db')\n\
+         c.put_object(Bucket='apt', Key='moved/.debstage/clock', Body=b'clock')\n",
+    );
+    let second = Repo::new(&s3, "moved", shared);
+    let output = second.add(1);
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "moved the shared state of publish target store out of the published tree: from \
+             moved/.debstage/state.db to .debstage/moved/state.db"
+        ) && text.contains("took the repository state from publish target store"),
+        "{text}"
+    );
+    assert!(
+        keys_under(&s3, "moved/.debstage").is_empty(),
+        "left in the published tree: {:?}",
+        keys_under(&s3, "moved/.debstage")
+    );
+    let private = keys_under(&s3, ".debstage/");
+    assert!(
+        private.contains(&".debstage/moved/state.db".to_string())
+            && private
+                .iter()
+                .all(|key| [".debstage/moved/state.db", ".debstage/moved/clock"]
+                    .contains(&key.as_str())),
+        "the private area after the move: {private:?}"
+    );
+    // The moved state carried the first writer's package, and the first writer takes
+    // the second's from it.
+    let listed = packages_on_store(&s3, "moved", "test");
+    assert!(
+        listed.contains(&"hello-1.0".to_string()) && listed.contains(&"hello-1.1".to_string()),
+        "the test suite on the store lost a version: {listed:?}"
+    );
+    let again = stderr(&first.run(&["publish"]));
+    assert!(!again.contains("moved the shared state"), "{again}");
+    let shown = first.ok(&["--format", "json", "list", "test"]);
+    assert!(shown.contains("\"1.1\""), "{shown}");
+    assert_store_consistent(&s3, "moved");
+    first.verify_target();
 }
 
 /// A repository whose target `store` has `endpoint`, and a command on it with only the

@@ -22,6 +22,20 @@ pub fn project_root() -> PathBuf {
 }
 
 /// Runs a command and returns its output, failing the test with both streams if it failed.
+/// Takes the lock of the repository at `repo` as another writer would, noting
+/// "pid 4242 (the test)" in it; held until the file is dropped.
+pub fn hold_repository_lock(repo: &Path) -> fs::File {
+    let mut holder = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(repo.join("lock"))
+        .expect("lock file");
+    holder.lock().expect("lock taken by the test");
+    holder.set_len(0).expect("truncate");
+    std::io::Write::write_all(&mut holder, b"pid 4242 (the test)").expect("note");
+    holder
+}
+
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command
         .output()

@@ -119,9 +119,10 @@ pub(crate) fn run(
         RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
         RepoCommand::Show { app } => list::show(root, &app, reporter),
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
-        RepoCommand::Verify { target: None } => verify::run(root, reporter),
+        RepoCommand::Verify { target: None, full } => verify::run(root, full, reporter),
         RepoCommand::Verify {
             target: Some(target),
+            ..
         } => targets::verify(root, &target, reporter),
         RepoCommand::ExportKey { binary } => export_key::run(root, binary, reporter),
         RepoCommand::Sources {

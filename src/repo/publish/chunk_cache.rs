@@ -37,7 +37,7 @@ const GZIP_LEVEL: u32 = 9;
 const XZ_PRESET: u32 = 6;
 /// Names the cache generation: bump when the chunking or the compressor settings change.
 /// A fingerprint of the compressors' output is added (see [`generation`]).
-const CACHE_VERSION: &str = "v1-gz9-xz6";
+const CACHE_VERSION: &str = "v2-gz9-xz6-d1m";
 
 /// Where compressed chunks are kept between runs (or nowhere).
 #[derive(Debug, Clone)]
@@ -345,19 +345,29 @@ mod xz {
         pub(crate) uncompressed_size: u64,
     }
 
+    /// The dictionary of each chunk's encoder: a chunk is about [`super::MAX_CHUNK`] at
+    /// most, so preset 6's 8 MiB would only cost memory (its match finder takes about
+    /// 90 MiB per encoder, one per compressing thread, the largest share of a
+    /// publication's memory); a dictionary as large as the chunk compresses the same.
+    const DICTIONARY: u32 = 1 << 20;
+
     /// A one-stream `.xz` file taken apart.
     #[derive(Debug, Clone)]
     pub(crate) struct Split {
         pub(crate) blocks: Vec<Block>,
     }
 
-    /// `text` as one xz stream (preset 6, CRC32 check), by liblzma.
+    /// `text` as one xz stream (preset 6 with a dictionary of [`DICTIONARY`], CRC32
+    /// check), by liblzma.
     pub(crate) fn compress(text: &[u8]) -> Result<Vec<u8>> {
-        let stream = liblzma::stream::Stream::new_easy_encoder(
-            super::XZ_PRESET,
-            liblzma::stream::Check::Crc32,
-        )
-        .context("starting the xz encoder")?;
+        let mut options = liblzma::stream::LzmaOptions::new_preset(super::XZ_PRESET)
+            .context("starting the xz encoder")?;
+        options.dict_size(DICTIONARY);
+        let mut filters = liblzma::stream::Filters::new();
+        filters.lzma2(&options);
+        let stream =
+            liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc32)
+                .context("starting the xz encoder")?;
         let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
         encoder
             .write_all(text)

@@ -71,6 +71,9 @@ fn default_lease() -> String {
     "10m".to_string()
 }
 
+/// The name of the private area's top folder (see [`TargetUrl::private_area`]).
+pub(crate) const PRIVATE_AREA: &str = ".debstage";
+
 /// A parsed `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TargetUrl {
@@ -115,6 +118,12 @@ impl TargetUrl {
                 "prefix {prefix:?} must not hold empty, . or .. segments"
             ));
         }
+        if prefix.split('/').next() == Some(PRIVATE_AREA) {
+            return Err(format!(
+                "prefix {prefix:?} must not start with {PRIVATE_AREA}/: that is where debstage \
+                 keeps its own objects (lock, shared state), outside the published tree"
+            ));
+        }
         Ok(TargetUrl {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -128,6 +137,37 @@ impl TargetUrl {
         } else {
             format!("{}/{relative}", self.prefix)
         }
+    }
+
+    /// Where debstage keeps its own objects for this target (the lock, the shared
+    /// state, the clock and conditional-write probes): `.debstage/<prefix>` at the
+    /// bucket's root, outside the published tree, so that a policy granting readers
+    /// `<prefix>/*` never grants them. A target at the bucket's root has no outside: its
+    /// private area is `.debstage` inside the published tree, which the README's policy
+    /// (dists/, pool/ and the root files only) keeps from readers.
+    pub(crate) fn private_area(&self) -> TargetUrl {
+        TargetUrl {
+            bucket: self.bucket.clone(),
+            prefix: if self.prefix.is_empty() {
+                PRIVATE_AREA.to_string()
+            } else {
+                format!("{PRIVATE_AREA}/{}", self.prefix)
+            },
+        }
+    }
+
+    /// Where debstage before the private area kept its objects: `<prefix>/.debstage`,
+    /// inside the published tree (read once, to move a shared state out of it).
+    pub(crate) fn legacy_area(&self) -> TargetUrl {
+        TargetUrl {
+            bucket: self.bucket.clone(),
+            prefix: self.key(PRIVATE_AREA),
+        }
+    }
+
+    /// `s3://bucket/prefix`, as messages show it.
+    pub(crate) fn display(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
     }
 
     /// The prefix as an object path, `None` for the bucket's root.
@@ -266,10 +306,21 @@ mod tests {
         assert_eq!(url.relative("debstage/production/x"), None);
         let root = TargetUrl::parse("s3://apt").expect("valid");
         assert_eq!(root.key("pool/a.deb"), "pool/a.deb");
+        assert_eq!(
+            url.private_area().key("lock"),
+            ".debstage/debstage/prod/lock"
+        );
+        assert_eq!(
+            url.legacy_area().key("state.db"),
+            "debstage/prod/.debstage/state.db"
+        );
+        assert_eq!(root.private_area().key("lock"), ".debstage/lock");
+        assert_eq!(root.private_area(), root.legacy_area());
         assert!(TargetUrl::parse("https://apt/x").is_err());
         assert!(TargetUrl::parse("s3://Apt_Bucket").is_err());
         assert!(TargetUrl::parse("s3://apt/a/../b").is_err());
         assert!(TargetUrl::parse("s3://apt/a//b").is_err());
+        assert!(TargetUrl::parse("s3://apt/.debstage/a").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Writers on several machines meet at a lock object on the store, `.debstage/lock`
-//! under the target's prefix: created with `If-None-Match: *` (only one create wins),
+//! Writers on several machines meet at a lock object on the store, `lock` in the
+//! target's private area (`.debstage/<prefix>/lock`, outside the published tree): created with `If-None-Match: *` (only one create wins),
 //! holding who took it, when, and until when its lease runs. A holder renews the lease
 //! between upload phases with `If-Match` on the ETag it got; a waiter takes over a
 //! lease that ran out with the same compare-and-swap, so of two waiters one wins.
@@ -17,8 +17,13 @@ use crate::repo::lock::LockError;
 use crate::repo::targets::store::{Conditional, Store};
 use crate::report::Reporter;
 
-/// The lock object's key under the prefix.
-pub(crate) const LOCK_KEY: &str = ".debstage/lock";
+/// The lock object's key in the private area (or, for a shared state found in the old
+/// place, in the legacy one: the key old writers take).
+pub(crate) const LOCK_KEY: &str = "lock";
+
+/// The key written to read the store's clock, in the private area (a small object whose
+/// `Last-Modified` is the store's time now).
+pub(crate) const CLOCK_KEY: &str = "clock";
 
 /// What the lock object holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -251,7 +256,7 @@ impl StoreLock {
 /// of a fresh probe key, then the key is deleted.
 pub(crate) fn supports_conditional_writes(store: &Store) -> Result<bool> {
     let key = format!(
-        ".debstage/probe-{}-{}-{}",
+        "probe-{}-{}-{}",
         host_name(),
         std::process::id(),
         rand::random::<u64>()

@@ -35,7 +35,7 @@ use crate::repo::publish::later_second;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::StoreLock;
 use crate::repo::targets::plan::{Class, LocalObject};
-use crate::repo::targets::store::{Store, Upload, Written};
+use crate::repo::targets::store::{Area, Store, Upload, Written};
 use crate::report::Reporter;
 
 /// What one publication to a target did.
@@ -137,7 +137,8 @@ pub(crate) fn publish(
     reporter: &Reporter,
 ) -> Result<Outcome> {
     let store = Store::open(target)?;
-    let conditional = lock::supports_conditional_writes(&store)?;
+    let private = Store::open_area(target, Area::Private)?;
+    let conditional = lock::supports_conditional_writes(&private)?;
     if !conditional && target.conditional_writes {
         bail!(
             "publish target {}: the store ignores conditional writes (a second create of a \
@@ -150,7 +151,7 @@ pub(crate) fn publish(
     }
     let mut lock = if conditional {
         Some(StoreLock::acquire(
-            &store,
+            &private,
             target.lease_seconds()?,
             None,
             reporter,
@@ -163,14 +164,17 @@ pub(crate) fn publish(
         config,
         connection,
         target,
-        &store,
+        Stores {
+            published: &store,
+            private: &private,
+        },
         lock.as_mut(),
         reporter,
     );
     if let Some(lock) = lock {
         // A lock left behind runs out with its lease; the publication's own error
         // matters more.
-        if let Err(error) = lock.release(&store) {
+        if let Err(error) = lock.release(&private) {
             reporter.warn(format!("{error:#}"));
         }
     }
@@ -179,15 +183,23 @@ pub(crate) fn publish(
     Ok(outcome)
 }
 
+/// A target's published tree and its private area (lock, clock).
+#[derive(Clone, Copy)]
+struct Stores<'a> {
+    published: &'a Store,
+    private: &'a Store,
+}
+
 fn copy_tree(
     root: &Path,
     config: &RepoConfig,
     connection: &Connection,
     target: &TargetConfig,
-    store: &Store,
+    stores: Stores<'_>,
     mut lock: Option<&mut StoreLock>,
     reporter: &Reporter,
 ) -> Result<Outcome> {
+    let store = stores.published;
     let name = target.name.as_str();
     record::begin(connection, name)?;
     let objects = plan::local_objects(root, &config.origin)?;
@@ -202,7 +214,7 @@ fn copy_tree(
     let mut store_clock: Option<i64> = None;
     for class in Class::ORDER {
         if let Some(lock) = lock.as_deref_mut() {
-            lock.renew(store)?;
+            lock.renew(stores.private)?;
         }
         let phase: Vec<&LocalObject> = objects.iter().filter(|o| o.class == class).collect();
         let mut uploads = Vec::new();
@@ -232,7 +244,7 @@ fn copy_tree(
             .map(|o| (o.key.clone(), o.size))
             .collect();
         if !class.immutable() && !uploads.is_empty() {
-            store_clock = later_than_replaced(store, &uploads, store_clock, reporter)?;
+            store_clock = later_than_replaced(stores, &uploads, store_clock, reporter)?;
         }
         let mut existing = Vec::new();
         let mut written = 0usize;
@@ -311,20 +323,17 @@ fn copy_tree(
     Ok(outcome)
 }
 
-/// The key written to read the store's clock (never served: hidden names are not
-/// published, and verify skips `.debstage/`).
-const CLOCK_KEY: &str = ".debstage/clock";
-
 /// Waits until the store's clock reads a later second than the `Last-Modified` of every
 /// object `uploads` replace, so that a client asking with `If-Modified-Since` gets the
 /// new ones (see [`crate::repo::publish::later_second`]). `known` is the store's clock
 /// as read before in this publication; the clock as last read is returned.
 fn later_than_replaced(
-    store: &Store,
+    stores: Stores<'_>,
     uploads: &[Upload],
     known: Option<i64>,
     reporter: &Reporter,
 ) -> Result<Option<i64>> {
+    let store = stores.published;
     let keys: Vec<String> = uploads.iter().map(|upload| upload.key.clone()).collect();
     let Some(replaced) = store.newest_modified(&keys)? else {
         return Ok(known);
@@ -332,7 +341,8 @@ fn later_than_replaced(
     if known.is_some_and(|clock| clock > replaced) {
         return Ok(known);
     }
-    let later = later_second::wait_for_later_second(replaced, || store.clock(CLOCK_KEY))?;
+    let later =
+        later_second::wait_for_later_second(replaced, || stores.private.clock(lock::CLOCK_KEY))?;
     if let later_second::Later::ClockBehind(clock) = later {
         reporter.warn(format!(
             "publish target {}: objects there are dated {} s ahead of the store's clock; \
@@ -424,9 +434,12 @@ pub(crate) fn verify(
     let listed = store.list()?;
     let recorded = record::objects(connection, &target.name)?;
     let mut problems = Vec::new();
+    // The private area of a target at the bucket's root lies inside its listing, and
+    // older versions kept the same objects under the prefix's `.debstage/`.
+    let private = format!("{}/", config::PRIVATE_AREA);
     let listed: BTreeMap<String, store::Listed> = listed
         .into_iter()
-        .filter(|(key, _)| !key.starts_with(".debstage/"))
+        .filter(|(key, _)| !key.starts_with(&private))
         .collect();
     let recorded_sorted: BTreeMap<&String, &record::Recorded> = recorded.iter().collect();
     for (key, known) in &recorded_sorted {

@@ -1,8 +1,18 @@
 //! A state database shared on the store (`share_state = true` on one target): writers on
 //! machines without a shared disk (CI runners) work on one repository.
 //!
+//! The state lives in the target's private area (`.debstage/<prefix>/state.db` at the
+//! bucket's root), outside the published tree: it holds the history (who, when) and
+//! every hash, which readers of the repository have no business with. A session that
+//! finds it in the old place, `<prefix>/.debstage/state.db` inside the published tree,
+//! moves it (see [`move_from_legacy_area`]).
+//!
+//! The shared object is the SQLite database itself: what a later version needs to share
+//! (a fingerprint of the signing keys, say) goes into its tables, which the state's
+//! schema versions and upgrades, so old and new writers never disagree on the format.
+//!
 //! A writer's session takes the target's lock object first and holds it to the end; it
-//! reads `.debstage/state.db` from the store, and when that is not the copy it wrote last
+//! reads `state.db` from the store, and when that is not the copy it wrote last
 //! (by ETag), replaces its own database with it, fetches the pool files it lacks from the
 //! store (checked against the SHA256 the state records) and publishes every suite again.
 //! After its publication it writes the database back with `If-Match` on the ETag it read
@@ -21,18 +31,21 @@ use crate::repo::config::RepoConfig;
 use crate::repo::state;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::{self, StoreLock};
-use crate::repo::targets::store::{Conditional, Store};
+use crate::repo::targets::store::{Area, Conditional, Store, Versioned};
 use crate::report::Reporter;
 
-/// The key of the shared database under the target's prefix.
-pub(crate) const STATE_KEY: &str = ".debstage/state.db";
+/// The key of the shared database in the target's private area (and in the legacy one).
+pub(crate) const STATE_KEY: &str = "state.db";
 
 /// Where a writer keeps the ETag of the shared copy its database matches (never served).
 const ETAG_FILE: &str = "shared-state.etag";
 
 /// The shared state of one session: the store, its lock, and the ETag of the copy read.
 pub(crate) struct SharedState {
+    /// The target's private area, where the state and the lock live.
     store: Store,
+    /// The published tree, where the pool files are.
+    published: Store,
     lock: StoreLock,
     e_tag: RefCell<Option<String>>,
     /// Whether the local database was replaced by the store's copy.
@@ -58,7 +71,7 @@ pub(crate) fn begin(
     let Some(target) = shared_target(config) else {
         return Ok(None);
     };
-    let store = Store::open(target)?;
+    let store = Store::open_area(target, Area::Private)?;
     if !lock::supports_conditional_writes(&store)? {
         bail!(
             "publish target {}: share_state needs a store with conditional writes \
@@ -71,7 +84,11 @@ pub(crate) fn begin(
         .ok()
         .map(|text| text.trim().to_string());
     let mut replaced = false;
-    let e_tag = match store.get(STATE_KEY)? {
+    let mut found = store.get(STATE_KEY)?;
+    if found.is_none() {
+        found = move_from_legacy_area(target, &store, reporter)?;
+    }
+    let e_tag = match found {
         None => None,
         Some(shared) => {
             if shared.e_tag.is_some() && shared.e_tag == known {
@@ -89,10 +106,59 @@ pub(crate) fn begin(
     };
     Ok(Some(SharedState {
         store,
+        published: Store::open(target)?,
         lock,
         e_tag: RefCell::new(e_tag),
         replaced,
     }))
+}
+
+/// Moves a shared state kept inside the published tree by an older version
+/// (`<prefix>/.debstage/state.db`) to the private area, and returns it as read there;
+/// `None` when there is none. Called with the private area's lock held; the old place's
+/// lock is taken as well, so that a writer of the older version is not in the middle of
+/// a session. The old copy is deleted only once the new one is written.
+fn move_from_legacy_area(
+    target: &TargetConfig,
+    private: &Store,
+    reporter: &Reporter,
+) -> Result<Option<Versioned>> {
+    let url = target.parsed_url()?;
+    if url.legacy_area() == url.private_area() {
+        return Ok(None);
+    }
+    let legacy = Store::open_area(target, Area::Legacy)?;
+    let legacy_lock = StoreLock::acquire(&legacy, target.lease_seconds()?, None, reporter)?;
+    let moved = (|| {
+        let Some(old) = legacy.get(STATE_KEY)? else {
+            return Ok(None);
+        };
+        match private.create(STATE_KEY, old.bytes.clone()) {
+            Ok(_) | Err(Conditional::Lost) => {}
+            Err(Conditional::Failed(error)) => return Err(error),
+        }
+        let Some(new) = private.get(STATE_KEY)? else {
+            bail!(
+                "publish target {}: {STATE_KEY} was written but cannot be read back",
+                private.description
+            );
+        };
+        // The clock object of older versions goes too: nothing of debstage's own stays
+        // in the published tree.
+        legacy.delete_all(&[STATE_KEY.to_string(), lock::CLOCK_KEY.to_string()])?;
+        reporter.status(format!(
+            "moved the shared state of publish target {} out of the published tree: from \
+             {} to {}",
+            target.name,
+            url.legacy_area().key(STATE_KEY),
+            url.private_area().key(STATE_KEY)
+        ));
+        Ok(Some(new))
+    })();
+    if let Err(error) = legacy_lock.release(&legacy) {
+        reporter.warn(format!("{error:#}"));
+    }
+    moved
 }
 
 /// Puts `bytes` in place of the local database (its WAL files removed first: they
@@ -121,11 +187,11 @@ impl SharedState {
             if path.exists() {
                 continue;
             }
-            let Some(found) = self.store.get(&package.filename)? else {
+            let Some(found) = self.published.get(&package.filename)? else {
                 bail!(
                     "{}: named by the shared state but neither here nor on publish target {}",
                     package.filename,
-                    self.store.description
+                    self.published.description
                 );
             };
             let digest = hex::encode(Sha256::digest(&found.bytes));
@@ -133,7 +199,7 @@ impl SharedState {
                 bail!(
                     "{} on publish target {}: SHA256 {digest}, the state records {}",
                     package.filename,
-                    self.store.description,
+                    self.published.description,
                     package.sha256
                 );
             }

@@ -93,6 +93,18 @@ pub(crate) enum Conditional {
     Failed(#[from] anyhow::Error),
 }
 
+/// Which part of a target's bucket a [`Store`] reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Area {
+    /// The published tree, under the target's prefix: what clients read.
+    Published,
+    /// debstage's own objects, outside the published tree
+    /// ([`crate::repo::targets::config::TargetUrl::private_area`]).
+    Private,
+    /// Where those objects were kept before, inside the published tree (`<prefix>/.debstage`).
+    Legacy,
+}
+
 /// rustls needs one process-wide crypto provider; reqwest is built without one so that
 /// only `ring` (not aws-lc) is compiled.
 fn install_crypto_provider() {
@@ -104,11 +116,21 @@ fn install_crypto_provider() {
 }
 
 impl Store {
-    /// Opens the target's bucket with the credentials of the environment (`AWS_*`) or
-    /// the profile files.
+    /// Opens the target's published tree with the credentials of the environment
+    /// (`AWS_*`) or the profile files.
     pub(crate) fn open(config: &TargetConfig) -> Result<Store> {
+        Store::open_area(config, Area::Published)
+    }
+
+    /// Opens one area of the target's bucket; keys are relative to that area.
+    pub(crate) fn open_area(config: &TargetConfig, area: Area) -> Result<Store> {
         install_crypto_provider();
-        let url = config.parsed_url()?;
+        let published = config.parsed_url()?;
+        let url = match area {
+            Area::Published => published,
+            Area::Private => published.private_area(),
+            Area::Legacy => published.legacy_area(),
+        };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&url.bucket)
             .with_region(config.region.clone())
@@ -130,7 +152,10 @@ impl Store {
         let description = redact(&format!(
             "{} ({}{})",
             config.name,
-            config.url,
+            match area {
+                Area::Published => config.url.clone(),
+                Area::Private | Area::Legacy => url.display(),
+            },
             config
                 .endpoint
                 .as_deref()
