@@ -66,8 +66,10 @@ fn every_schema_is_a_valid_draft_2020_12_schema_and_documented() {
     let expected: BTreeSet<String> = [
         "build",
         "build-targets",
+        "dashboard-status",
         "error",
         "repo-add",
+        "repo-diff",
         "repo-export-key",
         "repo-gc",
         "repo-history",
