@@ -175,7 +175,9 @@ fn write_dashboard(
     let files = dashboard::files(connection, config, date)?;
     for (name, bytes) in dashboard::FILES.iter().zip(files) {
         let path = root.join(name);
-        stage(root, &bytes, date)?
+        // Dated now, not at the publication's date: a browser's If-Modified-Since must
+        // see the change even under SOURCE_DATE_EPOCH.
+        stage(root, &bytes, SystemTime::now())?
             .persist(&path)
             .with_context(|| format!("{}: cannot be written", path.display()))?;
     }

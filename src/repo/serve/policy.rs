@@ -117,7 +117,10 @@ impl ServedTree {
         if holds_secret_key(&start) {
             return Err(Refusal::Forbidden);
         }
-        if inside.components().count() == 1 && !is_public_key(&start) {
+        let dashboard = crate::repo::publish::dashboard::FILES
+            .iter()
+            .any(|name| inside == Path::new(name));
+        if inside.components().count() == 1 && !dashboard && !is_public_key(&start) {
             return Err(Refusal::Forbidden);
         }
         Ok(Opened {
@@ -286,6 +289,10 @@ mod tests {
             resolve(&root, "/dists/test/In%52elease?x=1"),
             Ok(root.join("dists/test/InRelease"))
         );
+        // The dashboard, at / too.
+        fs::write(root.join("index.html"), "page").unwrap();
+        assert_eq!(resolve(&root, "/"), Ok(root.join("index.html")));
+        assert_eq!(resolve(&root, "/index.html"), Ok(root.join("index.html")));
         for refused in [
             "/state.db",
             "/../state.db",
