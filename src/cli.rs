@@ -182,6 +182,21 @@ pub enum RepoCommand {
         /// Only this application.
         app: Option<String>,
     },
+    /// Show which releases differ between two stages (or a stage and a version), with the
+    /// commits between them and the packages whose Depends changed.
+    Diff {
+        /// The first side: a stage, or a version in the pool.
+        from: String,
+        /// The second side: a stage, or a version in the pool.
+        to: String,
+        /// Only this application.
+        #[arg(long)]
+        app: Option<String>,
+        /// The git repository the releases were built from: list the commits between
+        /// them (`git log`), not only the two commits.
+        #[arg(long, value_name = "DIR")]
+        git: Option<std::path::PathBuf>,
+    },
     /// Remove an application version from the repository.
     Remove {
         /// The application.

@@ -7,8 +7,10 @@ mod support;
 
 mod build;
 mod command;
+mod dashboard;
 mod e2e;
 mod faults;
+pub(crate) mod fleet;
 mod hostile;
 mod hostile_http;
 mod init;

@@ -12,32 +12,15 @@ use crate::support::{build, run_ok, stdout};
 /// Whether this machine has what a node build needs (node, npm, a C++ compiler, make);
 /// under CI a missing tool fails the test, elsewhere it is said loudly and skipped.
 pub(crate) fn node_tools_present(test: &str) -> bool {
-    let missing = [
-        ("node", "nodejs"),
-        ("npm", "npm"),
-        ("g++", "g++"),
-        ("make", "make"),
-    ]
-    .into_iter()
-    .find(|(program, _)| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {program}")])
-            .output()
-            .map_or(true, |output| !output.status.success())
-    });
-    match missing {
-        None => true,
-        Some((program, package)) => {
-            let reason = format!(
-                "{program} is not installed (Debian package {package}; `make deps` installs it)"
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{test} cannot run and CI is set: {reason}");
-            }
-            crate::e2e::harness::shout(&format!("SKIPPED {test}: {reason}"));
-            false
-        }
-    }
+    crate::support::tools_present(
+        test,
+        &[
+            ("node", "nodejs"),
+            ("npm", "npm"),
+            ("g++", "g++"),
+            ("make", "make"),
+        ],
+    )
 }
 
 /// Writes the application into `directory`: `server.js`; the addon `vendor/addon` (a

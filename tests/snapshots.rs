@@ -21,11 +21,17 @@ pub(crate) struct Story {
 }
 
 impl Story {
-    pub(crate) fn new() -> Story {
-        let (temp, app) = example("hello");
+    /// A story in `temp` with nothing done yet: its repository (`repo`) and build output
+    /// (`out`) directories go there.
+    pub(crate) fn at(temp: tempfile::TempDir) -> Story {
         let out = temp.path().join("out");
         let repo = temp.path().join("repo");
-        let story = Story { temp, repo, out };
+        Story { temp, repo, out }
+    }
+
+    pub(crate) fn new() -> Story {
+        let (temp, app) = example("hello");
+        let story = Story::at(temp);
         story.ok(&["repo", "init", "--arch", "amd64", "--origin", "acme"]);
         for version in ["1.0", "1.1"] {
             story.ok(&[
@@ -96,7 +102,7 @@ impl Story {
 }
 
 /// Filters for what changes from run to run: the temporary directory and times.
-fn settings(root: &Path) -> insta::Settings {
+pub(crate) fn settings(root: &Path) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);

@@ -122,6 +122,7 @@ pub(crate) struct StageContext {
     q_version: String,
     q_base_dir: String,
     q_state_dir: String,
+    q_metrics_file: String,
     q_unit: String,
 }
 
@@ -191,6 +192,7 @@ impl StageContext {
             q_version: shell_quote(&manifest.version),
             q_base_dir: shell_quote(&names.base_dir()),
             q_state_dir: shell_quote(&names.state_dir()),
+            q_metrics_file: shell_quote(&names.metrics_file(stage)),
             q_unit: shell_quote(&unit),
             link,
             app,

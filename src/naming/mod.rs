@@ -76,6 +76,16 @@ impl<'a> AppNames<'a> {
         )
     }
 
+    /// The node_exporter textfile a stage package writes on servers, in the directory
+    /// Debian's `prometheus-node-exporter` reads:
+    /// `/var/lib/prometheus/node-exporter/debstage_<app>_<stage>.prom`.
+    pub(crate) fn metrics_file(&self, stage: &str) -> String {
+        format!(
+            "/var/lib/prometheus/node-exporter/debstage_{}_{stage}.prom",
+            self.app
+        )
+    }
+
     /// The systemd unit of a stage: `<app>-<stage>.service`.
     pub(crate) fn unit_name(&self, stage: &str) -> String {
         format!("{}.service", self.stage_package(stage))

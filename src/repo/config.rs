@@ -42,7 +42,7 @@ pub(crate) struct RepoConfig {
 }
 
 fn is_default_publish(publish: &crate::repo::targets::config::PublishConfig) -> bool {
-    publish.targets.is_empty()
+    publish.targets.is_empty() && publish.dashboard
 }
 
 /// `[retention]`: apt clients hold a cached `InRelease` and fetch the indexes it names by

@@ -27,6 +27,10 @@ pub(crate) fn content_type(path: &str, start: &[u8]) -> &'static str {
         "application/pgp-signature"
     } else if name.ends_with(".asc") || name.ends_with(".gpg") {
         "application/pgp-keys"
+    } else if !path.contains('/') && name.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else if !path.contains('/') && name.ends_with(".json") {
+        "application/json"
     } else if by_hash || matches!(name, "Release" | "InRelease" | "Packages") {
         "text/plain; charset=utf-8"
     } else {

@@ -16,6 +16,7 @@ pub(crate) mod serve;
 mod serve_tests;
 pub(crate) mod session;
 pub(crate) mod sign;
+pub(crate) mod stage_diff;
 pub(crate) mod state;
 pub(crate) mod suites;
 pub(crate) mod targets;

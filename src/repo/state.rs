@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -129,6 +129,20 @@ CREATE TABLE removed (
     filename TEXT NOT NULL,
     removed INTEGER NOT NULL,
     PRIMARY KEY (package, version, architecture)
+) WITHOUT ROWID;
+";
+
+/// What version 8 adds to version 7: where each release came from, as its build manifest
+/// said (`repo add --manifest`), keyed by application and Debian version (whose suffix
+/// names the distribution).
+const SCHEMA_8: &str = "
+CREATE TABLE provenance (
+    app TEXT NOT NULL,
+    version TEXT NOT NULL,
+    git_commit TEXT,
+    git_dirty INTEGER,
+    source_date INTEGER NOT NULL,
+    PRIMARY KEY (app, version)
 ) WITHOUT ROWID;
 ";
 
@@ -311,6 +325,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_3))
         .and_then(|()| connection.execute_batch(SCHEMA_5))
         .and_then(|()| connection.execute_batch(SCHEMA_6))
+        .and_then(|()| connection.execute_batch(SCHEMA_8))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -373,6 +388,14 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
     if (1..=6).contains(&version) {
         upgrade_role_check(&connection, ROLES_4, ROLES_7, 7)
             .with_context(|| format!("{}: cannot be upgraded to version 7", path.display()))?;
+    }
+    if (1..=7).contains(&version) {
+        // Version 7 kept no provenance: releases added before show none.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_8} PRAGMA user_version = 8; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 8", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -755,6 +778,83 @@ pub(crate) fn stage_history(
             entry.stage.as_deref() == Some(stage) && entry.distribution.as_deref() == distribution
         })
         .collect())
+}
+
+/// Where a release came from, as `repo add` kept it from its build manifest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ReleaseProvenance {
+    /// The git commit the release was built from, if the application was in a work tree.
+    pub(crate) commit: Option<String>,
+    /// Whether that work tree had changes git does not hold.
+    pub(crate) dirty: Option<bool>,
+    /// The time the build stamped (Unix seconds).
+    pub(crate) source_date: i64,
+}
+
+impl ReleaseProvenance {
+    /// The commit as a table shows it: its first 12 digits, `+dirty` when the tree had
+    /// changes; `-` for none.
+    pub(crate) fn short_commit(provenance: Option<&ReleaseProvenance>) -> String {
+        match provenance.and_then(|provenance| {
+            provenance
+                .commit
+                .as_deref()
+                .map(|commit| (commit, provenance.dirty))
+        }) {
+            Some((commit, dirty)) => {
+                let short: String = commit.chars().take(12).collect();
+                if dirty == Some(true) {
+                    format!("{short}+dirty")
+                } else {
+                    short
+                }
+            }
+            None => "-".to_string(),
+        }
+    }
+}
+
+/// Keeps the provenance of a release (application and Debian version); the first record
+/// stays, since the same version always has the same bytes.
+pub(crate) fn record_provenance(
+    connection: &Connection,
+    app: &str,
+    version: &str,
+    provenance: &ReleaseProvenance,
+) -> Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO provenance (app, version, git_commit, git_dirty, source_date) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, version) DO NOTHING",
+        )?
+        .execute(params![
+            app,
+            version,
+            provenance.commit,
+            provenance.dirty,
+            provenance.source_date
+        ])?;
+    Ok(())
+}
+
+/// The provenance of every release of every application, by (application, version).
+pub(crate) fn all_provenance(
+    connection: &Connection,
+) -> Result<std::collections::BTreeMap<(String, String), ReleaseProvenance>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT app, version, git_commit, git_dirty, source_date FROM provenance",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            (row.get(0)?, row.get(1)?),
+            ReleaseProvenance {
+                commit: row.get(2)?,
+                dirty: row.get(3)?,
+                source_date: row.get(4)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Records that `suite` must be published (in the transaction that changes it).

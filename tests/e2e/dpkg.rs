@@ -16,6 +16,14 @@ fn journal(server: &Server, stage: &str) -> Vec<String> {
         .collect()
 }
 
+/// The node_exporter textfile of a stage on the server.
+fn metrics(server: &Server, stage: &str) -> String {
+    let path = server.path(&format!(
+        "/var/lib/prometheus/node-exporter/debstage_hello_{stage}.prom"
+    ));
+    fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
 #[test]
 fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
     let Some(server) = Server::new("dpkg") else {
@@ -33,6 +41,11 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
         server.run("dpkg", &arguments)
     };
 
+    // The directory Debian's prometheus-node-exporter reads: the scripts write their
+    // textfile there.
+    fs::create_dir_all(server.path("/var/lib/prometheus/node-exporter"))
+        .expect("mkdir node-exporter");
+
     // 1.0: the payload lands in its own directory, the stage link points at it.
     let output = dpkg_install(&v10, "production");
     assert!(output.status.success(), "{}", stderr(&output));
@@ -48,6 +61,19 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
             .is_some_and(|line| line.ends_with(" switched - 1.0")),
         "{:?}",
         journal(&server, "production")
+    );
+    // Not checked here (no systemd): the metrics say switched, with no health check.
+    let switched = metrics(&server, "production");
+    assert!(
+        switched.contains(
+            "debstage_release_info{app=\"hello\",stage=\"production\",version=\"1.0\",\
+             package_version=\"1.0-1\",state=\"switched\"} 1\n"
+        ),
+        "{switched}"
+    );
+    assert!(
+        !switched.contains("debstage_health_check_ok{"),
+        "{switched}"
     );
     // No systemd runs in a chroot: the script does not even ask policy-rc.d.
     assert!(stderr(&output).contains("/opt/hello/production -> 1.0"));
@@ -105,6 +131,11 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
     assert!(journal(&server, "production")
         .last()
         .is_some_and(|line| line.ends_with(" activate-failed 1.1 1.2")));
+    let failed = metrics(&server, "production");
+    assert!(
+        failed.contains("version=\"1.2\",package_version=\"1.2-1\",state=\"failed\"} 1"),
+        "{failed}"
+    );
 
     // Configuring again is safe: it fails the same clean way and changes nothing.
     let output = server.run("dpkg", &["--configure", "-a"]);
@@ -144,9 +175,32 @@ fn dpkg_installs_switches_refuses_a_failed_activation_and_purges() {
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.2"));
     assert!(server.exists("/lib/systemd/system/hello-staging.service"));
 
+    // Every file has the same HELP and TYPE lines.
+    let help = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let production = metrics(&server, "production");
+    assert!(production.contains("version=\"1.2\""), "{production}");
+    assert_eq!(help(&production), help(&metrics(&server, "staging")));
+    let leftovers: Vec<String> = fs::read_dir(server.path("/var/lib/prometheus/node-exporter"))
+        .expect("node-exporter")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".prom"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary metrics files: {leftovers:?}"
+    );
+
     // Purging one stage removes its link and journal, and only those.
     let output = server.run("dpkg", &["--purge", "hello-production"]);
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!server.exists("/var/lib/prometheus/node-exporter/debstage_hello_production.prom"));
+    assert!(server.exists("/var/lib/prometheus/node-exporter/debstage_hello_staging.prom"));
     assert!(!server.exists("/opt/hello/production"));
     assert!(!server.exists("/var/lib/hello/production.journal"));
     assert!(!server.exists("/lib/systemd/system/hello-production.service"));

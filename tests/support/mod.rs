@@ -83,6 +83,30 @@ pub fn without_progress(text: &str) -> String {
         .collect()
 }
 
+/// Whether every program of `tools` (program, Debian package) is on PATH; under CI a
+/// missing one fails the test, elsewhere it is said loudly and the test returns early.
+pub fn tools_present(test: &str, tools: &[(&str, &str)]) -> bool {
+    let missing = tools.iter().find(|(program, _)| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .map_or(true, |output| !output.status.success())
+    });
+    match missing {
+        None => true,
+        Some((program, package)) => {
+            let reason = format!(
+                "{program} is not installed (Debian package {package}; `make deps` installs it)"
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{test} cannot run and CI is set: {reason}");
+            }
+            crate::e2e::harness::shout(&format!("SKIPPED {test}: {reason}"));
+            false
+        }
+    }
+}
+
 /// Copies a directory tree (keeping modes and symlinks) with `cp -a`.
 pub fn copy_tree(from: &Path, to: &Path) {
     run_ok(Command::new("cp").arg("-a").arg(from).arg(to));

@@ -69,6 +69,8 @@ struct Input {
     expected: Option<BuiltPackage>,
     /// The manifest's application.
     app: Option<String>,
+    /// Where the build came from, as its manifest says.
+    provenance: Option<state::ReleaseProvenance>,
 }
 
 /// A file read and checked, not yet copied.
@@ -369,6 +371,7 @@ fn inputs(
                     path: PathBuf::from(file),
                     expected: None,
                     app: None,
+                    provenance: None,
                 })
                 .collect();
             Ok((stage, inputs))
@@ -390,6 +393,14 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
     }
     check_target(manifest, &parsed)?;
     let directory = manifest.parent().unwrap_or(Path::new("."));
+    let provenance = parsed
+        .provenance
+        .as_ref()
+        .map(|provenance| state::ReleaseProvenance {
+            commit: provenance.git_commit.clone(),
+            dirty: provenance.git_dirty,
+            source_date: i64::try_from(provenance.source_date).unwrap_or(i64::MAX),
+        });
     parsed
         .packages
         .into_iter()
@@ -421,6 +432,7 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
                 path: directory.join(&package.file),
                 expected: Some(package),
                 app: Some(parsed.app.clone()),
+                provenance: provenance.clone(),
             })
         })
         .collect()
@@ -764,6 +776,14 @@ fn record_one(
             )
         }
     };
+    if let Some(provenance) = &candidate.checked.input.provenance {
+        state::record_provenance(
+            transaction,
+            &candidate.checked.app,
+            &candidate.checked.version,
+            provenance,
+        )?;
+    }
     let stage = suite.stage.as_str();
     let suite_name = suite.name();
     let points_here = match candidate.checked.role {

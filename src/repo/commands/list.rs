@@ -11,7 +11,7 @@ use crate::naming::distribution::suite_of;
 use crate::naming::{AppNames, Distribution};
 use crate::repo::clock::format_time;
 use crate::repo::session::Repository;
-use crate::repo::state::{self, Role};
+use crate::repo::state::{self, ReleaseProvenance, Role};
 use crate::repo::suites;
 use crate::report::Reporter;
 
@@ -132,6 +132,16 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let currents: BTreeMap<String, String> = state::currents_of_app(&connection, app)?
         .into_iter()
         .collect();
+    let provenance = state::all_provenance(&connection)?;
+    let provenance_of = |version: &str| {
+        provenance
+            .get(&(app.to_string(), version.to_string()))
+            .cloned()
+    };
+    // The COMMIT column appears once a stage points to a release with a known commit.
+    let with_commits = currents
+        .values()
+        .any(|version| provenance_of(version).is_some_and(|known| known.commit.is_some()));
     let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut installable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for package in &packages {
@@ -192,19 +202,20 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
                 .as_deref()
                 .map(|upstream| names.release_dir(upstream));
             let versions = listed.get(&suite).map(sorted).unwrap_or_default();
-            let mut row = Vec::with_capacity(4);
+            let current_provenance = current.as_deref().and_then(provenance_of);
+            let mut row = Vec::with_capacity(5);
             if with_distributions {
                 row.push(dash(&suites::codename(*distribution)));
             }
-            row.extend([
-                stage.clone(),
-                current.clone().unwrap_or_else(|| "-".to_string()),
-                if versions.is_empty() {
-                    "-".to_string()
-                } else {
-                    versions.join(", ")
-                },
-            ]);
+            row.extend([stage.clone(), dash(&current)]);
+            if with_commits {
+                row.push(ReleaseProvenance::short_commit(current_provenance.as_ref()));
+            }
+            row.push(if versions.is_empty() {
+                "-".to_string()
+            } else {
+                versions.join(", ")
+            });
             rows.push(row);
             stages.push(json!({
                 "stage": stage,
@@ -213,6 +224,7 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
                 "stage_package": names.stage_package(stage),
                 "installable": installable.get(&suite).map(sorted).unwrap_or_default(),
                 "current": current,
+                "provenance": current_provenance,
                 "upstream": upstream,
                 "link": names.stage_link(stage),
                 "link_target": link_target,
@@ -270,14 +282,18 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
             "releases": releases,
         }));
     }
-    let headers: &[&str] = if with_distributions {
-        &["DIST", "STAGE", "CURRENT", "LISTED"]
-    } else {
-        &["STAGE", "CURRENT", "LISTED"]
-    };
+    let mut headers = Vec::with_capacity(5);
+    if with_distributions {
+        headers.push("DIST");
+    }
+    headers.extend(["STAGE", "CURRENT"]);
+    if with_commits {
+        headers.push("COMMIT");
+    }
+    headers.push("LISTED");
     let text = format!(
         "{app}\n{}in the pool: {}\n{layer_lines}",
-        table(headers, &rows),
+        table(&headers, &rows),
         all.join(", ")
     );
     let mut document = json!({"app": app, "stages": stages, "versions": all});
@@ -298,8 +314,18 @@ pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Re
     Repository::open(root)?;
     let connection = state::open(root)?;
     let entries = state::history(&connection, app)?;
-    // The DIST column appears once the history has a change for a distribution.
+    let provenance = state::all_provenance(&connection)?;
+    let provenance_of = |app: &str, version: &Option<String>| {
+        version
+            .as_ref()
+            .and_then(|version| provenance.get(&(app.to_string(), version.clone())))
+    };
+    // The DIST column appears once the history has a change for a distribution, the
+    // COMMIT column (of the version moved to) once a version moved to has a known commit.
     let with_distributions = entries.iter().any(|entry| entry.distribution.is_some());
+    let with_commits = entries.iter().any(|entry| {
+        provenance_of(&entry.app, &entry.to).is_some_and(|known| known.commit.is_some())
+    });
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| {
@@ -313,6 +339,11 @@ pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Re
                 row.push(dash(&entry.distribution));
             }
             row.extend([dash(&entry.stage), dash(&entry.from), dash(&entry.to)]);
+            if with_commits {
+                row.push(ReleaseProvenance::short_commit(provenance_of(
+                    &entry.app, &entry.to,
+                )));
+            }
             row
         })
         .collect();
@@ -328,18 +359,20 @@ pub(crate) fn history(root: &Path, app: Option<&str>, reporter: &Reporter) -> Re
                 "distribution": entry.distribution,
                 "from": entry.from,
                 "to": entry.to,
+                "to_provenance": provenance_of(&entry.app, &entry.to),
             })
         })
         .collect();
-    let headers: &[&str] = if with_distributions {
-        &[
-            "WHEN", "WHO", "ACTION", "APP", "DIST", "STAGE", "FROM", "TO",
-        ]
-    } else {
-        &["WHEN", "WHO", "ACTION", "APP", "STAGE", "FROM", "TO"]
-    };
+    let mut headers = vec!["WHEN", "WHO", "ACTION", "APP"];
+    if with_distributions {
+        headers.push("DIST");
+    }
+    headers.extend(["STAGE", "FROM", "TO"]);
+    if with_commits {
+        headers.push("COMMIT");
+    }
     reporter.data(
-        table(headers, &rows),
+        table(&headers, &rows),
         &json!({"app": app, "entries": documents}),
     )?;
     Ok(())

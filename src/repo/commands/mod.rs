@@ -2,6 +2,7 @@
 //! transaction, and publishes the suites that changed. Readers take no lock.
 
 pub(crate) mod add;
+pub(crate) mod diff;
 pub(crate) mod export_key;
 pub(crate) mod init;
 pub(crate) mod key;
@@ -119,6 +120,16 @@ pub(crate) fn run(
         RepoCommand::List { stage } => list::list(root, stage.as_deref(), reporter),
         RepoCommand::Show { app } => list::show(root, &app, reporter),
         RepoCommand::History { app } => list::history(root, app.as_deref(), reporter),
+        RepoCommand::Diff { from, to, app, git } => diff::run(
+            root,
+            &diff::DiffRequest {
+                from: &from,
+                to: &to,
+                app: app.as_deref(),
+                git: git.as_deref(),
+            },
+            reporter,
+        ),
         RepoCommand::Verify { target: None, full } => verify::run(root, full, reporter),
         RepoCommand::Verify {
             target: Some(target),

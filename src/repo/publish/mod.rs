@@ -9,6 +9,7 @@
 //! previous publication intact and the next one removes the leftovers.
 
 pub(crate) mod chunk_cache;
+pub(crate) mod dashboard;
 pub(crate) mod later_second;
 pub(crate) mod packages;
 pub(crate) mod served;
@@ -158,8 +159,32 @@ pub(crate) fn publish_suites(
         crate::fault::point("publish-before-paid");
         state::paid_publication(connection, suite)?;
     }
+    write_dashboard(root, config, connection, settings.date)?;
     prune_cache(root, &cache, reporter);
     Ok(())
+}
+
+/// Writes the dashboard's files at the tree's root (each by rename), or removes them
+/// when `[publish] dashboard = false`.
+fn write_dashboard(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+    date: SystemTime,
+) -> Result<()> {
+    if !config.publish.dashboard {
+        return dashboard::remove(root);
+    }
+    let files = dashboard::files(connection, config, date)?;
+    for (name, bytes) in dashboard::FILES.iter().zip(files) {
+        let path = root.join(name);
+        // Dated now, not at the publication's date: a browser's If-Modified-Since must
+        // see the change even under SOURCE_DATE_EPOCH.
+        stage(root, &bytes, SystemTime::now())?
+            .persist(&path)
+            .with_context(|| format!("{}: cannot be written", path.display()))?;
+    }
+    sync_directory(root)
 }
 
 fn indexed(record: PackageRecord) -> IndexedPackage {

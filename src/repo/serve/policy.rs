@@ -117,7 +117,10 @@ impl ServedTree {
         if holds_secret_key(&start) {
             return Err(Refusal::Forbidden);
         }
-        if inside.components().count() == 1 && !is_public_key(&start) {
+        let dashboard = crate::repo::publish::dashboard::FILES
+            .iter()
+            .any(|name| inside == Path::new(name));
+        if inside.components().count() == 1 && !dashboard && !is_public_key(&start) {
             return Err(Refusal::Forbidden);
         }
         Ok(Opened {
@@ -132,7 +135,11 @@ impl ServedTree {
 fn resolve(root: &Path, url_path: &str) -> Result<PathBuf, Refusal> {
     let path = url_path.split(['?', '#']).next().unwrap_or_default();
     let decoded = percent_decode(path).ok_or(Refusal::Forbidden)?;
-    let relative = decoded.strip_prefix(b"/").ok_or(Refusal::Forbidden)?;
+    let mut relative = decoded.strip_prefix(b"/").ok_or(Refusal::Forbidden)?;
+    if relative.is_empty() {
+        // The root is the dashboard's page.
+        relative = crate::repo::publish::dashboard::FILES[0].as_bytes();
+    }
     if relative.contains(&0) {
         return Err(Refusal::Forbidden);
     }
@@ -163,7 +170,8 @@ fn resolve(root: &Path, url_path: &str) -> Result<PathBuf, Refusal> {
     Ok(canonical)
 }
 
-/// The path rule: `dists/...` or `pool/...`, or one `*.asc`/`*.gpg` file at the root;
+/// The path rule: `dists/...` or `pool/...`, or one `*.asc`/`*.gpg` file or one of the
+/// dashboard's files at the root;
 /// no empty, `.`, `..` or hidden segment (temporary files of a publication start with a
 /// dot).
 fn allowed(segments: &[&[u8]]) -> bool {
@@ -174,7 +182,13 @@ fn allowed(segments: &[&[u8]]) -> bool {
         return false;
     }
     match segments {
-        [name] => name.ends_with(b".asc") || name.ends_with(b".gpg"),
+        [name] => {
+            name.ends_with(b".asc")
+                || name.ends_with(b".gpg")
+                || crate::repo::publish::dashboard::FILES
+                    .iter()
+                    .any(|file| file.as_bytes() == *name)
+        }
         [top, _, ..] => matches!(*top, b"dists" | b"pool"),
         [] => false,
     }
@@ -275,6 +289,10 @@ mod tests {
             resolve(&root, "/dists/test/In%52elease?x=1"),
             Ok(root.join("dists/test/InRelease"))
         );
+        // The dashboard, at / too.
+        fs::write(root.join("index.html"), "page").unwrap();
+        assert_eq!(resolve(&root, "/"), Ok(root.join("index.html")));
+        assert_eq!(resolve(&root, "/index.html"), Ok(root.join("index.html")));
         for refused in [
             "/state.db",
             "/../state.db",

@@ -7,13 +7,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::repo::targets::redact::redact;
 
-/// `[publish]`: the targets the published tree is copied to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `[publish]`: the targets the published tree is copied to, and the dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PublishConfig {
     /// The targets, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) targets: Vec<TargetConfig>,
+    /// Whether every publication writes the dashboard (`index.html`, `status.json`) at
+    /// the tree's root; `false` for a repository whose history is nobody's business.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub(crate) dashboard: bool,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            targets: Vec::new(),
+            dashboard: true,
+        }
+    }
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// One `[[publish.targets]]` entry.

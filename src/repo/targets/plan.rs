@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::repo::publish::dashboard;
+
 /// The kinds of objects, in the order their phases are written: a reader that fetches
 /// an `InRelease` finds every object it names already in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -18,18 +20,22 @@ pub(crate) enum Class {
     Index,
     /// `Release` and `Release.gpg`.
     Release,
-    /// `InRelease`, last.
+    /// `InRelease`.
     InRelease,
+    /// The dashboard (`index.html`, `status.json`), last: its page never names a version
+    /// the suites do not serve yet.
+    Dashboard,
 }
 
 impl Class {
     /// Every phase, in writing order.
-    pub(crate) const ORDER: [Class; 5] = [
+    pub(crate) const ORDER: [Class; 6] = [
         Class::Pool,
         Class::ByHash,
         Class::Index,
         Class::Release,
         Class::InRelease,
+        Class::Dashboard,
     ];
 
     /// Whether a key of this class always names the same bytes (a pool file's name
@@ -47,6 +53,7 @@ impl Class {
             Class::Index => "indexes",
             Class::Release => "Release",
             Class::InRelease => "InRelease",
+            Class::Dashboard => "dashboard",
         }
     }
 }
@@ -68,6 +75,9 @@ pub(crate) struct LocalObject {
 pub(crate) fn classify(key: &str, origin: &str) -> Option<Class> {
     if key == format!("{origin}.asc") || key == format!("{origin}.gpg") {
         return Some(Class::Pool);
+    }
+    if dashboard::FILES.contains(&key) {
+        return Some(Class::Dashboard);
     }
     let segments: Vec<&str> = key.split('/').collect();
     // Hidden names (temporary files, pool/.incoming) are never published.
@@ -129,7 +139,13 @@ pub(crate) fn local_objects(root: &Path, origin: &str) -> Result<Vec<LocalObject
             });
         }
     }
-    for name in [format!("{origin}.asc"), format!("{origin}.gpg")] {
+    let root_files = [format!("{origin}.asc"), format!("{origin}.gpg")]
+        .into_iter()
+        .chain(dashboard::FILES.map(str::to_string));
+    for name in root_files {
+        let Some(class) = classify(&name, origin) else {
+            continue;
+        };
         let path = root.join(&name);
         if let Ok(metadata) = std::fs::metadata(&path) {
             if metadata.is_file() {
@@ -137,7 +153,7 @@ pub(crate) fn local_objects(root: &Path, origin: &str) -> Result<Vec<LocalObject
                     key: name,
                     path,
                     size: metadata.len(),
-                    class: Class::Pool,
+                    class,
                 });
             }
         }

@@ -161,8 +161,9 @@ mod tests {
         let version: i64 = connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
-        // Upgraded through 5 (publish targets) to the current version (7: layers).
-        assert_eq!(version, 7);
+        // Upgraded through 5 (publish targets) to the current version (7: layers; 8:
+        // provenance).
+        assert_eq!(version, 8);
         assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
         begin(&connection, "fleet").expect("begin");
         put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");
