@@ -153,7 +153,7 @@ mod tests {
         connection
             .execute_batch(
                 "DROP TABLE target_objects; DROP TABLE targets; DROP TABLE removed; \
-                 PRAGMA user_version = 4;",
+                 DROP TABLE provenance; PRAGMA user_version = 4;",
             )
             .expect("made version 4");
         drop(connection);
