@@ -437,7 +437,7 @@ fn init_copies_a_given_key_under_private_with_mode_0600() {
     assert_eq!(fs::read(&copy).expect("copy"), fs::read(&key).expect("key"));
     let config = fs::read_to_string(second.join("debstage-repo.toml")).expect("config");
     assert!(
-        config.contains("key = \"private/signing-key.asc\""),
+        config.contains("file = \"private/signing-key.asc\""),
         "{config}"
     );
     // The repository signs with its copy once the original is gone.
