@@ -137,6 +137,12 @@ impl TestRepo {
         self.build_into(&self.debs, app, upstream, content)
     }
 
+    /// [`TestRepo::build`], then `repo add --manifest` of what it wrote.
+    fn add_built(&self, app: &str, upstream: &str, content: &str) -> String {
+        let manifest = self.build(app, upstream, content);
+        self.ok(&["add", "--manifest", path_str(&manifest)])
+    }
+
     /// [`TestRepo::build`] into `out`.
     fn build_into(&self, out: &Path, app: &str, upstream: &str, content: &str) -> PathBuf {
         self.build_with(out, app, upstream, content, None)
@@ -388,16 +394,8 @@ fn stages_follow_add_promote_and_rollback() {
 #[test]
 fn refused_promotions_and_rollbacks_change_nothing() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "2.0", "x")),
-    ]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "2.1", "y")),
-    ]);
+    repo.add_built("shop", "2.0", "x");
+    repo.add_built("shop", "2.1", "y");
     // 2.0 leaves test: no stage before staging or production holds it any more.
     repo.ok(&["remove", "shop", "2.0", "test"]);
     let before = repo.snapshot();
@@ -671,11 +669,7 @@ fn remove_and_gc_keep_what_stages_point_to() {
 #[test]
 fn verify_finds_a_changed_pool_file() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("hello", "1.0", "one")),
-    ]);
+    repo.add_built("hello", "1.0", "one");
     repo.ok(&["verify"]);
     // The files found whole are stamped; the next verify reads only what changed since.
     let stamps = fs::read_to_string(repo.repo.join("cache/verified")).expect("stamps");
@@ -740,11 +734,7 @@ fn what_debstage_build_writes_goes_through_the_stages() {
 #[test]
 fn the_next_writer_finishes_what_a_crashed_add_left() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("hello", "1.0", "one")),
-    ]);
+    repo.add_built("hello", "1.0", "one");
     // A crash after the commit and before the rename: the row exists, the file waits.
     let placed = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
     let waiting = repo.repo.join("pool/.incoming/hello-1.0_1.0-1_all.deb");
@@ -1410,11 +1400,7 @@ fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
     let repo = TestRepo::new();
     let first = repo.build("shop", "1.0", "first bytes");
     repo.ok(&["add", "--manifest", path_str(&first)]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.1", "b")),
-    ]);
+    repo.add_built("shop", "1.1", "b");
     repo.ok(&["remove", "shop", "1.0"]);
     let other_debs = repo.root.join("other-debs");
     let other = repo.build_into(&other_debs, "shop", "1.0", "other bytes");
@@ -1470,17 +1456,9 @@ fn a_removed_version_stays_reserved_for_its_bytes_until_gc_forget() {
 #[test]
 fn a_version_rolled_back_can_be_promoted_again() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.0", "a")),
-    ]);
+    repo.add_built("shop", "1.0", "a");
     repo.ok(&["promote", "shop", "1.0"]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.1", "b")),
-    ]);
+    repo.add_built("shop", "1.1", "b");
     repo.ok(&["promote", "shop", "1.1"]);
     repo.ok(&["rollback", "shop", "staging"]);
     repo.ok(&["gc", "--keep", "1"]);
@@ -1498,11 +1476,7 @@ fn a_version_rolled_back_can_be_promoted_again() {
     // Rolled back in staging, and gone from test (test moved on to 1.2, then 1.1 was
     // removed there): the stage that still lists it takes it again, not as a skip.
     repo.ok(&["rollback", "shop", "staging"]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.2", "c")),
-    ]);
+    repo.add_built("shop", "1.2", "c");
     repo.ok(&["remove", "shop", "1.1", "test"]);
     repo.ok(&["promote", "shop", "1.1", "staging"]);
     repo.ok(&["promote", "shop", "1.1"]);
@@ -1525,17 +1499,9 @@ fn a_version_rolled_back_can_be_promoted_again() {
 
     // Rolled back everywhere and deleted by gc, a version says so and how to bring it back.
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.0", "a")),
-    ]);
+    repo.add_built("shop", "1.0", "a");
     repo.ok(&["promote", "shop", "1.0"]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.1", "b")),
-    ]);
+    repo.add_built("shop", "1.1", "b");
     repo.ok(&["promote", "shop", "1.1"]);
     repo.ok(&["rollback", "shop", "staging"]);
     repo.ok(&["rollback", "shop", "test"]);
@@ -1554,18 +1520,10 @@ fn a_version_rolled_back_can_be_promoted_again() {
 #[test]
 fn every_refusal_of_promote_rollback_and_remove_names_the_next_step() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.0", "a")),
-    ]);
+    repo.add_built("shop", "1.0", "a");
     repo.ok(&["promote", "shop", "1.0"]);
     repo.ok(&["promote", "shop", "1.0"]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.1", "b")),
-    ]);
+    repo.add_built("shop", "1.1", "b");
     repo.ok(&["remove", "shop", "1.0", "test"]);
     let before = repo.snapshot();
     let refusals: [(&[&str], &str); 8] = [
@@ -1613,16 +1571,8 @@ fn every_refusal_of_promote_rollback_and_remove_names_the_next_step() {
 #[test]
 fn a_promotion_from_no_stage_says_to_add_then_promote() {
     let repo = TestRepo::new();
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.0", "a")),
-    ]);
-    repo.ok(&[
-        "add",
-        "--manifest",
-        path_str(&repo.build("shop", "1.1", "b")),
-    ]);
+    repo.add_built("shop", "1.0", "a");
+    repo.add_built("shop", "1.1", "b");
     repo.ok(&["promote", "shop", "1.1", "staging"]);
     repo.ok(&["remove", "shop", "1.0", "test"]);
     let before = repo.snapshot();
