@@ -3,15 +3,14 @@
 //! and `index.html` opened from `repo serve` in headless Chromium, whose DOM must show in
 //! every cell the version, commit and promoter that `status.json` (the state) holds.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::fleet::Fleet;
 use crate::snapshots::{settings, Story};
+use crate::support::served::Served;
 use crate::support::{run_ok, schema, tools_present};
 
 /// `status.json` of a repository, checked against its schema.
@@ -55,45 +54,9 @@ fn the_dashboard_can_be_turned_off() {
     }
 }
 
-/// `debstage repo serve` on a free loopback port, killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(story: &Story) -> Served {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let child = story
-            .command(&["repo", "serve", "--addr", &address])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let started = Instant::now();
-        while TcpStream::connect(&address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "repo serve does not listen on {address}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Served {
-            child,
-            url: format!("http://{address}/"),
-        }
-    }
+/// `repo serve` of the story's repository.
+fn serve(story: &Story) -> Served {
+    Served::start(|address| story.command(&["repo", "serve", "--addr", address]))
 }
 
 /// Headless Chromium with a fresh profile, nothing fetched but the page.
@@ -191,15 +154,15 @@ fn chromium_shows_every_cell_from_repo_serve() {
     let empty = Story::at(temp);
     empty.ok(&["repo", "init", "--arch", "amd64", "--origin", "acme"]);
     empty.ok(&["repo", "publish"]);
-    let served = Served::start(&empty);
-    let dom = open(&served.url, &screenshot("empty"));
+    let served = serve(&empty);
+    let dom = open(&format!("{}/", served.url()), &screenshot("empty"));
     assert!(dom.contains("id=\"matrix-empty\""), "{dom}");
     assert!(dom.contains("Nothing has happened yet."), "{dom}");
     drop(served);
 
     // Three stages with three versions, each with its commit.
     let fleet = Fleet::new();
-    let served = Served::start(&fleet.story);
+    let served = serve(&fleet.story);
     let state = status(&fleet.story.repo);
     let versions: Vec<&str> = state["applications"][0]["cells"]
         .as_array()
@@ -208,7 +171,7 @@ fn chromium_shows_every_cell_from_repo_serve() {
         .map(|cell| cell["version"].as_str().expect("a version"))
         .collect();
     assert_eq!(versions, ["1.2-1", "1.1-1", "1.0-1"]);
-    let dom = open(&served.url, &screenshot("three-stages"));
+    let dom = open(&format!("{}/", served.url()), &screenshot("three-stages"));
     assert_cells_match(&dom, &state);
     // The filter's script ran: its label is shown.
     assert!(!element(&dom, "<label", ">").contains("hidden"), "{dom}");
@@ -218,7 +181,7 @@ fn chromium_shows_every_cell_from_repo_serve() {
     let state = status(&fleet.story.repo);
     assert_eq!(state["applications"][0]["cells"][1]["version"], "1.0-1");
     assert_eq!(state["applications"][0]["cells"][1]["action"], "rollback");
-    let dom = open(&served.url, &screenshot("after-rollback"));
+    let dom = open(&format!("{}/", served.url()), &screenshot("after-rollback"));
     assert_cells_match(&dom, &state);
     assert!(
         element(&dom, "<tr data-app=\"hello\"><td>", "</tr>").contains("rollback"),

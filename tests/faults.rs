@@ -6,15 +6,14 @@
 //! `Signed-By` against `debstage repo serve` succeeding.
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use crate::support;
 use crate::support::apt::Apt;
+use crate::support::served::Served;
 
 const STAGES: [&str; 3] = ["test", "staging", "production"];
 const ORIGIN: &str = "faults";
@@ -323,43 +322,8 @@ fn missing_pool_files(root: &Path) -> Vec<String> {
     missing
 }
 
-/// `debstage repo serve` on a free loopback port, killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(repo: &Repo) -> Served {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = repo
-        .command(&["serve", "--addr", &address])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let started = Instant::now();
-    while TcpStream::connect(&address).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "repo serve does not listen on {address}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served {
-        child,
-        url: format!("http://{address}"),
-    }
+    Served::start(|address| repo.command(&["serve", "--addr", address]))
 }
 
 /// `apt-get update` with its own state and configuration, every stage's suite trusted
@@ -369,7 +333,7 @@ fn apt_update_problems(repo: &Repo) -> Vec<String> {
     let directory = repo.work.join("apt");
     let _ = fs::remove_dir_all(&directory);
     let key = fs::read(repo.root.join(format!("{ORIGIN}.gpg"))).expect("the exported key");
-    let apt = Apt::for_suite(&directory, &served.url, &STAGES.join(" "), &key);
+    let apt = Apt::for_suite(&directory, &served.url(), &STAGES.join(" "), &key);
     let output = apt.command(&["update"]);
     let text = format!("{}{}", support::stdout(&output), support::stderr(&output));
     let failed = !output.status.success()

@@ -9,13 +9,13 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::faults::Repo;
+use crate::support::served::Served;
 
 /// The address the normal clients come from, and the slow readers: 64 busy connections
 /// beside them make the normal clients' address no better treated than any other.
@@ -30,64 +30,33 @@ const LARGE: usize = 16 * 1024 * 1024;
 /// The index the normal clients ask for.
 const INDEX: &str = "dists/test/main/binary-amd64/Packages";
 
-/// `debstage repo serve` on a free loopback port, killed when dropped.
-struct Served {
-    child: Child,
-    address: SocketAddr,
+/// `repo serve` of the test repository, on 127.0.0.1 ([`NORMAL`]).
+fn serve(repo: &Repo) -> Served {
+    let served = Served::start(|address| repo.command(&["serve", "--addr", address]));
+    assert_eq!(served.address.ip(), NORMAL);
+    served
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(repo: &Repo) -> Served {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let address = SocketAddr::from((NORMAL, port));
-        let child = repo
-            .command(&["serve", "--addr", &address.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let started = Instant::now();
-        while TcpStream::connect(address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "repo serve does not listen on {address}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Served { child, address }
-    }
-
-    /// The server's resident memory now, at its peak, and the anonymous part of it now
-    /// (the rest is the binary's pages), in KiB.
-    fn memory(&self) -> (u64, u64, u64) {
-        let read = |file: &str| {
-            fs::read_to_string(format!("/proc/{}/{file}", self.child.id()))
-                .unwrap_or_else(|error| panic!("/proc/PID/{file} of the server: {error}"))
-        };
-        let field = |text: &str, name: &str| -> u64 {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} in /proc"))
-        };
-        let status = read("status");
-        let anonymous = field(&read("smaps_rollup"), "Anonymous:");
-        (
-            field(&status, "VmRSS:"),
-            field(&status, "VmHWM:"),
-            anonymous,
-        )
-    }
+/// The server's resident memory now, at its peak, and the anonymous part of it now (the
+/// rest is the binary's pages), in KiB.
+fn memory(served: &Served) -> (u64, u64, u64) {
+    let read = |file: &str| {
+        fs::read_to_string(format!("/proc/{}/{file}", served.child.id()))
+            .unwrap_or_else(|error| panic!("/proc/PID/{file} of the server: {error}"))
+    };
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc"))
+    };
+    let status = read("status");
+    let anonymous = field(&read("smaps_rollup"), "Anonymous:");
+    (
+        field(&status, "VmRSS:"),
+        field(&status, "VmHWM:"),
+        anonymous,
+    )
 }
 
 /// A repository with a large package and a small index, both dated an hour back.
@@ -251,7 +220,7 @@ fn slowloris(
 #[allow(clippy::print_stderr)] // the figures the issue asks to report
 fn normal_clients_are_served_beside_slow_readers_and_slowloris() {
     let repo = repository();
-    let served = Served::start(&repo);
+    let served = serve(&repo);
     let server = served.address;
     // The same clients' latency with no attacker, in this run on this machine: what the
     // figures under attack are compared with (a fixed number of milliseconds fails on a
@@ -282,7 +251,7 @@ fn normal_clients_are_served_beside_slow_readers_and_slowloris() {
     for client in clients {
         results.extend(client.join().expect("client thread"));
     }
-    let (rss, hwm, anonymous) = served.memory();
+    let (rss, hwm, anonymous) = memory(&served);
     stop.store(true, Ordering::SeqCst);
     let readers_alive = readers.join().expect("readers");
     let loris_held = loris.join().expect("slowloris");
@@ -320,7 +289,7 @@ fn normal_clients_are_served_beside_slow_readers_and_slowloris() {
 #[allow(clippy::print_stderr)] // the figures the issue asks to report
 fn a_thousand_idle_sockets_from_one_address_do_not_starve_another() {
     let repo = repository();
-    let served = Served::start(&repo);
+    let served = serve(&repo);
     let server = served.address;
     let opened = Arc::new(AtomicBool::new(false));
     let hog = {
@@ -350,7 +319,7 @@ fn a_thousand_idle_sockets_from_one_address_do_not_starve_another() {
                 && matches!(socket.peek(&mut probe), Err(error) if error.kind() == ErrorKind::WouldBlock)
         })
         .count();
-    let (_, hwm, _) = served.memory();
+    let (_, hwm, _) = memory(&served);
     let slowest = answers
         .iter()
         .map(|(_, took)| *took)

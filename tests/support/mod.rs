@@ -10,6 +10,7 @@ pub(crate) mod apt;
 pub(crate) mod http;
 pub(crate) mod s3;
 pub(crate) mod schema;
+pub(crate) mod served;
 
 /// The debstage binary under test.
 pub fn debstage() -> Command {
