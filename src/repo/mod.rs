@@ -17,6 +17,7 @@ mod serve_tests;
 pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod stage_diff;
+pub(crate) mod stage_rules;
 pub(crate) mod state;
 pub(crate) mod suites;
 pub(crate) mod targets;

@@ -22,6 +22,7 @@ use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
 use crate::repo::layers;
 use crate::repo::session::{who, Session};
+use crate::repo::stage_rules::{self, NoNextStage, NoRollbackTarget, NotPromotable, Standing};
 use crate::repo::state::{self, Action, HistoryEntry, PackageRecord, Role};
 use crate::repo::suites::{self, Suite};
 
@@ -112,11 +113,7 @@ pub(crate) fn resolve_versions(
     }
     if by_distribution.is_empty() {
         // A version that `repo remove` or `repo gc` deleted says so, and how to bring it back.
-        let names = |version: &str| {
-            version == requested
-                || suites::release_of(version) == requested
-                || version::Version::parse(version).is_ok_and(|parsed| parsed.upstream == requested)
-        };
+        let names = |version: &str| stage_rules::names(version, requested);
         let deleted = state::history(connection, Some(app))?
             .into_iter()
             .rev()
@@ -287,37 +284,40 @@ pub(crate) fn promote(
     let target_index = match to {
         Some(target) => config.stage_index(target)?,
         None => {
-            let mut targets = BTreeSet::new();
+            let mut rolled_back = Vec::with_capacity(builds.len());
             for (version, distribution, _, held) in &builds {
-                let Some(&latest) = held.last() else {
-                    bail!(
-                        "{app} {version} is in no stage yet; add it with `debstage repo add` first"
-                    );
-                };
-                // Rolled back out of its latest stage, it goes back there, not beyond.
-                if latest > 0
-                    && rolled_back_from(
+                rolled_back.push(match held.last() {
+                    Some(&latest) if latest > 0 => rolled_back_from(
                         &transaction,
                         app,
                         *distribution,
                         &config.stages[latest],
                         version,
-                    )?
-                {
-                    targets.insert(latest);
-                    continue;
-                }
-                if latest + 1 >= config.stages.len() {
-                    bail!(
-                        "{app} {version} is already in {}, the last stage: there is no stage to \
-                         promote it to; `debstage repo show {app}` shows every stage",
-                        suite_of(*distribution, &config.stages[latest])
-                    );
-                }
-                targets.insert(latest + 1);
+                    )?,
+                    _ => false,
+                });
             }
-            if targets.len() > 1 {
-                bail!(
+            let standings: Vec<Standing<'_>> = builds
+                .iter()
+                .zip(&rolled_back)
+                .map(|((_, _, _, held), &rolled_back_from_latest)| Standing {
+                    held,
+                    rolled_back_from_latest,
+                })
+                .collect();
+            match stage_rules::next_stage(&standings, config.stages.len()) {
+                Ok(index) => index,
+                Err(NoNextStage::InNoStage(build)) => bail!(
+                    "{app} {} is in no stage yet; add it with `debstage repo add` first",
+                    builds[build].0
+                ),
+                Err(NoNextStage::AtLastStage { build, latest }) => bail!(
+                    "{app} {} is already in {}, the last stage: there is no stage to promote it \
+                     to; `debstage repo show {app}` shows every stage",
+                    builds[build].0,
+                    suite_of(builds[build].1, &config.stages[latest])
+                ),
+                Err(NoNextStage::Split) => bail!(
                     "cannot promote {app} {requested}: its builds are in different stages ({}); \
                      give the stage with --to, or one distribution with --dist",
                     builds
@@ -332,9 +332,8 @@ pub(crate) fn promote(
                         ))
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
+                ),
             }
-            targets.into_iter().next().unwrap_or_default()
         }
     };
     let stage = config.stages[target_index].clone();
@@ -343,40 +342,36 @@ pub(crate) fn promote(
         let suite = suites::suite(&config, *distribution, &stage)?;
         let target = suite.name();
         let earlier = |index: usize| suite_of(*distribution, &config.stages[index]);
-        // The target still lists the version (it was there, and a rollback or a newer
-        // version moved the stage away): pointing it there again is a promotion the stage
-        // already had, not a skip.
-        // The first stage goes back with `repo rollback`, as only `repo add` brings to it.
-        let again = target_index > 0 && held.contains(&target_index);
-        if !again && !held.iter().any(|&index| index < target_index) {
-            let before = if target_index == 0 {
-                "it is the first stage: use `debstage repo add` to put a version there".to_string()
-            } else if held.is_empty() {
-                format!(
-                    "it must be in {} (the stage before {target}) first; add it with \
-                     `debstage repo add --manifest FILE`, then promote it stage by stage",
-                    earlier(target_index - 1)
-                )
-            } else {
-                format!(
-                    "it must be in {} (the stage before {target}) or an earlier stage first; \
-                     promote it there with `debstage repo promote {app} {version} {}`",
-                    earlier(target_index - 1),
-                    config.stages[target_index - 1]
-                )
-            };
-            let now_in = if held.is_empty() {
-                "no stage".to_string()
-            } else {
-                held.iter()
-                    .map(|&index| earlier(index))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
-        }
-        // Promotion goes one stage at a time: from the stage directly before the target.
-        let skipping = !again && !held.contains(&(target_index - 1));
+        let skipping = match stage_rules::promotion(held, target_index) {
+            Ok(promotion) => promotion.skipping,
+            Err(refusal) => {
+                let before = match refusal {
+                    NotPromotable::FirstStage => "it is the first stage: use `debstage repo add` \
+                                                  to put a version there"
+                        .to_string(),
+                    NotPromotable::InNoStage => format!(
+                        "it must be in {} (the stage before {target}) first; add it with \
+                         `debstage repo add --manifest FILE`, then promote it stage by stage",
+                        earlier(target_index - 1)
+                    ),
+                    NotPromotable::OnlyLater => format!(
+                        "it must be in {} (the stage before {target}) or an earlier stage first; \
+                         promote it there with `debstage repo promote {app} {version} {}`",
+                        earlier(target_index - 1),
+                        config.stages[target_index - 1]
+                    ),
+                };
+                let now_in = if held.is_empty() {
+                    "no stage".to_string()
+                } else {
+                    held.iter()
+                        .map(|&index| earlier(index))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                bail!("cannot promote {app} {version} to {target}: it is in {now_in}; {before}");
+            }
+        };
         if skipping && !skip {
             bail!(
                 "cannot promote {app} {version} to {target}: it is not in {}, the stage before \
@@ -540,42 +535,17 @@ pub(crate) fn rollback(
                 choices.join(", ")
             )
         };
-        let target = match to {
-            Some(requested) => {
-                let had: BTreeSet<&str> = history
-                    .iter()
-                    .flat_map(|entry| [entry.from.as_deref(), entry.to.as_deref()])
-                    .flatten()
-                    .collect();
-                let found = had.iter().find(|version| {
-                    **version == requested
-                        || suites::release_of(version) == requested
-                        || crate::debian::version::Version::parse(version)
-                            .is_ok_and(|parsed| parsed.upstream == requested)
-                });
-                match found {
-                    Some(version) => (*version).to_string(),
-                    None => bail!(
-                        "cannot roll back {app} in {name} to {requested}: the stage never had \
-                         that version; {next_step}{hint}"
-                    ),
-                }
-            }
-            None => {
-                // The version before is where the change that brought the current version
-                // came from; rollbacks are skipped so that rolling back twice goes back twice.
-                let arrival = history.iter().rev().find(|entry| {
-                    entry.action != Action::Rollback
-                        && entry.to.as_deref() == Some(current.as_str())
-                });
-                match arrival.and_then(|entry| entry.from.clone()) {
-                    Some(previous) => previous,
-                    None => bail!(
-                        "cannot roll back {app} in {name}: {current} is the first version the \
-                         stage had, there is no earlier one; {next_step}{hint}"
-                    ),
-                }
-            }
+        let target = match stage_rules::rollback_target(&history, &current, to) {
+            Ok(target) => target,
+            Err(NoRollbackTarget::NeverHad) => bail!(
+                "cannot roll back {app} in {name} to {}: the stage never had that version; \
+                 {next_step}{hint}",
+                to.unwrap_or_default()
+            ),
+            Err(NoRollbackTarget::FirstVersion) => bail!(
+                "cannot roll back {app} in {name}: {current} is the first version the stage \
+                 had, there is no earlier one; {next_step}{hint}"
+            ),
         };
         if target == current {
             session
@@ -667,13 +637,8 @@ fn rollback_choices(
     current: &str,
     history: &[HistoryEntry],
 ) -> Result<Vec<String>> {
-    let held: BTreeSet<&str> = history
-        .iter()
-        .filter_map(|entry| entry.to.as_deref())
-        .filter(|version| *version != current)
-        .collect();
     let mut choices = Vec::new();
-    for version in held {
+    for version in stage_rules::versions_held_before(history, current) {
         let packages = state::packages_of_version(connection, app, version)?;
         if !packages.is_empty() && listed_in(connection, suite, &packages)? {
             choices.push(version.to_string());
@@ -694,19 +659,11 @@ fn rolled_back_from(
 ) -> Result<bool> {
     let codename = suites::codename(distribution);
     let history = state::stage_history(connection, app, stage, codename.as_deref())?;
-    let left = history.iter().rev().find(|entry| {
-        entry.from.as_deref() == Some(version) && entry.to.as_deref() != Some(version)
-    });
-    let back = history
-        .iter()
-        .rev()
-        .find(|entry| entry.to.as_deref() == Some(version));
-    // Still pointing to it (it came back after leaving) is not a rollback away from it.
     let still_there = state::current(connection, app, &suite_of(distribution, stage))?.as_deref()
         == Some(version);
-    Ok(
-        !still_there
-            && left.is_some_and(|entry| entry.action == Action::Rollback)
-            && back.is_some(),
-    )
+    Ok(stage_rules::rolled_back_from(
+        &history,
+        version,
+        still_there,
+    ))
 }
