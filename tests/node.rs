@@ -254,17 +254,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
         .expect("the module");
     assert!(module_line.starts_with("-rw-r--r--"), "{module_line}");
 
-    let output = Command::new("lintian")
-        .args(["--no-cfg", "--fail-on", "none", "-L", ">=warning"])
-        .arg(&payload)
-        .output()
-        .expect("lintian runs (make deps installs it)");
-    let problems: Vec<String> = stdout(&output)
-        .lines()
-        .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
-        .map(str::to_string)
-        .collect();
-    assert!(problems.is_empty(), "lintian: {problems:#?}");
+    crate::support::assert_lintian_clean(&[&payload]);
 
     // The module loads in this machine's Node.js, from the unpacked release.
     let unpacked = temp.path().join("unpacked");

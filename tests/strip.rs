@@ -208,18 +208,7 @@ fn a_command_build_is_stripped_and_its_debug_symbols_go_to_dbgsym() {
     );
 
     // Lintian: nothing on either package (no unstripped-binary-or-object).
-    let output = Command::new("lintian")
-        .args(["--no-cfg", "--fail-on", "none", "-L", ">=warning"])
-        .arg(&payload)
-        .arg(&dbgsym)
-        .output()
-        .expect("lintian runs (make deps installs it)");
-    let problems: Vec<String> = stdout(&output)
-        .lines()
-        .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
-        .map(str::to_string)
-        .collect();
-    assert!(problems.is_empty(), "lintian: {problems:#?}");
+    crate::support::assert_lintian_clean(&[&payload, &dbgsym]);
 
     // The same input gives the same bytes, payload and debug symbols alike.
     let again = temp.path().join("again");

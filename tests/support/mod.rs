@@ -84,6 +84,28 @@ pub fn without_progress(text: &str) -> String {
         .collect()
 }
 
+/// Writes a message past the test harness's capture: a skip, a fallback, a figure.
+pub fn shout(message: &str) {
+    use std::io::Write;
+    let mut handle = std::io::stderr().lock();
+    let _ = writeln!(handle, "\n*** debstage tests: {message} ***\n");
+}
+
+/// Whether CI runs these tests: `CI` set and not empty.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|value| !value.is_empty())
+}
+
+/// The one rule for a test that cannot run on this machine (no root, a tool or store
+/// missing): under CI it fails with the reason, since a skip there would pass exactly the
+/// tests that matter; elsewhere it is said loudly and the caller returns early.
+pub fn cannot_run(what: &str, reason: &str) {
+    if under_ci() {
+        panic!("{what} cannot run and CI is set: {reason}");
+    }
+    shout(&format!("SKIPPED {what}: {reason}"));
+}
+
 /// Whether every program of `tools` (program, Debian package) is on PATH; under CI a
 /// missing one fails the test, elsewhere it is said loudly and the test returns early.
 pub fn tools_present(test: &str, tools: &[(&str, &str)]) -> bool {
@@ -96,13 +118,12 @@ pub fn tools_present(test: &str, tools: &[(&str, &str)]) -> bool {
     match missing {
         None => true,
         Some((program, package)) => {
-            let reason = format!(
-                "{program} is not installed (Debian package {package}; `make deps` installs it)"
+            cannot_run(
+                test,
+                &format!(
+                    "{program} is not installed (Debian package {package}; `make deps` installs it)"
+                ),
             );
-            if std::env::var_os("CI").is_some() {
-                panic!("{test} cannot run and CI is set: {reason}");
-            }
-            crate::e2e::harness::shout(&format!("SKIPPED {test}: {reason}"));
             false
         }
     }
@@ -281,18 +302,28 @@ fn interpreter_exists(script: &Path) -> bool {
     }
 }
 
+/// Runs lintian, without the machine's configuration, on `debs` with `options`.
+pub fn lintian(options: &[&str], debs: &[&Path]) -> Output {
+    Command::new("lintian")
+        .args(["--no-cfg", "--fail-on", "none", "--tag-display-limit", "0"])
+        .args(options)
+        .args(debs)
+        .output()
+        .expect("lintian runs (make deps installs it)")
+}
+
 /// Runs lintian on `debs` and fails on any error or warning beyond the overrides they
 /// ship.
 pub fn assert_lintian_clean(debs: &[&Path]) {
-    let output = Command::new("lintian")
-        .args(["--tag-display-limit", "0"])
-        .args(debs)
-        .output()
-        .expect("lintian runs");
-    let report = String::from_utf8_lossy(&output.stdout);
+    let output = lintian(&["-L", ">=warning"], debs);
+    let report = stdout(&output);
     let problems: Vec<&str> = report
         .lines()
         .filter(|line| line.starts_with("E:") || line.starts_with("W:"))
         .collect();
-    assert!(problems.is_empty(), "lintian:\n{report}");
+    assert!(
+        problems.is_empty(),
+        "lintian:\n{report}\n{}",
+        stderr(&output)
+    );
 }

@@ -11,7 +11,7 @@
 //! A store that cannot be had fails the test under CI and is skipped loudly elsewhere.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,18 +25,11 @@ const MOTO: &str = "moto[server]==5.2.5";
 /// The Garage version `make garage` builds.
 pub const GARAGE_VERSION: &str = "2.5.0";
 
-/// Writes a message past the test harness's capture.
-pub fn shout(message: &str) {
-    let mut handle = std::io::stderr().lock();
-    let _ = writeln!(handle, "\n*** debstage s3: {message} ***\n");
-}
+pub use super::shout;
 
 /// Fails under CI, skips loudly elsewhere; returns None for the caller to return.
 pub fn unavailable<T>(what: &str, reason: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some_and(|value| !value.is_empty()) {
-        panic!("{what} cannot run and CI is set: {reason}");
-    }
-    shout(&format!("SKIPPED {what}: {reason}"));
+    super::cannot_run(what, reason);
     None
 }
 
