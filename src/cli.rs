@@ -67,6 +67,20 @@ pub struct BuildOptions {
     pub target: Option<String>,
 }
 
+impl From<BuildOptions> for crate::build::request::BuildRequest {
+    fn from(options: BuildOptions) -> Self {
+        crate::build::request::BuildRequest {
+            manifest: options.manifest,
+            out: options.out,
+            version: options.version,
+            revision: options.revision,
+            compress: options.compress,
+            level: options.level,
+            target: options.target,
+        }
+    }
+}
+
 /// Options of `debstage init`.
 #[derive(Debug, Clone, Args)]
 pub struct InitOptions {
@@ -79,6 +93,16 @@ pub struct InitOptions {
     /// Replace an existing debstage.toml.
     #[arg(long)]
     pub force: bool,
+}
+
+impl From<InitOptions> for crate::build::request::InitRequest {
+    fn from(options: InitOptions) -> Self {
+        crate::build::request::InitRequest {
+            directory: options.directory,
+            name: options.name,
+            force: options.force,
+        }
+    }
 }
 
 /// A `debstage repo` command (`--repo` and `--lock-timeout` are global options).

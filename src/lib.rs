@@ -30,8 +30,8 @@ use crate::report::{Failure, Reporter};
 /// Runs one parsed command line.
 pub fn run(cli: Cli, reporter: &Reporter) -> Result<()> {
     match cli.command {
-        Command::Build(options) => build::run(&options, reporter).map(|_| ()),
-        Command::Init(options) => build::init::run(&options, reporter),
+        Command::Build(options) => build::run(&options.into(), reporter).map(|_| ()),
+        Command::Init(options) => build::init::run(&options.into(), reporter),
         Command::Repo(options) => repo::run(&cli.repo, cli.lock_timeout, options.command, reporter),
     }
 }

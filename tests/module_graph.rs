@@ -407,6 +407,32 @@ fn problems(src: &Path) -> Vec<String> {
             ));
         }
     }
+    // The command line is converted at the boundary: only the entry point and the
+    // repository's command dispatch read clap's types; the build and the repository's
+    // core get options of their own (`build::request`, the commands' requests).
+    let reads_the_command_line = |path: &Path| {
+        let relative = path.strip_prefix(src).unwrap_or(path);
+        relative == Path::new("lib.rs")
+            || relative == Path::new("main.rs")
+            || relative == Path::new("cli.rs")
+            || relative == Path::new("repo/mod.rs")
+            || relative.starts_with("repo/commands")
+    };
+    for (from, targets) in &edges {
+        if reads_the_command_line(from) {
+            continue;
+        }
+        for to in targets
+            .iter()
+            .filter(|to| to.strip_prefix(src).unwrap_or(to) == Path::new("cli.rs"))
+        {
+            problems.push(format!(
+                "the command line's types reach past the boundary: {} -> {}",
+                relative(from),
+                relative(to)
+            ));
+        }
+    }
     problems
 }
 
@@ -513,6 +539,19 @@ fn a_planted_cycle_is_found_whatever_way_it_is_written() {
     ]);
     assert_eq!(
         found,
-        ["a format module reaches up: debian/mod.rs -> cli.rs"]
+        [
+            "a format module reaches up: debian/mod.rs -> cli.rs",
+            "the command line's types reach past the boundary: debian/mod.rs -> cli.rs",
+        ]
+    );
+    // The build taking clap's options instead of its own request.
+    let found = problems_of(&[
+        ("lib.rs", "mod build; mod cli;\n"),
+        ("build/mod.rs", "use crate::cli::BuildOptions;\n"),
+        ("cli.rs", "pub struct BuildOptions;\n"),
+    ]);
+    assert_eq!(
+        found,
+        ["the command line's types reach past the boundary: build/mod.rs -> cli.rs"]
     );
 }

@@ -11,6 +11,7 @@ pub(crate) mod exclusions;
 pub(crate) mod init;
 pub(crate) mod left_out;
 pub(crate) mod manifest;
+pub(crate) mod request;
 pub(crate) mod root;
 pub(crate) mod runner;
 pub(crate) mod scripts;
@@ -29,9 +30,9 @@ use rayon::prelude::*;
 use crate::build::depends::{elf, shlibs};
 use crate::build::env::python_layer::LAYER_EPOCH;
 use crate::build::manifest::{CommandLine, Environment, LoadedManifest};
+use crate::build::request::BuildRequest;
 use crate::build::runner::{Runner, SystemRoot};
 use crate::build::scripts::{DocumentContext, OverridesContext, PayloadContext, StageContext};
-use crate::cli::BuildOptions;
 use crate::deb::compress::{self, Settings};
 use crate::deb::{self, Content, ControlMember, Entry, FileDigests, PackageSpec, WrittenPackage};
 use crate::debian::control::{self, Control};
@@ -65,7 +66,7 @@ const STAGE_OVERRIDES: &[&str] = &[
 /// Builds every package of the manifest into `--out`, once per target (`--target`), and
 /// prints what was written: the build manifest of one build, or with `--target all` the
 /// build manifests of every target (in JSON, as `builds`).
-pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<Vec<BuildManifest>> {
+pub(crate) fn run(options: &BuildRequest, reporter: &Reporter) -> Result<Vec<BuildManifest>> {
     let loaded = manifest::load(
         &options.manifest,
         options.version.as_deref(),
@@ -96,7 +97,7 @@ pub(crate) fn run(options: &BuildOptions, reporter: &Reporter) -> Result<Vec<Bui
 /// build manifest, the text lines and the JSON document that report it.
 fn build_one(
     loaded: &LoadedManifest,
-    options: &BuildOptions,
+    options: &BuildRequest,
     reporter: &Reporter,
 ) -> Result<(BuildManifest, String, serde_json::Value)> {
     let settings = Settings {
@@ -1013,7 +1014,7 @@ fn documents_of(
 ) -> Result<Vec<Entry>> {
     let changelog = scripts::render("changelog", context)?;
     let gzip = Settings {
-        compression: crate::cli::Compression::Gzip,
+        compression: crate::deb::compress::Compression::Gzip,
         level: Some(9),
         threads: compression_threads,
     };

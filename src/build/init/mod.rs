@@ -14,7 +14,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::build::manifest::check_upstream_version;
-use crate::cli::InitOptions;
+use crate::build::request::InitRequest;
 use crate::debian::names;
 use crate::report::Reporter;
 
@@ -70,7 +70,7 @@ struct Skeleton {
 }
 
 /// Writes the manifest and the hook into the application directory.
-pub(crate) fn run(options: &InitOptions, reporter: &Reporter) -> Result<()> {
+pub(crate) fn run(options: &InitRequest, reporter: &Reporter) -> Result<()> {
     let directory = &options.directory;
     if !directory.is_dir() {
         bail!("{}: no such directory", directory.display());

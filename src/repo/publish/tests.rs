@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::cli::Compression;
+use crate::deb::compress::Compression;
 use crate::deb::compress::Settings;
 use crate::deb::{write_package, Entry, PackageSpec};
 use crate::debian::control::Control;
