@@ -576,9 +576,7 @@ fn move_into(
 fn built(written: &WrittenPackage, role: Role, stage: Option<String>) -> BuiltPackage {
     BuiltPackage {
         file: written.file.clone(),
-        package: written.package.clone(),
-        version: written.version.clone(),
-        architecture: written.architecture.clone(),
+        id: written.id.clone(),
         size: written.size,
         sha256: written.sha256.clone(),
         role,
@@ -1219,7 +1217,6 @@ fn reuse_package(
     version: &str,
     architecture: &str,
 ) -> Result<WrittenPackage> {
-    use sha2::Digest;
     let file = previous
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -1229,18 +1226,13 @@ fn reuse_package(
         fs::copy(previous, &target)
             .with_context(|| format!("{}: cannot be copied", previous.display()))?;
     }
-    let mut hasher = sha2::Sha256::new();
-    let mut reader = fs::File::open(previous)
-        .with_context(|| format!("{}: cannot be read", previous.display()))?;
-    let size = std::io::copy(&mut reader, &mut hasher)
+    let (size, sha256) = crate::debian::digests::sha256_of(previous)
         .with_context(|| format!("{}: cannot be read", previous.display()))?;
     Ok(WrittenPackage {
         file,
-        package: package.to_string(),
-        version: version.to_string(),
-        architecture: architecture.to_string(),
+        id: crate::naming::PackageId::new(package, version, architecture),
         size,
-        sha256: hex::encode(hasher.finalize()),
+        sha256,
     })
 }
 

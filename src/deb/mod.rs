@@ -82,12 +82,9 @@ impl PackageSpec {
 pub(crate) struct WrittenPackage {
     /// The file name (`shop-1.4.2_1.4.2-1_amd64.deb`).
     pub(crate) file: String,
-    /// The Package field.
-    pub(crate) package: String,
-    /// The Version field.
-    pub(crate) version: String,
-    /// The Architecture field.
-    pub(crate) architecture: String,
+    /// Package, Version and Architecture.
+    #[serde(flatten)]
+    pub(crate) id: crate::naming::PackageId,
     /// The size of the `.deb` in bytes.
     pub(crate) size: u64,
     /// The SHA256 of the `.deb`, in hex.
@@ -148,9 +145,11 @@ pub(crate) fn write_package(spec: &PackageSpec, directory: &Path) -> Result<Writ
         .with_context(|| format!("{}: cannot be written", target.display()))?;
     Ok(WrittenPackage {
         file,
-        package,
-        version,
-        architecture,
+        id: crate::naming::PackageId {
+            package,
+            version,
+            architecture,
+        },
         size,
         sha256,
     })

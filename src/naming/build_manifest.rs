@@ -10,12 +10,9 @@ use crate::naming::Role;
 pub(crate) struct BuiltPackage {
     /// The file name, relative to the build manifest.
     pub(crate) file: String,
-    /// The Package field.
-    pub(crate) package: String,
-    /// The Version field.
-    pub(crate) version: String,
-    /// The Architecture field.
-    pub(crate) architecture: String,
+    /// Package, Version and Architecture.
+    #[serde(flatten)]
+    pub(crate) id: crate::naming::PackageId,
     /// Size in bytes.
     pub(crate) size: u64,
     /// SHA256 in hex.

@@ -8,6 +8,7 @@
 //! `/etc/apt/preferences.d/shop-production`, host state under `/var/lib/shop`.
 
 pub(crate) mod build_manifest;
+pub(crate) mod package_id;
 // Used by `build --target` and the repository's distributions, which are being built on it.
 #[allow(dead_code)]
 pub(crate) mod distribution;
@@ -16,6 +17,7 @@ pub(crate) mod rules;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use distribution::Distribution;
+pub(crate) use package_id::PackageId;
 
 /// The names of one application that do not depend on a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

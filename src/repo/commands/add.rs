@@ -22,6 +22,7 @@ use crate::deb::read::{read_and_check_from, PackageControl, UnpackLimits};
 use crate::debian::names;
 use crate::debian::version::Version;
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
+use crate::naming::PackageId;
 use crate::naming::{rules, AppNames, Distribution};
 use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
@@ -36,7 +37,7 @@ use crate::report::Reporter;
 /// or was, and was removed (its name and version stay reserved for its bytes).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{file}: {package} {version} ({architecture}) {} with other bytes (recorded sha256 \
+    "{file}: {id} {} with other bytes (recorded sha256 \
      {recorded}, this file {offered}); a version is immutable: build a new revision \
      instead{}",
     if *.removed { "was in the repository (removed since)" } else { "is already in the repository" },
@@ -49,12 +50,8 @@ use crate::report::Reporter;
 pub(crate) struct ConflictError {
     /// The file offered.
     pub(crate) file: PathBuf,
-    /// Package name.
-    pub(crate) package: String,
-    /// Version.
-    pub(crate) version: String,
-    /// Architecture.
-    pub(crate) architecture: String,
+    /// The package.
+    pub(crate) id: PackageId,
     /// The recorded SHA256.
     pub(crate) recorded: String,
     /// The offered file's SHA256.
@@ -78,10 +75,8 @@ struct Checked {
     input: Input,
     control: PackageControl,
     app: String,
-    package: String,
-    version: String,
+    id: PackageId,
     upstream: String,
-    architecture: String,
     role: Role,
     stage: Option<String>,
     /// What the file was when checked: (size, modification time).
@@ -113,9 +108,8 @@ enum AddStatus {
 #[derive(Debug, Clone, serde::Serialize)]
 struct Outcome {
     file: String,
-    package: String,
-    version: String,
-    architecture: String,
+    #[serde(flatten)]
+    id: PackageId,
     filename: String,
     /// The suite it was placed in: the stage's, for its distribution.
     suite: String,
@@ -281,7 +275,7 @@ fn report(reporter: &Reporter, stage: &str, recorded: &Recorded) -> Result<()> {
             reporter.status(format!(
                 "{} {} is already in the repository but not listed in {}: \
                  use `debstage repo promote` to list it there",
-                outcome.package, outcome.version, outcome.suite
+                outcome.id.package, outcome.id.version, outcome.suite
             ));
         }
     }
@@ -414,12 +408,12 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
             } else {
                 parsed.debian_version.clone()
             };
-            if package.version != expected_version {
+            if package.id.version != expected_version {
                 bail!(
                     "{}: package {} has version {} but the build's debian_version is {}{}",
                     manifest.display(),
-                    package.package,
-                    package.version,
+                    package.id.package,
+                    package.id.version,
                     parsed.debian_version,
                     if package.role == Role::Layer {
                         format!(" (a layer's version is {expected_version})")
@@ -553,11 +547,11 @@ fn check(config: &RepoConfig, input: Input, limits: UnpackLimits) -> Result<Chec
     }
     if let Some(expected) = &input.expected {
         let checks = [
-            ("package", expected.package.as_str(), package.as_str()),
-            ("version", expected.version.as_str(), version.as_str()),
+            ("package", expected.id.package.as_str(), package.as_str()),
+            ("version", expected.id.version.as_str(), version.as_str()),
             (
                 "architecture",
-                expected.architecture.as_str(),
+                expected.id.architecture.as_str(),
                 architecture.as_str(),
             ),
         ];
@@ -571,10 +565,12 @@ fn check(config: &RepoConfig, input: Input, limits: UnpackLimits) -> Result<Chec
         input,
         control,
         app,
-        package,
-        version,
+        id: PackageId {
+            package,
+            version,
+            architecture,
+        },
         upstream,
-        architecture,
         role,
         stage,
         seen,
@@ -593,8 +589,7 @@ fn stage_checked(root: &Path, checked: Checked) -> Result<Candidate> {
     let path = &checked.input.path;
     let shown = path.display();
     let mut file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot be read"))?;
-    let file_name =
-        crate::naming::deb_file_name(&checked.package, &checked.version, &checked.architecture);
+    let file_name = checked.id.file_name();
     let staged = pool::stage(root, &mut file, path, &file_name)?;
     let unchanged =
         seen(&file).is_ok_and(|now| now == checked.seen) && staged.digests.size == checked.seen.0;
@@ -649,7 +644,7 @@ fn record(
     let mut changed_suites = BTreeSet::new();
     let mut distributions = BTreeSet::new();
     for candidate in candidates {
-        let distribution = suites::distribution_of(&candidate.checked.version);
+        let distribution = suites::distribution_of(&candidate.checked.id.version);
         let suite = suites::suite(&session.repository.config, distribution, stage)?;
         let (outcome, listed) = record_one(&transaction, &suite, candidate, time, &mut moved)?;
         if listed {
@@ -668,13 +663,13 @@ fn record(
         if checked.role != Role::Payload {
             continue;
         }
-        let distribution = suites::distribution_of(&checked.version);
+        let distribution = suites::distribution_of(&checked.id.version);
         let suite = suites::suite(&session.repository.config, distribution, stage)?.name();
         let Some(payload) = state::find_package(
             &transaction,
-            &checked.package,
-            &checked.version,
-            &checked.architecture,
+            &checked.id.package,
+            &checked.id.version,
+            &checked.id.architecture,
         )?
         else {
             continue;
@@ -722,16 +717,16 @@ fn record_one(
     let filename = pool::pool_path(
         &candidate.checked.app,
         &crate::naming::deb_file_name(
-            &candidate.checked.package,
-            &candidate.checked.version,
-            &candidate.checked.architecture,
+            &candidate.checked.id.package,
+            &candidate.checked.id.version,
+            &candidate.checked.id.architecture,
         ),
     );
     let existing = state::find_package(
         transaction,
-        &candidate.checked.package,
-        &candidate.checked.version,
-        &candidate.checked.architecture,
+        &candidate.checked.id.package,
+        &candidate.checked.id.version,
+        &candidate.checked.id.architecture,
     )?;
     let (id, mut status) = match existing {
         Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
@@ -740,9 +735,7 @@ fn record_one(
         Some(existing) => {
             return Err(ConflictError {
                 file: candidate.checked.input.path.clone(),
-                package: candidate.checked.package.clone(),
-                version: candidate.checked.version.clone(),
-                architecture: candidate.checked.architecture.clone(),
+                id: candidate.checked.id.clone(),
                 recorded: existing.sha256,
                 offered: candidate.staged.digests.sha256.clone(),
                 removed: false,
@@ -752,18 +745,16 @@ fn record_one(
         None => {
             let reserved = state::reserved_sha256(
                 transaction,
-                &candidate.checked.package,
-                &candidate.checked.version,
-                &candidate.checked.architecture,
+                &candidate.checked.id.package,
+                &candidate.checked.id.version,
+                &candidate.checked.id.architecture,
             )?;
             if let Some(recorded) =
                 reserved.filter(|recorded| *recorded != candidate.staged.digests.sha256)
             {
                 return Err(ConflictError {
                     file: candidate.checked.input.path.clone(),
-                    package: candidate.checked.package.clone(),
-                    version: candidate.checked.version.clone(),
-                    architecture: candidate.checked.architecture.clone(),
+                    id: candidate.checked.id.clone(),
                     recorded,
                     offered: candidate.staged.digests.sha256.clone(),
                     removed: true,
@@ -780,7 +771,7 @@ fn record_one(
         state::record_provenance(
             transaction,
             &candidate.checked.app,
-            &candidate.checked.version,
+            &candidate.checked.id.version,
             provenance,
         )?;
     }
@@ -800,30 +791,28 @@ fn record_one(
         }
     } else if listed_here {
         if candidate.checked.role == Role::Stage {
-            state::unlist_name(transaction, &suite_name, &candidate.checked.package)?;
+            state::unlist_name(transaction, &suite_name, &candidate.checked.id.package)?;
         }
         changed = state::list(transaction, &suite_name, id)?;
         if points_here {
             let before = state::current(transaction, &candidate.checked.app, &suite_name)?;
-            if before.as_deref() != Some(candidate.checked.version.as_str()) {
+            if before.as_deref() != Some(candidate.checked.id.version.as_str()) {
                 state::set_current(
                     transaction,
                     &candidate.checked.app,
                     &suite_name,
-                    &candidate.checked.version,
+                    &candidate.checked.id.version,
                 )?;
                 moved
                     .entry((candidate.checked.app.clone(), suite.codename()))
                     .or_insert((before, String::new()))
-                    .1 = candidate.checked.version.clone();
+                    .1 = candidate.checked.id.version.clone();
             }
         }
     }
     let outcome = Outcome {
         file: candidate.checked.input.path.display().to_string(),
-        package: candidate.checked.package.clone(),
-        version: candidate.checked.version.clone(),
-        architecture: candidate.checked.architecture.clone(),
+        id: candidate.checked.id.clone(),
         filename,
         suite: suite_name,
         distribution: suite.codename(),
@@ -844,10 +833,10 @@ fn insert(
         transaction,
         &NewPackage {
             app: &candidate.checked.app,
-            package: &candidate.checked.package,
-            version: &candidate.checked.version,
+            package: &candidate.checked.id.package,
+            version: &candidate.checked.id.version,
             upstream: &candidate.checked.upstream,
-            architecture: &candidate.checked.architecture,
+            architecture: &candidate.checked.id.architecture,
             role: candidate.checked.role,
             stage: candidate.checked.stage.as_deref(),
             filename,
