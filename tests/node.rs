@@ -1,7 +1,8 @@
 //! `kind = "node"`: an application with a native addon (a local `binding.gyp` module built
 //! by node-gyp against the machine's Node.js headers) and an npm package that ships its
 //! dotfiles. The payload's Depends bound `nodejs` to the addon's ABI; node-gyp's
-//! intermediates and the dotfiles are left out; lintian finds nothing; the addon loads.
+//! intermediates, the dotfiles and the application's own `test/` are left out; lintian
+//! finds nothing; the addon loads.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,13 @@ NODE_MODULE(NODE_GYP_MODULE_NAME, Init)
     .expect("write");
     fs::write(directory.join(".npmrc"), "install-links=true\n").expect("write");
     fs::write(directory.join(".eslintrc.json"), "{}\n").expect("write");
+    // The application's own tests, which a release leaves out.
+    fs::create_dir_all(directory.join("test")).expect("mkdir");
+    fs::write(
+        directory.join("test/server.test.js"),
+        "require('assert').ok(require('addon'));\n",
+    )
+    .expect("write");
     fs::write(
         directory.join("server.js"),
         "console.log(require('addon').hello(), require('dotty'));\n",
@@ -233,6 +241,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
         "dotty/.github",
         "1.0/.eslintrc.json",
         "node_modules/addon/addon.cc",
+        "1.0/test/",
     ] {
         assert!(!files.contains(left_out), "{left_out} shipped:\n{files}");
     }
@@ -286,6 +295,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
         "dotty/.npmignore",
         "dotty/.github/ci.yml",
         "node_modules/addon/addon.cc",
+        "1.0/test/server.test.js",
     ] {
         assert!(files.contains(kept), "{kept} not kept:\n{files}");
     }

@@ -7,7 +7,7 @@
 //! longer matches package.json fails with the manager's own reason.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -140,6 +140,20 @@ fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
     }
 }
 
+/// `package.json`'s dependency on ms with one on is-odd added, which its lockfile lacks.
+const STALE: &str = r#""ms": "^2.1.3", "is-odd": "^3.0.1""#;
+
+/// The fixture `name` after `debstage init`, with `from` replaced by `to` in its
+/// `package.json`.
+fn edited_project(name: &str, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let (temp, directory) = project(name);
+    init(&directory);
+    let package_json = directory.join("package.json");
+    let text = fs::read_to_string(&package_json).expect("read");
+    fs::write(&package_json, text.replace(from, to)).expect("write");
+    (temp, directory)
+}
+
 /// A dependency added to package.json without updating the lockfile: each manager's
 /// frozen install refuses, and the build's error gives the manager's reason first.
 #[test]
@@ -156,15 +170,7 @@ fn a_lockfile_behind_package_json_fails_with_the_managers_reason() {
         ),
     ];
     for (name, reason) in reasons {
-        let (temp, directory) = project(name);
-        init(&directory);
-        let package_json = directory.join("package.json");
-        let text = fs::read_to_string(&package_json).expect("read");
-        fs::write(
-            &package_json,
-            text.replace(r#""ms": "^2.1.3""#, r#""ms": "^2.1.3", "is-odd": "^3.0.1""#),
-        )
-        .expect("write");
+        let (temp, directory) = edited_project(name, r#""ms": "^2.1.3""#, STALE);
         let output = run_fail(&mut build_command(&directory, &temp.path().join("out")));
         let error = stderr(&output);
         let error = &error[error.find("error: ").unwrap_or(0)..];
@@ -401,4 +407,41 @@ fn a_missing_build_tool_is_named_with_its_remedy() {
         error.contains("make is not on the build machine: install it"),
         "{error}"
     );
+}
+
+/// In a build root npm writes its log where the host keeps it after the build (the
+/// root's download cache), and the error gives that path as the host sees it.
+#[test]
+fn npm_log_paths_are_given_as_the_host_sees_them_for_a_target() {
+    if !crate::e2e::harness::can_run(
+        "build --target, npm error",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let (temp, directory) = edited_project("npm-app", r#""ms": "^2.1.3""#, STALE);
+    let output = run_fail(
+        crate::support::debstage()
+            .args(["build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .args(["--target", "bookworm"])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("XDG_CACHE_HOME", crate::target::cache_home()),
+    );
+    let error = stderr(&output);
+    let error = &error[error.find("error: ").unwrap_or(0)..];
+    assert!(error.contains("npm says:\n  npm ERR!"), "{error}");
+    let log = error
+        .lines()
+        .find_map(|line| line.strip_prefix("npm's complete log: "))
+        .unwrap_or_else(|| panic!("no log path: {error}"));
+    let root = crate::target::build_root("bookworm");
+    let kept = root.with_file_name(format!(
+        "{}.cache",
+        root.file_name().expect("name").to_string_lossy()
+    ));
+    assert!(log.starts_with(&kept.display().to_string()), "{log}");
+    assert!(Path::new(log).is_file(), "{log}: not on the host");
 }

@@ -3,7 +3,8 @@
 //! alone, hatchling, flit, poetry-core, pdm-backend, and hash-pinned requirements. For
 //! each: the source tree is unchanged by the build (file list, sizes, times), two builds
 //! 2 s apart without SOURCE_DATE_EPOCH give the same bytes, and the console script runs
-//! from the release directory.
+//! from the release directory. The same layouts built for bookworm in its build root
+//! install with dpkg in a bookworm root and run there.
 //!
 //! pip reaches PyPI for the build backends and `six`; its cache is kept under the target
 //! directory (`target/pip-cache`), so a second run downloads nothing.
@@ -76,38 +77,22 @@ fn run_at_release(extracted: &Path, release: &str, command: &str) -> String {
     stdout(&output)
 }
 
-/// The whole story for one layout: init, two builds, the checks; gives the build's
-/// messages.
-fn layout_builds_and_runs(
-    name: &str,
-    app: &str,
-    version: &str,
-    extra: &[&str],
-    script: &str,
-    expected: &str,
-) -> String {
-    layout_builds_and_runs_for(None, name, app, version, extra, script, expected)
-}
-
-/// The story of [`layout_builds_and_runs`], for `target` (a build root) or the host.
-fn layout_builds_and_runs_for(
-    target: Option<&str>,
-    name: &str,
-    app: &str,
-    version: &str,
-    extra: &[&str],
-    script: &str,
-    expected: &str,
-) -> String {
+/// The whole story for the layout `name` of [`LAYOUTS`] on the host: init, two builds,
+/// the checks; gives the build's messages.
+fn layout_builds_and_runs(name: &str) -> String {
+    let (_, app, version, extra, script, expected) = LAYOUTS
+        .iter()
+        .find(|layout| layout.0 == name)
+        .expect("a fixture of LAYOUTS");
     let (temp, directory) = project(name);
     init(&directory);
     let before = tree_state(&directory);
     let manifest = directory.join("debstage.toml");
     let first = temp.path().join("first");
     let second = temp.path().join("second");
-    let messages = build(&manifest, &first, extra, target);
+    let messages = build(&manifest, &first, extra, None);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    build(&manifest, &second, extra, target);
+    build(&manifest, &second, extra, None);
     assert_eq!(
         before,
         tree_state(&directory),
@@ -161,106 +146,50 @@ fn layout_builds_and_runs_for(
         }
     }
     let output = run_at_release(&extracted, &release, script);
-    assert_eq!(output.trim(), expected, "{name}");
+    assert_eq!(output.trim(), *expected, "{name}");
     messages
 }
 
 #[test]
 fn python_setuptools_flat_layout() {
-    layout_builds_and_runs(
-        "setuptools-flat",
-        "shape-flat",
-        "1.3.0",
-        &[],
-        "bin/shape-flat",
-        "shape-flat 1.3.0: square area 4",
-    );
+    layout_builds_and_runs("setuptools-flat");
 }
 
 #[test]
 fn python_setuptools_src_layout_with_a_dynamic_version() {
-    layout_builds_and_runs(
-        "setuptools-src",
-        "shape-src",
-        "2.0.1",
-        &["--version", "2.0.1"],
-        "bin/shape-src",
-        "shape-src 2.0.1: circle area 3.142",
-    );
+    layout_builds_and_runs("setuptools-src");
 }
 
 #[test]
 fn python_setup_py_only() {
-    layout_builds_and_runs(
-        "setuppy",
-        "shape-legacy",
-        "0.9.2",
-        &[],
-        "bin/shape-legacy",
-        "shape-legacy 0.9.2: triangle perimeter 12",
-    );
+    layout_builds_and_runs("setuppy");
 }
 
 #[test]
 fn python_hatchling() {
-    layout_builds_and_runs(
-        "hatchling",
-        "shape-hatch",
-        "0.4.0",
-        &[],
-        "bin/shape-hatch",
-        "shape-hatch 0.4.0: cube volume 8",
-    );
+    layout_builds_and_runs("hatchling");
 }
 
 #[test]
 fn python_flit() {
-    layout_builds_and_runs(
-        "flit",
-        "shape-flit",
-        "3.1.0",
-        &[],
-        "bin/shape-flit",
-        "shape-flit 3.1.0: rectangle area 6",
-    );
+    layout_builds_and_runs("flit");
 }
 
 #[test]
 fn python_poetry_core() {
-    layout_builds_and_runs(
-        "poetry",
-        "shape-poetry",
-        "1.0.0~rc1",
-        &[],
-        "bin/shape-poetry",
-        "shape-poetry 1.0.0rc1: rhombus area 12",
-    );
+    layout_builds_and_runs("poetry");
 }
 
 #[test]
 fn python_pdm_backend() {
-    layout_builds_and_runs(
-        "pdm",
-        "shape-pdm",
-        "0.2.0",
-        &[],
-        "bin/shape-pdm",
-        "shape-pdm 0.2.0: trapezoid area 9",
-    );
+    layout_builds_and_runs("pdm");
 }
 
 /// pip-compile's `--generate-hashes`: the pins install with their hashes required, the
 /// project itself without (it has none) and without resolving its dependencies again.
 #[test]
 fn python_hash_pinned_requirements() {
-    let messages = layout_builds_and_runs(
-        "requirements-hashes",
-        "shape-pinned",
-        "5.0.0",
-        &[],
-        "bin/shape-pinned",
-        "shape-pinned 5.0.0: hexagon area 2.598",
-    );
+    let messages = layout_builds_and_runs("requirements-hashes");
     assert!(messages.contains("hashes checked"), "{messages}");
 }
 
@@ -288,54 +217,173 @@ fn python_hash_mismatch_fails() {
     assert!(stderr(&output).contains("HASHES"), "{}", stderr(&output));
 }
 
-/// The layouts that write into their source tree when built (setuptools' egg-info and
-/// build/: a read-only file system in a build root before), and the hash-pinned
-/// requirements, built for bookworm in its build root.
+/// Every layout and lock, each from `debstage init`, built for bookworm in its build root
+/// (one build each: two builds 2 s apart are compared on the host): the source tree is
+/// unchanged, and the releases, installed together with dpkg in one bookworm root (a
+/// throwaway overlay over the cached build root), run their console scripts.
 #[test]
-fn python_layouts_build_for_bookworm() {
+fn python_layouts_build_for_bookworm_and_run_there() {
     if !crate::e2e::harness::can_run(
         "build --target",
         &[("unshare", "util-linux"), ("chroot", "coreutils")],
     ) {
         return;
     }
-    layout_builds_and_runs_for(
-        Some("bookworm"),
+    let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let debs = temp.path().join("debs");
+    fs::create_dir(&debs).expect("mkdir");
+    let mut commands = Vec::new();
+    for (name, app, version, extra, script, expected) in LAYOUTS {
+        let (_project, directory) = project(name);
+        init(&directory);
+        let before = tree_state(&directory);
+        let out = temp.path().join(name);
+        build(
+            &directory.join("debstage.toml"),
+            &out,
+            extra,
+            Some("bookworm"),
+        );
+        assert_eq!(
+            before,
+            tree_state(&directory),
+            "{name}: the build changed the source tree"
+        );
+        for file in files_in(&out) {
+            // The payload and its layer: stage packages need no stage here.
+            let is_stage = ["-test_", "-staging_", "-production_"]
+                .iter()
+                .any(|stage| file.contains(stage));
+            if file.ends_with(".deb") && !is_stage {
+                fs::copy(out.join(&file), debs.join(&file)).expect("copy");
+            }
+        }
+        commands.push((format!("/opt/{app}/{version}/{script}"), *expected));
+    }
+    let layer = temp.path().join("layer");
+    let script = r#"set -e
+root=$1 layer=$2 debs=$3
+shift 3
+mkdir "$layer/upper" "$layer/work" "$layer/merged"
+mount -t overlay overlay -o "lowerdir=$root,upperdir=$layer/upper,workdir=$layer/work" "$layer/merged"
+mount -t proc proc "$layer/merged/proc"
+mkdir "$layer/merged/tmp/debs"
+cp "$debs"/*.deb "$layer/merged/tmp/debs/"
+chroot "$layer/merged" sh -c 'dpkg -i /tmp/debs/*.deb' >&2
+for command in "$@"; do
+  chroot "$layer/merged" "$command"
+done
+"#;
+    fs::create_dir(&layer).expect("mkdir");
+    let output = run_ok(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--pid", "--fork"])
+            .args(["sh", "-c", script, "sh"])
+            .arg(crate::target::build_root("bookworm"))
+            .arg(&layer)
+            .arg(&debs)
+            .args(commands.iter().map(|(command, _)| command))
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    );
+    let said: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+    let expected: Vec<&str> = commands.iter().map(|(_, expected)| *expected).collect();
+    assert_eq!(said, expected, "{}", stderr(&output));
+}
+
+/// A layout or lock of tests/projects: the fixture, the app, its Debian version, the
+/// build's extra arguments, the console script and what it prints.
+type Layout = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
+
+/// Every layout and lock of tests/projects.
+const LAYOUTS: &[Layout] = &[
+    (
         "setuptools-flat",
         "shape-flat",
         "1.3.0",
         &[],
         "bin/shape-flat",
         "shape-flat 1.3.0: square area 4",
-    );
-    layout_builds_and_runs_for(
-        Some("bookworm"),
+    ),
+    (
+        "setuptools-src",
+        "shape-src",
+        "2.0.1",
+        &["--version", "2.0.1"],
+        "bin/shape-src",
+        "shape-src 2.0.1: circle area 3.142",
+    ),
+    (
         "setuppy",
         "shape-legacy",
         "0.9.2",
         &[],
         "bin/shape-legacy",
         "shape-legacy 0.9.2: triangle perimeter 12",
-    );
-    layout_builds_and_runs_for(
-        Some("bookworm"),
-        "uv-lock",
-        "shape-uv",
-        "0.8.0",
+    ),
+    (
+        "hatchling",
+        "shape-hatch",
+        "0.4.0",
         &[],
-        "bin/shape-uv",
-        "shape-uv 0.8.0: ellipse area 6.283",
-    );
-    layout_builds_and_runs_for(
-        Some("bookworm"),
+        "bin/shape-hatch",
+        "shape-hatch 0.4.0: cube volume 8",
+    ),
+    (
+        "flit",
+        "shape-flit",
+        "3.1.0",
+        &[],
+        "bin/shape-flit",
+        "shape-flit 3.1.0: rectangle area 6",
+    ),
+    (
+        "poetry",
+        "shape-poetry",
+        "1.0.0~rc1",
+        &[],
+        "bin/shape-poetry",
+        "shape-poetry 1.0.0rc1: rhombus area 12",
+    ),
+    (
+        "pdm",
+        "shape-pdm",
+        "0.2.0",
+        &[],
+        "bin/shape-pdm",
+        "shape-pdm 0.2.0: trapezoid area 9",
+    ),
+    (
         "requirements-hashes",
         "shape-pinned",
         "5.0.0",
         &[],
         "bin/shape-pinned",
         "shape-pinned 5.0.0: hexagon area 2.598",
-    );
-}
+    ),
+    (
+        "uv-lock",
+        "shape-uv",
+        "0.8.0",
+        &[],
+        "bin/shape-uv",
+        "shape-uv 0.8.0: ellipse area 6.283",
+    ),
+    (
+        "poetry-lock",
+        "shape-poetry-locked",
+        "1.0.0~rc1",
+        &[],
+        "bin/shape-poetry-locked",
+        "shape-poetry-locked 1.0.0rc1: rhombus area 12",
+    ),
+];
 
 /// The file list of the payload and of its layer, if any (everything but the stage
 /// packages).
@@ -364,23 +412,8 @@ fn listing_of(out: &Path) -> String {
 /// take any), hashes checked, without the lock's dev group.
 #[test]
 fn python_uv_and_poetry_locks_install_the_locked_versions() {
-    for (name, app, version, script, expected) in [
-        (
-            "uv-lock",
-            "shape-uv",
-            "0.8.0",
-            "bin/shape-uv",
-            "shape-uv 0.8.0: ellipse area 6.283",
-        ),
-        (
-            "poetry-lock",
-            "shape-poetry-locked",
-            "1.0.0~rc1",
-            "bin/shape-poetry-locked",
-            "shape-poetry-locked 1.0.0rc1: rhombus area 12",
-        ),
-    ] {
-        let messages = layout_builds_and_runs(name, app, version, &[], script, expected);
+    for name in ["uv-lock", "poetry-lock"] {
+        let messages = layout_builds_and_runs(name);
         assert!(messages.contains("hashes checked"), "{messages}");
         // The lock's versions are checked when pip installs them; a layer from the cache
         // (another test built the same lock first) was keyed by those same pins.

@@ -21,7 +21,7 @@ pub(crate) fn cache_home() -> PathBuf {
 }
 
 /// The build root debstage made for `codename`.
-fn build_root(codename: &str) -> PathBuf {
+pub(crate) fn build_root(codename: &str) -> PathBuf {
     let output = run_ok(Command::new("dpkg").arg("--print-architecture"));
     let architecture = stdout(&output).trim().to_string();
     cache_home()
@@ -489,4 +489,83 @@ fn a_build_that_adds_a_package_waits_for_one_that_uses_the_root() {
     );
     let record = fs::read_to_string(&record_path).expect("record");
     assert!(record.contains("\"hello\""), "{record}");
+}
+
+/// Each `--target` build runs on a throwaway layer over the cached root, in namespaces of
+/// its own: a file one build's command writes into the root's `/etc` is not there for the
+/// next build (nor in the cached root), the command sees only its own processes (not
+/// this test's), a hostname of its own and a minimal `/dev`, and no layer is left behind.
+#[test]
+fn a_target_build_forgets_what_it_wrote_into_the_root_and_sees_only_itself() {
+    if !can_build_in_roots() {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("app");
+    fs::create_dir(&app).expect("mkdir");
+    let test_pid = std::process::id();
+    fs::write(
+        app.join("debstage.toml"),
+        format!(
+            r#"[package]
+name = "forgetful"
+version = "1.0"
+maintainer = "Release Engineering <release@example.com>"
+description = "A build command that writes into its root"
+
+[environment]
+kind = "command"
+command = """
+if [ -e /etc/leftover ]; then echo "FOUND /etc/leftover: $(cat /etc/leftover)" >&2; exit 1; fi
+echo "written by a build" > /etc/leftover
+if [ -e /proc/{test_pid} ]; then echo "SEES the test's process {test_pid}" >&2; exit 1; fi
+pids=$(ls /proc | grep -c '^[0-9]')
+if [ "$pids" -gt 5 ]; then echo "SEES $pids processes: $(ls /proc | grep '^[0-9]' | tr '\n' ' ')" >&2; exit 1; fi
+if [ "$(cat /proc/sys/kernel/hostname)" != debstage-build ]; then echo "HOSTNAME $(cat /proc/sys/kernel/hostname)" >&2; exit 1; fi
+for device in null zero full random urandom tty; do
+  if [ ! -c /dev/$device ]; then echo "NO /dev/$device" >&2; exit 1; fi
+done
+if [ -e /dev/vda ] || [ -e /dev/kmsg ] || [ -e /dev/loop0 ]; then echo "HOST DEVICES: $(ls /dev | tr '\n' ' ')" >&2; exit 1; fi
+echo data > /dev/shm/probe
+head -c 4 /dev/urandom > /dev/null
+mkdir -p "$DESTDIR/share"
+echo forgetful > "$DESTDIR/share/name"
+"""
+"#
+        ),
+    )
+    .expect("write");
+    for build in ["first", "second"] {
+        let output = target_build(
+            &app.join("debstage.toml"),
+            &temp.path().join(build),
+            "bookworm",
+        )
+        .output()
+        .expect("run debstage");
+        assert!(
+            output.status.success(),
+            "{build} build: {}",
+            stderr(&output)
+        );
+    }
+    let root = build_root("bookworm");
+    assert!(!root.join("etc/leftover").exists(), "in the cached root");
+    // Other tests' builds may hold layers of their own right now: only a layer of a
+    // process that has ended (these two builds) would be one left behind.
+    let layers = root.with_file_name(format!(
+        "{}.layers",
+        root.file_name().expect("name").to_string_lossy()
+    ));
+    for entry in fs::read_dir(&layers)
+        .expect("the layers' directory")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().unwrap_or_default();
+        assert!(
+            Path::new("/proc").join(pid).exists(),
+            "{name}: a layer left behind"
+        );
+    }
 }

@@ -23,7 +23,7 @@
 //! - `node-build-only` (kind `node`): in a package of `node_modules` that has a
 //!   `binding.gyp`, its C and C++ sources and headers (what node-gyp compiled; the
 //!   `.node` file is what loads), and `test/`, `tests/` and `__tests__/` at the top of
-//!   any package.
+//!   any package and of the application itself.
 
 use std::path::{Component, Path};
 
@@ -204,17 +204,22 @@ fn package_of(relative: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf
     ))
 }
 
-/// Whether `relative` is build-only content of a package: a test folder at its top, or
-/// a C or C++ source of a package that node-gyp builds (a `binding.gyp` at its top).
+/// Whether `relative` is build-only content of a package (the application is one too):
+/// a test folder at its top, or a C or C++ source of a package that node-gyp builds (a
+/// `binding.gyp` at its top).
 fn build_only(root: &Path, relative: &Path, is_dir: bool) -> bool {
-    let Some((package, inside)) = package_of(relative) else {
-        return false;
-    };
-    if is_dir {
-        return inside.components().count() == 1
+    let is_test_directory = |inside: &Path| {
+        is_dir
+            && inside.components().count() == 1
             && inside
                 .to_str()
-                .is_some_and(|name| PACKAGE_TEST_DIRECTORIES.contains(&name));
+                .is_some_and(|name| PACKAGE_TEST_DIRECTORIES.contains(&name))
+    };
+    let Some((package, inside)) = package_of(relative) else {
+        return is_test_directory(relative);
+    };
+    if is_dir {
+        return is_test_directory(&inside);
     }
     let source = relative
         .extension()
@@ -372,7 +377,10 @@ mod tests {
             !excluded("node_modules/other/lib/test", true),
             "only at the top"
         );
-        assert!(!excluded("test", true), "the app's own tests stay");
+        assert!(excluded("test", true), "the app's own tests");
+        assert!(excluded("__tests__", true));
+        assert!(!excluded("lib/test", true), "only at the top");
+        assert!(!excluded("test", false), "a file named test");
 
         let none = Exclusions::default();
         assert!(!none.excludes(root.path(), Path::new(".crates.toml"), false));

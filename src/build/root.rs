@@ -11,6 +11,15 @@
 //! - A lock beside the root (`<codename>-<arch>.lock`): builds that use the root hold it
 //!   shared; making, refreshing or adding packages holds it exclusive, so two builds may
 //!   run at once and a root never changes under a build.
+//! - A build never writes into the cached root: its commands see a throwaway overlayfs
+//!   layer over it (`<codename>-<arch>.layers/<pid>-*/{upper,work,merged}` beside the
+//!   root), unmounted and deleted when the build ends, so what one build writes (a file
+//!   in `/etc`, a package a build command installs) is gone for the next. The packages of
+//!   `[build] packages` are installed into the cached root itself, under the exclusive
+//!   lock. One directory survives the layer: `/var/cache/debstage`, bound from
+//!   `<codename>-<arch>.cache` beside the root, where downloads keyed by their version
+//!   are kept (pip's, uv's and npm's caches, the Node package managers).
+//!   A layer a killed build left mounted is removed by the next build that uses the root.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -23,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::env::command::run_streamed;
 use crate::build::manifest::LoadedManifest;
-use crate::build::runner::{Runner, APPLICATION_MOUNT};
+use crate::build::runner::{Runner, APPLICATION_MOUNT, KEPT_CACHE};
 use crate::debian::apt_sources;
 use crate::naming::distribution::{self, Distribution, Vendor};
 use crate::report::Reporter;
@@ -49,10 +58,11 @@ struct Record {
     packages: BTreeSet<String>,
 }
 
-/// A build root ready for one build; the shared lock is held until it is dropped.
+/// A build root ready for one build: a throwaway layer over the cached root, unmounted
+/// and deleted when dropped; the shared lock on the cached root is held until then.
 #[derive(Debug)]
 pub(crate) struct BuildRoot {
-    path: PathBuf,
+    layer: Layer,
     _lock: File,
 }
 
@@ -62,10 +72,157 @@ impl BuildRoot {
         let application = std::fs::canonicalize(&manifest.directory)
             .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?;
         Ok(Runner::Root {
-            root: self.path.clone(),
+            root: self.layer.merged(),
             application,
+            kept: Some(self.layer.kept.clone()),
         })
     }
+}
+
+/// One build's overlayfs layer over a cached root: `upper/` takes what the build writes,
+/// `merged/` is the root the build sees. Unmounted and deleted when dropped.
+#[derive(Debug)]
+struct Layer {
+    directory: PathBuf,
+    /// The host directory bound at the layer's [`KEPT_CACHE`].
+    kept: PathBuf,
+}
+
+impl Layer {
+    /// Mounts a new layer over the cached root `lower` in a new directory under `layers`,
+    /// with the persistent directory `cache` bound at its `/var/cache/debstage`.
+    fn mount(lower: &Path, layers: &Path, cache: &Path) -> Result<Layer> {
+        std::fs::create_dir_all(layers)
+            .with_context(|| format!("{}: cannot be created", layers.display()))?;
+        std::fs::create_dir_all(cache)
+            .with_context(|| format!("{}: cannot be created", cache.display()))?;
+        let directory = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempdir_in(layers)
+            .with_context(|| format!("{}: cannot be written", layers.display()))?
+            .keep();
+        // Dropped from here on: a failure below unmounts and deletes what was made.
+        let layer = Layer {
+            directory,
+            kept: cache.to_path_buf(),
+        };
+        for part in ["upper", "work", "merged"] {
+            let path = layer.directory.join(part);
+            std::fs::create_dir(&path)
+                .with_context(|| format!("{}: cannot be created", path.display()))?;
+        }
+        // The root directory of the merged tree takes its mode from the upper one.
+        set_mode(&layer.directory.join("upper"), 0o755)?;
+        let lower = std::fs::canonicalize(lower)
+            .with_context(|| format!("{}: cannot be resolved", lower.display()))?;
+        let upper = layer.directory.join("upper");
+        let work = layer.directory.join("work");
+        for path in [&lower, &upper, &work] {
+            // overlayfs separates its options with commas and its lower layers with colons.
+            if path.to_string_lossy().contains([',', ':', '\\']) {
+                bail!(
+                    "{}: an overlayfs layer cannot use a path with a comma, colon or \
+                     backslash; set XDG_CACHE_HOME to a plainer directory",
+                    path.display()
+                );
+            }
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let merged = layer.merged();
+        run_quiet(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o"])
+                .arg(&options)
+                .arg(&merged),
+            &format!(
+                "mounting the overlayfs layer of this build over {} (the kernel's overlay \
+                 module; upper and work directories in {})",
+                lower.display(),
+                layer.directory.display()
+            ),
+        )?;
+        let cache_point = merged.join(KEPT_CACHE.trim_start_matches('/'));
+        std::fs::create_dir_all(&cache_point)
+            .with_context(|| format!("{}: cannot be created", cache_point.display()))?;
+        run_quiet(
+            Command::new("mount")
+                .arg("--bind")
+                .arg(cache)
+                .arg(&cache_point),
+            &format!("binding {} into the build's layer", cache.display()),
+        )?;
+        Ok(layer)
+    }
+
+    fn merged(&self) -> PathBuf {
+        self.directory.join("merged")
+    }
+}
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        remove_layer(&self.directory);
+    }
+}
+
+/// Unmounts the layer in `directory` (with what is mounted under it) and deletes it.
+fn remove_layer(directory: &Path) {
+    let merged = directory.join("merged");
+    let is_mounted = |path: &Path| {
+        Command::new("mountpoint")
+            .arg("-q")
+            .arg(path)
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if is_mounted(&merged) {
+        // Lazy: a process of the build that is still exiting must not keep it.
+        let _ = Command::new("umount")
+            .args(["--recursive", "--lazy"])
+            .arg(&merged)
+            .status();
+    }
+    if !is_mounted(&merged) {
+        remove_tree(directory);
+    }
+}
+
+/// Removes the layers that builds which are no longer running left under `layers`.
+fn remove_dead_layers(layers: &Path) {
+    let Ok(entries) = std::fs::read_dir(layers) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let running = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if pid.is_some() && !running {
+            remove_layer(&entry.path());
+        }
+    }
+}
+
+/// Runs `command`, its output kept for the error only.
+fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("{what}: cannot run {:?}", command.get_program()))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// The cache directory of build roots: `$XDG_CACHE_HOME/debstage/roots`, or
@@ -209,7 +366,10 @@ pub(crate) fn prepare(
         take_lock(&lock, &path, false, reporter)?;
         if let Some(record) = read_record(&path) {
             if is_fresh(&record) && wanted.is_subset(&record.packages) {
-                return Ok(BuildRoot { path, _lock: lock });
+                let layers = cache.join(format!("{name}.layers"));
+                remove_dead_layers(&layers);
+                let layer = Layer::mount(&path, &layers, &cache.join(format!("{name}.cache")))?;
+                return Ok(BuildRoot { layer, _lock: lock });
             }
         }
         lock.unlock()
@@ -404,6 +564,7 @@ fn install_packages(
         root: root.to_path_buf(),
         application: std::fs::canonicalize(&manifest.directory)
             .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?,
+        kept: None,
     };
     // The host's resolver configuration, as debootstrap copied it when the root was made.
     let resolv = root.join("etc/resolv.conf");

@@ -7,15 +7,20 @@
 //! both sides see. Dependency detection reads the [`SystemRoot`] the runner gives: the
 //! dpkg database and libraries of the system the environment was built against.
 //!
-//! Inside a root each command runs in a private mount namespace (`unshare --mount
-//! --propagation private`), so nothing it mounts is seen by the host or by another build,
-//! and every mount ends with the command: `/proc`, the host's `/dev` (with `/dev/shm`,
-//! which Python's process pools need), and the application directory bound read-only at
-//! [`APPLICATION_MOUNT`]; the host's `/etc/ssl/certs` is bound read-only over the root's,
-//! so that a download (pip, npm) trusts what the host trusts (a company's proxy CA). A
-//! bind mount of the application rather than a copy: the application directory
-//! can be large (a `node_modules`, a git checkout) and is only read, and read-only is
-//! what proves a build does not write into it.
+//! Inside a root each command runs in namespaces of its own (`unshare --mount --pid --ipc
+//! --uts`): nothing it mounts is seen by the host or by another build and every mount
+//! ends with the command; it sees only its own processes (its `/proc` is of its PID
+//! namespace, and what it leaves running is killed when it ends), and a hostname of its
+//! own. Its mounts: `/proc`, a minimal `/dev` (null, zero, full, random, urandom, tty, a
+//! devpts of its own when the kernel gives one, and `/dev/shm`, which Python's process
+//! pools need), and the application directory bound read-only at [`APPLICATION_MOUNT`];
+//! the host's `/etc/ssl/certs` is bound read-only over the root's, so that a download
+//! (pip, npm) trusts what the host trusts (a company's proxy CA). A bind mount of the
+//! application rather than a copy: the application directory can be large (a
+//! `node_modules`, a git checkout) and is only read, and read-only is what proves a build
+//! does not write into it. The root a build's commands see is a throwaway layer over the
+//! cached root ([`crate::build::root`]), so what they write into it is gone for the next
+//! build.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,10 @@ use anyhow::{bail, Context, Result};
 
 /// Where the application directory appears inside a build root.
 pub(crate) const APPLICATION_MOUNT: &str = "/debstage/app";
+
+/// The directory of a build root whose contents outlive the build (download caches, npm's
+/// logs): bound from a directory beside the cached root ([`crate::build::root`]).
+pub(crate) const KEPT_CACHE: &str = "/var/cache/debstage";
 
 /// PATH of the commands run inside a build root: Debian's, whatever the host's is.
 const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -36,7 +45,21 @@ const ENTER_ROOT: &str = r#"set -e
 root=$1 application=$2 workdir=$3
 shift 3
 mount -t proc proc "$root/proc"
-mount --rbind /dev "$root/dev"
+echo debstage-build > "$root/proc/sys/kernel/hostname"
+mount -t tmpfs -o mode=0755,nosuid tmpfs "$root/dev"
+for device in null zero full random urandom tty; do
+  : > "$root/dev/$device"
+  mount --bind "/dev/$device" "$root/dev/$device"
+done
+mkdir "$root/dev/pts" "$root/dev/shm"
+if mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts" 2>/dev/null; then
+  ln -s pts/ptmx "$root/dev/ptmx"
+fi
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
 mount --bind "$application" "$root/debstage/app"
 mount -o remount,bind,ro "$root/debstage/app"
 if [ -d /etc/ssl/certs ] && [ -d "$root/etc/ssl/certs" ]; then
@@ -118,6 +141,8 @@ pub(crate) enum Runner {
         root: PathBuf,
         /// The application directory (canonical), bound read-only at [`APPLICATION_MOUNT`].
         application: PathBuf,
+        /// The host directory bound at [`KEPT_CACHE`], which outlives the build's layer.
+        kept: Option<PathBuf>,
     },
 }
 
@@ -140,10 +165,26 @@ impl Runner {
                 command.current_dir(workdir);
                 command
             }
-            Runner::Root { root, application } => {
+            Runner::Root {
+                root, application, ..
+            } => {
                 let mut command = Command::new("unshare");
                 command
-                    .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    // --fork: the command is the first process of its PID namespace;
+                    // --kill-child: it does not outlive a killed build.
+                    .args([
+                        "--mount",
+                        "--propagation",
+                        "private",
+                        "--pid",
+                        "--fork",
+                        "--kill-child",
+                        "--ipc",
+                        "--uts",
+                        "--",
+                        "sh",
+                        "-c",
+                    ])
                     .arg(ENTER_ROOT)
                     .arg("debstage-enter-root")
                     .arg(root)
@@ -151,6 +192,11 @@ impl Runner {
                     .arg(workdir)
                     .arg(program)
                     .env("PATH", ROOT_PATH)
+                    // Downloads are kept where the build's layer does not forget them
+                    // (see crate::build::root); a host path would mean nothing inside.
+                    .env("PIP_CACHE_DIR", format!("{KEPT_CACHE}/pip"))
+                    .env("UV_CACHE_DIR", format!("{KEPT_CACHE}/uv"))
+                    .env("npm_config_cache", format!("{KEPT_CACHE}/npm"))
                     // The host's working directory would stay open behind the chroot.
                     .current_dir(root);
                 command
@@ -175,7 +221,10 @@ impl Runner {
     /// under the root as its path inside, the application directory as
     /// [`APPLICATION_MOUNT`]. Anything else is not visible there.
     pub(crate) fn inside(&self, path: &Path) -> Result<PathBuf> {
-        let Runner::Root { root, application } = self else {
+        let Runner::Root {
+            root, application, ..
+        } = self
+        else {
             return Ok(path.to_path_buf());
         };
         let real = std::fs::canonicalize(path)
@@ -195,6 +244,26 @@ impl Runner {
             root.display(),
             application.display()
         )
+    }
+
+    /// Where the host finds, after the build, the file the programs know as `inside`
+    /// (absolute): under [`KEPT_CACHE`], in the directory that outlives the build; in the
+    /// application directory; `None` for any other file of a root, which is gone with
+    /// the build's layer.
+    pub(crate) fn host_path_after(&self, inside: &Path) -> Option<PathBuf> {
+        let Runner::Root {
+            application, kept, ..
+        } = self
+        else {
+            return Some(inside.to_path_buf());
+        };
+        if let (Some(kept), Ok(rest)) = (kept, inside.strip_prefix(KEPT_CACHE)) {
+            return Some(kept.join(rest));
+        }
+        inside
+            .strip_prefix(APPLICATION_MOUNT)
+            .ok()
+            .map(|rest| application.join(rest))
     }
 
     /// A new empty directory the programs can write into and the host can read: a
@@ -227,6 +296,7 @@ mod tests {
         let runner = Runner::Root {
             root: root.clone(),
             application: std::fs::canonicalize(&application)?,
+            kept: Some(temp.path().join("kept")),
         };
         assert_eq!(
             runner.inside(&root.join("tmp/work"))?,
@@ -237,6 +307,15 @@ mod tests {
             Path::new("/debstage/app/src")
         );
         assert!(runner.inside(temp.path()).is_err());
+        assert_eq!(
+            runner.host_path_after(Path::new("/var/cache/debstage/npm/_logs/1.log")),
+            Some(temp.path().join("kept/npm/_logs/1.log"))
+        );
+        assert_eq!(
+            runner.host_path_after(Path::new("/debstage/app/a.txt")),
+            Some(std::fs::canonicalize(&application)?.join("a.txt"))
+        );
+        assert_eq!(runner.host_path_after(Path::new("/tmp/x.log")), None);
         assert_eq!(Runner::Host.inside(Path::new("/x/y"))?, Path::new("/x/y"));
         let system = runner.system_root();
         assert_eq!(

@@ -117,11 +117,12 @@ pub(crate) fn stage(
         });
         match &detected {
             Some(detected) if !reasons.is_empty() => bail!(
-                "{what} failed with {}; {} says:\n  {}{}",
+                "{what} failed with {}; {} says:\n  {}{}{}",
                 failed.status,
                 detected.manager.name(),
                 reasons.join("\n  "),
-                hint.unwrap_or_default()
+                hint.unwrap_or_default(),
+                npm_log(runner, &failed.lines)
             ),
             _ => match hint {
                 Some(hint) => return Err(error.context(hint.trim_start().to_string())),
@@ -233,6 +234,28 @@ fn ask_node(
         );
     }
     Ok(text)
+}
+
+/// Where the host finds the complete log npm names in `lines` (a path inside a build root
+/// means nothing on the host), as a line to add to the error; empty without one.
+fn npm_log(runner: &Runner, lines: &[String]) -> String {
+    const SAID: &str = "A complete log of this run can be found in:";
+    // npm 10 says it on one line; npm 9 (bookworm's) puts the path on the next one.
+    let Some(path) = lines.iter().enumerate().find_map(|(index, line)| {
+        let (_, rest) = line.split_once(SAID)?;
+        let rest = rest.trim();
+        if !rest.is_empty() {
+            return Some(rest);
+        }
+        let next = lines.get(index + 1)?;
+        Some(next.trim_start_matches("npm ERR!").trim())
+    }) else {
+        return String::new();
+    };
+    match runner.host_path_after(Path::new(path)) {
+        Some(host) => format!("\nnpm's complete log: {}", host.display()),
+        None => String::new(),
+    }
 }
 
 /// The NODE_MODULE_VERSION of the Node.js that ran the install (`process.versions.modules`).
