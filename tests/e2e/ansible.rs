@@ -23,6 +23,8 @@
 //! connection, with `ansible_chroot_exe` set to a wrapper that runs each command with
 //! `nsenter --target <the container's systemd> --all`: the way to drive an nspawn host
 //! without sshd, where the postinst restarts the unit and runs the health check for real.
+//! It goes through points 1-7 of issue 20 on those two containers, with ansible-core 2.17
+//! and the newest taking turns. ansible-lint's production profile is a test too.
 //!
 //! A missing prerequisite (root, debootstrap, Debian's python3 with venv, PyPI) skips
 //! the scenario loudly, and fails it when `CI` is set.
@@ -79,6 +81,45 @@ fn newest_ansible_venv() -> Result<PathBuf, String> {
         ANSIBLE_NEWEST,
         "bin/ansible-playbook",
     )
+}
+
+/// ansible-lint, in a cached venv of its own (it brings the ansible-core it lints with).
+const ANSIBLE_LINT: &str = "ansible-lint==26.10.1";
+
+/// The role passes ansible-lint's strictest profile, `production` (what Ansible Galaxy's
+/// certified content is held to). `--offline`: no collection is installed from Galaxy.
+#[test]
+fn scenario_20_the_role_passes_ansible_lint_production() {
+    let venv =
+        match crate::support::cached_venv("ansible-lint-venv", ANSIBLE_LINT, "bin/ansible-lint") {
+            Ok(venv) => venv,
+            Err(why) => return missing(&why),
+        };
+    let home = tempfile::tempdir().expect("temporary directory");
+    let bin = venv.join("bin");
+    let directory = project_root().join("integrations/ansible");
+    let output = Command::new(bin.join("ansible-lint"))
+        .args(["--offline", "--nocolor", "--profile", "production"])
+        .arg("roles/debstage_stage")
+        .current_dir(&directory)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .env("LC_ALL", "C.UTF-8")
+        .env("HOME", home.path())
+        .env("ANSIBLE_ROLES_PATH", directory.join("roles"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run ansible-lint: {error}"));
+    let text = format!("stdout:\n{}\nstderr:\n{}", stdout(&output), stderr(&output));
+    assert!(
+        output.status.success()
+            && text.contains("Profile 'production' was required, and it passed"),
+        "ansible-lint --profile production failed ({})\n{text}",
+        output.status
+    );
 }
 
 /// What one `ansible-playbook` run did, from its output.
@@ -256,12 +297,13 @@ impl Controller {
     }
 }
 
-/// Reads the PLAY RECAP counts and the tasks that reported `changed`.
+/// Reads the PLAY RECAP counts, summed over the hosts, and the tasks that reported
+/// `changed`.
 fn parse_run(output: Output) -> Run {
     let text = stdout(&output);
     let mut task = String::new();
     let mut changed_tasks = Vec::new();
-    let mut recap = None;
+    let mut recaps = Vec::new();
     let mut in_recap = false;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("TASK [") {
@@ -270,21 +312,25 @@ fn parse_run(output: Output) -> Run {
             changed_tasks.push(task.clone());
         } else if line.starts_with("PLAY RECAP") {
             in_recap = true;
-        } else if in_recap && line.starts_with("server ") {
-            recap = Some(line.to_string());
+        } else if in_recap && line.contains(" : ok=") {
+            recaps.push(line.to_string());
         }
     }
     let count = |key: &str| -> u32 {
-        let Some(line) = &recap else { return 0 };
-        line.split_whitespace()
-            .find_map(|field| field.strip_prefix(&format!("{key}=")))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("no {key}= in the recap line {line:?}"))
+        recaps
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .find_map(|field| field.strip_prefix(&format!("{key}=")))
+                    .and_then(|value| value.parse::<u32>().ok())
+                    .unwrap_or_else(|| panic!("no {key}= in the recap line {line:?}"))
+            })
+            .sum()
     };
-    let (changed, failed, unreachable) = if recap.is_some() {
-        (count("changed"), count("failed"), count("unreachable"))
-    } else {
+    let (changed, failed, unreachable) = if recaps.is_empty() {
         (0, 1, 0) // no recap: ansible-playbook stopped before the play
+    } else {
+        (count("changed"), count("failed"), count("unreachable"))
     };
     Run {
         output,
@@ -293,6 +339,24 @@ fn parse_run(output: Output) -> Run {
         unreachable,
         changed_tasks,
     }
+}
+
+/// Asserts that a check-mode run predicted the stage package's move from `installed` to
+/// `candidate` and the link's move from `link` (its target now) to the candidate's release.
+fn assert_predicts(run: &Run, installed: &str, candidate: &str, link: &str) {
+    let text = stdout(&run.output);
+    let release = candidate
+        .rsplit_once('-')
+        .map_or(candidate, |(release, _)| release);
+    assert!(
+        text.contains(&format!(
+            "hello-production: would move from {installed} to {candidate}"
+        )) && text.contains(&format!(
+            "/opt/hello/production would point to {release} (now {link})"
+        )),
+        "{}",
+        run.text()
+    );
 }
 
 /// The marker line the role writes first in its `.sources` files.
@@ -393,11 +457,9 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
     // 0. Check mode on the fresh host: nothing changes, and the run says what would.
     release("1.0");
     let preview = controller.check(&variables(&repository, key_url.clone()));
-    let text = stdout(&preview.output);
+    assert_predicts(&preview, "not installed", "1.0-1", "missing");
     assert!(
-        text.contains("hello-production: would move from not installed to 1.0-1")
-            && text.contains("/opt/hello/production would point to 1.0 (now missing)")
-            && text.contains("+Suites: production"),
+        stdout(&preview.output).contains("+Suites: production"),
         "{}",
         preview.text()
     );
@@ -486,13 +548,7 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
     // 3. 1.1 reaches production. Check mode predicts the move and changes nothing...
     release("1.1");
     let preview = controller.check(&variables(&repository, key_url.clone()));
-    let text = stdout(&preview.output);
-    assert!(
-        text.contains("hello-production: would move from 1.0-1 to 1.1-1")
-            && text.contains("/opt/hello/production would point to 1.1 (now 1.0)"),
-        "{}",
-        preview.text()
-    );
+    assert_predicts(&preview, "1.0-1", "1.1-1", "1.0");
     assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
     // Only the prediction changes: the key and the .sources file stay as they are.
@@ -666,6 +722,53 @@ fn prepare_for_ansible(server: &mut Server) {
     fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
 }
 
+/// The stage's facts file of a booted server.
+fn facts_of(server: &Server) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(server.path("/var/lib/hello/production.json")).expect("facts"))
+        .expect("the facts file is JSON")
+}
+
+/// Asserts that a booted server runs `package_version` of the stage package,
+/// health-checked: dpkg, the link and the facts file agree.
+fn assert_checked(server: &Server, package_version: &str, run: &Run) {
+    let release = package_version
+        .rsplit_once('-')
+        .map_or(package_version, |(release, _)| release);
+    assert_eq!(
+        server.installed_version("hello-production").as_deref(),
+        Some(package_version),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        server.link("/opt/hello/production").as_deref(),
+        Some(release)
+    );
+    let facts = facts_of(server);
+    assert!(
+        facts["state"] == "checked"
+            && facts["version"] == release
+            && facts["package_version"] == package_version
+            && facts["current"] == release,
+        "{facts}\n{}",
+        run.text()
+    );
+}
+
+/// The line of a failed run that the role's rescue writes: the reason the host gave.
+fn failure_headline(run: &Run) -> String {
+    stdout(&run.output)
+        .lines()
+        .find(|line| line.contains("hello-production failed on this host"))
+        .unwrap_or_else(|| panic!("no failure headline:\n{}", run.text()))
+        .trim()
+        .to_string()
+}
+
+/// Issue 20 on two servers booted with systemd, driven through the chroot connection with
+/// the nsenter wrapper, in a canary rollout (`serial: [1, "100%"]`). ansible-core 2.17
+/// and the newest take turns on the same two containers (each boot costs): points 1-7 of
+/// the issue, in the order a fleet meets them.
 #[test]
 fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     let started = Instant::now();
@@ -678,9 +781,9 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     ) {
         return missing("this machine cannot boot Debian servers (root, debootstrap, nspawn)");
     }
-    let venv = match ansible_venv() {
-        Ok(venv) => venv,
-        Err(why) => return missing(&why),
+    let (venv, newest_venv) = match (ansible_venv(), newest_ansible_venv()) {
+        (Ok(venv), Ok(newest)) => (venv, newest),
+        (Err(why), _) | (_, Err(why)) => return missing(&why),
     };
     let release = super::apt::Release::new();
     let Some(mut canary) = Server::booted("ansible-canary") else {
@@ -689,9 +792,13 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     let Some(mut second) = Server::booted("ansible-second") else {
         return missing("this machine cannot boot Debian servers");
     };
-    prepare_for_ansible(&mut canary);
-    prepare_for_ansible(&mut second);
-    let controller = Controller::booted(venv, &[&canary, &second]);
+    for server in [&mut canary, &mut second] {
+        prepare_for_ansible(server);
+        // node_exporter's textfile directory: the stage scripts write their metrics there.
+        fs::create_dir_all(server.path("/var/lib/prometheus/node-exporter")).expect("textfiles");
+    }
+    let core_2_17 = Controller::booted(venv, &[&canary, &second]);
+    let newest = Controller::booted(newest_venv, &[&canary, &second]);
     let key = (
         "debstage_stage_key_url",
         format!("{}/{ORIGIN}.gpg", release.repository.url()),
@@ -699,37 +806,91 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     // The real thing: health-checked on the hosts, so the default (checked required).
     let mut variables = variables(&release.repository, key);
     variables["debstage_stage_require_checked"] = true.into();
+    let sources = format!("/etc/apt/sources.list.d/{ORIGIN}-production.sources");
+    let untouched = |server: &Server| {
+        assert_eq!(server.installed_version("hello-production"), None);
+        assert!(!server.exists(&sources), "{sources} was written");
+    };
 
-    // 1.0 everywhere, health-checked by the postinst through the container's systemd.
+    // Point 4: a string where the role wants a list, and a stage name outside the naming
+    // contract, fail before anything is written.
+    for (name, value, expected) in [
+        (
+            "debstage_stage_components",
+            "main",
+            "debstage_stage_components a non-empty YAML list",
+        ),
+        (
+            "debstage_stage_name",
+            "Production",
+            "debstage_stage_name a stage name",
+        ),
+    ] {
+        let mut wrong = variables.clone();
+        wrong[name] = value.into();
+        let refused = newest.try_run(&wrong);
+        assert!(
+            !refused.output.status.success() && stdout(&refused.output).contains(expected),
+            "{}",
+            refused.text()
+        );
+    }
+    untouched(&canary);
+    untouched(&second);
+
+    // Point 2: check mode on fresh hosts, with both Ansibles: the predicted move and link,
+    // the .sources file as a diff, and nothing written.
     release.release("1.0", super::apt::TO_PRODUCTION);
-    let first = controller.try_run(&variables);
-    let text = stdout(&first.output);
-    assert!(first.output.status.success(), "{}", first.text());
+    for controller in [&core_2_17, &newest] {
+        let preview = controller.check(&variables);
+        assert_predicts(&preview, "not installed", "1.0-1", "missing");
+        assert!(
+            stdout(&preview.output).contains("+Suites: production"),
+            "{}",
+            preview.text()
+        );
+        untouched(&canary);
+        untouched(&second);
+    }
+
+    // 1.0 everywhere, health-checked by the postinst through the container's systemd;
+    // again with the newest Ansible: nothing changes.
+    let first = core_2_17.run(&variables);
+    for server in [&canary, &second] {
+        assert_checked(server, "1.0-1", &first);
+    }
+    let again = newest.run(&variables);
+    assert_eq!(again.changed, 0, "{}", again.text());
+
+    // 1.1's health check fails. Check mode on the configured hosts predicts the move and
+    // the link, and only that.
+    let unhealthy = release.builds.unhealthy("1.1", "1");
+    release.add(&unhealthy);
+    release.promote("1.1", super::apt::TO_PRODUCTION);
+    let preview = newest.check(&variables);
+    assert_predicts(&preview, "1.0-1", "1.1-1", "1.0");
+    assert!(
+        preview
+            .changed_tasks
+            .iter()
+            .all(|task| task == "debstage_stage : Report the predicted change (check mode)"),
+        "{}",
+        preview.text()
+    );
     for server in [&canary, &second] {
         assert_eq!(
             server.installed_version("hello-production").as_deref(),
             Some("1.0-1")
         );
-        let facts: serde_json::Value = serde_json::from_slice(
-            &fs::read(server.path("/var/lib/hello/production.json")).expect("facts"),
-        )
-        .expect("facts are JSON");
-        assert_eq!(facts["state"], "checked", "{facts}\n{text}");
     }
 
-    // 1.1's health check fails: the canary goes back to 1.0 and the run stops there,
-    // with the health check's words in its failure; the second host is not touched.
-    let unhealthy = release.builds.unhealthy("1.1", "1");
-    release.add(&unhealthy);
-    release.promote("1.1", super::apt::TO_PRODUCTION);
-    let failed = controller.try_run(&variables);
+    // Point 5 and the canary: the canary goes back to 1.0 and the run stops there, with
+    // the health check's words in its headline; the second host is not touched.
+    let failed = core_2_17.try_run(&variables);
     let text = stdout(&failed.output);
     assert!(!failed.output.status.success(), "{}", failed.text());
-    let headline = text
-        .lines()
-        .find(|line| line.contains("hello-production failed on this host"))
-        .unwrap_or_else(|| panic!("no failure headline:\n{}", failed.text()));
-    shout(&format!("canary failure: {}", headline.trim()));
+    let headline = failure_headline(&failed);
+    shout(&format!("canary failure: {headline}"));
     assert!(
         headline.contains("the health check failed (exit 1)")
             && headline.contains("unreachable: code 42")
@@ -754,31 +915,118 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     assert_eq!(second.link("/opt/hello/production").as_deref(), Some("1.0"));
     assert!(!second.exists("/opt/hello/1.1"), "the second host got 1.1");
 
-    // autoremove on the canary removes nothing that runs: after it and a restart, the
-    // unit runs 1.0 again.
-    let output = canary.apt_get(&["autoremove", "--purge"]);
-    assert_eq!(
-        canary.installed_version("hello-1.0").as_deref(),
-        Some("1.0-1"),
-        "{}",
-        stdout(&output)
+    // Point 1: autoremove on the canary removes nothing that runs: after it and a
+    // restart, the unit runs 1.0 again.
+    let autoremove_keeps_1_0 = |server: &Server| {
+        let output = server.apt_get(&["autoremove", "--purge"]);
+        assert_eq!(
+            server.installed_version("hello-1.0").as_deref(),
+            Some("1.0-1"),
+            "{}",
+            stdout(&output)
+        );
+        server.run_ok("systemctl", &["restart", "hello-production.service"]);
+        let pid = stdout(&server.run_ok(
+            "systemctl",
+            &[
+                "show",
+                "--property",
+                "MainPID",
+                "--value",
+                "hello-production.service",
+            ],
+        ))
+        .trim()
+        .to_string();
+        assert_ne!(pid, "0");
+        let cwd = stdout(&server.run_ok("readlink", &[&format!("/proc/{pid}/cwd")]));
+        assert_eq!(cwd.trim(), "/opt/hello/1.0");
+    };
+    autoremove_keeps_1_0(&canary);
+
+    // Point 7: the role again while 1.1 is still in the suite: the canary refuses it (it
+    // failed there) and the run stops there again, saying why...
+    let refused = newest.try_run(&variables);
+    assert!(!refused.output.status.success(), "{}", refused.text());
+    let headline = failure_headline(&refused);
+    assert!(
+        headline.contains("version 1.1 (failed), the link points to 1.0"),
+        "{headline}"
     );
-    canary.run_ok("systemctl", &["restart", "hello-production.service"]);
-    let pid = stdout(&canary.run_ok(
-        "systemctl",
-        &[
-            "show",
-            "--property",
-            "MainPID",
-            "--value",
-            "hello-production.service",
-        ],
-    ))
-    .trim()
-    .to_string();
-    assert_ne!(pid, "0");
-    let cwd = stdout(&canary.run_ok("readlink", &[&format!("/proc/{pid}/cwd")]));
-    assert_eq!(cwd.trim(), "/opt/hello/1.0");
+    assert!(!second.exists("/opt/hello/1.1"), "the second host got 1.1");
+    autoremove_keeps_1_0(&canary);
+    // ...then `repo rollback` and the role: the facts, the journal and the metrics of
+    // the canary describe the host as it is (1.0, checked), not the failed 1.1.
+    release.repository.run(&["rollback", "hello", "production"]);
+    let recovered = newest.run(&variables);
+    for server in [&canary, &second] {
+        assert_checked(server, "1.0-1", &recovered);
+        let metrics = fs::read_to_string(
+            server.path("/var/lib/prometheus/node-exporter/debstage_hello_production.prom"),
+        )
+        .expect("metrics");
+        assert!(
+            metrics.contains("version=\"1.0\",package_version=\"1.0-1\",state=\"checked\""),
+            "{metrics}"
+        );
+    }
+    let journal =
+        fs::read_to_string(canary.path("/var/lib/hello/production.journal")).expect("journal");
+    let last = journal
+        .lines()
+        .rfind(|line| !line.starts_with(' '))
+        .unwrap_or_default();
+    assert!(
+        last.contains(" checked ") && last.ends_with(" 1.0"),
+        "{journal}"
+    );
+    autoremove_keeps_1_0(&canary);
+
+    // Point 3: a typo in the stage fails that run on the canary and leaves its .sources
+    // file; the correct run removes it, so apt works again.
+    let mut typo = variables.clone();
+    typo["debstage_stage_name"] = "prodution".into();
+    let wrong = core_2_17.try_run(&typo);
+    assert!(!wrong.output.status.success(), "{}", wrong.text());
+    let stale = format!("/etc/apt/sources.list.d/{ORIGIN}-prodution.sources");
+    assert!(canary.exists(&stale), "{}", wrong.text());
+    let repaired = core_2_17.run(&variables);
+    assert!(!canary.exists(&stale), "{}", repaired.text());
+    assert!(canary.exists(&sources));
+
+    // Point 6: where the postinst may not restart the unit (policy-rc.d forbids it on the
+    // canary), the switch to 1.2 is not health-checked and the run fails saying so...
+    release.release("1.2", super::apt::TO_PRODUCTION);
+    let policy = canary.path("/usr/sbin/policy-rc.d");
+    fs::write(&policy, "#!/bin/sh\nexit 101\n").expect("policy-rc.d");
+    fs::set_permissions(&policy, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let unchecked = core_2_17.try_run(&variables);
+    assert!(!unchecked.output.status.success(), "{}", unchecked.text());
+    assert!(
+        stdout(&unchecked.output).contains(
+            "hello-production 1.2-1 was not health-checked on this host: the facts say \
+             switched for 1.2-1 (policy-rc.d forbids restarting"
+        ),
+        "{}",
+        unchecked.text()
+    );
+    assert_eq!(
+        second.installed_version("hello-production").as_deref(),
+        Some("1.0-1")
+    );
+    // ...and once it may, the next run checks the switch (apt has nothing left to do)
+    // and the rollout goes on.
+    fs::remove_file(&policy).expect("remove policy-rc.d");
+    let checked = newest.run(&variables);
+    assert!(
+        checked.changed_tasks.iter().any(|task| task
+            == "debstage_stage : Check a switch that was not health-checked on the host"),
+        "{}",
+        checked.text()
+    );
+    for server in [&canary, &second] {
+        assert_checked(server, "1.2-1", &checked);
+    }
     shout(&format!(
         "ansible canary scenario done in {:.1} s",
         started.elapsed().as_secs_f64()
