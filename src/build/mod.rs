@@ -1230,7 +1230,7 @@ fn reuse_package(
         .with_context(|| format!("{}: cannot be read", previous.display()))?;
     Ok(WrittenPackage {
         file,
-        id: crate::naming::PackageId::new(package, version, architecture),
+        id: crate::naming::package_id::PackageId::new(package, version, architecture),
         size,
         sha256,
     })

@@ -84,7 +84,7 @@ pub(crate) struct WrittenPackage {
     pub(crate) file: String,
     /// Package, Version and Architecture.
     #[serde(flatten)]
-    pub(crate) id: crate::naming::PackageId,
+    pub(crate) id: crate::naming::package_id::PackageId,
     /// The size of the `.deb` in bytes.
     pub(crate) size: u64,
     /// The SHA256 of the `.deb`, in hex.
@@ -145,7 +145,7 @@ pub(crate) fn write_package(spec: &PackageSpec, directory: &Path) -> Result<Writ
         .with_context(|| format!("{}: cannot be written", target.display()))?;
     Ok(WrittenPackage {
         file,
-        id: crate::naming::PackageId {
+        id: crate::naming::package_id::PackageId {
             package,
             version,
             architecture,

@@ -12,7 +12,7 @@ pub(crate) struct BuiltPackage {
     pub(crate) file: String,
     /// Package, Version and Architecture.
     #[serde(flatten)]
-    pub(crate) id: crate::naming::PackageId,
+    pub(crate) id: crate::naming::package_id::PackageId,
     /// Size in bytes.
     pub(crate) size: u64,
     /// SHA256 in hex.

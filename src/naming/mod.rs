@@ -17,7 +17,6 @@ pub(crate) mod rules;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use distribution::Distribution;
-pub(crate) use package_id::PackageId;
 
 /// The names of one application that do not depend on a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

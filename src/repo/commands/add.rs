@@ -22,7 +22,7 @@ use crate::deb::read::{read_and_check_from, PackageControl, UnpackLimits};
 use crate::debian::names;
 use crate::debian::version::Version;
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage};
-use crate::naming::PackageId;
+use crate::naming::package_id::PackageId;
 use crate::naming::{rules, AppNames, Distribution};
 use crate::repo::clock::now;
 use crate::repo::config::RepoConfig;
