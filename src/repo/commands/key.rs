@@ -399,6 +399,7 @@ fn commit(session: &mut Session<'_>, mut config: RepoConfig) -> Result<()> {
     config.save(&root)?;
     write_public_keys(&root, &config.origin, &set)?;
     session.repository.config = config;
+    session.record_signing_keys()?;
     let transaction = session.connection.transaction()?;
     for suite in suites::all_suites(&session.repository.config, &transaction)? {
         state::owe_publication(&transaction, &suite.name())?;
