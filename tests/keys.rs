@@ -535,3 +535,93 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
     let (clean, text) = update(&with_new);
     assert!(clean, "after the retirement:\n{text}");
 }
+
+/// `[publish] valid_for`: each Release says `Valid-Until` that long after its Date; apt
+/// refuses a suite whose Valid-Until has passed (a Release dated two days ago that was
+/// valid for one day) and accepts it once `repo publish` dates it now.
+#[test]
+fn apt_refuses_a_release_past_its_valid_until() {
+    if !crate::support::tools_present(
+        "apt_refuses_a_release_past_its_valid_until",
+        &[("apt-get", "apt")],
+    ) {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server =
+        crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
+    let keys = Keys {
+        temp: tempfile::tempdir().expect("temp dir"),
+        repo: server.directory.clone(),
+    };
+    let config = keys.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, format!("{text}\n[publish]\nvalid_for = \"1d\"\n")).expect("config");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let publish_at = |seconds: u64| {
+        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .args(["repo", "--repo"])
+            .arg(&keys.repo)
+            .arg("publish")
+            .env("SOURCE_DATE_EPOCH", seconds.to_string())
+            .output()
+            .expect("debstage runs");
+        assert!(output.status.success(), "{output:?}");
+        fs::read_to_string(keys.suite("production").join("Release")).expect("Release")
+    };
+    let field = |release: &str, name: &str| {
+        release
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{release}"))
+            .to_string()
+    };
+    let two_days_ago = now - 2 * 86_400;
+    let release = publish_at(two_days_ago);
+    let date = |seconds: u64| {
+        let output = Command::new("date")
+            .args(["-u", "-R", "-d"])
+            .arg(format!("@{seconds}"))
+            .output()
+            .expect("date runs");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .replace("+0000", "UTC")
+    };
+    assert_eq!(field(&release, "Date"), date(two_days_ago));
+    assert_eq!(field(&release, "Valid-Until"), date(two_days_ago + 86_400));
+    let keyring = fs::read(keys.keyring_of(&keys.listed().0[0].0)).expect("keyring");
+    let apt = crate::support::apt::Apt::for_suite(
+        &temp.path().join("apt"),
+        &server.url(),
+        "production",
+        &keyring,
+    );
+    let update = || {
+        let output = apt.command(&["update"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            output.status.success() && !text.contains("W:") && !text.contains("E:"),
+            text,
+        )
+    };
+    let (clean, text) = update();
+    assert!(
+        !clean && text.contains("is expired"),
+        "apt accepted a Release past its Valid-Until:\n{text}"
+    );
+    let release = publish_at(now);
+    assert_eq!(field(&release, "Valid-Until"), date(now + 86_400));
+    let (clean, text) = update();
+    assert!(
+        clean,
+        "apt refused a Release within its Valid-Until:\n{text}"
+    );
+}
