@@ -625,3 +625,188 @@ fn apt_refuses_a_release_past_its_valid_until() {
         "apt refused a Release within its Valid-Until:\n{text}"
     );
 }
+
+/// The keyring package that every key change puts into each suite:
+/// `<origin>-archive-keyring`, one version per key set, carrying in
+/// `/usr/share/keyrings/<origin>-archive-keyring.gpg` every key not retired (a keyring
+/// gpgv verifies the suites with); lintian finds nothing wrong with it. (Two writes of
+/// the same keys giving the same bytes: the unit test in `src/repo/keyring.rs`.)
+#[test]
+fn the_keyring_package_carries_every_key_that_is_not_retired() {
+    if !crate::support::tools_present(
+        "the_keyring_package_carries_every_key_that_is_not_retired",
+        &[
+            ("dpkg-deb", "dpkg"),
+            ("lintian", "lintian"),
+            ("gpgv", "gpgv"),
+        ],
+    ) {
+        return;
+    }
+    let keys = Keys::new();
+    let old = keys.listed().0[0].0.clone();
+    let before = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
+    assert!(
+        before.contains("The suite does not carry acme-archive-keyring yet"),
+        "{before}"
+    );
+    keys.ok(&["key", "add"]);
+    let new = keys.listed().0[1].0.clone();
+    let (deb, keyring) = keyring_package(&keys, 2, 2);
+    crate::support::assert_lintian_clean(&[&deb]);
+    let (mut valid, ok) = gpgv(&keyring, &[keys.suite("production").join("InRelease")]);
+    valid.sort();
+    let mut both = vec![old.clone(), new.clone()];
+    both.sort();
+    assert!(ok && valid == both, "{valid:?}");
+    let sources = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
+    crate::snapshots::settings(keys.temp.path()).bind(|| {
+        insta::assert_snapshot!("keys_sources_with_the_keyring_package", sources);
+    });
+    // gc keeps it: the suites point to it.
+    keys.ok(&["gc", "--keep", "0"]);
+    keyring_package(&keys, 2, 2);
+
+    keys.ok(&["key", "retire", &old]);
+    let (deb, keyring) = keyring_package(&keys, 3, 1);
+    let (valid, ok) = gpgv(&keyring, &[keys.suite("test").join("InRelease")]);
+    assert!(ok && valid == [new.clone()], "{valid:?}");
+    crate::support::assert_lintian_clean(&[&deb]);
+}
+
+/// The keyring package every suite of `keys` lists (only `version`, in each suite), and
+/// its keyring unpacked by dpkg-deb, holding `count` keys.
+fn keyring_package(keys: &Keys, version: u64, count: usize) -> (PathBuf, PathBuf) {
+    let name = "acme-archive-keyring";
+    for suite in ["test", "production"] {
+        let packages = fs::read_to_string(keys.suite(suite).join("main/binary-amd64/Packages"))
+            .expect("Packages");
+        let versions: Vec<&str> = packages
+            .split("\n\n")
+            .filter(|stanza| stanza.starts_with(&format!("Package: {name}\n")))
+            .filter_map(|stanza| {
+                stanza
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Version: "))
+            })
+            .collect();
+        assert_eq!(versions, [version.to_string()], "{suite}:\n{packages}");
+    }
+    let deb = keys
+        .repo
+        .join(format!("pool/main/a/{name}/{name}_{version}_all.deb"));
+    let unpacked = keys.temp.path().join(format!("unpacked-{version}"));
+    let output = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .output()
+        .expect("dpkg-deb runs");
+    assert!(output.status.success(), "{output:?}");
+    let keyring = unpacked.join(format!("usr/share/keyrings/{name}.gpg"));
+    assert_eq!(keys_in(&keyring), count, "keys in {}", keyring.display());
+    (deb, keyring)
+}
+
+/// `repo key add --gpg-key`: a key gpg holds (here in a GNUPGHOME of the test's own)
+/// signs beside the repository's own key; gpgv finds both signatures, each with a keyring
+/// of that key alone, and the keyring package carries both.
+#[test]
+fn a_key_held_by_gpg_signs_beside_the_first() {
+    if !crate::support::tools_present(
+        "a_key_held_by_gpg_signs_beside_the_first",
+        &[("gpg", "gpg"), ("gpgv", "gpgv"), ("dpkg-deb", "dpkg")],
+    ) {
+        return;
+    }
+    let keys = Keys::new();
+    let old = keys.listed().0[0].0.clone();
+    let home = keys.temp.path().join("gnupg");
+    fs::create_dir_all(&home).expect("GNUPGHOME");
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("GNUPGHOME mode");
+    let gpg = |arguments: &[&str]| {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(arguments)
+            .output()
+            .expect("gpg runs");
+        assert!(output.status.success(), "gpg {arguments:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    gpg(&[
+        "--quick-generate-key",
+        "Acme apt <apt@acme.example>",
+        "ed25519",
+        "sign",
+        "1y",
+    ]);
+    let listed = gpg(&["--list-secret-keys", "--with-colons"]);
+    let fingerprint = listed
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:"))
+        .map(|rest| rest.trim_matches(':').to_string())
+        .expect("the new key's fingerprint");
+    // Every command that loads the keys asks gpg for this one: all run with its home.
+    let debstage = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .args(["repo", "--repo"])
+            .arg(&keys.repo)
+            .args(arguments)
+            .env("GNUPGHOME", &home)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .expect("debstage runs");
+        assert!(output.status.success(), "{arguments:?}: {output:?}");
+        output.stdout
+    };
+    let old_keyring = keys.temp.path().join("old.gpg");
+    fs::write(&old_keyring, debstage(&["export-key", "--binary"])).expect("keyring");
+    debstage(&["key", "add", "--gpg-key", &fingerprint]);
+    let listed: Value =
+        serde_json::from_slice(&debstage(&["--format", "json", "key", "list"])).expect("JSON");
+    let states: Vec<(&str, &str)> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|key| {
+            (
+                key["fingerprint"].as_str().expect("fingerprint"),
+                key["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(old.as_str(), "signing"), (fingerprint.as_str(), "signing")]
+    );
+    assert_eq!(listed["keys"][1]["held_by"], "gpg");
+    let gpg_keyring = keys.temp.path().join("gpg-key.gpg");
+    fs::write(&gpg_keyring, {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--export", &fingerprint])
+            .output()
+            .expect("gpg runs");
+        output.stdout
+    })
+    .expect("keyring");
+    let in_release = keys.suite("test").join("InRelease");
+    for (keyring, expected) in [
+        (old_keyring, old.clone()),
+        (gpg_keyring, fingerprint.clone()),
+    ] {
+        // gpgv exits non-zero for the signature whose key it lacks; apt accepts a file
+        // with one good signature, which VALIDSIG shows.
+        let (valid, _) = gpgv(&keyring, std::slice::from_ref(&in_release));
+        assert_eq!(valid, std::slice::from_ref(&expected), "InRelease");
+        let suite = keys.suite("test");
+        let (valid, _) = gpgv(
+            &keyring,
+            &[suite.join("Release.gpg"), suite.join("Release")],
+        );
+        assert_eq!(valid, std::slice::from_ref(&expected), "Release.gpg");
+    }
+    keyring_package(&keys, 2, 2);
+}

@@ -199,6 +199,12 @@ impl KeyState {
 }
 
 impl SigningConfig {
+    /// The version the keyring package has now (1 for a repository whose keys never
+    /// changed).
+    pub(crate) fn keyring_version(&self) -> u64 {
+        self.keyring_version.max(1)
+    }
+
     /// Checks that exactly one form is used and that every key record is whole.
     fn check(&self) -> Result<()> {
         let forms = usize::from(self.key.is_some())
