@@ -480,12 +480,8 @@ fn expired_keys_never_sign_and_publishing_says_so() {
     );
 }
 
-/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
-/// trusts only the old key and one that trusts only the new key both update cleanly;
-/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
-/// second still updates.
-#[test]
-fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+/// A repository served by `repo serve` (in the first temporary directory) and its keys.
+fn served_keys() -> (tempfile::TempDir, crate::e2e::harness::RepoServer, Keys) {
     let temp = tempfile::tempdir().expect("temp dir");
     let server =
         crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
@@ -493,6 +489,31 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
         temp: tempfile::tempdir().expect("temp dir"),
         repo: server.directory.clone(),
     };
+    (temp, server, keys)
+}
+
+/// `apt-get update`: whether it was clean (exit 0, no warning, no error), and what it
+/// printed.
+fn apt_update(apt: &crate::support::apt::Apt) -> (bool, String) {
+    let output = apt.command(&["update"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.success() && !text.contains("W:") && !text.contains("E:"),
+        text,
+    )
+}
+
+/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
+/// trusts only the old key and one that trusts only the new key both update cleanly;
+/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
+/// second still updates.
+#[test]
+fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+    let (temp, server, keys) = served_keys();
     let old = keys.listed().0[0].0.clone();
     keys.ok(&["key", "add"]);
     let new = keys.listed().0[1].0.clone();
@@ -506,18 +527,7 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
         )
     };
     let (with_old, with_new) = (apt_of("apt-old", &old), apt_of("apt-new", &new));
-    let update = |apt: &crate::support::apt::Apt| {
-        let output = apt.command(&["update"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (
-            output.status.success() && !text.contains("W:") && !text.contains("E:"),
-            text,
-        )
-    };
+    let update = apt_update;
     for apt in [&with_old, &with_new] {
         let (clean, text) = update(apt);
         assert!(clean, "during dual signing:\n{text}");
@@ -547,13 +557,7 @@ fn apt_refuses_a_release_past_its_valid_until() {
     ) {
         return;
     }
-    let temp = tempfile::tempdir().expect("temp dir");
-    let server =
-        crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
-    let keys = Keys {
-        temp: tempfile::tempdir().expect("temp dir"),
-        repo: server.directory.clone(),
-    };
+    let (temp, server, keys) = served_keys();
     let config = keys.repo.join("debstage-repo.toml");
     let text = fs::read_to_string(&config).expect("config");
     fs::write(&config, format!("{text}\n[publish]\nvalid_for = \"1d\"\n")).expect("config");
@@ -600,18 +604,7 @@ fn apt_refuses_a_release_past_its_valid_until() {
         "production",
         &keyring,
     );
-    let update = || {
-        let output = apt.command(&["update"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (
-            output.status.success() && !text.contains("W:") && !text.contains("E:"),
-            text,
-        )
-    };
+    let update = || apt_update(&apt);
     let (clean, text) = update();
     assert!(
         !clean && text.contains("is expired"),

@@ -357,10 +357,11 @@ impl RepoConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config() -> RepoConfig {
+    /// A valid configuration signing with `private/signing-key.asc`.
+    pub(crate) fn config() -> RepoConfig {
         RepoConfig {
             origin: "debstage".into(),
             label: "debstage".into(),

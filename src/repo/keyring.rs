@@ -210,7 +210,6 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::repo::config::{LimitsConfig, RetentionConfig, SigningConfig};
     use crate::repo::sign::Signer;
 
     #[test]
@@ -225,17 +224,7 @@ mod tests {
             .expect("saved");
         let config = RepoConfig {
             origin: "Acme_Apps".into(),
-            label: "Acme".into(),
-            stages: vec!["test".into()],
-            architectures: vec!["amd64".into()],
-            valid_days: None,
-            signing: SigningConfig {
-                key: Some("private/signing-key.asc".into()),
-                ..Default::default()
-            },
-            retention: RetentionConfig::default(),
-            limits: LimitsConfig::default(),
-            publish: Default::default(),
+            ..crate::repo::config::tests::config()
         };
         let keys = KeySet::load(root, &config).expect("keys");
         let written: Vec<(deb::WrittenPackage, Vec<u8>)> = ["one", "two"]
