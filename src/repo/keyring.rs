@@ -13,8 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use crate::cli::Compression;
-use crate::deb::compress::{self, Settings};
+use crate::deb::compress::{self, Compression, Settings};
 use crate::deb::{self, Entry, PackageSpec};
 use crate::debian::control::{self, Control};
 use crate::debian::digests::Digests;
