@@ -258,9 +258,10 @@ pub enum RepoCommand {
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
     },
-    /// Print the public signing key (armored, or --binary for /etc/apt/keyrings/<origin>.gpg).
+    /// Print the public signing keys (armored, or --binary: the keyring Signed-By names).
     ExportKey {
-        /// Print the binary keyring that `Signed-By: /etc/apt/keyrings/<origin>.gpg` names.
+        /// Print the binary keyring that `Signed-By` names
+        /// (/usr/share/keyrings/<origin>-archive-keyring.gpg).
         #[arg(long)]
         binary: bool,
     },

@@ -155,7 +155,10 @@ fn every_command_prints_one_versioned_object() {
     let key = json(&story, &["repo", "export-key"]);
     let armored = story.ok(&["repo", "export-key"]);
     assert_eq!(key["armored"], armored.as_str());
-    assert_eq!(key["keyring_path_on_server"], "/etc/apt/keyrings/acme.gpg");
+    assert_eq!(
+        key["keyring_path_on_server"],
+        "/usr/share/keyrings/acme-archive-keyring.gpg"
+    );
     let binary = story.command(&["--format", "json", "repo", "export-key", "--binary"]);
     let binary = crate::support::run_ok(&mut { binary }).stdout;
     assert_eq!(
@@ -182,7 +185,10 @@ fn every_command_prints_one_versioned_object() {
     );
     assert_eq!(sources["suites"], serde_json::json!(["production"]));
     assert_eq!(sources["components"], serde_json::json!(["main"]));
-    assert_eq!(sources["signed_by"], "/etc/apt/keyrings/acme.gpg");
+    assert_eq!(
+        sources["signed_by"],
+        "/usr/share/keyrings/acme-archive-keyring.gpg"
+    );
     assert_eq!(sources["key"], key_without_version(&key));
     assert_eq!(
         sources["path"],

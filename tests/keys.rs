@@ -480,12 +480,8 @@ fn expired_keys_never_sign_and_publishing_says_so() {
     );
 }
 
-/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
-/// trusts only the old key and one that trusts only the new key both update cleanly;
-/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
-/// second still updates.
-#[test]
-fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+/// A repository served by `repo serve` (in the first temporary directory) and its keys.
+fn served_keys() -> (tempfile::TempDir, crate::e2e::harness::RepoServer, Keys) {
     let temp = tempfile::tempdir().expect("temp dir");
     let server =
         crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
@@ -493,6 +489,31 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
         temp: tempfile::tempdir().expect("temp dir"),
         repo: server.directory.clone(),
     };
+    (temp, server, keys)
+}
+
+/// `apt-get update`: whether it was clean (exit 0, no warning, no error), and what it
+/// printed.
+fn apt_update(apt: &crate::support::apt::Apt) -> (bool, String) {
+    let output = apt.command(&["update"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.success() && !text.contains("W:") && !text.contains("E:"),
+        text,
+    )
+}
+
+/// A rotation as apt sees it, through `repo serve`: while two keys sign, an apt that
+/// trusts only the old key and one that trusts only the new key both update cleanly;
+/// once the old key is retired, the first fails with `NO_PUBKEY <new key id>` and the
+/// second still updates.
+#[test]
+fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
+    let (temp, server, keys) = served_keys();
     let old = keys.listed().0[0].0.clone();
     keys.ok(&["key", "add"]);
     let new = keys.listed().0[1].0.clone();
@@ -506,18 +527,7 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
         )
     };
     let (with_old, with_new) = (apt_of("apt-old", &old), apt_of("apt-new", &new));
-    let update = |apt: &crate::support::apt::Apt| {
-        let output = apt.command(&["update"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (
-            output.status.success() && !text.contains("W:") && !text.contains("E:"),
-            text,
-        )
-    };
+    let update = apt_update;
     for apt in [&with_old, &with_new] {
         let (clean, text) = update(apt);
         assert!(clean, "during dual signing:\n{text}");
@@ -534,4 +544,262 @@ fn apt_holding_either_key_updates_until_the_old_one_is_retired() {
     );
     let (clean, text) = update(&with_new);
     assert!(clean, "after the retirement:\n{text}");
+}
+
+/// `[publish] valid_for`: each Release says `Valid-Until` that long after its Date; apt
+/// refuses a suite whose Valid-Until has passed (a Release dated two days ago that was
+/// valid for one day) and accepts it once `repo publish` dates it now.
+#[test]
+fn apt_refuses_a_release_past_its_valid_until() {
+    if !crate::support::tools_present(
+        "apt_refuses_a_release_past_its_valid_until",
+        &[("apt-get", "apt")],
+    ) {
+        return;
+    }
+    let (temp, server, keys) = served_keys();
+    let config = keys.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, format!("{text}\n[publish]\nvalid_for = \"1d\"\n")).expect("config");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let publish_at = |seconds: u64| {
+        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .args(["repo", "--repo"])
+            .arg(&keys.repo)
+            .arg("publish")
+            .env("SOURCE_DATE_EPOCH", seconds.to_string())
+            .output()
+            .expect("debstage runs");
+        assert!(output.status.success(), "{output:?}");
+        fs::read_to_string(keys.suite("production").join("Release")).expect("Release")
+    };
+    let field = |release: &str, name: &str| {
+        release
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{release}"))
+            .to_string()
+    };
+    let two_days_ago = now - 2 * 86_400;
+    let release = publish_at(two_days_ago);
+    let date = |seconds: u64| {
+        let output = Command::new("date")
+            .args(["-u", "-R", "-d"])
+            .arg(format!("@{seconds}"))
+            .output()
+            .expect("date runs");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .replace("+0000", "UTC")
+    };
+    assert_eq!(field(&release, "Date"), date(two_days_ago));
+    assert_eq!(field(&release, "Valid-Until"), date(two_days_ago + 86_400));
+    let keyring = fs::read(keys.keyring_of(&keys.listed().0[0].0)).expect("keyring");
+    let apt = crate::support::apt::Apt::for_suite(
+        &temp.path().join("apt"),
+        &server.url(),
+        "production",
+        &keyring,
+    );
+    let update = || apt_update(&apt);
+    let (clean, text) = update();
+    assert!(
+        !clean && text.contains("is expired"),
+        "apt accepted a Release past its Valid-Until:\n{text}"
+    );
+    let release = publish_at(now);
+    assert_eq!(field(&release, "Valid-Until"), date(now + 86_400));
+    let (clean, text) = update();
+    assert!(
+        clean,
+        "apt refused a Release within its Valid-Until:\n{text}"
+    );
+}
+
+/// The keyring package that every key change puts into each suite:
+/// `<origin>-archive-keyring`, one version per key set, carrying in
+/// `/usr/share/keyrings/<origin>-archive-keyring.gpg` every key not retired (a keyring
+/// gpgv verifies the suites with); lintian finds nothing wrong with it. (Two writes of
+/// the same keys giving the same bytes: the unit test in `src/repo/keyring.rs`.)
+#[test]
+fn the_keyring_package_carries_every_key_that_is_not_retired() {
+    if !crate::support::tools_present(
+        "the_keyring_package_carries_every_key_that_is_not_retired",
+        &[
+            ("dpkg-deb", "dpkg"),
+            ("lintian", "lintian"),
+            ("gpgv", "gpgv"),
+        ],
+    ) {
+        return;
+    }
+    let keys = Keys::new();
+    let old = keys.listed().0[0].0.clone();
+    let before = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
+    assert!(
+        before.contains("The suite does not carry acme-archive-keyring yet"),
+        "{before}"
+    );
+    keys.ok(&["key", "add"]);
+    let new = keys.listed().0[1].0.clone();
+    let (deb, keyring) = keyring_package(&keys, 2, 2);
+    crate::support::assert_lintian_clean(&[&deb]);
+    let (mut valid, ok) = gpgv(&keyring, &[keys.suite("production").join("InRelease")]);
+    valid.sort();
+    let mut both = vec![old.clone(), new.clone()];
+    both.sort();
+    assert!(ok && valid == both, "{valid:?}");
+    let sources = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
+    crate::snapshots::settings(keys.temp.path()).bind(|| {
+        insta::assert_snapshot!("keys_sources_with_the_keyring_package", sources);
+    });
+    // gc keeps it: the suites point to it.
+    keys.ok(&["gc", "--keep", "0"]);
+    keyring_package(&keys, 2, 2);
+
+    keys.ok(&["key", "retire", &old]);
+    let (deb, keyring) = keyring_package(&keys, 3, 1);
+    let (valid, ok) = gpgv(&keyring, &[keys.suite("test").join("InRelease")]);
+    assert!(ok && valid == [new.clone()], "{valid:?}");
+    crate::support::assert_lintian_clean(&[&deb]);
+}
+
+/// The keyring package every suite of `keys` lists (only `version`, in each suite), and
+/// its keyring unpacked by dpkg-deb, holding `count` keys.
+fn keyring_package(keys: &Keys, version: u64, count: usize) -> (PathBuf, PathBuf) {
+    let name = "acme-archive-keyring";
+    for suite in ["test", "production"] {
+        let packages = fs::read_to_string(keys.suite(suite).join("main/binary-amd64/Packages"))
+            .expect("Packages");
+        let versions: Vec<&str> = packages
+            .split("\n\n")
+            .filter(|stanza| stanza.starts_with(&format!("Package: {name}\n")))
+            .filter_map(|stanza| {
+                stanza
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Version: "))
+            })
+            .collect();
+        assert_eq!(versions, [version.to_string()], "{suite}:\n{packages}");
+    }
+    let deb = keys
+        .repo
+        .join(format!("pool/main/a/{name}/{name}_{version}_all.deb"));
+    let unpacked = keys.temp.path().join(format!("unpacked-{version}"));
+    let output = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .output()
+        .expect("dpkg-deb runs");
+    assert!(output.status.success(), "{output:?}");
+    let keyring = unpacked.join(format!("usr/share/keyrings/{name}.gpg"));
+    assert_eq!(keys_in(&keyring), count, "keys in {}", keyring.display());
+    (deb, keyring)
+}
+
+/// `repo key add --gpg-key`: a key gpg holds (here in a GNUPGHOME of the test's own)
+/// signs beside the repository's own key; gpgv finds both signatures, each with a keyring
+/// of that key alone, and the keyring package carries both.
+#[test]
+fn a_key_held_by_gpg_signs_beside_the_first() {
+    if !crate::support::tools_present(
+        "a_key_held_by_gpg_signs_beside_the_first",
+        &[("gpg", "gpg"), ("gpgv", "gpgv"), ("dpkg-deb", "dpkg")],
+    ) {
+        return;
+    }
+    let keys = Keys::new();
+    let old = keys.listed().0[0].0.clone();
+    let home = keys.temp.path().join("gnupg");
+    fs::create_dir_all(&home).expect("GNUPGHOME");
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("GNUPGHOME mode");
+    let gpg = |arguments: &[&str]| {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(arguments)
+            .output()
+            .expect("gpg runs");
+        assert!(output.status.success(), "gpg {arguments:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    gpg(&[
+        "--quick-generate-key",
+        "Acme apt <apt@acme.example>",
+        "ed25519",
+        "sign",
+        "1y",
+    ]);
+    let listed = gpg(&["--list-secret-keys", "--with-colons"]);
+    let fingerprint = listed
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:"))
+        .map(|rest| rest.trim_matches(':').to_string())
+        .expect("the new key's fingerprint");
+    // Every command that loads the keys asks gpg for this one: all run with its home.
+    let debstage = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+            .args(["repo", "--repo"])
+            .arg(&keys.repo)
+            .args(arguments)
+            .env("GNUPGHOME", &home)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .expect("debstage runs");
+        assert!(output.status.success(), "{arguments:?}: {output:?}");
+        output.stdout
+    };
+    let old_keyring = keys.temp.path().join("old.gpg");
+    fs::write(&old_keyring, debstage(&["export-key", "--binary"])).expect("keyring");
+    debstage(&["key", "add", "--gpg-key", &fingerprint]);
+    let listed: Value =
+        serde_json::from_slice(&debstage(&["--format", "json", "key", "list"])).expect("JSON");
+    let states: Vec<(&str, &str)> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|key| {
+            (
+                key["fingerprint"].as_str().expect("fingerprint"),
+                key["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(old.as_str(), "signing"), (fingerprint.as_str(), "signing")]
+    );
+    assert_eq!(listed["keys"][1]["held_by"], "gpg");
+    let gpg_keyring = keys.temp.path().join("gpg-key.gpg");
+    fs::write(&gpg_keyring, {
+        let output = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--export", &fingerprint])
+            .output()
+            .expect("gpg runs");
+        output.stdout
+    })
+    .expect("keyring");
+    let in_release = keys.suite("test").join("InRelease");
+    for (keyring, expected) in [
+        (old_keyring, old.clone()),
+        (gpg_keyring, fingerprint.clone()),
+    ] {
+        // gpgv exits non-zero for the signature whose key it lacks; apt accepts a file
+        // with one good signature, which VALIDSIG shows.
+        let (valid, _) = gpgv(&keyring, std::slice::from_ref(&in_release));
+        assert_eq!(valid, std::slice::from_ref(&expected), "InRelease");
+        let suite = keys.suite("test");
+        let (valid, _) = gpgv(
+            &keyring,
+            &[suite.join("Release.gpg"), suite.join("Release")],
+        );
+        assert_eq!(valid, std::slice::from_ref(&expected), "Release.gpg");
+    }
+    keyring_package(&keys, 2, 2);
 }

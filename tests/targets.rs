@@ -54,6 +54,20 @@ impl Repo {
     /// `repo init` (grace 0 unless `grace` says otherwise) and a target `name` at
     /// `prefix` with `extra` lines.
     pub(crate) fn new(s3: &S3, prefix: &str, extra: &str) -> Repo {
+        Repo::with_keys(s3, prefix, extra, None)
+    }
+
+    /// A second writer of the repository `self`: `repo init --key` with the secret keys
+    /// `self` exports (`repo key export --secret`), as the README says.
+    pub(crate) fn second_writer(&self, s3: &S3, prefix: &str, extra: &str) -> Repo {
+        let secret = self.run(&["key", "export", "--secret"]).stdout;
+        let file = self._temp.path().join("keys-for-the-second-writer.asc");
+        fs::write(&file, secret).expect("secret keys written");
+        Repo::with_keys(s3, prefix, extra, Some(&file))
+    }
+
+    /// `repo init` with the secret keys of `keys`, or a generated key.
+    fn with_keys(s3: &S3, prefix: &str, extra: &str, keys: Option<&Path>) -> Repo {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().join("repo");
         let repo = Repo {
@@ -61,7 +75,7 @@ impl Repo {
             root,
             environment: s3.environment(),
         };
-        repo.ok(&[
+        let mut arguments = vec![
             "init",
             "--arch",
             "amd64",
@@ -69,7 +83,11 @@ impl Repo {
             ORIGIN,
             "--stages",
             "test,staging,production",
-        ]);
+        ];
+        if let Some(keys) = keys {
+            arguments.extend(["--key", keys.to_str().expect("UTF-8")]);
+        }
+        repo.ok(&arguments);
         let config = repo.root.join("debstage-repo.toml");
         let text = fs::read_to_string(&config).expect("config");
         let text = text.replace("grace = \"1h\"", "grace = \"0\"")
@@ -615,10 +633,9 @@ fn two_writers_sharing_the_state_lose_nothing() {
     let Some(s3) = S3::moto("two writers sharing the state") else {
         return;
     };
-    let writers = [
-        Repo::new(&s3, "team", "automatic = true\nshare_state = true\n"),
-        Repo::new(&s3, "team", "automatic = true\nshare_state = true\n"),
-    ];
+    let first = Repo::new(&s3, "team", "automatic = true\nshare_state = true\n");
+    let second = first.second_writer(&s3, "team", "automatic = true\nshare_state = true\n");
+    let writers = [first, second];
     // Each adds its own version; the other's next command takes the state and the pool
     // files from the store, so the suite lists both.
     writers[0].add(0);
@@ -716,7 +733,7 @@ fn a_shared_state_in_the_published_tree_moves_to_the_private_area() {
          c.delete_object(Bucket='apt', Key='.debstage/moved/state.db')\n\
          c.put_object(Bucket='apt', Key='moved/.debstage/clock', Body=b'clock')\n",
     );
-    let second = Repo::new(&s3, "moved", shared);
+    let second = first.second_writer(&s3, "moved", shared);
     let output = second.add(1);
     let text = stderr(&output);
     assert!(
@@ -913,4 +930,83 @@ fn refused_credentials_say_which_were_used_and_what_to_check() {
         )),
         "{text}"
     );
+}
+
+/// Writers sharing a target's state must sign with the same keys: a second writer made
+/// by its own `repo init` (another key) is refused before it publishes anything, naming
+/// both key sets and the way out; one made from the first's exported keys publishes, and
+/// a key the first adds later is recorded, so the second is refused until it has it.
+#[test]
+fn writers_sharing_the_state_must_sign_with_the_same_keys() {
+    let Some(s3) = S3::moto("writers sharing the state with different keys") else {
+        return;
+    };
+    let shared = "automatic = true\nshare_state = true\n";
+    let first = Repo::new(&s3, "keys", shared);
+    first.add(0);
+    let (_, _, published) = s3.get("keys/dists/test/InRelease");
+    let stranger = Repo::new(&s3, "keys", shared);
+    let output = stranger
+        .command(&["add", "--manifest", built()[1].to_str().expect("UTF-8")])
+        .output()
+        .expect("runs");
+    let text = stderr(&output);
+    let first_keys = fingerprints(&first);
+    let stranger_keys = fingerprints(&stranger);
+    assert!(
+        !output.status.success()
+            && text.contains(&format!(
+                "the shared state records the signing key(s) {}",
+                first_keys.join(", ")
+            ))
+            && text.contains(&format!("signs with {}", stranger_keys.join(", ")))
+            && text.contains("repo key export --secret")
+            && text.contains("repo init --key"),
+        "{text}"
+    );
+    crate::snapshots::settings(stranger._temp.path()).bind(|| {
+        insta::assert_snapshot!("targets_shared_state_other_keys", text);
+    });
+    assert_eq!(
+        s3.get("keys/dists/test/InRelease").2,
+        published,
+        "the refused writer changed the published InRelease"
+    );
+    let second = first.second_writer(&s3, "keys", shared);
+    second.add(1);
+    let listed = packages_on_store(&s3, "keys", "test");
+    assert!(listed.contains(&"hello-1.1".to_string()), "{listed:?}");
+    second.verify_target();
+    // A key added by the first writer becomes the shared set: the second, which lacks it,
+    // is refused until it has the keys again.
+    first.run(&["key", "add"]);
+    let output = second.command(&["publish"]).output().expect("runs");
+    assert!(
+        !output.status.success() && stderr(&output).contains("repo key export --secret"),
+        "{}",
+        stderr(&output)
+    );
+    let third = first.second_writer(&s3, "keys", shared);
+    third.run(&["publish"]);
+    third.verify_target();
+}
+
+/// The fingerprints of the keys `repo` signs with, sorted.
+fn fingerprints(repo: &Repo) -> Vec<String> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["--format", "json", "key", "list"])).expect("JSON");
+    let mut found: Vec<String> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|key| key["state"] == "signing")
+        .map(|key| {
+            key["fingerprint"]
+                .as_str()
+                .expect("fingerprint")
+                .to_string()
+        })
+        .collect();
+    found.sort();
+    found
 }

@@ -949,7 +949,8 @@ fn check_referenced_programs(manifest: &LoadedManifest, tree: &[TreeItem]) -> Re
     Ok(())
 }
 
-fn changelog_date(epoch: u64) -> String {
+/// A changelog trailer's date (RFC 2822, UTC) of Unix seconds.
+pub(crate) fn changelog_date(epoch: u64) -> String {
     let time = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!(
@@ -958,7 +959,8 @@ fn changelog_date(epoch: u64) -> String {
     time.format(&format).unwrap_or_default()
 }
 
-fn changelog_year(epoch: u64) -> String {
+/// The year (UTC) of Unix seconds, as a copyright line gives it.
+pub(crate) fn changelog_year(epoch: u64) -> String {
     let time = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     time.year().to_string()

@@ -259,6 +259,24 @@ pub(crate) fn is_layer_key(key: &str) -> bool {
             .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
+/// The keyring package of a repository whose Origin is `origin`:
+/// `<origin>-archive-keyring`, lower-cased, with `-` for `_` (a Debian package name has
+/// neither capitals nor `_`).
+pub(crate) fn archive_keyring_package(origin: &str) -> Result<String, String> {
+    let name = format!(
+        "{}-archive-keyring",
+        origin.to_ascii_lowercase().replace('_', "-")
+    );
+    crate::debian::names::check_package_name(&name)
+        .map_err(|reason| format!("gives the keyring package {name:?}, which {reason}"))?;
+    Ok(name)
+}
+
+/// Where the keyring package installs the keys apt's `Signed-By` names.
+pub(crate) fn archive_keyring_path(package: &str) -> String {
+    format!("/usr/share/keyrings/{package}.gpg")
+}
+
 /// The file name Debian gives a package: `<package>_<version without epoch>_<arch>.deb`.
 pub(crate) fn deb_file_name(package: &str, version: &str, architecture: &str) -> String {
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);

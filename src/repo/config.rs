@@ -1,6 +1,7 @@
 //! `debstage-repo.toml`: origin, label, stages in order, architectures, signing key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ pub(crate) struct RepoConfig {
 }
 
 fn is_default_publish(publish: &crate::repo::targets::config::PublishConfig) -> bool {
-    publish.targets.is_empty() && publish.dashboard
+    publish.targets.is_empty() && publish.dashboard && publish.valid_for.is_none()
 }
 
 /// `[retention]`: apt clients hold a cached `InRelease` and fetch the indexes it names by
@@ -198,6 +199,12 @@ impl KeyState {
 }
 
 impl SigningConfig {
+    /// The version the keyring package has now (1 for a repository whose keys never
+    /// changed).
+    pub(crate) fn keyring_version(&self) -> u64 {
+        self.keyring_version.max(1)
+    }
+
     /// Checks that exactly one form is used and that every key record is whole.
     fn check(&self) -> Result<()> {
         let forms = usize::from(self.key.is_some())
@@ -289,6 +296,7 @@ impl RepoConfig {
                 );
             }
         }
+        self.valid_for()?;
         if self.retention.generations < 3 {
             bail!(
                 "retention: generations {} must be at least 3 (apt clients hold a cached \
@@ -312,6 +320,28 @@ impl RepoConfig {
         Ok(())
     }
 
+    /// How long a Release stays valid after its Date (its `Valid-Until`): `[publish]
+    /// valid_for`, or `valid_days` of older configurations; `None`: no Valid-Until.
+    pub(crate) fn valid_for(&self) -> Result<Option<Duration>> {
+        let Some(text) = &self.publish.valid_for else {
+            return Ok(self
+                .valid_days
+                .map(|days| Duration::from_secs(days * 86_400)));
+        };
+        if self.valid_days.is_some() {
+            bail!("publish: valid_for and valid_days both say how long a Release is valid: keep valid_for");
+        }
+        let valid_for = crate::units::parse_duration(text, crate::units::LONGEST_DURATION)
+            .map_err(|reason| anyhow::anyhow!("publish: valid_for {text:?} {reason}"))?;
+        if valid_for.as_secs() == 0 {
+            bail!(
+                "publish: valid_for {text:?} must be at least 1s (leave it out for a Release \
+                 without Valid-Until)"
+            );
+        }
+        Ok(Some(valid_for))
+    }
+
     /// The position of `stage` in promotion order, or an error that lists the stages.
     pub(crate) fn stage_index(&self, stage: &str) -> Result<usize> {
         self.stages
@@ -327,10 +357,11 @@ impl RepoConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config() -> RepoConfig {
+    /// A valid configuration signing with `private/signing-key.asc`.
+    pub(crate) fn config() -> RepoConfig {
         RepoConfig {
             origin: "debstage".into(),
             label: "debstage".into(),
@@ -370,6 +401,38 @@ mod tests {
         let mut bad = config();
         bad.limits.unpacked_size = "12GB".into();
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn valid_for_reads_the_duration_grammar() {
+        let mut config = config();
+        assert_eq!(config.valid_for().expect("none"), None);
+        config.publish.valid_for = Some("7d".into());
+        assert_eq!(
+            config.valid_for().expect("7d"),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        config.publish.valid_for = Some("36h".into());
+        assert_eq!(
+            config.valid_for().expect("36h"),
+            Some(Duration::from_secs(36 * 3_600))
+        );
+        for bad in ["1w", "0", "400d", "seven days"] {
+            config.publish.valid_for = Some(bad.into());
+            let error = config.check().expect_err(bad).to_string();
+            assert!(
+                error.starts_with(&format!("publish: valid_for {bad:?}")),
+                "{error}"
+            );
+        }
+        config.publish.valid_for = Some("7d".into());
+        config.valid_days = Some(7);
+        assert!(config.check().is_err());
+        config.publish.valid_for = None;
+        assert_eq!(
+            config.valid_for().expect("valid_days"),
+            Some(Duration::from_secs(7 * 86_400))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub(crate) mod clock;
 pub(crate) mod commands;
 pub(crate) mod config;
 mod http;
+pub(crate) mod keyring;
 pub(crate) mod layers;
 pub(crate) mod lock;
 pub(crate) mod pool;

@@ -71,6 +71,11 @@ impl<'a> Session<'a> {
         let shared = crate::repo::targets::shared::begin(root, &repository.config, reporter)?;
         let connection = state::open(root)?;
         if let Some(shared) = &shared {
+            crate::repo::targets::shared::check_signing_keys(
+                root,
+                &repository.config,
+                &connection,
+            )?;
             let fetched = shared.fetch_missing_pool_files(root, &connection)?;
             if fetched > 0 {
                 reporter.status(format!(
@@ -131,6 +136,19 @@ impl<'a> Session<'a> {
             shared.write_back(&self.repository.root, &self.connection)?;
         }
         Ok(owed)
+    }
+
+    /// Records the configuration's signing keys as the shared state's (after a change of
+    /// the keys); nothing when no target shares its state.
+    pub(crate) fn record_signing_keys(&self) -> Result<()> {
+        if self.shared.is_none() {
+            return Ok(());
+        }
+        let fingerprints = crate::repo::sign::keys::signing_fingerprints(
+            &self.repository.root,
+            &self.repository.config.signing,
+        )?;
+        state::record_signing_keys(&self.connection, &fingerprints)
     }
 
     /// Copies the published tree to every automatic target that is behind (`changed`:

@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -143,6 +143,15 @@ CREATE TABLE provenance (
     git_dirty INTEGER,
     source_date INTEGER NOT NULL,
     PRIMARY KEY (app, version)
+) WITHOUT ROWID;
+";
+
+/// What version 9 adds to version 8: the fingerprints of the keys that sign the
+/// publications, so that writers sharing the state on a publish target (`share_state`)
+/// find out when they sign with different keys.
+const SCHEMA_9: &str = "
+CREATE TABLE signing_keys (
+    fingerprint TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 ";
 
@@ -326,6 +335,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_5))
         .and_then(|()| connection.execute_batch(SCHEMA_6))
         .and_then(|()| connection.execute_batch(SCHEMA_8))
+        .and_then(|()| connection.execute_batch(SCHEMA_9))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -396,6 +406,14 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_8} PRAGMA user_version = 8; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 8", path.display()))?;
+    }
+    if (1..=8).contains(&version) {
+        // Version 8 recorded no signing keys: the next writer records its own.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_9} PRAGMA user_version = 9; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 9", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -877,6 +895,26 @@ pub(crate) fn paid_publication(connection: &Connection, suite: &str) -> Result<(
     connection
         .prepare_cached("DELETE FROM pending WHERE suite = ?1")?
         .execute(params![suite])?;
+    Ok(())
+}
+
+/// The fingerprints of the signing keys the state records, sorted (empty: none yet).
+pub(crate) fn signing_keys(connection: &Connection) -> Result<Vec<String>> {
+    let mut statement =
+        connection.prepare_cached("SELECT fingerprint FROM signing_keys ORDER BY fingerprint")?;
+    let rows = statement.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
+/// Records `fingerprints` as the signing keys, in place of what was recorded.
+pub(crate) fn record_signing_keys(connection: &Connection, fingerprints: &[String]) -> Result<()> {
+    connection.execute_batch("SAVEPOINT signing_keys; DELETE FROM signing_keys;")?;
+    for fingerprint in fingerprints {
+        connection
+            .prepare_cached("INSERT OR IGNORE INTO signing_keys (fingerprint) VALUES (?1)")?
+            .execute(params![fingerprint])?;
+    }
+    connection.execute_batch("RELEASE signing_keys;")?;
     Ok(())
 }
 

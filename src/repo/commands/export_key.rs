@@ -12,9 +12,12 @@ use crate::repo::session::Repository;
 use crate::repo::sign::rpgp::public_key_fingerprint;
 use crate::report::Reporter;
 
-/// Where a server keeps the repository key of `origin`: the path `Signed-By` names.
-pub(crate) fn key_path_on_server(origin: &str) -> String {
-    format!("/etc/apt/keyrings/{origin}.gpg")
+/// Where a server keeps the repository keys of `origin`, the path `Signed-By` names: the
+/// file the keyring package (`<origin>-archive-keyring`) installs and keeps current.
+pub(crate) fn key_path_on_server(origin: &str) -> Result<String> {
+    let package = crate::naming::archive_keyring_package(origin)
+        .map_err(|reason| anyhow::anyhow!("origin: {origin:?} {reason}"))?;
+    Ok(crate::naming::archive_keyring_path(&package))
 }
 
 /// The repository's public key as clients get it.
@@ -38,7 +41,7 @@ impl PublicKey {
         Ok(PublicKey {
             fingerprint,
             armored,
-            keyring_path_on_server: key_path_on_server(origin),
+            keyring_path_on_server: key_path_on_server(origin)?,
         })
     }
 
@@ -54,7 +57,8 @@ impl PublicKey {
 
 /// Prints the public key of the repository: armored (with `--format json`: with its
 /// fingerprint and the path a server keeps it at), or the binary keyring that
-/// `Signed-By: /etc/apt/keyrings/<origin>.gpg` names, whatever the format.
+/// `Signed-By: /usr/share/keyrings/<origin>-archive-keyring.gpg` names, whatever the
+/// format.
 pub(crate) fn run(root: &Path, binary: bool, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
     let origin = &repository.config.origin;

@@ -151,15 +151,9 @@ fn key_document(root: &Path, config: &RepoConfig) -> Result<(String, serde_json:
         text,
         json!({
             "keys": keys,
-            "keyring_version": keyring_version(config),
+            "keyring_version": config.signing.keyring_version(),
         }),
     ))
-}
-
-/// The version the keyring package has now (1 for a repository whose keys never
-/// changed).
-pub(crate) fn keyring_version(config: &RepoConfig) -> u64 {
-    config.signing.keyring_version.max(1)
 }
 
 /// `repo key export [FINGERPRINT] [--secret]`.
@@ -392,13 +386,24 @@ fn extend(session: &mut Session<'_>, given: &str, lifetime: Duration) -> Result<
 /// publishes every suite again under the session's lock.
 fn commit(session: &mut Session<'_>, mut config: RepoConfig) -> Result<()> {
     let root: PathBuf = session.repository.root.clone();
-    config.signing.keyring_version = keyring_version(&config) + 1;
+    config.signing.keyring_version = config.signing.keyring_version() + 1;
     config.check().context("the new key configuration")?;
     let set = KeySet::load(&root, &config)?;
     set.check_signing()?;
     config.save(&root)?;
     write_public_keys(&root, &config.origin, &set)?;
     session.repository.config = config;
+    session.record_signing_keys()?;
+    let refreshed = crate::repo::keyring::refresh(
+        &root,
+        &session.repository.config,
+        &set,
+        &mut session.connection,
+    )?;
+    session.reporter.status(format!(
+        "every suite carries {} {}",
+        refreshed.package, refreshed.version
+    ));
     let transaction = session.connection.transaction()?;
     for suite in suites::all_suites(&session.repository.config, &transaction)? {
         state::owe_publication(&transaction, &suite.name())?;

@@ -3,9 +3,10 @@
 //! (`/etc/apt/preferences.d/<app>-<stage>`) comes with the stage package itself, and a
 //! second copy written by hand would make dpkg ask about a changed conffile.
 //!
-//! The sources file names the key by path (`Signed-By: /etc/apt/keyrings/<origin>.gpg`)
-//! rather than carrying it inline: the key is then one file that configuration management
-//! installs once and rotates in one place, every stage's sources file stays short, and
+//! The sources file names the keys by path (`Signed-By:
+//! /usr/share/keyrings/<origin>-archive-keyring.gpg`) rather than carrying them inline:
+//! the file is the one the keyring package installs, so a new key reaches every server
+//! through apt, every stage's sources file stays short, and
 //! `repo export-key --binary` writes exactly the file the path names (binary, which
 //! every apt since 1.1 reads whatever the file's extension).
 
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use crate::naming::distribution::suite_of;
 use crate::naming::{AppNames, Distribution};
-use crate::repo::commands::export_key::{key_path_on_server, PublicKey};
+use crate::repo::commands::export_key::PublicKey;
 use crate::repo::session::Repository;
 use crate::repo::state;
 use crate::report::Reporter;
@@ -54,15 +55,35 @@ fn sources_path(origin: &str, suite: &str) -> String {
 
 /// The text for a terminal: how to install the key, the `.sources` file under a
 /// `# <path>` line, and where the pins come from.
-fn server_text(url: &str, suite: &str, origin: &str, stage_packages: &[String]) -> String {
-    let key = key_path_on_server(origin);
+fn server_text(
+    url: &str,
+    suite: &str,
+    origin: &str,
+    keyring: &Keyring,
+    stage_packages: &[String],
+) -> String {
+    let package = &keyring.package;
+    let key = crate::naming::archive_keyring_path(package);
+    let install = if keyring.listed {
+        format!(
+            "#   write the .sources file below, then: apt-get update && apt-get install {package}\n\
+             # {package} owns that file from then on and brings every new key before it\n\
+             # signs alone.\n"
+        )
+    } else {
+        format!(
+            "# The suite does not carry {package} yet (every change of the keys puts it\n\
+             # into each suite); until then a new key reaches servers only as this file.\n"
+        )
+    };
     let mut text = format!(
-        "# {key}: the repository key, written on the server with\n\
-         #   install -d -m 0755 /etc/apt/keyrings\n\
-         #   debstage repo export-key --binary > {key}\n\
-         # (or copy {origin}.gpg from the repository's root)\n\
+        "# {key}: the repository keys, written on a new server with\n\
+         #   curl -fsSL {}/{origin}.gpg -o {key}\n\
+         #   (or: debstage repo export-key --binary > {key})\n\
+         {install}\
          \n\
          # {}\n{}",
+        uri(url),
         sources_path(origin, suite),
         sources_file(url, suite, &key)
     );
@@ -76,6 +97,12 @@ fn server_text(url: &str, suite: &str, origin: &str, stage_packages: &[String]) 
         ));
     }
     text
+}
+
+/// The keyring package of the repository, and whether the suite lists it.
+struct Keyring {
+    package: String,
+    listed: bool,
 }
 
 /// Prints what a server of `stage` needs: the key, the `.sources` file of the stage's
@@ -114,9 +141,17 @@ pub(crate) fn run(
         }
     };
     let origin = &repository.config.origin;
+    let package = crate::naming::archive_keyring_package(origin)
+        .map_err(|reason| anyhow::anyhow!("origin: {origin:?} {reason}"))?;
+    let keyring = Keyring {
+        listed: state::suite_packages(&connection, &suite)?
+            .iter()
+            .any(|listed| listed.package == package),
+        package,
+    };
     if !reporter.is_json() {
         reporter.data(
-            server_text(url, &suite, origin, &stage_packages),
+            server_text(url, &suite, origin, &keyring, &stage_packages),
             &json!({}),
         )?;
         return Ok(());
@@ -148,18 +183,28 @@ mod tests {
 
     #[test]
     fn texts_have_the_deb822_form_and_no_pin() {
+        let key = crate::repo::commands::export_key::key_path_on_server("Example_Apps")
+            .expect("a valid origin");
+        assert_eq!(key, "/usr/share/keyrings/example-apps-archive-keyring.gpg");
         assert_eq!(
-            sources_file("http://127.0.0.1:8080/", "production", &key_path_on_server("example")),
-            "Types: deb\nURIs: http://127.0.0.1:8080\nSuites: production\nComponents: main\nSigned-By: /etc/apt/keyrings/example.gpg\n"
+            sources_file("http://127.0.0.1:8080/", "production", &key),
+            "Types: deb\nURIs: http://127.0.0.1:8080\nSuites: production\nComponents: main\nSigned-By: /usr/share/keyrings/example-apps-archive-keyring.gpg\n"
         );
         let text = server_text(
             "http://repo.example:8080",
             "staging",
             "example",
+            &Keyring {
+                package: "example-archive-keyring".into(),
+                listed: true,
+            },
             &["shop-staging".into()],
         );
-        assert!(text.contains("# /etc/apt/sources.list.d/example-staging.sources\nTypes: deb\nURIs: http://repo.example:8080\nSuites: staging\nComponents: main\nSigned-By: /etc/apt/keyrings/example.gpg\n"), "{text}");
-        assert!(text.contains("debstage repo export-key --binary > /etc/apt/keyrings/example.gpg"));
+        assert!(text.contains("# /etc/apt/sources.list.d/example-staging.sources\nTypes: deb\nURIs: http://repo.example:8080\nSuites: staging\nComponents: main\nSigned-By: /usr/share/keyrings/example-archive-keyring.gpg\n"), "{text}");
+        assert!(text.contains(
+            "curl -fsSL http://repo.example:8080/example.gpg -o /usr/share/keyrings/example-archive-keyring.gpg"
+        ));
+        assert!(text.contains("apt-get install example-archive-keyring"));
         assert!(text.contains("apt-get install --allow-downgrades shop-staging"));
         assert!(!text.contains("Pin-Priority"), "{text}");
     }

@@ -115,9 +115,7 @@ pub(crate) fn publish_suites(
         label: config.label.clone(),
         architectures: config.architectures.clone(),
         date: publish_date()?,
-        valid_for: config
-            .valid_days
-            .map(|days| Duration::from_secs(days * 86_400)),
+        valid_for: config.valid_for()?,
     };
     let history = History {
         connection,

@@ -51,6 +51,19 @@ pub(crate) fn records(root: &Path, signing: &SigningConfig) -> Result<Vec<KeyRec
     bail!("the repository configuration names no signing key")
 }
 
+/// The fingerprints of the keys in the signing state, sorted: the key set that writers
+/// sharing a publish target's state must agree on.
+pub(crate) fn signing_fingerprints(root: &Path, signing: &SigningConfig) -> Result<Vec<String>> {
+    let mut fingerprints: Vec<String> = records(root, signing)?
+        .into_iter()
+        .filter(|record| record.state == KeyState::Signing)
+        .map(|record| record.fingerprint.to_uppercase())
+        .collect();
+    fingerprints.sort();
+    fingerprints.dedup();
+    Ok(fingerprints)
+}
+
 /// Rewrites an older configuration (one `key` or `gpg_key`) into `[[signing.keys]]`, the
 /// form every change of the keys writes.
 pub(crate) fn migrate(root: &Path, config: &mut RepoConfig) -> Result<()> {

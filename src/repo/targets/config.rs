@@ -18,6 +18,10 @@ pub(crate) struct PublishConfig {
     /// the tree's root; `false` for a repository whose history is nobody's business.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub(crate) dashboard: bool,
+    /// How long each Release stays valid after its Date (`Valid-Until`), in the one
+    /// duration grammar (`7d`); absent: no Valid-Until.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) valid_for: Option<String>,
 }
 
 impl Default for PublishConfig {
@@ -25,6 +29,7 @@ impl Default for PublishConfig {
         PublishConfig {
             targets: Vec::new(),
             dashboard: true,
+            valid_for: None,
         }
     }
 }

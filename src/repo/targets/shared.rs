@@ -28,6 +28,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::repo::config::RepoConfig;
+use crate::repo::sign::keys::signing_fingerprints;
 use crate::repo::state;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::{self, StoreLock};
@@ -111,6 +112,39 @@ pub(crate) fn begin(
         e_tag: RefCell::new(e_tag),
         replaced,
     }))
+}
+
+/// Refuses a writer whose signing keys differ from the ones the shared state records
+/// (servers trust one set; a writer that re-signs every suite with another key makes them
+/// all fail with `NO_PUBKEY`); records the writer's own keys when none are recorded.
+pub(crate) fn check_signing_keys(
+    root: &Path,
+    config: &RepoConfig,
+    connection: &Connection,
+) -> Result<()> {
+    let Some(target) = shared_target(config) else {
+        return Ok(());
+    };
+    let own = signing_fingerprints(root, &config.signing)?;
+    let recorded = state::signing_keys(connection)?;
+    if recorded.is_empty() {
+        return state::record_signing_keys(connection, &own);
+    }
+    if recorded != own {
+        bail!(
+            "publish target {}: the shared state records the signing key(s) {}, but this \
+             repository ({}) signs with {}; writers that share a target's state must sign \
+             with the same keys, or every server fails with NO_PUBKEY. On the writer that \
+             has the recorded keys run `debstage repo key export --secret > keys.asc`, keep \
+             the file in this writer's secret store, and create this repository again with \
+             `debstage repo init --key keys.asc`",
+            target.name,
+            recorded.join(", "),
+            root.join(crate::repo::config::FILE_NAME).display(),
+            own.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Moves a shared state kept inside the published tree by an older version
