@@ -18,6 +18,7 @@ pub(crate) mod session;
 pub(crate) mod sign;
 pub(crate) mod stage_diff;
 pub(crate) mod state;
+pub(crate) mod subscribe;
 pub(crate) mod suites;
 pub(crate) mod targets;
 

@@ -10,12 +10,8 @@ use serde_json::json;
 
 use crate::repo::session::Repository;
 use crate::repo::sign::rpgp::public_key_fingerprint;
+use crate::repo::subscribe::key_path_on_server;
 use crate::report::Reporter;
-
-/// Where a server keeps the repository key of `origin`: the path `Signed-By` names.
-pub(crate) fn key_path_on_server(origin: &str) -> String {
-    format!("/etc/apt/keyrings/{origin}.gpg")
-}
 
 /// The repository's public key as clients get it.
 pub(crate) struct PublicKey {
