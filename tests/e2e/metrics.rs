@@ -1,0 +1,177 @@
+//! The stage scripts' node_exporter textfile on the real systemd: Debian's
+//! `prometheus-node-exporter` running in one booted container serves
+//! `debstage_release_info` with the labels of what the host runs after an install, after
+//! a failed activation (failed, the previous release serving), after a failed health
+//! check (rolled back) and after a purge (gone), and `promtool check metrics` (from
+//! Debian's `prometheus` package, unpacked in the container) accepts every file.
+
+use super::apt::{Release, TO_PRODUCTION};
+use super::harness::{http_get, Server};
+use crate::support::s3::free_port;
+use crate::support::{stderr, stdout, without_progress};
+
+const METRICS: &str = "/var/lib/prometheus/node-exporter/debstage_hello_production.prom";
+
+/// The `debstage_*` lines node_exporter serves on `port` (its own lines left out).
+fn served(port: u16) -> Vec<String> {
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|line| line.starts_with("debstage_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The one `debstage_release_info` sample node_exporter serves, or None.
+fn release_info(port: u16) -> Option<String> {
+    let lines: Vec<String> = served(port)
+        .into_iter()
+        .filter(|line| line.starts_with("debstage_release_info{"))
+        .collect();
+    assert!(lines.len() <= 1, "{lines:?}");
+    lines.into_iter().next()
+}
+
+/// `promtool check metrics` on the stage's file, inside the container.
+fn promtool_accepts(server: &Server) {
+    let output = server.run(
+        "sh",
+        &[
+            "-c",
+            &format!("/tmp/prometheus/usr/bin/promtool check metrics < {METRICS}"),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics refused {METRICS}:\n{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+fn all_output(output: &std::process::Output) -> String {
+    without_progress(&stdout(output)) + &stderr(output)
+}
+
+#[test]
+fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
+    let release = Release::new();
+    let Some(mut server) = Server::booted("node-exporter") else {
+        return;
+    };
+    // Debian's node_exporter, on a free loopback port (the container shares the host's
+    // network), reading the textfile directory the stage scripts write to.
+    server.use_mirror();
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&[
+        "install",
+        "--no-install-recommends",
+        "prometheus-node-exporter",
+    ]);
+    let port = free_port();
+    std::fs::write(
+        server.path("/etc/default/prometheus-node-exporter"),
+        format!(
+            "ARGS=\"--web.listen-address=127.0.0.1:{port} \
+             --collector.textfile.directory=/var/lib/prometheus/node-exporter\"\n"
+        ),
+    )
+    .expect("/etc/default/prometheus-node-exporter");
+    server.run_ok("systemctl", &["restart", "prometheus-node-exporter"]);
+    server.run_ok(
+        "systemctl",
+        &["is-active", "--quiet", "prometheus-node-exporter"],
+    );
+    // promtool only: the prometheus package unpacked, its server never installed.
+    server.run_ok(
+        "sh",
+        &[
+            "-c",
+            "cd /tmp && apt-get download -q prometheus && dpkg-deb -x prometheus_*.deb /tmp/prometheus",
+        ],
+    );
+
+    // 1.0 installed and checked.
+    release.release("1.0", TO_PRODUCTION);
+    server.subscribe(&release.repository, "production", "hello");
+    server.apt_get_ok(&["update"]);
+    server.apt_get_ok(&["install", "hello-production"]);
+    assert_eq!(
+        release_info(port).as_deref(),
+        Some(
+            "debstage_release_info{app=\"hello\",package_version=\"1.0-1\",stage=\"production\",\
+             state=\"checked\",version=\"1.0\"} 1"
+        ),
+        "{:?}",
+        served(port)
+    );
+    assert!(
+        served(port).contains(
+            &"debstage_health_check_ok{app=\"hello\",stage=\"production\"} 1".to_string()
+        ),
+        "{:?}",
+        served(port)
+    );
+    promtool_accepts(&server);
+
+    // 1.1's activation hook fails: the link never moves, 1.0 serves.
+    let broken = release.builds.broken("1.1", "1");
+    release.add(&broken);
+    release.promote("1.1", TO_PRODUCTION);
+    server.apt_get_ok(&["update"]);
+    let output = server.apt_get(&["install", "hello-production"]);
+    assert_eq!(output.status.code(), Some(100), "{}", all_output(&output));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert_eq!(
+        release_info(port).as_deref(),
+        Some(
+            "debstage_release_info{app=\"hello\",package_version=\"1.1-1\",stage=\"production\",\
+             state=\"failed\",version=\"1.1\"} 1"
+        )
+    );
+    promtool_accepts(&server);
+
+    // 1.2's health check fails after the switch: the script switches back to 1.0.
+    let unhealthy = release.builds.unhealthy("1.2", "1");
+    release.add(&unhealthy);
+    release.promote("1.2", TO_PRODUCTION);
+    server.apt_get_ok(&["update"]);
+    let output = server.apt_get(&["install", "hello-production"]);
+    let text = all_output(&output);
+    assert_eq!(output.status.code(), Some(100), "{text}");
+    assert!(
+        text.contains("switched back: /opt/hello/production -> 1.0"),
+        "{text}"
+    );
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
+    assert_eq!(
+        release_info(port).as_deref(),
+        Some(
+            "debstage_release_info{app=\"hello\",package_version=\"1.2-1\",stage=\"production\",\
+             state=\"rolled back\",version=\"1.2\"} 1"
+        )
+    );
+    assert!(
+        served(port).contains(
+            &"debstage_health_check_ok{app=\"hello\",stage=\"production\"} 0".to_string()
+        ),
+        "{:?}",
+        served(port)
+    );
+    promtool_accepts(&server);
+    // A retried configure refuses 1.2 and says the same of the host.
+    let again = server.run("dpkg", &["--configure", "-a"]);
+    assert_eq!(again.status.code(), Some(1), "{}", all_output(&again));
+    assert!(
+        release_info(port)
+            .is_some_and(|line| line.contains("state=\"rolled back\",version=\"1.2\"")),
+        "{:?}",
+        served(port)
+    );
+
+    // Purged: the file is gone, and so is the series.
+    server.apt_get_ok(&["purge", "hello-production"]);
+    assert!(!server.exists(METRICS));
+    assert_eq!(release_info(port), None, "{:?}", served(port));
+}
