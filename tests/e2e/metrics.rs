@@ -2,13 +2,16 @@
 //! `prometheus-node-exporter` running in one booted container serves
 //! `debstage_release_info` with the labels of what the host runs after an install, after
 //! a failed activation (failed, the previous release serving), after a failed health
-//! check (rolled back) and after a purge (gone), and `promtool check metrics` (from
-//! Debian's `prometheus` package, unpacked in the container) accepts every file.
+//! check (rolled back), after a configure killed right after its switch (switched) and
+//! after a purge (gone), and `promtool check metrics` (from Debian's `prometheus`
+//! package, unpacked in the container) accepts every file.
 
 use super::apt::{Release, TO_PRODUCTION};
+use super::fixtures::Built;
 use super::harness::{http_get, Server};
+use super::systemd::all_output;
 use crate::support::s3::free_port;
-use crate::support::{stderr, stdout, without_progress};
+use crate::support::{stderr, stdout};
 
 const METRICS: &str = "/var/lib/prometheus/node-exporter/debstage_hello_production.prom";
 
@@ -50,8 +53,16 @@ fn promtool_accepts(server: &Server) {
     );
 }
 
-fn all_output(output: &std::process::Output) -> String {
-    without_progress(&stdout(output)) + &stderr(output)
+/// Adds `built` (a version that fails on the host), promotes it to production and lets
+/// the server follow: apt fails; returns what it printed.
+fn follow_failing(release: &Release, server: &Server, built: &Built) -> String {
+    release.add(built);
+    release.promote(&built.manifest.version, TO_PRODUCTION);
+    server.apt_get_ok(&["update"]);
+    let output = server.apt_get(&["install", "hello-production"]);
+    let text = all_output(&output);
+    assert_eq!(output.status.code(), Some(100), "{text}");
+    text
 }
 
 #[test]
@@ -116,12 +127,7 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
     promtool_accepts(&server);
 
     // 1.1's activation hook fails: the link never moves, 1.0 serves.
-    let broken = release.builds.broken("1.1", "1");
-    release.add(&broken);
-    release.promote("1.1", TO_PRODUCTION);
-    server.apt_get_ok(&["update"]);
-    let output = server.apt_get(&["install", "hello-production"]);
-    assert_eq!(output.status.code(), Some(100), "{}", all_output(&output));
+    follow_failing(&release, &server, &release.builds.broken("1.1", "1"));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
     assert_eq!(
         release_info(port).as_deref(),
@@ -133,13 +139,7 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
     promtool_accepts(&server);
 
     // 1.2's health check fails after the switch: the script switches back to 1.0.
-    let unhealthy = release.builds.unhealthy("1.2", "1");
-    release.add(&unhealthy);
-    release.promote("1.2", TO_PRODUCTION);
-    server.apt_get_ok(&["update"]);
-    let output = server.apt_get(&["install", "hello-production"]);
-    let text = all_output(&output);
-    assert_eq!(output.status.code(), Some(100), "{text}");
+    let text = follow_failing(&release, &server, &release.builds.unhealthy("1.2", "1"));
     assert!(
         text.contains("switched back: /opt/hello/production -> 1.0"),
         "{text}"
@@ -166,6 +166,31 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
     assert!(
         release_info(port)
             .is_some_and(|line| line.contains("state=\"rolled back\",version=\"1.2\"")),
+        "{:?}",
+        served(port)
+    );
+
+    // A configure killed right after the switch to 1.3: the link points to 1.3, and so
+    // do the metrics (switched, not checked); the next configure checks it.
+    release.release("1.3", TO_PRODUCTION);
+    server.apt_get_ok(&["update"]);
+    let killed = server.apt_get_with(
+        &[("DEBSTAGE_TEST_KILL_AFTER_SWITCH", "1.3")],
+        &["install", "hello-production"],
+    );
+    assert_eq!(killed.status.code(), Some(100), "{}", all_output(&killed));
+    assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.3"));
+    assert_eq!(
+        release_info(port).as_deref(),
+        Some(
+            "debstage_release_info{app=\"hello\",package_version=\"1.3-1\",stage=\"production\",\
+             state=\"switched\",version=\"1.3\"} 1"
+        )
+    );
+    promtool_accepts(&server);
+    server.run_ok("dpkg", &["--configure", "-a"]);
+    assert!(
+        release_info(port).is_some_and(|line| line.contains("state=\"checked\",version=\"1.3\"")),
         "{:?}",
         served(port)
     );
