@@ -62,6 +62,11 @@ fn serve(story: &Story) -> Served {
     Served::start(|address| story.command(&["repo", "serve", "--addr", address]))
 }
 
+/// Whether Chromium and git (the fleet's commits) are here; fails under CI when not.
+fn chromium_present(test: &str) -> bool {
+    tools_present(test, &[("chromium", "chromium"), ("git", "git")])
+}
+
 /// Headless Chromium with a fresh profile, nothing fetched but the page; `host` (a
 /// website endpoint's name) resolves to 127.0.0.1.
 fn chromium(profile: &Path, host: Option<&str>) -> Command {
@@ -203,10 +208,7 @@ fn assert_sections_match(dom: &str, status: &Value, base: &str) {
 
 #[test]
 fn chromium_shows_every_cell_from_repo_serve() {
-    if !tools_present(
-        "dashboard::chromium_shows_every_cell_from_repo_serve",
-        &[("chromium", "chromium"), ("git", "git")],
-    ) {
+    if !chromium_present("dashboard::chromium_shows_every_cell_from_repo_serve") {
         return;
     }
     // An empty repository.
@@ -272,10 +274,7 @@ fn chromium_shows_every_cell_from_repo_serve() {
 /// through `repo serve`.
 #[test]
 fn chromium_shows_the_dashboard_from_a_garage_website_endpoint() {
-    if !tools_present(
-        "dashboard::chromium_shows_the_dashboard_from_a_garage_website_endpoint",
-        &[("chromium", "chromium"), ("git", "git")],
-    ) {
+    if !chromium_present("dashboard::chromium_shows_the_dashboard_from_a_garage_website_endpoint") {
         return;
     }
     let Some(s3) = S3::garage("the dashboard on a Garage website endpoint") else {

@@ -36,6 +36,30 @@ fn release_info(port: u16) -> Option<String> {
     lines.into_iter().next()
 }
 
+/// Checks that node_exporter serves the one `debstage_release_info` of the production
+/// stage with these labels, and that promtool accepts the file it read.
+fn assert_release_info(
+    server: &Server,
+    port: u16,
+    version: &str,
+    package_version: &str,
+    state: &str,
+) {
+    let expected = format!(
+        "debstage_release_info{{app=\"hello\",package_version=\"{package_version}\",\
+         stage=\"production\",state=\"{state}\",version=\"{version}\"}} 1"
+    );
+    assert_eq!(release_info(port), Some(expected), "{:?}", served(port));
+    promtool_accepts(server);
+}
+
+/// Checks the health check's gauge node_exporter serves.
+fn assert_health_check_ok(port: u16, value: u8) {
+    let expected =
+        format!("debstage_health_check_ok{{app=\"hello\",stage=\"production\"}} {value}");
+    assert!(served(port).contains(&expected), "{:?}", served(port));
+}
+
 /// `promtool check metrics` on the stage's file, inside the container.
 fn promtool_accepts(server: &Server) {
     let output = server.run(
@@ -108,35 +132,13 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
     server.subscribe(&release.repository, "production", "hello");
     server.apt_get_ok(&["update"]);
     server.apt_get_ok(&["install", "hello-production"]);
-    assert_eq!(
-        release_info(port).as_deref(),
-        Some(
-            "debstage_release_info{app=\"hello\",package_version=\"1.0-1\",stage=\"production\",\
-             state=\"checked\",version=\"1.0\"} 1"
-        ),
-        "{:?}",
-        served(port)
-    );
-    assert!(
-        served(port).contains(
-            &"debstage_health_check_ok{app=\"hello\",stage=\"production\"} 1".to_string()
-        ),
-        "{:?}",
-        served(port)
-    );
-    promtool_accepts(&server);
+    assert_release_info(&server, port, "1.0", "1.0-1", "checked");
+    assert_health_check_ok(port, 1);
 
     // 1.1's activation hook fails: the link never moves, 1.0 serves.
     follow_failing(&release, &server, &release.builds.broken("1.1", "1"));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
-    assert_eq!(
-        release_info(port).as_deref(),
-        Some(
-            "debstage_release_info{app=\"hello\",package_version=\"1.1-1\",stage=\"production\",\
-             state=\"failed\",version=\"1.1\"} 1"
-        )
-    );
-    promtool_accepts(&server);
+    assert_release_info(&server, port, "1.1", "1.1-1", "failed");
 
     // 1.2's health check fails after the switch: the script switches back to 1.0.
     let text = follow_failing(&release, &server, &release.builds.unhealthy("1.2", "1"));
@@ -145,21 +147,8 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
         "{text}"
     );
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
-    assert_eq!(
-        release_info(port).as_deref(),
-        Some(
-            "debstage_release_info{app=\"hello\",package_version=\"1.2-1\",stage=\"production\",\
-             state=\"rolled back\",version=\"1.2\"} 1"
-        )
-    );
-    assert!(
-        served(port).contains(
-            &"debstage_health_check_ok{app=\"hello\",stage=\"production\"} 0".to_string()
-        ),
-        "{:?}",
-        served(port)
-    );
-    promtool_accepts(&server);
+    assert_release_info(&server, port, "1.2", "1.2-1", "rolled back");
+    assert_health_check_ok(port, 0);
     // A retried configure refuses 1.2 and says the same of the host.
     let again = server.run("dpkg", &["--configure", "-a"]);
     assert_eq!(again.status.code(), Some(1), "{}", all_output(&again));
@@ -180,14 +169,7 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
     );
     assert_eq!(killed.status.code(), Some(100), "{}", all_output(&killed));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.3"));
-    assert_eq!(
-        release_info(port).as_deref(),
-        Some(
-            "debstage_release_info{app=\"hello\",package_version=\"1.3-1\",stage=\"production\",\
-             state=\"switched\",version=\"1.3\"} 1"
-        )
-    );
-    promtool_accepts(&server);
+    assert_release_info(&server, port, "1.3", "1.3-1", "switched");
     server.run_ok("dpkg", &["--configure", "-a"]);
     assert!(
         release_info(port).is_some_and(|line| line.contains("state=\"checked\",version=\"1.3\"")),
