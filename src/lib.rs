@@ -11,6 +11,7 @@ pub mod cli;
 mod deb;
 mod debian;
 mod fault;
+mod host;
 mod naming;
 mod repo;
 pub mod report;

@@ -42,6 +42,8 @@ pub(crate) struct SourceDate {
     pub(crate) commit: Option<String>,
     /// Whether the directory has changes git does not hold (modified or untracked files).
     pub(crate) dirty: Option<bool>,
+    /// The branch checked out (`git symbolic-ref --short HEAD`); `None` on a detached HEAD.
+    pub(crate) branch: Option<String>,
 }
 
 /// The build's time for the application in `directory`: SOURCE_DATE_EPOCH; else, in a
@@ -50,9 +52,14 @@ pub(crate) struct SourceDate {
 /// tree dirty.
 pub(crate) fn choose(directory: &Path, out: &Path) -> Result<SourceDate> {
     let git = git_state(directory, out);
-    let (commit, dirty, commit_time) = match git {
-        Some(state) => (Some(state.commit), Some(state.dirty), state.time),
-        None => (None, None, None),
+    let (commit, dirty, branch, commit_time) = match git {
+        Some(state) => (
+            Some(state.commit),
+            Some(state.dirty),
+            state.branch,
+            state.time,
+        ),
+        None => (None, None, None, None),
     };
     if let Some(epoch) = source_date_epoch()? {
         return Ok(SourceDate {
@@ -60,6 +67,7 @@ pub(crate) fn choose(directory: &Path, out: &Path) -> Result<SourceDate> {
             rule: Rule::SourceDateEpoch,
             commit,
             dirty,
+            branch,
         });
     }
     match (dirty, commit_time) {
@@ -68,12 +76,14 @@ pub(crate) fn choose(directory: &Path, out: &Path) -> Result<SourceDate> {
             rule: Rule::GitCommit,
             commit,
             dirty,
+            branch,
         }),
         _ => Ok(SourceDate {
             epoch: None,
             rule: Rule::NewestFile,
             commit,
             dirty,
+            branch,
         }),
     }
 }
@@ -82,6 +92,7 @@ pub(crate) fn choose(directory: &Path, out: &Path) -> Result<SourceDate> {
 struct GitState {
     commit: String,
     dirty: bool,
+    branch: Option<String>,
     /// The last commit touching the directory; `None` when none does (new files only).
     time: Option<u64>,
 }
@@ -128,9 +139,12 @@ fn git_state(directory: &Path, out: &Path) -> Option<GitState> {
     let status: Vec<&str> = status.iter().map(String::as_str).collect();
     let dirty = !git(&status)?.is_empty();
     let time = git(&["log", "-1", "--format=%ct", "--", "."]).and_then(|text| text.parse().ok());
+    let branch =
+        git(&["symbolic-ref", "--quiet", "--short", "HEAD"]).filter(|name| !name.is_empty());
     Some(GitState {
         commit,
         dirty,
+        branch,
         time,
     })
 }

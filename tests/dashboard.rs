@@ -1,7 +1,9 @@
 //! The dashboard every publication writes at the published tree's root: `status.json`
 //! pinned and checked against its schema, turned off by `[publish] dashboard = false`,
-//! and `index.html` opened from `repo serve` in headless Chromium, whose DOM must show in
-//! every cell the version, commit and promoter that `status.json` (the state) holds.
+//! and `index.html` opened in headless Chromium from `repo serve` and from the website
+//! endpoint of a Garage bucket the repository publishes to, whose DOM must show in every
+//! cell the version, commit and promoter that `status.json` (the state) holds, the
+//! differences between adjacent stages, and how to subscribe a server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,7 @@ use serde_json::Value;
 
 use crate::fleet::Fleet;
 use crate::snapshots::{settings, Story};
+use crate::support::s3::S3;
 use crate::support::served::Served;
 use crate::support::{run_ok, schema, tools_present};
 
@@ -59,8 +62,14 @@ fn serve(story: &Story) -> Served {
     Served::start(|address| story.command(&["repo", "serve", "--addr", address]))
 }
 
-/// Headless Chromium with a fresh profile, nothing fetched but the page.
-fn chromium(profile: &Path) -> Command {
+/// Whether Chromium and git (the fleet's commits) are here; fails under CI when not.
+fn chromium_present(test: &str) -> bool {
+    tools_present(test, &[("chromium", "chromium"), ("git", "git")])
+}
+
+/// Headless Chromium with a fresh profile, nothing fetched but the page; `host` (a
+/// website endpoint's name) resolves to 127.0.0.1.
+fn chromium(profile: &Path, host: Option<&str>) -> Command {
     let mut command = Command::new("chromium");
     command.args([
         "--headless",
@@ -72,26 +81,30 @@ fn chromium(profile: &Path) -> Command {
         "--no-first-run",
     ]);
     command.arg(format!("--user-data-dir={}", profile.display()));
+    if let Some(host) = host {
+        command.arg(format!("--host-resolver-rules=MAP {host} 127.0.0.1"));
+    }
     command
 }
 
 /// The DOM Chromium built from the page at `url` (after its script ran), and a
 /// screenshot of it at `screenshot`.
-fn open(url: &str, screenshot: &Path) -> String {
+fn open(url: &str, screenshot: &Path, host: Option<&str>) -> String {
     let profile = tempfile::tempdir().expect("profile");
-    let dom = run_ok(chromium(profile.path()).arg("--dump-dom").arg(url));
+    let dom = run_ok(chromium(profile.path(), host).arg("--dump-dom").arg(url));
     let profile = tempfile::tempdir().expect("profile");
     run_ok(
-        chromium(profile.path())
+        chromium(profile.path(), host)
             .arg("--window-size=1000,1200")
             .arg(format!("--screenshot={}", screenshot.display()))
             .arg(url),
     );
     let png = std::fs::read(screenshot).expect("the screenshot");
     assert!(
-        png.starts_with(b"\x89PNG"),
-        "{} is no PNG",
-        screenshot.display()
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} is no PNG of a page ({} bytes)",
+        screenshot.display(),
+        png.len()
     );
     String::from_utf8_lossy(&dom.stdout).into_owned()
 }
@@ -134,19 +147,68 @@ fn assert_cells_match(dom: &str, status: &Value) {
     }
 }
 
-/// Where a screenshot of a state goes (kept for a person to look at).
-fn screenshot(name: &str) -> PathBuf {
-    let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+/// Where a screenshot of a state goes: `screenshots/` in the test's temp directory.
+fn screenshot(root: &Path, name: &str) -> PathBuf {
+    let directory = root.join("screenshots");
     std::fs::create_dir_all(&directory).expect("screenshot directory");
     directory.join(format!("{name}.png"))
 }
 
+/// Checks the stage pairs and the subscribe section against `status.json`: every pair
+/// that differs is listed with both versions, every suite's `.sources` text names the
+/// address the page was opened at (`base`, the page's script put it there), and every
+/// signing key's fingerprint is shown.
+fn assert_sections_match(dom: &str, status: &Value, base: &str) {
+    for pair in status["differences"].as_array().expect("differences") {
+        for difference in pair["applications"].as_array().expect("applications") {
+            let app = difference["app"].as_str().expect("app");
+            let side = |side: &str, stage: &str| {
+                format!(
+                    "{stage} {}",
+                    difference[side]["version"].as_str().unwrap_or("none")
+                )
+            };
+            let from = side("from", pair["from_stage"].as_str().expect("from"));
+            let to = side("to", pair["to_stage"].as_str().expect("to"));
+            let listed = dom
+                .match_indices(&format!("<li data-app=\"{app}\">"))
+                .map(|(at, _)| element(&dom[at..], "<li", "</li>"))
+                .any(|item| item.contains(&from) && item.contains(&to));
+            assert!(listed, "{app}: {from} -> {to} is not listed:\n{dom}");
+        }
+    }
+    let subscribe = &status["subscribe"];
+    let fingerprints = subscribe["fingerprints"].as_array().expect("fingerprints");
+    assert!(!fingerprints.is_empty(), "{subscribe}");
+    for fingerprint in fingerprints {
+        let fingerprint = fingerprint.as_str().expect("a fingerprint");
+        assert!(
+            dom.contains(&format!("<code class=\"fingerprint\">{fingerprint}</code>")),
+            "{fingerprint} not shown:\n{dom}"
+        );
+    }
+    for suite in subscribe["suites"].as_array().expect("suites") {
+        let name = suite["suite"].as_str().expect("suite");
+        let text = element(
+            dom,
+            &format!("<pre class=\"sources\" data-suite=\"{name}\">"),
+            "</pre>",
+        );
+        assert!(
+            text.contains(&format!("URIs: {base}\n"))
+                && text.contains(&format!("Suites: {name}\n")),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        !dom.contains("REPOSITORY_URL"),
+        "the script left the placeholder:\n{dom}"
+    );
+}
+
 #[test]
 fn chromium_shows_every_cell_from_repo_serve() {
-    if !tools_present(
-        "dashboard::chromium_shows_every_cell_from_repo_serve",
-        &[("chromium", "chromium"), ("git", "git")],
-    ) {
+    if !chromium_present("dashboard::chromium_shows_every_cell_from_repo_serve") {
         return;
     }
     // An empty repository.
@@ -155,9 +217,11 @@ fn chromium_shows_every_cell_from_repo_serve() {
     empty.ok(&["repo", "init", "--arch", "amd64", "--origin", "acme"]);
     empty.ok(&["repo", "publish"]);
     let served = serve(&empty);
-    let dom = open(&format!("{}/", served.url()), &screenshot("empty"));
+    let shot = screenshot(empty.root(), "empty");
+    let dom = open(&format!("{}/", served.url()), &shot, None);
     assert!(dom.contains("id=\"matrix-empty\""), "{dom}");
     assert!(dom.contains("Nothing has happened yet."), "{dom}");
+    assert_sections_match(&dom, &status(&empty.repo), &served.url());
     drop(served);
 
     // Three stages with three versions, each with its commit.
@@ -171,8 +235,15 @@ fn chromium_shows_every_cell_from_repo_serve() {
         .map(|cell| cell["version"].as_str().expect("a version"))
         .collect();
     assert_eq!(versions, ["1.2-1", "1.1-1", "1.0-1"]);
-    let dom = open(&format!("{}/", served.url()), &screenshot("three-stages"));
+    let shot = screenshot(fleet.root(), "three-stages");
+    let dom = open(&format!("{}/", served.url()), &shot, None);
     assert_cells_match(&dom, &state);
+    assert_eq!(
+        state["differences"].as_array().map(Vec::len),
+        Some(2),
+        "{state}"
+    );
+    assert_sections_match(&dom, &state, &served.url());
     // The filter's script ran: its label is shown.
     assert!(!element(&dom, "<label", ">").contains("hidden"), "{dom}");
 
@@ -181,10 +252,66 @@ fn chromium_shows_every_cell_from_repo_serve() {
     let state = status(&fleet.story.repo);
     assert_eq!(state["applications"][0]["cells"][1]["version"], "1.0-1");
     assert_eq!(state["applications"][0]["cells"][1]["action"], "rollback");
-    let dom = open(&format!("{}/", served.url()), &screenshot("after-rollback"));
+    let shot = screenshot(fleet.root(), "after-rollback");
+    let dom = open(&format!("{}/", served.url()), &shot, None);
     assert_cells_match(&dom, &state);
+    assert_sections_match(&dom, &state, &served.url());
     assert!(
         element(&dom, "<tr data-app=\"hello\"><td>", "</tr>").contains("rollback"),
         "the newest history entry is the rollback:\n{dom}"
     );
+    let mut shots: Vec<String> = std::fs::read_dir(fleet.root().join("screenshots"))
+        .expect("screenshots")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    shots.sort();
+    assert_eq!(shots, ["after-rollback.png", "three-stages.png"]);
+}
+
+/// The same page published to a Garage bucket and opened from the bucket's website
+/// endpoint (Garage's `[s3_web]`, `garage bucket website --allow`): the same DOM as
+/// through `repo serve`.
+#[test]
+fn chromium_shows_the_dashboard_from_a_garage_website_endpoint() {
+    if !chromium_present("dashboard::chromium_shows_the_dashboard_from_a_garage_website_endpoint") {
+        return;
+    }
+    let Some(s3) = S3::garage("the dashboard on a Garage website endpoint") else {
+        return;
+    };
+    let host = s3
+        .http_host
+        .clone()
+        .expect("Garage serves a website endpoint");
+    let fleet = Fleet::new();
+    let config = fleet.story.repo.join("debstage-repo.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    // Garage ignores conditional writes: one writer, no lock object.
+    text.push_str(&s3.target_toml("store", "fleet", "conditional_writes = false\n"));
+    std::fs::write(&config, text).expect("config");
+    let publish = |story: &Story| {
+        let mut command = story.command(&["repo", "publish", "--target", "store"]);
+        command.envs(s3.environment());
+        run_ok(&mut command);
+    };
+    publish(&fleet.story);
+    let base = format!("{}/fleet", s3.http_base);
+    let state = status(&fleet.story.repo);
+    let (code, _, body) = s3.get("fleet/status.json");
+    assert_eq!(code, 200);
+    let served: Value = serde_json::from_slice(&body).expect("status.json from the bucket");
+    assert_eq!(served, state);
+    let shot = screenshot(fleet.root(), "garage-three-stages");
+    let dom = open(&format!("{base}/"), &shot, Some(&host));
+    assert_cells_match(&dom, &state);
+    assert_sections_match(&dom, &state, &base);
+
+    fleet.ok(&["repo", "rollback", "hello", "staging"]);
+    publish(&fleet.story);
+    let state = status(&fleet.story.repo);
+    let shot = screenshot(fleet.root(), "garage-after-rollback");
+    let dom = open(&format!("{base}/index.html"), &shot, Some(&host));
+    assert_cells_match(&dom, &state);
+    assert_sections_match(&dom, &state, &base);
 }

@@ -134,6 +134,32 @@ fn show_and_history_carry_the_commit_of_each_release() {
     assert_eq!(commit_of("test"), Some(commits[2].clone().into()));
     assert_eq!(commit_of("staging"), Some(commits[1].clone().into()));
     assert_eq!(commit_of("production"), Some(commits[0].clone().into()));
+    // The rest of the provenance: the branch (git init's, main), this host, this
+    // debstage, and no target (a build on the host).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
+    for entry in shown["stages"].as_array().expect("stages") {
+        let provenance = &entry["provenance"];
+        assert_eq!(provenance["branch"], "main", "{entry}");
+        assert_eq!(provenance["build_host"], host.trim(), "{entry}");
+        assert_eq!(
+            provenance["debstage_version"],
+            env!("CARGO_PKG_VERSION"),
+            "{entry}"
+        );
+        assert_eq!(provenance["target"], serde_json::Value::Null, "{entry}");
+    }
+    let history: serde_json::Value =
+        serde_json::from_str(&fleet.ok(&["--format", "json", "repo", "history"])).expect("JSON");
+    let newest = history["entries"]
+        .as_array()
+        .and_then(|entries| entries.last())
+        .expect("history entries");
+    assert_eq!(newest["to_provenance"]["branch"], "main", "{newest}");
+    assert_eq!(
+        newest["to_provenance"]["build_host"],
+        host.trim(),
+        "{newest}"
+    );
     settings(fleet.root()).bind(|| {
         insta::assert_snapshot!("fleet_show", fleet.shown(&["repo", "show", "hello"]));
         insta::assert_snapshot!("fleet_history", fleet.shown(&["repo", "history"]));

@@ -230,6 +230,7 @@ fn show_gives_what_a_server_pins_and_checks() {
     let story = Story::new();
     let shown = json(&story, &["repo", "show", "hello"]);
     let production = &shown["stages"][2];
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
     assert_eq!(
         production,
         &serde_json::json!({
@@ -239,7 +240,15 @@ fn show_gives_what_a_server_pins_and_checks() {
             "stage_package": "hello-production",
             "installable": ["1.0-1"],
             "current": "1.0-1",
-            "provenance": {"commit": null, "dirty": null, "source_date": 1700000000},
+            "provenance": {
+                "commit": null,
+                "dirty": null,
+                "source_date": 1700000000,
+                "branch": null,
+                "build_host": host.trim(),
+                "debstage_version": env!("CARGO_PKG_VERSION"),
+                "target": null,
+            },
             "upstream": "1.0",
             "link": "/opt/hello/production",
             "link_target": "/opt/hello/1.0",

@@ -114,6 +114,12 @@ pub(crate) fn settings(root: &Path) -> insta::Settings {
         "[PUBLIC KEY]",
     );
     settings.add_filter(r"\b[0-9A-F]{40}\b", "[FINGERPRINT]");
+    // Provenance that comes from the machine and the build of debstage.
+    settings.add_filter(r#""build_host": "[^"]*""#, r#""build_host": "[HOST]""#);
+    settings.add_filter(
+        r#""debstage_version": "[^"]*""#,
+        r#""debstage_version": "[DEBSTAGE_VERSION]""#,
+    );
     settings
 }
 

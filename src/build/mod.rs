@@ -214,6 +214,9 @@ fn build_one(
         source_date_rule: source_date.rule,
         git_commit: source_date.commit.clone(),
         git_dirty: source_date.dirty,
+        git_branch: source_date.branch.clone(),
+        build_host: Some(crate::host::name()),
+        debstage_version: Some(env!("CARGO_PKG_VERSION").to_string()),
     };
     let build_manifest = build_manifest(loaded, written, layer, provenance, reporter);
     let manifest_name = loaded.names().build_manifest_file();

@@ -48,8 +48,9 @@ pub(crate) struct BuildManifest {
     pub(crate) provenance: Option<Provenance>,
 }
 
-/// The provenance of a build: its time, the rule that gave it, and the git commit of the
-/// application directory with whether it had uncommitted changes.
+/// The provenance of a build: its time, the rule that gave it, the git commit and branch of
+/// the application directory with whether it had uncommitted changes, the host that built
+/// it and debstage's version. (The distribution built for is the manifest's `target`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Provenance {
     /// The time stamped into the packages (seconds since 1970).
@@ -62,4 +63,14 @@ pub(crate) struct Provenance {
     /// Whether the application directory had changes git does not hold.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub(crate) git_dirty: Option<bool>,
+    /// The branch checked out; absent outside a work tree and on a detached HEAD.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) git_branch: Option<String>,
+    /// The host name of the machine that built (`/proc/sys/kernel/hostname`); absent in
+    /// manifests written before debstage recorded it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) build_host: Option<String>,
+    /// The version of the debstage that built; absent in older manifests.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) debstage_version: Option<String>,
 }

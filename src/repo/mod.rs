@@ -20,6 +20,7 @@ pub(crate) mod sign;
 pub(crate) mod stage_diff;
 pub(crate) mod stage_rules;
 pub(crate) mod state;
+pub(crate) mod subscribe;
 pub(crate) mod suites;
 pub(crate) mod targets;
 

@@ -28,7 +28,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -153,6 +153,16 @@ const SCHEMA_9: &str = "
 CREATE TABLE signing_keys (
     fingerprint TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+";
+
+/// What version 10 adds to version 9: the rest of a
+/// release's provenance, its branch, build host, debstage version and target
+/// distribution (NULL for releases added before, and for builds that had none).
+const SCHEMA_10: &str = "
+ALTER TABLE provenance ADD COLUMN git_branch TEXT;
+ALTER TABLE provenance ADD COLUMN build_host TEXT;
+ALTER TABLE provenance ADD COLUMN debstage_version TEXT;
+ALTER TABLE provenance ADD COLUMN target TEXT;
 ";
 
 /// The role stored in a row's `role` column.
@@ -336,6 +346,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_6))
         .and_then(|()| connection.execute_batch(SCHEMA_8))
         .and_then(|()| connection.execute_batch(SCHEMA_9))
+        .and_then(|()| connection.execute_batch(SCHEMA_10))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -414,6 +425,15 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_9} PRAGMA user_version = 9; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 9", path.display()))?;
+    }
+    if (1..=9).contains(&version) {
+        // Versions 8 and 9 kept commit, dirty flag and time only: the rest stays unknown
+        // for the releases they hold.
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_10} PRAGMA user_version = 10; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 10", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -807,6 +827,15 @@ pub(crate) struct ReleaseProvenance {
     pub(crate) dirty: Option<bool>,
     /// The time the build stamped (Unix seconds).
     pub(crate) source_date: i64,
+    /// The branch checked out when it was built (none on a detached HEAD).
+    pub(crate) branch: Option<String>,
+    /// The host that built it.
+    pub(crate) build_host: Option<String>,
+    /// The version of the debstage that built it.
+    pub(crate) debstage_version: Option<String>,
+    /// The distribution it was built for (`debstage build --target`); none for a build
+    /// on the host.
+    pub(crate) target: Option<String>,
 }
 
 impl ReleaseProvenance {
@@ -842,15 +871,20 @@ pub(crate) fn record_provenance(
 ) -> Result<()> {
     connection
         .prepare_cached(
-            "INSERT INTO provenance (app, version, git_commit, git_dirty, source_date) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, version) DO NOTHING",
+            "INSERT INTO provenance (app, version, git_commit, git_dirty, source_date, \
+             git_branch, build_host, debstage_version, target) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (app, version) DO NOTHING",
         )?
         .execute(params![
             app,
             version,
             provenance.commit,
             provenance.dirty,
-            provenance.source_date
+            provenance.source_date,
+            provenance.branch,
+            provenance.build_host,
+            provenance.debstage_version,
+            provenance.target,
         ])?;
     Ok(())
 }
@@ -860,7 +894,8 @@ pub(crate) fn all_provenance(
     connection: &Connection,
 ) -> Result<std::collections::BTreeMap<(String, String), ReleaseProvenance>> {
     let mut statement = connection.prepare_cached(
-        "SELECT app, version, git_commit, git_dirty, source_date FROM provenance",
+        "SELECT app, version, git_commit, git_dirty, source_date, git_branch, build_host, \
+         debstage_version, target FROM provenance",
     )?;
     let rows = statement.query_map([], |row| {
         Ok((
@@ -869,6 +904,10 @@ pub(crate) fn all_provenance(
                 commit: row.get(2)?,
                 dirty: row.get(3)?,
                 source_date: row.get(4)?,
+                branch: row.get(5)?,
+                build_host: row.get(6)?,
+                debstage_version: row.get(7)?,
+                target: row.get(8)?,
             },
         ))
     })?;
@@ -1028,6 +1067,52 @@ mod tests {
         );
         drop(connection);
         assert!(open(root.path()).is_ok());
+    }
+
+    /// A version 8 database keeps the provenance it holds (commit, dirty flag, time) and
+    /// gains the rest, unknown for what it held; a new record keeps all of it.
+    #[test]
+    fn a_version_8_database_keeps_its_provenance_and_gains_the_rest() {
+        let root = tempfile::tempdir().unwrap();
+        {
+            let connection = create(root.path()).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "DROP TABLE provenance; {SCHEMA_8} PRAGMA user_version = 8; \
+                     INSERT INTO provenance (app, version, git_commit, git_dirty, source_date) \
+                     VALUES ('shop', '1.0-1', 'abc', 0, 7);"
+                ))
+                .unwrap();
+        }
+        let connection = open(root.path()).expect("upgraded");
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 10);
+        let newer = ReleaseProvenance {
+            commit: Some("def".into()),
+            dirty: Some(true),
+            source_date: 8,
+            branch: Some("main".into()),
+            build_host: Some("builder".into()),
+            debstage_version: Some("1.2.3".into()),
+            target: Some("bookworm".into()),
+        };
+        record_provenance(&connection, "shop", "1.1-1", &newer).unwrap();
+        let all = all_provenance(&connection).unwrap();
+        assert_eq!(
+            all[&("shop".to_string(), "1.0-1".to_string())],
+            ReleaseProvenance {
+                commit: Some("abc".into()),
+                dirty: Some(false),
+                source_date: 7,
+                branch: None,
+                build_host: None,
+                debstage_version: None,
+                target: None,
+            }
+        );
+        assert_eq!(all[&("shop".to_string(), "1.1-1".to_string())], newer);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod apt;
 mod distributions;
 mod dpkg;
 mod layers;
+mod metrics;
 mod native;
 mod node_managers;
 mod object_store;

@@ -17,7 +17,7 @@ const LINK: &str = "/opt/hello/production";
 
 /// stdout and stderr of a command together: apt runs dpkg on a pty, so what the scripts
 /// print arrives on apt's stdout.
-fn all_output(output: &std::process::Output) -> String {
+pub(super) fn all_output(output: &std::process::Output) -> String {
     without_progress(&stdout(output)) + &stderr(output)
 }
 

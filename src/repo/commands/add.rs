@@ -394,6 +394,10 @@ fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
             commit: provenance.git_commit.clone(),
             dirty: provenance.git_dirty,
             source_date: i64::try_from(provenance.source_date).unwrap_or(i64::MAX),
+            branch: provenance.git_branch.clone(),
+            build_host: provenance.build_host.clone(),
+            debstage_version: provenance.debstage_version.clone(),
+            target: parsed.target.clone(),
         });
     parsed
         .packages

@@ -10,15 +10,8 @@ use serde_json::json;
 
 use crate::repo::session::Repository;
 use crate::repo::sign::rpgp::public_key_fingerprint;
+use crate::repo::subscribe::key_path_on_server;
 use crate::report::Reporter;
-
-/// Where a server keeps the repository keys of `origin`, the path `Signed-By` names: the
-/// file the keyring package (`<origin>-archive-keyring`) installs and keeps current.
-pub(crate) fn key_path_on_server(origin: &str) -> Result<String> {
-    let package = crate::naming::archive_keyring_package(origin)
-        .map_err(|reason| anyhow::anyhow!("origin: {origin:?} {reason}"))?;
-    Ok(crate::naming::archive_keyring_path(&package))
-}
 
 /// The repository's public key as clients get it.
 pub(crate) struct PublicKey {

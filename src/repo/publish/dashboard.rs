@@ -16,10 +16,11 @@ use serde::Serialize;
 use crate::naming::distribution::suite_of;
 use crate::naming::Distribution;
 use crate::repo::clock::format_time;
-use crate::repo::config::RepoConfig;
+use crate::repo::config::{KeyState, RepoConfig};
+use crate::repo::sign::keys;
 use crate::repo::stage_diff::{self, Difference, Side};
-use crate::repo::state::{self, Action, ReleaseProvenance};
-use crate::repo::suites;
+use crate::repo::state::{self, Action, ReleaseProvenance, Role};
+use crate::repo::{subscribe, suites};
 
 /// The files of the dashboard at the published tree's root.
 pub(crate) const FILES: [&str; 2] = ["index.html", "status.json"];
@@ -45,6 +46,32 @@ pub(crate) struct Status {
     differences: Vec<StagePair>,
     /// The latest history entries, newest first.
     history: Vec<Event>,
+    /// How a server subscribes to each stage.
+    subscribe: Subscribe,
+}
+
+/// The URL the page does not know when it is rendered (it is served from anywhere): the
+/// `.sources` texts carry this placeholder, and the page's script puts its own address in
+/// its place.
+pub(crate) const URL_PLACEHOLDER: &str = "REPOSITORY_URL";
+
+/// What a server needs to follow a stage: the `.sources` text per suite, as `repo
+/// sources` prints it, and the fingerprints of the keys servers trust.
+#[derive(Debug, Serialize)]
+struct Subscribe {
+    url_placeholder: &'static str,
+    /// Every key not retired (signing), upper-case hex.
+    fingerprints: Vec<String>,
+    suites: Vec<SuiteSources>,
+}
+
+/// The `.sources` text of one suite (one stage of one distribution).
+#[derive(Debug, Serialize)]
+struct SuiteSources {
+    stage: String,
+    distribution: Option<String>,
+    suite: String,
+    text: String,
 }
 
 /// The cells of one application and distribution.
@@ -106,6 +133,7 @@ fn short(commit: &Option<String>) -> Option<String> {
 
 /// Reads what the dashboard shows from the state.
 pub(crate) fn status(
+    root: &Path,
     connection: &Connection,
     config: &RepoConfig,
     generated: SystemTime,
@@ -120,6 +148,7 @@ pub(crate) fn status(
     let apps: BTreeSet<String> = packages.iter().map(|package| package.app.clone()).collect();
     let history = state::history(connection, None)?;
     let mut applications = Vec::new();
+    let mut shown: Vec<Option<Distribution>> = Vec::new();
     for app in &apps {
         let mut distributions: Vec<Option<Distribution>> = packages
             .iter()
@@ -130,6 +159,9 @@ pub(crate) fn status(
         distributions.dedup();
         for distribution in distributions {
             let codename = suites::codename(distribution);
+            if !shown.contains(&distribution) {
+                shown.push(distribution);
+            }
             let mut cells: Vec<Cell> = Vec::new();
             for stage in &config.stages {
                 let suite = suite_of(distribution, stage);
@@ -209,6 +241,8 @@ pub(crate) fn status(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default();
+    shown.sort_by_key(|distribution| suites::distribution_rank(*distribution));
+    let subscribe = subscribe(root, connection, config, shown)?;
     Ok(Status {
         schema_version: 1,
         origin: config.origin.clone(),
@@ -219,6 +253,54 @@ pub(crate) fn status(
         applications,
         differences,
         history,
+        subscribe,
+    })
+}
+
+/// The `.sources` text of every stage of every distribution the matrix shows (the host
+/// suites when it shows none), and the fingerprints of the keys servers trust.
+fn subscribe(
+    root: &Path,
+    connection: &Connection,
+    config: &RepoConfig,
+    mut shown: Vec<Option<Distribution>>,
+) -> Result<Subscribe> {
+    let fingerprints = keys::records(root, &config.signing)?
+        .into_iter()
+        .filter(|record| record.state == KeyState::Signing)
+        .map(|record| record.fingerprint)
+        .collect();
+    if shown.is_empty() {
+        shown.push(None);
+    }
+    let mut suites = Vec::new();
+    for distribution in shown {
+        for stage in &config.stages {
+            let suite = suite_of(distribution, stage);
+            let mut stage_packages: Vec<String> = state::suite_packages(connection, &suite)?
+                .into_iter()
+                .filter(|package| package.role == Role::Stage)
+                .map(|package| package.package)
+                .collect();
+            stage_packages.dedup();
+            suites.push(SuiteSources {
+                stage: stage.clone(),
+                distribution: suites::codename(distribution),
+                text: subscribe::server_text(
+                    URL_PLACEHOLDER,
+                    &suite,
+                    &config.origin,
+                    &subscribe::Keyring::of(connection, &config.origin, &suite)?,
+                    &stage_packages,
+                ),
+                suite,
+            });
+        }
+    }
+    Ok(Subscribe {
+        url_placeholder: URL_PLACEHOLDER,
+        fingerprints,
+        suites,
     })
 }
 
@@ -240,11 +322,12 @@ pub(crate) fn render(status: &Status) -> Result<String> {
 
 /// The bytes of both files: (`index.html`, `status.json`).
 pub(crate) fn files(
+    root: &Path,
     connection: &Connection,
     config: &RepoConfig,
     generated: SystemTime,
 ) -> Result<[Vec<u8>; 2]> {
-    let status = status(connection, config, generated)?;
+    let status = status(root, connection, config, generated)?;
     let mut json = serde_json::to_vec_pretty(&status)?;
     json.push(b'\n');
     Ok([render(&status)?.into_bytes(), json])

@@ -173,7 +173,7 @@ fn write_dashboard(
     if !config.publish.dashboard {
         return dashboard::remove(root);
     }
-    let files = dashboard::files(connection, config, date)?;
+    let files = dashboard::files(root, connection, config, date)?;
     for (name, bytes) in dashboard::FILES.iter().zip(files) {
         let path = root.join(name);
         // Dated now, not at the publication's date: a browser's If-Modified-Since must

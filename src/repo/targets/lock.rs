@@ -46,7 +46,7 @@ impl Lease {
     /// Whether the holder ran on this host and its process is gone (killed, crashed):
     /// its lock need not wait for the lease.
     fn died_here(&self) -> bool {
-        if self.host != host_name() || self.pid == std::process::id() {
+        if self.host != crate::host::name() || self.pid == std::process::id() {
             return false;
         }
         let Some(pid) = i32::try_from(self.pid)
@@ -82,14 +82,6 @@ pub(crate) struct StoreLock {
     nested: bool,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_string())
-}
-
 fn encode(lease: &Lease) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(lease)?)
 }
@@ -108,7 +100,7 @@ impl StoreLock {
         loop {
             let since = now();
             let lease = Lease {
-                host: host_name(),
+                host: crate::host::name(),
                 pid: std::process::id(),
                 since,
                 expires: since + seconds as i64,
@@ -140,10 +132,9 @@ impl StoreLock {
                     nested: false,
                 });
             }
-            if let Some(ours) = holder
-                .as_ref()
-                .filter(|holder| holder.host == host_name() && holder.pid == std::process::id())
-            {
+            if let Some(ours) = holder.as_ref().filter(|holder| {
+                holder.host == crate::host::name() && holder.pid == std::process::id()
+            }) {
                 return Ok(StoreLock {
                     lease: ours.clone(),
                     e_tag: held.e_tag,
@@ -257,7 +248,7 @@ impl StoreLock {
 pub(crate) fn supports_conditional_writes(store: &Store) -> Result<bool> {
     let key = format!(
         "probe-{}-{}-{}",
-        host_name(),
+        crate::host::name(),
         std::process::id(),
         rand::random::<u64>()
     );

@@ -162,8 +162,8 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
         // Upgraded through 5 (publish targets) to the current version (7: layers; 8:
-        // provenance; 9: signing keys).
-        assert_eq!(version, 9);
+        // provenance; 9: signing keys; 10: the rest of the provenance).
+        assert_eq!(version, 10);
         assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
         begin(&connection, "fleet").expect("begin");
         put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");
