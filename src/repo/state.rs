@@ -1078,7 +1078,8 @@ mod tests {
             let connection = create(root.path()).unwrap();
             connection
                 .execute_batch(&format!(
-                    "DROP TABLE provenance; {SCHEMA_8} PRAGMA user_version = 8; \
+                    "DROP TABLE provenance; DROP TABLE signing_keys; {SCHEMA_8} \
+                     PRAGMA user_version = 8; \
                      INSERT INTO provenance (app, version, git_commit, git_dirty, source_date) \
                      VALUES ('shop', '1.0-1', 'abc', 0, 7);"
                 ))
