@@ -49,6 +49,9 @@ enum Bytes<'a> {
     File(&'a File),
 }
 
+/// A section's header and its bytes.
+pub(crate) type Section<'header, 'bytes> = (&'header SectionHeader, Cow<'bytes, [u8]>);
+
 /// An ELF file's headers, and positioned reads of its other parts.
 pub(crate) struct ElfParts<'a> {
     bytes: Bytes<'a>,
@@ -115,10 +118,7 @@ impl<'a> ElfParts<'a> {
     /// The bytes of the first section of type `kind`, with its header; `None` when the file
     /// has no such section (or no section headers). A section without bytes in the file
     /// (`SHT_NOBITS`) gives none.
-    pub(crate) fn section(
-        &self,
-        kind: u32,
-    ) -> Result<Option<(&SectionHeader, Cow<'a, [u8]>)>, PartError> {
+    pub(crate) fn section(&self, kind: u32) -> Result<Option<Section<'_, 'a>>, PartError> {
         let Some(section) = self
             .section_headers
             .iter()
