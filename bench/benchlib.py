@@ -76,6 +76,21 @@ def run(argv, env=None, cwd=None, shell=False):
     return output
 
 
+def run_max_rss(argv, env=None, cwd=None):
+    """Runs a command untimed (fails like `run`) and returns its peak resident set size
+    in bytes: the largest of the process and its waited-for descendants (wait4's
+    ru_maxrss, what `/usr/bin/time` prints as maximum resident set size)."""
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    output = process.stdout.read()
+    process.stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise CommandFailed(argv, process.returncode, output.decode("utf-8", "replace"))
+    return usage.ru_maxrss * 1024
+
+
 def timed(argv, env=None, cwd=None, shell=False):
     """Runs a command once and returns its wall time in seconds (fails like `run`)."""
     start = time.perf_counter()

@@ -25,8 +25,12 @@ import benchlib  # noqa: E402
 from benchlib import log  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIME_TARGET = 1.0
+# Wall time of the whole command over dpkg-deb's, by compressor (issue 25): both are
+# compressor-bound; zstd leaves room for the rest of the build to overlap.
+TIME_TARGETS = {"xz": 1.0, "zstd": 0.9, "gzip": 1.0}
 SIZE_TARGET = 1.02
+# Peak RSS of the whole command over dpkg-deb's.
+RSS_TARGET = 1.5
 
 
 def listing(deb):
@@ -98,16 +102,18 @@ def main():
             if os.path.exists(reference_deb):
                 os.remove(reference_deb)
 
+        rss = {"dpkg-deb": [], "debstage": []}
+
         def reference_action(_run):
-            benchlib.run(["dpkg-deb", "--root-owner-group", f"-Z{compressor}", f"-z{level}",
-                          "-b", os.path.join(tree, "root"), reference_deb])
+            rss["dpkg-deb"].append(benchlib.run_max_rss(["dpkg-deb", "--root-owner-group", f"-Z{compressor}", f"-z{level}",
+                          "-b", os.path.join(tree, "root"), reference_deb]))
 
         def ours_prepare(_run):
             benchlib.reset_dir(ours_out)
 
         def ours_action(_run):
-            benchlib.run([binary, "--quiet", "build", "--manifest", os.path.join(tree, "debstage.toml"),
-                          "--out", ours_out, "--compress", compressor, "--level", str(level)])
+            rss["debstage"].append(benchlib.run_max_rss([binary, "--quiet", "build", "--manifest", os.path.join(tree, "debstage.toml"),
+                          "--out", ours_out, "--compress", compressor, "--level", str(level)]))
 
         results = benchlib.measure_interleaved([
             ("dpkg-deb", reference_prepare, reference_action),
@@ -152,6 +158,7 @@ def main():
 
         time_text = "-" if time_ratio is None else f"{time_ratio:.2f}x"
         size_text = "-" if size_ratio is None else f"{size_ratio:.4f}"
+        TIME_TARGET = TIME_TARGETS[compressor]
         time_met = None if time_ratio is None else time_ratio <= TIME_TARGET
         size_met = None if size_ratio is None else size_ratio <= SIZE_TARGET
         print(f"    wall time debstage/dpkg-deb: {time_text} (target <= {TIME_TARGET}) "
@@ -163,6 +170,16 @@ def main():
         print(f"    size payload/dpkg-deb: {size_text} (target <= {SIZE_TARGET}) {benchlib.status(size_met)}")
         benchlib.record(f"build {compressor} -z{level}", "wall time", "dpkg-deb", reference.median,
                         ours.median, time_ratio, f"<= {TIME_TARGET}", time_met)
+        rss_reference = max(rss["dpkg-deb"]) if rss["dpkg-deb"] and reference.error is None else None
+        rss_ours = max(rss["debstage"]) if rss["debstage"] and ours.error is None else None
+        rss_ratio = benchlib.ratio(rss_ours, rss_reference)
+        rss_met = None if rss_ratio is None else rss_ratio <= RSS_TARGET
+        rss_text = "-" if rss_ratio is None else (
+            f"{rss_ratio:.2f}x ({rss_ours / 1e6:.0f} MB vs {rss_reference / 1e6:.0f} MB)")
+        print(f"    max RSS debstage/dpkg-deb (largest of the runs): {rss_text} "
+              f"(target <= {RSS_TARGET}) {benchlib.status(rss_met)}")
+        benchlib.record(f"build {compressor} -z{level}", "max RSS", "dpkg-deb", rss_reference,
+                        rss_ours, rss_ratio, f"<= {RSS_TARGET}", rss_met, unit="bytes")
         benchlib.record(f"build {compressor} -z{level}", "size", "dpkg-deb", reference_size,
                         ours_size, size_ratio, f"<= {SIZE_TARGET}", size_met, unit="bytes")
         if ours.error is not None and "not implemented" not in ours.error:

@@ -19,10 +19,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use goblin::elf::header::ET_EXEC;
-use goblin::elf::program_header::PT_INTERP;
+use goblin::elf::program_header::{PT_INTERP, PT_NOTE};
 use rayon::prelude::*;
 
 use crate::build::depends::elf;
+use crate::build::depends::elf_parts::{ElfParts, PartError};
 use crate::deb::{Content, Entry};
 
 /// `NT_GNU_BUILD_ID`, the type of the note that holds the build-id.
@@ -209,52 +210,68 @@ fn strip_file(source: &Path, copy: &Path, debug_dir: &Path) -> Result<FileOutcom
     })
 }
 
-/// Reads what stripping needs from an ELF file's headers.
+/// Reads what stripping needs from an ELF file's headers, by positioned reads of its
+/// headers, notes and section names (see [`elf_parts`]): never the whole file, and no
+/// memory map, which a file truncated meanwhile would turn into a SIGBUS.
 fn read_facts(path: &Path) -> Result<ElfFacts> {
     let cannot_read = || format!("{}: cannot be read", path.display());
     let file = std::fs::File::open(path).with_context(cannot_read)?;
-    // SAFETY: the staged tree is the build's input and nothing writes it while it is
-    // read; a file truncated under us would make the build fail, not misbehave.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.with_context(cannot_read)?;
-    let parsed = goblin::elf::Elf::parse(&bytes).map_err(|error| {
-        anyhow::anyhow!(
+    let error = |error: PartError| match error {
+        PartError::Io(error) => anyhow::Error::new(error).context(cannot_read()),
+        error => anyhow::anyhow!(
             "{}: has an ELF header but cannot be parsed ({error}); leave it out with \
              [files] exclude, or set [build] strip = false",
             path.display()
-        )
-    })?;
-    let shared_object = parsed.header.e_type != ET_EXEC
-        && !parsed
+        ),
+    };
+    let parts = ElfParts::of_file(&file).map_err(error)?;
+    let shared_object = parts.header.e_type != ET_EXEC
+        && !parts
             .program_headers
             .iter()
             .any(|header| header.p_type == PT_INTERP);
     let mut build_id = None;
-    if let Some(notes) = parsed.iter_note_headers(&bytes) {
-        for note in notes.flatten() {
+    for segment in parts
+        .program_headers
+        .iter()
+        .filter(|segment| segment.p_type == PT_NOTE)
+    {
+        let notes = parts
+            .range(segment.p_offset, segment.p_filesz)
+            .map_err(error)?;
+        let iterator = goblin::elf::note::NoteDataIterator {
+            data: &notes,
+            size: notes.len(),
+            offset: 0,
+            ctx: (segment.p_align as usize, parts.ctx),
+        };
+        for note in iterator.flatten() {
             if note.n_type == NT_GNU_BUILD_ID && note.name == "GNU" {
                 build_id = Some(hex::encode(note.desc));
             }
         }
     }
-    let has_debug_info = parsed.section_headers.iter().any(|section| {
-        parsed
-            .shdr_strtab
+    let names_bytes = parts.section_names().map_err(error)?.unwrap_or_default();
+    let names = goblin::strtab::Strtab::parse(&names_bytes, 0, names_bytes.len(), 0)
+        .map_err(|parse| error(parse.into()))?;
+    let has_debug_info = parts.section_headers.iter().any(|section| {
+        names
             .get_at(section.sh_name)
             .is_some_and(|name| DEBUG_SECTIONS.contains(&name))
     });
     // The end of what the headers describe: the section header table, every section
     // with bytes in the file, every segment.
-    let header = &parsed.header;
+    let header = &parts.header;
     let section_table_end = header
         .e_shoff
         .saturating_add(u64::from(header.e_shnum) * u64::from(header.e_shentsize));
-    let described_end = parsed
+    let described_end = parts
         .section_headers
         .iter()
         .filter(|section| section.sh_type != goblin::elf::section_header::SHT_NOBITS)
         .map(|section| section.sh_offset.saturating_add(section.sh_size))
         .chain(
-            parsed
+            parts
                 .program_headers
                 .iter()
                 .map(|segment| segment.p_offset.saturating_add(segment.p_filesz)),
@@ -266,7 +283,7 @@ fn read_facts(path: &Path) -> Result<ElfFacts> {
         shared_object,
         build_id,
         has_debug_info,
-        appended_data: (bytes.len() as u64) > described_end,
+        appended_data: parts.len > described_end,
     })
 }
 

@@ -152,6 +152,9 @@ where
             Ok((vec![(job.path.to_string(), digest)], Vec::from_iter(seen)))
         })
         .collect::<Vec<Result<Digested<T>>>>();
+    // The batch buffers (up to BATCH_BYTES per thread) are given back before the
+    // package is compressed: kept, they would add to the compressor's peak memory.
+    rayon::broadcast(|_| drop(BUFFER.take()));
     let mut digests = HashMap::new();
     let mut seen = Vec::new();
     // The first error in the order of the batches (by size, then tree order), whichever

@@ -10,10 +10,19 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use goblin::elf::dynamic::Dynamic;
 use goblin::elf::header::{
     EM_386, EM_AARCH64, EM_ARM, EM_MIPS, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64,
 };
 use goblin::elf::header::{ET_DYN, ET_EXEC};
+use goblin::elf::program_header::PT_DYNAMIC;
+use goblin::elf::section_header::{SHT_DYNSYM, SHT_GNU_VERNEED, SHT_GNU_VERSYM};
+use goblin::elf::sym::Symtab;
+use goblin::elf::symver::{VerneedSection, VersymSection};
+use goblin::elf::SectionHeader;
+use goblin::strtab::Strtab;
+
+use super::elf_parts::{ElfParts, PartError};
 
 /// `e_machine` of LoongArch, missing from goblin's constants.
 const EM_LOONGARCH: u16 = 258;
@@ -181,9 +190,10 @@ fn machine_of(header: &[u8]) -> Option<Machine> {
 }
 
 /// Reads one regular file of the tree (`tree_path` in the tree, `disk_path` on disk) as
-/// an ELF file: from `bytes` when its whole content is already in memory (the md5 pass
-/// reads most files whole), else from disk. `None` when it is not an ELF executable or
-/// shared object.
+/// an ELF file: from `bytes` when its whole content is already in memory, else by
+/// positioned reads of the parts the scan needs (its headers, dynamic section, dynamic
+/// symbols and their versions; see [`elf_parts`](super::elf_parts)), never the whole
+/// file. `None` when it is not an ELF executable or shared object.
 pub(crate) fn read_file(
     disk_path: &Path,
     tree_path: &str,
@@ -191,70 +201,173 @@ pub(crate) fn read_file(
 ) -> Result<Option<ElfFile>> {
     if let Some(bytes) = bytes {
         return match machine_of(&bytes[..bytes.len().min(64)]) {
-            Some(machine) => parse(bytes, machine, tree_path).map(Some),
+            Some(machine) => {
+                let parts =
+                    ElfParts::of_memory(bytes).map_err(|error| malformed(tree_path, error))?;
+                parse(&parts, machine, tree_path).map(Some)
+            }
             None => Ok(None),
         };
     }
     let cannot_read = || format!("{}: cannot be read", disk_path.display());
-    // One open serves the header check and, for an ELF file, the mapping.
+    // One open serves the header check and the reads of the parts.
     let mut file = std::fs::File::open(disk_path).with_context(cannot_read)?;
     let machine = match read_machine_from(&mut file).with_context(cannot_read)? {
         Some(machine) => machine,
         None => return Ok(None),
     };
-    // Mapped, not read: goblin touches the headers, tables and sections it parses, not
-    // the whole (often large) file.
-    // SAFETY: the tree is the build's input and is not written while it is read; a file
-    // truncated under us would be a broken build either way.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.with_context(cannot_read)?;
-    parse(&bytes, machine, tree_path).map(Some)
+    let parts = ElfParts::of_file(&file).map_err(|error| match error {
+        PartError::Io(error) => anyhow::Error::new(error).context(cannot_read()),
+        error => malformed(tree_path, error),
+    })?;
+    parse(&parts, machine, tree_path)
+        .map_err(|error| match error.downcast_ref::<std::io::Error>() {
+            Some(_) => error.context(cannot_read()),
+            None => error,
+        })
+        .map(Some)
 }
 
-/// Parses an ELF file whose header gave `machine`.
-fn parse(bytes: &[u8], machine: Machine, tree_path: &str) -> Result<ElfFile> {
-    let elf = goblin::elf::Elf::parse(bytes).map_err(|error| {
-        anyhow::anyhow!(
-            "{tree_path}: has an ELF header but cannot be parsed ({error}); \
-             if it is test data, leave it out with [files] exclude"
-        )
-    })?;
+fn malformed(tree_path: &str, error: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{tree_path}: has an ELF header but cannot be parsed ({error}); \
+         if it is test data, leave it out with [files] exclude"
+    )
+}
+
+/// Parses the dynamic part of an ELF file whose header gave `machine`: its soname, the
+/// sonames it needs, and its undefined dynamic symbols with their versions.
+fn parse(parts: &ElfParts, machine: Machine, tree_path: &str) -> Result<ElfFile> {
+    let part_error = |error: PartError| match error {
+        PartError::Io(error) => anyhow::Error::new(error),
+        error => malformed(tree_path, error),
+    };
+    let goblin_error = |error: goblin::error::Error| malformed(tree_path, error);
+    let mut file = ElfFile {
+        tree_path: tree_path.to_string(),
+        machine,
+        soname: None,
+        needed: Vec::new(),
+        symbols: Vec::new(),
+    };
+    let Some(dynamic_segment) = parts
+        .program_headers
+        .iter()
+        .position(|header| header.p_type == PT_DYNAMIC)
+    else {
+        // A static executable: it needs nothing.
+        return Ok(file);
+    };
+    let segment = &parts.program_headers[dynamic_segment];
+    let dynamic_bytes = parts
+        .range(segment.p_offset, segment.p_filesz)
+        .map_err(part_error)?;
+    // goblin reads the dynamic section at its segment's offset, and maps the addresses in
+    // it to file offsets with the loadable segments: the segment is moved to offset 0 of
+    // the bytes read, the others are left as they are.
+    let mut headers = parts.program_headers.clone();
+    headers[dynamic_segment].p_offset = 0;
+    let Some(dynamic) =
+        Dynamic::parse(&dynamic_bytes, &headers, parts.ctx).map_err(goblin_error)?
+    else {
+        return Ok(file);
+    };
+    let info = &dynamic.info;
+    let strings_bytes = parts
+        .range(info.strtab as u64, info.strsz as u64)
+        .map_err(part_error)?;
+    let strings = Strtab::parse(&strings_bytes, 0, strings_bytes.len(), 0).map_err(goblin_error)?;
+    if info.soname != 0 {
+        file.soname = strings.get_at(info.soname).map(str::to_string);
+    }
+    file.needed = dynamic
+        .get_libraries(&strings)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+
+    // The dynamic symbols, counted by their section. A file without section headers
+    // (sstrip) is rare enough to be read whole and parsed as goblin parses it.
+    let Some((symbols_header, symbols_bytes)) = parts.section(SHT_DYNSYM).map_err(part_error)?
+    else {
+        if parts.section_headers.is_empty() {
+            let whole = parts.range(0, parts.len).map_err(part_error)?;
+            let elf = goblin::elf::Elf::parse(&whole).map_err(goblin_error)?;
+            file.symbols = undefined_symbols(
+                &elf.dynsyms,
+                &elf.dynstrtab,
+                elf.versym.as_ref(),
+                elf.verneed.as_ref(),
+            );
+        }
+        return Ok(file);
+    };
+    let count = match symbols_header.sh_entsize {
+        0 => 0,
+        size => (symbols_header.sh_size / size) as usize,
+    };
+    let symbols = Symtab::parse(&symbols_bytes, 0, count, parts.ctx).map_err(goblin_error)?;
+    // goblin finds the version sections in the section headers: each is read alone and
+    // handed over with its header moved to offset 0.
+    let moved = |header: &SectionHeader| {
+        let mut header = header.clone();
+        header.sh_offset = 0;
+        [header]
+    };
+    let versym_part = parts.section(SHT_GNU_VERSYM).map_err(part_error)?;
+    let versym = match &versym_part {
+        Some((header, bytes)) => {
+            VersymSection::parse(bytes, &moved(header), parts.ctx).map_err(goblin_error)?
+        }
+        None => None,
+    };
+    let verneed_part = parts.section(SHT_GNU_VERNEED).map_err(part_error)?;
+    let verneed = match &verneed_part {
+        Some((header, bytes)) => {
+            VerneedSection::parse(bytes, &moved(header), parts.ctx).map_err(goblin_error)?
+        }
+        None => None,
+    };
+    file.symbols = undefined_symbols(&symbols, &strings, versym.as_ref(), verneed.as_ref());
+    Ok(file)
+}
+
+/// The undefined dynamic symbols as `name@version` (`name@Base` when unversioned).
+fn undefined_symbols(
+    symbols: &Symtab,
+    strings: &Strtab,
+    versym: Option<&VersymSection>,
+    verneed: Option<&VerneedSection>,
+) -> Vec<String> {
     // Version names of the undefined symbols, by version index (from .gnu.version_r).
     let mut version_names: BTreeMap<u16, &str> = BTreeMap::new();
-    if let Some(verneed) = &elf.verneed {
+    if let Some(verneed) = verneed {
         for need in verneed.iter() {
             for aux in need.iter() {
-                if let Some(name) = elf.dynstrtab.get_at(aux.vna_name) {
+                if let Some(name) = strings.get_at(aux.vna_name) {
                     version_names.insert(aux.vna_other, name);
                 }
             }
         }
     }
-    let mut symbols = Vec::new();
-    for (index, symbol) in elf.dynsyms.iter().enumerate() {
+    let mut undefined = Vec::new();
+    for (index, symbol) in symbols.iter().enumerate() {
         if symbol.st_shndx != 0 || symbol.st_name == 0 {
             continue;
         }
-        let Some(name) = elf.dynstrtab.get_at(symbol.st_name) else {
+        let Some(name) = strings.get_at(symbol.st_name) else {
             continue;
         };
         if name.is_empty() {
             continue;
         }
-        let version = elf
-            .versym
-            .as_ref()
+        let version = versym
             .and_then(|versym| versym.get_at(index))
             .and_then(|versym| version_names.get(&versym.version()).copied())
             .unwrap_or("Base");
-        symbols.push(format!("{name}@{version}"));
+        undefined.push(format!("{name}@{version}"));
     }
-    Ok(ElfFile {
-        tree_path: tree_path.to_string(),
-        machine,
-        soname: elf.soname.map(str::to_string),
-        needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
-        symbols,
-    })
+    undefined
 }
 
 /// What the ELF files of a tree need and provide: `elves` are its ELF files, `links` its

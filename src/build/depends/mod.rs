@@ -4,6 +4,7 @@
 
 pub(crate) mod dpkg_owners;
 pub(crate) mod elf;
+pub(crate) mod elf_parts;
 #[cfg(test)]
 mod fixture;
 pub(crate) mod shlibs;

@@ -25,6 +25,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -217,14 +218,25 @@ fn copy_tree(
             lock.renew(stores.private)?;
         }
         let phase: Vec<&LocalObject> = objects.iter().filter(|o| o.class == class).collect();
+        // Every file that may differ from the record is hashed, on every core: a cold
+        // copy hashes the whole pool.
+        let hashed = phase
+            .par_iter()
+            .map(|object| {
+                let known = recorded.get(&object.key);
+                if class.immutable() && known.is_some_and(|known| known.size == object.size) {
+                    return Ok(None);
+                }
+                hash_file(&object.path).map(Some)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut uploads = Vec::new();
-        for object in phase {
+        for (object, hashed) in phase.into_iter().zip(hashed) {
             let known = recorded.get(&object.key);
-            if class.immutable() && known.is_some_and(|known| known.size == object.size) {
+            let Some((sha256, start)) = hashed else {
                 outcome.unchanged += 1;
                 continue;
-            }
-            let (sha256, start) = hash_file(&object.path)?;
+            };
             if known.is_some_and(|known| known.size == object.size && known.sha256 == sha256) {
                 outcome.unchanged += 1;
                 continue;
@@ -248,11 +260,12 @@ fn copy_tree(
         }
         let mut existing = Vec::new();
         let mut written = 0usize;
+        let mut recorder = record::Recorder::new(connection, name);
         store.put_all(uploads, lock.is_some(), |upload, result| {
             let size = sizes.get(&upload.key).copied().unwrap_or_default();
             match result {
                 Written::Written => {
-                    record::put(connection, name, &upload.key, size, &upload.sha256)?;
+                    recorder.put(&upload.key, size, &upload.sha256)?;
                     outcome.uploaded_bytes += size;
                     written += 1;
                     uploads_done += 1;
@@ -262,6 +275,8 @@ fn copy_tree(
             }
             Ok(())
         })?;
+        recorder.commit()?;
+        drop(recorder);
         for upload in existing {
             check_same_bytes(store, &upload)?;
             let size = sizes.get(&upload.key).copied().unwrap_or_default();
@@ -279,37 +294,28 @@ fn copy_tree(
     let (publications, _) = record::status(connection, name)?;
     let publications = publications + i64::from(new_generation);
     let local: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-    let grace = config.retention.grace_seconds()?;
     let now = now();
-    let mut due = Vec::new();
+    let retention = plan::retention(
+        recorded
+            .iter()
+            .map(|(key, known)| (key.as_str(), known.orphaned)),
+        &local,
+        now,
+        publications,
+        config.retention.generations,
+        config.retention.grace_seconds()?,
+    );
     record::batch(connection, || {
-        for (key, known) in &recorded {
-            if local.contains(key.as_str()) {
-                if known.orphaned.is_some() {
-                    record::adopt(connection, name, key)?;
-                }
-                continue;
-            }
-            let orphaned = known.orphaned.unwrap_or((now, publications));
-            if known.orphaned.is_none() {
-                record::orphan(connection, name, key, now, publications)?;
-            }
-            if plan::due_for_deletion(
-                orphaned,
-                now,
-                publications,
-                config.retention.generations,
-                grace,
-            ) {
-                due.push(key.clone());
-            } else {
-                outcome.retained += 1;
-            }
+        for key in &retention.adopt {
+            record::adopt(connection, name, key)?;
+        }
+        for key in &retention.orphan {
+            record::orphan(connection, name, key, now, publications)?;
         }
         Ok(())
     })?;
-    // Indexes before the pool files they name.
-    due.sort_by_key(|key| (key.starts_with("pool/"), key.clone()));
+    outcome.retained = retention.retained;
+    let due = retention.due;
     crate::fault::point("target-before-deletions");
     store.delete_all(&due)?;
     record::batch(connection, || {

@@ -188,6 +188,60 @@ pub(crate) fn due_for_deletion(
         && now.saturating_sub(orphaned_at) >= grace as i64
 }
 
+/// What the retention decides about the objects a target's record holds, against the
+/// local tree of this publication.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Retention {
+    /// Back in the local tree after it had left it: its mark is cleared.
+    pub(crate) adopt: Vec<String>,
+    /// Gone from the local tree in this publication: marked with its time and count.
+    pub(crate) orphan: Vec<String>,
+    /// To delete from the store now: indexes before the pool files they name.
+    pub(crate) due: Vec<String>,
+    /// Gone from the local tree and kept until its retention ends.
+    pub(crate) retained: usize,
+}
+
+/// What to do with each recorded object (key and the publication it left the local tree
+/// at, `(time, publication count)`), given the keys of the local tree, the time `now`,
+/// the target's publication count including this one, and `[retention] generations` and
+/// grace seconds: the arithmetic of [`due_for_deletion`] over the whole record.
+pub(crate) fn retention<'a>(
+    recorded: impl IntoIterator<Item = (&'a str, Option<(i64, i64)>)>,
+    local: &std::collections::HashSet<&str>,
+    now: i64,
+    publications: i64,
+    generations: usize,
+    grace: u64,
+) -> Retention {
+    let mut retention = Retention::default();
+    for (key, orphaned) in recorded {
+        if local.contains(key) {
+            if orphaned.is_some() {
+                retention.adopt.push(key.to_string());
+            }
+            continue;
+        }
+        // Orphaned now when the record does not say it left before.
+        let since = orphaned.unwrap_or((now, publications));
+        if orphaned.is_none() {
+            retention.orphan.push(key.to_string());
+        }
+        if due_for_deletion(since, now, publications, generations, grace) {
+            retention.due.push(key.to_string());
+        } else {
+            retention.retained += 1;
+        }
+    }
+    // Indexes before the pool files they name; the rest in key order.
+    retention.due.sort_by(|left, right| {
+        (left.starts_with("pool/"), left).cmp(&(right.starts_with("pool/"), right))
+    });
+    retention.adopt.sort();
+    retention.orphan.sort();
+    retention
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +328,45 @@ mod tests {
         assert!(!due_for_deletion(orphaned, 10_000, 6, 3, 3600));
         assert!(!due_for_deletion(orphaned, 4000, 7, 3, 3600));
         assert!(due_for_deletion(orphaned, 4600, 7, 3, 3600));
+    }
+
+    #[test]
+    fn retention_orphans_keeps_and_deletes_by_generations_and_grace() {
+        let local: std::collections::HashSet<&str> =
+            ["pool/a.deb", "dists/t/InRelease"].into_iter().collect();
+        let recorded = [
+            // In the local tree: nothing to do.
+            ("pool/a.deb", None),
+            // Back in the local tree after leaving it: adopted.
+            ("dists/t/InRelease", Some((100, 1))),
+            // Left in this publication (6, at time 5000): orphaned and kept.
+            ("dists/t/by-hash/SHA512/new", None),
+            // Left at publication 2 at time 1000: 4 generations and 4000 s ago, due.
+            ("pool/old.deb", Some((1000, 2))),
+            ("dists/t/by-hash/SHA512/old", Some((1000, 2))),
+            // Left at publication 4: 2 generations ago, kept.
+            ("dists/t/by-hash/SHA512/recent", Some((1000, 4))),
+        ];
+        let retention = retention(recorded, &local, 5000, 6, 3, 3600);
+        assert_eq!(
+            retention,
+            Retention {
+                adopt: vec!["dists/t/InRelease".to_string()],
+                orphan: vec!["dists/t/by-hash/SHA512/new".to_string()],
+                due: vec![
+                    "dists/t/by-hash/SHA512/old".to_string(),
+                    "pool/old.deb".to_string()
+                ],
+                retained: 2,
+            }
+        );
+        // Within the grace period nothing goes, however many publications passed.
+        let early = super::retention(recorded, &local, 1100, 60, 3, 3600);
+        assert!(early.due.is_empty());
+        assert_eq!(early.retained, 4);
+        // No generations kept and no grace: what left goes at once, orphaned or not.
+        let at_once = super::retention(recorded, &local, 5000, 6, 0, 0);
+        assert_eq!(at_once.due.len(), 4);
+        assert_eq!(at_once.retained, 0);
     }
 }

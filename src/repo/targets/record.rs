@@ -49,13 +49,68 @@ pub(crate) fn put(
     size: u64,
     sha256: &str,
 ) -> Result<()> {
-    connection.execute(
-        "INSERT INTO target_objects (target, key, size, sha256) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (target, key) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, \
-         orphaned_at = NULL, orphaned_publication = NULL",
-        params![target, key, size as i64, sha256],
-    )?;
+    connection
+        .prepare_cached(
+            "INSERT INTO target_objects (target, key, size, sha256) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (target, key) DO UPDATE SET size = excluded.size, \
+             sha256 = excluded.sha256, orphaned_at = NULL, orphaned_publication = NULL",
+        )?
+        .execute(params![target, key, size as i64, sha256])?;
     Ok(())
+}
+
+/// How many uploads one transaction records at most: a commit per object cost more than
+/// the upload of a small pool file on loopback.
+const PUTS_PER_COMMIT: usize = 512;
+
+/// Records uploads as they finish, [`PUTS_PER_COMMIT`] to a transaction. An upload made
+/// but not committed when the process dies is written again by the next publication (a
+/// pool object is then found with the same bytes and recorded), so the record never
+/// names an object the store lacks.
+pub(crate) struct Recorder<'a> {
+    connection: &'a Connection,
+    target: &'a str,
+    pending: usize,
+}
+
+impl<'a> Recorder<'a> {
+    /// Records for `target`.
+    pub(crate) fn new(connection: &'a Connection, target: &'a str) -> Self {
+        Recorder {
+            connection,
+            target,
+            pending: 0,
+        }
+    }
+
+    /// Records that the target holds `key` with these bytes ([`put`]).
+    pub(crate) fn put(&mut self, key: &str, size: u64, sha256: &str) -> Result<()> {
+        if self.pending == 0 {
+            self.connection.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        self.pending += 1;
+        put(self.connection, self.target, key, size, sha256)?;
+        if self.pending >= PUTS_PER_COMMIT {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits what is recorded so far.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        if self.pending > 0 {
+            self.pending = 0;
+            self.connection.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Recorder<'_> {
+    /// An upload phase that fails midway keeps the record of what it wrote.
+    fn drop(&mut self) {
+        let _ = self.commit();
+    }
 }
 
 /// Marks `key` as gone from the local tree since `now`, at publication `publication`.
