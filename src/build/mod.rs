@@ -1155,14 +1155,37 @@ fn write_layer(
     let names = loaded.names().app();
     let package = names.layer_package(&layer.key);
     let directory = names.layer_dir(&layer.key);
-    let items = list_layer(&layer.root, &directory)?;
+    let version = layer_version(loaded.names().distribution());
+    if let Some(prebuilt) = &layer.prebuilt {
+        reporter.status(format!(
+            "Layer {package} is taken as built: {}",
+            prebuilt.display()
+        ));
+        let architecture = prebuilt
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.rsplit('_').next())
+            .unwrap_or_default()
+            .to_string();
+        return reuse_package(prebuilt, work, &package, &version, &architecture);
+    }
+    let mut items = list_layer(&layer.root, &directory)?;
+    // Stripped as the release would have been (node-gyp's modules keep their symbols);
+    // their debug files are dropped: a layer holds third-party code and has no dbgsym.
+    let strip_work = tempfile::tempdir_in(work)
+        .with_context(|| format!("{}: cannot create a directory", work.display()))?;
+    if loaded.strip() {
+        strip::strip_tree(
+            items.iter_mut().map(|item| &mut item.entry).collect(),
+            strip_work.path(),
+        )?;
+    }
     let Analysed {
         entries,
         digests,
         architecture,
         depends,
     } = analyse(loaded, &directory, items, &layer.depends, system)?;
-    let version = layer_version(loaded.names().distribution());
     let file = crate::naming::deb_file_name(&package, &version, &architecture);
     let previous = out.join(&file);
     if previous.is_file() {
@@ -1200,8 +1223,9 @@ fn write_layer(
     // cache that cannot be written costs that build time, not this one.
     if let Some(cached) = &cached {
         let partial = cached.with_extension("deb.partial");
-        let stored =
-            fs::copy(work.join(&written.file), &partial).and_then(|_| fs::rename(&partial, cached));
+        let stored = fs::create_dir_all(cached.parent().unwrap_or(Path::new("/")))
+            .and_then(|_| fs::copy(work.join(&written.file), &partial))
+            .and_then(|_| fs::rename(&partial, cached));
         if let Err(error) = stored {
             reporter.warn(format!("{}: not written: {error}", cached.display()));
         }

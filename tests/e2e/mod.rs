@@ -14,7 +14,7 @@ mod layers;
 mod native;
 mod node_managers;
 mod object_store;
-mod piuparts;
+pub(crate) mod piuparts;
 mod python;
 mod quick_publications;
 mod systemd;
