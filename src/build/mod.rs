@@ -1156,18 +1156,25 @@ fn write_layer(
     let package = names.layer_package(&layer.key);
     let directory = names.layer_dir(&layer.key);
     let version = layer_version(loaded.names().distribution());
-    if let Some(prebuilt) = &layer.prebuilt {
+    // The same key gives the same bytes: a `.deb` of the layer that a previous build left
+    // in `out` or in the cache is taken as it is, before the tree is read at all (reading
+    // and hashing a large layer is most of a code-only build's time otherwise).
+    let built = layer.prebuilt.clone().or_else(|| {
+        [Some(out), layer.cache.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|place| built_layer(place, &package, &version))
+    });
+    if let Some((built, architecture)) = built.as_ref().and_then(|built| {
+        let name = built.file_name()?.to_str()?;
+        let architecture = name.strip_suffix(".deb")?.rsplit('_').next()?;
+        Some((built, architecture.to_string()))
+    }) {
         reporter.status(format!(
             "Layer {package} is taken as built: {}",
-            prebuilt.display()
+            built.display()
         ));
-        let architecture = prebuilt
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .and_then(|stem| stem.rsplit('_').next())
-            .unwrap_or_default()
-            .to_string();
-        return reuse_package(prebuilt, work, &package, &version, &architecture);
+        return reuse_package(built, work, &package, &version, &architecture);
     }
     let mut items = list_layer(&layer.root, &directory)?;
     // Stripped as the release would have been (node-gyp's modules keep their symbols);
@@ -1187,19 +1194,7 @@ fn write_layer(
         depends,
     } = analyse(loaded, &directory, items, &layer.depends, system)?;
     let file = crate::naming::deb_file_name(&package, &version, &architecture);
-    let previous = out.join(&file);
-    if previous.is_file() {
-        reporter.status(format!(
-            "Layer {package} is already in {}: not written again",
-            out.display()
-        ));
-        return reuse_package(&previous, work, &package, &version, &architecture);
-    }
     let cached = layer.cache.as_ref().map(|cache| cache.join(&file));
-    if let Some(cached) = cached.as_ref().filter(|cached| cached.is_file()) {
-        reporter.status(format!("Layer {package} comes from the layer cache"));
-        return reuse_package(cached, work, &package, &version, &architecture);
-    }
     // The layer's bytes may depend on its key alone: it is compressed the same way
     // whatever `--compress` and `--level` say for the release (xz at dpkg-deb's level;
     // liblzma's threaded encoder gives the same bytes for any thread count).
@@ -1231,6 +1226,21 @@ fn write_layer(
         }
     }
     Ok(written)
+}
+
+/// The `.deb` of layer `package` at `version`, for any architecture, in `directory`.
+fn built_layer(directory: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    let prefix = crate::naming::deb_file_name(package, version, "");
+    let prefix = prefix.strip_suffix(".deb").unwrap_or(&prefix);
+    fs::read_dir(directory)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(prefix) && name.ends_with(".deb"))
+        })
 }
 
 /// A package a previous build wrote, linked (or copied) into `work` so that it moves

@@ -275,16 +275,8 @@ fn piuparts_passes_a_layered_release_and_the_upgrade_from_an_unlayered_one() {
     release(&repository, &out.join("tally_1.0-1.build.json"), "1.0");
     let file = |role: &str| out.join(file_of(&layered, role).expect(role));
     let stage = out.join("tally-production_1.1-1_all.deb");
-    let text = super::piuparts::piuparts(
+    super::piuparts::piuparts(
         &repository.url(),
         &[&file("layer"), &file("payload"), &stage],
-    );
-    assert!(
-        text.contains("PASS: Installation and purging test."),
-        "{text}"
-    );
-    assert!(
-        text.contains("PASS: Installation, upgrade and purging tests."),
-        "{text}"
     );
 }
