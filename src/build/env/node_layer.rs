@@ -182,9 +182,6 @@ pub(crate) fn split(
     if !fs::symlink_metadata(&node_modules).is_ok_and(|metadata| metadata.is_dir()) {
         return Ok(false);
     }
-    if links_out(&node_modules)? {
-        return Ok(false);
-    }
     let exclusions = Exclusions::of(manifest);
     let mut excluded = Vec::new();
     let mut walk = WalkDir::new(&node_modules).min_depth(1).into_iter();
@@ -206,6 +203,11 @@ pub(crate) fn split(
             fs::remove_file(&path)
         };
         removed.with_context(|| format!("{}: cannot be removed", path.display()))?;
+    }
+    // After the exclusions: node-gyp's `build/node_gyp_bins` links to the build
+    // machine's python, and is left out.
+    if links_out(&node_modules)? {
+        return Ok(false);
     }
     let hidden = node_modules.join(HIDDEN_LOCKFILE);
     if hidden.exists() {
