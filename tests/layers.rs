@@ -296,7 +296,7 @@ fn layers_disabled_keep_one_payload() {
 }
 
 /// Runs `debstage repo --repo REPO ARGUMENTS` and gives its stdout; it must succeed.
-fn repo_ok(repo: &Path, arguments: &[&str]) -> String {
+pub(crate) fn repo_ok(repo: &Path, arguments: &[&str]) -> String {
     let output = run_ok(
         debstage()
             .args(["repo", "--repo"])
@@ -320,7 +320,7 @@ fn repo_fails(repo: &Path, arguments: &[&str]) -> String {
 }
 
 /// The `(Package, Version)` pairs a suite's published Packages file lists.
-fn published(repo: &Path, suite: &str) -> Vec<(String, String)> {
+pub(crate) fn published(repo: &Path, suite: &str) -> Vec<(String, String)> {
     let architecture =
         String::from_utf8_lossy(&run_ok(Command::new("dpkg").arg("--print-architecture")).stdout)
             .trim()
@@ -574,4 +574,270 @@ fn a_cached_layer_skips_pip_for_the_dependencies() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The native node application of `tests/node.rs` at `version`, printing `marker`; without
+/// its `dotty` dependency when `dotty` is false (another dependency set: another layer);
+/// `extra` is appended to its manifest.
+pub fn write_nodeapp(
+    directory: &Path,
+    version: &str,
+    marker: &str,
+    dotty: bool,
+    extra: &str,
+) -> PathBuf {
+    let manifest = crate::node::node_application(directory, version, extra);
+    let uses_dotty = if dotty { ", require('dotty')" } else { "" };
+    fs::write(
+        directory.join("server.js"),
+        format!("console.log(require('addon').hello(){uses_dotty}, {marker:?});\n"),
+    )
+    .expect("write server.js");
+    if !dotty {
+        fs::write(
+            directory.join("package.json"),
+            "{\n  \"name\": \"nodeapp\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \
+             \"dependencies\": {\n    \"addon\": \"file:vendor/addon\"\n  }\n}\n",
+        )
+        .expect("write package.json");
+        run_ok(
+            Command::new("npm")
+                .args(["install", "--package-lock-only", "--offline"])
+                .args(["--no-audit", "--no-fund"])
+                .current_dir(directory),
+        );
+    }
+    manifest
+}
+
+/// `debstage build` of a node application into `out` (a directory of its own), the layer
+/// cache in `cache`; gives the build manifest it wrote and what the build said on stderr.
+pub fn build_node(
+    manifest: &Path,
+    out: &Path,
+    cache: &Path,
+    epoch: &str,
+) -> (serde_json::Value, String) {
+    let output = run_ok(
+        debstage()
+            .args(["build", "--manifest"])
+            .arg(manifest)
+            .arg("--out")
+            .arg(out)
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .env("XDG_CACHE_HOME", cache),
+    );
+    let written: Vec<String> = crate::support::files_in(out)
+        .into_iter()
+        .filter(|name| name.ends_with(".build.json"))
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let document = serde_json::from_slice(&fs::read(out.join(&written[0])).expect("read"))
+        .expect("a build manifest");
+    (
+        document,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_node_code_only_release_takes_its_layer_and_installs_nothing() {
+    if !crate::node::node_tools_present("a_node_code_only_release_takes_its_layer") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("nodeapp");
+    let cache = temp.path().join("cache");
+    let manifest = write_nodeapp(&app, "1.0", "one", true, "");
+    let first_out = temp.path().join("first");
+    let (first, said) = build_node(&manifest, &first_out, &cache, "1700000000");
+    let layer_file = file_of(&first, "layer").expect("a node build writes a layer");
+    let key = layer_file
+        .trim_start_matches("nodeapp-layer-")
+        .split('_')
+        .next()
+        .expect("key")
+        .to_string();
+    assert!(said.contains("Dependencies in layer"), "{said}");
+    let layer = first_out.join(&layer_file);
+    let payload = first_out.join(file_of(&first, "payload").expect("payload"));
+
+    // The layer holds node_modules with the native module, bound to the build's ABI; the
+    // release a link to it and the application's code.
+    let layer_listing = contents(&layer);
+    let prefix = format!("./opt/nodeapp/.layers/{key}/node_modules");
+    assert!(
+        layer_listing.contains(&format!("{prefix}/addon/build/Release/addon.node")),
+        "{layer_listing}"
+    );
+    assert!(
+        layer_listing.contains(&format!("{prefix}/dotty/index.js")),
+        "{layer_listing}"
+    );
+    assert!(
+        !layer_listing.contains(".package-lock.json"),
+        "{layer_listing}"
+    );
+    assert!(!layer_listing.contains(".npmignore"), "{layer_listing}");
+    assert!(!layer_listing.contains("obj.target"), "{layer_listing}");
+    assert!(
+        field(&layer, "Depends").contains("nodejs (>= "),
+        "{}",
+        field(&layer, "Depends")
+    );
+    let payload_listing = contents(&payload);
+    assert!(
+        payload_listing.contains(&format!(
+            "./opt/nodeapp/1.0/node_modules -> ../.layers/{key}/node_modules"
+        )),
+        "{payload_listing}"
+    );
+    assert!(!payload_listing.contains("addon.node"), "{payload_listing}");
+    let depends = field(&payload, "Depends");
+    assert!(
+        depends.contains(&format!("nodeapp-layer-{key} (= 1)")),
+        "{depends}"
+    );
+
+    // A code-only release into another directory: npm does not run, the layer is the
+    // same file.
+    let manifest = write_nodeapp(&app, "1.1", "two", true, "");
+    let second_out = temp.path().join("second");
+    let (second, said) = build_node(&manifest, &second_out, &cache, "1700009999");
+    assert!(said.contains("nothing is installed"), "{said}");
+    assert!(!said.contains("Installing with"), "{said}");
+    assert_eq!(
+        file_of(&second, "layer").as_deref(),
+        Some(layer_file.as_str())
+    );
+    assert_eq!(
+        sha256_file(&layer),
+        sha256_file(&second_out.join(&layer_file)),
+        "the layer of a code-only release differs"
+    );
+    let second_payload = second_out.join(file_of(&second, "payload").expect("payload"));
+
+    // Built again without the cache: npm runs, and the layer has the same bytes.
+    let third_out = temp.path().join("third");
+    let (third, said) = build_node(
+        &manifest,
+        &third_out,
+        &temp.path().join("empty"),
+        "1700019999",
+    );
+    assert!(said.contains("Installing with"), "{said}");
+    assert_eq!(
+        sha256_file(&layer),
+        sha256_file(&third_out.join(file_of(&third, "layer").expect("layer"))),
+        "the same key gave another layer"
+    );
+    assert_eq!(
+        field(&second_payload, "Depends"),
+        field(
+            &third_out.join(file_of(&third, "payload").expect("payload")),
+            "Depends"
+        )
+    );
+
+    // Unpacked side by side, the release loads its dependencies through the link, with
+    // require and with import.
+    let root = temp.path().join("root");
+    for deb in [&second_payload, &layer] {
+        run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
+    }
+    let release = root.join("opt/nodeapp/1.1");
+    let output = run_ok(Command::new("node").arg("server.js").current_dir(&release));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "native hello 42 two\n"
+    );
+    let output = run_ok(
+        Command::new("node")
+            .args(["--input-type=module", "-e"])
+            .arg("import dotty from 'dotty'; import addon from 'addon'; console.log(addon.hello(), dotty)")
+            .current_dir(&release),
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "native hello 42\n");
+    crate::support::assert_lintian_clean(&[&layer, &second_payload]);
+
+    // Another dependency set: another key.
+    let manifest = write_nodeapp(&app, "1.2", "three", false, "");
+    let (fourth, _) = build_node(&manifest, &temp.path().join("fourth"), &cache, "1700029999");
+    assert_ne!(file_of(&fourth, "layer").expect("layer"), layer_file);
+}
+
+#[test]
+fn a_node_build_with_layers_disabled_keeps_node_modules() {
+    if !crate::node::node_tools_present("a_node_build_with_layers_disabled") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("nodeapp");
+    let manifest = crate::node::node_application(&app, "1.0", "[layers]\nenabled = false\n");
+    let out = temp.path().join("out");
+    let (document, _) = build_node(&manifest, &out, &temp.path().join("cache"), "1700000000");
+    assert_eq!(file_of(&document, "layer"), None);
+    let payload = out.join(file_of(&document, "payload").expect("payload"));
+    let listing = contents(&payload);
+    assert!(
+        listing.contains("./opt/nodeapp/1.0/node_modules/addon/build/Release/addon.node"),
+        "{listing}"
+    );
+    assert!(!field(&payload, "Depends").contains("-layer-"));
+}
+
+/// A publish target receives a layer once: the code-only release that shares it uploads
+/// its release and stage packages only, and the store holds one object per layer.
+#[test]
+fn a_publish_target_uploads_a_shared_layer_once() {
+    let Some(s3) = crate::support::s3::S3::moto("layers on a publish target") else {
+        return;
+    };
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    let out = temp.path().join("out");
+    let mut manifests = Vec::new();
+    for (version, epoch) in [("1.0", "1700000000"), ("1.1", "1700001000")] {
+        write_tally(&app, version, "0.9.0", version, "");
+        build_tally(&app.join("debstage.toml"), &out, epoch);
+        manifests.push(out.join(format!("tally_{version}-1.build.json")));
+    }
+    let repo = crate::targets::Repo::new(&s3, "apt/layers", "");
+    let text = |path: &Path| path.to_str().expect("UTF-8 path").to_string();
+    let pool_files = || -> std::collections::BTreeSet<String> {
+        walkdir::WalkDir::new(repo.root.join("pool"))
+            .into_iter()
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_type().is_file())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    repo.run(&["add", "--manifest", &text(&manifests[0])]);
+    let first = repo.publish();
+    let before = pool_files();
+    assert!(
+        before.iter().any(|name| name.contains("-layer-")),
+        "{before:?}"
+    );
+    let count = |document: &serde_json::Value| document["uploaded"]["pool"].as_u64().unwrap_or(0);
+    // The pool phase writes objects besides the pool's files (as many in each publish).
+    let besides = count(&first)
+        .checked_sub(before.len() as u64)
+        .unwrap_or_else(|| panic!("fewer pool uploads than pool files: {first:#}"));
+    // The code-only release adds its release and stage packages to the pool, and the
+    // target receives those only.
+    repo.run(&["add", "--manifest", &text(&manifests[1])]);
+    let second = repo.publish();
+    let new: Vec<String> = pool_files().difference(&before).cloned().collect();
+    assert!(!new.iter().any(|name| name.contains("-layer-")), "{new:?}");
+    assert!(
+        count(&second) <= new.len() as u64 + besides,
+        "the code-only release uploaded more than its new pool files {new:?}: {second:#}"
+    );
+    let layers: Vec<String> = crate::targets::keys_under(&s3, "apt/layers/pool/")
+        .into_iter()
+        .filter(|key| key.contains("-layer-"))
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    repo.verify_target();
 }

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::node_managers::SINGLE_PAYLOAD;
 use crate::support::{build, run_ok, stdout};
 
 /// Whether this machine has what a node build needs (node, npm, a C++ compiler, make);
@@ -193,7 +194,7 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
     let out = temp.path().join("out");
-    let manifest = node_application(&app, "1.0", "");
+    let manifest = node_application(&app, "1.0", SINGLE_PAYLOAD);
     // Against the machine's own headers (debstage points node-gyp at them).
     let document = build(&manifest, &out, &[]);
     let payload = out.join(format!("nodeapp-1.0_1.0-1_{}.deb", architecture()));
@@ -285,7 +286,9 @@ fn a_node_app_with_a_native_addon_depends_on_its_abi_and_ships_no_intermediates(
     let manifest = node_application(
         &kept_app,
         "1.0",
-        "[files]\nkeep = [\"node-gyp-build\", \"node-dotfiles\", \"node-build-only\"]\n",
+        &format!(
+            "{SINGLE_PAYLOAD}[files]\nkeep = [\"node-gyp-build\", \"node-dotfiles\", \"node-build-only\"]\n"
+        ),
     );
     let kept_out = temp.path().join("kept-out");
     build(&manifest, &kept_out, &[]);

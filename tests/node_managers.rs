@@ -53,6 +53,19 @@ fn dpkg_field(deb: &Path, field: &str) -> String {
 
 /// Unpacks the payload into `unpacked` and runs `node index.js` in the release of `app`
 /// 1.2.0 there; gives what it printed.
+/// The manifest lines that keep one payload: these tests look at `node_modules` in the
+/// release (layered node builds are tested in `tests/layers.rs`), and a layer from the
+/// shared cache would skip the install they watch.
+pub(crate) const SINGLE_PAYLOAD: &str = "[layers]\nenabled = false\n";
+
+/// `debstage init` in `directory`, with [`SINGLE_PAYLOAD`] appended to its manifest.
+pub(crate) fn init_single_payload(directory: &Path) {
+    init(directory);
+    let manifest = directory.join("debstage.toml");
+    let text = fs::read_to_string(&manifest).expect("init wrote debstage.toml");
+    fs::write(&manifest, format!("{text}\n{SINGLE_PAYLOAD}")).expect("write debstage.toml");
+}
+
 fn run_unpacked(payload: &Path, unpacked: &Path, app: &str) -> String {
     run_ok(
         Command::new("dpkg-deb")
@@ -74,7 +87,7 @@ fn npm_pnpm_and_yarn_apps_install_frozen_without_dev_dependencies_and_run() {
     }
     for (name, manager) in PROJECTS {
         let (temp, directory) = project(name);
-        init(&directory);
+        init_single_payload(&directory);
         let before = tree_state(&directory);
         let out = temp.path().join("out");
         let started = Instant::now();
@@ -147,7 +160,7 @@ const STALE: &str = r#""ms": "^2.1.3", "is-odd": "^3.0.1""#;
 /// `package.json`.
 fn edited_project(name: &str, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
     let (temp, directory) = project(name);
-    init(&directory);
+    init_single_payload(&directory);
     let package_json = directory.join("package.json");
     let text = fs::read_to_string(&package_json).expect("read");
     fs::write(&package_json, text.replace(from, to)).expect("write");
@@ -188,7 +201,7 @@ fn engines_outside_the_build_node_and_a_missing_lockfile_are_refused() {
         return;
     }
     let (temp, directory) = project("npm-app");
-    init(&directory);
+    init_single_payload(&directory);
     let package_json = directory.join("package.json");
     let text = fs::read_to_string(&package_json).expect("read");
     fs::write(
@@ -321,7 +334,7 @@ fn prebuilds_for_other_platforms_are_left_out_and_dependency_engines_bound_nodej
             .args(["install", "--package-lock-only", "--no-audit", "--no-fund"])
             .current_dir(&app),
     );
-    init(&app);
+    init_single_payload(&app);
     let out = temp.path().join("out");
     let output = run_ok(&mut build_command(&app, &out));
     let said = stderr(&output);
@@ -380,7 +393,7 @@ fn a_missing_build_tool_is_named_with_its_remedy() {
         return;
     }
     let temp = tempfile::tempdir().expect("temp dir");
-    let manifest = crate::node::node_application(&temp.path().join("app"), "1.0", "");
+    let manifest = crate::node::node_application(&temp.path().join("app"), "1.0", SINGLE_PAYLOAD);
     // A PATH with every program of /usr/bin but make.
     let bin = temp.path().join("bin");
     fs::create_dir_all(&bin).expect("mkdir");

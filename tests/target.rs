@@ -214,6 +214,47 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
             stderr(&refused)
         );
     }
+
+    // In a repository, `--dist` moves one distribution's release with its layer.
+    let repo = temp.path().join("repo");
+    let architecture = stdout(&run_ok(Command::new("dpkg").arg("--print-architecture")));
+    crate::layers::repo_ok(&repo, &["init", "--arch", architecture.trim()]);
+    for version in ["1.2.0-1+deb12", "1.2.0-1+deb13"] {
+        let manifest = out.join(format!("pyapp_{version}.build.json"));
+        crate::layers::repo_ok(
+            &repo,
+            &["add", "--manifest", manifest.to_str().expect("UTF-8 path")],
+        );
+    }
+    crate::layers::repo_ok(
+        &repo,
+        &[
+            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "bookworm",
+        ],
+    );
+    let layer_of = |suffix: &str| {
+        let (_, _, _, layer) = payloads
+            .iter()
+            .find(|(_, _, deb, _)| field(deb, "Version").ends_with(suffix))
+            .expect("a build");
+        (field(layer, "Package"), field(layer, "Version"))
+    };
+    let bookworm_layer = layer_of("+deb12");
+    let trixie_layer = layer_of("+deb13");
+    let staging = crate::layers::published(&repo, "bookworm-staging");
+    assert!(staging.contains(&bookworm_layer), "{staging:?}");
+    assert!(
+        !repo.join("dists/trixie-staging").exists()
+            || !crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer)
+    );
+    crate::layers::repo_ok(
+        &repo,
+        &[
+            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "trixie",
+        ],
+    );
+    assert!(crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer));
+    crate::layers::repo_ok(&repo, &["verify"]);
 }
 
 #[test]

@@ -700,7 +700,7 @@ fn two_writers_sharing_the_state_lose_nothing() {
 }
 
 /// The keys on the store that start with `prefix` (moto only).
-fn keys_under(s3: &S3, prefix: &str) -> Vec<String> {
+pub(crate) fn keys_under(s3: &S3, prefix: &str) -> Vec<String> {
     let listed = s3.boto(&format!(
         "for page in c.get_paginator('list_objects_v2').paginate(Bucket='apt', Prefix='{prefix}'):\n\
          \x20   for item in page.get('Contents', []):\n\

@@ -73,7 +73,8 @@ pub(crate) struct Manifest {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct LayersSection {
     /// Split the third-party dependencies into a layer package (`<app>-layer-<key>`) that
-    /// the release depends on. Unset: on for the `python` kind, off for the others.
+    /// the release depends on. Unset: on for the `python` and `node` kinds, off for the
+    /// others.
     pub(crate) enabled: Option<bool>,
 }
 
@@ -544,10 +545,10 @@ impl LoadedManifest {
     /// Whether the build writes the dependencies into a layer package (`[layers] enabled`,
     /// else the environment kind's default).
     pub(crate) fn layered(&self) -> bool {
-        self.manifest
-            .layers
-            .enabled
-            .unwrap_or(matches!(self.manifest.environment, Environment::Python(_)))
+        self.manifest.layers.enabled.unwrap_or(matches!(
+            self.manifest.environment,
+            Environment::Python(_) | Environment::Node(_)
+        ))
     }
 
     /// An error about `key` of this manifest.

@@ -1159,28 +1159,46 @@ fn write_layer(
     let names = loaded.names().app();
     let package = names.layer_package(&layer.key);
     let directory = names.layer_dir(&layer.key);
-    let items = list_layer(&layer.root, &directory)?;
+    let version = layer_version(loaded.names().distribution());
+    // The same key gives the same bytes: a `.deb` of the layer that a previous build left
+    // in `out` or in the cache is taken as it is, before the tree is read at all (reading
+    // and hashing a large layer is most of a code-only build's time otherwise).
+    let built = layer.prebuilt.clone().or_else(|| {
+        [Some(out), layer.cache.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|place| built_layer(place, &package, &version))
+    });
+    if let Some((built, architecture)) = built.as_ref().and_then(|built| {
+        let name = built.file_name()?.to_str()?;
+        let architecture = name.strip_suffix(".deb")?.rsplit('_').next()?;
+        Some((built, architecture.to_string()))
+    }) {
+        reporter.status(format!(
+            "Layer {package} is taken as built: {}",
+            built.display()
+        ));
+        return reuse_package(built, work, &package, &version, &architecture);
+    }
+    let mut items = list_layer(&layer.root, &directory)?;
+    // Stripped as the release would have been (node-gyp's modules keep their symbols);
+    // their debug files are dropped: a layer holds third-party code and has no dbgsym.
+    let strip_work = tempfile::tempdir_in(work)
+        .with_context(|| format!("{}: cannot create a directory", work.display()))?;
+    if loaded.strip() {
+        strip::strip_tree(
+            items.iter_mut().map(|item| &mut item.entry).collect(),
+            strip_work.path(),
+        )?;
+    }
     let Analysed {
         entries,
         digests,
         architecture,
         depends,
     } = analyse(loaded, &directory, items, &layer.depends, system)?;
-    let version = layer_version(loaded.names().distribution());
     let file = crate::naming::deb_file_name(&package, &version, &architecture);
-    let previous = out.join(&file);
-    if previous.is_file() {
-        reporter.status(format!(
-            "Layer {package} is already in {}: not written again",
-            out.display()
-        ));
-        return reuse_package(&previous, work, &package, &version, &architecture);
-    }
     let cached = layer.cache.as_ref().map(|cache| cache.join(&file));
-    if let Some(cached) = cached.as_ref().filter(|cached| cached.is_file()) {
-        reporter.status(format!("Layer {package} comes from the layer cache"));
-        return reuse_package(cached, work, &package, &version, &architecture);
-    }
     // The layer's bytes may depend on its key alone: it is compressed the same way
     // whatever `--compress` and `--level` say for the release (xz at dpkg-deb's level;
     // liblzma's threaded encoder gives the same bytes for any thread count).
@@ -1204,13 +1222,29 @@ fn write_layer(
     // cache that cannot be written costs that build time, not this one.
     if let Some(cached) = &cached {
         let partial = cached.with_extension("deb.partial");
-        let stored =
-            fs::copy(work.join(&written.file), &partial).and_then(|_| fs::rename(&partial, cached));
+        let stored = fs::create_dir_all(cached.parent().unwrap_or(Path::new("/")))
+            .and_then(|_| fs::copy(work.join(&written.file), &partial))
+            .and_then(|_| fs::rename(&partial, cached));
         if let Err(error) = stored {
             reporter.warn(format!("{}: not written: {error}", cached.display()));
         }
     }
     Ok(written)
+}
+
+/// The `.deb` of layer `package` at `version`, for any architecture, in `directory`.
+fn built_layer(directory: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    let prefix = crate::naming::deb_file_name(package, version, "");
+    let prefix = prefix.strip_suffix(".deb").unwrap_or(&prefix);
+    fs::read_dir(directory)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(prefix) && name.ends_with(".deb"))
+        })
 }
 
 /// A package a previous build wrote, linked (or copied) into `work` so that it moves

@@ -112,7 +112,13 @@ impl<'a> AppNames<'a> {
     /// Where a layer is installed on the server: `/opt/<app>/.layers/<key>`, a hidden
     /// directory beside the releases, so that no stage or version name can take it.
     pub(crate) fn layer_dir(&self, key: &str) -> String {
-        format!("/opt/{}/.layers/{key}", self.app)
+        format!("/opt/{}/{LAYERS_DIRECTORY}/{key}", self.app)
+    }
+
+    /// The layer's directory as a release directory (`/opt/<app>/<version>`) reaches it
+    /// through a relative link: `../.layers/<key>`, the same for every release.
+    pub(crate) fn layer_dir_from_release(&self, key: &str) -> String {
+        format!("../{LAYERS_DIRECTORY}/{key}")
     }
 
     /// The layer key of a layer package of this application, or `None` when `package` is
@@ -245,6 +251,9 @@ pub(crate) fn layer_version(distribution: Option<Distribution>) -> String {
         .unwrap_or_default();
     format!("{LAYER_VERSION}{suffix}")
 }
+
+/// The directory beside the releases (`/opt/<app>/.layers`) that holds the layers.
+const LAYERS_DIRECTORY: &str = ".layers";
 
 /// How many hexadecimal digits of the layer's hash its key keeps (64 bits: a collision
 /// between two dependency sets of one application is not a practical concern).

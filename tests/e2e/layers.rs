@@ -133,3 +133,150 @@ fn layers_1_code_only_releases_download_only_their_code_and_rollback_downloads_n
     assert_production_prints(&server, "tally  v1.1  m1.1");
     assert_eq!(production_tabulate(&server), "0.9.0");
 }
+
+/// Builds the native node application at `version` for bookworm (its nodejs 18 and
+/// node-gyp in the build root) into `out`; gives the build manifest's path and the
+/// layer's package name.
+fn build_nodeapp_for_bookworm(
+    app: &Path,
+    out: &Path,
+    version: &str,
+    dotty: bool,
+    epoch: &str,
+) -> (PathBuf, String) {
+    let manifest = crate::layers::write_nodeapp(
+        app,
+        version,
+        &format!("m{version}"),
+        dotty,
+        "[build]\npackages = [\"node-gyp\", \"libnode-dev\", \"g++\", \"make\"]\n",
+    );
+    let output = crate::support::run_ok(
+        crate::support::debstage()
+            .args(["--format", "json", "build", "--manifest"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(out)
+            .args(["--target", "bookworm"])
+            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env("SOURCE_DATE_EPOCH", epoch),
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("build prints its manifest as JSON");
+    let layer = file_of(&document, "layer").expect("a layer");
+    let build_manifest = std::fs::read_dir(out)
+        .expect("out")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&format!("nodeapp_{version}-")) && name.ends_with(".build.json")
+        })
+        .expect("a build manifest");
+    (
+        build_manifest,
+        layer.split('_').next().expect("name").to_string(),
+    )
+}
+
+#[test]
+fn layers_2_a_node_app_with_a_native_module_shares_its_layer_and_rolls_back_without_download() {
+    if !crate::node::node_tools_present("node layers e2e") {
+        return;
+    }
+    let Some(mut server) = Server::new("node-layers") else {
+        return;
+    };
+    // nodejs comes from the Debian mirror.
+    server.use_mirror();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("nodeapp");
+    let out = temp.path().join("out");
+    let mut manifests = Vec::new();
+    let mut layers = Vec::new();
+    for (version, dotty, epoch) in [
+        ("1.0", true, "1700000000"),
+        ("1.1", true, "1700001000"),
+        ("1.2", false, "1700002000"),
+    ] {
+        let (manifest, layer) = build_nodeapp_for_bookworm(&app, &out, version, dotty, epoch);
+        manifests.push(manifest);
+        layers.push(layer);
+    }
+    assert_eq!(
+        layers[0], layers[1],
+        "a code-only release changed the layer"
+    );
+    assert_ne!(layers[1], layers[2], "a changed dependency kept the layer");
+    let repo_temp = tempfile::tempdir().expect("temporary directory");
+    let repository = RepoServer::start(&repo_temp.path().join("repo"), "test");
+    let install_test = |extra: &[&str]| {
+        server.apt_get_ok(&["clean"]);
+        server.apt_get_ok(&["update"]);
+        let mut arguments = vec!["install", "--no-install-recommends"];
+        arguments.extend_from_slice(extra);
+        arguments.push("nodeapp-test");
+        let text = stdout(&server.apt_get_ok(&arguments));
+        (downloaded(&text), text)
+    };
+    let prints = |expected: &str| {
+        let output = server.run_ok("sh", &["-c", "cd /opt/nodeapp/test && node server.js"]);
+        assert_eq!(stdout(&output), expected);
+    };
+
+    repository.run(&["add", "--manifest", &manifests[0].to_string_lossy()]);
+    server.subscribe_to(&repository, "test", Some("bookworm"), "nodeapp");
+    let (downloads, text) = install_test(&[]);
+    assert!(downloads.contains(&layers[0]), "{text}");
+    prints("native hello 42 m1.0\n");
+
+    // 1.1, code only: the release package and the stage package.
+    repository.run(&["add", "--manifest", &manifests[1].to_string_lossy()]);
+    let (downloads, text) = install_test(&[]);
+    assert_eq!(downloads, ["nodeapp-1.1", "nodeapp-test"], "{text}");
+    prints("native hello 42 m1.1\n");
+
+    // 1.2 drops a dependency: a new layer.
+    repository.run(&["add", "--manifest", &manifests[2].to_string_lossy()]);
+    let (downloads, text) = install_test(&[]);
+    assert_eq!(
+        downloads,
+        ["nodeapp-1.2", layers[2].as_str(), "nodeapp-test"],
+        "{text}"
+    );
+    prints("native hello m1.2\n");
+
+    // Rollback to 1.1: its release and layer are still installed, nothing but the stage
+    // package is downloaded.
+    repository.run(&["rollback", "nodeapp", "test"]);
+    let (downloads, text) = install_test(&["--allow-downgrades"]);
+    assert_eq!(downloads, ["nodeapp-test"], "{text}");
+    assert_eq!(server.link("/opt/nodeapp/test").as_deref(), Some("1.1"));
+    prints("native hello 42 m1.1\n");
+    assert!(server.installed_version(&layers[0]).is_some());
+}
+
+/// piuparts installs and purges a layered release (its layer, release and stage
+/// package), and upgrades to it from an unlayered release in the production suite.
+#[test]
+fn piuparts_passes_a_layered_release_and_the_upgrade_from_an_unlayered_one() {
+    if !super::harness::can_run("piuparts layers", &[("piuparts", "piuparts")]) {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("tally");
+    let out = temp.path().join("out");
+    write_tally(&app, "1.0", "0.9.0", "one", "\n[layers]\nenabled = false\n");
+    let (unlayered, _) = build_tally(&app.join("debstage.toml"), &out, "1700000000");
+    assert_eq!(file_of(&unlayered, "layer"), None);
+    write_tally(&app, "1.1", "0.9.0", "two", "");
+    let (layered, _) = build_tally(&app.join("debstage.toml"), &out, "1700001000");
+    let repo_temp = tempfile::tempdir().expect("temporary directory");
+    let repository = RepoServer::start(&repo_temp.path().join("repo"), "test,staging,production");
+    release(&repository, &out.join("tally_1.0-1.build.json"), "1.0");
+    let file = |role: &str| out.join(file_of(&layered, role).expect(role));
+    let stage = out.join("tally-production_1.1-1_all.deb");
+    super::piuparts::piuparts(
+        &repository.url(),
+        &[&file("layer"), &file("payload"), &stage],
+    );
+}

@@ -15,7 +15,7 @@ mod metrics;
 mod native;
 mod node_managers;
 mod object_store;
-mod piuparts;
+pub(crate) mod piuparts;
 mod python;
 mod quick_publications;
 mod systemd;

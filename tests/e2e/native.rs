@@ -8,6 +8,7 @@ use std::process::Command;
 
 use super::harness::{shout, Server};
 use crate::node::{node_application, node_tools_present};
+use crate::node_managers::SINGLE_PAYLOAD;
 use crate::strip::{build_id, c_application, has_section, rust_application};
 use crate::support::{build, run_ok, stderr, stdout};
 
@@ -102,7 +103,9 @@ fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
     let manifest = node_application(
         &temp.path().join("app"),
         "1.0",
-        "[build]\npackages = [\"node-gyp\", \"libnode-dev\", \"g++\", \"make\"]\n",
+        &format!(
+            "{SINGLE_PAYLOAD}[build]\npackages = [\"node-gyp\", \"libnode-dev\", \"g++\", \"make\"]\n"
+        ),
     );
     let out = temp.path().join("out");
     let output = run_ok(
@@ -153,7 +156,7 @@ fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
         ));
         return;
     }
-    let manifest = node_application(&temp.path().join("app-host"), "1.1", "");
+    let manifest = node_application(&temp.path().join("app-host"), "1.1", SINGLE_PAYLOAD);
     let out = temp.path().join("out-host");
     build(&manifest, &out, &[]);
     let files = server.put(

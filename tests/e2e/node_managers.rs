@@ -5,8 +5,9 @@
 //! nodejs) and its `node` entry runs there, without the development dependency.
 
 use super::harness::Server;
-use crate::init::{build_command, init, project};
+use crate::init::{build_command, project};
 use crate::node::node_tools_present;
+use crate::node_managers::init_single_payload;
 use crate::support::{run_ok, stderr, stdout};
 
 #[test]
@@ -19,7 +20,7 @@ fn a_pnpm_app_built_for_bookworm_installs_with_apt_and_runs() {
     };
     server.use_mirror();
     let (temp, directory) = project("pnpm-app");
-    init(&directory);
+    init_single_payload(&directory);
     let out = temp.path().join("out");
     let output = run_ok(
         build_command(&directory, &out)

@@ -2,6 +2,7 @@
 //! of a release, and upgrades to them from the release before (served by `repo serve`),
 //! and fails on anything the system does not get back as it was.
 
+use std::path::Path;
 use std::process::Command;
 
 use super::apt::{Release, TO_PRODUCTION};
@@ -18,6 +19,16 @@ fn piuparts_installs_upgrades_from_the_previous_release_and_purges() {
     release.release("1.0", TO_PRODUCTION);
     let next = release.builds.good("1.1", "1");
 
+    piuparts(
+        &release.repository.url(),
+        &[&next.payload(), &next.stage("production")],
+    );
+}
+
+/// Runs piuparts on `files` against bookworm with the production suite of the repository
+/// at `url` as an extra source (what the upgrade test starts from); both its install and
+/// purge test and its upgrade test must pass.
+pub(super) fn piuparts(url: &str, files: &[&Path]) {
     // The base is the suite's cached debootstrap root, without the suite's policy-rc.d
     // (piuparts brings its own).
     let scratch = tempfile::tempdir().expect("temporary directory");
@@ -33,10 +44,7 @@ fn piuparts_installs_upgrades_from_the_previous_release_and_purges() {
             .arg(format!("--exclude=./{POLICY_RC_D}"))
             .arg("."),
     );
-    let repository = format!(
-        "deb [trusted=yes] {} production main",
-        release.repository.url()
-    );
+    let repository = format!("deb [trusted=yes] {url} production main");
     let output = Command::new("piuparts")
         .args(["--distribution", "bookworm", "--mirror", &debian_mirror()])
         .arg("--basetgz")
@@ -44,13 +52,12 @@ fn piuparts_installs_upgrades_from_the_previous_release_and_purges() {
         .arg(format!("--extra-repo={repository}"))
         .arg("--tmpdir")
         .arg(scratch.path())
-        .arg(next.payload())
-        .arg(next.stage("production"))
+        .args(files)
         .output()
         .expect("piuparts runs (make deps installs it)");
     let text = stdout(&output) + &stderr(&output);
     assert!(output.status.success(), "piuparts failed:\n{text}");
-    // Both tests ran: install and purge of 1.1, and 1.0 from the suite upgraded to 1.1.
+    // Both tests ran: install and purge, and the suite's release upgraded to these.
     assert!(
         text.contains("PASS: Installation and purging test."),
         "{text}"

@@ -6,6 +6,7 @@ pub(crate) mod dir;
 pub(crate) mod node;
 pub(crate) mod node_abi;
 pub(crate) mod node_engines;
+pub(crate) mod node_layer;
 pub(crate) mod node_manager;
 pub(crate) mod python;
 pub(crate) mod python_layer;
@@ -41,10 +42,9 @@ pub(crate) fn stage(
             command::stage(manifest, options, runner, scratch, reporter)?,
             None,
         )),
-        Environment::Node(options) => Ok((
-            node::stage(manifest, options, runner, scratch, reporter)?,
-            None,
-        )),
+        Environment::Node(options) => {
+            node::stage(manifest, options, runner, scratch, out, reporter)
+        }
     }
 }
 

@@ -16,8 +16,9 @@ use walkdir::WalkDir;
 use super::command::{run_streamed, CommandFailed};
 use super::node_abi;
 use super::node_engines;
+use super::node_layer;
 use super::node_manager;
-use super::staged::StagedTree;
+use super::staged::{StagedLayer, StagedTree};
 use crate::build::manifest::{LoadedManifest, NodeEnvironment};
 use crate::build::runner::Runner;
 use crate::build::tree_copy::{copy_tree, Existing};
@@ -35,14 +36,17 @@ pub(crate) const LINTIAN_OVERRIDES: &[&str] = &["shared-library-lacks-prerequisi
 /// node-gyp then builds native modules against them instead of downloading headers.
 const SYSTEM_NODE_DIR: &str = "/usr";
 
-/// Copies the application into the release tree and runs the install command there.
+/// Copies the application into the release tree and runs the install command there; for
+/// a layered build, `node_modules` then moves into the layer ([`node_layer`]), or the
+/// layer's `.deb` from `out` or the layer cache stands for it and nothing is installed.
 pub(crate) fn stage(
     manifest: &LoadedManifest,
     options: &NodeEnvironment,
     runner: &Runner,
     scratch: &Path,
+    out: &Path,
     reporter: &Reporter,
-) -> Result<StagedTree> {
+) -> Result<(StagedTree, Option<StagedLayer>)> {
     let root = scratch.join("release");
     fs::create_dir_all(&root).with_context(|| format!("{}: cannot be created", root.display()))?;
     let source = manifest.resolve(&options.source);
@@ -69,6 +73,29 @@ pub(crate) fn stage(
         ),
     };
     copy_application(&source, &root)?;
+    let layer = if manifest.layered() {
+        Some(plan_layer(
+            manifest,
+            runner,
+            &root,
+            &source,
+            detected.as_ref(),
+            &command,
+            out,
+        )?)
+    } else {
+        None
+    };
+    if let Some(layer) = layer.as_ref().filter(|layer| {
+        layer.prebuilt.is_some() && node_layer::may_skip_install(&source, options.command.is_some())
+    }) {
+        reporter.status(format!(
+            "Dependencies from the built layer {}: nothing is installed",
+            manifest.names().app().layer_package(&layer.key)
+        ));
+        node_layer::link_release(&root, &layer.link)?;
+        return finish(manifest, runner, &root, scratch, layer.clone(), reporter);
+    }
     let manager_bin = match &detected {
         Some(detected) => node_manager::provide(detected, runner, scratch, &|message| {
             reporter.status(message)
@@ -131,7 +158,123 @@ pub(crate) fn stage(
         }
     }
     clear_stray_execute_bits(&root.join("node_modules"))?;
-    let modules = node_abi::native_modules(&root)?;
+    if let Some(layer) = layer {
+        if node_layer::split(manifest, &root, &scratch.join("layer"), &layer.link)? {
+            return finish(manifest, runner, &root, scratch, layer, reporter);
+        }
+        reporter.status("No layer: node_modules is empty or links to the application's own code");
+    }
+    let depends = depends_of(manifest, runner, &root, reporter)?;
+    Ok((StagedTree { root, depends }, None))
+}
+
+/// The layer a layered build uses, known before the install.
+#[derive(Clone)]
+struct PlannedLayer {
+    key: String,
+    /// The layer's directory as the release reaches it.
+    link: String,
+    /// Its `.deb` from a previous build, in `out` or the layer cache.
+    prebuilt: Option<PathBuf>,
+    /// The layer cache's directory for the key.
+    cache: Option<PathBuf>,
+}
+
+/// Computes the layer's key and looks for its `.deb` in `out` and the layer cache.
+fn plan_layer(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    root: &Path,
+    source: &Path,
+    detected: Option<&node_manager::Detected>,
+    command: &str,
+    out: &Path,
+) -> Result<PlannedLayer> {
+    let abi = ask_node(manifest, runner, root, "process.versions.modules")?;
+    let architecture = super::python::build_architecture(runner)?;
+    let target = manifest
+        .names()
+        .distribution()
+        .map(|distribution| distribution.codename().to_string());
+    let inputs = node_layer::KeyInputs {
+        detected,
+        command,
+        abi: &abi,
+        architecture: &architecture,
+        target: target.as_deref(),
+    };
+    let key = node_layer::key(manifest, source, &inputs)?;
+    let names = manifest.names().app();
+    let cache = node_layer::cache_directory(&key);
+    let mut places = vec![out];
+    places.extend(cache.as_deref());
+    let prebuilt = node_layer::built_package(
+        &names.layer_package(&key),
+        &crate::naming::layer_version(manifest.names().distribution()),
+        &architecture,
+        &places,
+    );
+    Ok(PlannedLayer {
+        link: names.layer_dir_from_release(&key),
+        key,
+        prebuilt,
+        cache,
+    })
+}
+
+/// The release tree at `root` with its `node_modules` a link into `layer`, and the layer
+/// (its tree in `scratch/layer`, or its built `.deb`).
+fn finish(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    root: &Path,
+    scratch: &Path,
+    layer: PlannedLayer,
+    reporter: &Reporter,
+) -> Result<(StagedTree, Option<StagedLayer>)> {
+    let names = manifest.names().app();
+    let layer_root = scratch.join("layer");
+    let layer_depends = if layer.prebuilt.is_some() {
+        Vec::new()
+    } else {
+        depends_of(manifest, runner, &layer_root, reporter)?
+    };
+    let mut depends = depends_of(manifest, runner, root, reporter)?;
+    depends.push(format!(
+        "{} (= {})",
+        names.layer_package(&layer.key),
+        crate::naming::layer_version(manifest.names().distribution())
+    ));
+    reporter.status(format!(
+        "Dependencies in layer {} ({})",
+        names.layer_package(&layer.key),
+        names.layer_dir(&layer.key)
+    ));
+    Ok((
+        StagedTree {
+            root: root.to_path_buf(),
+            depends,
+        },
+        Some(StagedLayer {
+            key: layer.key,
+            root: layer_root,
+            depends: layer_depends,
+            cache: layer.cache,
+            prebuilt: layer.prebuilt,
+        }),
+    ))
+}
+
+/// The `nodejs` relations of the tree at `root`: those of its native modules (whose
+/// execute bits are cleared here) and of the `engines.node` of its `package.json` and
+/// its `node_modules`, checked against the build's Node.js.
+fn depends_of(
+    manifest: &LoadedManifest,
+    runner: &Runner,
+    root: &Path,
+    reporter: &Reporter,
+) -> Result<Vec<String>> {
+    let modules = node_abi::native_modules(root)?;
     // Node loads a module with dlopen, which needs no execute bit; node-gyp sets it, and
     // Debian ships shared objects without it (lintian: shared-library-is-executable).
     for module in &modules {
@@ -143,7 +286,7 @@ pub(crate) fn stage(
         .iter()
         .any(|module| module.needs == node_abi::Needs::BuildAbi)
     {
-        Some(build_abi(manifest, runner, &root)?)
+        Some(build_abi(manifest, runner, root)?)
     } else {
         None
     };
@@ -153,11 +296,11 @@ pub(crate) fn stage(
             manifest.path.display()
         )
     })?;
-    if let Some(minimum) = check_engines(manifest, runner, &root, reporter)? {
+    if let Some(minimum) = check_engines(manifest, runner, root, reporter)? {
         depends.retain(|relation| relation != "nodejs");
         depends.push(format!("nodejs (>= {minimum})"));
     }
-    Ok(StagedTree { root, depends })
+    Ok(depends)
 }
 
 /// Clears the execute bits of files in `node_modules` that are neither ELF files nor

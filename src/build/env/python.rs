@@ -328,6 +328,7 @@ fn environment(
                 root: layer_host,
                 depends: interpreter_depends(&interpreter.version),
                 cache: context_cache.map(|cache| cache.directory.clone()),
+                prebuilt: None,
             })
         }
         None => None,
@@ -338,7 +339,7 @@ fn environment(
 }
 
 /// The Debian architecture of the machine that builds (a layer's key holds it).
-fn build_architecture(runner: &Runner) -> Result<String> {
+pub(crate) fn build_architecture(runner: &Runner) -> Result<String> {
     let output = runner
         .command("dpkg", Path::new("/"))
         .arg("--print-architecture")

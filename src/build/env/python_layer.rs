@@ -193,12 +193,19 @@ fn common_inputs(
     options: &PythonEnvironment,
     inputs: &KeyInputs<'_>,
 ) -> String {
-    let package = &manifest.manifest.package;
     let mut text = format!("python {}\n", inputs.python);
     text.push_str(&format!("architecture {}\n", inputs.architecture));
     text.push_str(&format!("target {}\n", inputs.target.unwrap_or("host")));
     text.push_str(&format!("pip-args {:?}\n", options.pip_args));
-    text.push_str(&format!("maintainer {}\n", package.maintainer));
+    text.push_str(&control_inputs(manifest));
+    text
+}
+
+/// The control fields a layer package takes from the manifest, one per line, for the
+/// key of a layer of any kind.
+pub(crate) fn control_inputs(manifest: &LoadedManifest) -> String {
+    let package = &manifest.manifest.package;
+    let mut text = format!("maintainer {}\n", package.maintainer);
     text.push_str(&format!("license {:?}\n", package.license));
     text.push_str(&format!("homepage {:?}\n", package.homepage));
     text.push_str(&format!(
@@ -378,7 +385,7 @@ impl LayerCache {
 }
 
 /// `$XDG_CACHE_HOME`, or `$HOME/.cache` (the XDG base directory rule; no crate).
-fn cache_base() -> Option<PathBuf> {
+pub(crate) fn cache_base() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .filter(|value| !value.is_empty())
         .map(PathBuf::from)

@@ -12,7 +12,8 @@ pub(crate) struct StagedTree {
     pub(crate) depends: Vec<String>,
 }
 
-/// The layer an environment kind split off its staged tree (see `python_layer`).
+/// The layer an environment kind split off its staged tree (see `python_layer` and
+/// `node_layer`).
 #[derive(Debug)]
 pub(crate) struct StagedLayer {
     /// The layer key, which names the layer package and its directory.
@@ -23,4 +24,7 @@ pub(crate) struct StagedLayer {
     pub(crate) depends: Vec<String>,
     /// The layer cache's entry, where the layer's `.deb` is kept for the next build.
     pub(crate) cache: Option<PathBuf>,
+    /// The layer's `.deb` from a previous build (in `--out` or the layer cache), taken as
+    /// it is: the same key gives the same bytes.
+    pub(crate) prebuilt: Option<PathBuf>,
 }
