@@ -98,14 +98,20 @@ impl<'a> ElfParts<'a> {
         let program_table = parts.range(header.e_phoff, u64::from(header.e_phnum) * phdr_size)?;
         parts.program_headers =
             ProgramHeader::parse(&program_table, 0, usize::from(header.e_phnum), parts.ctx)?;
+        // `parse_from`, not `parse`: goblin's `parse` takes offset 0 for "no section
+        // headers" and gives none, and the table read here starts at 0.
         // e_shnum 0 with a section table means the count is in the first header's
         // sh_size (SHN_XINDEX); such files are left without sections here, as a file
         // stripped of its section headers is.
         if header.e_shoff != 0 && header.e_shnum != 0 {
             let section_table =
                 parts.range(header.e_shoff, u64::from(header.e_shnum) * shdr_size)?;
-            parts.section_headers =
-                SectionHeader::parse(&section_table, 0, usize::from(header.e_shnum), parts.ctx)?;
+            parts.section_headers = SectionHeader::parse_from(
+                &section_table,
+                0,
+                usize::from(header.e_shnum),
+                parts.ctx,
+            )?;
         }
         Ok(parts)
     }
@@ -188,6 +194,19 @@ mod tests {
         assert_eq!(from_memory.header, from_disk.header);
         assert_eq!(from_memory.program_headers, from_disk.program_headers);
         assert_eq!(from_memory.section_headers, from_disk.section_headers);
+        // The same headers goblin's whole-file parse finds, section names included.
+        let whole = goblin::elf::Elf::parse(&bytes).expect("goblin parses the test binary");
+        assert!(!whole.section_headers.is_empty());
+        assert_eq!(from_disk.section_headers, whole.section_headers);
+        assert_eq!(from_disk.program_headers, whole.program_headers);
+        let names = from_disk
+            .section_names()
+            .expect("read")
+            .expect("a name table");
+        assert!(
+            names.windows(6).any(|window| window == b".text\0"),
+            "no .text in the section names"
+        );
         assert!(from_disk.range(from_disk.len - 1, 2).is_err());
         assert!(from_disk.range(u64::MAX, 2).is_err());
     }
