@@ -708,18 +708,32 @@ fn recap<'a>(text: &'a str, host: &str) -> Option<&'a str> {
         .find(|line| line.starts_with(&prefix))
 }
 
-/// Makes a booted server ready for the role: Debian's python3 and python3-apt from the
-/// mirror, then only the scenario's repository in apt's sources.
+/// Where a booted server keeps the mirror's sources line while apt reads only the
+/// scenario's repository (outside apt's directories, so apt never reads it there).
+const MIRROR_LIST: &str = "/root/mirror.sources.list";
+
+/// Makes a booted server ready for Ansible as a fresh Debian host is: Debian's python3
+/// from the mirror, and no python3-apt (the role's check mode must work without it);
+/// then only the scenario's repository in apt's sources.
 fn prepare_for_ansible(server: &mut Server) {
     server.use_mirror();
     server.apt_get_ok(&["update"]);
-    server.apt_get_ok(&[
-        "install",
-        "--no-install-recommends",
-        "python3",
-        "python3-apt",
-    ]);
+    server.apt_get_ok(&["install", "--no-install-recommends", "python3"]);
+    fs::rename(
+        server.path("/etc/apt/sources.list"),
+        server.path(MIRROR_LIST),
+    )
+    .expect("keep the mirror's line");
     fs::write(server.path("/etc/apt/sources.list"), "").expect("sources.list");
+}
+
+/// Installs python3-apt, which Ansible's apt module needs for a real run, from the mirror
+/// [`prepare_for_ansible`] set aside; then only the scenario's repository again.
+fn install_python3_apt(server: &Server) {
+    let list = server.path("/etc/apt/sources.list");
+    fs::copy(server.path(MIRROR_LIST), &list).expect("the mirror's line");
+    server.apt_get_ok(&["install", "--no-install-recommends", "python3-apt"]);
+    fs::write(&list, "").expect("sources.list");
 }
 
 /// The stage's facts file of a booted server.
@@ -838,8 +852,8 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
     untouched(&canary);
     untouched(&second);
 
-    // Point 2: check mode on fresh hosts, with both Ansibles: the predicted move and link,
-    // the .sources file as a diff, and nothing written.
+    // Point 2: check mode on fresh hosts (python3, no python3-apt), with both Ansibles: the
+    // predicted move and link, the .sources file as a diff, and nothing written.
     release.release("1.0", super::apt::TO_PRODUCTION);
     for controller in [&core_2_17, &newest] {
         let preview = controller.check(&variables);
@@ -851,6 +865,13 @@ fn scenario_20_a_canary_rollout_on_booted_servers_stops_at_the_first_host() {
         );
         untouched(&canary);
         untouched(&second);
+    }
+    for server in [&canary, &second] {
+        assert!(
+            server.installed_version("python3-apt").is_none(),
+            "the fresh host had python3-apt"
+        );
+        install_python3_apt(server);
     }
 
     // 1.0 everywhere, health-checked by the postinst through the container's systemd;
