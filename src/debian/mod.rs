@@ -2,6 +2,7 @@
 //! control paragraphs, Release files, digests and architecture names.
 
 pub(crate) mod apt_sources;
+pub(crate) mod changelog;
 pub(crate) mod control;
 pub(crate) mod digests;
 pub(crate) mod names;

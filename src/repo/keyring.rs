@@ -69,13 +69,13 @@ pub(crate) fn write(
     let changelog = format!(
         "{package} ({version}) stable; urgency=medium\n\n  * The keys that are not \
          retired:\n{listed}\n -- {MAINTAINER}  {}\n",
-        crate::build::changelog_date(mtime)
+        crate::debian::changelog::changelog_date(mtime)
     );
     let copyright = format!(
         "The OpenPGP public keys of the {origin} apt repository, packaged by debstage.\n\n\
          Copyright (C) {} the owners of the {origin} repository.\n\
          The keys are given for anyone to use, copy and pass on.\n",
-        crate::build::changelog_year(mtime),
+        crate::debian::changelog::changelog_year(mtime),
         origin = config.origin
     );
     let entries = vec![
