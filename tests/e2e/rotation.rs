@@ -1,6 +1,7 @@
 //! A signing key rotated under a fleet that follows the production suite with apt: a
 //! server that only ever holds the first key file, one that installs the keyring package
-//! while two keys sign, and one set up after the rotation as `repo sources` says.
+//! while two keys sign, and one set up after the rotation as `repo sources` says. The
+//! servers read the suite through `repo serve`, and again through a Garage bucket.
 
 use std::fs;
 use std::process::Output;
