@@ -74,22 +74,7 @@ impl Keys {
 
     /// `repo key list`: (fingerprint, state) of each key, and the keyring version.
     fn listed(&self) -> (Vec<(String, String)>, u64) {
-        let document = self.json(&["key", "list"]);
-        let keys = document["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|key| {
-                (
-                    key["fingerprint"]
-                        .as_str()
-                        .expect("fingerprint")
-                        .to_string(),
-                    key["state"].as_str().expect("state").to_string(),
-                )
-            })
-            .collect();
-        (keys, document["keyring_version"].as_u64().expect("version"))
+        listed(&self.json(&["key", "list"]))
     }
 
     /// The binary keyring of one key, from `repo key export FINGERPRINT`.
@@ -110,6 +95,26 @@ impl Keys {
     fn suite(&self, suite: &str) -> PathBuf {
         self.repo.join("dists").join(suite)
     }
+}
+
+/// What `repo key list --format json` printed: (fingerprint, state) of each key, oldest
+/// first, and the keyring version.
+pub(crate) fn listed(document: &Value) -> (Vec<(String, String)>, u64) {
+    let keys = document["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|key| {
+            (
+                key["fingerprint"]
+                    .as_str()
+                    .expect("fingerprint")
+                    .to_string(),
+                key["state"].as_str().expect("state").to_string(),
+            )
+        })
+        .collect();
+    (keys, document["keyring_version"].as_u64().expect("version"))
 }
 
 /// The fingerprints gpgv found a good signature of (`VALIDSIG`) in `files` (InRelease,

@@ -16,7 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::support::{debstage, run_ok, stderr, stdout, without_progress};
@@ -439,8 +439,9 @@ pub struct Server {
     use_mirror: bool,
     /// The container when the server is booted; commands then run in it with nsenter.
     container: Option<Container>,
-    // Declared last: the slot is given back after the copy is gone.
-    _slot: Slot,
+    // Declared last: the slot is given back after the copy is gone (after the last of the
+    // scenario's servers, which share it).
+    slot: Arc<Slot>,
 }
 
 /// A booted copy: systemd-nspawn and the container's PID 1 as the host sees it.
@@ -467,8 +468,24 @@ impl Server {
         // The root first: while a distribution's root is made, other scenarios keep both
         // slots.
         let pristine = pristine_root_of(codename);
-        let slot = Slot::take();
-        let mut server = Server::copy_of(pristine, scenario, slot);
+        Some(Server::chroot_copy(
+            pristine,
+            scenario,
+            Arc::new(Slot::take()),
+        ))
+    }
+
+    /// Another server of the same scenario beside this one: a fresh copy of the pristine
+    /// bookworm root, used with chroot, for scenarios about several servers at once (a
+    /// fleet). It shares this server's slot: a scenario runs one command at a time,
+    /// whatever the number of its servers.
+    pub fn beside(&self, scenario: &str) -> Server {
+        Server::chroot_copy(pristine_root(), scenario, Arc::clone(&self.slot))
+    }
+
+    /// A copy of `source` with `/proc` and a private `/dev/pts` mounted, used with chroot.
+    fn chroot_copy(source: &Path, scenario: &str, slot: Arc<Slot>) -> Server {
+        let mut server = Server::copy_of(source, scenario, slot);
         let root = server.root.clone();
         let proc_dir = root.join("proc");
         run_ok(
@@ -489,7 +506,7 @@ impl Server {
                 .arg(&pts_dir),
         );
         server.mounted.push(pts_dir);
-        Some(server)
+        server
     }
 
     /// A fresh server for `scenario` that runs systemd as its PID 1: a copy of the systemd
@@ -500,7 +517,7 @@ impl Server {
         if !can_run(scenario, SYSTEMD_TOOLS) {
             return None;
         }
-        let slot = Slot::take();
+        let slot = Arc::new(Slot::take());
         let mut server = Server::copy_of(pristine_root(), scenario, slot);
         let policy = server.path(POLICY_RC_D);
         fs::remove_file(&policy).unwrap_or_else(|error| panic!("{}: {error}", policy.display()));
@@ -591,7 +608,7 @@ impl Server {
     }
 
     /// A copy of `source` for `scenario`, owned by the returned guard from the start.
-    fn copy_of(source: &Path, scenario: &str, slot: Slot) -> Server {
+    fn copy_of(source: &Path, scenario: &str, slot: Arc<Slot>) -> Server {
         let root = work_dir().join(format!("server-{}-{scenario}", std::process::id()));
         if root.exists() {
             let _ = Command::new("rm")
@@ -605,7 +622,7 @@ impl Server {
             mounted: Vec::new(),
             use_mirror: false,
             container: None,
-            _slot: slot,
+            slot,
         };
         run_ok(
             Command::new("cp")

@@ -18,4 +18,5 @@ mod object_store;
 pub(crate) mod piuparts;
 mod python;
 mod quick_publications;
+mod rotation;
 mod systemd;

@@ -13,8 +13,14 @@ use crate::targets::{assert_store_consistent, uploads, Repo};
 
 /// Subscribes `server` to `stage` of the copy on `s3` under `prefix`: the key that
 /// `repo export-key --binary` prints, and the deb822 source `repo sources` prints for
-/// the bucket's URL.
-pub(super) fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, stage: &str) {
+/// the bucket's URL. Returns what `repo sources` printed.
+pub(super) fn subscribe(
+    server: &Server,
+    repo: &Repo,
+    s3: &S3,
+    prefix: &str,
+    stage: &str,
+) -> String {
     if let Some(host) = &s3.http_host {
         let mut hosts = fs::OpenOptions::new()
             .append(true)
@@ -23,11 +29,16 @@ pub(super) fn subscribe(server: &Server, repo: &Repo, s3: &S3, prefix: &str, sta
             .expect("/etc/hosts of the server");
         writeln!(hosts, "127.0.0.1 {host}").expect("/etc/hosts");
     }
-    subscribe_at(server, repo, &format!("{}/{prefix}", s3.http_base), stage);
+    subscribe_at(server, repo, &bucket_url(s3, prefix), stage)
 }
 
-/// Subscribes `server` to `stage` of `repo` copied to `url`.
-fn subscribe_at(server: &Server, repo: &Repo, url: &str, stage: &str) {
+/// The URL apt reads the copy on `s3` under `prefix` at.
+pub(super) fn bucket_url(s3: &S3, prefix: &str) -> String {
+    format!("{}/{prefix}", s3.http_base)
+}
+
+/// Subscribes `server` to `stage` of `repo` copied to `url`; what `repo sources` printed.
+fn subscribe_at(server: &Server, repo: &Repo, url: &str, stage: &str) -> String {
     let text = repo.ok(&["sources", stage, "--url", url, "--app", "hello"]);
     let (inside, sources) = text
         .split("\n\n")
@@ -50,6 +61,7 @@ fn subscribe_at(server: &Server, repo: &Repo, url: &str, stage: &str) {
     fs::write(&target, key).expect("key");
     fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).expect("mode");
     fs::write(server.path(&inside), sources).expect("sources");
+    text
 }
 
 fn update(server: &Server) -> String {
