@@ -215,7 +215,8 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         );
     }
 
-    // In a repository, `--dist` moves one distribution's release with its layer.
+    // In a repository, `--dist` moves one distribution's release with its layer, and
+    // only that distribution's.
     let repo = temp.path().join("repo");
     let architecture = stdout(&run_ok(Command::new("dpkg").arg("--print-architecture")));
     crate::layers::repo_ok(&repo, &["init", "--arch", architecture.trim()]);
@@ -226,34 +227,48 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
             &["add", "--manifest", manifest.to_str().expect("UTF-8 path")],
         );
     }
+    let listed = |suite: &str| {
+        if repo.join("dists").join(suite).exists() {
+            crate::layers::published(&repo, suite)
+        } else {
+            Vec::new()
+        }
+    };
+    let package = |deb: &Path| (field(deb, "Package"), field(deb, "Version"));
+    let stage_package = |version: &str| ("pyapp-staging".to_string(), version.to_string());
+    let (_, _, bookworm_payload, bookworm_layer) = &payloads[0];
+    let (_, _, trixie_payload, trixie_layer) = &payloads[1];
+    let sorted = |mut pairs: Vec<(String, String)>| {
+        pairs.sort();
+        pairs
+    };
     crate::layers::repo_ok(
         &repo,
         &[
             "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "bookworm",
         ],
     );
-    let layer_of = |suffix: &str| {
-        let (_, _, _, layer) = payloads
-            .iter()
-            .find(|(_, _, deb, _)| field(deb, "Version").ends_with(suffix))
-            .expect("a build");
-        (field(layer, "Package"), field(layer, "Version"))
-    };
-    let bookworm_layer = layer_of("+deb12");
-    let trixie_layer = layer_of("+deb13");
-    let staging = crate::layers::published(&repo, "bookworm-staging");
-    assert!(staging.contains(&bookworm_layer), "{staging:?}");
-    assert!(
-        !repo.join("dists/trixie-staging").exists()
-            || !crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer)
+    assert_eq!(
+        listed("bookworm-staging"),
+        sorted(vec![
+            package(bookworm_payload),
+            package(bookworm_layer),
+            stage_package("1.2.0-1+deb12"),
+        ])
     );
+    assert_eq!(listed("trixie-staging"), Vec::new());
     crate::layers::repo_ok(
         &repo,
         &[
             "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "trixie",
         ],
     );
-    assert!(crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer));
+    let trixie_staging = sorted(vec![
+        package(trixie_payload),
+        package(trixie_layer),
+        stage_package("1.2.0-1+deb13"),
+    ]);
+    assert_eq!(listed("trixie-staging"), trixie_staging);
     crate::layers::repo_ok(&repo, &["verify"]);
 }
 
