@@ -1,7 +1,8 @@
 //! `debstage build --target <codename>`: the Python example built from this (bookworm)
 //! machine for bookworm and for trixie in debootstrap roots of each, installed with dpkg
-//! into a root of its own distribution, and refused by the other's; bad targets and
-//! packages refused with the manifest's file and key.
+//! into a root of its own distribution, and refused by the other's, then promoted,
+//! rolled back and collected per distribution (`--dist`) with its layers in a repository;
+//! bad targets and packages refused with the manifest's file and key.
 //!
 //! The build roots are cached by debstage itself under `XDG_CACHE_HOME`, which these tests
 //! point into cargo's scratch directory (`target/tmp/debstage-cache`), so later runs find
@@ -268,6 +269,77 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         package(trixie_layer),
         stage_package("1.2.0-1+deb13"),
     ]);
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    crate::layers::repo_ok(&repo, &["verify"]);
+
+    // 1.3.0 for bookworm alone, with one more dependency: another layer. Promoted, then
+    // rolled back with `--dist`, bookworm's staging goes back to 1.2.0 and its layer;
+    // trixie's is never touched.
+    for file in ["debstage.toml", "pyproject.toml"] {
+        let path = app.join(file);
+        let text = fs::read_to_string(&path).expect("read");
+        let changed = text.replacen("version = \"1.2.0\"", "version = \"1.3.0\"", 1);
+        assert_ne!(text, changed, "{file} names version 1.2.0");
+        fs::write(&path, changed).expect("write");
+    }
+    fs::write(
+        app.join("requirements.txt"),
+        "Pillow==11.0.0\nsix==1.17.0\n",
+    )
+    .expect("write");
+    let output = run_ok(&mut target_build(&manifest, &out, "bookworm"));
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("build prints JSON");
+    let newer_payload = payload(&document, &out);
+    let newer_layer = document["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["role"] == "layer")
+        .and_then(|package| package["file"].as_str())
+        .map(|file| out.join(file))
+        .expect("a layer");
+    assert_ne!(package(&newer_layer), package(bookworm_layer));
+    crate::layers::repo_ok(
+        &repo,
+        &[
+            "add",
+            "--manifest",
+            out.join("pyapp_1.3.0-1+deb12.build.json")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+    );
+    crate::layers::repo_ok(
+        &repo,
+        &[
+            "promote", "pyapp", "1.3.0", "--to", "staging", "--dist", "bookworm",
+        ],
+    );
+    // The older release stays listed with its layer, so a rollback is installable.
+    assert_eq!(
+        listed("bookworm-staging"),
+        sorted(vec![
+            package(bookworm_payload),
+            package(bookworm_layer),
+            package(&newer_payload),
+            package(&newer_layer),
+            stage_package("1.3.0-1+deb12"),
+        ])
+    );
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    crate::layers::repo_ok(
+        &repo,
+        &["rollback", "pyapp", "staging", "--dist", "bookworm"],
+    );
+    let bookworm_staging = listed("bookworm-staging");
+    assert!(
+        bookworm_staging.contains(&stage_package("1.2.0-1+deb12"))
+            && !bookworm_staging.contains(&stage_package("1.3.0-1+deb12"))
+            && bookworm_staging.contains(&package(bookworm_payload))
+            && bookworm_staging.contains(&package(bookworm_layer)),
+        "{bookworm_staging:?}"
+    );
     assert_eq!(listed("trixie-staging"), trixie_staging);
     crate::layers::repo_ok(&repo, &["verify"]);
 }
