@@ -342,6 +342,24 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
     );
     assert_eq!(listed("trixie-staging"), trixie_staging);
     crate::layers::repo_ok(&repo, &["verify"]);
+
+    // A layer's version (`1+deb12`) is not a release of the application: naming it moves
+    // nothing.
+    let refused = run_fail(
+        debstage()
+            .args(["repo", "--repo"])
+            .arg(&repo)
+            .args([
+                "promote", "pyapp", "1", "--to", "staging", "--dist", "bookworm",
+            ])
+            .env("USER", "tester"),
+    );
+    assert!(
+        stderr(&refused).contains("pyapp 1: no such version for bookworm"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(listed("bookworm-staging"), bookworm_staging);
 }
 
 #[test]
