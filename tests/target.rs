@@ -360,6 +360,33 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         stderr(&refused)
     );
     assert_eq!(listed("bookworm-staging"), bookworm_staging);
+
+    // `gc --keep 0` keeps only what the stages point to: bookworm-staging (at 1.2.0)
+    // drops 1.3.0 and its layer, bookworm-test (at 1.3.0) drops 1.2.0 and its layer, and
+    // the pool keeps all three layers, each needed by a kept release.
+    crate::layers::repo_ok(&repo, &["gc", "--keep", "0"]);
+    assert_eq!(
+        listed("bookworm-staging"),
+        sorted(vec![
+            package(bookworm_payload),
+            package(bookworm_layer),
+            stage_package("1.2.0-1+deb12"),
+        ])
+    );
+    let bookworm_test = listed("bookworm-test");
+    assert!(
+        bookworm_test.contains(&package(&newer_payload))
+            && bookworm_test.contains(&package(&newer_layer))
+            && !bookworm_test.contains(&package(bookworm_layer)),
+        "{bookworm_test:?}"
+    );
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    let pool = crate::support::files_in(&repo.join("pool/main/p/pyapp"));
+    for layer in [bookworm_layer, trixie_layer, &newer_layer] {
+        let name = layer.file_name().expect("file name").to_string_lossy();
+        assert!(pool.iter().any(|file| *file == name), "{name}: {pool:?}");
+    }
+    crate::layers::repo_ok(&repo, &["verify"]);
 }
 
 #[test]
