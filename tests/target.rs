@@ -97,13 +97,14 @@ impl RootCopy {
     }
 }
 
-fn payload(document: &serde_json::Value, out: &Path) -> PathBuf {
+/// The file in `out` of the package with `role` (payload, layer) that a build's JSON names.
+fn built(document: &serde_json::Value, out: &Path, role: &str) -> PathBuf {
     let packages = document["packages"].as_array().expect("packages");
     let file = packages
         .iter()
-        .find(|package| package["role"] == "payload")
+        .find(|package| package["role"] == role)
         .and_then(|package| package["file"].as_str())
-        .expect("a payload");
+        .unwrap_or_else(|| panic!("a {role}"));
     out.join(file)
 }
 
@@ -145,7 +146,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         assert_eq!(build["target"], codename);
         let version = format!("1.2.0-1{suffix}");
         assert_eq!(build["debian_version"], version.as_str());
-        let deb = payload(build, &out);
+        let deb = built(build, &out, "payload");
         assert_eq!(field(&deb, "Version"), version);
         // The interpreter guard names the distribution's own Python.
         let depends = field(&deb, "Depends");
@@ -163,14 +164,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         assert_eq!(written["target"], codename);
         // The layer of the dependencies is built for the distribution too (its version
         // carries the suffix), and installs with the payload.
-        let layer = build["packages"]
-            .as_array()
-            .expect("packages")
-            .iter()
-            .find(|package| package["role"] == "layer")
-            .and_then(|package| package["file"].as_str())
-            .map(|file| out.join(file))
-            .expect("a layer");
+        let layer = built(build, &out, "layer");
         assert_eq!(field(&layer, "Version"), format!("1{suffix}"));
         payloads.push((codename, python, deb, layer));
     }
@@ -221,13 +215,23 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
     let repo = temp.path().join("repo");
     let architecture = stdout(&run_ok(Command::new("dpkg").arg("--print-architecture")));
     crate::layers::repo_ok(&repo, &["init", "--arch", architecture.trim()]);
-    for version in ["1.2.0-1+deb12", "1.2.0-1+deb13"] {
+    let add = |version: &str| {
         let manifest = out.join(format!("pyapp_{version}.build.json"));
         crate::layers::repo_ok(
             &repo,
             &["add", "--manifest", manifest.to_str().expect("UTF-8 path")],
         );
-    }
+    };
+    let promote = |release: &str, codename: &str| {
+        crate::layers::repo_ok(
+            &repo,
+            &[
+                "promote", "pyapp", release, "--to", "staging", "--dist", codename,
+            ],
+        );
+    };
+    add("1.2.0-1+deb12");
+    add("1.2.0-1+deb13");
     let listed = |suite: &str| {
         if repo.join("dists").join(suite).exists() {
             crate::layers::published(&repo, suite)
@@ -243,27 +247,16 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         pairs.sort();
         pairs
     };
-    crate::layers::repo_ok(
-        &repo,
-        &[
-            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "bookworm",
-        ],
-    );
-    assert_eq!(
-        listed("bookworm-staging"),
-        sorted(vec![
-            package(bookworm_payload),
-            package(bookworm_layer),
-            stage_package("1.2.0-1+deb12"),
-        ])
-    );
+    // What bookworm-staging lists at 1.2.0 alone: the release, its layer, the stage package.
+    let bookworm_staging_alone = sorted(vec![
+        package(bookworm_payload),
+        package(bookworm_layer),
+        stage_package("1.2.0-1+deb12"),
+    ]);
+    promote("1.2.0", "bookworm");
+    assert_eq!(listed("bookworm-staging"), bookworm_staging_alone);
     assert_eq!(listed("trixie-staging"), Vec::new());
-    crate::layers::repo_ok(
-        &repo,
-        &[
-            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "trixie",
-        ],
-    );
+    promote("1.2.0", "trixie");
     let trixie_staging = sorted(vec![
         package(trixie_payload),
         package(trixie_layer),
@@ -290,32 +283,11 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
     let output = run_ok(&mut target_build(&manifest, &out, "bookworm"));
     let document: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("build prints JSON");
-    let newer_payload = payload(&document, &out);
-    let newer_layer = document["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .find(|package| package["role"] == "layer")
-        .and_then(|package| package["file"].as_str())
-        .map(|file| out.join(file))
-        .expect("a layer");
+    let newer_payload = built(&document, &out, "payload");
+    let newer_layer = built(&document, &out, "layer");
     assert_ne!(package(&newer_layer), package(bookworm_layer));
-    crate::layers::repo_ok(
-        &repo,
-        &[
-            "add",
-            "--manifest",
-            out.join("pyapp_1.3.0-1+deb12.build.json")
-                .to_str()
-                .expect("UTF-8 path"),
-        ],
-    );
-    crate::layers::repo_ok(
-        &repo,
-        &[
-            "promote", "pyapp", "1.3.0", "--to", "staging", "--dist", "bookworm",
-        ],
-    );
+    add("1.3.0-1+deb12");
+    promote("1.3.0", "bookworm");
     // The older release stays listed with its layer, so a rollback is installable.
     assert_eq!(
         listed("bookworm-staging"),
@@ -365,14 +337,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
     // drops 1.3.0 and its layer, bookworm-test (at 1.3.0) drops 1.2.0 and its layer, and
     // the pool keeps all three layers, each needed by a kept release.
     crate::layers::repo_ok(&repo, &["gc", "--keep", "0"]);
-    assert_eq!(
-        listed("bookworm-staging"),
-        sorted(vec![
-            package(bookworm_payload),
-            package(bookworm_layer),
-            stage_package("1.2.0-1+deb12"),
-        ])
-    );
+    assert_eq!(listed("bookworm-staging"), bookworm_staging_alone);
     let bookworm_test = listed("bookworm-test");
     assert!(
         bookworm_test.contains(&package(&newer_payload))
