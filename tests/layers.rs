@@ -474,6 +474,20 @@ fn the_repository_moves_keeps_and_collects_layers_with_their_releases() {
         .expect("the shared layer");
     assert_eq!(shared["releases"], serde_json::json!(["1.0-1", "1.1-1"]));
     repo_ok(&repo, &["verify"]);
+    // A layer's version (`1`) names no release: promote and remove refuse it.
+    let before = published(&repo, "staging");
+    for arguments in [
+        ["promote", "tally", "1", "--to", "staging"].as_slice(),
+        ["remove", "tally", "1"].as_slice(),
+    ] {
+        let error = repo_fails(&repo, arguments);
+        assert!(
+            error
+                .contains("tally 1: no such version in the repository; it has 1.0-1, 1.1-1, 1.2-1"),
+            "{error}"
+        );
+    }
+    assert_eq!(published(&repo, "staging"), before);
 
     // gc: 1.0 goes (no stage points to it); its layer stays, as 1.1 (staging) needs it.
     repo_ok(&repo, &["gc", "--keep", "0"]);

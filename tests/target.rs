@@ -1,7 +1,8 @@
 //! `debstage build --target <codename>`: the Python example built from this (bookworm)
 //! machine for bookworm and for trixie in debootstrap roots of each, installed with dpkg
-//! into a root of its own distribution, and refused by the other's; bad targets and
-//! packages refused with the manifest's file and key.
+//! into a root of its own distribution, and refused by the other's, then promoted,
+//! rolled back and collected per distribution (`--dist`) with its layers in a repository;
+//! bad targets and packages refused with the manifest's file and key.
 //!
 //! The build roots are cached by debstage itself under `XDG_CACHE_HOME`, which these tests
 //! point into cargo's scratch directory (`target/tmp/debstage-cache`), so later runs find
@@ -96,13 +97,14 @@ impl RootCopy {
     }
 }
 
-fn payload(document: &serde_json::Value, out: &Path) -> PathBuf {
+/// The file in `out` of the package with `role` (payload, layer) that a build's JSON names.
+fn built(document: &serde_json::Value, out: &Path, role: &str) -> PathBuf {
     let packages = document["packages"].as_array().expect("packages");
     let file = packages
         .iter()
-        .find(|package| package["role"] == "payload")
+        .find(|package| package["role"] == role)
         .and_then(|package| package["file"].as_str())
-        .expect("a payload");
+        .unwrap_or_else(|| panic!("a {role}"));
     out.join(file)
 }
 
@@ -144,7 +146,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         assert_eq!(build["target"], codename);
         let version = format!("1.2.0-1{suffix}");
         assert_eq!(build["debian_version"], version.as_str());
-        let deb = payload(build, &out);
+        let deb = built(build, &out, "payload");
         assert_eq!(field(&deb, "Version"), version);
         // The interpreter guard names the distribution's own Python.
         let depends = field(&deb, "Depends");
@@ -162,14 +164,7 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         assert_eq!(written["target"], codename);
         // The layer of the dependencies is built for the distribution too (its version
         // carries the suffix), and installs with the payload.
-        let layer = build["packages"]
-            .as_array()
-            .expect("packages")
-            .iter()
-            .find(|package| package["role"] == "layer")
-            .and_then(|package| package["file"].as_str())
-            .map(|file| out.join(file))
-            .expect("a layer");
+        let layer = built(build, &out, "layer");
         assert_eq!(field(&layer, "Version"), format!("1{suffix}"));
         payloads.push((codename, python, deb, layer));
     }
@@ -215,45 +210,147 @@ fn the_python_example_builds_for_bookworm_and_trixie_and_installs_on_its_own_onl
         );
     }
 
-    // In a repository, `--dist` moves one distribution's release with its layer.
+    // In a repository, `--dist` moves one distribution's release with its layer, and
+    // only that distribution's.
     let repo = temp.path().join("repo");
     let architecture = stdout(&run_ok(Command::new("dpkg").arg("--print-architecture")));
     crate::layers::repo_ok(&repo, &["init", "--arch", architecture.trim()]);
-    for version in ["1.2.0-1+deb12", "1.2.0-1+deb13"] {
+    let add = |version: &str| {
         let manifest = out.join(format!("pyapp_{version}.build.json"));
         crate::layers::repo_ok(
             &repo,
             &["add", "--manifest", manifest.to_str().expect("UTF-8 path")],
         );
-    }
-    crate::layers::repo_ok(
-        &repo,
-        &[
-            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "bookworm",
-        ],
-    );
-    let layer_of = |suffix: &str| {
-        let (_, _, _, layer) = payloads
-            .iter()
-            .find(|(_, _, deb, _)| field(deb, "Version").ends_with(suffix))
-            .expect("a build");
-        (field(layer, "Package"), field(layer, "Version"))
     };
-    let bookworm_layer = layer_of("+deb12");
-    let trixie_layer = layer_of("+deb13");
-    let staging = crate::layers::published(&repo, "bookworm-staging");
-    assert!(staging.contains(&bookworm_layer), "{staging:?}");
-    assert!(
-        !repo.join("dists/trixie-staging").exists()
-            || !crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer)
+    let promote = |release: &str, codename: &str| {
+        crate::layers::repo_ok(
+            &repo,
+            &[
+                "promote", "pyapp", release, "--to", "staging", "--dist", codename,
+            ],
+        );
+    };
+    add("1.2.0-1+deb12");
+    add("1.2.0-1+deb13");
+    let listed = |suite: &str| {
+        if repo.join("dists").join(suite).exists() {
+            crate::layers::published(&repo, suite)
+        } else {
+            Vec::new()
+        }
+    };
+    let package = |deb: &Path| (field(deb, "Package"), field(deb, "Version"));
+    let stage_package = |version: &str| ("pyapp-staging".to_string(), version.to_string());
+    let (_, _, bookworm_payload, bookworm_layer) = &payloads[0];
+    let (_, _, trixie_payload, trixie_layer) = &payloads[1];
+    let sorted = |mut pairs: Vec<(String, String)>| {
+        pairs.sort();
+        pairs
+    };
+    // What bookworm-staging lists at 1.2.0 alone: the release, its layer, the stage package.
+    let bookworm_staging_alone = sorted(vec![
+        package(bookworm_payload),
+        package(bookworm_layer),
+        stage_package("1.2.0-1+deb12"),
+    ]);
+    promote("1.2.0", "bookworm");
+    assert_eq!(listed("bookworm-staging"), bookworm_staging_alone);
+    assert_eq!(listed("trixie-staging"), Vec::new());
+    promote("1.2.0", "trixie");
+    let trixie_staging = sorted(vec![
+        package(trixie_payload),
+        package(trixie_layer),
+        stage_package("1.2.0-1+deb13"),
+    ]);
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    crate::layers::repo_ok(&repo, &["verify"]);
+
+    // 1.3.0 for bookworm alone, with one more dependency: another layer. Promoted, then
+    // rolled back with `--dist`, bookworm's staging goes back to 1.2.0 and its layer;
+    // trixie's is never touched.
+    for file in ["debstage.toml", "pyproject.toml"] {
+        let path = app.join(file);
+        let text = fs::read_to_string(&path).expect("read");
+        let changed = text.replacen("version = \"1.2.0\"", "version = \"1.3.0\"", 1);
+        assert_ne!(text, changed, "{file} names version 1.2.0");
+        fs::write(&path, changed).expect("write");
+    }
+    fs::write(
+        app.join("requirements.txt"),
+        "Pillow==11.0.0\nsix==1.17.0\n",
+    )
+    .expect("write");
+    let output = run_ok(&mut target_build(&manifest, &out, "bookworm"));
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("build prints JSON");
+    let newer_payload = built(&document, &out, "payload");
+    let newer_layer = built(&document, &out, "layer");
+    assert_ne!(package(&newer_layer), package(bookworm_layer));
+    add("1.3.0-1+deb12");
+    promote("1.3.0", "bookworm");
+    // The older release stays listed with its layer, so a rollback is installable.
+    assert_eq!(
+        listed("bookworm-staging"),
+        sorted(vec![
+            package(bookworm_payload),
+            package(bookworm_layer),
+            package(&newer_payload),
+            package(&newer_layer),
+            stage_package("1.3.0-1+deb12"),
+        ])
     );
+    assert_eq!(listed("trixie-staging"), trixie_staging);
     crate::layers::repo_ok(
         &repo,
-        &[
-            "promote", "pyapp", "1.2.0", "--to", "staging", "--dist", "trixie",
-        ],
+        &["rollback", "pyapp", "staging", "--dist", "bookworm"],
     );
-    assert!(crate::layers::published(&repo, "trixie-staging").contains(&trixie_layer));
+    let bookworm_staging = listed("bookworm-staging");
+    assert!(
+        bookworm_staging.contains(&stage_package("1.2.0-1+deb12"))
+            && !bookworm_staging.contains(&stage_package("1.3.0-1+deb12"))
+            && bookworm_staging.contains(&package(bookworm_payload))
+            && bookworm_staging.contains(&package(bookworm_layer)),
+        "{bookworm_staging:?}"
+    );
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    crate::layers::repo_ok(&repo, &["verify"]);
+
+    // A layer's version (`1+deb12`) is not a release of the application: naming it moves
+    // nothing.
+    let refused = run_fail(
+        debstage()
+            .args(["repo", "--repo"])
+            .arg(&repo)
+            .args([
+                "promote", "pyapp", "1", "--to", "staging", "--dist", "bookworm",
+            ])
+            .env("USER", "tester"),
+    );
+    assert!(
+        stderr(&refused).contains("pyapp 1: no such version for bookworm"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(listed("bookworm-staging"), bookworm_staging);
+
+    // `gc --keep 0` keeps only what the stages point to: bookworm-staging (at 1.2.0)
+    // drops 1.3.0 and its layer, bookworm-test (at 1.3.0) drops 1.2.0 and its layer, and
+    // the pool keeps all three layers, each needed by a kept release.
+    crate::layers::repo_ok(&repo, &["gc", "--keep", "0"]);
+    assert_eq!(listed("bookworm-staging"), bookworm_staging_alone);
+    let bookworm_test = listed("bookworm-test");
+    assert!(
+        bookworm_test.contains(&package(&newer_payload))
+            && bookworm_test.contains(&package(&newer_layer))
+            && !bookworm_test.contains(&package(bookworm_layer)),
+        "{bookworm_test:?}"
+    );
+    assert_eq!(listed("trixie-staging"), trixie_staging);
+    let pool = crate::support::files_in(&repo.join("pool/main/p/pyapp"));
+    for layer in [bookworm_layer, trixie_layer, &newer_layer] {
+        let name = layer.file_name().expect("file name").to_string_lossy();
+        assert!(pool.iter().any(|file| *file == name), "{name}: {pool:?}");
+    }
     crate::layers::repo_ok(&repo, &["verify"]);
 }
 

@@ -53,13 +53,15 @@ pub(crate) fn resolve_version(
 /// host builds first: a full version (`1.1-1+deb12`: that build only), a release
 /// (`1.1-1`: its build for every distribution that has one) or an upstream version
 /// (`1.1`) when only one revision of it exists. `only` keeps one distribution's build.
+/// A layer's version (`1+deb12`) names no build: layers move with their releases.
 pub(crate) fn resolve_versions(
     connection: &Connection,
     app: &str,
     requested: &str,
     only: Option<Distribution>,
 ) -> Result<Vec<String>> {
-    let packages = state::packages_of_app(connection, app)?;
+    let mut packages = state::packages_of_app(connection, app)?;
+    packages.retain(|package| package.role != Role::Layer);
     if packages.is_empty() {
         bail!(
             "{app}: no such application in the repository; `debstage repo list` shows the \
@@ -152,11 +154,11 @@ pub(crate) fn resolve_versions(
 }
 
 /// The packages a stage lists for a version: payloads (every architecture) or plain
-/// packages.
+/// packages. Layers are listed for the payloads that name them ([`layers::list_layers_of`]).
 fn anchors(packages: &[PackageRecord]) -> Vec<&PackageRecord> {
     packages
         .iter()
-        .filter(|package| package.role != Role::Stage)
+        .filter(|package| package.role != Role::Stage && package.role != Role::Layer)
         .collect()
 }
 
