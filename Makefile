@@ -70,9 +70,9 @@ test: deps garage lint
 	$(CARGO) test
 
 # What make check leaves to make test: debootstrap roots and booted systemd (e2e::,
-# target::), object stores (targets::), venvs and npm, pnpm, yarn installs (python,
+# build_target::), object stores (publish_targets::), venvs and npm, pnpm, yarn installs (python,
 # node::, node_managers::, layers::).
-SLOW_TESTS = --skip e2e:: --skip target:: --skip targets:: --skip python --skip node:: \
+SLOW_TESTS = --skip e2e:: --skip build_target:: --skip publish_targets:: --skip python --skip node:: \
 	--skip node_managers:: --skip layers::
 check: lint
 	$(CARGO) test -- $(SLOW_TESTS)

@@ -816,7 +816,7 @@ fn a_publish_target_uploads_a_shared_layer_once() {
         build_tally(&app.join("debstage.toml"), &out, epoch);
         manifests.push(out.join(format!("tally_{version}-1.build.json")));
     }
-    let repo = crate::targets::Repo::new(&s3, "apt/layers", "");
+    let repo = crate::publish_targets::Repo::new(&s3, "apt/layers", "");
     let text = |path: &Path| path.to_str().expect("UTF-8 path").to_string();
     let pool_files = || -> std::collections::BTreeSet<String> {
         walkdir::WalkDir::new(repo.root.join("pool"))
@@ -848,7 +848,7 @@ fn a_publish_target_uploads_a_shared_layer_once() {
         count(&second) <= new.len() as u64 + besides,
         "the code-only release uploaded more than its new pool files {new:?}: {second:#}"
     );
-    let layers: Vec<String> = crate::targets::keys_under(&s3, "apt/layers/pool/")
+    let layers: Vec<String> = crate::publish_targets::keys_under(&s3, "apt/layers/pool/")
         .into_iter()
         .filter(|key| key.contains("-layer-"))
         .collect();

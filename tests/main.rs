@@ -6,6 +6,7 @@
 mod support;
 
 mod build;
+pub(crate) mod build_target;
 mod command;
 mod dashboard;
 mod e2e;
@@ -21,10 +22,9 @@ mod module_graph;
 pub(crate) mod node;
 pub(crate) mod node_managers;
 mod publish;
+pub(crate) mod publish_targets;
 mod python;
 mod python_layouts;
 mod repo;
 mod snapshots;
 pub(crate) mod strip;
-pub(crate) mod target;
-pub(crate) mod targets;

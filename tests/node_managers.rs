@@ -441,7 +441,7 @@ fn npm_log_paths_are_given_as_the_host_sees_them_for_a_target() {
             .arg(temp.path().join("out"))
             .args(["--target", "bookworm"])
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("XDG_CACHE_HOME", crate::target::cache_home()),
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home()),
     );
     let error = stderr(&output);
     let error = &error[error.find("error: ").unwrap_or(0)..];
@@ -450,7 +450,7 @@ fn npm_log_paths_are_given_as_the_host_sees_them_for_a_target() {
         .lines()
         .find_map(|line| line.strip_prefix("npm's complete log: "))
         .unwrap_or_else(|| panic!("no log path: {error}"));
-    let root = crate::target::build_root("bookworm");
+    let root = crate::build_target::build_root("bookworm");
     let kept = root.with_file_name(format!(
         "{}.cache",
         root.file_name().expect("name").to_string_lossy()

@@ -51,7 +51,7 @@ fn build(manifest: &Path, out: &Path, extra: &[&str], target: Option<&str>) -> S
     match target {
         Some(target) => command
             .args(["--target", target])
-            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home())
             .env_remove("PIP_CACHE_DIR"),
         None => command.env("PIP_CACHE_DIR", project_root().join("target/pip-cache")),
     };
@@ -279,7 +279,7 @@ done
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "--pid", "--fork"])
             .args(["sh", "-c", script, "sh"])
-            .arg(crate::target::build_root("bookworm"))
+            .arg(crate::build_target::build_root("bookworm"))
             .arg(&layer)
             .arg(&debs)
             .args(commands.iter().map(|(command, _)| command))

@@ -158,7 +158,7 @@ fn build_nodeapp_for_bookworm(
             .arg("--out")
             .arg(out)
             .args(["--target", "bookworm"])
-            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home())
             .env("SOURCE_DATE_EPOCH", epoch),
     );
     let document: serde_json::Value =

@@ -115,7 +115,7 @@ fn a_node_app_installs_with_the_nodejs_of_its_abi_and_its_addon_loads() {
             .arg("--out")
             .arg(&out)
             .args(["--target", "bookworm"])
-            .env("XDG_CACHE_HOME", crate::target::cache_home())
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home())
             .env("SOURCE_DATE_EPOCH", "1700000000"),
     );
     assert!(output.status.success());

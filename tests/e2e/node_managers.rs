@@ -25,7 +25,7 @@ fn a_pnpm_app_built_for_bookworm_installs_with_apt_and_runs() {
     let output = run_ok(
         build_command(&directory, &out)
             .args(["--target", "bookworm"])
-            .env("XDG_CACHE_HOME", crate::target::cache_home()),
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home()),
     );
     let said = stderr(&output);
     assert!(

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
 use super::harness::Server;
+use crate::publish_targets::{assert_store_consistent, uploads, Repo};
 use crate::support::s3::{TlsFront, S3};
 use crate::support::stdout;
-use crate::targets::{assert_store_consistent, uploads, Repo};
 
 /// Subscribes `server` to `stage` of the copy on `s3` under `prefix`: the key that
 /// `repo export-key --binary` prints, and the deb822 source `repo sources` prints for

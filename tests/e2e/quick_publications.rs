@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::apt::{update, Release, TO_PRODUCTION};
 use super::harness::{can_run, Server};
 use super::object_store::subscribe;
+use crate::publish_targets::Repo;
 use crate::support::http;
 use crate::support::s3::{free_port, S3};
-use crate::targets::Repo;
 
 /// How many pairs of publications within one second a scenario wants to see
 /// (`DEBSTAGE_QUICK_PAIRS`; make test runs 2).

@@ -9,9 +9,9 @@ use std::process::Output;
 use super::apt::{Release, TO_PRODUCTION};
 use super::harness::Server;
 use super::object_store;
+use crate::publish_targets::Repo;
 use crate::support::s3::S3;
 use crate::support::{stderr, stdout, without_progress};
-use crate::targets::Repo;
 
 /// Where the fleet reads the repository from: `repo serve`, or a bucket the repository
 /// copies every change to (an automatic publish target).
