@@ -82,17 +82,7 @@ impl Repo {
     }
 
     pub(crate) fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = support::debstage();
-        command
-            .arg("repo")
-            .arg("--repo")
-            .arg(&self.root)
-            .args(arguments)
-            .env("USER", "tester")
-            .env_remove("SUDO_USER")
-            .env_remove("DEBSTAGE_REPO")
-            .env_remove("DEBSTAGE_FAIL_AT");
-        command
+        support::repo_command(&self.root, arguments)
     }
 
     pub(crate) fn ok(&self, arguments: &[&str]) -> String {

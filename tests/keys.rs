@@ -32,14 +32,8 @@ impl Keys {
     }
 
     fn run(&self, arguments: &[&str]) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
-            .arg("repo")
-            .arg("--repo")
-            .arg(&self.repo)
-            .args(arguments)
-            .env("USER", "tester")
+        let output = crate::support::repo_command(&self.repo, arguments)
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env_remove("DEBSTAGE_REPO")
             .output()
             .expect("debstage runs");
         let mut all = vec!["repo"];

@@ -97,15 +97,8 @@ impl Repo {
     }
 
     pub(crate) fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = support::debstage();
-        command
-            .arg("repo")
-            .arg("--repo")
-            .arg(&self.root)
-            .args(arguments)
-            .env("USER", "tester")
-            .env_remove("DEBSTAGE_FAIL_AT")
-            .envs(self.environment.iter().map(|(k, v)| (k, v.as_str())));
+        let mut command = support::repo_command(&self.root, arguments);
+        command.envs(self.environment.iter().map(|(k, v)| (k, v.as_str())));
         command
     }
 

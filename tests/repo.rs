@@ -40,16 +40,7 @@ impl TestRepo {
     }
 
     fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_debstage"));
-        command
-            .arg("repo")
-            .arg("--repo")
-            .arg(&self.repo)
-            .args(arguments)
-            .env("USER", "tester")
-            .env_remove("SUDO_USER")
-            .env_remove("DEBSTAGE_REPO");
-        command
+        crate::support::repo_command(&self.repo, arguments)
     }
 
     fn run(&self, arguments: &[&str]) -> Output {

@@ -56,12 +56,10 @@ impl Story {
 
     pub(crate) fn command(&self, arguments: &[&str]) -> Command {
         let mut command = debstage();
-        command
+        crate::support::scrubbed(&mut command)
             .args(arguments)
             .env("DEBSTAGE_REPO", &self.repo)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("USER", "tester")
-            .env_remove("SUDO_USER");
+            .env("SOURCE_DATE_EPOCH", "1700000000");
         command
     }
 

@@ -84,6 +84,29 @@ pub fn without_progress(text: &str) -> String {
         .collect()
 }
 
+/// The environment every repository test starts from: `USER=tester` (history records
+/// who), and none of the variables that would point debstage at another repository,
+/// another user or a planted failure (`DEBSTAGE_REPO`, `SUDO_USER`, `DEBSTAGE_FAIL_AT`),
+/// whatever the shell that runs the tests exported.
+pub fn scrubbed(command: &mut Command) -> &mut Command {
+    command
+        .env("USER", "tester")
+        .env_remove("SUDO_USER")
+        .env_remove("DEBSTAGE_REPO")
+        .env_remove("DEBSTAGE_FAIL_AT")
+}
+
+/// `debstage repo --repo ROOT ARGUMENTS` in that environment.
+pub fn repo_command(root: &Path, arguments: &[&str]) -> Command {
+    let mut command = debstage();
+    scrubbed(&mut command)
+        .arg("repo")
+        .arg("--repo")
+        .arg(root)
+        .args(arguments);
+    command
+}
+
 /// Writes a message past the test harness's capture: a skip, a fallback, a figure.
 pub fn shout(message: &str) {
     use std::io::Write;
