@@ -489,8 +489,10 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
     assert!(first.changed > 0, "{}", first.text());
     assert_eq!(installed(&server).as_deref(), Some("1.0-1"));
     assert_eq!(server.link("/opt/hello/production").as_deref(), Some("1.0"));
-    let keyring = fs::read(server.path(&format!("/etc/apt/keyrings/{ORIGIN}.gpg")))
-        .expect("the role installed the key");
+    // The path `repo sources` names: the file the repository's keyring package owns.
+    let keyring =
+        fs::read(server.path(&format!("/usr/share/keyrings/{ORIGIN}-archive-keyring.gpg")))
+            .expect("the role installed the key");
     assert!(
         keyring == key,
         "the keyring is not `repo export-key --binary`"
