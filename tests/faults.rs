@@ -9,7 +9,6 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use crate::support;
 use crate::support::apt::Apt;
@@ -17,33 +16,6 @@ use crate::support::served::Served;
 
 const STAGES: [&str; 3] = ["test", "staging", "production"];
 const ORIGIN: &str = "faults";
-
-/// Build manifests of hello 1.0, 1.1 and 1.2 (gzip, SOURCE_DATE_EPOCH), made once.
-fn built() -> &'static [PathBuf] {
-    static BUILT: OnceLock<(tempfile::TempDir, Vec<PathBuf>)> = OnceLock::new();
-    let (_, manifests) = BUILT.get_or_init(|| {
-        let (temp, app) = support::example("hello");
-        let out = temp.path().join("out");
-        let manifests = ["1.0", "1.1", "1.2"]
-            .iter()
-            .map(|version| {
-                let built = support::build(
-                    &app.join("debstage.toml"),
-                    &out,
-                    &["--version", version, "--compress", "gzip"],
-                );
-                let name = format!(
-                    "{}_{}.build.json",
-                    built["app"].as_str().expect("app"),
-                    built["debian_version"].as_str().expect("debian_version")
-                );
-                out.join(name)
-            })
-            .collect();
-        (temp, manifests)
-    });
-    manifests
-}
 
 /// A repository in a temporary directory, driven through the binary.
 pub(crate) struct Repo {
@@ -91,7 +63,11 @@ impl Repo {
 
     /// Adds the build of hello `index` (0: 1.0, 1: 1.1, 2: 1.2) to test.
     fn add(&self, index: usize) {
-        self.ok(&["add", "--manifest", path_str(&built()[index])]);
+        self.ok(&[
+            "add",
+            "--manifest",
+            path_str(&support::hello_builds()[index]),
+        ]);
     }
 }
 
@@ -108,7 +84,7 @@ struct Scenario {
 }
 
 fn add_one() -> Vec<String> {
-    let manifest = path_str(&built()[0]).to_string();
+    let manifest = path_str(&support::hello_builds()[0]).to_string();
     vec!["add".into(), "--manifest".into(), manifest]
 }
 
@@ -361,7 +337,7 @@ fn shown(arguments: &[String]) -> String {
 #[test]
 #[allow(clippy::print_stderr)]
 fn every_failure_point_is_repaired_by_the_next_command() {
-    built();
+    support::hello_builds();
     let mut results = Vec::new();
     for scenario in scenarios() {
         let problems = run_scenario(&scenario);

@@ -8,7 +8,6 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use sha2::Digest;
 
@@ -16,32 +15,6 @@ use crate::support::s3::S3;
 use crate::support::{self, stderr, stdout};
 
 const ORIGIN: &str = "s3test";
-
-/// Build manifests of hello 1.0, 1.1 and 1.2 (gzip, SOURCE_DATE_EPOCH), made once.
-pub(crate) fn built() -> &'static [PathBuf] {
-    static BUILT: OnceLock<(tempfile::TempDir, Vec<PathBuf>)> = OnceLock::new();
-    let (_, manifests) = BUILT.get_or_init(|| {
-        let (temp, app) = support::example("hello");
-        let out = temp.path().join("out");
-        let manifests = ["1.0", "1.1", "1.2"]
-            .iter()
-            .map(|version| {
-                let built = support::build(
-                    &app.join("debstage.toml"),
-                    &out,
-                    &["--version", version, "--compress", "gzip"],
-                );
-                out.join(format!(
-                    "{}_{}.build.json",
-                    built["app"].as_str().expect("app"),
-                    built["debian_version"].as_str().expect("debian_version")
-                ))
-            })
-            .collect();
-        (temp, manifests)
-    });
-    manifests
-}
 
 /// A repository whose configuration names one target on `s3`.
 pub(crate) struct Repo {
@@ -111,7 +84,10 @@ impl Repo {
     }
 
     pub(crate) fn add(&self, index: usize) -> Output {
-        let manifest = built()[index].to_str().expect("UTF-8").to_string();
+        let manifest = support::hello_builds()[index]
+            .to_str()
+            .expect("UTF-8")
+            .to_string();
         self.run(&["add", "--manifest", &manifest])
     }
 
@@ -444,7 +420,10 @@ fn target_killed_at_random_upload_points_stays_consistent() {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let random = (seed >> 33) as usize;
-        let manifest = built()[2].to_str().expect("UTF-8").to_string();
+        let manifest = support::hello_builds()[2]
+            .to_str()
+            .expect("UTF-8")
+            .to_string();
         let (arguments, point): (Vec<&str>, usize) = if round == 0 {
             (vec!["add", "--manifest", &manifest], 1 + random % 20)
         } else if round % 2 == 1 {
@@ -940,7 +919,11 @@ fn writers_sharing_the_state_must_sign_with_the_same_keys() {
     let (_, _, published) = s3.get("keys/dists/test/InRelease");
     let stranger = Repo::new(&s3, "keys", shared);
     let output = stranger
-        .command(&["add", "--manifest", built()[1].to_str().expect("UTF-8")])
+        .command(&[
+            "add",
+            "--manifest",
+            support::hello_builds()[1].to_str().expect("UTF-8"),
+        ])
         .output()
         .expect("runs");
     let text = stderr(&output);

@@ -107,6 +107,34 @@ pub fn repo_command(root: &Path, arguments: &[&str]) -> Command {
     command
 }
 
+/// Build manifests of the hello example at 1.0, 1.1 and 1.2 (gzip, SOURCE_DATE_EPOCH),
+/// made once for every test that needs them.
+pub fn hello_builds() -> &'static [PathBuf] {
+    static BUILT: std::sync::OnceLock<(tempfile::TempDir, Vec<PathBuf>)> =
+        std::sync::OnceLock::new();
+    let (_, manifests) = BUILT.get_or_init(|| {
+        let (temp, app) = example("hello");
+        let out = temp.path().join("out");
+        let manifests = ["1.0", "1.1", "1.2"]
+            .iter()
+            .map(|version| {
+                let built = build(
+                    &app.join("debstage.toml"),
+                    &out,
+                    &["--version", version, "--compress", "gzip"],
+                );
+                out.join(format!(
+                    "{}_{}.build.json",
+                    built["app"].as_str().expect("app"),
+                    built["debian_version"].as_str().expect("debian_version")
+                ))
+            })
+            .collect();
+        (temp, manifests)
+    });
+    manifests
+}
+
 /// Writes a message past the test harness's capture: a skip, a fallback, a figure.
 pub fn shout(message: &str) {
     use std::io::Write;
