@@ -96,20 +96,7 @@ NODE_MODULE(NODE_GYP_MODULE_NAME, Init)
     ] {
         fs::write(package.join(dotfile), "# the author's\n").expect("write");
     }
-    run_ok(
-        Command::new("tar")
-            .args([
-                "--sort=name",
-                "--mtime=@1700000000",
-                "--owner=0",
-                "--group=0",
-            ])
-            .args(["-czf"])
-            .arg(directory.join("vendor/dotty-1.0.0.tgz"))
-            .arg("-C")
-            .arg(dotty.path())
-            .arg("package"),
-    );
+    crate::node_managers::pack(dotty.path(), &directory.join("vendor/dotty-1.0.0.tgz"));
 
     fs::write(
         directory.join("package.json"),

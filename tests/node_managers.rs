@@ -241,7 +241,7 @@ fn node_arch() -> String {
 
 /// Packs `package/` under `staging` into `tarball` the way npm packs (a `package/`
 /// directory), with fixed times so the lockfile's integrity stays the same.
-fn pack(staging: &Path, tarball: &Path) {
+pub(crate) fn pack(staging: &Path, tarball: &Path) {
     fs::create_dir_all(tarball.parent().expect("parent")).expect("mkdir");
     run_ok(
         Command::new("tar")

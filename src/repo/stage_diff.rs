@@ -10,7 +10,6 @@ use rusqlite::Connection;
 
 use crate::debian::control::Paragraph;
 use crate::naming::distribution::suite_of;
-use crate::naming::Distribution;
 use crate::repo::config::RepoConfig;
 use crate::repo::state::{self, PackageRecord, ReleaseProvenance, Role};
 use crate::repo::suites;
@@ -115,12 +114,8 @@ pub(crate) fn compare(
     let mut differences = Vec::new();
     let mut version_found = false;
     for (app, packages) in &apps {
-        let mut distributions: Vec<Option<Distribution>> = packages
-            .iter()
-            .map(|package| suites::distribution_of(&package.version))
-            .collect();
-        distributions.sort_by_key(|distribution| suites::distribution_rank(*distribution));
-        distributions.dedup();
+        let distributions =
+            suites::distributions_of(packages.iter().map(|package| package.version.as_str()));
         for distribution in distributions {
             let resolve = |side: &Side| -> Result<Option<String>> {
                 Ok(match side {

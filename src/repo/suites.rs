@@ -85,6 +85,18 @@ pub(crate) fn parse(config: &RepoConfig, name: &str) -> Option<Suite> {
     })
 }
 
+/// The distributions of builds with these versions (each version's suffix), once each,
+/// host builds first and then in [`distribution_rank`] order.
+pub(crate) fn distributions_of<'a>(
+    versions: impl IntoIterator<Item = &'a str>,
+) -> Vec<Option<Distribution>> {
+    let mut distributions: Vec<Option<Distribution>> =
+        versions.into_iter().map(distribution_of).collect();
+    distributions.sort_by_key(|distribution| distribution_rank(*distribution));
+    distributions.dedup();
+    distributions
+}
+
 /// Where a distribution sorts: host builds first, then the distributions in the
 /// contract's table order (oldest first per vendor).
 pub(crate) fn distribution_rank(distribution: Option<Distribution>) -> usize {

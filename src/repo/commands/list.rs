@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::debian::version;
 use crate::naming::distribution::suite_of;
-use crate::naming::{AppNames, Distribution};
+use crate::naming::AppNames;
 use crate::repo::clock::format_time;
 use crate::repo::session::Repository;
 use crate::repo::state::{self, ReleaseProvenance, Role};
@@ -183,12 +183,8 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     };
     // The distributions of the application's builds, host builds first; an application
     // with none but host builds shows its stages as it always did.
-    let mut distributions: Vec<Option<Distribution>> = packages
-        .iter()
-        .map(|package| suites::distribution_of(&package.version))
-        .collect();
-    distributions.sort_by_key(|distribution| suites::distribution_rank(*distribution));
-    distributions.dedup();
+    let distributions =
+        suites::distributions_of(packages.iter().map(|package| package.version.as_str()));
     let with_distributions = distributions.iter().any(Option::is_some);
     let names = AppNames::new(app);
     let mut rows = Vec::new();
