@@ -17,28 +17,27 @@ use crate::support::served::Served;
 const STAGES: [&str; 3] = ["test", "staging", "production"];
 const ORIGIN: &str = "faults";
 
-/// A repository in a temporary directory, driven through the binary.
+/// The shared repository fixture with the stages of these tests, and a `work/`
+/// directory beside the repository.
 pub(crate) struct Repo {
-    _temp: tempfile::TempDir,
+    repository: support::repository::TestRepository,
     pub(crate) root: PathBuf,
     work: PathBuf,
+}
+
+impl std::ops::Deref for Repo {
+    type Target = support::repository::TestRepository;
+
+    fn deref(&self) -> &Self::Target {
+        &self.repository
+    }
 }
 
 impl Repo {
     /// `repo init` with the stages, and `[retention] grace = "0"` so that only the
     /// number of generations holds files (the tests need no hour of waiting).
     pub(crate) fn new() -> Repo {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let root = temp.path().join("repo");
-        let work = temp.path().join("work");
-        fs::create_dir_all(&work).expect("work dir");
-        let repo = Repo {
-            _temp: temp,
-            root,
-            work,
-        };
-        repo.ok(&[
-            "init",
+        let repository = support::repository::TestRepository::init(&[
             "--arch",
             "amd64",
             "--origin",
@@ -46,19 +45,18 @@ impl Repo {
             "--stages",
             &STAGES.join(","),
         ]);
-        let config = repo.root.join("debstage-repo.toml");
+        let root = repository.repo.clone();
+        let work = repository.dir().join("work");
+        fs::create_dir_all(&work).expect("work dir");
+        let config = root.join("debstage-repo.toml");
         let text = fs::read_to_string(&config).expect("config");
         let text = text.replace("grace = \"1h\"", "grace = \"0\"");
         fs::write(&config, text).expect("config");
-        repo
-    }
-
-    pub(crate) fn command(&self, arguments: &[&str]) -> Command {
-        support::repo_command(&self.root, arguments)
-    }
-
-    pub(crate) fn ok(&self, arguments: &[&str]) -> String {
-        support::stdout(&support::run_ok(&mut self.command(arguments)))
+        Repo {
+            repository,
+            root,
+            work,
+        }
     }
 
     /// Adds the build of hello `index` (0: 1.0, 1: 1.1, 2: 1.2) to test.

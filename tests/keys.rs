@@ -8,62 +8,54 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A repository in a temporary directory, and a gpg home of its own for making keys.
+/// The shared repository fixture (origin acme, stages test and production, a fixed
+/// `SOURCE_DATE_EPOCH`), with room in its temporary directory for key files.
 struct Keys {
-    temp: tempfile::TempDir,
+    repository: crate::support::repository::TestRepository,
+    temp: PathBuf,
     repo: PathBuf,
+}
+
+impl std::ops::Deref for Keys {
+    type Target = crate::support::repository::TestRepository;
+
+    fn deref(&self) -> &Self::Target {
+        &self.repository
+    }
 }
 
 impl Keys {
     fn new() -> Keys {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let repo = temp.path().join("repo");
-        let keys = Keys { temp, repo };
-        keys.ok(&[
-            "init",
+        Keys::with(&[
             "--arch",
             "amd64",
             "--origin",
             "acme",
             "--stages",
             "test,production",
-        ]);
-        keys
+        ])
+    }
+
+    /// A repository made by `repo init ARGUMENTS`.
+    fn with(arguments: &[&str]) -> Keys {
+        Keys::from(crate::support::repository::TestRepository::init_with(
+            arguments,
+            &[("SOURCE_DATE_EPOCH", "1700000000")],
+        ))
+    }
+
+    fn from(repository: crate::support::repository::TestRepository) -> Keys {
+        let temp = repository.dir().to_path_buf();
+        let repo = repository.repo.clone();
+        Keys {
+            repository,
+            temp,
+            repo,
+        }
     }
 
     fn run(&self, arguments: &[&str]) -> Output {
-        let output = crate::support::repo_command(&self.repo, arguments)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .expect("debstage runs");
-        let mut all = vec!["repo"];
-        all.extend_from_slice(arguments);
-        crate::support::schema::check_output(&all, &output);
-        output
-    }
-
-    fn ok(&self, arguments: &[&str]) -> String {
-        let output = self.run(arguments);
-        assert!(
-            output.status.success(),
-            "debstage repo {arguments:?}:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Runs a command that must fail with exit code 1; its stderr.
-    fn fails(&self, arguments: &[&str]) -> String {
-        let output = self.run(arguments);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(1), "{arguments:?}:\n{stderr}");
-        stderr
-    }
-
-    fn json(&self, arguments: &[&str]) -> Value {
-        let mut all = vec!["--format", "json"];
-        all.extend_from_slice(arguments);
-        serde_json::from_str(&self.ok(&all)).expect("JSON")
+        self.output(arguments)
     }
 
     /// `repo key list`: (fingerprint, state) of each key, and the keyring version.
@@ -73,9 +65,9 @@ impl Keys {
 
     /// The binary keyring of one key, from `repo key export FINGERPRINT`.
     fn keyring_of(&self, fingerprint: &str) -> PathBuf {
-        let armored = self.temp.path().join(format!("{fingerprint}.asc"));
+        let armored = self.temp.as_path().join(format!("{fingerprint}.asc"));
         fs::write(&armored, self.ok(&["key", "export", fingerprint])).expect("write");
-        let binary = self.temp.path().join(format!("{fingerprint}.gpg"));
+        let binary = self.temp.as_path().join(format!("{fingerprint}.gpg"));
         let output = Command::new("gpg")
             .args(["--batch", "--yes", "--dearmor", "--output"])
             .arg(&binary)
@@ -242,14 +234,9 @@ fn a_second_key_signs_beside_the_first_until_the_first_is_retired() {
     keys.ok(&["verify"]);
 
     // A second writer gets both keys: the secret export, given to its `repo init --key`.
-    let exported = keys.temp.path().join("secret.asc");
+    let exported = keys.temp.as_path().join("secret.asc");
     fs::write(&exported, keys.ok(&["key", "export", "--secret"])).expect("export");
-    let second = Keys {
-        temp: tempfile::tempdir().expect("temp dir"),
-        repo: keys.temp.path().join("second"),
-    };
-    second.ok(&[
-        "init",
+    let second = Keys::with(&[
         "--arch",
         "amd64",
         "--origin",
@@ -388,7 +375,7 @@ fn expired_keys_never_sign_and_publishing_says_so() {
     let (listed, _) = keys.listed();
     let current = listed[0].0.clone();
     let current_keyring = keys.keyring_of(&current);
-    let (expired_file, expired) = key_made_at(keys.temp.path(), "20200101T000000", "1y");
+    let (expired_file, expired) = key_made_at(keys.temp.as_path(), "20200101T000000", "1y");
 
     let refused = keys.fails(&[
         "key",
@@ -454,7 +441,7 @@ fn expired_keys_never_sign_and_publishing_says_so() {
     // Retired, it is no problem any more; a key that expires within 60 days is warned of.
     keys.ok(&["key", "retire", &expired]);
     keys.ok(&["verify"]);
-    let (near_file, near) = key_made_at(keys.temp.path(), &soon_before(700), "730d");
+    let (near_file, near) = key_made_at(keys.temp.as_path(), &soon_before(700), "730d");
     keys.ok(&["key", "add", "--import", near_file.to_str().expect("UTF-8")]);
     let output = keys.run(&["verify"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -484,10 +471,10 @@ fn served_keys() -> (tempfile::TempDir, crate::e2e::harness::RepoServer, Keys) {
     let temp = tempfile::tempdir().expect("temp dir");
     let server =
         crate::e2e::harness::RepoServer::start(&temp.path().join("repo"), "test,production");
-    let keys = Keys {
-        temp: tempfile::tempdir().expect("temp dir"),
-        repo: server.directory.clone(),
-    };
+    let keys = Keys::from(crate::support::repository::TestRepository::attach(
+        &server.directory,
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
+    ));
     (temp, server, keys)
 }
 
@@ -565,7 +552,7 @@ fn apt_refuses_a_release_past_its_valid_until() {
         .expect("after 1970")
         .as_secs();
     let publish_at = |seconds: u64| {
-        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        let output = crate::support::debstage()
             .args(["repo", "--repo"])
             .arg(&keys.repo)
             .arg("publish")
@@ -652,7 +639,7 @@ fn the_keyring_package_carries_every_key_that_is_not_retired() {
     both.sort();
     assert!(ok && valid == both, "{valid:?}");
     let sources = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
-    crate::snapshots::settings(keys.temp.path()).bind(|| {
+    crate::snapshots::settings(keys.temp.as_path()).bind(|| {
         insta::assert_snapshot!("keys_sources_with_the_keyring_package", sources);
     });
     // gc keeps it: the suites point to it.
@@ -687,7 +674,7 @@ fn keyring_package(keys: &Keys, version: u64, count: usize) -> (PathBuf, PathBuf
     let deb = keys
         .repo
         .join(format!("pool/main/a/{name}/{name}_{version}_all.deb"));
-    let unpacked = keys.temp.path().join(format!("unpacked-{version}"));
+    let unpacked = keys.temp.as_path().join(format!("unpacked-{version}"));
     let output = Command::new("dpkg-deb")
         .arg("-x")
         .arg(&deb)
@@ -713,7 +700,7 @@ fn a_key_held_by_gpg_signs_beside_the_first() {
     }
     let keys = Keys::new();
     let old = keys.listed().0[0].0.clone();
-    let home = keys.temp.path().join("gnupg");
+    let home = keys.temp.as_path().join("gnupg");
     fs::create_dir_all(&home).expect("GNUPGHOME");
     fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .expect("GNUPGHOME mode");
@@ -742,7 +729,7 @@ fn a_key_held_by_gpg_signs_beside_the_first() {
         .expect("the new key's fingerprint");
     // Every command that loads the keys asks gpg for this one: all run with its home.
     let debstage = |arguments: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        let output = crate::support::debstage()
             .args(["repo", "--repo"])
             .arg(&keys.repo)
             .args(arguments)
@@ -753,7 +740,7 @@ fn a_key_held_by_gpg_signs_beside_the_first() {
         assert!(output.status.success(), "{arguments:?}: {output:?}");
         output.stdout
     };
-    let old_keyring = keys.temp.path().join("old.gpg");
+    let old_keyring = keys.temp.as_path().join("old.gpg");
     fs::write(&old_keyring, debstage(&["export-key", "--binary"])).expect("keyring");
     debstage(&["key", "add", "--gpg-key", &fingerprint]);
     let listed: Value =
@@ -774,7 +761,7 @@ fn a_key_held_by_gpg_signs_beside_the_first() {
         [(old.as_str(), "signing"), (fingerprint.as_str(), "signing")]
     );
     assert_eq!(listed["keys"][1]["held_by"], "gpg");
-    let gpg_keyring = keys.temp.path().join("gpg-key.gpg");
+    let gpg_keyring = keys.temp.as_path().join("gpg-key.gpg");
     fs::write(&gpg_keyring, {
         let output = Command::new("gpg")
             .env("GNUPGHOME", &home)

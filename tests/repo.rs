@@ -14,75 +14,39 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// A temporary directory with a repository in `repo/` and packages in `debs/`.
+/// The shared repository fixture, with packages in `debs/` beside the repository.
 struct TestRepo {
-    _temp: tempfile::TempDir,
+    repository: crate::support::repository::TestRepository,
     root: PathBuf,
     repo: PathBuf,
     debs: PathBuf,
 }
 
+impl std::ops::Deref for TestRepo {
+    type Target = crate::support::repository::TestRepository;
+
+    fn deref(&self) -> &Self::Target {
+        &self.repository
+    }
+}
+
 impl TestRepo {
     fn new() -> TestRepo {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let root = temp.path().to_path_buf();
-        let repo = root.join("repo");
+        let repository = crate::support::repository::TestRepository::init(&["--arch", "amd64"]);
+        let root = repository.dir().to_path_buf();
+        let repo = repository.repo.clone();
         let debs = root.join("debs");
         fs::create_dir_all(&debs).expect("debs dir");
-        let context = TestRepo {
-            _temp: temp,
+        TestRepo {
+            repository,
             root,
             repo,
             debs,
-        };
-        context.ok(&["init", "--arch", "amd64"]);
-        context
-    }
-
-    fn command(&self, arguments: &[&str]) -> Command {
-        crate::support::repo_command(&self.repo, arguments)
+        }
     }
 
     fn run(&self, arguments: &[&str]) -> Output {
-        self.command(arguments).output().expect("debstage runs")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, arguments: &[&str]) -> String {
-        let output = self.run(arguments);
-        assert!(
-            output.status.success(),
-            "debstage repo {arguments:?} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Runs a command that must fail with exit code 1; returns its stderr.
-    fn fails(&self, arguments: &[&str]) -> String {
-        self.fails_with(1, arguments)
-    }
-
-    /// Runs a command that must fail with exit code `code`; returns its stderr.
-    fn fails_with(&self, code: i32, arguments: &[&str]) -> String {
-        let output = self.run(arguments);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "debstage repo {arguments:?} should fail with code {code}:\n{stderr}"
-        );
-        stderr
-    }
-
-    /// Runs a command with `--format json` that must succeed; returns its document,
-    /// checked against the command's schema (docs/schemas/repo-<verb>.schema.json).
-    fn json(&self, arguments: &[&str]) -> Value {
-        let mut all = vec!["--format", "json"];
-        all.extend_from_slice(arguments);
-        let document = serde_json::from_str(&self.ok(&all)).expect("JSON output");
-        crate::support::schema::assert_valid(&format!("repo-{}", arguments[0]), &document);
-        document
+        self.output(arguments)
     }
 
     /// The version each stage of `app` points to, from `repo show --format json`.
@@ -166,7 +130,7 @@ impl TestRepo {
             ),
         )
         .expect("debstage.toml");
-        let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+        let built = crate::support::debstage()
             .args(["--quiet", "build", "--compress", "gzip", "--manifest"])
             .arg(&manifest)
             .arg("--out")
@@ -695,7 +659,7 @@ fn what_debstage_build_writes_goes_through_the_stages() {
     let repo = TestRepo::new();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/debstage.toml");
     let out = repo.root.join("out");
-    let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+    let built = crate::support::debstage()
         .args(["--quiet", "build", "--manifest", path_str(&example)])
         .args(["--out", path_str(&out), "--version", "3.0"])
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -751,7 +715,7 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
     let repo = TestRepo::new();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/debstage.toml");
     let out = repo.root.join("out");
-    let built = Command::new(env!("CARGO_BIN_EXE_debstage"))
+    let built = crate::support::debstage()
         .args(["--quiet", "build", "--manifest", path_str(&example)])
         .args(["--out", path_str(&out), "--version", "4.0~rc1"])
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -892,7 +856,7 @@ fn a_key_in_gpg_signs_the_suites() {
 
     let repo = temp.path().join("repo");
     let debstage = |arguments: &[&str], epoch: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_debstage"));
+        let mut command = crate::support::debstage();
         command
             .env("GNUPGHOME", &home)
             .env_remove("SOURCE_DATE_EPOCH")

@@ -8,13 +8,17 @@ use std::process::{Command, Output};
 
 pub(crate) mod apt;
 pub(crate) mod http;
+pub(crate) mod repository;
 pub(crate) mod s3;
 pub(crate) mod schema;
 pub(crate) mod served;
 
-/// The debstage binary under test.
+/// The debstage binary under test, in the environment every test starts from (see
+/// [`scrubbed`]).
 pub fn debstage() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_debstage"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_debstage"));
+    scrubbed(&mut command);
+    command
 }
 
 /// The repository root.
@@ -84,11 +88,11 @@ pub fn without_progress(text: &str) -> String {
         .collect()
 }
 
-/// The environment every repository test starts from: `USER=tester` (history records
+/// The environment every test of the binary starts from: `USER=tester` (history records
 /// who), and none of the variables that would point debstage at another repository,
 /// another user or a planted failure (`DEBSTAGE_REPO`, `SUDO_USER`, `DEBSTAGE_FAIL_AT`),
 /// whatever the shell that runs the tests exported.
-pub fn scrubbed(command: &mut Command) -> &mut Command {
+fn scrubbed(command: &mut Command) -> &mut Command {
     command
         .env("USER", "tester")
         .env_remove("SUDO_USER")
@@ -99,11 +103,7 @@ pub fn scrubbed(command: &mut Command) -> &mut Command {
 /// `debstage repo --repo ROOT ARGUMENTS` in that environment.
 pub fn repo_command(root: &Path, arguments: &[&str]) -> Command {
     let mut command = debstage();
-    scrubbed(&mut command)
-        .arg("repo")
-        .arg("--repo")
-        .arg(root)
-        .args(arguments);
+    command.arg("repo").arg("--repo").arg(root).args(arguments);
     command
 }
 
