@@ -9,14 +9,17 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// Size and digests of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Size and digests of a file. JSON shows the size and SHA256 only: MD5 and SHA1 are
+/// kept for the `Packages` readers that still ask for them, not to identify anything.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct Digests {
     /// Size in bytes.
     pub(crate) size: u64,
     /// MD5, hex.
+    #[serde(skip)]
     pub md5: String,
     /// SHA1, hex.
+    #[serde(skip)]
     pub sha1: String,
     /// SHA256, hex.
     pub sha256: String,

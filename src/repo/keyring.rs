@@ -17,6 +17,7 @@ use crate::deb::compress::{self, Compression, Settings};
 use crate::deb::{self, Entry, PackageSpec};
 use crate::debian::control::{self, Control};
 use crate::debian::digests::Digests;
+use crate::naming::package_id::PackageId;
 use crate::repo::config::RepoConfig;
 use crate::repo::pool;
 use crate::repo::sign::KeySet;
@@ -165,17 +166,12 @@ pub(crate) fn refresh(
             &transaction,
             &NewPackage {
                 app: &package,
-                package: &package,
-                version: &version,
+                identity: &PackageId::new(&package, &version, "all"),
                 upstream: &version,
-                architecture: "all",
                 role: Role::Plain,
                 stage: None,
                 filename: &filename,
-                size: digests.size,
-                md5: &digests.md5,
-                sha1: &digests.sha1,
-                sha256: &digests.sha256,
+                digests: &digests,
                 control: &read.text,
                 added: crate::repo::clock::now(),
             },

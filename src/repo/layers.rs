@@ -66,7 +66,7 @@ fn rows_of(
 ) -> Result<Vec<PackageRecord>> {
     Ok(state::packages_of_version(connection, app, version)?
         .into_iter()
-        .filter(|row| row.role == Role::Layer && row.package == package)
+        .filter(|row| row.role == Role::Layer && row.identity.package == package)
         .collect())
 }
 
@@ -85,8 +85,8 @@ pub(crate) fn list_layers_of(
                 "{} {} depends on its layer {layer} (= {version}), which the repository \
                  does not hold: add the build's manifest, which names the layer, or the \
                  layer's .deb with the release (`debstage repo add STAGE --manifest FILE`)",
-                payload.package,
-                payload.version
+                payload.identity.package,
+                payload.identity.version
             );
         }
         for row in rows {
@@ -112,7 +112,7 @@ pub(crate) fn settle(connection: &Connection) -> Result<(BTreeSet<String>, Vec<S
     for (suite, rows) in &by_suite {
         let needed: HashSet<(String, String)> = rows.iter().flat_map(needed_by).collect();
         for row in rows.iter().filter(|row| row.role == Role::Layer) {
-            if !needed.contains(&(row.package.clone(), row.version.clone())) {
+            if !needed.contains(&(row.identity.package.clone(), row.identity.version.clone())) {
                 state::unlist(connection, suite, row.id)?;
                 changed.insert(suite.clone());
             }
@@ -121,14 +121,14 @@ pub(crate) fn settle(connection: &Connection) -> Result<(BTreeSet<String>, Vec<S
     let needed: HashSet<(String, String)> = all.iter().flat_map(needed_by).collect();
     let mut deleted = Vec::new();
     for row in all.iter().filter(|row| row.role == Role::Layer) {
-        if needed.contains(&(row.package.clone(), row.version.clone())) {
+        if needed.contains(&(row.identity.package.clone(), row.identity.version.clone())) {
             continue;
         }
         if !state::suites_of(connection, row.id)?.is_empty() {
             continue;
         }
         state::delete_package(connection, row.id)?;
-        deleted.push(row.package.clone());
+        deleted.push(row.identity.package.clone());
     }
     Ok((changed, deleted))
 }
@@ -151,14 +151,14 @@ pub(crate) fn check(connection: &Connection) -> Result<(Vec<String>, Vec<String>
         let listed: HashSet<(&str, &str)> = rows
             .iter()
             .filter(|row| row.role == Role::Layer)
-            .map(|row| (row.package.as_str(), row.version.as_str()))
+            .map(|row| (row.identity.package.as_str(), row.identity.version.as_str()))
             .collect();
         for row in rows {
             for (layer, version) in needed_by(row) {
                 if !listed.contains(&(layer.as_str(), version.as_str())) {
                     found.push(format!(
                         "{suite}: lists {} {} without its layer {layer} (= {version})",
-                        row.package, row.version
+                        row.identity.package, row.identity.version
                     ));
                 }
             }
@@ -166,11 +166,11 @@ pub(crate) fn check(connection: &Connection) -> Result<(Vec<String>, Vec<String>
     }
     let needed: HashSet<(String, String)> = all.iter().flat_map(needed_by).collect();
     for row in all.iter().filter(|row| row.role == Role::Layer) {
-        if !needed.contains(&(row.package.clone(), row.version.clone())) {
+        if !needed.contains(&(row.identity.package.clone(), row.identity.version.clone())) {
             warnings.push(format!(
                 "{} {}: a layer that no payload in the repository depends on (`debstage repo \
                  gc` removes it)",
-                row.package, row.version
+                row.identity.package, row.identity.version
             ));
         }
     }

@@ -114,8 +114,11 @@ pub(crate) fn compare(
     let mut differences = Vec::new();
     let mut version_found = false;
     for (app, packages) in &apps {
-        let distributions =
-            suites::distributions_of(packages.iter().map(|package| package.version.as_str()));
+        let distributions = suites::distributions_of(
+            packages
+                .iter()
+                .map(|package| package.identity.version.as_str()),
+        );
         for distribution in distributions {
             let resolve = |side: &Side| -> Result<Option<String>> {
                 Ok(match side {
@@ -125,11 +128,12 @@ pub(crate) fn compare(
                     Side::Version(wanted) => packages
                         .iter()
                         .find(|package| {
-                            suites::distribution_of(&package.version) == distribution
-                                && (suites::release_of(&package.version) == wanted.as_str()
+                            suites::distribution_of(&package.identity.version) == distribution
+                                && (suites::release_of(&package.identity.version)
+                                    == wanted.as_str()
                                     || package.upstream == *wanted)
                         })
-                        .map(|package| package.version.clone()),
+                        .map(|package| package.identity.version.clone()),
                 })
             };
             let from_version = resolve(from)?;
@@ -191,14 +195,18 @@ fn depends_of(
     packages
         .iter()
         .filter(|package| {
-            package.version == version && matches!(package.role, Role::Payload | Role::Plain)
+            package.identity.version == version
+                && matches!(package.role, Role::Payload | Role::Plain)
         })
         .map(|package| {
-            let name = package.package.replace(&package.upstream, "{version}");
+            let name = package
+                .identity
+                .package
+                .replace(&package.upstream, "{version}");
             let depends = Paragraph::parse(&package.control)
                 .ok()
                 .and_then(|paragraph| paragraph.get("Depends").map(str::to_string));
-            ((name, package.architecture.clone()), depends)
+            ((name, package.identity.architecture.clone()), depends)
         })
         .collect()
 }

@@ -22,6 +22,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::debian::digests::Digests;
+use crate::naming::package_id::PackageId;
+
 pub(crate) use crate::naming::Role;
 
 /// The name of the database file at the repository's root.
@@ -189,14 +192,11 @@ pub(crate) struct PackageRecord {
     pub(crate) id: i64,
     /// The application it belongs to.
     pub(crate) app: String,
-    /// The Package field.
-    pub(crate) package: String,
-    /// The Version field.
-    pub(crate) version: String,
+    /// Its Package, Version and Architecture, side by side with the other fields in JSON.
+    #[serde(flatten)]
+    pub(crate) identity: PackageId,
     /// The upstream part of the version (without epoch and revision).
     pub(crate) upstream: String,
-    /// The Architecture field.
-    pub(crate) architecture: String,
     /// Payload, stage package or plain package.
     pub(crate) role: Role,
     /// The stage a stage package switches.
@@ -204,16 +204,9 @@ pub(crate) struct PackageRecord {
     pub(crate) stage: Option<String>,
     /// The pool path relative to the repository root.
     pub(crate) filename: String,
-    /// Size in bytes.
-    pub(crate) size: u64,
-    /// MD5, hex.
-    #[serde(skip)]
-    pub md5: String,
-    /// SHA1, hex.
-    #[serde(skip)]
-    pub sha1: String,
-    /// SHA256, hex.
-    pub sha256: String,
+    /// Its size and digests (JSON shows `size` and `sha256`).
+    #[serde(flatten)]
+    pub(crate) digests: Digests,
     /// The control paragraph.
     #[serde(skip)]
     pub(crate) control: String,
@@ -306,17 +299,21 @@ fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
     Ok(PackageRecord {
         id: row.get(0)?,
         app: row.get(1)?,
-        package: row.get(2)?,
-        version: row.get(3)?,
+        identity: PackageId {
+            package: row.get(2)?,
+            version: row.get(3)?,
+            architecture: row.get(5)?,
+        },
         upstream: row.get(4)?,
-        architecture: row.get(5)?,
         role: role_from_column(&role)?,
         stage: row.get(7)?,
         filename: row.get(8)?,
-        size: row.get::<_, i64>(9)?.max(0) as u64,
-        md5: row.get(10)?,
-        sha1: row.get(11)?,
-        sha256: row.get(12)?,
+        digests: Digests {
+            size: row.get::<_, i64>(9)?.max(0) as u64,
+            md5: row.get(10)?,
+            sha1: row.get(11)?,
+            sha256: row.get(12)?,
+        },
         control: row.get(13)?,
     })
 }
@@ -495,28 +492,18 @@ fn upgrade_role_check(
 pub(crate) struct NewPackage<'a> {
     /// The application.
     pub(crate) app: &'a str,
-    /// The Package field.
-    pub(crate) package: &'a str,
-    /// The Version field.
-    pub(crate) version: &'a str,
+    /// Its Package, Version and Architecture.
+    pub(crate) identity: &'a PackageId,
     /// The upstream version.
     pub(crate) upstream: &'a str,
-    /// The Architecture field.
-    pub(crate) architecture: &'a str,
     /// Its role.
     pub(crate) role: Role,
     /// The stage of a stage package.
     pub(crate) stage: Option<&'a str>,
     /// The pool path.
     pub(crate) filename: &'a str,
-    /// Size in bytes.
-    pub(crate) size: u64,
-    /// MD5, hex.
-    pub md5: &'a str,
-    /// SHA1, hex.
-    pub sha1: &'a str,
-    /// SHA256, hex.
-    pub sha256: &'a str,
+    /// Its size and digests.
+    pub(crate) digests: &'a Digests,
     /// The control paragraph.
     pub(crate) control: &'a str,
     /// When (Unix seconds).
@@ -533,26 +520,21 @@ pub(crate) fn insert_package(connection: &Connection, package: &NewPackage<'_>) 
     statement
         .execute(params![
             package.app,
-            package.package,
-            package.version,
+            package.identity.package,
+            package.identity.version,
             package.upstream,
-            package.architecture,
+            package.identity.architecture,
             package.role.as_str(),
             package.stage,
             package.filename,
-            package.size as i64,
-            package.md5,
-            package.sha1,
-            package.sha256,
+            package.digests.size as i64,
+            package.digests.md5,
+            package.digests.sha1,
+            package.digests.sha256,
             package.control,
             package.added,
         ])
-        .with_context(|| {
-            format!(
-                "{} {} {} cannot be recorded",
-                package.package, package.version, package.architecture
-            )
-        })?;
+        .with_context(|| format!("{} cannot be recorded", package.identity))?;
     Ok(connection.last_insert_rowid())
 }
 
@@ -1168,19 +1150,21 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
+        let dbgsym = PackageId::new("shop-1.0-dbgsym", "1.0-1", "amd64");
+        let digests = Digests {
+            size: 1,
+            md5: String::new(),
+            sha1: String::new(),
+            sha256: String::new(),
+        };
         let package = NewPackage {
             app: "shop",
-            package: "shop-1.0-dbgsym",
-            version: "1.0-1",
+            identity: &dbgsym,
             upstream: "1.0",
-            architecture: "amd64",
             role: Role::Dbgsym,
             stage: None,
             filename: "pool/main/s/shop/shop-1.0-dbgsym_1.0-1_amd64.deb",
-            size: 1,
-            md5: "",
-            sha1: "",
-            sha256: "",
+            digests: &digests,
             control: "",
             added: 0,
         };
@@ -1190,9 +1174,9 @@ mod tests {
             .expect("found");
         assert_eq!(stored.role, Role::Dbgsym);
         // Version 7 takes layers.
+        let layer_id = PackageId::new("shop-layer-0123456789abcdef", "1", "amd64");
         let layer = NewPackage {
-            package: "shop-layer-0123456789abcdef",
-            version: "1",
+            identity: &layer_id,
             upstream: "1",
             role: Role::Layer,
             filename: "pool/main/s/shop/shop-layer-0123456789abcdef_1_amd64.deb",

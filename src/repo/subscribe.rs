@@ -36,7 +36,7 @@ impl Keyring {
             .map_err(|reason| anyhow::anyhow!("origin: {origin:?} {reason}"))?;
         let listed = state::suite_packages(connection, suite)?
             .iter()
-            .any(|listed| listed.package == package);
+            .any(|listed| listed.identity.package == package);
         Ok(Keyring { package, listed })
     }
 }

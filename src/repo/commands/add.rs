@@ -733,14 +733,14 @@ fn record_one(
         &candidate.checked.id.architecture,
     )?;
     let (id, mut status) = match existing {
-        Some(existing) if existing.sha256 == candidate.staged.digests.sha256 => {
+        Some(existing) if existing.digests.sha256 == candidate.staged.digests.sha256 => {
             (existing.id, AddStatus::Present)
         }
         Some(existing) => {
             return Err(ConflictError {
                 file: candidate.checked.input.path.clone(),
                 id: candidate.checked.id.clone(),
-                recorded: existing.sha256,
+                recorded: existing.digests.sha256,
                 offered: candidate.staged.digests.sha256.clone(),
                 removed: false,
             }
@@ -837,17 +837,12 @@ fn insert(
         transaction,
         &NewPackage {
             app: &candidate.checked.app,
-            package: &candidate.checked.id.package,
-            version: &candidate.checked.id.version,
+            identity: &candidate.checked.id,
             upstream: &candidate.checked.upstream,
-            architecture: &candidate.checked.id.architecture,
             role: candidate.checked.role,
             stage: candidate.checked.stage.as_deref(),
             filename,
-            size: digests.size,
-            md5: &digests.md5,
-            sha1: &digests.sha1,
-            sha256: &digests.sha256,
+            digests,
             control: &candidate.checked.control.text,
             added: time,
         },

@@ -58,11 +58,16 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
                 }
             }
             packages.sort_by(|left, right| {
-                (&left.package, &left.version, &left.architecture).cmp(&(
-                    &right.package,
-                    &right.version,
-                    &right.architecture,
-                ))
+                (
+                    &left.identity.package,
+                    &left.identity.version,
+                    &left.identity.architecture,
+                )
+                    .cmp(&(
+                        &right.identity.package,
+                        &right.identity.version,
+                        &right.identity.architecture,
+                    ))
             });
             packages.dedup_by_key(|package| package.id);
             packages
@@ -80,16 +85,16 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
     // repository of host builds reads as it always did.
     let with_distributions = packages
         .iter()
-        .any(|package| suites::distribution_of(&package.version).is_some());
+        .any(|package| suites::distribution_of(&package.identity.version).is_some());
     let mut rows = Vec::new();
     let mut documents = Vec::new();
     for package in &packages {
         let listed = listed_in.get(&package.id).cloned().unwrap_or_default();
-        let distribution = suites::codename(suites::distribution_of(&package.version));
+        let distribution = suites::codename(suites::distribution_of(&package.identity.version));
         let mut row = vec![
-            package.package.clone(),
-            package.version.clone(),
-            package.architecture.clone(),
+            package.identity.package.clone(),
+            package.identity.version.clone(),
+            package.identity.architecture.clone(),
         ];
         if with_distributions {
             row.push(dash(&distribution));
@@ -149,7 +154,7 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
             // A layer's version is its own, not a release: shown apart below.
             continue;
         }
-        let distribution = suites::distribution_of(&package.version);
+        let distribution = suites::distribution_of(&package.identity.version);
         for suite in state::suites_of(&connection, package.id)? {
             let versions = if package.role == Role::Stage {
                 // A stage package is installable from its own suite only.
@@ -167,7 +172,7 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
             versions
                 .entry(suite)
                 .or_default()
-                .insert(package.version.clone());
+                .insert(package.identity.version.clone());
         }
     }
     let sorted = |versions: &BTreeSet<String>| {
@@ -178,13 +183,16 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let upstream_of = |version: &str| {
         packages
             .iter()
-            .find(|package| package.version == version)
+            .find(|package| package.identity.version == version)
             .map(|package| package.upstream.clone())
     };
     // The distributions of the application's builds, host builds first; an application
     // with none but host builds shows its stages as it always did.
-    let distributions =
-        suites::distributions_of(packages.iter().map(|package| package.version.as_str()));
+    let distributions = suites::distributions_of(
+        packages
+            .iter()
+            .map(|package| package.identity.version.as_str()),
+    );
     let with_distributions = distributions.iter().any(Option::is_some);
     let names = AppNames::new(app);
     let mut rows = Vec::new();
@@ -231,7 +239,7 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let all: BTreeSet<String> = packages
         .iter()
         .filter(|package| package.role != Role::Layer)
-        .map(|package| package.version.clone())
+        .map(|package| package.identity.version.clone())
         .collect();
     let all = sorted(&all);
     // Which releases share each layer.
@@ -239,14 +247,17 @@ pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     for package in &packages {
         if package.role == Role::Layer {
             layers
-                .entry((package.package.clone(), package.version.clone()))
+                .entry((
+                    package.identity.package.clone(),
+                    package.identity.version.clone(),
+                ))
                 .or_default();
         }
         for needed in crate::repo::layers::needed_by(package) {
             layers
                 .entry(needed)
                 .or_default()
-                .insert(package.version.clone());
+                .insert(package.identity.version.clone());
         }
     }
     // Oldest first: in the order of the first release that uses each.

@@ -204,7 +204,7 @@ fn unlist_beyond(
                 by_app
                     .entry(package.app.clone())
                     .or_default()
-                    .entry(package.version.clone())
+                    .entry(package.identity.version.clone())
                     .or_default()
                     .push(package.id);
             }
@@ -244,19 +244,19 @@ fn delete_unlisted(
         .collect();
     for package in &all {
         if listed.contains(&package.id) {
-            alive.insert((package.app.clone(), package.version.clone()));
+            alive.insert((package.app.clone(), package.identity.version.clone()));
         }
     }
     let doomed: Vec<&PackageRecord> = all
         .iter()
         .filter(|package| package.role != Role::Layer)
-        .filter(|package| !alive.contains(&(package.app.clone(), package.version.clone())))
+        .filter(|package| !alive.contains(&(package.app.clone(), package.identity.version.clone())))
         .collect();
     let (time, who) = (now(), who());
     let mut versions_removed: BTreeSet<(String, String)> = BTreeSet::new();
     for package in &doomed {
         state::delete_package(transaction, package.id)?;
-        versions_removed.insert((package.app.clone(), package.version.clone()));
+        versions_removed.insert((package.app.clone(), package.identity.version.clone()));
     }
     for (app, version) in &versions_removed {
         state::record_history(

@@ -49,7 +49,7 @@ pub(crate) fn run(
             let mut names: Vec<String> = state::suite_packages(&connection, &suite)?
                 .into_iter()
                 .filter(|package| package.role == state::Role::Stage)
-                .map(|package| package.package)
+                .map(|package| package.identity.package)
                 .collect();
             names.dedup();
             names

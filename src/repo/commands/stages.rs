@@ -70,7 +70,7 @@ pub(crate) fn resolve_versions(
     }
     let mut versions: Vec<String> = packages
         .iter()
-        .map(|package| package.version.clone())
+        .map(|package| package.identity.version.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -100,7 +100,7 @@ pub(crate) fn resolve_versions(
         matching = packages
             .iter()
             .filter(|package| package.upstream == requested)
-            .map(|package| &package.version)
+            .map(|package| &package.identity.version)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .filter(wanted)
@@ -196,7 +196,7 @@ fn point(
     }
     match stage_package(packages, stage) {
         Some(pointer) => {
-            state::unlist_name(connection, &name, &pointer.package)?;
+            state::unlist_name(connection, &name, &pointer.identity.package)?;
             state::list(connection, &name, pointer.id)?;
         }
         None if needs_stage_package => bail!(

@@ -34,12 +34,12 @@ struct IndexLine {
 impl IndexLine {
     fn of_record(package: &PackageRecord) -> IndexLine {
         IndexLine {
-            package: package.package.clone(),
-            version: package.version.clone(),
-            architecture: package.architecture.clone(),
+            package: package.identity.package.clone(),
+            version: package.identity.version.clone(),
+            architecture: package.identity.architecture.clone(),
             filename: package.filename.clone(),
-            size: package.size.to_string(),
-            sha256: package.sha256.clone(),
+            size: package.digests.size.to_string(),
+            sha256: package.digests.sha256.clone(),
         }
     }
 
@@ -116,7 +116,7 @@ pub(crate) fn run(root: &Path, full: bool, reporter: &Reporter) -> Result<()> {
                     (
                         suite.as_str(),
                         package.app.as_str(),
-                        package.version.as_str(),
+                        package.identity.version.as_str(),
                     )
                 })
         })
@@ -138,12 +138,12 @@ pub(crate) fn run(root: &Path, full: bool, reporter: &Reporter) -> Result<()> {
         let expected =
             repo_suites::parse(&repository.config, suite).map(|parsed| parsed.distribution);
         for package in listed {
-            let built_for = repo_suites::distribution_of(&package.version);
+            let built_for = repo_suites::distribution_of(&package.identity.version);
             if expected.is_some_and(|expected| expected != built_for) {
                 problems.push(format!(
                     "dists/{suite}: lists {} {}, a build for {}",
-                    package.package,
-                    package.version,
+                    package.identity.package,
+                    package.identity.version,
                     built_for.map_or("the host".to_string(), |built| built.to_string())
                 ));
             }
@@ -212,26 +212,26 @@ fn pool_file_problems(
             // gets another change time, so the next verify reads it again.
             let metadata = std::fs::metadata(&path)
                 .map_err(|error| format!("{filename}: cannot be read: {error}"))?;
-            if metadata.len() != package.size {
+            if metadata.len() != package.digests.size {
                 return Err(format!(
                     "{filename}: {} bytes, recorded {}",
                     metadata.len(),
-                    package.size
+                    package.digests.size
                 ));
             }
-            let stamp = seen::Stamp::of(&metadata, &package.sha256);
-            if !full && seen.vouches_for(filename, &metadata, &package.sha256) {
+            let stamp = seen::Stamp::of(&metadata, &package.digests.sha256);
+            if !full && seen.vouches_for(filename, &metadata, &package.digests.sha256) {
                 return Ok((filename.clone(), stamp));
             }
             match pool::sha256_of(&path) {
                 Err(error) => Err(format!("{filename}: cannot be read: {error}")),
-                Ok((size, _)) if size != package.size => Err(format!(
+                Ok((size, _)) if size != package.digests.size => Err(format!(
                     "{filename}: {size} bytes, recorded {}",
-                    package.size
+                    package.digests.size
                 )),
-                Ok((_, sha256)) if sha256 != package.sha256 => Err(format!(
+                Ok((_, sha256)) if sha256 != package.digests.sha256 => Err(format!(
                     "{filename}: sha256 {sha256}, recorded {}",
-                    package.sha256
+                    package.digests.sha256
                 )),
                 Ok(_) => Ok((filename.clone(), stamp)),
             }
@@ -285,7 +285,8 @@ fn suite_problems(
         let expected: BTreeSet<IndexLine> = listed
             .iter()
             .filter(|package| {
-                package.architecture == *architecture || package.architecture == "all"
+                package.identity.architecture == *architecture
+                    || package.identity.architecture == "all"
             })
             .map(|package| IndexLine::of_record(package))
             .collect();

@@ -153,7 +153,7 @@ pub(crate) fn status(
         let mut distributions: Vec<Option<Distribution>> = packages
             .iter()
             .filter(|package| package.app == *app)
-            .map(|package| suites::distribution_of(&package.version))
+            .map(|package| suites::distribution_of(&package.identity.version))
             .collect();
         distributions.sort_by_key(|distribution| suites::distribution_rank(*distribution));
         distributions.dedup();
@@ -280,7 +280,7 @@ fn subscribe(
             let mut stage_packages: Vec<String> = state::suite_packages(connection, &suite)?
                 .into_iter()
                 .filter(|package| package.role == Role::Stage)
-                .map(|package| package.package)
+                .map(|package| package.identity.package)
                 .collect();
             stage_packages.dedup();
             suites.push(SuiteSources {

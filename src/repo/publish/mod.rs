@@ -188,12 +188,9 @@ fn write_dashboard(
 fn indexed(record: PackageRecord) -> IndexedPackage {
     IndexedPackage {
         control: record.control,
-        architecture: record.architecture,
+        architecture: record.identity.architecture,
         filename: record.filename,
-        size: record.size,
-        md5: record.md5,
-        sha1: record.sha1,
-        sha256: record.sha256,
+        digests: record.digests,
     }
 }
 

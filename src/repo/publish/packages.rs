@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::debian::control::Paragraph;
+use crate::debian::digests::Digests;
 use crate::debian::release::IndexFile;
 
 use crate::repo::publish::chunk_cache::ChunkCache;
@@ -24,14 +25,8 @@ pub(crate) struct IndexedPackage {
     pub(crate) architecture: String,
     /// The pool path relative to the repository root (`pool/main/h/hello/...deb`).
     pub(crate) filename: String,
-    /// Size of the `.deb` in bytes.
-    pub(crate) size: u64,
-    /// Hex digests of the `.deb`.
-    pub md5: String,
-    /// SHA1, hex.
-    pub sha1: String,
-    /// SHA256, hex.
-    pub sha256: String,
+    /// Size and digests of the `.deb`.
+    pub(crate) digests: Digests,
 }
 
 /// The contents of one suite (one stage).
@@ -98,7 +93,11 @@ fn listed(package: &IndexedPackage) -> Result<Listed<'_>> {
     let _ = write!(
         text,
         "Filename: {}\nSize: {}\nMD5sum: {}\nSHA1: {}\nSHA256: {}\n",
-        package.filename, package.size, package.md5, package.sha1, package.sha256
+        package.filename,
+        package.digests.size,
+        package.digests.md5,
+        package.digests.sha1,
+        package.digests.sha256
     );
     Ok(Listed {
         package: name,
@@ -223,10 +222,12 @@ mod tests {
             ),
             architecture: architecture.to_string(),
             filename: format!("pool/main/h/hello/{name}_{version}_{architecture}.deb"),
-            size: 10,
-            md5: "m".into(),
-            sha1: "s1".into(),
-            sha256: "s256".into(),
+            digests: Digests {
+                size: 10,
+                md5: "m".into(),
+                sha1: "s1".into(),
+                sha256: "s256".into(),
+            },
         }
     }
 
@@ -255,7 +256,7 @@ mod tests {
     #[test]
     fn a_second_file_for_the_same_name_and_version_is_refused() {
         let mut other = package("a", "1.0", "amd64");
-        other.sha256 = "different".into();
+        other.digests.sha256 = "different".into();
         let error = packages_text(&[package("a", "1.0", "amd64"), other], "amd64").unwrap_err();
         assert!(error.to_string().contains("listed twice"), "{error}");
     }

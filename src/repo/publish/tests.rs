@@ -11,11 +11,10 @@ use crate::deb::compress::Compression;
 use crate::deb::compress::Settings;
 use crate::deb::{write_package, Entry, PackageSpec};
 use crate::debian::control::Control;
+use crate::debian::digests::Digests;
 use crate::repo::serve::{RunningServer, Server};
 use crate::repo::sign::Signer;
-use md5::{Digest, Md5};
-use sha1::Sha1;
-use sha2::{Sha256, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 
 #[path = "../../../tests/support/apt.rs"]
 mod apt;
@@ -109,10 +108,7 @@ fn make_package(
             control: String::from_utf8(control.stdout).expect("utf-8 control"),
             architecture: architecture.to_string(),
             filename,
-            size: bytes.len() as u64,
-            md5: hex::encode(Md5::digest(&bytes)),
-            sha1: hex::encode(Sha1::digest(&bytes)),
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            digests: Digests::of(&bytes),
         },
     }
 }

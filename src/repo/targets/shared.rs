@@ -229,12 +229,12 @@ impl SharedState {
                 );
             };
             let digest = hex::encode(Sha256::digest(&found.bytes));
-            if digest != package.sha256 {
+            if digest != package.digests.sha256 {
                 bail!(
                     "{} on publish target {}: SHA256 {digest}, the state records {}",
                     package.filename,
                     self.published.description,
-                    package.sha256
+                    package.digests.sha256
                 );
             }
             let directory = path.parent().unwrap_or(root);
