@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::build::env::python_layer::LAYER_EPOCH;
 use crate::build::manifest::LoadedManifest;
@@ -433,8 +433,7 @@ pub(super) fn extra_files(manifest: &LoadedManifest, stage: &str) -> Result<Vec<
     let mut entries = Vec::new();
     for extra in &manifest.manifest.files.extra {
         let source = manifest.resolve(&extra.source);
-        let bytes =
-            fs::read(&source).with_context(|| format!("{}: cannot be read", source.display()))?;
+        let bytes = fs_err::read(&source)?;
         let mode = match &extra.mode {
             Some(mode) => manifest::parse_mode(mode)
                 .map_err(|message| manifest.error("[[files.extra]] mode", message))?,

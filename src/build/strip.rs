@@ -106,8 +106,7 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
     let stripped_dir = work.join("stripped");
     let debug_dir = work.join("debug");
     for directory in [&stripped_dir, &debug_dir] {
-        std::fs::create_dir_all(directory)
-            .with_context(|| format!("{}: cannot be created", directory.display()))?;
+        fs_err::create_dir_all(directory)?;
     }
     let results = entries
         .into_par_iter()
@@ -128,9 +127,7 @@ pub(crate) fn strip_tree(entries: Vec<&mut Entry>, work: &Path) -> Result<Stripp
             if outcome.appended_data {
                 return Ok(Some((entry.path.clone(), outcome)));
             }
-            let size = std::fs::metadata(&copy)
-                .with_context(|| format!("{}: cannot be read", copy.display()))?
-                .len();
+            let size = fs_err::metadata(&copy)?.len();
             entry.content = Content::File { source: copy, size };
             if outcome.shared_object {
                 // Debian policy 10.9 (and dh_fixperms): shared libraries are not
@@ -176,8 +173,7 @@ fn strip_file(source: &Path, copy: &Path, debug_dir: &Path) -> Result<FileOutcom
     }
     let debug = match &facts.build_id {
         Some(build_id) if facts.has_debug_info && build_id.len() > 2 => {
-            std::fs::create_dir_all(debug_dir)
-                .with_context(|| format!("{}: cannot be created", debug_dir.display()))?;
+            fs_err::create_dir_all(debug_dir)?;
             let debug = debug_dir.join(format!("{}.debug", &build_id[2..]));
             run(Command::new("objcopy")
                 .args(["--only-keep-debug", "--compress-debug-sections"])

@@ -252,8 +252,7 @@ impl Listing<'_> {
         } else if !self.include.is_match(relative) {
             return Ok(items);
         } else if kind.is_symlink() {
-            let target = std::fs::read_link(&path)
-                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            let target = fs_err::read_link(&path)?;
             Content::Symlink(target.into_os_string().into_encoded_bytes())
         } else if kind.is_file() {
             Content::File {
@@ -399,14 +398,12 @@ pub(super) fn list_layer(root: &Path, directory: &str) -> Result<Vec<TreeItem>> 
             .unwrap_or(entry.path())
             .to_string_lossy()
             .into_owned();
-        let metadata = fs::symlink_metadata(entry.path())
-            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let metadata = fs_err::symlink_metadata(entry.path())?;
         let kind = metadata.file_type();
         let content = if kind.is_dir() {
             Content::Directory
         } else if kind.is_symlink() {
-            let target = fs::read_link(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            let target = fs_err::read_link(entry.path())?;
             Content::Symlink(target.into_os_string().into_encoded_bytes())
         } else if kind.is_file() {
             Content::File {

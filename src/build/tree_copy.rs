@@ -32,16 +32,14 @@ pub(crate) fn copy_tree(
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|entry| keep(entry));
-    fs::create_dir_all(destination)
-        .with_context(|| format!("{}: cannot be created", destination.display()))?;
+    fs_err::create_dir_all(destination)?;
     for entry in walk {
         let entry = entry.with_context(|| format!("{}: cannot be read", source.display()))?;
         let relative = entry.path().strip_prefix(source).unwrap_or(entry.path());
         let target = destination.join(relative);
         let file_type = entry.file_type();
         if file_type.is_dir() {
-            fs::create_dir_all(&target)
-                .with_context(|| format!("{}: cannot be created", target.display()))?;
+            fs_err::create_dir_all(&target)?;
             continue;
         }
         if let Existing::Refuse(refusal) = &existing {
@@ -50,8 +48,7 @@ pub(crate) fn copy_tree(
             }
         }
         if file_type.is_symlink() {
-            let link = fs::read_link(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            let link = fs_err::read_link(entry.path())?;
             std::os::unix::fs::symlink(&link, &target)
                 .with_context(|| format!("{}: cannot be created", target.display()))?;
         } else if file_type.is_file() {

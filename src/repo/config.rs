@@ -270,8 +270,7 @@ impl RepoConfig {
         let body = toml::to_string_pretty(self).context("the configuration cannot be encoded")?;
         let text =
             format!("# debstage apt repository: one suite per stage, in promotion order.\n{body}");
-        std::fs::write(&path, text)
-            .with_context(|| format!("{}: cannot be written", path.display()))
+        Ok(fs_err::write(&path, text)?)
     }
 
     /// Checks every value against what is allowed.

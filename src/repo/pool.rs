@@ -94,8 +94,7 @@ const SYNC_EACH_UP_TO: usize = 32;
 pub(crate) fn make_durable(root: &Path, staged: &[&Path]) -> Result<()> {
     if staged.len() > SYNC_EACH_UP_TO {
         let incoming = root.join(INCOMING);
-        let directory = File::open(&incoming)
-            .with_context(|| format!("{}: cannot be opened", incoming.display()))?;
+        let directory = fs_err::File::open(&incoming)?;
         return rustix::fs::syncfs(&directory)
             .map_err(io::Error::from)
             .with_context(|| format!("{}: cannot be synced", incoming.display()));
@@ -112,8 +111,7 @@ pub(crate) fn make_durable(root: &Path, staged: &[&Path]) -> Result<()> {
 pub(crate) fn place(root: &Path, staged: &Path, filename: &str) -> Result<()> {
     let target = root.join(filename);
     if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot be created", parent.display()))?;
+        fs_err::create_dir_all(parent)?;
     }
     fs::rename(staged, &target).with_context(|| {
         format!(
@@ -152,8 +150,7 @@ pub(crate) fn recover(root: &Path, connection: &Connection) -> Result<usize> {
     let entries = match fs::read_dir(&incoming) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(&incoming)
-                .with_context(|| format!("{}: cannot be created", incoming.display()))?;
+            fs_err::create_dir_all(&incoming)?;
             return Ok(0);
         }
         Err(error) => {
@@ -182,8 +179,7 @@ pub(crate) fn recover(root: &Path, connection: &Connection) -> Result<usize> {
             {
                 place(root, &path, &filename)?
             }
-            _ => fs::remove_file(&path)
-                .with_context(|| format!("{}: cannot be removed", path.display()))?,
+            _ => fs_err::remove_file(&path)?,
         }
         handled += 1;
     }

@@ -62,9 +62,7 @@ pub(crate) fn from_file_lists(
     }
     let info = admin_dir.join("info");
     let mut lists: Vec<(String, PathBuf)> = Vec::new();
-    for entry in
-        std::fs::read_dir(&info).with_context(|| format!("{}: cannot be listed", info.display()))?
-    {
+    for entry in fs_err::read_dir(&info)? {
         let path = entry?.path();
         if let Some(package) = path
             .file_name()
@@ -83,8 +81,7 @@ pub(crate) fn from_file_lists(
     let found: Vec<Vec<(&[u8], String)>> = lists
         .par_iter()
         .map(|(package, path)| {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            let bytes = fs_err::read(path)?;
             let mut found = Vec::new();
             let mut start = 0;
             for end in memchr::memchr_iter(b'\n', &bytes).chain([bytes.len()]) {

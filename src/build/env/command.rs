@@ -121,8 +121,7 @@ pub(crate) fn stage(
     reporter: &Reporter,
 ) -> Result<StagedTree> {
     let destination = scratch.join("destdir");
-    std::fs::create_dir_all(&destination)
-        .with_context(|| format!("{}: cannot be created", destination.display()))?;
+    fs_err::create_dir_all(&destination)?;
     let workdir = match &options.workdir {
         Some(workdir) => manifest.resolve(workdir),
         None => manifest.directory.clone(),
@@ -154,8 +153,7 @@ pub(crate) fn stage(
     // root). Its build goes to scratch space instead, unless CARGO_TARGET_DIR says where.
     if std::env::var_os("CARGO_TARGET_DIR").is_none() {
         let target = scratch.join("cargo-target");
-        std::fs::create_dir_all(&target)
-            .with_context(|| format!("{}: cannot be created", target.display()))?;
+        fs_err::create_dir_all(&target)?;
         command.env("CARGO_TARGET_DIR", runner.inside(&target)?);
     }
     run_streamed(
@@ -167,10 +165,7 @@ pub(crate) fn stage(
         ),
         reporter,
     )?;
-    let empty = std::fs::read_dir(&destination)
-        .with_context(|| format!("{}: cannot be read", destination.display()))?
-        .next()
-        .is_none();
+    let empty = fs_err::read_dir(&destination)?.next().is_none();
     if empty {
         bail!(
             "{}: [environment] command {:?} succeeded but installed nothing into $DESTDIR; \

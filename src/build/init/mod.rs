@@ -90,8 +90,7 @@ pub(crate) fn run(options: &InitRequest, reporter: &Reporter) -> Result<()> {
         reporter.status(format!("kept {}", hook.display()));
     } else {
         let parent = directory.join(".debstage");
-        fs::create_dir_all(&parent)
-            .with_context(|| format!("{}: cannot be created", parent.display()))?;
+        fs_err::create_dir_all(&parent)?;
         write_file(&hook, HOOK, 0o755)?;
     }
     let read_from = if project.read_from.is_empty() {

@@ -7,7 +7,6 @@
 //! `requirements.txt`), a Node.js application (`package.json`), a Rust crate
 //! (`Cargo.toml`), a Go module (`go.mod`); nothing recognised is a `dir`.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -113,7 +112,7 @@ pub(crate) fn detect(directory: &Path) -> Result<Project> {
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).with_context(|| format!("{}: cannot be read", path.display()))
+    Ok(fs_err::read_to_string(path)?)
 }
 
 fn read_toml(path: &Path) -> Result<toml::Table> {

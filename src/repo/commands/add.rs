@@ -374,8 +374,7 @@ fn inputs(
 }
 
 fn manifest_inputs(manifest: &Path) -> Result<Vec<Input>> {
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("{}: cannot be read", manifest.display()))?;
+    let text = fs_err::read_to_string(manifest)?;
     let parsed: BuildManifest = serde_json::from_str(&text).with_context(|| {
         format!(
             "{}: not a build manifest of `debstage build`",

@@ -1,7 +1,6 @@
 //! `repo export-key`: the public key clients trust, armored or as a binary keyring, and
 //! where a server keeps it.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -27,8 +26,7 @@ impl PublicKey {
     /// Reads `<origin>.asc` from the repository's root.
     pub(crate) fn load(root: &Path, origin: &str) -> Result<PublicKey> {
         let path = root.join(format!("{origin}.asc"));
-        let armored = fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let armored = fs_err::read_to_string(&path)?;
         let fingerprint = public_key_fingerprint(&armored)
             .with_context(|| format!("{}: the repository's public key", path.display()))?;
         Ok(PublicKey {
@@ -61,7 +59,7 @@ pub(crate) fn run(root: &Path, binary: bool, reporter: &Reporter) -> Result<()> 
     }
     let extension = if binary { "gpg" } else { "asc" };
     let path = root.join(format!("{origin}.{extension}"));
-    let bytes = fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let bytes = fs_err::read(&path)?;
     if binary {
         // Binary data bypasses the reporter, whose raw output is text.
         let mut out = std::io::stdout().lock();

@@ -3,7 +3,6 @@
 //! that hold an older `InRelease`. A pool file leaves the disk only when none names it.
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -25,8 +24,7 @@ pub(crate) fn served_pool_files(root: &Path) -> Result<HashSet<String>> {
         if !entry.file_type().is_file() || !is_packages_index(entry.path()) {
             continue;
         }
-        let bytes = fs::read(entry.path())
-            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let bytes = fs_err::read(entry.path())?;
         if COMPRESSED_MAGIC
             .iter()
             .any(|magic| bytes.starts_with(magic))

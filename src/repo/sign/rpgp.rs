@@ -8,7 +8,6 @@
 //! Ed25519 signatures are deterministic, and the signature time is passed in rather than
 //! read from the clock, so the same text signed at the same time gives the same bytes.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -131,8 +130,7 @@ impl Signer {
     /// Loads every secret key of a file: armored blocks one after the other (what
     /// `repo key export --secret` prints), or one binary key.
     pub(crate) fn load_all(path: &Path) -> Result<Vec<Signer>> {
-        let bytes =
-            fs::read(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+        let bytes = fs_err::read(path)?;
         let not_a_key = |error: pgp::errors::Error| {
             anyhow!(
                 "{}: not an OpenPGP secret key ({error}); expected one made by `debstage repo init`",
@@ -388,6 +386,7 @@ mod tests {
     use super::*;
     use crate::repo::sign::sign_release::{clearsign, SignRelease};
     use pgp::composed::CleartextSignedMessage;
+    use std::fs;
     use std::time::Duration;
 
     fn at(seconds: u64) -> SystemTime {

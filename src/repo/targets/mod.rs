@@ -394,8 +394,7 @@ fn check_same_bytes(store: &Store, upload: &Upload) -> Result<()> {
 
 /// The SHA256 of a file and its first bytes (for the content type of by-hash objects).
 fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let mut file = fs_err::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut start = Vec::new();

@@ -454,8 +454,7 @@ async fn put_one(
         attributes,
         ..PutOptions::default()
     };
-    let bytes = std::fs::read(&upload.file)
-        .with_context(|| format!("{}: cannot be read", upload.file.display()))?;
+    let bytes = fs_err::read(&upload.file)?;
     match client
         .put_opts(path, PutPayload::from(bytes), options)
         .await
