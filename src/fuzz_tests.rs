@@ -172,7 +172,9 @@ proptest! {
         let directory = tempfile::tempdir().expect("temp dir");
         let path = directory.path().join("debstage.toml");
         std::fs::write(&path, &text).expect("write");
-        let _ = crate::build::manifest::load(&path, None, None);
+        if let Ok(loaded) = crate::build::manifest::load(&path, None, None) {
+            let _ = crate::build::env::check(&loaded);
+        }
         let _ = crate::build::manifest::load(&path, Some("1.0~rc1"), Some("1"));
     }
 }

@@ -53,6 +53,7 @@ pub(crate) fn run(options: &BuildRequest, reporter: &Reporter) -> Result<Vec<Bui
         options.version.as_deref(),
         options.revision.as_deref(),
     )?;
+    env::check(&loaded)?;
     let targets = loaded.targets(options.target.as_deref())?;
     let mut builds = Vec::new();
     let mut text = String::new();

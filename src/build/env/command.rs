@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
+use super::kind_check::KindCheck;
 use super::staged::StagedTree;
-use crate::build::manifest::{CommandEnvironment, LoadedManifest};
+use crate::build::manifest::{CommandEnvironment, LoadedManifest, ManifestError};
 use crate::build::runner::Runner;
 use crate::report::Reporter;
 
@@ -179,4 +180,19 @@ pub(crate) fn stage(
         root: destination,
         depends: Vec::new(),
     })
+}
+
+/// The keys of `kind = "command"`: a command that is not empty, and a working directory
+/// that exists.
+pub(super) fn check(
+    command: &CommandEnvironment,
+    check: &KindCheck<'_>,
+) -> Result<(), ManifestError> {
+    if command.command.trim().is_empty() {
+        return Err(check.fail("[environment] command", "must not be empty".into()));
+    }
+    if let Some(workdir) = &command.workdir {
+        check.directory("[environment] workdir", workdir)?;
+    }
+    Ok(())
 }

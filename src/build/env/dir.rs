@@ -3,8 +3,9 @@
 
 use anyhow::Result;
 
+use super::kind_check::KindCheck;
 use super::staged::StagedTree;
-use crate::build::manifest::{DirEnvironment, LoadedManifest};
+use crate::build::manifest::{DirEnvironment, LoadedManifest, ManifestError};
 
 /// The source directory is the staged tree: nothing is copied.
 pub(crate) fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Result<StagedTree> {
@@ -12,4 +13,9 @@ pub(crate) fn stage(manifest: &LoadedManifest, options: &DirEnvironment) -> Resu
         root: manifest.resolve(&options.source),
         depends: Vec::new(),
     })
+}
+
+/// The key of `kind = "dir"`: the source directory exists.
+pub(super) fn check(dir: &DirEnvironment, check: &KindCheck<'_>) -> Result<(), ManifestError> {
+    check.directory("[environment] source", &dir.source)
 }

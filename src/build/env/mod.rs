@@ -3,6 +3,7 @@
 
 pub(crate) mod command;
 pub(crate) mod dir;
+mod kind_check;
 pub(crate) mod node;
 pub(crate) mod node_abi;
 pub(crate) mod node_engines;
@@ -18,9 +19,25 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::build::env::staged::{StagedLayer, StagedTree};
-use crate::build::manifest::{Environment, LoadedManifest};
+use crate::build::manifest::{Environment, LoadedManifest, ManifestError};
 use crate::build::runner::Runner;
 use crate::report::Reporter;
+use kind_check::KindCheck;
+
+/// Checks the `[environment]` keys of the manifest's kind, each kind by the rules beside
+/// its code; the keys every kind shares are checked when the manifest is loaded.
+pub(crate) fn check(manifest: &LoadedManifest) -> Result<(), ManifestError> {
+    let check = KindCheck {
+        file: &manifest.path,
+        root: &manifest.directory,
+    };
+    match &manifest.manifest.environment {
+        Environment::Dir(options) => dir::check(options, &check),
+        Environment::Python(options) => python::check(options, &check),
+        Environment::Command(options) => command::check(options, &check),
+        Environment::Node(options) => node::check(options, &check),
+    }
+}
 
 /// Stages the manifest's environment with the programs of `runner` (the host, or the
 /// target's build root); `scratch` is an empty directory from `runner.scratch()` the kind

@@ -14,12 +14,13 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
 use super::command::{run_streamed, CommandFailed};
+use super::kind_check::KindCheck;
 use super::node_abi;
 use super::node_engines;
 use super::node_layer;
 use super::node_manager;
 use super::staged::{StagedLayer, StagedTree};
-use crate::build::manifest::{LoadedManifest, NodeEnvironment};
+use crate::build::manifest::{LoadedManifest, ManifestError, NodeEnvironment};
 use crate::build::runner::Runner;
 use crate::build::tree_copy::{copy_tree, Existing};
 use crate::report::Reporter;
@@ -498,6 +499,36 @@ fn copy_application(source: &Path, root: &Path) -> Result<()> {
         },
         Existing::Replace,
     )
+}
+
+/// The keys of `kind = "node"`: a source directory with the `package.json` the install
+/// reads, and a build command that is not empty.
+pub(super) fn check(node: &NodeEnvironment, check: &KindCheck<'_>) -> Result<(), ManifestError> {
+    check.directory("[environment] source", &node.source)?;
+    let source: PathBuf = node
+        .source
+        .components()
+        .filter(|component| *component != std::path::Component::CurDir)
+        .collect();
+    let package_json = check.root.join(source).join("package.json");
+    if !package_json.is_file() {
+        return Err(check.fail(
+            "[environment] source",
+            format!(
+                "{}: no such file; kind \"node\" installs the application that \
+                 package.json describes",
+                package_json.display()
+            ),
+        ));
+    }
+    if node
+        .command
+        .as_ref()
+        .is_some_and(|command| command.trim().is_empty())
+    {
+        return Err(check.fail("[environment] command", "must not be empty".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

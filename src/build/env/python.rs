@@ -22,9 +22,10 @@ use sha2::Digest;
 use walkdir::WalkDir;
 
 use super::command::{run_streamed, CommandFailed};
+use super::kind_check::KindCheck;
 use super::python_layer::{self, KeyInputs, LayerCache};
 use super::staged::{StagedLayer, StagedTree};
-use crate::build::manifest::{LoadedManifest, PythonEnvironment};
+use crate::build::manifest::{LoadedManifest, ManifestError, PythonEnvironment};
 use crate::build::runner::Runner;
 use crate::build::tree_copy::{copy_tree, Existing};
 use crate::report::Reporter;
@@ -1270,6 +1271,74 @@ fn interpreter_depends(version: &str) -> Vec<String> {
         }
     }
     depends
+}
+
+/// The keys of `kind = "python"`: where the dependencies come from (requirements, a
+/// project, wheels, or a project with its lock), each present, and no lock beside
+/// requirements.
+pub(super) fn check(
+    python: &PythonEnvironment,
+    check: &KindCheck<'_>,
+) -> Result<(), ManifestError> {
+    if python.requirements.is_none() && python.project.is_none() && python.wheels.is_none() {
+        return Err(check.fail(
+            "[environment] requirements",
+            "kind \"python\" needs requirements, project or wheels".into(),
+        ));
+    }
+    if let Some(requirements) = &python.requirements {
+        let full = check.root.join(requirements);
+        if !full.is_file() {
+            return Err(check.fail(
+                "[environment] requirements",
+                format!("{}: no such file", full.display()),
+            ));
+        }
+    }
+    if let Some(project) = &python.project {
+        check.directory("[environment] project", project)?;
+    }
+    if let Some(lock) = &python.lock {
+        let key = "[environment] lock";
+        let full = check.root.join(lock);
+        let name = lock.file_name().and_then(|name| name.to_str());
+        if !matches!(name, Some("uv.lock" | "poetry.lock")) {
+            return Err(check.fail(
+                key,
+                format!("{}: must be a uv.lock or a poetry.lock", lock.display()),
+            ));
+        }
+        if !full.is_file() {
+            return Err(check.fail(key, format!("{}: no such file", full.display())));
+        }
+        if python.requirements.is_some() {
+            return Err(check.fail(
+                key,
+                "set either lock or requirements, not both (the lock pins every \
+                 dependency)"
+                    .into(),
+            ));
+        }
+        let has_pyproject = python
+            .project
+            .as_ref()
+            .is_some_and(|project| check.root.join(project).join("pyproject.toml").is_file());
+        if !has_pyproject {
+            return Err(check.fail(
+                key,
+                "needs project, a directory with the pyproject.toml the lock was \
+                 made for"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(wheels) = &python.wheels {
+        check.directory("[environment] wheels", wheels)?;
+    }
+    if let Some(source) = &python.source {
+        check.directory("[environment] source", source)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

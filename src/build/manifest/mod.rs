@@ -183,7 +183,6 @@ pub(crate) fn load(
         )
     })?;
     check_package_fields(package, &fail)?;
-    check_environment(&manifest.environment, &directory, &fail)?;
     check_files(&manifest.files, &directory, &fail)?;
     check_depends(&manifest.depends, &fail)?;
     check_stages(&manifest.stages, &package.name, &payload, &fail)?;
