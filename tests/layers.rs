@@ -809,6 +809,43 @@ fn a_node_code_only_release_takes_its_layer_and_installs_nothing() {
     assert_ne!(file_of(&fourth, "layer").expect("layer"), layer_file);
 }
 
+/// `[files] exclude` reaches into `node_modules`: what it matches is not in the layer,
+/// and the globs enter the layer's key (another exclude, another layer).
+#[test]
+fn a_node_layer_honours_files_exclude_and_keys_it() {
+    if !crate::node::node_tools_present("a_node_layer_honours_files_exclude") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("nodeapp");
+    let cache = temp.path().join("cache");
+    let listing = |extra: &str, out: &str| {
+        let manifest = write_nodeapp(&app, "1.0", "one", true, extra);
+        let out = temp.path().join(out);
+        let (document, _) = build_node(&manifest, &out, &cache, "1700000000");
+        let layer = file_of(&document, "layer").expect("a layer");
+        (layer.clone(), contents(&out.join(layer)))
+    };
+    let (plain, plain_listing) = listing("", "plain");
+    let (excluding, excluding_listing) = listing(
+        "\n[files]\nexclude = [\"node_modules/dotty/data.js\"]\n",
+        "excluding",
+    );
+    assert!(
+        plain_listing.contains("/node_modules/dotty/data.js"),
+        "{plain_listing}"
+    );
+    assert!(
+        !excluding_listing.contains("/node_modules/dotty/data.js"),
+        "{excluding_listing}"
+    );
+    assert!(
+        excluding_listing.contains("/node_modules/dotty/index.js"),
+        "{excluding_listing}"
+    );
+    assert_ne!(plain, excluding, "an exclude glob did not change the key");
+}
+
 #[test]
 fn a_node_build_with_layers_disabled_keeps_node_modules() {
     if !crate::node::node_tools_present("a_node_build_with_layers_disabled") {
