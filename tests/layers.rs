@@ -48,6 +48,36 @@ pub fn wheel_dir() -> PathBuf {
     directory
 }
 
+/// The `tally` module: `main` prints a row naming the version and a marker; `serve` (the
+/// service) answers each GET with that row, tabulate's version and the file it came from.
+const TALLY_MODULE: &str = r#""""Prints a table, or serves it over HTTP."""
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import tabulate as module
+from tabulate import tabulate
+
+ROW = ["tally", "v@VERSION@", "@MARKER@"]
+
+
+def main():
+    print(tabulate([ROW]))
+
+
+def serve():
+    """Answers GET with the table, tabulate's version and its file (port: PORT)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"{tabulate([ROW])}\n{module.__version__} {module.__file__}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
 /// Writes the `tally` project at `version` into `directory`: tabulate at `tabulate`, a
 /// `marker` in its code, and `layers` as extra manifest lines.
 pub fn write_tally(directory: &Path, version: &str, tabulate: &str, marker: &str, layers: &str) {
@@ -71,7 +101,7 @@ pub fn write_tally(directory: &Path, version: &str, tabulate: &str, marker: &str
              build-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"tally\"\n\
              version = \"{version}\"\ndescription = \"Prints a table\"\n\
              dependencies = [\"tabulate=={tabulate}\"]\n\n[project.scripts]\n\
-             tally = \"tally:main\"\n"
+             tally = \"tally:main\"\ntally-serve = \"tally:serve\"\n"
         ),
     )
     .expect("write pyproject");
@@ -82,10 +112,9 @@ pub fn write_tally(directory: &Path, version: &str, tabulate: &str, marker: &str
     .expect("write requirements");
     fs::write(
         directory.join("tally/__init__.py"),
-        format!(
-            "\"\"\"Prints a table.\"\"\"\nfrom tabulate import tabulate\n\n\n\
-             def main():\n    print(tabulate([[\"tally\", \"v{version}\", \"{marker}\"]]))\n"
-        ),
+        TALLY_MODULE
+            .replace("@VERSION@", version)
+            .replace("@MARKER@", marker),
     )
     .expect("write module");
 }
@@ -778,6 +807,43 @@ fn a_node_code_only_release_takes_its_layer_and_installs_nothing() {
     let manifest = write_nodeapp(&app, "1.2", "three", false, "");
     let (fourth, _) = build_node(&manifest, &temp.path().join("fourth"), &cache, "1700029999");
     assert_ne!(file_of(&fourth, "layer").expect("layer"), layer_file);
+}
+
+/// `[files] exclude` reaches into `node_modules`: what it matches is not in the layer,
+/// and the globs enter the layer's key (another exclude, another layer).
+#[test]
+fn a_node_layer_honours_files_exclude_and_keys_it() {
+    if !crate::node::node_tools_present("a_node_layer_honours_files_exclude") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("nodeapp");
+    let cache = temp.path().join("cache");
+    let listing = |extra: &str, out: &str| {
+        let manifest = write_nodeapp(&app, "1.0", "one", true, extra);
+        let out = temp.path().join(out);
+        let (document, _) = build_node(&manifest, &out, &cache, "1700000000");
+        let layer = file_of(&document, "layer").expect("a layer");
+        (layer.clone(), contents(&out.join(layer)))
+    };
+    let (plain, plain_listing) = listing("", "plain");
+    let (excluding, excluding_listing) = listing(
+        "\n[files]\nexclude = [\"node_modules/dotty/data.js\"]\n",
+        "excluding",
+    );
+    assert!(
+        plain_listing.contains("/node_modules/dotty/data.js"),
+        "{plain_listing}"
+    );
+    assert!(
+        !excluding_listing.contains("/node_modules/dotty/data.js"),
+        "{excluding_listing}"
+    );
+    assert!(
+        excluding_listing.contains("/node_modules/dotty/index.js"),
+        "{excluding_listing}"
+    );
+    assert_ne!(plain, excluding, "an exclude glob did not change the key");
 }
 
 #[test]

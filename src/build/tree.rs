@@ -76,6 +76,8 @@ pub(super) struct TreeItem {
     pub(super) entry: Entry,
 }
 
+/// The globs of `[files]` include or exclude as one set, matched against paths relative to
+/// the release directory.
 pub(super) fn glob_set(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {

@@ -1024,7 +1024,7 @@ pub fn repo(directory: &Path) -> Command {
 }
 
 /// A loopback port that was free a moment ago (the caller retries if it is taken since).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
 }

@@ -23,23 +23,33 @@ pub(super) fn all_output(output: &std::process::Output) -> String {
 
 /// A property of the stage's unit per `systemctl show`.
 fn unit_property(server: &Server, property: &str) -> String {
+    property_of(server, UNIT, property)
+}
+
+/// A property of `unit` per `systemctl show`.
+pub(super) fn property_of(server: &Server, unit: &str, property: &str) -> String {
     let output = server.run_ok(
         "systemctl",
-        &["show", "--property", property, "--value", UNIT],
+        &["show", "--property", property, "--value", unit],
     );
     stdout(&output).trim().to_string()
 }
 
 /// The working directory of the unit's main process, after checking the unit is active.
 fn service_directory(server: &Server) -> String {
+    main_directory(server, UNIT)
+}
+
+/// The working directory of `unit`'s main process, after checking the unit is active.
+pub(super) fn main_directory(server: &Server, unit: &str) -> String {
     assert_eq!(
-        unit_property(server, "ActiveState"),
+        property_of(server, unit, "ActiveState"),
         "active",
         "{}",
-        stdout(&server.run("systemctl", &["status", "--no-pager", UNIT]))
+        stdout(&server.run("systemctl", &["status", "--no-pager", unit]))
     );
-    let pid = unit_property(server, "MainPID");
-    assert_ne!(pid, "0", "{UNIT} has no main process");
+    let pid = property_of(server, unit, "MainPID");
+    assert_ne!(pid, "0", "{unit} has no main process");
     let output = server.run_ok("readlink", &[&format!("/proc/{pid}/cwd")]);
     stdout(&output).trim().to_string()
 }

@@ -10,7 +10,8 @@
 //!   manager and its version, the install command, the Node ABI of the build's Node.js
 //!   (`process.versions.modules`: the machine's, or the target's `nodejs` in its build
 //!   root), the build machine's architecture, the target distribution, the `[files] keep`
-//!   groups, and the control fields the layer takes from the manifest.
+//!   groups, the `[files] exclude` globs (when there are any: they may reach into
+//!   `node_modules`), and the control fields the layer takes from the manifest.
 //! - The **release** ships `node_modules` as a relative link,
 //!   `node_modules -> ../.layers/<key>/node_modules`: Node resolves `require` and `import`
 //!   through it (ESM ignores `NODE_PATH`), and the packages then resolve their own
@@ -18,7 +19,9 @@
 //!   exactly; the layer carries the `nodejs` relation of its native modules and of its
 //!   packages' `engines.node`, the release that of the application's own `engines.node`.
 //! - The layer holds what the release would have held: the kind's exclusions
-//!   (node-gyp intermediates, dotfiles, build state) are applied before the split, and
+//!   (node-gyp intermediates, dotfiles, build state) and the `[files] exclude` globs
+//!   (matched, as for the release's own files, against `node_modules/...` relative to the
+//!   release directory) are applied before the split, and
 //!   npm's hidden lockfile (`node_modules/.package-lock.json`, which names the
 //!   application's version and which npm rebuilds when it is missing) is left out, so the
 //!   layer's bytes depend on its key alone (its time is
@@ -44,6 +47,7 @@ use super::node_manager::Detected;
 use super::python_layer::{cache_base, control_inputs};
 use crate::build::exclusions::Exclusions;
 use crate::build::manifest::LoadedManifest;
+use crate::build::tree::glob_set;
 use crate::naming::LAYER_KEY_LENGTH;
 
 /// Files beside the lockfile that change what the manager installs.
@@ -92,6 +96,11 @@ pub(crate) fn key(
     text.push_str(&format!("architecture {}\n", inputs.architecture));
     text.push_str(&format!("target {}\n", inputs.target.unwrap_or("host")));
     text.push_str(&format!("keep {:?}\n", manifest.manifest.files.keep));
+    // Only when set, so that the layers of manifests without them keep their keys.
+    let exclude = &manifest.manifest.files.exclude;
+    if !exclude.is_empty() {
+        text.push_str(&format!("exclude {exclude:?}\n"));
+    }
     text.push_str(&control_inputs(manifest));
     if let Some(detected) = inputs.detected {
         let path = source.join(detected.lockfile);
@@ -170,7 +179,7 @@ pub(crate) fn built_package(
 }
 
 /// Moves `root/node_modules` to `layer/node_modules` after leaving out what the release
-/// would have left out, and links `root/node_modules` to `link`. `false` (and nothing
+/// would have left out (the default groups and `[files] exclude`), and links `root/node_modules` to `link`. `false` (and nothing
 /// moved) when there is no `node_modules`, it is empty, or a link in it leads out of it.
 pub(crate) fn split(
     manifest: &LoadedManifest,
@@ -183,13 +192,14 @@ pub(crate) fn split(
         return Ok(false);
     }
     let exclusions = Exclusions::of(manifest);
+    let exclude = glob_set(&manifest.manifest.files.exclude)?;
     let mut excluded = Vec::new();
     let mut walk = WalkDir::new(&node_modules).min_depth(1).into_iter();
     while let Some(entry) = walk.next() {
         let entry = entry.with_context(|| format!("{}: cannot be read", node_modules.display()))?;
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
         let is_dir = entry.file_type().is_dir();
-        if exclusions.group_of(root, relative, is_dir).is_some() {
+        if exclude.is_match(relative) || exclusions.group_of(root, relative, is_dir).is_some() {
             excluded.push((entry.path().to_path_buf(), is_dir));
             if is_dir {
                 walk.skip_current_dir();
