@@ -683,3 +683,115 @@ fn a_failing_sdist_says_why_and_keeps_pips_log() {
         settings.bind(|| insta::assert_snapshot!(name, error));
     }
 }
+
+/// The package index of `tests/support/package_index.py` on 127.0.0.1, stopped when
+/// dropped.
+struct PackageIndex {
+    child: std::process::Child,
+    directory: tempfile::TempDir,
+    port: u16,
+}
+
+impl PackageIndex {
+    fn start() -> PackageIndex {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(project_root().join("tests/support/package_index.py"))
+            .arg(directory.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("package index starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("port");
+        let port = line.trim().parse().expect("a port");
+        PackageIndex {
+            child,
+            directory,
+            port,
+        }
+    }
+
+    /// How many times the wheel was fetched.
+    fn wheel_fetches(&self) -> usize {
+        fs::read_to_string(self.directory.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.ends_with(".whl"))
+            .count()
+    }
+}
+
+impl Drop for PackageIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// pip's download cache in a build root outlives the build's layer: a second `--target`
+/// build of the same project takes the wheel from the root's cache directory instead of
+/// fetching it again. The index sends PyPI's cache headers; pip keeps nothing an index
+/// does not let it keep (an HTTP proxy that strips Cache-Control leaves the cache empty).
+#[test]
+fn pips_cache_in_a_build_root_serves_the_next_build() {
+    if !crate::e2e::harness::can_run(
+        "build --target, pip cache",
+        &[
+            ("unshare", "util-linux"),
+            ("chroot", "coreutils"),
+            ("openssl", "openssl"),
+        ],
+    ) {
+        return;
+    }
+    let index = PackageIndex::start();
+    let (temp, directory) = project("requirements-only");
+    fs::write(directory.join("requirements.txt"), "cachedpkg==1.0\n").expect("write");
+    let manifest = init(&directory);
+    let address = format!("127.0.0.1:{}", index.port);
+    fs::write(
+        directory.join("debstage.toml"),
+        manifest.replacen(
+            "kind = \"python\"\n",
+            &format!(
+                "kind = \"python\"\npip-args = [\"--index-url\", \"https://{address}/simple/\", \
+                 \"--trusted-host\", \"{address}\"]\n"
+            ),
+            1,
+        ),
+    )
+    .expect("write");
+    let root = crate::build_target::build_root("bookworm");
+    let cache = root.with_file_name(format!(
+        "{}.cache",
+        root.file_name().expect("name").to_string_lossy()
+    ));
+    let mut times = Vec::new();
+    for (round, fetches) in [("first", 1), ("second", 1)] {
+        let started = std::time::Instant::now();
+        build(
+            &directory.join("debstage.toml"),
+            &temp.path().join(round),
+            &["--version", "0.1.0"],
+            Some("bookworm"),
+        );
+        times.push(started.elapsed().as_secs_f64());
+        // The index's port is new in each run, and so is the wheel's URL: the first
+        // build fetches it, the second takes it from the cache.
+        assert_eq!(index.wheel_fetches(), fetches, "{round} build");
+    }
+    let cached = walkdir::WalkDir::new(cache.join("pip"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .count();
+    assert!(cached > 0, "{}: pip kept nothing", cache.display());
+    crate::e2e::harness::shout(&format!(
+        "pip cache in the build root: {cached} files; builds {:.1} s then {:.1} s",
+        times[0], times[1]
+    ));
+}
