@@ -458,3 +458,58 @@ fn npm_log_paths_are_given_as_the_host_sees_them_for_a_target() {
     assert!(log.starts_with(&kept.display().to_string()), "{log}");
     assert!(Path::new(log).is_file(), "{log}: not on the host");
 }
+
+/// A native module built in bookworm's build root, which has node-gyp (npm depends on
+/// it) but neither make nor a compiler (build-essential is only recommended): the error
+/// gives node-gyp's reason first, names `[build] packages`, and gives npm's log as the
+/// host sees it after the build's layer is gone.
+#[test]
+fn a_native_module_without_make_in_the_build_root_names_build_packages() {
+    if !crate::e2e::harness::can_run(
+        "build --target, node-gyp error",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let manifest = crate::node::node_application(&temp.path().join("app"), "1.0", SINGLE_PAYLOAD);
+    let output = run_fail(
+        crate::support::debstage()
+            .args(["build", "--manifest"])
+            .arg(&manifest)
+            .arg("--out")
+            .arg(temp.path().join("out"))
+            .args(["--target", "bookworm"])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("XDG_CACHE_HOME", crate::build_target::cache_home()),
+    );
+    let error = stderr(&output);
+    let error = &error[error.find("\nerror: ").map_or(0, |at| at + 1)..];
+    let log = error
+        .lines()
+        .find_map(|line| line.strip_prefix("npm's complete log: "))
+        .unwrap_or_else(|| panic!("no log path: {error}"));
+    assert!(Path::new(log).is_file(), "{log}: not on the host");
+    assert!(error.contains("[build] packages"), "{error}");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(
+        &temp.path().display().to_string().replace('.', r"\."),
+        "[TEMP]",
+    );
+    settings.add_filter(
+        &crate::build_target::cache_home()
+            .display()
+            .to_string()
+            .replace('.', r"\."),
+        "[CACHE]",
+    );
+    settings.add_filter(r"_logs/[0-9T_Z-]+-debug-0\.log", "_logs/[TIME]-debug-0.log");
+    settings.add_filter(r"/tmp/debstage-stage-\w+", "[STAGE]");
+    settings.add_filter(
+        r"roots/[a-z]+-[a-z0-9]+\.cache",
+        "roots/bookworm-[ARCH].cache",
+    );
+    settings.bind(|| insta::assert_snapshot!("build_node_gyp_without_make_bookworm", error));
+}

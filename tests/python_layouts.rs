@@ -573,3 +573,225 @@ fn python_two_git_clones_build_the_same_bytes() {
         "two clones gave different bytes"
     );
 }
+
+/// Writes the sdist `vendor/fastsum-1.0.tar.gz` into `directory` and a requirements file
+/// that names it: a setuptools project with a C extension whose source stops the
+/// compiler on purpose (`#error`), the way a dependency that does not build fails.
+fn failing_sdist_project(directory: &Path) {
+    let source = tempfile::tempdir().expect("temp dir");
+    let package = source.path().join("fastsum-1.0");
+    fs::create_dir_all(package.join("fastsum")).expect("mkdir");
+    for (name, text) in [
+        (
+            "setup.py",
+            "from setuptools import Extension, setup\n\nsetup(\n    name=\"fastsum\",\n    \
+             version=\"1.0\",\n    packages=[\"fastsum\"],\n    \
+             ext_modules=[Extension(\"fastsum._sum\", [\"sum.c\"])],\n)\n",
+        ),
+        (
+            "PKG-INFO",
+            "Metadata-Version: 2.1\nName: fastsum\nVersion: 1.0\n",
+        ),
+        (
+            "sum.c",
+            "#error \"fastsum 1.0 does not compile: this failure is on purpose\"\n",
+        ),
+        ("fastsum/__init__.py", ""),
+    ] {
+        fs::write(package.join(name), text).expect("write");
+    }
+    fs::create_dir_all(directory.join("vendor")).expect("mkdir");
+    run_ok(
+        Command::new("tar")
+            .arg("-czf")
+            .arg(directory.join("vendor/fastsum-1.0.tar.gz"))
+            .arg("-C")
+            .arg(source.path())
+            .arg("fastsum-1.0"),
+    );
+    fs::write(
+        directory.join("requirements.txt"),
+        "./vendor/fastsum-1.0.tar.gz\n",
+    )
+    .expect("write");
+}
+
+/// A dependency given as an sdist whose C extension does not build: on the host the
+/// compiler's error comes first; in bookworm's build root (no compiler) the missing
+/// `gcc` is named with `[build] packages`. Either way pip's log is kept in the output
+/// directory, where the error says it is.
+#[test]
+fn a_failing_sdist_says_why_and_keeps_pips_log() {
+    let targets: &[Option<&str>] = if crate::e2e::harness::can_run(
+        "build --target, pip error",
+        &[("unshare", "util-linux"), ("chroot", "coreutils")],
+    ) {
+        &[None, Some("bookworm")]
+    } else {
+        &[None]
+    };
+    let (temp, directory) = project("requirements-only");
+    failing_sdist_project(&directory);
+    init(&directory);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(
+        &temp.path().display().to_string().replace('.', r"\."),
+        "[TEMP]",
+    );
+    settings.add_filter(r"/tmp/debstage-stage-\w+", "[STAGE]");
+    settings.add_filter(r"\b[a-z0-9_]+-linux-gnu-gcc\b", "[CC]");
+    // The compiler's command line, with the machine's flags.
+    settings.add_filter(
+        r"Command '\[.*\]' returned",
+        "Command '[ARGUMENTS]' returned",
+    );
+    for target in targets {
+        let out = temp
+            .path()
+            .join(format!("out-{}", target.unwrap_or("host")));
+        let mut command = debstage();
+        command
+            .args(["build", "--manifest"])
+            .arg(directory.join("debstage.toml"))
+            .arg("--out")
+            .arg(&out)
+            .args(["--version", "0.1.0"])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("PIP_CACHE_DIR", project_root().join("target/pip-cache"));
+        if let Some(target) = target {
+            command
+                .args(["--target", target])
+                .env("XDG_CACHE_HOME", crate::build_target::cache_home())
+                .env_remove("PIP_CACHE_DIR");
+        }
+        let error = stderr(&crate::support::run_fail(&mut command));
+        let error = &error[error.find("\nerror: ").map_or(0, |at| at + 1)..];
+        let log = error
+            .lines()
+            .find_map(|line| line.strip_prefix("pip's output: "))
+            .unwrap_or_else(|| panic!("no log path: {error}"));
+        assert!(log.starts_with(&out.display().to_string()), "{log}");
+        let text = fs::read_to_string(log).unwrap_or_else(|_| panic!("{log}: not on the host"));
+        assert!(text.contains("fastsum"), "{log}: {text}");
+        if target.is_some() {
+            assert!(error.contains("gcc is not in the build root"), "{error}");
+            assert!(error.contains("[build] packages"), "{error}");
+        }
+        let name = format!("pip_sdist_fails_{}", target.unwrap_or("host"));
+        settings.bind(|| insta::assert_snapshot!(name, error));
+    }
+}
+
+/// The package index of `tests/support/package_index.py` on 127.0.0.1, stopped when
+/// dropped.
+struct PackageIndex {
+    child: std::process::Child,
+    directory: tempfile::TempDir,
+    port: u16,
+}
+
+impl PackageIndex {
+    fn start() -> PackageIndex {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(project_root().join("tests/support/package_index.py"))
+            .arg(directory.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("package index starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("port");
+        let port = line.trim().parse().expect("a port");
+        PackageIndex {
+            child,
+            directory,
+            port,
+        }
+    }
+
+    /// How many times the wheel was fetched.
+    fn wheel_fetches(&self) -> usize {
+        fs::read_to_string(self.directory.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.ends_with(".whl"))
+            .count()
+    }
+}
+
+impl Drop for PackageIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// pip's download cache in a build root outlives the build's layer: a second `--target`
+/// build of the same project takes the wheel from the root's cache directory instead of
+/// fetching it again. The index sends PyPI's cache headers; pip keeps nothing an index
+/// does not let it keep (an HTTP proxy that strips Cache-Control leaves the cache empty).
+#[test]
+fn pips_cache_in_a_build_root_serves_the_next_build() {
+    if !crate::e2e::harness::can_run(
+        "build --target, pip cache",
+        &[
+            ("unshare", "util-linux"),
+            ("chroot", "coreutils"),
+            ("openssl", "openssl"),
+        ],
+    ) {
+        return;
+    }
+    let index = PackageIndex::start();
+    let (temp, directory) = project("requirements-only");
+    fs::write(directory.join("requirements.txt"), "cachedpkg==1.0\n").expect("write");
+    let manifest = init(&directory);
+    let address = format!("127.0.0.1:{}", index.port);
+    fs::write(
+        directory.join("debstage.toml"),
+        manifest.replacen(
+            "kind = \"python\"\n",
+            &format!(
+                "kind = \"python\"\npip-args = [\"--index-url\", \"https://{address}/simple/\", \
+                 \"--trusted-host\", \"{address}\"]\n"
+            ),
+            1,
+        ),
+    )
+    .expect("write");
+    let root = crate::build_target::build_root("bookworm");
+    let cache = root.with_file_name(format!(
+        "{}.cache",
+        root.file_name().expect("name").to_string_lossy()
+    ));
+    let mut times = Vec::new();
+    for (round, fetches) in [("first", 1), ("second", 1)] {
+        let started = std::time::Instant::now();
+        build(
+            &directory.join("debstage.toml"),
+            &temp.path().join(round),
+            &["--version", "0.1.0"],
+            Some("bookworm"),
+        );
+        times.push(started.elapsed().as_secs_f64());
+        // The index's port is new in each run, and so is the wheel's URL: the first
+        // build fetches it, the second takes it from the cache.
+        assert_eq!(index.wheel_fetches(), fetches, "{round} build");
+    }
+    let cached = walkdir::WalkDir::new(cache.join("pip"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .count();
+    assert!(cached > 0, "{}: pip kept nothing", cache.display());
+    crate::e2e::harness::shout(&format!(
+        "pip cache in the build root: {cached} files; builds {:.1} s then {:.1} s",
+        times[0], times[1]
+    ));
+}

@@ -194,6 +194,9 @@ impl Runner {
                     .env("PATH", ROOT_PATH)
                     // Downloads are kept where the build's layer does not forget them
                     // (see crate::build::root); a host path would mean nothing inside.
+                    // pip keeps only what the index lets it cache (PyPI's files are
+                    // `immutable`): behind a proxy that strips Cache-Control its cache
+                    // stays empty, as it does on the host.
                     .env("PIP_CACHE_DIR", format!("{KEPT_CACHE}/pip"))
                     .env("UV_CACHE_DIR", format!("{KEPT_CACHE}/uv"))
                     .env("npm_config_cache", format!("{KEPT_CACHE}/npm"))

@@ -230,6 +230,12 @@ impl<'a> ReleaseNames<'a> {
     pub(crate) fn build_manifest_file(&self) -> String {
         format!("{}_{}.build.json", self.app.app, self.debian_version())
     }
+
+    /// The file a failed build keeps `tool`'s log in, beside the build manifest:
+    /// `<app>_<upstream>-<revision>.<tool>.log`.
+    pub(crate) fn build_log_file(&self, tool: &str) -> String {
+        format!("{}_{}.{tool}.log", self.app.app, self.debian_version())
+    }
 }
 
 /// What Debian appends to a package's name for the package of its debug symbols.
@@ -334,6 +340,7 @@ mod tests {
         assert_eq!(release.debian_version(), "1.0~rc1-2");
         assert_eq!(release.release_dir(), "/opt/shop/1.0~rc1");
         assert_eq!(release.build_manifest_file(), "shop_1.0~rc1-2.build.json");
+        assert_eq!(release.build_log_file("pip"), "shop_1.0~rc1-2.pip.log");
         assert_eq!(release.dbgsym_package(), "shop-1.0-rc1-dbgsym");
         let bookworm = Distribution::by_codename("bookworm").ok();
         let built = release.for_distribution(bookworm);

@@ -9,6 +9,7 @@ pub(crate) mod node_abi;
 pub(crate) mod node_engines;
 pub(crate) mod node_layer;
 pub(crate) mod node_manager;
+pub(crate) mod pip_failure;
 pub(crate) mod python;
 pub(crate) mod python_layer;
 pub(crate) mod python_lock;

@@ -88,6 +88,7 @@ impl Manager {
         let mut reasons: Vec<String> = match self {
             Manager::Npm => {
                 let mut reasons = Vec::new();
+                let mut log_path_follows = false;
                 for line in lines {
                     let Some(rest) = line
                         .strip_prefix("npm error")
@@ -96,6 +97,14 @@ impl Manager {
                         continue;
                     };
                     let rest = rest.trim();
+                    // npm 9 gives its log's path on the line after this one.
+                    if std::mem::take(&mut log_path_follows) {
+                        continue;
+                    }
+                    if rest == "A complete log of this run can be found in:" {
+                        log_path_follows = true;
+                        continue;
+                    }
                     // The usage text npm prints after a usage error: the command's one-line
                     // summary (already taken), then "Usage:" and the options.
                     if rest == "Usage:" {
@@ -482,6 +491,12 @@ mod tests {
                 "npm error Missing: is-odd@3.0.1 from lock file"
             ]
         );
+        // npm 9 (bookworm's) gives the log's path on a line of its own.
+        let npm9 = lines(
+            "npm ERR! code 1\nnpm ERR! A complete log of this run can be found in:\n\
+             npm ERR!     /var/cache/debstage/npm/_logs/1-debug-0.log",
+        );
+        assert_eq!(Manager::Npm.reasons(&npm9), ["npm ERR! code 1"]);
         let pnpm = lines(
             "Progress: resolved 2\n ERR_PNPM_OUTDATED_LOCKFILE  Cannot install\n\n    \
              Failure reason:\n    specifiers differ",

@@ -197,6 +197,7 @@ fn environment(
         runner,
         host: &root,
         inside: &build,
+        out,
     };
     let release = manifest.names().release_dir();
     reporter.status(format!(
@@ -315,6 +316,7 @@ fn environment(
                     runner,
                     host: &layer_host,
                     inside: &layer_inside,
+                    out,
                 };
                 byte_compile(manifest, &layer_build, &python, &layer_dir, reporter)?;
                 check_no_build_path(&manifest.path, &layer_dir, &layer_host, &layer_inside)?;
@@ -356,12 +358,14 @@ pub(crate) fn build_architecture(runner: &Runner) -> Result<String> {
     Ok(architecture)
 }
 
-/// The environment being built: the runner that builds it and its path on the host and
-/// as the runner's programs see it.
+/// The environment being built: the runner that builds it, its path on the host and as
+/// the runner's programs see it, and the build's output directory (where the log of a
+/// failed pip is kept).
 struct Build<'a> {
     runner: &'a Runner,
     host: &'a Path,
     inside: &'a Path,
+    out: &'a Path,
 }
 
 /// A command for the interpreter (run by `runner` in `workdir`) with the variables that
@@ -711,8 +715,9 @@ fn pip_install(
     } else {
         "Installing with pip"
     });
+    let log = build.out.join(manifest.names().build_log_file("pip"));
     for (mut command, what) in steps {
-        run_pip(manifest, interpreter, &mut command, what, reporter)?;
+        run_pip(manifest, interpreter, &log, &mut command, what, reporter)?;
     }
     if hashed && options.project.is_some() && install == Install::Everything {
         check_dependencies(manifest, interpreter, build, &workdir)?;
@@ -720,34 +725,77 @@ fn pip_install(
     Ok(())
 }
 
-/// Runs one pip command; a missing pip gets the package that brings it.
+/// Runs one pip command. A failure says pip's reason first, names what brings a missing
+/// build tool (`[build] packages` in a build root), and keeps pip's whole output in `log`
+/// (a file of the output directory, which outlives the build's scratch space and build
+/// root); a missing pip gets the package that brings it.
+///
+/// pip's own `--log` is not used: with it pip writes a failed build step's output (the
+/// compiler's error) to that file only and no longer to its output.
 fn run_pip(
     manifest: &LoadedManifest,
     interpreter: &Interpreter,
+    log: &Path,
     command: &mut Command,
     what: &str,
     reporter: &Reporter,
 ) -> Result<()> {
-    match run_streamed(command, what, reporter) {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            let missing_pip = error
-                .downcast_ref::<CommandFailed>()
-                .is_some_and(|failed| failed.tail.contains("No module named pip"));
-            if missing_pip {
-                bail!(
-                    "{}: [environment] interpreter {}: has no pip; install Debian's python3-pip \
-                     on the build machine (debstage uses the interpreter's pip and ships none)",
-                    manifest.path.display(),
-                    interpreter.path.display()
-                );
-            }
-            Err(error.context(format!(
-                "{}: [environment]: pip could not install the environment",
-                manifest.path.display()
-            )))
-        }
+    let Err(error) = run_streamed(command, what, reporter) else {
+        return Ok(());
+    };
+    let Some(failed) = error.downcast_ref::<CommandFailed>() else {
+        return Err(error);
+    };
+    if failed.tail.contains("No module named pip") {
+        bail!(
+            "{}: [environment] interpreter {}: has no pip; install Debian's python3-pip on \
+             the build machine (debstage uses the interpreter's pip and ships none)",
+            manifest.path.display(),
+            interpreter.path.display()
+        );
     }
+    let reasons = super::pip_failure::reasons(&failed.lines);
+    let hint =
+        super::pip_failure::missing_build_tool(&failed.lines).map(|tool| match manifest.target {
+            Some(target) => format!(
+                "\n{tool} is not in the build root of {}: name it in [build] packages (C \
+                 extensions need \"gcc\" and \"python3-dev\", C++ ones \"g++\")",
+                target.codename()
+            ),
+            None => format!(
+                "\n{tool} is not on the build machine: install it (the Debian package of the \
+                 same name), as pip needs it to build a C extension"
+            ),
+        });
+    let kept = keep_output(&failed.lines, log)
+        .map(|path| format!("\npip's output: {}", path.display()))
+        .unwrap_or_default();
+    let manifest_path = manifest.path.display();
+    if reasons.is_empty() {
+        return Err(error.context(format!(
+            "{manifest_path}: [environment]: pip could not install the environment{}{kept}",
+            hint.unwrap_or_default()
+        )));
+    }
+    bail!(
+        "{manifest_path}: [environment]: pip could not install the environment: {what} failed \
+         with {}; pip says:\n  {}{}{kept}",
+        failed.status,
+        reasons.join("\n  "),
+        hint.unwrap_or_default()
+    )
+}
+
+/// Writes a failed command's output to `log`; gives its absolute path, `None` when it
+/// cannot be written (the error is shown without it).
+fn keep_output(lines: &[String], log: &Path) -> Option<PathBuf> {
+    if let Some(parent) = log.parent() {
+        fs::create_dir_all(parent).ok()?;
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(log, text).ok()?;
+    std::path::absolute(log).ok()
 }
 
 /// Whether a requirements file pins with hashes (pip-compile's `--generate-hashes`, or
