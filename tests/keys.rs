@@ -631,6 +631,7 @@ fn the_keyring_package_carries_every_key_that_is_not_retired() {
             ("dpkg-deb", "dpkg"),
             ("lintian", "lintian"),
             ("gpgv", "gpgv"),
+            ("shellcheck", "shellcheck"),
         ],
     ) {
         return;
@@ -640,6 +641,27 @@ fn the_keyring_package_carries_every_key_that_is_not_retired() {
     // From `repo init` on, every suite carries version 1 with the first key.
     let (deb, _) = keyring_package(&keys, 1, 1);
     crate::support::assert_lintian_clean(&[&deb]);
+    // Its scripts (the node_exporter textfile of the installed version) pass sh -n and
+    // shellcheck; they run in e2e::rotation and e2e::piuparts.
+    let control = keys.temp.path().join("control-1");
+    crate::support::run_ok(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    let scripts = [control.join("postinst"), control.join("postrm")];
+    for script in &scripts {
+        crate::support::run_ok(Command::new("sh").arg("-n").arg(script));
+    }
+    crate::support::run_ok(
+        Command::new("shellcheck")
+            .args(["--shell=sh", "--severity=style"])
+            .args(&scripts),
+    );
+    let postinst = fs::read_to_string(&scripts[0]).expect("postinst");
+    assert!(
+        postinst.contains("VERSION='1'")
+            && postinst.contains(
+                "METRICS='/var/lib/prometheus/node-exporter/debstage_acme-archive-keyring.prom'"
+            ),
+        "{postinst}"
+    );
     let before = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
     assert!(
         before.contains("apt-get install acme-archive-keyring"),

@@ -15,13 +15,15 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use handlebars::Handlebars;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::deb::compress::{self, Compression, Settings};
-use crate::deb::{self, Entry, PackageSpec};
+use crate::deb::{self, ControlMember, Entry, PackageSpec};
 use crate::debian::control::{self, Control};
 use crate::debian::digests::Digests;
+use crate::naming::rules::shell_quote;
 use crate::repo::config::{KeyState, RepoConfig};
 use crate::repo::pool;
 use crate::repo::sign::KeySet;
@@ -194,8 +196,43 @@ pub(crate) fn write(
             ),
         ),
     );
-    let spec = PackageSpec::new(fields, entries, Vec::new(), gzip, mtime);
+    let spec = PackageSpec::new(fields, entries, scripts(&package, &version)?, gzip, mtime);
     deb::write_package(&spec, directory)
+}
+
+/// The maintainer scripts, rendered from `templates/keyring-*.hbs`: the installed
+/// version as a node_exporter textfile metric (`debstage_keyring_version`), written by
+/// `postinst`, removed by `postrm`.
+fn scripts(package: &str, version: &str) -> Result<Vec<ControlMember>> {
+    let mut registry = Handlebars::new();
+    // Scripts are not HTML, and a missing value must be an error, never an empty string.
+    registry.register_escape_fn(handlebars::no_escape);
+    registry.set_strict_mode(true);
+    // The name passed the naming contract's check and the version is a number; both are
+    // quoted all the same.
+    let context = serde_json::json!({
+        "package": package,
+        "q_package": shell_quote(package),
+        "q_version": shell_quote(version),
+        "q_metrics_file": shell_quote(&crate::naming::archive_keyring_metrics_file(package)),
+    });
+    [
+        (
+            "postinst",
+            include_str!("../../templates/keyring-postinst.hbs"),
+        ),
+        ("postrm", include_str!("../../templates/keyring-postrm.hbs")),
+    ]
+    .into_iter()
+    .map(|(name, template)| {
+        Ok(ControlMember {
+            name: name.to_string(),
+            text: registry
+                .render_template(template, &context)
+                .with_context(|| format!("templates/keyring-{name}.hbs cannot be rendered"))?,
+        })
+    })
+    .collect()
 }
 
 /// Lists the keyring package of the current version in every suite that lacks it, and
