@@ -52,7 +52,7 @@ pub(crate) fn package_name(config: &RepoConfig) -> Result<String> {
 }
 
 /// Refuses `app` when it is the keyring package: it is no application, and `command`
-/// (promote, roll back, remove, show) does not take it.
+/// (promote, rollback, remove, show, diff --app) does not take it.
 pub(crate) fn refuse_as_application(config: &RepoConfig, app: &str, command: &str) -> Result<()> {
     if package_name(config)? == app {
         anyhow::bail!(
@@ -86,7 +86,7 @@ pub(crate) fn version(connection: &Connection, config: &RepoConfig) -> Result<u6
 pub(crate) struct Shown {
     /// `<origin>-archive-keyring`.
     pub(crate) package: String,
-    /// The version the suites list.
+    /// The version the suites list (the state's keyring version).
     pub(crate) version: String,
     /// The fingerprints of the keys it installs (every key not retired), oldest first.
     pub(crate) fingerprints: Vec<String>,
