@@ -156,8 +156,9 @@ fn screenshot(root: &Path, name: &str) -> PathBuf {
 
 /// Checks the stage pairs and the subscribe section against `status.json`: every pair
 /// that differs is listed with both versions, every suite's `.sources` text names the
-/// address the page was opened at (`base`, the page's script put it there), and every
-/// signing key's fingerprint is shown.
+/// address the page was opened at (`base`, the page's script put it there), every
+/// signing key's fingerprint is shown, and the keyring package has a section of its own
+/// (version and keys) and no row.
 fn assert_sections_match(dom: &str, status: &Value, base: &str) {
     for pair in status["differences"].as_array().expect("differences") {
         for difference in pair["applications"].as_array().expect("applications") {
@@ -203,6 +204,31 @@ fn assert_sections_match(dom: &str, status: &Value, base: &str) {
     assert!(
         !dom.contains("REPOSITORY_URL"),
         "the script left the placeholder:\n{dom}"
+    );
+    // The keyring package: a section of its own with its version and keys, no row.
+    let keyring = &status["keyring"];
+    let package = keyring["package"].as_str().expect("the keyring package");
+    let section = element(dom, "<p id=\"keyring\">", "</p>");
+    assert!(
+        section.contains(&format!("<code>{package}</code>"))
+            && section.contains(&format!(
+                "<span class=\"keyring-version\">{}</span>",
+                keyring["version"].as_str().expect("version")
+            )),
+        "{section}"
+    );
+    for fingerprint in keyring["fingerprints"].as_array().expect("fingerprints") {
+        let fingerprint = fingerprint.as_str().expect("a fingerprint");
+        assert!(
+            section.contains(&format!(
+                "<code class=\"keyring-fingerprint\">{fingerprint}</code>"
+            )),
+            "{fingerprint} not in {section}"
+        );
+    }
+    assert!(
+        !dom.contains(&format!("data-app=\"{package}\"")),
+        "the keyring package shows as an application:\n{dom}"
     );
 }
 

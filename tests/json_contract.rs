@@ -139,7 +139,9 @@ fn every_command_prints_one_versioned_object() {
 
     let listed = json(&story, &["repo", "list"]);
     assert_eq!(listed["stage"], Value::Null);
-    assert_eq!(listed["packages"].as_array().map(Vec::len), Some(8));
+    // Eight of hello's and the keyring package, which every suite lists.
+    assert_eq!(listed["packages"].as_array().map(Vec::len), Some(9));
+    assert_eq!(listed["keyring"]["version"], "1", "{listed}");
     let production = json(&story, &["repo", "list", "production"]);
     assert_eq!(production["stage"], "production");
 
@@ -149,7 +151,10 @@ fn every_command_prints_one_versioned_object() {
 
     let verified = json(&story, &["repo", "verify"]);
     assert_eq!(verified["ok"], true, "{verified}");
-    assert_eq!(verified["package_count"], 8);
+    assert_eq!(
+        verified["package_count"], 9,
+        "hello's eight and the keyring package"
+    );
 
     // The key as a server gets it, the same in export-key and sources.
     let key = json(&story, &["repo", "export-key"]);

@@ -605,7 +605,7 @@ fn apt_refuses_a_release_past_its_valid_until() {
     );
 }
 
-/// The keyring package that every key change puts into each suite:
+/// The keyring package that `repo init` and every key change put into each suite:
 /// `<origin>-archive-keyring`, one version per key set, carrying in
 /// `/usr/share/keyrings/<origin>-archive-keyring.gpg` every key not retired (a keyring
 /// gpgv verifies the suites with); lintian finds nothing wrong with it. (Two writes of
@@ -618,15 +618,40 @@ fn the_keyring_package_carries_every_key_that_is_not_retired() {
             ("dpkg-deb", "dpkg"),
             ("lintian", "lintian"),
             ("gpgv", "gpgv"),
+            ("shellcheck", "shellcheck"),
         ],
     ) {
         return;
     }
     let keys = Keys::new();
     let old = keys.listed().0[0].0.clone();
+    // From `repo init` on, every suite carries version 1 with the first key.
+    let (deb, _) = keyring_package(&keys, 1, 1);
+    crate::support::assert_lintian_clean(&[&deb]);
+    // Its scripts (the node_exporter textfile of the installed version) pass sh -n and
+    // shellcheck; they run in e2e::rotation and e2e::piuparts.
+    let control = keys.temp.as_path().join("control-1");
+    crate::support::run_ok(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    let scripts = [control.join("postinst"), control.join("postrm")];
+    for script in &scripts {
+        crate::support::run_ok(Command::new("sh").arg("-n").arg(script));
+    }
+    crate::support::run_ok(
+        Command::new("shellcheck")
+            .args(["--shell=sh", "--severity=style"])
+            .args(&scripts),
+    );
+    let postinst = fs::read_to_string(&scripts[0]).expect("postinst");
+    assert!(
+        postinst.contains("VERSION='1'")
+            && postinst.contains(
+                "METRICS='/var/lib/prometheus/node-exporter/debstage_acme-archive-keyring.prom'"
+            ),
+        "{postinst}"
+    );
     let before = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
     assert!(
-        before.contains("The suite does not carry acme-archive-keyring yet"),
+        before.contains("apt-get install acme-archive-keyring"),
         "{before}"
     );
     keys.ok(&["key", "add"]);
@@ -658,18 +683,11 @@ fn the_keyring_package_carries_every_key_that_is_not_retired() {
 fn keyring_package(keys: &Keys, version: u64, count: usize) -> (PathBuf, PathBuf) {
     let name = "acme-archive-keyring";
     for suite in ["test", "production"] {
-        let packages = fs::read_to_string(keys.suite(suite).join("main/binary-amd64/Packages"))
-            .expect("Packages");
-        let versions: Vec<&str> = packages
-            .split("\n\n")
-            .filter(|stanza| stanza.starts_with(&format!("Package: {name}\n")))
-            .filter_map(|stanza| {
-                stanza
-                    .lines()
-                    .find_map(|line| line.strip_prefix("Version: "))
-            })
-            .collect();
-        assert_eq!(versions, [version.to_string()], "{suite}:\n{packages}");
+        assert_eq!(
+            keyring_versions(keys, suite),
+            [version.to_string()],
+            "{suite}"
+        );
     }
     let deb = keys
         .repo
@@ -788,4 +806,168 @@ fn a_key_held_by_gpg_signs_beside_the_first() {
         assert_eq!(valid, std::slice::from_ref(&expected), "Release.gpg");
     }
     keyring_package(&keys, 2, 2);
+}
+
+/// The versions of the keyring package the published Packages of `suite` lists.
+fn keyring_versions(keys: &Keys, suite: &str) -> Vec<String> {
+    let packages =
+        fs::read_to_string(keys.suite(suite).join("main/binary-amd64/Packages")).expect("Packages");
+    crate::support::versions_of(&packages, "acme-archive-keyring")
+}
+
+/// Makes `keys` look as a repository of the version before the keyring was listed from
+/// `repo init` on and its version moved into the state: schema 10 (no `keyring`
+/// table), `keyring_version` in the configuration, and (with `listed` false) no keyring
+/// package at all, as a repository whose keys never changed had.
+fn make_legacy(keys: &Keys, config_version: u64, listed: bool) {
+    let connection = rusqlite::Connection::open(keys.repo.join("state.db")).expect("state");
+    let mut script = String::from("DROP TABLE keyring; PRAGMA user_version = 10;");
+    if !listed {
+        script.push_str(
+            "DELETE FROM listed WHERE package_id IN \
+             (SELECT id FROM packages WHERE package = 'acme-archive-keyring'); \
+             DELETE FROM current WHERE app = 'acme-archive-keyring'; \
+             DELETE FROM packages WHERE package = 'acme-archive-keyring';",
+        );
+    }
+    connection.execute_batch(&script).expect("made legacy");
+    drop(connection);
+    if !listed {
+        fs::remove_dir_all(keys.repo.join("pool/main/a/acme-archive-keyring")).expect("pool");
+    }
+    let config = keys.repo.join("debstage-repo.toml");
+    let text = fs::read_to_string(&config).expect("config");
+    assert!(!text.contains("keyring_version"), "{text}");
+    if config_version > 0 {
+        // As that version wrote it: `[signing]` with the version, then the keys.
+        let text = text.replacen(
+            "[[signing.keys]]\n",
+            &format!("[signing]\nkeyring_version = {config_version}\n\n[[signing.keys]]\n"),
+            1,
+        );
+        assert!(
+            text.contains("keyring_version"),
+            "no [[signing.keys]]:\n{text}"
+        );
+        fs::write(&config, text).expect("config");
+    }
+}
+
+/// A repository made before every suite carried the keyring package gets it at its next
+/// publication (`repo publish`, or any writing command), version 1, and says so; `repo
+/// sources` said until then that the suite lacks it. One whose keys had changed keeps
+/// the version its configuration recorded, now kept in the state: the next change raises
+/// it from there, and the configuration no longer holds it.
+#[test]
+fn a_repository_from_before_gets_the_keyring_at_its_next_publication() {
+    let keys = Keys::new();
+    make_legacy(&keys, 0, false);
+    let sources = keys.ok(&["sources", "production", "--url", "http://repo.example:8080"]);
+    assert!(
+        sources.contains("The suite does not carry acme-archive-keyring yet")
+            && sources.contains("debstage repo publish"),
+        "{sources}"
+    );
+    let output = keys.run(&["publish"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success()
+            && text
+                .contains("listed the keyring package acme-archive-keyring 1 in test, production"),
+        "{text}"
+    );
+    for suite in ["test", "production"] {
+        assert_eq!(keyring_versions(&keys, suite), ["1"], "{suite}");
+    }
+    assert_eq!(keys.listed().1, 1);
+    keys.ok(&["verify"]);
+    // Once listed, a publication changes nothing more.
+    let again = keys.run(&["publish"]);
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("listed the keyring package"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // Keys changed twice before: version 3 listed, and recorded in the configuration.
+    let changed = Keys::new();
+    changed.ok(&["key", "add"]);
+    changed.ok(&["key", "add"]);
+    make_legacy(&changed, 3, true);
+    assert_eq!(changed.listed().1, 3);
+    changed.ok(&["publish"]);
+    let fingerprint = changed.listed().0[0].0.clone();
+    changed.ok(&["key", "retire", &fingerprint]);
+    assert_eq!(changed.listed().1, 4);
+    for suite in ["test", "production"] {
+        assert_eq!(keyring_versions(&changed, suite), ["4"], "{suite}");
+    }
+    let config = fs::read_to_string(changed.repo.join("debstage-repo.toml")).expect("config");
+    assert!(!config.contains("keyring_version"), "{config}");
+    changed.ok(&["verify"]);
+}
+
+/// The keyring package is no application: promote, rollback, remove, show and diff
+/// refuse it by name, `repo add` refuses a package that takes its name, and `repo gc`
+/// keeps the version the suites list while it drops the ones before.
+#[test]
+fn the_keyring_package_is_not_an_application() {
+    let keys = Keys::new();
+    for arguments in [
+        &["promote", "acme-archive-keyring", "1", "--to", "production"][..],
+        &["rollback", "acme-archive-keyring", "production"],
+        &["remove", "acme-archive-keyring", "1"],
+        &["show", "acme-archive-keyring"],
+        &[
+            "diff",
+            "test",
+            "production",
+            "--app",
+            "acme-archive-keyring",
+        ],
+    ] {
+        let error = keys.fails(arguments);
+        assert!(
+            error.contains(
+                "acme-archive-keyring is the repository's keyring package, not an application"
+            ) && error.contains(&format!(
+                "`debstage repo {}` does not take it",
+                arguments[0]
+            )),
+            "{arguments:?}: {error}"
+        );
+    }
+    // A package of that name from elsewhere (here: a copy of the repository's own).
+    let copy = keys.temp.as_path().join("acme-archive-keyring_1_all.deb");
+    fs::copy(
+        keys.repo
+            .join("pool/main/a/acme-archive-keyring/acme-archive-keyring_1_all.deb"),
+        &copy,
+    )
+    .expect("copy");
+    let error = keys.fails(&["add", "test", copy.to_str().expect("UTF-8")]);
+    assert!(
+        error.contains(
+            "acme-archive-keyring is the name of the repository's keyring package, which \
+             debstage writes itself"
+        ),
+        "{error}"
+    );
+    keys.ok(&["key", "add"]);
+    keys.ok(&["gc", "--keep", "0"]);
+    let listed = keys.json(&["list"]);
+    let versions: Vec<&str> = listed["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|package| package["package"] == "acme-archive-keyring")
+        .map(|package| package["version"].as_str().expect("version"))
+        .collect();
+    assert_eq!(versions, ["2"], "{listed}");
+    assert_eq!(listed["keyring"]["version"], "2");
+    assert_eq!(
+        listed["keyring"]["fingerprints"].as_array().map(Vec::len),
+        Some(2)
+    );
+    keys.ok(&["verify"]);
 }

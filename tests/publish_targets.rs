@@ -531,16 +531,17 @@ fn writer_operations() -> usize {
 /// Two repository directories (two machines) publishing to one target at once: the lock
 /// object makes them take turns, no command fails, and after every turn the store is
 /// whole for apt. (Each directory publishes its own state: what one adds, the other's
-/// next publication does not list; see the README.)
+/// next publication does not list; see the README.) Both sign with the same keys, as
+/// writers of one target must (`repo key export --secret`): then their keyring packages
+/// are the same bytes too, where writers of other keys would collide on its pool object.
 #[test]
 fn two_writers_on_one_target_take_turns_and_leave_it_whole() {
     let Some(s3) = S3::moto("two writers on one target") else {
         return;
     };
-    let writers = [
-        Repo::new(&s3, "shared", "automatic = true\n"),
-        Repo::new(&s3, "shared", "automatic = true\n"),
-    ];
+    let first = Repo::new(&s3, "shared", "automatic = true\n");
+    let second = first.second_writer(&s3, "shared", "automatic = true\n");
+    let writers = [first, second];
     for writer in &writers {
         writer.add(0);
         writer.add(1);
@@ -985,4 +986,60 @@ fn fingerprints(repo: &Repo) -> Vec<String> {
         .collect();
     found.sort();
     found
+}
+
+/// The versions of `package` a `Packages` index on the store lists.
+fn versions_on_store(s3: &S3, prefix: &str, suite: &str, package: &str) -> Vec<String> {
+    let (status, _, body) = s3.get(&format!(
+        "{prefix}/dists/{suite}/main/binary-amd64/Packages"
+    ));
+    assert_eq!(status, 200, "Packages of {suite}");
+    support::versions_of(&String::from_utf8_lossy(&body), package)
+}
+
+/// The keyring version `repo key list` of `repo` gives.
+fn keyring_version(repo: &Repo) -> u64 {
+    let listed: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["--format", "json", "key", "list"])).expect("JSON");
+    listed["keyring_version"].as_u64().expect("keyring_version")
+}
+
+/// The keyring package's version lives in the shared state: a second writer built from
+/// `repo key export --secret` (whose own `repo init` wrote a version 1 with other bytes)
+/// raises the shared version at its first key change, never publishes its own older
+/// one, and takes the shared version 1's bytes in place of its own; the first writer
+/// follows.
+#[test]
+fn writers_sharing_the_state_share_the_keyring_version() {
+    let Some(s3) = S3::moto("writers sharing the keyring version") else {
+        return;
+    };
+    let shared = "automatic = true\nshare_state = true\n";
+    let first = Repo::new(&s3, "ring", shared);
+    first.add(0);
+    first.run(&["key", "add"]);
+    assert_eq!(keyring_version(&first), 2);
+    let keyring = format!("{ORIGIN}-archive-keyring").to_lowercase();
+    assert_eq!(versions_on_store(&s3, "ring", "test", &keyring), ["2"]);
+    // The export holds both keys: the second writer's own version 1 carries two keys,
+    // the shared version 1 one.
+    let second = first.second_writer(&s3, "ring", shared);
+    let one = fingerprints(&first)
+        .into_iter()
+        .next()
+        .expect("a fingerprint");
+    second.run(&["key", "extend", &one, "--expires", "800d"]);
+    assert_eq!(keyring_version(&second), 3);
+    for suite in ["test", "staging", "production"] {
+        assert_eq!(
+            versions_on_store(&s3, "ring", suite, &keyring),
+            ["3"],
+            "{suite}"
+        );
+    }
+    second.ok(&["verify"]);
+    second.verify_target();
+    first.run(&["publish"]);
+    assert_eq!(keyring_version(&first), 3);
+    first.ok(&["verify"]);
 }

@@ -279,7 +279,9 @@ fn stages_follow_add_promote_and_rollback() {
         })
         .collect();
     listed.sort();
+    // And the keyring package, which every suite lists from `repo init` on.
     let expected: Vec<(String, String)> = [
+        ("debstage-archive-keyring", "1"),
         ("hello-1.0", "1.0-1"),
         ("hello-1.1", "1.1-1"),
         ("hello-production", "1.0-1"),
@@ -628,8 +630,8 @@ fn verify_finds_a_changed_pool_file() {
     repo.ok(&["verify"]);
     // The files found whole are stamped; the next verify reads only what changed since.
     let stamps = fs::read_to_string(repo.repo.join("cache/verified")).expect("stamps");
-    // The payload and the three stage packages.
-    assert_eq!(stamps.lines().count(), 4, "{stamps}");
+    // The payload, the three stage packages and the keyring package.
+    assert_eq!(stamps.lines().count(), 5, "{stamps}");
     repo.ok(&["verify"]);
     let file = repo.repo.join("pool/main/h/hello/hello-1.0_1.0-1_all.deb");
     let modified = fs::metadata(&file)
@@ -682,7 +684,10 @@ fn what_debstage_build_writes_goes_through_the_stages() {
         .iter()
         .map(|package| package["package"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(names, vec!["hello-3.0", "hello-staging"]);
+    assert_eq!(
+        names,
+        vec!["debstage-archive-keyring", "hello-3.0", "hello-staging"]
+    );
     repo.ok(&["verify"]);
 }
 
@@ -764,7 +769,14 @@ fn files_from_debstage_build_are_recognised_by_their_source_field() {
         .iter()
         .map(|package| package["package"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(names, vec!["hello-4.0-rc1", "hello-production"]);
+    assert_eq!(
+        names,
+        vec![
+            "debstage-archive-keyring",
+            "hello-4.0-rc1",
+            "hello-production"
+        ]
+    );
     repo.ok(&["verify"]);
 }
 
@@ -955,12 +967,32 @@ fn a_key_in_gpg_signs_the_suites() {
 }
 
 /// The Packages file of a suite, as published.
+/// The published Packages of `suite` without the keyring package, which every suite
+/// lists beside the applications' packages (see [`keyring_in`]).
 fn published_packages(repo: &TestRepo, suite: &str) -> String {
-    fs::read_to_string(
+    published_stanzas(repo, suite, false)
+}
+
+/// The keyring package of the test repositories (origin `debstage`).
+const KEYRING: &str = "debstage-archive-keyring";
+
+/// The paragraphs of the published Packages of `suite` that are the keyring package's
+/// (`keyring`) or not, each with its blank line.
+fn published_stanzas(repo: &TestRepo, suite: &str, keyring: bool) -> String {
+    let text = fs::read_to_string(
         repo.repo
             .join(format!("dists/{suite}/main/binary-amd64/Packages")),
     )
-    .unwrap_or_else(|error| panic!("dists/{suite}: {error}"))
+    .unwrap_or_else(|error| panic!("dists/{suite}: {error}"));
+    text.split_inclusive("\n\n")
+        .filter(|stanza| stanza.starts_with(&format!("Package: {KEYRING}\n")) == keyring)
+        .collect()
+}
+
+/// The versions of the keyring package `suite` lists (every suite lists one, from
+/// `repo init` on).
+fn keyring_in(repo: &TestRepo, suite: &str) -> Vec<String> {
+    crate::support::versions_of(&published_stanzas(repo, suite, true), KEYRING)
 }
 
 /// The Version fields of a Packages text.
@@ -1250,6 +1282,17 @@ fn distribution_suites_are_owed_published_and_verified() {
         versions_in(&published_packages(&repo, "trixie-staging")),
         vec!["1.0-1+deb13", "1.0-1+deb13"]
     );
+    // The keyring package (keys, no build) is in every suite, the host's and each
+    // distribution's, from the first publication of the suite on; verify accepts it there.
+    for suite in [
+        "test",
+        "production",
+        "bookworm-test",
+        "bookworm-production",
+        "trixie-staging",
+    ] {
+        assert_eq!(keyring_in(&repo, suite), ["1"], "{suite}");
+    }
 
     // The state says trixie's production lists bookworm's payload: verify says so.
     let connection = rusqlite::Connection::open(repo.repo.join("state.db")).expect("state");

@@ -287,6 +287,13 @@ pub(crate) fn archive_keyring_package(origin: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// The node_exporter textfile the keyring package's scripts write on servers, beside
+/// the stage packages' (see [`AppNames::metrics_file`]):
+/// `/var/lib/prometheus/node-exporter/debstage_<package>.prom`.
+pub(crate) fn archive_keyring_metrics_file(package: &str) -> String {
+    format!("/var/lib/prometheus/node-exporter/debstage_{package}.prom")
+}
+
 /// Where the keyring package installs the keys apt's `Signed-By` names.
 pub(crate) fn archive_keyring_path(package: &str) -> String {
     format!("/usr/share/keyrings/{package}.gpg")

@@ -147,18 +147,14 @@ pub(crate) struct SigningConfig {
     /// Or: the id of a key in the local gpg keyring, which gpg signs with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) gpg_key: Option<String>,
-    /// The version of the key set, raised at every change of the keys (0 in a
-    /// configuration written before keys could change): the version the
-    /// `<origin>-archive-keyring` package is to carry.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// The keyring package's version as versions before the state kept it wrote it
+    /// here; read once to carry it into the state (`crate::repo::keyring::version`),
+    /// never written again.
+    #[serde(default, skip_serializing)]
     pub(crate) keyring_version: u64,
     /// Or: every key the repository has had, signing or retired, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) keys: Vec<KeyRecord>,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 /// One key of `[[signing.keys]]`.
@@ -199,9 +195,8 @@ impl KeyState {
 }
 
 impl SigningConfig {
-    /// The version the keyring package has now (1 for a repository whose keys never
-    /// changed).
-    pub(crate) fn keyring_version(&self) -> u64 {
+    /// The keyring package's version an older configuration recorded (1 when none).
+    pub(crate) fn legacy_keyring_version(&self) -> u64 {
         self.keyring_version.max(1)
     }
 

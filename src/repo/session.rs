@@ -76,7 +76,7 @@ impl<'a> Session<'a> {
                 &repository.config,
                 &connection,
             )?;
-            let fetched = shared.fetch_missing_pool_files(root, &connection)?;
+            let fetched = shared.fetch_missing_pool_files(root, &repository.config, &connection)?;
             if fetched > 0 {
                 reporter.status(format!(
                     "fetched {fetched} pool file(s) from the shared target"
@@ -164,8 +164,25 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Publishes the pending suites into the local tree only.
+    /// Publishes the pending suites into the local tree only, after listing the keyring
+    /// package in any suite that lacks it (a new distribution's, or every suite of a
+    /// repository made before the keyring was listed from `repo init` on).
     fn publish_pending_locally(&self) -> Result<BTreeSet<String>> {
+        if let Some(refreshed) = crate::repo::keyring::ensure(
+            &self.repository.root,
+            &self.repository.config,
+            &self.connection,
+        )? {
+            if !refreshed.newly_listed.is_empty() {
+                self.reporter.status(format!(
+                    "listed the keyring package {} {} in {} (every suite carries it: servers \
+                     that install it follow key changes through apt)",
+                    refreshed.package,
+                    refreshed.version,
+                    refreshed.newly_listed.join(", ")
+                ));
+            }
+        }
         let pending: BTreeSet<String> = state::pending_publications(&self.connection)?
             .into_iter()
             .collect();

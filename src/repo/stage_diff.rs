@@ -99,10 +99,15 @@ pub(crate) fn compare(
             config.stages.join(", ")
         );
     }
+    if let Some(app) = app {
+        crate::repo::keyring::refuse_as_application(config, app, "diff")?;
+    }
     let provenance = state::all_provenance(connection)?;
+    // The keyring package is no application: every suite lists its one version.
+    let keyring = crate::repo::keyring::package_name(config)?;
     let mut apps: BTreeMap<String, Vec<PackageRecord>> = BTreeMap::new();
     for package in state::all_packages(connection)? {
-        if app.is_none_or(|app| app == package.app) {
+        if package.app != keyring && app.is_none_or(|app| app == package.app) {
             apps.entry(package.app.clone()).or_default().push(package);
         }
     }

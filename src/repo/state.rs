@@ -31,7 +31,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -166,6 +166,17 @@ ALTER TABLE provenance ADD COLUMN git_branch TEXT;
 ALTER TABLE provenance ADD COLUMN build_host TEXT;
 ALTER TABLE provenance ADD COLUMN debstage_version TEXT;
 ALTER TABLE provenance ADD COLUMN target TEXT;
+";
+
+/// What version 11 adds to version 10: the version of the keyring package
+/// (`<origin>-archive-keyring`), raised at every change of the keys. It lives in the state,
+/// not the configuration, so that writers sharing a target's state (`share_state`) agree
+/// on it. No row: a repository from before (the next session records it).
+const SCHEMA_11: &str = "
+CREATE TABLE keyring (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL CHECK (version >= 1)
+);
 ";
 
 /// The role stored in a row's `role` column.
@@ -344,6 +355,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_8))
         .and_then(|()| connection.execute_batch(SCHEMA_9))
         .and_then(|()| connection.execute_batch(SCHEMA_10))
+        .and_then(|()| connection.execute_batch(SCHEMA_11))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -431,6 +443,15 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_10} PRAGMA user_version = 10; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 10", path.display()))?;
+    }
+    if (1..=10).contains(&version) {
+        // Version 10 kept the keyring's version in the configuration: the next session
+        // records it here (`crate::repo::keyring::ensure`).
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA_11} PRAGMA user_version = 11; COMMIT;"
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 11", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -939,6 +960,28 @@ pub(crate) fn record_signing_keys(connection: &Connection, fingerprints: &[Strin
     Ok(())
 }
 
+/// The version of the keyring package the state records (`None`: a repository from
+/// before version 11 whose keyring nobody has recorded yet).
+pub(crate) fn keyring_version(connection: &Connection) -> Result<Option<u64>> {
+    Ok(connection
+        .query_row("SELECT version FROM keyring WHERE id = 1", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()?
+        .map(|version| u64::try_from(version).unwrap_or(1)))
+}
+
+/// Records `version` as the keyring package's version.
+pub(crate) fn record_keyring_version(connection: &Connection, version: u64) -> Result<()> {
+    let version = i64::try_from(version).context("the keyring version is out of range")?;
+    connection.execute(
+        "INSERT INTO keyring (id, version) VALUES (1, ?1) \
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        params![version],
+    )?;
+    Ok(())
+}
+
 /// One publication of a suite: when, and the Release text it served.
 #[derive(Debug, Clone)]
 pub(crate) struct Generation {
@@ -1060,7 +1103,7 @@ mod tests {
             let connection = create(root.path()).unwrap();
             connection
                 .execute_batch(&format!(
-                    "DROP TABLE provenance; DROP TABLE signing_keys; {SCHEMA_8} \
+                    "DROP TABLE provenance; DROP TABLE signing_keys; DROP TABLE keyring; {SCHEMA_8} \
                      PRAGMA user_version = 8; \
                      INSERT INTO provenance (app, version, git_commit, git_dirty, source_date) \
                      VALUES ('shop', '1.0-1', 'abc', 0, 7);"
@@ -1071,7 +1114,8 @@ mod tests {
         let version: i64 = connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 10);
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(keyring_version(&connection).unwrap(), None);
         let newer = ReleaseProvenance {
             commit: Some("def".into()),
             dirty: Some(true),

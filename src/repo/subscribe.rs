@@ -91,8 +91,9 @@ pub(crate) fn server_text(
         )
     } else {
         format!(
-            "# The suite does not carry {package} yet (every change of the keys puts it\n\
-             # into each suite); until then a new key reaches servers only as this file.\n"
+            "# The suite does not carry {package} yet (a repository made before every\n\
+             # suite carried it gets it at its next publication: debstage repo publish);\n\
+             # until then a new key reaches servers only as this file.\n"
         )
     };
     let mut text = format!(

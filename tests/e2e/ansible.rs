@@ -359,6 +359,37 @@ fn assert_predicts(run: &Run, installed: &str, candidate: &str, link: &str) {
     );
 }
 
+/// The repository's keyring package, which the role installs.
+const KEYRING_PACKAGE: &str = "debstage-test-archive-keyring";
+
+/// The role's task that installs it.
+const KEYRING_TASK: &str =
+    "debstage_stage : Install the repository's keyring package at the version its suite holds";
+
+/// The version of the keyring package dpkg has installed.
+fn keyring_installed(server: &Server) -> Option<String> {
+    server.installed_version(KEYRING_PACKAGE)
+}
+
+/// Checks that `version` of the keyring package is installed and owns the key file,
+/// unchanged, holding `key` (`repo export-key --binary`).
+fn assert_keyring_package(server: &Server, version: &str, key: &[u8]) {
+    assert_eq!(keyring_installed(server).as_deref(), Some(version));
+    let path = format!("/usr/share/keyrings/{KEYRING_PACKAGE}.gpg");
+    let owner = server.run_ok("dpkg-query", &["-S", &path]);
+    assert_eq!(stdout(&owner).trim(), format!("{KEYRING_PACKAGE}: {path}"));
+    let verify = server.run("dpkg", &["--verify", KEYRING_PACKAGE]);
+    assert!(
+        verify.status.success() && stdout(&verify).trim().is_empty(),
+        "dpkg --verify {KEYRING_PACKAGE}: {}",
+        stdout(&verify)
+    );
+    assert!(
+        fs::read(server.path(&path)).expect("the key file") == key,
+        "{path} is not `repo export-key --binary`"
+    );
+}
+
 /// The marker line the role writes first in its `.sources` files.
 const MARKER: &str = "# Written by the Ansible role debstage_stage for hello";
 
@@ -459,6 +490,14 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
     let preview = controller.check(&variables(&repository, key_url.clone()));
     assert_predicts(&preview, "not installed", "1.0-1", "missing");
     assert!(
+        stdout(&preview.output).contains(&format!(
+            "{KEYRING_PACKAGE}: would move from not installed to 1"
+        )),
+        "{}",
+        preview.text()
+    );
+    assert_eq!(keyring_installed(&server), None);
+    assert!(
         stdout(&preview.output).contains("+Suites: production"),
         "{}",
         preview.text()
@@ -497,6 +536,9 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
         keyring == key,
         "the keyring is not `repo export-key --binary`"
     );
+    // The role installed the keyring package after the source, and the key file is the
+    // package's (dpkg owns it and finds it unchanged).
+    assert_keyring_package(&server, "1", &key);
     // The source is exactly what `repo sources` prints for the stage.
     let sources: serde_json::Value = serde_json::from_slice(
         &repository
@@ -586,6 +628,32 @@ fn follow_promotion_and_rollback(scenario: &str, venv: fn() -> Result<PathBuf, S
     // 5. And it stays there.
     let settled = controller.run(&variables(&repository, key_base64));
     assert_eq!(settled.changed, 0, "{}", settled.text());
+
+    // 5c. A key rotation: `repo key add` puts version 2 of the keyring package, with both
+    // keys, into every suite. Check mode predicts it and changes nothing; the next run
+    // brings the new key file and the package that owns it; the one after changes nothing.
+    repository.run(&["key", "add"]);
+    let rotated_key = repository.run(&["export-key", "--binary"]).stdout;
+    let preview = controller.check(&variables(&repository, key_url.clone()));
+    assert!(
+        stdout(&preview.output).contains(&format!("{KEYRING_PACKAGE}: would move from 1 to 2")),
+        "{}",
+        preview.text()
+    );
+    assert_eq!(keyring_installed(&server).as_deref(), Some("1"));
+    let rotated = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(
+        rotated.changed_tasks,
+        [
+            "debstage_stage : Install the repository key from a URL",
+            KEYRING_TASK
+        ],
+        "{}",
+        rotated.text()
+    );
+    assert_keyring_package(&server, "2", &rotated_key);
+    let after_rotation = controller.run(&variables(&repository, key_url.clone()));
+    assert_eq!(after_rotation.changed, 0, "{}", after_rotation.text());
 
     // 5a. By default the role wants the switch health-checked; over a chroot the postinst
     // cannot check it, and the run fails saying so (issue 20, point 6).

@@ -62,18 +62,36 @@ fn assert_health_check_ok(port: u16, value: u8) {
 
 /// `promtool check metrics` on the stage's file, inside the container.
 fn promtool_accepts(server: &Server) {
+    promtool_accepts_file(server, METRICS);
+}
+
+/// `promtool check metrics` on `file` inside `server`, with the promtool
+/// [`unpack_promtool`] put there.
+pub(super) fn promtool_accepts_file(server: &Server, file: &str) {
     let output = server.run(
         "sh",
         &[
             "-c",
-            &format!("/tmp/prometheus/usr/bin/promtool check metrics < {METRICS}"),
+            &format!("/tmp/prometheus/usr/bin/promtool check metrics < {file}"),
         ],
     );
     assert!(
         output.status.success(),
-        "promtool check metrics refused {METRICS}:\n{}{}",
+        "promtool check metrics refused {file}:\n{}{}",
         stdout(&output),
         stderr(&output)
+    );
+}
+
+/// Puts promtool in `server` (`/tmp/prometheus`): Debian's prometheus package unpacked,
+/// its server never installed. The server must read the Debian mirror.
+pub(super) fn unpack_promtool(server: &Server) {
+    server.run_ok(
+        "sh",
+        &[
+            "-c",
+            "cd /tmp && apt-get download -q prometheus && dpkg-deb -x prometheus_*.deb /tmp/prometheus",
+        ],
     );
 }
 
@@ -118,14 +136,7 @@ fn node_exporter_serves_the_release_info_through_failures_and_a_purge() {
         "systemctl",
         &["is-active", "--quiet", "prometheus-node-exporter"],
     );
-    // promtool only: the prometheus package unpacked, its server never installed.
-    server.run_ok(
-        "sh",
-        &[
-            "-c",
-            "cd /tmp && apt-get download -q prometheus && dpkg-deb -x prometheus_*.deb /tmp/prometheus",
-        ],
-    );
+    unpack_promtool(&server);
 
     // 1.0 installed and checked.
     release.release("1.0", TO_PRODUCTION);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::apt::{Release, TO_PRODUCTION};
-use super::harness::{can_run, debian_mirror, pristine_root, POLICY_RC_D};
+use super::harness::{can_run, debian_mirror, pristine_root, repo, RepoServer, POLICY_RC_D};
 use crate::support::{run_ok, stderr, stdout};
 
 #[test]
@@ -66,4 +66,25 @@ pub(super) fn piuparts(url: &str, files: &[&Path]) {
         text.contains("PASS: Installation, upgrade and purging tests."),
         "{text}"
     );
+}
+
+/// piuparts installs and purges the keyring package (its scripts write and remove the
+/// node_exporter textfile where that directory exists, which piuparts' root has not), and
+/// upgrades to a key change's version from the one every suite carries since `repo init`.
+#[test]
+fn piuparts_installs_upgrades_and_purges_the_keyring_package() {
+    if !can_run("piuparts keyring", &[("piuparts", "piuparts")]) {
+        return;
+    }
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let repository = RepoServer::start(&directory.path().join("repo"), "test,production");
+    // The served suite carries version 1; a copy of the repository changes its keys and
+    // so writes version 2, the file piuparts upgrades to.
+    let changed = directory.path().join("changed");
+    crate::support::copy_tree(&repository.directory, &changed);
+    run_ok(repo(&changed).args(["key", "add"]));
+    let package = "debstage-test-archive-keyring";
+    let next = changed.join(format!("pool/main/d/{package}/{package}_2_all.deb"));
+    crate::support::assert_lintian_clean(&[&next]);
+    piuparts(&repository.url(), &[&next]);
 }

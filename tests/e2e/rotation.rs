@@ -1,6 +1,7 @@
 //! A signing key rotated under a fleet that follows the production suite with apt: a
 //! server that only ever holds the first key file, one that installs the keyring package
-//! while two keys sign, and one set up after the rotation as `repo sources` says. The
+//! when it is set up (every suite carries it from `repo init` on) and upgrades it while
+//! two keys sign, and one set up after the rotation as `repo sources` says. The
 //! servers read the suite through `repo serve`, and again through a Garage bucket.
 
 use std::fs;
@@ -174,12 +175,17 @@ fn install(server: &Server, packages: &[&str]) {
 /// A rotation with real apt: during dual signing every server updates cleanly; once the
 /// old key is retired the server that never installed the keyring package fails with
 /// `NO_PUBKEY <new key id>`, while the one that did, and one set up after the rotation
-/// from the printed procedure, update and upgrade.
-fn rotate(published: &dyn Published, scenario: &str) {
+/// from the printed procedure, update and upgrade. The keyring package's scripts keep its
+/// version in a node_exporter textfile through each upgrade (`check_with_promtool`: and
+/// promtool accepts it) and remove it with the purge.
+fn rotate(published: &dyn Published, scenario: &str, check_with_promtool: bool) {
     let Some(old_only) = Server::new(&format!("{scenario}-old-key")) else {
         return;
     };
-    let upgraded = old_only.beside(&format!("{scenario}-upgraded"));
+    let mut upgraded = old_only.beside(&format!("{scenario}-upgraded"));
+    // node_exporter's textfile directory, as Debian's prometheus-node-exporter makes it:
+    // the keyring package's scripts write its version there.
+    fs::create_dir_all(upgraded.path(TEXTFILES)).expect("the textfile directory");
     published.release("1.0");
     let (keys, _) = listed_keys(published);
     let [(old, _)] = keys.as_slice() else {
@@ -212,6 +218,19 @@ fn rotate(published: &dyn Published, scenario: &str) {
         .and_then(|name| name.strip_suffix(".gpg"))
         .unwrap_or_else(|| panic!("Signed-By: {keyring}: not in /usr/share/keyrings"))
         .to_string();
+    // The second server installs it from the start: version 1, the first key.
+    install(&upgraded, &[keyring_package.as_str()]);
+    assert_eq!(
+        upgraded.installed_version(&keyring_package),
+        Some("1".to_string())
+    );
+    let metrics = format!("{TEXTFILES}/debstage_{keyring_package}.prom");
+    assert_keyring_metric(&upgraded, &metrics, &keyring_package, "1");
+    assert_eq!(
+        fs::read(upgraded.path(&keyring)).expect("the keyring file"),
+        old_export,
+        "version 1 holds the first key"
+    );
 
     // Dual signing: the new key signs beside the old one, and every suite carries the
     // keyring package with both.
@@ -247,11 +266,13 @@ fn rotate(published: &dyn Published, scenario: &str) {
         // The server checks the old key's signature; the new one's it cannot check yet.
         assert_eq!(signers(server, &keyring), [old.as_str()]);
     }
-    install(&upgraded, &[keyring_package.as_str()]);
+    // The upgrade apt offers brings the second key.
+    upgraded.apt_get_ok(&["upgrade"]);
     assert_eq!(
         upgraded.installed_version(&keyring_package),
         Some(dual_version.clone())
     );
+    assert_keyring_metric(&upgraded, &metrics, &keyring_package, &dual_version);
     let owner = upgraded.run_ok("dpkg-query", &["-S", &keyring]);
     assert_eq!(
         stdout(&owner).trim(),
@@ -317,6 +338,7 @@ fn rotate(published: &dyn Published, scenario: &str) {
         Some(retired_version.clone()),
         "apt-get upgrade brings the keyring package without the retired key"
     );
+    assert_keyring_metric(&upgraded, &metrics, &keyring_package, &retired_version);
     assert_eq!(
         fs::read(upgraded.path(&keyring)).expect("the keyring file"),
         published.repo(&["export-key", "--binary"]).stdout
@@ -352,12 +374,38 @@ fn rotate(published: &dyn Published, scenario: &str) {
         hello(&after),
         (Some("1.1-1".to_string()), Some("1.1".to_string()))
     );
+
+    // promtool (from Debian's prometheus package) accepts the keyring's file, once: the
+    // file is the same whichever way the servers read the repository.
+    if check_with_promtool {
+        upgraded.use_mirror();
+        upgraded.apt_get_ok(&["update"]);
+        super::metrics::unpack_promtool(&upgraded);
+        super::metrics::promtool_accepts_file(&upgraded, &metrics);
+    }
+    // Purged, the keys are gone and so is the metric.
+    upgraded.apt_get_ok(&["purge", keyring_package.as_str()]);
+    assert!(!upgraded.exists(&metrics), "{metrics} outlived the purge");
+}
+
+/// node_exporter's textfile directory (Debian's `prometheus-node-exporter`).
+const TEXTFILES: &str = "/var/lib/prometheus/node-exporter";
+
+/// Checks that the keyring package's textfile on `server` says `version` is installed.
+fn assert_keyring_metric(server: &Server, metrics: &str, package: &str, version: &str) {
+    let text = fs::read_to_string(server.path(metrics))
+        .unwrap_or_else(|error| panic!("{metrics}: {error}"));
+    let sample = format!("debstage_keyring_version{{package=\"{package}\"}} {version}");
+    assert!(
+        text.lines().any(|line| line == sample),
+        "{metrics} does not say {sample}:\n{text}"
+    );
 }
 
 /// The rotation with the servers reading `repo serve`.
 #[test]
 fn a_rotation_reaches_the_servers_that_upgrade_the_keyring_package() {
-    rotate(&Release::new(), "rotation");
+    rotate(&Release::new(), "rotation", true);
 }
 
 /// The same rotation with the servers reading a Garage bucket the repository copies
@@ -373,5 +421,5 @@ fn a_rotation_through_a_garage_bucket_reaches_the_same_servers() {
         PREFIX,
         "automatic = true\nconditional_writes = false\n",
     );
-    rotate(&Bucket { s3, repo }, "rotation-s3");
+    rotate(&Bucket { s3, repo }, "rotation-s3", false);
 }

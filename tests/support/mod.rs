@@ -210,6 +210,20 @@ pub fn build(manifest: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     document
 }
 
+/// The Version fields of the paragraphs of `package` in a Packages text.
+pub fn versions_of(packages: &str, package: &str) -> Vec<String> {
+    packages
+        .split("\n\n")
+        .filter(|stanza| stanza.starts_with(&format!("Package: {package}\n")))
+        .filter_map(|stanza| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix("Version: "))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// The files of a directory, sorted.
 pub fn files_in(directory: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(directory)

@@ -542,6 +542,19 @@ fn check(config: &RepoConfig, input: Input, limits: UnpackLimits) -> Result<Chec
         .map(|parsed| parsed.upstream)
         .unwrap_or_else(|_| version.clone());
     let (app, role, stage) = identify(&shown.to_string(), config, &input, &control, &upstream)?;
+    let keyring = crate::repo::keyring::package_name(config)?;
+    if package == keyring || app == keyring {
+        bail!(
+            "{shown}: {keyring} is the name of the repository's keyring package, which \
+             debstage writes itself from the repository's keys (`debstage repo key`); give \
+             the package{} another name",
+            if app == keyring && package != keyring {
+                "'s application"
+            } else {
+                ""
+            }
+        );
+    }
     if architecture != "all" && !config.architectures.contains(&architecture) {
         bail!(
             "{shown}: Architecture {architecture} is not served by this repository ({}, all)",

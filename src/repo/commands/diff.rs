@@ -70,6 +70,9 @@ pub(crate) fn run(root: &Path, request: &DiffRequest<'_>, reporter: &Reporter) -
             to.label()
         ));
     }
+    // The keyring is the same on both sides (every suite lists its one version).
+    let keyring = crate::repo::keyring::Shown::of(root, config, &connection)?;
+    text.push_str(&keyring.line());
     reporter.data(
         text,
         &json!({
@@ -77,6 +80,7 @@ pub(crate) fn run(root: &Path, request: &DiffRequest<'_>, reporter: &Reporter) -
             "to": to.label(),
             "app": request.app,
             "applications": documents,
+            "keyring": keyring,
         }),
     )?;
     Ok(())

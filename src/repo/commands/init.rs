@@ -125,7 +125,6 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
     };
     config.signing = SigningConfig {
         keys: records,
-        keyring_version: 1,
         ..Default::default()
     };
     let keys = KeySet::load(root, &config)?;
@@ -134,6 +133,9 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
 
     let connection = state::create(root)?;
     config.save(root)?;
+    // Every suite carries the keyring package from the start, so a server can install it
+    // before the first key change needs it.
+    crate::repo::keyring::refresh(root, &config, &keys, &connection, 1)?;
     for stage in &config.stages {
         state::owe_publication(&connection, stage)?;
     }

@@ -1,7 +1,7 @@
 //! `repo key list|add|retire|extend|export`: the repository's signing keys. Every change
-//! rewrites `[[signing.keys]]`, raises the key set's version (`keyring_version`, meant
-//! for the keyring package), rewrites the public key files and publishes every suite
-//! again, signed by the keys that now sign.
+//! rewrites `[[signing.keys]]`, raises the version of the keyring package (kept in the
+//! state) and lists the new package in every suite, rewrites the public key files and
+//! publishes every suite again, signed by the keys that now sign.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -105,14 +105,20 @@ fn shown_state(key: &LoadedKey, now: u64) -> &'static str {
 /// `repo key list`.
 fn list(root: &Path, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
-    let (text, document) = key_document(root, &repository.config)?;
+    let connection = state::open(root)?;
+    let keyring_version = crate::repo::keyring::version(&connection, &repository.config)?;
+    let (text, document) = key_document(root, &repository.config, keyring_version)?;
     reporter.data(text, &document)?;
     Ok(())
 }
 
 /// The table of the keys and its JSON document (`repo key list`, and what `add`,
 /// `retire` and `extend` print with `--format json`).
-fn key_document(root: &Path, config: &RepoConfig) -> Result<(String, serde_json::Value)> {
+fn key_document(
+    root: &Path,
+    config: &RepoConfig,
+    keyring_version: u64,
+) -> Result<(String, serde_json::Value)> {
     let set = KeySet::load(root, config)?;
     let rows: Vec<Vec<String>> = set
         .keys
@@ -151,7 +157,7 @@ fn key_document(root: &Path, config: &RepoConfig) -> Result<(String, serde_json:
         text,
         json!({
             "keys": keys,
-            "keyring_version": config.signing.keyring_version(),
+            "keyring_version": keyring_version,
         }),
     ))
 }
@@ -382,11 +388,14 @@ fn extend(session: &mut Session<'_>, given: &str, lifetime: Duration) -> Result<
     Ok(())
 }
 
-/// Saves `config` with the keyring version raised, writes the public key files, and
-/// publishes every suite again under the session's lock.
-fn commit(session: &mut Session<'_>, mut config: RepoConfig) -> Result<()> {
+/// Saves `config`, lists the keyring package of the new keys (its version raised) in
+/// every suite, writes the public key files, and publishes every suite again under the
+/// session's lock.
+fn commit(session: &mut Session<'_>, config: RepoConfig) -> Result<()> {
     let root: PathBuf = session.repository.root.clone();
-    config.signing.keyring_version = config.signing.keyring_version() + 1;
+    // The shared state's version (a writer built from `repo key export --secret` took it
+    // with the state), never this directory's idea of it.
+    let keyring_version = crate::repo::keyring::version(&session.connection, &config)? + 1;
     config.check().context("the new key configuration")?;
     let set = KeySet::load(&root, &config)?;
     set.check_signing()?;
@@ -398,7 +407,8 @@ fn commit(session: &mut Session<'_>, mut config: RepoConfig) -> Result<()> {
         &root,
         &session.repository.config,
         &set,
-        &mut session.connection,
+        &session.connection,
+        keyring_version,
     )?;
     session.reporter.status(format!(
         "every suite carries {} {}",
@@ -410,7 +420,7 @@ fn commit(session: &mut Session<'_>, mut config: RepoConfig) -> Result<()> {
     }
     transaction.commit()?;
     session.publish_pending()?;
-    let (_, document) = key_document(&root, &session.repository.config)?;
+    let (_, document) = key_document(&root, &session.repository.config, keyring_version)?;
     session.reporter.data("", &document)?;
     Ok(())
 }

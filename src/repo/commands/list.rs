@@ -86,10 +86,23 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
     let with_distributions = packages
         .iter()
         .any(|package| suites::distribution_of(&package.identity.version).is_some());
+    // The keyring package is no application's: the table leaves it out and a line of its
+    // own says what it is (the JSON lists it among the packages, as it always did).
+    let keyring = crate::repo::keyring::Shown::of(root, &repository.config, &connection)?;
     let mut rows = Vec::new();
     let mut documents = Vec::new();
     for package in &packages {
         let listed = listed_in.get(&package.id).cloned().unwrap_or_default();
+        let document = |distribution: &Option<String>| -> Result<serde_json::Value> {
+            let mut document = serde_json::to_value(package)?;
+            document["distribution"] = json!(distribution);
+            document["suites"] = json!(listed);
+            Ok(document)
+        };
+        if package.app == keyring.package {
+            documents.push(document(&None)?);
+            continue;
+        }
         let distribution = suites::codename(suites::distribution_of(&package.identity.version));
         let mut row = vec![
             package.identity.package.clone(),
@@ -105,10 +118,7 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
             listed.join(",")
         });
         rows.push(row);
-        let mut document = serde_json::to_value(package)?;
-        document["distribution"] = json!(distribution);
-        document["suites"] = json!(listed);
-        documents.push(document);
+        documents.push(document(&distribution)?);
     }
     let headers: &[&str] = if with_distributions {
         &["PACKAGE", "VERSION", "ARCH", "DIST", "SUITES"]
@@ -116,8 +126,8 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
         &["PACKAGE", "VERSION", "ARCH", "SUITES"]
     };
     reporter.data(
-        table(headers, &rows),
-        &json!({"stage": stage, "packages": documents}),
+        format!("{}{}", table(headers, &rows), keyring.line()),
+        &json!({"stage": stage, "packages": documents, "keyring": keyring}),
     )?;
     Ok(())
 }
@@ -129,6 +139,7 @@ pub(crate) fn list(root: &Path, stage: Option<&str>, reporter: &Reporter) -> Res
 /// release directory the stage link points to on servers.
 pub(crate) fn show(root: &Path, app: &str, reporter: &Reporter) -> Result<()> {
     let repository = Repository::open(root)?;
+    crate::repo::keyring::refuse_as_application(&repository.config, app, "show")?;
     let connection = state::open(root)?;
     let packages = state::packages_of_app(&connection, app)?;
     if packages.is_empty() {

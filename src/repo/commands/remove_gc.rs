@@ -40,6 +40,7 @@ pub(crate) fn remove(
     stage: Option<&str>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
+    crate::repo::keyring::refuse_as_application(&config, app, "remove")?;
     let transaction = session.connection.transaction()?;
     let version = resolve_version(&transaction, app, requested)?;
     let distribution = suites::distribution_of(&version);

@@ -274,6 +274,7 @@ pub(crate) fn promote(
     only: Option<Distribution>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
+    crate::repo::keyring::refuse_as_application(&config, app, "promote")?;
     let transaction = session.connection.transaction()?;
     let versions = resolve_versions(&transaction, app, requested, only)?;
     let mut builds = Vec::with_capacity(versions.len());
@@ -474,6 +475,7 @@ pub(crate) fn rollback(
     only: Option<Distribution>,
 ) -> Result<()> {
     let config = session.repository.config.clone();
+    crate::repo::keyring::refuse_as_application(&config, app, "rollback")?;
     config.stage_index(stage)?;
     // A full version with a distribution's suffix names that distribution.
     let only = match (only, to.and_then(suites::distribution_of)) {

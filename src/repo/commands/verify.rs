@@ -133,11 +133,16 @@ pub(crate) fn run(root: &Path, full: bool, reporter: &Reporter) -> Result<()> {
     let (layer_problems, layer_warnings) = crate::repo::layers::check(&connection)?;
     problems.extend(layer_problems);
     warnings.extend(layer_warnings);
-    // A package sits only in suites of the distribution its version was built for.
+    // A package sits only in suites of the distribution its version was built for; the
+    // keyring package (keys, no build) sits in every suite.
+    let keyring = crate::repo::keyring::package_name(&repository.config)?;
     for (suite, listed) in &suites {
         let expected =
             repo_suites::parse(&repository.config, suite).map(|parsed| parsed.distribution);
-        for package in listed {
+        for package in listed
+            .iter()
+            .filter(|package| package.identity.package != keyring)
+        {
             let built_for = repo_suites::distribution_of(&package.identity.version);
             if expected.is_some_and(|expected| expected != built_for) {
                 problems.push(format!(

@@ -48,6 +48,8 @@ pub(crate) struct Status {
     history: Vec<Event>,
     /// How a server subscribes to each stage.
     subscribe: Subscribe,
+    /// The keyring package every suite lists (no application: no row of the matrix).
+    keyring: crate::repo::keyring::Shown,
 }
 
 /// The URL the page does not know when it is rendered (it is served from anywhere): the
@@ -144,8 +146,13 @@ pub(crate) fn status(
             .as_ref()
             .and_then(|version| provenance.get(&(app.to_string(), version.clone())))
     };
+    let keyring = crate::repo::keyring::Shown::of(root, config, connection)?;
     let packages = state::all_packages(connection)?;
-    let apps: BTreeSet<String> = packages.iter().map(|package| package.app.clone()).collect();
+    let apps: BTreeSet<String> = packages
+        .iter()
+        .filter(|package| package.app != keyring.package)
+        .map(|package| package.app.clone())
+        .collect();
     let history = state::history(connection, None)?;
     let mut applications = Vec::new();
     let mut shown: Vec<Option<Distribution>> = Vec::new();
@@ -254,6 +261,7 @@ pub(crate) fn status(
         differences,
         history,
         subscribe,
+        keyring,
     })
 }
 

@@ -208,7 +208,8 @@ mod tests {
         connection
             .execute_batch(
                 "DROP TABLE target_objects; DROP TABLE targets; DROP TABLE removed; \
-                 DROP TABLE provenance; DROP TABLE signing_keys; PRAGMA user_version = 4;",
+                 DROP TABLE provenance; DROP TABLE signing_keys; DROP TABLE keyring; \
+                 PRAGMA user_version = 4;",
             )
             .expect("made version 4");
         drop(connection);
@@ -217,8 +218,9 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
         // Upgraded through 5 (publish targets) to the current version (7: layers; 8:
-        // provenance; 9: signing keys; 10: the rest of the provenance).
-        assert_eq!(version, 10);
+        // provenance; 9: signing keys; 10: the rest of the provenance; 11: the keyring's
+        // version).
+        assert_eq!(version, 11);
         assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
         begin(&connection, "fleet").expect("begin");
         put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");

@@ -209,16 +209,27 @@ fn replace_database(root: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl SharedState {
-    /// Fetches from the store the pool files the state names and the local pool lacks.
+    /// Fetches from the store the pool files the state names and the local pool lacks
+    /// (or holds with other bytes: the keyring package of its own `repo init`).
     pub(crate) fn fetch_missing_pool_files(
         &self,
         root: &Path,
+        config: &RepoConfig,
         connection: &Connection,
     ) -> Result<usize> {
         let mut fetched = 0;
+        // Every writer's `repo init` wrote a keyring package of its own keys as version 1:
+        // where that differs from the shared state's, the shared bytes replace it (a
+        // small file, so it is hashed; other pool files are taken as they are).
+        let keyring = crate::repo::keyring::package_name(config)?;
         for package in state::all_packages(connection)? {
             let path = root.join(&package.filename);
-            if path.exists() {
+            let stale_keyring = package.identity.package == keyring
+                && path.exists()
+                && fs::read(&path)
+                    .map(|bytes| hex::encode(Sha256::digest(&bytes)) != package.digests.sha256)
+                    .unwrap_or(true);
+            if path.exists() && !stale_keyring {
                 continue;
             }
             let Some(found) = self.published.get(&package.filename)? else {
