@@ -69,8 +69,7 @@ pub(crate) struct BuildRoot {
 impl BuildRoot {
     /// The runner of the build of `manifest` in this root.
     pub(crate) fn runner(&self, manifest: &LoadedManifest) -> Result<Runner> {
-        let application = std::fs::canonicalize(&manifest.directory)
-            .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?;
+        let application = fs_err::canonicalize(&manifest.directory)?;
         Ok(Runner::Root {
             root: self.layer.merged(),
             application,
@@ -92,10 +91,8 @@ impl Layer {
     /// Mounts a new layer over the cached root `lower` in a new directory under `layers`,
     /// with the persistent directory `cache` bound at its `/var/cache/debstage`.
     fn mount(lower: &Path, layers: &Path, cache: &Path) -> Result<Layer> {
-        std::fs::create_dir_all(layers)
-            .with_context(|| format!("{}: cannot be created", layers.display()))?;
-        std::fs::create_dir_all(cache)
-            .with_context(|| format!("{}: cannot be created", cache.display()))?;
+        fs_err::create_dir_all(layers)?;
+        fs_err::create_dir_all(cache)?;
         let directory = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))
             .tempdir_in(layers)
@@ -108,13 +105,11 @@ impl Layer {
         };
         for part in ["upper", "work", "merged"] {
             let path = layer.directory.join(part);
-            std::fs::create_dir(&path)
-                .with_context(|| format!("{}: cannot be created", path.display()))?;
+            fs_err::create_dir(&path)?;
         }
         // The root directory of the merged tree takes its mode from the upper one.
         set_mode(&layer.directory.join("upper"), 0o755)?;
-        let lower = std::fs::canonicalize(lower)
-            .with_context(|| format!("{}: cannot be resolved", lower.display()))?;
+        let lower = fs_err::canonicalize(lower)?;
         let upper = layer.directory.join("upper");
         let work = layer.directory.join("work");
         for path in [&lower, &upper, &work] {
@@ -147,8 +142,7 @@ impl Layer {
             ),
         )?;
         let cache_point = merged.join(KEPT_CACHE.trim_start_matches('/'));
-        std::fs::create_dir_all(&cache_point)
-            .with_context(|| format!("{}: cannot be created", cache_point.display()))?;
+        fs_err::create_dir_all(&cache_point)?;
         run_quiet(
             Command::new("mount")
                 .arg("--bind")
@@ -313,12 +307,11 @@ fn read_record(root: &Path) -> Option<Record> {
 fn write_record(root: &Path, record: &Record) -> Result<()> {
     let path = root.join(RECORD);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot be created", parent.display()))?;
+        fs_err::create_dir_all(parent)?;
     }
     let mut text = serde_json::to_vec_pretty(record)?;
     text.push(b'\n');
-    std::fs::write(&path, text).with_context(|| format!("{}: cannot be written", path.display()))
+    Ok(fs_err::write(&path, text)?)
 }
 
 fn now() -> u64 {
@@ -347,8 +340,7 @@ pub(crate) fn prepare(
         );
     }
     let cache = cache_directory()?;
-    std::fs::create_dir_all(&cache)
-        .with_context(|| format!("{}: cannot be created", cache.display()))?;
+    fs_err::create_dir_all(&cache)?;
     let architecture = host_architecture()?;
     let name = format!("{}-{architecture}", target.codename());
     let path = cache.join(&name);
@@ -434,8 +426,7 @@ fn make_root(
         cache.display()
     ));
     let packages_cache = cache.join("debootstrap-cache");
-    std::fs::create_dir_all(&packages_cache)
-        .with_context(|| format!("{}: cannot be created", packages_cache.display()))?;
+    fs_err::create_dir_all(&packages_cache)?;
     // Two stages, so that dpkg of the second stage runs with force-unsafe-io: a root is
     // a cache that is made again when it is lost, and an fsync after every file makes
     // debootstrap about twice as slow.
@@ -461,8 +452,7 @@ fn make_root(
             reporter,
         )?;
         let unsafe_io = new.join("etc/dpkg/dpkg.cfg.d/debstage-unsafe-io");
-        std::fs::write(&unsafe_io, "force-unsafe-io\n")
-            .with_context(|| format!("{}: cannot be written", unsafe_io.display()))?;
+        fs_err::write(&unsafe_io, "force-unsafe-io\n")?;
         run_streamed(
             Command::new("chroot")
                 .arg(&new)
@@ -473,15 +463,13 @@ fn make_root(
         )?;
         // No service starts in a build root.
         let policy = new.join("usr/sbin/policy-rc.d");
-        std::fs::write(
+        fs_err::write(
             &policy,
             "#!/bin/sh\n# debstage build root: no services.\nexit 101\n",
-        )
-        .with_context(|| format!("{}: cannot be written", policy.display()))?;
+        )?;
         set_mode(&policy, 0o755)?;
         let mount_point = new.join(APPLICATION_MOUNT.trim_start_matches('/'));
-        std::fs::create_dir_all(&mount_point)
-            .with_context(|| format!("{}: cannot be created", mount_point.display()))?;
+        fs_err::create_dir_all(&mount_point)?;
         let packages: Vec<String> = packages.iter().cloned().collect();
         if !packages.is_empty() {
             install_packages(manifest, &new, target, &packages, reporter)?;
@@ -504,8 +492,7 @@ fn make_root(
     let path = cache.join(name);
     let old = cache.join(format!("{name}.old-{}", std::process::id()));
     if path.exists() {
-        std::fs::rename(&path, &old)
-            .with_context(|| format!("{}: cannot be moved aside", path.display()))?;
+        fs_err::rename(&path, &old)?;
     }
     std::fs::rename(&new, &path)
         .with_context(|| format!("{}: cannot be renamed to {}", new.display(), path.display()))?;
@@ -562,8 +549,7 @@ fn install_packages(
 ) -> Result<()> {
     let runner = Runner::Root {
         root: root.to_path_buf(),
-        application: std::fs::canonicalize(&manifest.directory)
-            .with_context(|| format!("{}: cannot be resolved", manifest.directory.display()))?,
+        application: fs_err::canonicalize(&manifest.directory)?,
         kept: None,
     };
     // The host's resolver configuration, as debootstrap copied it when the root was made.

@@ -230,10 +230,8 @@ impl Runner {
         else {
             return Ok(path.to_path_buf());
         };
-        let real = std::fs::canonicalize(path)
-            .with_context(|| format!("{}: cannot be resolved", path.display()))?;
-        let root = std::fs::canonicalize(root)
-            .with_context(|| format!("{}: cannot be resolved", root.display()))?;
+        let real = fs_err::canonicalize(path)?;
+        let root = fs_err::canonicalize(root)?;
         if let Ok(rest) = real.strip_prefix(&root) {
             return Ok(Path::new("/").join(rest));
         }

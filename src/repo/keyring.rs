@@ -292,8 +292,7 @@ pub(crate) fn refresh(
     let mut staged = None;
     if existing.is_none() {
         let incoming = root.join(pool::INCOMING);
-        fs::create_dir_all(&incoming)
-            .with_context(|| format!("{}: cannot be created", incoming.display()))?;
+        fs_err::create_dir_all(&incoming)?;
         let written = write(config, keys, number, &incoming)?;
         staged = Some(incoming.join(&written.file));
     }
@@ -312,8 +311,7 @@ pub(crate) fn refresh(
                     .map_err(anyhow::Error::from)
             })
             .with_context(|| format!("{}: cannot be read back", path.display()))?;
-        let bytes =
-            fs::read(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+        let bytes = fs_err::read(path)?;
         let digests = Digests::of(&bytes);
         let file_name = path
             .file_name()

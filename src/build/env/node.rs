@@ -49,7 +49,7 @@ pub(crate) fn stage(
     reporter: &Reporter,
 ) -> Result<(StagedTree, Option<StagedLayer>)> {
     let root = scratch.join("release");
-    fs::create_dir_all(&root).with_context(|| format!("{}: cannot be created", root.display()))?;
+    fs_err::create_dir_all(&root)?;
     let source = manifest.resolve(&options.source);
     let in_manifest = |error: anyhow::Error| {
         error.context(format!(
@@ -280,8 +280,7 @@ fn depends_of(
     // Debian ships shared objects without it (lintian: shared-library-is-executable).
     for module in &modules {
         let path = root.join(&module.path);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+        fs_err::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
     }
     let build_abi = if modules
         .iter()
@@ -333,8 +332,7 @@ fn clear_stray_execute_bits(node_modules: &Path) -> Result<()> {
         if start.starts_with(b"#!") || start.starts_with(b"\x7fELF") {
             continue;
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(mode & !0o111))
-            .with_context(|| format!("{}: cannot be changed", path.display()))?;
+        fs_err::set_permissions(path, fs::Permissions::from_mode(mode & !0o111))?;
     }
     Ok(())
 }

@@ -158,8 +158,7 @@ pub(crate) fn native_modules(root: &Path) -> Result<Vec<NativeModule>> {
         if !is_module {
             continue;
         }
-        let bytes = std::fs::read(entry.path())
-            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let bytes = fs_err::read(entry.path())?;
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
         if let Some(needs) = needs_of(&bytes) {
             modules.push(NativeModule {

@@ -104,8 +104,7 @@ pub(crate) fn key(
     text.push_str(&control_inputs(manifest));
     if let Some(detected) = inputs.detected {
         let path = source.join(detected.lockfile);
-        let lock = fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let lock = fs_err::read_to_string(&path)?;
         let lock = normalised_lock(detected.lockfile, &lock)
             .with_context(|| format!("{}: is not valid JSON", path.display()))?;
         text.push_str(&format!("lockfile {}\n{lock}\n", detected.lockfile));
@@ -221,20 +220,14 @@ pub(crate) fn split(
     }
     let hidden = node_modules.join(HIDDEN_LOCKFILE);
     if hidden.exists() {
-        fs::remove_file(&hidden)
-            .with_context(|| format!("{}: cannot be removed", hidden.display()))?;
+        fs_err::remove_file(&hidden)?;
     }
-    if fs::read_dir(&node_modules)
-        .with_context(|| format!("{}: cannot be read", node_modules.display()))?
-        .next()
-        .is_none()
-    {
+    if fs_err::read_dir(&node_modules)?.next().is_none() {
         return Ok(false);
     }
-    fs::create_dir_all(layer).with_context(|| format!("{}: cannot be created", layer.display()))?;
+    fs_err::create_dir_all(layer)?;
     let moved = layer.join("node_modules");
-    fs::rename(&node_modules, &moved)
-        .with_context(|| format!("{}: cannot be moved into the layer", node_modules.display()))?;
+    fs_err::rename(&node_modules, &moved)?;
     link_release(root, link)?;
     Ok(true)
 }
@@ -254,8 +247,7 @@ fn links_out(node_modules: &Path) -> Result<bool> {
         if !entry.path_is_symlink() {
             continue;
         }
-        let target = fs::read_link(entry.path())
-            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let target = fs_err::read_link(entry.path())?;
         if target.is_absolute() {
             return Ok(true);
         }

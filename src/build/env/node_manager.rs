@@ -214,8 +214,7 @@ pub(crate) fn detect(source: &Path) -> Result<Option<Detected>> {
         return Ok(None);
     };
     let lock_path = source.join(lockfile);
-    let lock_text = fs::read_to_string(&lock_path)
-        .with_context(|| format!("{}: cannot be read", lock_path.display()))?;
+    let lock_text = fs_err::read_to_string(&lock_path)?;
     let manager = match lockfile {
         "pnpm-lock.yaml" => Manager::Pnpm,
         // Yarn 2 and later write a `__metadata` entry; Yarn 1 does not.

@@ -187,8 +187,7 @@ fn environment(
         reporter,
         cache: _,
     } = *context;
-    fs::create_dir_all(scratch)
-        .with_context(|| format!("{}: cannot be created", scratch.display()))?;
+    fs_err::create_dir_all(scratch)?;
     let root = scratch.join("venv");
     // The environment's path as the interpreter sees it, which is what the tools write
     // into its files (the same path on the host, another in a build root).
@@ -526,8 +525,7 @@ fn check_not_editable(manifest: &LoadedManifest, options: &PythonEnvironment) ->
     }
     if let Some(requirements) = &options.requirements {
         let path = manifest.resolve(requirements);
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let text = fs_err::read_to_string(&path)?;
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.starts_with("-e") || line.starts_with("--editable") {
@@ -618,8 +616,7 @@ fn pip_install(
                 .parent()
                 .unwrap_or(copy)
                 .join("locked-requirements.txt");
-            fs::write(&path, text)
-                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            fs_err::write(&path, text)?;
             Some(runner.inside(&path)?)
         }
         None => None,
@@ -689,8 +686,7 @@ fn pip_install(
             (&options.wheels, &options.requirements, &options.project)
         {
             let directory = manifest.resolve(wheels);
-            let mut found: Vec<PathBuf> = fs::read_dir(&directory)
-                .with_context(|| format!("{}: cannot be read", directory.display()))?
+            let mut found: Vec<PathBuf> = fs_err::read_dir(&directory)?
                 .filter_map(|entry| entry.ok().map(|entry| entry.path()))
                 .filter(|path| path.extension() == Some(OsStr::new("whl")))
                 .collect();
@@ -807,8 +803,7 @@ fn requires_hashes(requirements: &Path, pip_args: &[String]) -> Result<bool> {
     {
         return Ok(true);
     }
-    let text = fs::read_to_string(requirements)
-        .with_context(|| format!("{}: cannot be read", requirements.display()))?;
+    let text = fs_err::read_to_string(requirements)?;
     Ok(text.lines().any(|line| {
         let line = line.split(" #").next().unwrap_or("").trim();
         !line.starts_with('#') && (line.contains("--hash") || line.contains("--require-hashes"))
@@ -912,8 +907,7 @@ fn check_installed(
     root: &Path,
 ) -> Result<BTreeSet<PathBuf>> {
     let mut removed = BTreeSet::new();
-    let entries = fs::read_dir(site_packages)
-        .with_context(|| format!("{}: cannot be read", site_packages.display()))?;
+    let entries = fs_err::read_dir(site_packages)?;
     let mut names: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .collect();
@@ -944,13 +938,11 @@ fn check_installed(
                 .as_str()
                 .is_some_and(|url| url.starts_with("file:"))
             {
-                fs::remove_file(&direct_url)
-                    .with_context(|| format!("{}: cannot be removed", direct_url.display()))?;
+                fs_err::remove_file(&direct_url)?;
                 removed.insert(direct_url);
             }
         } else if name.ends_with(".pth") {
-            let text = fs::read_to_string(&path)
-                .with_context(|| format!("{}: cannot be read", path.display()))?;
+            let text = fs_err::read_to_string(&path)?;
             for line in text.lines() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -1035,12 +1027,10 @@ fn relocate(root: &Path, build: &Path, release: &str) -> Result<BTreeSet<PathBuf
         if !metadata.is_file() {
             continue;
         }
-        let bytes =
-            fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
+        let bytes = fs_err::read(&path)?;
         if let Some(new) = rewrite_text(&bytes, &build, release) {
             // Writing in place keeps the file's mode.
-            fs::write(&path, new)
-                .with_context(|| format!("{}: cannot be written", path.display()))?;
+            fs_err::write(&path, new)?;
             rewritten.insert(path);
         }
     }
@@ -1049,12 +1039,10 @@ fn relocate(root: &Path, build: &Path, release: &str) -> Result<BTreeSet<PathBuf
         if !entry.path_is_symlink() {
             continue;
         }
-        let target = fs::read_link(entry.path())
-            .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+        let target = fs_err::read_link(entry.path())?;
         if let Ok(rest) = target.strip_prefix(build_path) {
             let new_target = Path::new(release).join(rest);
-            fs::remove_file(entry.path())
-                .with_context(|| format!("{}: cannot be replaced", entry.path().display()))?;
+            fs_err::remove_file(entry.path())?;
             std::os::unix::fs::symlink(&new_target, entry.path())
                 .with_context(|| format!("{}: cannot be created", entry.path().display()))?;
         }
@@ -1132,8 +1120,7 @@ fn update_records(site_packages: &Path, changed: &BTreeSet<PathBuf>) -> Result<(
         .collect();
     records.sort();
     for record in records {
-        let text = fs::read_to_string(&record)
-            .with_context(|| format!("{}: cannot be read", record.display()))?;
+        let text = fs_err::read_to_string(&record)?;
         let mut out = String::with_capacity(text.len());
         let mut touched = false;
         for line in text.lines() {
@@ -1164,8 +1151,7 @@ fn update_records(site_packages: &Path, changed: &BTreeSet<PathBuf>) -> Result<(
             out.push('\n');
         }
         if touched {
-            fs::write(&record, out)
-                .with_context(|| format!("{}: cannot be written", record.display()))?;
+            fs_err::write(&record, out)?;
         }
     }
     Ok(())
@@ -1212,14 +1198,12 @@ fn byte_compile(
             caches.push(entry.path().to_path_buf());
         } else if entry.file_type().is_file() && entry.path().extension() == Some(OsStr::new("pyc"))
         {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("{}: cannot be removed", entry.path().display()))?;
+            fs_err::remove_file(entry.path())?;
         }
     }
     for cache in caches {
         if cache.exists() {
-            fs::remove_dir_all(&cache)
-                .with_context(|| format!("{}: cannot be removed", cache.display()))?;
+            fs_err::remove_dir_all(&cache)?;
         }
     }
     reporter.status("Byte-compiling");

@@ -115,8 +115,7 @@ pub(crate) fn split(
             continue;
         }
         let record_path = distribution.dist_info.join("RECORD");
-        let record = fs::read_to_string(&record_path)
-            .with_context(|| format!("{}: cannot be read", record_path.display()))?;
+        let record = fs_err::read_to_string(&record_path)?;
         let mut kept = String::with_capacity(record.len());
         let mut moved = Vec::new();
         for line in record.lines() {
@@ -143,11 +142,9 @@ pub(crate) fn split(
             }
             let to = layer_site.join(&relative);
             if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("{}: cannot be created", parent.display()))?;
+                fs_err::create_dir_all(parent)?;
             }
-            fs::rename(&from, &to)
-                .with_context(|| format!("{}: cannot be moved into the layer", from.display()))?;
+            fs_err::rename(&from, &to)?;
         }
         let moved_record = layer_site.join(
             record_path
@@ -155,14 +152,11 @@ pub(crate) fn split(
                 .unwrap_or(Path::new("RECORD")),
         );
         if let Some(parent) = moved_record.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("{}: cannot be created", parent.display()))?;
+            fs_err::create_dir_all(parent)?;
         }
-        fs::write(&moved_record, &kept)
-            .with_context(|| format!("{}: cannot be written", moved_record.display()))?;
+        fs_err::write(&moved_record, &kept)?;
         if record_path.exists() {
-            fs::remove_file(&record_path)
-                .with_context(|| format!("{}: cannot be removed", record_path.display()))?;
+            fs_err::remove_file(&record_path)?;
         }
         let digest = hex::encode(sha2::Sha256::digest(kept.as_bytes()));
         described.insert(
@@ -251,8 +245,7 @@ impl LayerCache {
             (Some(locked), _) => text.push_str(&format!("lock\n{locked}\n")),
             (None, Some(requirements)) => {
                 let path = manifest.resolve(requirements);
-                let requirements = fs::read_to_string(&path)
-                    .with_context(|| format!("{}: cannot be read", path.display()))?;
+                let requirements = fs_err::read_to_string(&path)?;
                 if !all_pinned(&requirements) {
                     return Ok(None);
                 }
@@ -278,8 +271,7 @@ impl LayerCache {
         }
         if let Some(wheels) = &options.wheels {
             let directory = manifest.resolve(wheels);
-            let mut names: Vec<String> = fs::read_dir(&directory)
-                .with_context(|| format!("{}: cannot be read", directory.display()))?
+            let mut names: Vec<String> = fs_err::read_dir(&directory)?
                 .filter_map(|entry| entry.ok())
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
                 .collect();
@@ -320,8 +312,7 @@ impl LayerCache {
         release: &str,
     ) -> Result<()> {
         let parent = self.directory.parent().unwrap_or(Path::new("/"));
-        fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot be created", parent.display()))?;
+        fs_err::create_dir_all(parent)?;
         let work = tempfile::Builder::new()
             .prefix(".incoming-")
             .tempdir_in(parent)
@@ -333,8 +324,7 @@ impl LayerCache {
             crate::build::tree_copy::Existing::Replace,
         )?;
         let scripts_directory = work.path().join("scripts");
-        fs::create_dir_all(&scripts_directory)
-            .with_context(|| format!("{}: cannot be created", scripts_directory.display()))?;
+        fs_err::create_dir_all(&scripts_directory)?;
         for script in scripts {
             let Ok(text) = fs::read_to_string(root.join(script)) else {
                 continue;
@@ -349,8 +339,7 @@ impl LayerCache {
         fs::write(work.path().join("key"), format!("{key}\n"))
             .with_context(|| format!("{}: cannot be written", work.path().display()))?;
         if self.directory.exists() {
-            fs::remove_dir_all(&self.directory)
-                .with_context(|| format!("{}: cannot be replaced", self.directory.display()))?;
+            fs_err::remove_dir_all(&self.directory)?;
         }
         let kept = work.keep();
         fs::rename(&kept, &self.directory)
@@ -369,14 +358,12 @@ impl LayerCache {
         for entry in entries {
             let entry =
                 entry.with_context(|| format!("{}: cannot be read", directory.display()))?;
-            let text = fs::read_to_string(entry.path())
-                .with_context(|| format!("{}: cannot be read", entry.path().display()))?;
+            let text = fs_err::read_to_string(entry.path())?;
             let target = root.join("bin").join(entry.file_name());
-            fs::write(
+            fs_err::write(
                 &target,
                 text.replace(VENV_PLACEHOLDER, &venv.to_string_lossy()),
-            )
-            .with_context(|| format!("{}: cannot be written", target.display()))?;
+            )?;
             fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("{}: cannot change its mode", target.display()))?;
         }
@@ -428,8 +415,7 @@ pub(crate) fn pth_text(layer_site_packages: &str) -> String {
 
 /// The distributions installed in `site_packages`, sorted by name.
 fn distributions(site_packages: &Path) -> Result<Vec<Distribution>> {
-    let entries = fs::read_dir(site_packages)
-        .with_context(|| format!("{}: cannot be read", site_packages.display()))?;
+    let entries = fs_err::read_dir(site_packages)?;
     let mut found = Vec::new();
     for entry in entries {
         let entry =
@@ -492,8 +478,7 @@ fn remove_empty_directories(root: &Path) -> Result<()> {
             .map(|mut entries| entries.next().is_none())
             .unwrap_or(false);
         if empty {
-            fs::remove_dir(&directory)
-                .with_context(|| format!("{}: cannot be removed", directory.display()))?;
+            fs_err::remove_dir(&directory)?;
         }
     }
     Ok(())

@@ -49,8 +49,7 @@ pub(crate) fn pinned_requirements(
 }
 
 fn read_toml(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot be read", path.display()))?;
+    let text = fs_err::read_to_string(path)?;
     text.parse()
         .with_context(|| format!("{}: is not valid TOML", path.display()))
 }

@@ -71,12 +71,11 @@ pub(crate) fn run(root: &Path, request: &InitRequest, reporter: &Reporter) -> Re
     };
     config.check().context("repo init: invalid options")?;
 
-    fs::create_dir_all(root).with_context(|| format!("{}: cannot be created", root.display()))?;
+    fs_err::create_dir_all(root)?;
     let _lock = RepoLock::acquire(root, None, reporter)?;
     for directory in ["pool/main", pool::INCOMING, "dists"] {
         let path = root.join(directory);
-        fs::create_dir_all(&path)
-            .with_context(|| format!("{}: cannot be created", path.display()))?;
+        fs_err::create_dir_all(&path)?;
     }
 
     // A key given is copied under private/, so the repository owns it with the mode it

@@ -557,8 +557,7 @@ fn prune_by_hash(
 
 /// Removes temporary files an interrupted publication left in `directory`.
 fn remove_leftovers(directory: &Path) -> Result<()> {
-    let entries = fs::read_dir(directory)
-        .with_context(|| format!("{}: cannot be listed", directory.display()))?;
+    let entries = fs_err::read_dir(directory)?;
     for entry in entries {
         let entry = entry.with_context(|| format!("{}: cannot be listed", directory.display()))?;
         if entry

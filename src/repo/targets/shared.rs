@@ -200,8 +200,7 @@ fn move_from_legacy_area(
 fn replace_database(root: &Path, bytes: &[u8]) -> Result<()> {
     let path = root.join(state::FILE_NAME);
     let temporary = root.join(format!("{}.shared", state::FILE_NAME));
-    fs::write(&temporary, bytes)
-        .with_context(|| format!("{}: cannot be written", temporary.display()))?;
+    fs_err::write(&temporary, bytes)?;
     for suffix in ["-wal", "-shm"] {
         let _ = fs::remove_file(root.join(format!("{}{suffix}", state::FILE_NAME)));
     }
@@ -249,8 +248,7 @@ impl SharedState {
                 );
             }
             let directory = path.parent().unwrap_or(root);
-            fs::create_dir_all(directory)
-                .with_context(|| format!("{}: cannot be created", directory.display()))?;
+            fs_err::create_dir_all(directory)?;
             let temporary = directory.join(".debstage-fetched");
             fs::write(&temporary, &found.bytes)
                 .and_then(|()| fs::rename(&temporary, &path))
@@ -266,8 +264,7 @@ impl SharedState {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .context("the state database cannot be checkpointed")?;
         let path = root.join(state::FILE_NAME);
-        let bytes =
-            fs::read(&path).with_context(|| format!("{}: cannot be read", path.display()))?;
+        let bytes = fs_err::read(&path)?;
         let previous = self.e_tag.borrow().clone();
         let written = match previous {
             None => self.store.create(STATE_KEY, bytes.clone()),
