@@ -207,10 +207,7 @@ fn write_data(
     tar.directory("./", 0o755)?;
     for entry in entries {
         if stop.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the package was abandoned",
-            ));
+            return Err(pending::abandoned());
         }
         let mode = entry.mode & 0o7777;
         tar.set_mtime(

@@ -84,8 +84,10 @@ impl Write for SinkWriter {
     }
 }
 
-fn abandoned() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, "the package was abandoned")
+/// The error the compressor stops with once the package is abandoned. Not of kind
+/// `Interrupted`, which `write_all` and `io::copy` retry forever.
+pub(super) fn abandoned() -> io::Error {
+    io::Error::other("the package was abandoned")
 }
 
 /// The sink, even if a thread panicked while holding it (the package is then dropped).
@@ -248,5 +250,37 @@ impl Drop for PendingPackage {
             self.abandoned.store(true, Ordering::Relaxed);
             let _ = compressor.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deb::compress::Compression;
+
+    /// A package dropped unfinished (its control member could not be worked out) stops
+    /// its compressor, so the drop returns, and leaves no file behind.
+    #[test]
+    fn an_abandoned_package_stops_its_compressor() -> Result<()> {
+        let directory = tempfile::tempdir()?;
+        let entries = (0..32u8)
+            .map(|index| Entry::bytes(format!("f{index}"), 0o644, vec![index; 1 << 20]))
+            .collect();
+        let pending = PendingPackage::start(
+            DataSpec {
+                entries,
+                compression: Settings {
+                    compression: Compression::Gzip,
+                    level: Some(1),
+                    threads: 1,
+                },
+                mtime: 1_700_000_000,
+                progress: indicatif::ProgressBar::hidden(),
+            },
+            directory.path(),
+        )?;
+        drop(pending);
+        assert_eq!(std::fs::read_dir(directory.path())?.count(), 0);
+        Ok(())
     }
 }
