@@ -33,12 +33,14 @@ use crate::build::manifest::{Environment, LoadedManifest};
 use crate::build::request::BuildRequest;
 use crate::build::runner::{Runner, SystemRoot};
 use crate::deb::compress::{self, Settings};
-use crate::deb::{self, Content, Entry, FileDigests, PackageSpec, WrittenPackage};
+use crate::deb::{
+    self, Content, DataSpec, Entry, FileDigests, PackageSpec, PendingPackage, WrittenPackage,
+};
 use crate::debian::control::{self};
 use crate::naming::build_manifest::{BuildManifest, BuiltPackage, Provenance};
 use crate::naming::{layer_version, Role};
 use crate::report::Reporter;
-use packages::{dbgsym_spec, layer_spec, payload_spec, stage_spec};
+use packages::{dbgsym_spec, layer_spec, payload_control, payload_entries, stage_spec};
 use tree::{
     add_activation_hook, check_referenced_programs, list_layer, list_tree, newest_input_mtime,
     newest_mtime, parent_of, TreeItem,
@@ -137,20 +139,44 @@ fn build_one(
         }
     });
 
-    let Analysed {
+    let links = symbolic_links(&tree);
+    let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
+    let work = work_directory(&options.out)?;
+    // The payload's data.tar is compressed from here on, while the tree is analysed for
+    // its control member (md5sums, Architecture, Depends) and the other packages are
+    // written.
+    let entries = payload_entries(
+        loaded,
         entries,
+        &stripped.lintian_overrides(),
+        settings,
+        epoch,
+    )?;
+    // A bar of the bytes handed to the compressor, on a terminal only.
+    let total = entries.iter().filter_map(Entry::file_size).sum();
+    let progress = reporter.progress_bytes(total, "compressing");
+    let payload = PendingPackage::start(
+        DataSpec {
+            entries,
+            compression: settings,
+            mtime: epoch,
+            progress: progress.clone(),
+        },
+        work.path(),
+    )?;
+    let Analysed {
         digests,
         architecture,
         depends,
     } = analyse(
         loaded,
         &loaded.names().release_dir(),
-        tree,
+        payload.entries(),
+        &links,
         &staged.depends,
         &runner.system_root(),
     )?;
 
-    let work = work_directory(&options.out)?;
     let layer = match &layer {
         Some(layer) => Some(write_layer(
             loaded,
@@ -164,33 +190,17 @@ fn build_one(
         None => None,
     };
 
-    let mut payload_spec = payload_spec(
-        loaded,
-        entries,
-        &architecture,
-        &depends,
-        &stripped.lintian_overrides(),
-        settings,
-        epoch,
-    )?;
-    payload_spec.digests = digests;
-    // A bar of the bytes handed to the compressor, on a terminal only.
-    let total = payload_spec
-        .entries
-        .iter()
-        .filter_map(Entry::file_size)
-        .sum();
-    payload_spec.progress = reporter.progress_bytes(total, "compressing");
+    let (control, scripts) = payload_control(loaded, &architecture, &depends)?;
     let dbgsym_spec = dbgsym_spec(loaded, &stripped, &architecture, settings, epoch);
     let written = write_packages(
         loaded,
-        &payload_spec,
+        || payload.finish(&control, &scripts, &digests),
         dbgsym_spec.as_ref(),
         settings,
         epoch,
         work.path(),
     )?;
-    payload_spec.progress.finish_and_clear();
+    progress.finish_and_clear();
     let provenance = Provenance {
         source_date: epoch,
         source_date_rule: source_date.rule,
@@ -328,25 +338,17 @@ fn work_directory(out: &Path) -> Result<tempfile::TempDir> {
         })
 }
 
-/// What the staged tree tells: its entries with their MD5s, the architecture of its ELF
-/// files, and the Depends field (declared, from the environment kind, detected).
+/// What the staged tree tells: the MD5s of its files, the architecture of its ELF files,
+/// and the Depends field (declared, from the environment kind, detected).
 struct Analysed {
-    entries: Vec<Entry>,
     digests: FileDigests,
     architecture: String,
     depends: String,
 }
 
-/// Analyses a tree installed under `directory` (the release directory, or a layer's).
-fn analyse(
-    loaded: &LoadedManifest,
-    directory: &str,
-    tree: Vec<TreeItem>,
-    environment_depends: &[String],
-    system: &SystemRoot,
-) -> Result<Analysed> {
-    let links: Vec<(String, PathBuf)> = tree
-        .iter()
+/// The symbolic links of a tree: (path relative to the release directory, target).
+fn symbolic_links(tree: &[TreeItem]) -> Vec<(String, PathBuf)> {
+    tree.iter()
         .filter_map(|item| match &item.entry.content {
             Content::Symlink(target) => Some((
                 item.relative.clone(),
@@ -354,17 +356,28 @@ fn analyse(
             )),
             _ => None,
         })
-        .collect();
-    let entries: Vec<Entry> = tree.into_iter().map(|item| item.entry).collect();
+        .collect()
+}
+
+/// Analyses the `entries` of a tree installed under `directory` (the release directory,
+/// or a layer's), whose symbolic links are `links`.
+fn analyse(
+    loaded: &LoadedManifest,
+    directory: &str,
+    entries: &[Entry],
+    links: &[(String, PathBuf)],
+    environment_depends: &[String],
+    system: &SystemRoot,
+) -> Result<Analysed> {
     // The md5 pass reads every file; the ELF files are parsed from the bytes it holds, so
     // the tree is not opened a second time to find them. The shared-library lookup then
     // has the cores to itself.
     let release_prefix = format!("{}/", directory.trim_start_matches('/'));
-    let (digests, elves) = deb::md5sums::digest_and_inspect(&entries, |file| {
+    let (digests, elves) = deb::md5sums::digest_and_inspect(entries, |file| {
         let tree_path = file.path.strip_prefix(&release_prefix).unwrap_or(file.path);
         elf::read_file(file.source, tree_path, file.bytes)
     })?;
-    let report = elf::report(elves, &links)?;
+    let report = elf::report(elves, links)?;
     let detected = shlibs::resolve(loaded, &report, system)?;
     let architecture = match &loaded.manifest.package.architecture {
         Some(architecture) => architecture.clone(),
@@ -384,7 +397,6 @@ fn analyse(
             .map(String::as_str),
     );
     Ok(Analysed {
-        entries,
         digests,
         architecture,
         depends,
@@ -398,11 +410,11 @@ type Written = (
     Option<WrittenPackage>,
 );
 
-/// Writes the payload and, while it is compressed, the debug symbols and the small stage
-/// packages.
+/// Finishes the payload (`payload`) and, while its compression ends, writes the debug
+/// symbols and the small stage packages.
 fn write_packages(
     loaded: &LoadedManifest,
-    payload_spec: &PackageSpec,
+    payload: impl FnOnce() -> Result<WrittenPackage> + Send,
     dbgsym_spec: Option<&PackageSpec>,
     settings: Settings,
     epoch: u64,
@@ -415,27 +427,23 @@ fn write_packages(
         .iter()
         .map(|stage| stage_spec(loaded, stage, settings, epoch).map(|spec| (stage.clone(), spec)))
         .collect::<Result<Vec<_>>>()?;
-    let (payload, (dbgsym, stages)) = rayon::join(
-        || deb::write_package(payload_spec, directory),
-        || {
-            rayon::join(
-                || {
-                    dbgsym_spec
-                        .map(|spec| deb::write_package(spec, directory))
-                        .transpose()
-                },
-                || {
-                    stage_specs
-                        .par_iter()
-                        .map(|(stage, spec)| {
-                            deb::write_package(spec, directory)
-                                .map(|written| (stage.clone(), written))
-                        })
-                        .collect::<Result<Vec<(String, WrittenPackage)>>>()
-                },
-            )
-        },
-    );
+    let (payload, (dbgsym, stages)) = rayon::join(payload, || {
+        rayon::join(
+            || {
+                dbgsym_spec
+                    .map(|spec| deb::write_package(spec, directory))
+                    .transpose()
+            },
+            || {
+                stage_specs
+                    .par_iter()
+                    .map(|(stage, spec)| {
+                        deb::write_package(spec, directory).map(|written| (stage.clone(), written))
+                    })
+                    .collect::<Result<Vec<(String, WrittenPackage)>>>()
+            },
+        )
+    });
     Ok((payload?, stages?, dbgsym?))
 }
 
@@ -549,12 +557,13 @@ fn write_layer(
             strip_work.path(),
         )?;
     }
+    let links = symbolic_links(&items);
+    let entries: Vec<Entry> = items.into_iter().map(|item| item.entry).collect();
     let Analysed {
-        entries,
         digests,
         architecture,
         depends,
-    } = analyse(loaded, &directory, items, &layer.depends, system)?;
+    } = analyse(loaded, &directory, &entries, &links, &layer.depends, system)?;
     let file = crate::naming::deb_file_name(&package, &version, &architecture);
     let cached = layer.cache.as_ref().map(|cache| cache.join(&file));
     // The layer's bytes may depend on its key alone: it is compressed the same way

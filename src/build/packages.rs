@@ -162,16 +162,15 @@ pub(super) fn finish_control(
     control.set("Description", control::description(synopsis, extended));
 }
 
-/// The payload; `file_overrides` are lintian overrides of single files (tag and path).
-pub(super) fn payload_spec(
+/// What the payload's `data.tar` holds: the release's `entries`, its documents and its
+/// lintian overrides; `file_overrides` are overrides of single files (tag and path).
+pub(super) fn payload_entries(
     manifest: &LoadedManifest,
     mut entries: Vec<Entry>,
-    architecture: &str,
-    depends: &str,
     file_overrides: &[String],
     settings: Settings,
     epoch: u64,
-) -> Result<PackageSpec> {
+) -> Result<Vec<Entry>> {
     let package = manifest.names().payload_package();
     entries.extend(documents(manifest, &package, epoch, settings.threads)?);
     let overrides = OverridesContext {
@@ -189,6 +188,17 @@ pub(super) fn payload_spec(
         0o644,
         scripts::render("lintian-overrides", &overrides)?,
     ));
+    Ok(entries)
+}
+
+/// The payload's control fields (Installed-Size is added by the writer) and maintainer
+/// scripts.
+pub(super) fn payload_control(
+    manifest: &LoadedManifest,
+    architecture: &str,
+    depends: &str,
+) -> Result<(Control, Vec<ControlMember>)> {
+    let package = manifest.names().payload_package();
     let mut control = common_control(manifest, &package, architecture);
     control.set("Depends", depends);
     let (synopsis, extended) = split_description(&manifest.manifest.package.description);
@@ -217,7 +227,7 @@ pub(super) fn payload_spec(
             text: scripts::render("payload-postinst", &context)?,
         });
     }
-    Ok(PackageSpec::new(control, entries, scripts, settings, epoch))
+    Ok((control, scripts))
 }
 
 /// The `<payload>-dbgsym` package: the debug files in Debian's `.build-id` layout, with

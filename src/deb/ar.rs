@@ -35,26 +35,26 @@ impl<W: Write> ArWriter<W> {
     }
 }
 
-/// Appends the last member of an archive whose size is known only once it is written (the
-/// compressed data member): the header goes out with a placeholder size, `write` streams
-/// the member straight into `out`, and the size is patched in afterwards. This saves
-/// spooling the largest member through a temporary file and copying it.
+/// The last member of an archive, whose size is known only once it is written (the
+/// compressed data member), is streamed between [`start_last_member`], which writes its
+/// header with a placeholder size, and [`end_last_member`], which patches the size in:
+/// the member needs no spooling to learn its size first.
 ///
-/// `out` must be positioned at the end of the archive written so far. Returns the member's
-/// size.
-pub(crate) fn append_last_member<W, F>(
+/// Writes the header of the archive's last member with a placeholder size; the member's
+/// bytes follow, then [`end_last_member`].
+pub(crate) fn start_last_member(out: &mut impl Write, name: &str, mtime: u64) -> io::Result<()> {
+    out.write_all(&header(name, mtime, 0)?)
+}
+
+/// Ends the last member, whose header [`start_last_member`] wrote at `header_at`: pads it
+/// to an even size and patches its size into the header. `out` must be at the member's
+/// end, and is left at the archive's end.
+pub(crate) fn end_last_member<W: Write + Seek>(
     out: &mut W,
+    header_at: u64,
     name: &str,
     mtime: u64,
-    write: F,
-) -> io::Result<u64>
-where
-    W: Write + Seek,
-    F: FnOnce(&mut W) -> io::Result<()>,
-{
-    let header_at = out.stream_position()?;
-    out.write_all(&header(name, mtime, 0)?)?;
-    write(out)?;
+) -> io::Result<()> {
     let end = out.stream_position()?;
     let size = end - header_at - HEADER_LEN;
     // Members start at even offsets.
@@ -65,7 +65,7 @@ where
     out.seek(SeekFrom::Start(header_at))?;
     out.write_all(&header(name, mtime, size)?)?;
     out.seek(SeekFrom::Start(finished_at))?;
-    Ok(size)
+    Ok(())
 }
 
 const HEADER_LEN: u64 = 60;
@@ -101,10 +101,10 @@ mod tests {
             let mut streamed = ArWriter::new(io::Cursor::new(Vec::new()), 1_700_000_000);
             streamed.append("debian-binary", 4, &b"2.0\n"[..])?;
             let mut out = streamed.into_inner()?;
-            let size = append_last_member(&mut out, "data.tar.xz", 1_700_000_000, |out| {
-                out.write_all(data)
-            })?;
-            assert_eq!(size, data.len() as u64);
+            let header_at = out.stream_position()?;
+            start_last_member(&mut out, "data.tar.xz", 1_700_000_000)?;
+            out.write_all(data)?;
+            end_last_member(&mut out, header_at, "data.tar.xz", 1_700_000_000)?;
             assert_eq!(out.into_inner(), expected, "member of {} bytes", data.len());
         }
         Ok(())

@@ -1,14 +1,16 @@
 //! The `.deb` format: writing packages from a list of entries, and reading them back.
 //!
-//! A package is written in two passes over its files: the first (in parallel) collects
-//! the md5sums and Installed-Size for `control.tar`; the second streams `data.tar` through
-//! the compressor straight into the package, beside the target, which is renamed into
-//! place when complete.
+//! A package is written in two passes over its files, side by side: one (on every core)
+//! collects the md5sums and Installed-Size for `control.tar`; the other streams `data.tar`
+//! through the compressor, first into a spool, then, once `control.tar` is written, straight
+//! into the package ([`pending`]), beside the target, which is renamed into place when
+//! complete.
 
 pub(crate) mod ar;
 pub(crate) mod compress;
 mod entry;
 pub(crate) mod md5sums;
+pub(crate) mod pending;
 pub(crate) mod read;
 pub(crate) mod tar;
 
@@ -16,12 +18,14 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
 use self::compress::{Encoder, Settings};
 pub(crate) use self::entry::{Content, Entry};
 pub(crate) use self::md5sums::FileDigests;
+pub(crate) use self::pending::{DataSpec, PendingPackage};
 use self::tar::TarWriter;
 use crate::debian::control::Control;
 
@@ -93,66 +97,13 @@ pub(crate) struct WrittenPackage {
 
 /// Writes the package into `directory` under its Debian file name.
 pub(crate) fn write_package(spec: &PackageSpec, directory: &Path) -> Result<WrittenPackage> {
-    let field = |name: &str| {
-        spec.control
-            .get(name)
-            .map(str::to_string)
-            .with_context(|| format!("control field {name} is missing"))
+    let data = DataSpec {
+        entries: spec.entries.clone(),
+        compression: spec.compression,
+        mtime: spec.mtime,
+        progress: spec.progress.clone(),
     };
-    let (package, version, architecture) =
-        (field("Package")?, field("Version")?, field("Architecture")?);
-    let file = crate::naming::deb_file_name(&package, &version, &architecture);
-    let target = directory.join(&file);
-    let extension = compress::extension(spec.compression.compression);
-
-    let entries = complete_tree(&spec.entries);
-    // The md5sums belong to control.tar, which comes before data.tar: hash every file
-    // first (on every core), then stream data.tar straight into the package.
-    let summary = summarise(&entries, &spec.digests)?;
-    let mut control = spec.control.clone();
-    control.set("Installed-Size", summary.installed_kib.to_string());
-    let control_tar = control_archive(&control, &summary, spec)?;
-
-    let mut output = tempfile::NamedTempFile::new_in(directory)
-        .with_context(|| format!("{}: cannot create a temporary file", directory.display()))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, output.as_file_mut());
-    let mut ar = ar::ArWriter::new(&mut writer, spec.mtime);
-    ar.append("debian-binary", 4, &b"2.0\n"[..])?;
-    ar.append(
-        &format!("control.tar.{extension}"),
-        control_tar.len() as u64,
-        control_tar.as_slice(),
-    )?;
-    ar.into_inner()?;
-    ar::append_last_member(
-        &mut writer,
-        &format!("data.tar.{extension}"),
-        spec.mtime,
-        |out| write_data(&entries, out, spec),
-    )
-    .with_context(|| format!("writing the data of {file}"))?;
-    writer.flush()?;
-    drop(writer);
-    let (size, sha256) = crate::debian::digests::sha256_of(output.path())
-        .with_context(|| format!("{}: cannot be read back", output.path().display()))?;
-    let mut permissions = output.as_file().metadata()?.permissions();
-    // Temporary files are private (0600); a package is for everyone to read.
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
-    output.as_file().set_permissions(permissions)?;
-    // Readers see the package only when it is complete.
-    output
-        .persist(&target)
-        .with_context(|| format!("{}: cannot be written", target.display()))?;
-    Ok(WrittenPackage {
-        file,
-        id: crate::naming::package_id::PackageId {
-            package,
-            version,
-            architecture,
-        },
-        size,
-        sha256,
-    })
+    PendingPackage::start(data, directory)?.finish(&spec.control, &spec.scripts, &spec.digests)
 }
 
 /// What writing the data member learned about the files.
@@ -239,19 +190,30 @@ fn summarise(entries: &[Entry], known: &FileDigests) -> Result<DataSummary> {
     Ok(summary)
 }
 
-/// Writes the compressed data.tar of the entries into `out`.
-fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io::Result<()> {
-    let encoder = Encoder::new(out, spec.compression)?;
+/// Writes the compressed data.tar of the entries (complete, in order) into `out`;
+/// stops with an error once `stop` is set.
+fn write_data(
+    entries: &[Entry],
+    out: impl Write,
+    compression: Settings,
+    mtime: u64,
+    progress: &indicatif::ProgressBar,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let encoder = Encoder::new(out, compression)?;
     // A large buffer in front of the compressor: io::copy then reads each file in big
     // chunks straight into it, and the compressor gets few, large writes.
-    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, encoder), spec.mtime);
+    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, encoder), mtime);
     tar.directory("./", 0o755)?;
     for entry in entries {
+        if stop.load(Ordering::Relaxed) {
+            return Err(pending::abandoned());
+        }
         let mode = entry.mode & 0o7777;
         tar.set_mtime(
             entry
                 .mtime
-                .map_or(spec.mtime, |mtime| mtime.min(spec.mtime)),
+                .map_or(mtime, |entry_mtime| entry_mtime.min(mtime)),
         );
         let path = format!("./{}", entry.path);
         match &entry.content {
@@ -259,7 +221,7 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
             Content::Symlink(target) => tar.symlink(&path, target)?,
             Content::Bytes(bytes) => {
                 tar.file(&path, mode, bytes.len() as u64, bytes.as_slice())?;
-                spec.progress.inc(bytes.len() as u64);
+                progress.inc(bytes.len() as u64);
             }
             Content::File { source, size } => {
                 let with_name = |error: io::Error| {
@@ -267,7 +229,7 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
                 };
                 let opened = File::open(source).map_err(with_name)?;
                 tar.file(&path, mode, *size, opened).map_err(with_name)?;
-                spec.progress.inc(*size);
+                progress.inc(*size);
             }
         }
     }
@@ -281,9 +243,11 @@ fn write_data(entries: &[Entry], out: &mut impl Write, spec: &PackageSpec) -> io
 fn control_archive(
     control: &Control,
     summary: &DataSummary,
-    spec: &PackageSpec,
+    scripts: &[ControlMember],
+    compression: Settings,
+    mtime: u64,
 ) -> Result<Vec<u8>> {
-    let mut tar = TarWriter::new(Vec::new(), spec.mtime);
+    let mut tar = TarWriter::new(Vec::new(), mtime);
     tar.directory("./", 0o755)?;
     let mut members: Vec<(String, u32, Vec<u8>)> = vec![
         ("control".to_string(), 0o644, control.to_text().into_bytes()),
@@ -301,7 +265,7 @@ fn control_archive(
             .collect();
         members.push(("conffiles".to_string(), 0o644, text.into_bytes()));
     }
-    for script in &spec.scripts {
+    for script in scripts {
         members.push((script.name.clone(), 0o755, script.text.clone().into_bytes()));
     }
     members.sort_by(|left, right| left.0.cmp(&right.0));
@@ -314,5 +278,5 @@ fn control_archive(
         )?;
     }
     let plain = tar.finish()?;
-    Ok(compress::compress_bytes(&plain, spec.compression)?)
+    Ok(compress::compress_bytes(&plain, compression)?)
 }

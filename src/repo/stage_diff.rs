@@ -116,9 +116,11 @@ pub(crate) fn compare(
             bail!("{app}: no such application in the repository");
         }
     }
+    let currents = state::currents_by_app(connection)?;
     let mut differences = Vec::new();
     let mut version_found = false;
     for (app, packages) in &apps {
+        let pointers = currents.get(app);
         let distributions = suites::distributions_of(
             packages
                 .iter()
@@ -127,9 +129,9 @@ pub(crate) fn compare(
         for distribution in distributions {
             let resolve = |side: &Side| -> Result<Option<String>> {
                 Ok(match side {
-                    Side::Stage(stage) => {
-                        state::current(connection, app, &suite_of(distribution, stage))?
-                    }
+                    Side::Stage(stage) => pointers
+                        .and_then(|pointers| pointers.get(&suite_of(distribution, stage)))
+                        .cloned(),
                     Side::Version(wanted) => packages
                         .iter()
                         .find(|package| {

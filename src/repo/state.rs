@@ -17,6 +17,7 @@
 //! Every command changes the state in one transaction; the published tree is derived
 //! from it. The database runs in WAL mode so that readers are never blocked by a writer.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -607,8 +608,25 @@ pub(crate) fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every package a suite lists.
+/// Every package a suite lists, by package, version and architecture.
 pub(crate) fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<PackageRecord>> {
+    listed_in(
+        connection,
+        suite,
+        "ORDER BY p.package, p.version, p.architecture",
+    )
+}
+
+/// Every package a suite lists, in no particular order: for its index, which sorts them
+/// itself (by Debian version), so that SQLite need not sort 20,000 rows first.
+pub(crate) fn suite_packages_unordered(
+    connection: &Connection,
+    suite: &str,
+) -> Result<Vec<PackageRecord>> {
+    listed_in(connection, suite, "")
+}
+
+fn listed_in(connection: &Connection, suite: &str, order: &str) -> Result<Vec<PackageRecord>> {
     let columns = PACKAGE_COLUMNS
         .split(", ")
         .map(|column| format!("p.{column}"))
@@ -616,10 +634,42 @@ pub(crate) fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec
         .join(", ");
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {columns} FROM listed l JOIN packages p ON p.id = l.package_id \
-         WHERE l.suite = ?1 ORDER BY p.package, p.version, p.architecture"
+         WHERE l.suite = ?1 {order}"
     ))?;
     let rows = statement.query_map(params![suite], package_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every (application, version) in the pool, once each, in that order: what a view of
+/// all applications needs without reading each package's control paragraph.
+pub(crate) fn app_versions(connection: &Connection) -> Result<Vec<(String, String)>> {
+    let mut statement = connection
+        .prepare_cached("SELECT DISTINCT app, version FROM packages ORDER BY app, version")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The names of the packages of `role` a suite lists, once each, in name order.
+pub(crate) fn listed_names(
+    connection: &Connection,
+    suite: &str,
+    role: Role,
+) -> Result<Vec<String>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT DISTINCT p.package FROM listed l JOIN packages p ON p.id = l.package_id \
+         WHERE l.suite = ?1 AND p.role = ?2 ORDER BY p.package",
+    )?;
+    let rows = statement.query_map(params![suite, role.as_str()], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether a suite lists a package of this name (any version and architecture).
+pub(crate) fn lists_name(connection: &Connection, suite: &str, package: &str) -> Result<bool> {
+    let mut statement = connection.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM packages p JOIN listed l ON l.package_id = p.id \
+         WHERE p.package = ?1 AND l.suite = ?2)",
+    )?;
+    Ok(statement.query_row(params![package, suite], |row| row.get(0))?)
 }
 
 /// Every (suite, package id) listing.
@@ -744,6 +794,17 @@ pub(crate) fn all_currents(connection: &Connection) -> Result<Vec<(String, Strin
     let mut statement = connection.prepare("SELECT app, suite, version FROM current")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every pointer, by application and then suite: the version each suite points to.
+pub(crate) fn currents_by_app(
+    connection: &Connection,
+) -> Result<HashMap<String, HashMap<String, String>>> {
+    let mut by_app: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for (app, suite, version) in all_currents(connection)? {
+        by_app.entry(app).or_default().insert(suite, version);
+    }
+    Ok(by_app)
 }
 
 /// Points a suite of an application to a version.

@@ -34,9 +34,7 @@ impl Keyring {
     pub(crate) fn of(connection: &Connection, origin: &str, suite: &str) -> Result<Keyring> {
         let package = crate::naming::archive_keyring_package(origin)
             .map_err(|reason| anyhow::anyhow!("origin: {origin:?} {reason}"))?;
-        let listed = state::suite_packages(connection, suite)?
-            .iter()
-            .any(|listed| listed.identity.package == package);
+        let listed = state::lists_name(connection, suite, &package)?;
         Ok(Keyring { package, listed })
     }
 }

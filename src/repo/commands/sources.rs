@@ -45,15 +45,7 @@ pub(crate) fn run(
             }
             vec![AppNames::new(app).stage_package(stage)]
         }
-        None => {
-            let mut names: Vec<String> = state::suite_packages(&connection, &suite)?
-                .into_iter()
-                .filter(|package| package.role == state::Role::Stage)
-                .map(|package| package.identity.package)
-                .collect();
-            names.dedup();
-            names
-        }
+        None => state::listed_names(&connection, &suite, state::Role::Stage)?,
     };
     let origin = &repository.config.origin;
     let keyring = Keyring::of(&connection, origin, &suite)?;

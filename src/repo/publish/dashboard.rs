@@ -4,7 +4,7 @@
 //! (the matrix needs no JavaScript; a little filters the history) and has no external
 //! assets. `[publish] dashboard = false` removes both files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -147,24 +147,32 @@ pub(crate) fn status(
             .and_then(|version| provenance.get(&(app.to_string(), version.clone())))
     };
     let keyring = crate::repo::keyring::Shown::of(root, config, connection)?;
-    let packages = state::all_packages(connection)?;
-    let apps: BTreeSet<String> = packages
-        .iter()
-        .filter(|package| package.app != keyring.package)
-        .map(|package| package.app.clone())
-        .collect();
+    // Every lookup below is in maps read once: with 20,000 applications, a scan of the
+    // packages or the history per application was quadratic (seconds per publication).
+    let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (app, version) in state::app_versions(connection)? {
+        if app != keyring.package {
+            versions.entry(app).or_default().push(version);
+        }
+    }
+    let currents = state::currents_by_app(connection)?;
     let history = state::history(connection, None)?;
+    // The latest entry that moved each (application, stage, distribution) to a version.
+    let mut moved_to: HashMap<(&str, &str, Option<&str>, &str), &state::HistoryEntry> =
+        HashMap::new();
+    for entry in &history {
+        if let (Some(stage), Some(to)) = (&entry.stage, &entry.to) {
+            moved_to.insert(
+                (&entry.app, stage, entry.distribution.as_deref(), to),
+                entry,
+            );
+        }
+    }
     let mut applications = Vec::new();
     let mut shown: Vec<Option<Distribution>> = Vec::new();
-    for app in &apps {
-        let mut distributions: Vec<Option<Distribution>> = packages
-            .iter()
-            .filter(|package| package.app == *app)
-            .map(|package| suites::distribution_of(&package.identity.version))
-            .collect();
-        distributions.sort_by_key(|distribution| suites::distribution_rank(*distribution));
-        distributions.dedup();
-        for distribution in distributions {
+    for (app, app_versions) in &versions {
+        let pointers = currents.get(app);
+        for distribution in suites::distributions_of(app_versions.iter().map(String::as_str)) {
             let codename = suites::codename(distribution);
             if !shown.contains(&distribution) {
                 shown.push(distribution);
@@ -172,14 +180,12 @@ pub(crate) fn status(
             let mut cells: Vec<Cell> = Vec::new();
             for stage in &config.stages {
                 let suite = suite_of(distribution, stage);
-                let version = state::current(connection, app, &suite)?;
+                let version = pointers.and_then(|pointers| pointers.get(&suite)).cloned();
                 let known = commit_of(app, &version);
-                let moved = history.iter().rev().find(|entry| {
-                    entry.app == *app
-                        && entry.stage.as_deref() == Some(stage.as_str())
-                        && entry.distribution == codename
-                        && entry.to.is_some()
-                        && entry.to == version
+                let moved = version.as_deref().and_then(|version| {
+                    moved_to
+                        .get(&(app.as_str(), stage.as_str(), codename.as_deref(), version))
+                        .copied()
                 });
                 let differs_from_previous = cells
                     .last()
@@ -256,7 +262,7 @@ pub(crate) fn status(
         label: config.label.clone(),
         generated: format_time(generated),
         stages: config.stages.clone(),
-        apps: apps.into_iter().collect(),
+        apps: versions.into_keys().collect(),
         applications,
         differences,
         history,
@@ -285,12 +291,7 @@ fn subscribe(
     for distribution in shown {
         for stage in &config.stages {
             let suite = suite_of(distribution, stage);
-            let mut stage_packages: Vec<String> = state::suite_packages(connection, &suite)?
-                .into_iter()
-                .filter(|package| package.role == Role::Stage)
-                .map(|package| package.identity.package)
-                .collect();
-            stage_packages.dedup();
+            let stage_packages = state::listed_names(connection, &suite, Role::Stage)?;
             suites.push(SuiteSources {
                 stage: stage.clone(),
                 distribution: suites::codename(distribution),
@@ -314,7 +315,7 @@ fn subscribe(
 
 /// The page: the template rendered with HTML escaping (handlebars' default) and strict
 /// mode, so a missing value is an error rather than an empty cell.
-pub(crate) fn render(status: &Status) -> Result<String> {
+fn page(status: &Status) -> Result<String> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     registry
@@ -328,17 +329,21 @@ pub(crate) fn render(status: &Status) -> Result<String> {
         .context("templates/dashboard.html.hbs cannot be rendered")
 }
 
-/// The bytes of both files: (`index.html`, `status.json`).
-pub(crate) fn files(
-    root: &Path,
-    connection: &Connection,
-    config: &RepoConfig,
-    generated: SystemTime,
-) -> Result<[Vec<u8>; 2]> {
-    let status = status(root, connection, config, generated)?;
-    let mut json = serde_json::to_vec_pretty(&status)?;
-    json.push(b'\n');
-    Ok([render(&status)?.into_bytes(), json])
+/// The bytes of both files, [`FILES`]: (`index.html`, `status.json`), made side by side.
+pub(crate) fn render(status: &Status) -> Result<[Vec<u8>; 2]> {
+    // Threads of their own, not rayon's: the caller's rayon threads are writing the
+    // suites meanwhile.
+    let (html, json) = std::thread::scope(|scope| {
+        let json = scope.spawn(|| {
+            serde_json::to_vec_pretty(status).map(|mut json| {
+                json.push(b'\n');
+                json
+            })
+        });
+        (page(status), json.join())
+    });
+    let json = json.map_err(|_| anyhow::anyhow!("the dashboard's JSON thread panicked"))??;
+    Ok([html?.into_bytes(), json])
 }
 
 /// Removes the dashboard's files (`dashboard = false`): a repository that turns it off
