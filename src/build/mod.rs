@@ -325,8 +325,7 @@ fn strip_release(
 /// so that they appear in `out` only whole, by rename.
 fn work_directory(out: &Path) -> Result<tempfile::TempDir> {
     let out_parent = parent_of(out);
-    fs::create_dir_all(&out_parent)
-        .with_context(|| format!("{}: cannot be created", out_parent.display()))?;
+    fs_err::create_dir_all(&out_parent)?;
     tempfile::Builder::new()
         .prefix(".debstage-build-")
         .tempdir_in(&out_parent)
@@ -486,7 +485,7 @@ fn move_into(
     build_manifest: &BuildManifest,
     manifest_name: &str,
 ) -> Result<()> {
-    fs::create_dir_all(out).with_context(|| format!("{}: cannot be created", out.display()))?;
+    fs_err::create_dir_all(out)?;
     for name in build_manifest
         .packages
         .iter()
@@ -629,8 +628,7 @@ fn reuse_package(
         .unwrap_or_default();
     let target = work.join(&file);
     if fs::hard_link(previous, &target).is_err() {
-        fs::copy(previous, &target)
-            .with_context(|| format!("{}: cannot be copied", previous.display()))?;
+        fs_err::copy(previous, &target)?;
     }
     let (size, sha256) = crate::debian::digests::sha256_of(previous)
         .with_context(|| format!("{}: cannot be read", previous.display()))?;

@@ -8,7 +8,6 @@
 //! alpha), so its version is pinned and the tests check its digests against `md-5`.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -194,8 +193,7 @@ fn digest_batch<T>(
             ranges.push(0..0);
             continue;
         };
-        let mut file =
-            File::open(source).with_context(|| format!("{}: cannot be read", source.display()))?;
+        let mut file = fs_err::File::open(source)?;
         // Exactly the listed size, in as few reads as the kernel allows (one, for a small
         // file): a file that grew is caught by the archive writer, which reads the listed
         // size and then checks it got it.
@@ -250,8 +248,7 @@ fn digest_stream(job: &Job) -> Result<String> {
         Source::Memory(bytes) => return Ok(hex::encode(md5_many::md5(bytes))),
         Source::Disk(source) => source,
     };
-    let mut file =
-        File::open(source).with_context(|| format!("{}: cannot be read", source.display()))?;
+    let mut file = fs_err::File::open(source)?;
     let mut state = md5_many::Md5State::new();
     let mut buffer = vec![0u8; CHUNK];
     let mut total = 0u64;
