@@ -18,9 +18,13 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
+use super::ar;
 use super::compress::{self, Settings};
-use super::{ar, complete_tree, control_archive, summarise, write_data, ControlMember};
-use super::{Entry, FileDigests, WrittenPackage};
+use super::entry::Entry;
+use super::md5sums::FileDigests;
+use super::members::{
+    abandoned, complete_tree, control_archive, summarise, write_data, ControlMember, WrittenPackage,
+};
 use crate::debian::control::Control;
 
 /// What `data.tar` is made of.
@@ -82,12 +86,6 @@ impl Write for SinkWriter {
             Sink::Closed => Ok(()),
         }
     }
-}
-
-/// The error the compressor stops with once the package is abandoned. Not of kind
-/// `Interrupted`, which `write_all` and `io::copy` retry forever.
-pub(super) fn abandoned() -> io::Error {
-    io::Error::other("the package was abandoned")
 }
 
 /// The sink, even if a thread panicked while holding it (the package is then dropped).
