@@ -16,7 +16,7 @@ CARGO ?= cargo
 # Debian packages the tests and benchmarks use: the real tools that check our output.
 TEST_PACKAGES = dpkg-dev lintian debootstrap shellcheck gnupg gpgv sqv python3-venv stunnel4 nginx-light \
 	xz-utils zstd apt python3-pip gcc zlib1g-dev systemd-container piuparts \
-	binutils g++ make git chromium
+	binutils g++ make git chromium openssl
 # Node.js for the node kind's tests (npm, node-gyp, the headers native modules build
 # against): Debian's, unless the machine has an npm already (NodeSource's nodejs bundles
 # npm and conflicts with Debian's npm package).
