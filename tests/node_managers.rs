@@ -24,7 +24,7 @@ const PROJECTS: &[(&str, &str)] = &[
 ];
 
 /// Every file under `directory` with its size and modification time, sorted.
-fn tree_state(directory: &Path) -> Vec<String> {
+pub(crate) fn tree_state(directory: &Path) -> Vec<String> {
     let mut state: Vec<String> = walkdir::WalkDir::new(directory)
         .sort_by_file_name()
         .into_iter()

@@ -13,7 +13,7 @@ use std::path::Path;
 use super::harness::Server;
 use crate::init::{build_command, project};
 use crate::node::node_tools_present;
-use crate::node_managers::init_single_payload;
+use crate::node_managers::{init_single_payload, tree_state};
 use crate::support::{run_ok, sha256_file, stderr, stdout};
 
 /// The applications, with the manager the build must say it installs with.
@@ -23,25 +23,6 @@ const APPS: &[(&str, &str)] = &[
     ("yarn-app", "yarn (classic) 1 (from yarn.lock)"),
     ("berry-app", "yarn (berry) 4.9.2 (from yarn.lock)"),
 ];
-
-/// Every file under `directory` with its size and modification time, sorted.
-fn tree_state(directory: &Path) -> Vec<String> {
-    let mut state: Vec<String> = walkdir::WalkDir::new(directory)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.expect("walk");
-            let metadata = entry.metadata().expect("metadata");
-            format!(
-                "{} {} {:?}",
-                entry.path().display(),
-                metadata.len(),
-                metadata.modified().expect("mtime")
-            )
-        })
-        .collect();
-    state.sort();
-    state
-}
 
 /// Builds the application in `directory` for bookworm into `out`, without
 /// SOURCE_DATE_EPOCH; gives the build's messages and its payload.
