@@ -21,6 +21,13 @@ pub(crate) fn cache_home() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debstage-cache")
 }
 
+/// A cache directory whose roots never get `[build] packages`: for the tests of a build
+/// tool missing from the root (the roots of [`cache_home`] get make and a compiler as
+/// soon as one test asks for them).
+pub(crate) fn bare_cache_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debstage-cache-bare")
+}
+
 /// The build root debstage made for `codename`.
 pub(crate) fn build_root(codename: &str) -> PathBuf {
     let output = run_ok(Command::new("dpkg").arg("--print-architecture"));

@@ -472,6 +472,7 @@ fn a_native_module_without_make_in_the_build_root_names_build_packages() {
         return;
     }
     let temp = tempfile::tempdir().expect("temp dir");
+    let cache = crate::build_target::bare_cache_home();
     let manifest = crate::node::node_application(&temp.path().join("app"), "1.0", SINGLE_PAYLOAD);
     let output = run_fail(
         crate::support::debstage()
@@ -481,7 +482,7 @@ fn a_native_module_without_make_in_the_build_root_names_build_packages() {
             .arg(temp.path().join("out"))
             .args(["--target", "bookworm"])
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("XDG_CACHE_HOME", crate::build_target::cache_home()),
+            .env("XDG_CACHE_HOME", &cache),
     );
     let error = stderr(&output);
     let error = &error[error.find("\nerror: ").map_or(0, |at| at + 1)..];
@@ -494,16 +495,10 @@ fn a_native_module_without_make_in_the_build_root_names_build_packages() {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(&cache.display().to_string().replace('.', r"\."), "[CACHE]");
     settings.add_filter(
         &temp.path().display().to_string().replace('.', r"\."),
         "[TEMP]",
-    );
-    settings.add_filter(
-        &crate::build_target::cache_home()
-            .display()
-            .to_string()
-            .replace('.', r"\."),
-        "[CACHE]",
     );
     settings.add_filter(r"_logs/[0-9T_Z-]+-debug-0\.log", "_logs/[TIME]-debug-0.log");
     settings.add_filter(r"/tmp/debstage-stage-\w+", "[STAGE]");

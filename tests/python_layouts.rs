@@ -663,7 +663,7 @@ fn a_failing_sdist_says_why_and_keeps_pips_log() {
         if let Some(target) = target {
             command
                 .args(["--target", target])
-                .env("XDG_CACHE_HOME", crate::build_target::cache_home())
+                .env("XDG_CACHE_HOME", crate::build_target::bare_cache_home())
                 .env_remove("PIP_CACHE_DIR");
         }
         let error = stderr(&crate::support::run_fail(&mut command));
