@@ -3,10 +3,11 @@
 //! buffered write flushed, as a killed process or a power cut leaves things. A release
 //! build compiles the points away.
 
-/// The environment variable that names the point to die at.
-pub(crate) const VARIABLE: &str = "DEBSTAGE_FAIL_AT";
+/// The environment variable that names the point to die at (read by debug builds only).
+#[cfg(debug_assertions)]
+const VARIABLE: &str = "DEBSTAGE_FAIL_AT";
 
-/// Dies here when [`VARIABLE`] names `point` (debug builds only).
+/// Dies here when `DEBSTAGE_FAIL_AT` names `point` (debug builds only).
 #[inline]
 pub(crate) fn point(point: &str) {
     #[cfg(debug_assertions)]

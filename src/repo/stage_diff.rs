@@ -3,7 +3,7 @@
 //! packages whose Depends changed. `repo diff` prints it; the dashboard shows it for
 //! each pair of adjacent stages.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{bail, Result};
 use rusqlite::Connection;
@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::debian::control::Paragraph;
 use crate::naming::distribution::suite_of;
 use crate::repo::config::RepoConfig;
-use crate::repo::state::{self, PackageRecord, ReleaseProvenance, Role};
+use crate::repo::state::{self, PoolEntry, ReleaseProvenance, Role};
 use crate::repo::suites;
 
 /// One side of a comparison, as the user named it.
@@ -83,6 +83,18 @@ pub(crate) struct Difference {
     pub(crate) depends: Vec<DependsChange>,
 }
 
+/// What a comparison reads from the state, read once: the dashboard compares every pair
+/// of adjacent stages with one. Control paragraphs are read only for the releases whose
+/// Depends are compared.
+pub(crate) struct Snapshot<'c> {
+    connection: &'c Connection,
+    provenance: BTreeMap<(String, String), ReleaseProvenance>,
+    /// The packages of each application (only `app`'s when one was given).
+    apps: BTreeMap<String, Vec<PoolEntry>>,
+    /// The version each suite points to, per application.
+    currents: HashMap<String, HashMap<String, String>>,
+}
+
 /// Compares two sides for every application (or only `app`), per distribution, in the
 /// order of applications and then distributions.
 pub(crate) fn compare(
@@ -102,144 +114,196 @@ pub(crate) fn compare(
     if let Some(app) = app {
         crate::repo::keyring::refuse_as_application(config, app, "diff")?;
     }
-    let provenance = state::all_provenance(connection)?;
-    // The keyring package is no application: every suite lists its one version.
-    let keyring = crate::repo::keyring::package_name(config)?;
-    let mut apps: BTreeMap<String, Vec<PackageRecord>> = BTreeMap::new();
-    for package in state::all_packages(connection)? {
-        if package.app != keyring && app.is_none_or(|app| app == package.app) {
-            apps.entry(package.app.clone()).or_default().push(package);
-        }
-    }
-    if let Some(app) = app {
-        if !apps.contains_key(app) {
-            bail!("{app}: no such application in the repository");
-        }
-    }
-    let currents = state::currents_by_app(connection)?;
-    let mut differences = Vec::new();
-    let mut version_found = false;
-    for (app, packages) in &apps {
-        let pointers = currents.get(app);
-        let distributions = suites::distributions_of(
-            packages
-                .iter()
-                .map(|package| package.identity.version.as_str()),
-        );
-        for distribution in distributions {
-            let resolve = |side: &Side| -> Result<Option<String>> {
-                Ok(match side {
-                    Side::Stage(stage) => pointers
-                        .and_then(|pointers| pointers.get(&suite_of(distribution, stage)))
-                        .cloned(),
-                    Side::Version(wanted) => packages
-                        .iter()
-                        .find(|package| {
-                            suites::distribution_of(&package.identity.version) == distribution
-                                && (suites::release_of(&package.identity.version)
-                                    == wanted.as_str()
-                                    || package.upstream == *wanted)
-                        })
-                        .map(|package| package.identity.version.clone()),
-                })
-            };
-            let from_version = resolve(from)?;
-            let to_version = resolve(to)?;
-            let has_version = |side: &Side, version: &Option<String>| {
-                matches!(side, Side::Version(_)) && version.is_some()
-            };
-            if has_version(from, &from_version) || has_version(to, &to_version) {
-                version_found = true;
-            } else if matches!(from, Side::Version(_)) || matches!(to, Side::Version(_)) {
-                // The application has no such version: nothing to compare it with.
-                continue;
-            }
-            if from_version.is_none() && to_version.is_none() {
-                continue;
-            }
-            let release = |version: &Option<String>| Release {
-                version: version.clone(),
-                provenance: version
-                    .as_ref()
-                    .and_then(|version| provenance.get(&(app.clone(), version.clone())))
-                    .cloned(),
-            };
-            let depends = depends_changes(packages, from_version.as_deref(), to_version.as_deref());
-            differences.push(Difference {
-                app: app.clone(),
-                distribution: suites::codename(distribution),
-                same: from_version == to_version,
-                from: release(&from_version),
-                to: release(&to_version),
-                depends,
-            });
-        }
-    }
-    if !version_found {
-        if let Some(Side::Version(version)) = [from, to]
-            .into_iter()
-            .find(|side| matches!(side, Side::Version(_)))
-        {
-            bail!(
-                "repo diff: {version:?} is neither a stage ({}) nor a version in the pool{}",
-                config.stages.join(", "),
-                app.map(|app| format!(" of {app}")).unwrap_or_default()
-            );
-        }
-    }
-    Ok(differences)
+    Snapshot::load(connection, config, app)?.compare(config, from, to, app.is_some())
 }
 
-/// The Depends of a release's payload and plain packages, by package name (the upstream
-/// version in it written `{version}`) and architecture.
-fn depends_of(
-    packages: &[PackageRecord],
-    version: Option<&str>,
-) -> BTreeMap<(String, String), Option<String>> {
-    let Some(version) = version else {
-        return BTreeMap::new();
-    };
-    packages
-        .iter()
-        .filter(|package| {
-            package.identity.version == version
-                && matches!(package.role, Role::Payload | Role::Plain)
+impl<'c> Snapshot<'c> {
+    /// Reads the packages (of `app` only, when given), the stage pointers and the
+    /// provenance of every release.
+    pub(crate) fn load(
+        connection: &'c Connection,
+        config: &RepoConfig,
+        app: Option<&str>,
+    ) -> Result<Snapshot<'c>> {
+        // The keyring package is no application: every suite lists its one version.
+        let keyring = crate::repo::keyring::package_name(config)?;
+        let mut apps: BTreeMap<String, Vec<PoolEntry>> = BTreeMap::new();
+        for package in state::all_pool_entries(connection)? {
+            if package.app != keyring && app.is_none_or(|app| app == package.app) {
+                apps.entry(package.app.clone()).or_default().push(package);
+            }
+        }
+        if let Some(app) = app {
+            if !apps.contains_key(app) {
+                bail!("{app}: no such application in the repository");
+            }
+        }
+        Ok(Snapshot {
+            connection,
+            provenance: state::all_provenance(connection)?,
+            apps,
+            currents: state::currents_by_app(connection)?,
         })
-        .map(|package| {
+    }
+
+    /// The provenance of every release, by application and Debian version.
+    pub(crate) fn provenance(&self) -> &BTreeMap<(String, String), ReleaseProvenance> {
+        &self.provenance
+    }
+
+    /// The packages of each application, by application.
+    pub(crate) fn apps(&self) -> &BTreeMap<String, Vec<PoolEntry>> {
+        &self.apps
+    }
+
+    /// The version each suite points to, per application.
+    pub(crate) fn currents(&self) -> &HashMap<String, HashMap<String, String>> {
+        &self.currents
+    }
+
+    /// Compares two sides for every application the snapshot holds. `one_app`: the
+    /// snapshot was read for one application (a version missing is then said with its
+    /// name).
+    pub(crate) fn compare(
+        &self,
+        config: &RepoConfig,
+        from: &Side,
+        to: &Side,
+        one_app: bool,
+    ) -> Result<Vec<Difference>> {
+        let mut differences = Vec::new();
+        let mut version_found = false;
+        for (app, packages) in &self.apps {
+            let pointers = self.currents.get(app);
+            let distributions = suites::distributions_of(
+                packages
+                    .iter()
+                    .map(|package| package.identity.version.as_str()),
+            );
+            for distribution in distributions {
+                let resolve = |side: &Side| -> Option<String> {
+                    match side {
+                        Side::Stage(stage) => pointers
+                            .and_then(|pointers| pointers.get(&suite_of(distribution, stage)))
+                            .cloned(),
+                        Side::Version(wanted) => packages
+                            .iter()
+                            .find(|package| {
+                                suites::distribution_of(&package.identity.version) == distribution
+                                    && (suites::release_of(&package.identity.version)
+                                        == wanted.as_str()
+                                        || package.upstream == *wanted)
+                            })
+                            .map(|package| package.identity.version.clone()),
+                    }
+                };
+                let from_version = resolve(from);
+                let to_version = resolve(to);
+                let has_version = |side: &Side, version: &Option<String>| {
+                    matches!(side, Side::Version(_)) && version.is_some()
+                };
+                if has_version(from, &from_version) || has_version(to, &to_version) {
+                    version_found = true;
+                } else if matches!(from, Side::Version(_)) || matches!(to, Side::Version(_)) {
+                    // The application has no such version: nothing to compare it with.
+                    continue;
+                }
+                if from_version.is_none() && to_version.is_none() {
+                    continue;
+                }
+                let release = |version: &Option<String>| Release {
+                    version: version.clone(),
+                    provenance: version
+                        .as_ref()
+                        .and_then(|version| self.provenance.get(&(app.clone(), version.clone())))
+                        .cloned(),
+                };
+                let depends =
+                    self.depends_changes(packages, from_version.as_deref(), to_version.as_deref())?;
+                differences.push(Difference {
+                    app: app.clone(),
+                    distribution: suites::codename(distribution),
+                    same: from_version == to_version,
+                    from: release(&from_version),
+                    to: release(&to_version),
+                    depends,
+                });
+            }
+        }
+        if !version_found {
+            if let Some(Side::Version(version)) = [from, to]
+                .into_iter()
+                .find(|side| matches!(side, Side::Version(_)))
+            {
+                let of_app = match self.apps.keys().next() {
+                    Some(app) if one_app => format!(" of {app}"),
+                    _ => String::new(),
+                };
+                bail!(
+                    "repo diff: {version:?} is neither a stage ({}) nor a version in the \
+                     pool{of_app}",
+                    config.stages.join(", "),
+                );
+            }
+        }
+        Ok(differences)
+    }
+
+    /// The Depends of a release's payload and plain packages, by package name (the
+    /// upstream version in it written `{version}`) and architecture.
+    fn depends_of(
+        &self,
+        packages: &[PoolEntry],
+        version: &str,
+    ) -> Result<BTreeMap<(String, String), Option<String>>> {
+        let mut depends = BTreeMap::new();
+        for package in packages {
+            if package.identity.version != version
+                || !matches!(package.role, Role::Payload | Role::Plain)
+            {
+                continue;
+            }
             let name = package
                 .identity
                 .package
                 .replace(&package.upstream, "{version}");
-            let depends = Paragraph::parse(&package.control)
+            let control = state::control_of(self.connection, package.id)?;
+            let field = Paragraph::parse(&control)
                 .ok()
                 .and_then(|paragraph| paragraph.get("Depends").map(str::to_string));
-            ((name, package.identity.architecture.clone()), depends)
-        })
-        .collect()
-}
-
-/// The packages whose Depends differ between two releases of one application.
-fn depends_changes(
-    packages: &[PackageRecord],
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Vec<DependsChange> {
-    if from.is_none() || to.is_none() || from == to {
-        return Vec::new();
+            depends.insert((name, package.identity.architecture.clone()), field);
+        }
+        Ok(depends)
     }
-    let before = depends_of(packages, from);
-    let after = depends_of(packages, to);
-    let keys: BTreeSet<&(String, String)> = before.keys().chain(after.keys()).collect();
-    keys.into_iter()
-        .filter_map(|key| {
-            let from = before.get(key).cloned().flatten();
-            let to = after.get(key).cloned().flatten();
-            (from != to).then(|| DependsChange {
-                package: key.0.clone(),
-                architecture: key.1.clone(),
-                from,
-                to,
+
+    /// The packages whose Depends differ between two releases of one application.
+    fn depends_changes(
+        &self,
+        packages: &[PoolEntry],
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<DependsChange>> {
+        let (Some(from), Some(to)) = (from, to) else {
+            return Ok(Vec::new());
+        };
+        if from == to {
+            return Ok(Vec::new());
+        }
+        let before = self.depends_of(packages, from)?;
+        let after = self.depends_of(packages, to)?;
+        let keys: BTreeSet<&(String, String)> = before.keys().chain(after.keys()).collect();
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| {
+                let from = before.get(key).cloned().flatten();
+                let to = after.get(key).cloned().flatten();
+                (from != to).then(|| DependsChange {
+                    package: key.0.clone(),
+                    architecture: key.1.clone(),
+                    from,
+                    to,
+                })
             })
-        })
-        .collect()
+            .collect())
+    }
 }

@@ -307,17 +307,13 @@ const PACKAGE_COLUMNS: &str = "id, app, package, version, upstream, architecture
      filename, size, md5, sha1, sha256, control, added";
 
 fn package_from_row(row: &Row<'_>) -> rusqlite::Result<PackageRecord> {
-    let role: String = row.get(6)?;
+    let entry = pool_entry_from_row(row)?;
     Ok(PackageRecord {
-        id: row.get(0)?,
-        app: row.get(1)?,
-        identity: PackageId {
-            package: row.get(2)?,
-            version: row.get(3)?,
-            architecture: row.get(5)?,
-        },
-        upstream: row.get(4)?,
-        role: role_from_column(&role)?,
+        id: entry.id,
+        app: entry.app,
+        identity: entry.identity,
+        upstream: entry.upstream,
+        role: entry.role,
         stage: row.get(7)?,
         filename: row.get(8)?,
         digests: Digests {
@@ -608,6 +604,54 @@ pub(crate) fn all_packages(connection: &Connection) -> Result<Vec<PackageRecord>
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A package of the pool without its control paragraph, pool path and digests: what a
+/// comparison of releases reads for every package.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolEntry {
+    /// Row id (for [`control_of`]).
+    pub(crate) id: i64,
+    /// The application it belongs to.
+    pub(crate) app: String,
+    /// Its Package, Version and Architecture.
+    pub(crate) identity: PackageId,
+    /// The upstream part of the version.
+    pub(crate) upstream: String,
+    /// Payload, stage package or plain package.
+    pub(crate) role: Role,
+}
+
+/// Every package in the pool, without its control paragraph (with 20,000 packages the
+/// paragraphs are most of what [`all_packages`] reads), in the same order.
+pub(crate) fn all_pool_entries(connection: &Connection) -> Result<Vec<PoolEntry>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, app, package, version, upstream, architecture, role FROM packages \
+         ORDER BY app, package, version, architecture",
+    )?;
+    let rows = statement.query_map([], pool_entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A [`PoolEntry`] from the first seven of [`PACKAGE_COLUMNS`].
+fn pool_entry_from_row(row: &Row<'_>) -> rusqlite::Result<PoolEntry> {
+    Ok(PoolEntry {
+        id: row.get(0)?,
+        app: row.get(1)?,
+        identity: PackageId {
+            package: row.get(2)?,
+            version: row.get(3)?,
+            architecture: row.get(5)?,
+        },
+        upstream: row.get(4)?,
+        role: role_from_column(&row.get::<_, String>(6)?)?,
+    })
+}
+
+/// The control paragraph of the package with row id `id`.
+pub(crate) fn control_of(connection: &Connection, id: i64) -> Result<String> {
+    let mut statement = connection.prepare_cached("SELECT control FROM packages WHERE id = ?1")?;
+    Ok(statement.query_row(params![id], |row| row.get(0))?)
+}
+
 /// Every package a suite lists, by package, version and architecture.
 pub(crate) fn suite_packages(connection: &Connection, suite: &str) -> Result<Vec<PackageRecord>> {
     listed_in(
@@ -637,15 +681,6 @@ fn listed_in(connection: &Connection, suite: &str, order: &str) -> Result<Vec<Pa
          WHERE l.suite = ?1 {order}"
     ))?;
     let rows = statement.query_map(params![suite], package_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Every (application, version) in the pool, once each, in that order: what a view of
-/// all applications needs without reading each package's control paragraph.
-pub(crate) fn app_versions(connection: &Connection) -> Result<Vec<(String, String)>> {
-    let mut statement = connection
-        .prepare_cached("SELECT DISTINCT app, version FROM packages ORDER BY app, version")?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -129,44 +129,70 @@ pub(crate) fn publish_suites(
     let cache = ChunkCache::of_repository(root);
     let mut names: Vec<&String> = suites.iter().collect();
     names.sort_by_key(|name| crate::repo::suites::order_key(config, name));
-    for suite in &names {
-        let packages = state::suite_packages_unordered(connection, suite)?
-            .into_iter()
-            .map(indexed)
-            .collect();
-        let view = SuiteView {
-            name: suite.to_string(),
-            packages,
-        };
-        publish_suite(
-            root,
-            &settings,
-            &view,
-            &signer,
-            &cache,
-            reporter,
-            Some(&history),
-        )
-        .with_context(|| format!("publishing suite {suite}"))
-        .with_context(|| {
-            format!(
-                "the state is saved, but the suite {suite} was not published; the next \
-                 writer publishes it (or run `debstage repo publish` once the cause is fixed)"
-            )
-        })?;
-        crate::fault::point("publish-before-paid");
-        state::paid_publication(connection, suite)?;
-    }
-    // After the suites, whose indexes are freed by then: with 20,000 applications the
-    // dashboard's two files are ~30 MB.
-    if config.publish.dashboard {
-        let status = dashboard::status(root, connection, config, settings.date)?;
-        write_dashboard(root, dashboard::render(&status)?)?;
-    } else {
-        dashboard::remove(root)?;
-    }
+    // The dashboard is read from the state (committed before any publication) first, and
+    // rendered and written on a thread of its own while the suites are published: with
+    // 20,000 applications that overlaps ~90 ms of its work with theirs.
+    let dashboard = match config.publish.dashboard {
+        true => Some(dashboard::status(root, connection, config, settings.date)?),
+        false => {
+            dashboard::remove(root)?;
+            None
+        }
+    };
+    std::thread::scope(|scope| {
+        let written = dashboard
+            .as_ref()
+            .map(|status| scope.spawn(|| write_dashboard(root, dashboard::render(status)?)));
+        for suite in &names {
+            publish_one(root, &settings, &history, &signer, &cache, reporter, suite)?;
+        }
+        match written.map(|thread| thread.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => bail!("the dashboard's thread panicked"),
+            None => Ok(()),
+        }
+    })?;
     prune_cache(root, &cache, reporter);
     Ok(())
+}
+
+/// Publishes one suite from the state and clears its publication debt.
+fn publish_one(
+    root: &Path,
+    settings: &PublishSettings,
+    history: &History<'_>,
+    signer: &dyn SignRelease,
+    cache: &ChunkCache,
+    reporter: &Reporter,
+    suite: &str,
+) -> Result<()> {
+    let connection = history.connection;
+    let packages = state::suite_packages_unordered(connection, suite)?
+        .into_iter()
+        .map(indexed)
+        .collect();
+    let view = SuiteView {
+        name: suite.to_string(),
+        packages,
+    };
+    publish_suite(
+        root,
+        settings,
+        &view,
+        signer,
+        cache,
+        reporter,
+        Some(history),
+    )
+    .with_context(|| format!("publishing suite {suite}"))
+    .with_context(|| {
+        format!(
+            "the state is saved, but the suite {suite} was not published; the next \
+                 writer publishes it (or run `debstage repo publish` once the cause is fixed)"
+        )
+    })?;
+    crate::fault::point("publish-before-paid");
+    state::paid_publication(connection, suite)
 }
 
 /// Writes the dashboard's files at the tree's root, each by rename. They are not synced
