@@ -15,7 +15,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
@@ -192,7 +192,7 @@ impl PendingPackage {
             .and_then(|()| writer.flush())
             .with_context(|| format!("writing the data of {file}"))?;
         drop(writer);
-        let (size, sha256) = read_back(output.as_file())
+        let (size, sha256) = crate::debian::digests::sha256_of(output.path())
             .with_context(|| format!("{}: cannot be read back", output.path().display()))?;
         let mut permissions = output.as_file().metadata()?.permissions();
         // Temporary files are private (0600); a package is for everyone to read.
@@ -251,93 +251,21 @@ impl PendingPackage {
     }
 }
 
+/// The read size of [`copy_at`].
+const COPY_CHUNK: usize = 512 << 10;
+
 /// Copies the first `length` bytes of `from` into `to` at `offset`, leaving both files'
 /// positions as they are.
 fn copy_at(from: &File, length: u64, to: &File, offset: u64) -> io::Result<()> {
-    let mut buffer = vec![0; length.min(READ_BACK_CHUNK as u64) as usize];
+    let mut buffer = vec![0; length.min(COPY_CHUNK as u64) as usize];
     let mut done = 0;
     while done < length {
-        let chunk = &mut buffer[..(length - done).min(READ_BACK_CHUNK as u64) as usize];
+        let chunk = &mut buffer[..(length - done).min(COPY_CHUNK as u64) as usize];
         from.read_exact_at(chunk, done)?;
         to.write_all_at(chunk, offset + done)?;
         done += chunk.len() as u64;
     }
     Ok(())
-}
-
-/// The size and SHA256 (hex) of the package just written to `file`, read back from its
-/// start. The header of the data member holds the member's size, known only once the
-/// compressor has ended, and comes before the data: nothing can be hashed before then.
-/// The bytes are still in the page cache; one thread copies them out while this one
-/// hashes, so the tail of the build costs the hash alone.
-fn read_back(file: &File) -> io::Result<(u64, String)> {
-    let (filled, chunks) = mpsc::sync_channel::<io::Result<Vec<u8>>>(READ_BACK_BUFFERS);
-    let (recycle, free) = mpsc::sync_channel::<Vec<u8>>(READ_BACK_BUFFERS);
-    for _ in 0..READ_BACK_BUFFERS {
-        recycle
-            .send(vec![0; READ_BACK_CHUNK])
-            .map_err(io::Error::other)?;
-    }
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut offset = 0u64;
-            while let Ok(mut buffer) = free.recv() {
-                buffer.resize(READ_BACK_CHUNK, 0);
-                let read = read_full_at(file, &mut buffer, offset);
-                let more = matches!(read, Ok(length) if length > 0);
-                let sent = read.map(|length| {
-                    buffer.truncate(length);
-                    offset += length as u64;
-                    buffer
-                });
-                // The hashing side stops at the first error or empty chunk.
-                if filled.send(sent).is_err() || !more {
-                    break;
-                }
-            }
-        });
-        // Takes `recycle` and `chunks`, so that the reader stops when this returns.
-        hash_chunks(chunks, recycle)
-    })
-}
-
-/// The read size of [`read_back`] and how many buffers circulate between its threads.
-const READ_BACK_CHUNK: usize = 512 << 10;
-const READ_BACK_BUFFERS: usize = 4;
-
-/// Hashes the chunks in order until an empty one, giving each buffer back for the next read.
-fn hash_chunks(
-    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
-    recycle: mpsc::SyncSender<Vec<u8>>,
-) -> io::Result<(u64, String)> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    for chunk in chunks {
-        let chunk = chunk?;
-        if chunk.is_empty() {
-            break;
-        }
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        // The reader may have stopped (at the end): the buffer is then dropped.
-        let _ = recycle.send(chunk);
-    }
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
-/// Fills `buffer` from `offset` of `file`, short only at the end of the file.
-fn read_full_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 impl Drop for PendingPackage {
@@ -354,27 +282,6 @@ impl Drop for PendingPackage {
 mod tests {
     use super::*;
     use crate::deb::compress::Compression;
-
-    /// The read-back hash gives what hashing the file in one pass gives, for an empty
-    /// file, one shorter than a chunk and one of several chunks and a part.
-    #[test]
-    fn reading_back_hashes_the_whole_file() -> Result<()> {
-        for length in [0, 1000, 3 * READ_BACK_CHUNK + 12_345] {
-            let mut file = tempfile::tempfile()?;
-            let bytes: Vec<u8> = (0..length).map(|index| (index % 251) as u8).collect();
-            file.write_all(&bytes)?;
-            let expected = {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&bytes))
-            };
-            assert_eq!(
-                read_back(&file)?,
-                (length as u64, expected),
-                "{length} bytes"
-            );
-        }
-        Ok(())
-    }
 
     /// A package dropped unfinished (its control member could not be worked out) stops
     /// its compressor, so the drop returns, and leaves no file behind.
