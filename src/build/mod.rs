@@ -92,11 +92,17 @@ fn build_one(
     settings.check().map_err(anyhow::Error::msg)?;
     // Without SOURCE_DATE_EPOCH the inputs set the time. A `dir` environment's tree is its
     // input, and listing it reads its times anyway; a generated tree is not, so the
-    // application's files are read before the environment runs and writes anything.
-    let source_date = crate::source_date::choose(&loaded.directory, &options.out)?;
+    // application's files are read before the environment runs and writes anything. Git
+    // (a process per question) is asked about a `dir` tree built on the host while the
+    // tree is listed; with a build root, before the root is prepared.
     let generated = !matches!(loaded.manifest.environment, Environment::Dir(_));
-    let inputs_mtime = match source_date.epoch {
-        None if generated => newest_input_mtime(&loaded.directory, &options.out)?,
+    let source_date = if !generated && loaded.target.is_none() {
+        None
+    } else {
+        Some(crate::source_date::choose(&loaded.directory, &options.out)?)
+    };
+    let inputs_mtime = match source_date.as_ref().map(|date| date.epoch) {
+        Some(None) if generated => newest_input_mtime(&loaded.directory, &options.out)?,
         _ => 0,
     };
     let target = loaded
@@ -110,7 +116,9 @@ fn build_one(
         loaded.manifest.environment.kind()
     ));
 
-    report_source_date(&source_date, reporter);
+    if let Some(source_date) = &source_date {
+        report_source_date(source_date, reporter);
+    }
 
     // A build for a distribution runs in its build root, held until the build ends.
     let build_root = match loaded.target {
@@ -127,7 +135,27 @@ fn build_one(
     };
     let scratch = runner.scratch()?;
     let (staged, layer) = env::stage(loaded, &runner, scratch.path(), &options.out, reporter)?;
-    let mut tree = list_tree(loaded, &staged.root, &options.out, reporter)?;
+    let (source_date, listed) = match source_date {
+        Some(source_date) => (source_date, list_tree(loaded, &staged.root, &options.out)?),
+        None => {
+            let (source_date, listed) = std::thread::scope(|scope| {
+                let git =
+                    scope.spawn(|| crate::source_date::choose(&loaded.directory, &options.out));
+                let listed = list_tree(loaded, &staged.root, &options.out);
+                let source_date = git
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (source_date, listed)
+            });
+            let source_date = source_date?;
+            report_source_date(&source_date, reporter);
+            (source_date, listed?)
+        }
+    };
+    for note in listed.notes {
+        reporter.status(note);
+    }
+    let mut tree = listed.items;
     add_activation_hook(loaded, &mut tree)?;
     check_referenced_programs(loaded, &tree)?;
     let stripped = strip_release(loaded, &mut tree, scratch.path(), reporter)?;

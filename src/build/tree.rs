@@ -14,7 +14,6 @@ use rayon::prelude::*;
 use crate::build::manifest::{CommandLine, LoadedManifest};
 use crate::build::{exclusions, left_out, manifest};
 use crate::deb::{Content, Entry};
-use crate::report::Reporter;
 
 pub(super) fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -88,12 +87,7 @@ pub(super) fn glob_set(patterns: &[String]) -> Result<GlobSet> {
 
 /// Lists the staged tree under the release directory, applying `[files]` include and
 /// exclude globs (an excluded directory is skipped whole).
-pub(super) fn list_tree(
-    manifest: &LoadedManifest,
-    root: &Path,
-    out: &Path,
-    reporter: &Reporter,
-) -> Result<Vec<TreeItem>> {
+pub(super) fn list_tree(manifest: &LoadedManifest, root: &Path, out: &Path) -> Result<ListedTree> {
     let listing = Listing {
         root,
         left_out: left_out::LeftOut::new(manifest, root, out),
@@ -121,15 +115,16 @@ pub(super) fn list_tree(
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
+    let mut notes = Vec::new();
     if !by_default.is_empty() {
-        reporter.status(format!(
+        notes.push(format!(
             "Left out by default (name the group in [files] keep to ship it): {}",
             by_default.join(", ")
         ));
     }
     let left_out = listing.left_out.seen();
     if !left_out.is_empty() {
-        reporter.status(format!(
+        notes.push(format!(
             "Left out of the release (not the application; name a file in [files] include \
              to ship it): {}",
             left_out.join(", ")
@@ -145,7 +140,14 @@ pub(super) fn list_tree(
             root.display()
         );
     }
-    Ok(items)
+    Ok(ListedTree { items, notes })
+}
+
+/// The staged tree as [`list_tree`] found it, and what it says about what it left out
+/// (for the caller to report).
+pub(super) struct ListedTree {
+    pub(super) items: Vec<TreeItem>,
+    pub(super) notes: Vec<String>,
 }
 
 /// What listing the staged tree needs at every directory.

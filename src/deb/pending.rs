@@ -5,12 +5,14 @@
 //! files that `data.tar` is made of. [`PendingPackage::start`] compresses `data.tar` on a
 //! thread of its own into a spool (an unnamed temporary file) while the caller works the
 //! control member out; [`PendingPackage::finish`] writes `debian-binary` and
-//! `control.tar` into the package, copies what the spool holds so far after them, and
-//! turns the compressor's output to the package itself. The data compressed after that
-//! is written once, and the bytes are those of a package written in member order.
+//! `control.tar` into the package, turns the compressor's output to the package itself,
+//! past the place of what the spool holds so far, and copies that in. The data
+//! compressed after that is written once, and the bytes are those of a package written
+//! in member order.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -213,8 +215,8 @@ impl PendingPackage {
     }
 
     /// Writes the members before the data into `output`, then the data member's header
-    /// (with a placeholder size) and what the spool holds, and turns the compressor's
-    /// output to `output`; gives the offset of that header.
+    /// (with a placeholder size), turns the compressor's output to `output` past what the
+    /// spool holds, and copies that in; gives the offset of the header.
     fn switch_to(
         &self,
         output: &tempfile::NamedTempFile,
@@ -229,16 +231,41 @@ impl PendingPackage {
         archive.into_inner()?;
         let header_at = writer.stream_position()?;
         ar::start_last_member(&mut writer, data_name, self.mtime)?;
-        // The compressor waits while what it wrote so far moves over.
+        let data_at = writer.stream_position()?;
+        // The compressor goes on past the place of what it spooled so far, which moves
+        // over meanwhile: it waits for no copy (nor for the spool's removal).
         let mut sink = lock(&self.sink);
-        if let Sink::Spool(spool) = &mut *sink {
-            spool.flush()?;
-            spool.seek(SeekFrom::Start(0))?;
-            io::copy(spool, &mut writer)?;
+        let spooled = match &mut *sink {
+            Sink::Spool(spool) => spool.stream_position()?,
+            Sink::Package(_) | Sink::Closed => 0,
+        };
+        writer.seek(SeekFrom::Current(
+            i64::try_from(spooled).map_err(io::Error::other)?,
+        ))?;
+        let spool = std::mem::replace(&mut *sink, Sink::Package(writer));
+        drop(sink);
+        if let Sink::Spool(spool) = spool {
+            copy_at(&spool, spooled, output.as_file(), data_at)?;
         }
-        *sink = Sink::Package(writer);
         Ok(header_at)
     }
+}
+
+/// The read size of [`copy_at`].
+const COPY_CHUNK: usize = 512 << 10;
+
+/// Copies the first `length` bytes of `from` into `to` at `offset`, leaving both files'
+/// positions as they are.
+fn copy_at(from: &File, length: u64, to: &File, offset: u64) -> io::Result<()> {
+    let mut buffer = vec![0; length.min(COPY_CHUNK as u64) as usize];
+    let mut done = 0;
+    while done < length {
+        let chunk = &mut buffer[..(length - done).min(COPY_CHUNK as u64) as usize];
+        from.read_exact_at(chunk, done)?;
+        to.write_all_at(chunk, offset + done)?;
+        done += chunk.len() as u64;
+    }
+    Ok(())
 }
 
 impl Drop for PendingPackage {
