@@ -33,7 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STAGES = ["test", "staging"]
 EXTRA = 10
 RATIO_TARGET = 1.0
-WALL_TARGET = 0.5
+# Wall-time ceilings of the operations a CI step runs once per release (issue 25: an add
+# of one package and its publication in 20,000 under 250 ms).
+WALL_TARGETS = {"promote": 0.5, "add one": 0.25}
 OPERATIONS = ["add all", "promote", "add one", "publish"]
 
 
@@ -342,10 +344,11 @@ def main():
         value = benchlib.ratio(ours_median, best.median if best else None)
         met = None if value is None else value <= RATIO_TARGET
         target = f"<= {RATIO_TARGET}x faster of reprepro/aptly"
-        if operation in ("promote", "add one"):
-            target += f", < {WALL_TARGET} s"
+        ceiling = WALL_TARGETS.get(operation)
+        if ceiling is not None:
+            target += f", < {ceiling} s"
             if met is not None:
-                met = met and ours_median < WALL_TARGET
+                met = met and ours_median < ceiling
         rows.append((operation, measures, best, value, target, met))
         benchlib.record(f"repo {operation}", "wall time", best.name if best else "-",
                         best.median if best else None, ours_median, value, target, met)
