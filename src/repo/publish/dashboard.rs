@@ -316,7 +316,7 @@ fn subscribe(
 /// it prints. The other templates are handlebars', rendered once per build; this one is
 /// rendered by every publication, and with 20,000 applications handlebars took ~0.45 s
 /// of the ~1.2 s an add took (it turns the whole status into JSON values first, then
-/// looks each name up in them), against ~20 ms here (bench/NOTES.md).
+/// looks each name up in them), against ~25 ms here (bench/NOTES.md).
 #[derive(askama::Template)]
 #[template(path = "dashboard.html")]
 struct Page<'a> {
@@ -341,8 +341,7 @@ pub(crate) fn render(status: &Status) -> Result<[Vec<u8>; 2]> {
                 json
             })
         });
-        let page = page(status);
-        (page, json.join())
+        (page(status), json.join())
     });
     let json = json.map_err(|_| anyhow::anyhow!("the dashboard's JSON thread panicked"))??;
     Ok([html?.into_bytes(), json])

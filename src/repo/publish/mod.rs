@@ -132,12 +132,11 @@ pub(crate) fn publish_suites(
     // The dashboard is read from the state (committed before any publication) first, and
     // rendered and written on a thread of its own while the suites are published: with
     // 20,000 applications that overlaps ~90 ms of its work with theirs.
-    let dashboard = match config.publish.dashboard {
-        true => Some(dashboard::status(root, connection, config, settings.date)?),
-        false => {
-            dashboard::remove(root)?;
-            None
-        }
+    let dashboard = if config.publish.dashboard {
+        Some(dashboard::status(root, connection, config, settings.date)?)
+    } else {
+        dashboard::remove(root)?;
+        None
     };
     std::thread::scope(|scope| {
         let written = dashboard
