@@ -93,6 +93,8 @@ pub(crate) struct Snapshot<'c> {
     apps: BTreeMap<String, Vec<PoolEntry>>,
     /// The version each suite points to, per application.
     currents: HashMap<String, HashMap<String, String>>,
+    /// The one application the snapshot was read for, if any.
+    only: Option<String>,
 }
 
 /// Compares two sides for every application (or only `app`), per distribution, in the
@@ -114,7 +116,7 @@ pub(crate) fn compare(
     if let Some(app) = app {
         crate::repo::keyring::refuse_as_application(config, app, "diff")?;
     }
-    Snapshot::load(connection, config, app)?.compare(config, from, to, app.is_some())
+    Snapshot::load(connection, config, app)?.compare(config, from, to)
 }
 
 impl<'c> Snapshot<'c> {
@@ -143,6 +145,7 @@ impl<'c> Snapshot<'c> {
             provenance: state::all_provenance(connection)?,
             apps,
             currents: state::currents_by_app(connection)?,
+            only: app.map(str::to_string),
         })
     }
 
@@ -161,15 +164,12 @@ impl<'c> Snapshot<'c> {
         &self.currents
     }
 
-    /// Compares two sides for every application the snapshot holds. `one_app`: the
-    /// snapshot was read for one application (a version missing is then said with its
-    /// name).
+    /// Compares two sides for every application the snapshot holds.
     pub(crate) fn compare(
         &self,
         config: &RepoConfig,
         from: &Side,
         to: &Side,
-        one_app: bool,
     ) -> Result<Vec<Difference>> {
         let mut differences = Vec::new();
         let mut version_found = false;
@@ -235,10 +235,11 @@ impl<'c> Snapshot<'c> {
                 .into_iter()
                 .find(|side| matches!(side, Side::Version(_)))
             {
-                let of_app = match self.apps.keys().next() {
-                    Some(app) if one_app => format!(" of {app}"),
-                    _ => String::new(),
-                };
+                let of_app = self
+                    .only
+                    .as_ref()
+                    .map(|app| format!(" of {app}"))
+                    .unwrap_or_default();
                 bail!(
                     "repo diff: {version:?} is neither a stage ({}) nor a version in the \
                      pool{of_app}",

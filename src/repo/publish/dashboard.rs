@@ -216,7 +216,6 @@ pub(crate) fn status(
             config,
             &Side::Stage(pair[0].clone()),
             &Side::Stage(pair[1].clone()),
-            false,
         )?;
         differences.push(StagePair {
             from_stage: pair[0].clone(),
