@@ -341,3 +341,173 @@ fn chromium_shows_the_dashboard_from_a_garage_website_endpoint() {
     assert_cells_match(&dom, &state);
     assert_sections_match(&dom, &state, &base);
 }
+
+/// A plain package (no build manifest: its application is its name) made by dpkg-deb.
+fn plain_deb(dir: &Path, name: &str, version: &str, depends: &str) -> String {
+    let tree = dir.join(format!("{name}_{version}"));
+    let control = tree.join("DEBIAN");
+    std::fs::create_dir_all(&control).expect("tree");
+    std::fs::create_dir_all(tree.join("usr/share/doc").join(name)).expect("tree");
+    std::fs::write(
+        tree.join("usr/share/doc").join(name).join("README"),
+        version,
+    )
+    .expect("file");
+    std::fs::write(
+        control.join("control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: Ops \
+             <ops@example.com>\nDepends: {depends}\nDescription: plain package {name}\n"
+        ),
+    )
+    .expect("control");
+    let deb = dir.join(format!("{name}_{version}_amd64.deb"));
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(&tree)
+        .arg(&deb)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("dpkg-deb runs");
+    assert!(status.success(), "dpkg-deb --build {}", tree.display());
+    deb.display().to_string()
+}
+
+#[test]
+fn each_publication_renders_what_changed_as_a_full_render_would() {
+    // The parts of unchanged applications come from the cache of the publication before;
+    // after every command the files must be byte for byte what a publication with no
+    // cache writes from the whole state.
+    let story = Story::new();
+    let debs = story.root().join("plain");
+    let deb = |name: &str, version: &str, depends: &str| plain_deb(&debs, name, version, depends);
+    let steps: Vec<Vec<String>> = vec![
+        vec![
+            "repo".into(),
+            "add".into(),
+            "test".into(),
+            deb("alpha", "1.0-1", "libc6"),
+        ],
+        vec![
+            "repo".into(),
+            "add".into(),
+            "test".into(),
+            deb("beta", "2.0-1", "libc6"),
+        ],
+        vec![
+            "repo".into(),
+            "promote".into(),
+            "alpha".into(),
+            "1.0".into(),
+            "--to".into(),
+            "staging".into(),
+        ],
+        vec![
+            "repo".into(),
+            "add".into(),
+            "test".into(),
+            deb("alpha", "1.1-1", "libc6, curl"),
+        ],
+        vec![
+            "repo".into(),
+            "promote".into(),
+            "alpha".into(),
+            "1.1".into(),
+            "--to".into(),
+            "staging".into(),
+        ],
+        vec![
+            "repo".into(),
+            "promote".into(),
+            "hello".into(),
+            "1.1".into(),
+            "--to".into(),
+            "production".into(),
+        ],
+        vec![
+            "repo".into(),
+            "rollback".into(),
+            "alpha".into(),
+            "staging".into(),
+        ],
+        vec![
+            "repo".into(),
+            "rollback".into(),
+            "hello".into(),
+            "production".into(),
+        ],
+        vec![
+            "repo".into(),
+            "add".into(),
+            "test".into(),
+            deb("beta", "2.1-1", "libc6"),
+        ],
+        vec!["repo".into(), "remove".into(), "beta".into(), "2.0".into()],
+        vec!["repo".into(), "gc".into(), "--keep".into(), "1".into()],
+        vec![
+            "repo".into(),
+            "add".into(),
+            "test".into(),
+            deb("gamma", "0.1-1", "libc6"),
+        ],
+    ];
+    let files = |repo: &Path| {
+        ["index.html", "status.json"].map(|name| std::fs::read(repo.join(name)).expect(name))
+    };
+    let cache = story.repo.join("cache").join("dashboard");
+    let legacy = vec![
+        "repo".to_string(),
+        "promote".into(),
+        "gamma".into(),
+        "0.1".into(),
+        "--to".into(),
+        "staging".into(),
+    ];
+    for step in steps.iter().chain([&legacy]) {
+        if step == &legacy {
+            // A state of schema version 11 has no change tokens: the upgrade gives every
+            // application one, which no cached part carries.
+            let connection =
+                rusqlite::Connection::open(story.repo.join("state.db")).expect("state");
+            let triggers: Vec<String> = connection
+                .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .expect("triggers");
+            assert_eq!(triggers.len(), 12, "{triggers:?}");
+            for trigger in triggers {
+                connection
+                    .execute_batch(&format!("DROP TRIGGER {trigger};"))
+                    .expect("dropped");
+            }
+            connection
+                .execute_batch("DROP TABLE app_changes; PRAGMA user_version = 11;")
+                .expect("made version 11");
+        }
+        let arguments: Vec<&str> = step.iter().map(String::as_str).collect();
+        story.ok(&arguments);
+        assert!(cache.is_file(), "no dashboard cache after {step:?}");
+        let incremental = files(&story.repo);
+        std::fs::remove_file(&cache).expect("cache removed");
+        story.ok(&["repo", "publish"]);
+        let full = files(&story.repo);
+        for (index, name) in ["index.html", "status.json"].iter().enumerate() {
+            assert!(
+                incremental[index] == full[index],
+                "{name} after {step:?} differs from a full render:\n{}\n---\n{}",
+                String::from_utf8_lossy(&incremental[index]),
+                String::from_utf8_lossy(&full[index])
+            );
+        }
+    }
+    let page = String::from_utf8_lossy(&files(&story.repo)[0]).into_owned();
+    for app in ["alpha", "beta", "gamma", "hello"] {
+        assert!(
+            page.contains(&format!("<tr data-app=\"{app}\"")),
+            "{app}: {page}"
+        );
+    }
+}

@@ -149,6 +149,40 @@ impl<'c> Snapshot<'c> {
         })
     }
 
+    /// Reads what [`Snapshot::load`] reads, for the applications `wanted` only (those that
+    /// have packages; the keyring package's name is skipped): a query each, for a few.
+    pub(crate) fn load_apps<'a>(
+        connection: &'c Connection,
+        config: &RepoConfig,
+        wanted: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Snapshot<'c>> {
+        let keyring = crate::repo::keyring::package_name(config)?;
+        let mut snapshot = Snapshot {
+            connection,
+            provenance: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            currents: HashMap::new(),
+            only: None,
+        };
+        for app in wanted {
+            let packages = state::pool_entries(connection, Some(app))?;
+            if app == keyring || packages.is_empty() {
+                continue;
+            }
+            snapshot.apps.insert(app.to_string(), packages);
+            snapshot
+                .provenance
+                .extend(state::provenance(connection, Some(app))?);
+            let pointers: HashMap<String, String> = state::currents_of_app(connection, app)?
+                .into_iter()
+                .collect();
+            if !pointers.is_empty() {
+                snapshot.currents.insert(app.to_string(), pointers);
+            }
+        }
+        Ok(snapshot)
+    }
+
     /// The provenance of every release, by application and Debian version.
     pub(crate) fn provenance(&self) -> &BTreeMap<(String, String), ReleaseProvenance> {
         &self.provenance

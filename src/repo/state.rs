@@ -32,7 +32,7 @@ pub(crate) use crate::naming::Role;
 pub(crate) const FILE_NAME: &str = "state.db";
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA: &str = "
 CREATE TABLE packages (
@@ -179,6 +179,43 @@ CREATE TABLE keyring (
     version INTEGER NOT NULL CHECK (version >= 1)
 );
 ";
+
+/// What version 12 adds to version 11: a token per application, replaced by a new
+/// random one (triggers, in the transaction of the change) whenever a row of that
+/// application changes in a table the dashboard shows. A publication re-renders only the
+/// applications whose token differs from the one its dashboard cache was made from
+/// (`crate::repo::publish::dashboard`); random, not a counter, so that a state restored
+/// from a copy never repeats a token with other contents.
+fn schema_12() -> String {
+    let mut sql = String::from(
+        "CREATE TABLE IF NOT EXISTS app_changes (app TEXT PRIMARY KEY, token INTEGER NOT NULL) WITHOUT ROWID;\n",
+    );
+    for table in ["packages", "current", "history", "provenance"] {
+        for (event, rows) in [
+            ("INSERT", &["NEW"][..]),
+            ("DELETE", &["OLD"][..]),
+            ("UPDATE", &["OLD", "NEW"][..]),
+        ] {
+            let marks: String = rows
+                .iter()
+                .map(|row| {
+                    // No conflict clause: a trigger's would give way to the outer
+                    // statement's (`INSERT ... ON CONFLICT DO NOTHING`, say).
+                    format!(
+                        "INSERT INTO app_changes (app, token) SELECT {row}.app, 0 WHERE NOT \
+                         EXISTS (SELECT 1 FROM app_changes WHERE app = {row}.app); \
+                         UPDATE app_changes SET token = random() WHERE app = {row}.app; "
+                    )
+                })
+                .collect();
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {table}_{} AFTER {event} ON {table} BEGIN {marks}END;\n",
+                event.to_lowercase()
+            ));
+        }
+    }
+    sql
+}
 
 /// The role stored in a row's `role` column.
 fn role_from_column(text: &str) -> Result<Role, rusqlite::Error> {
@@ -353,6 +390,7 @@ pub(crate) fn create(root: &Path) -> Result<Connection> {
         .and_then(|()| connection.execute_batch(SCHEMA_9))
         .and_then(|()| connection.execute_batch(SCHEMA_10))
         .and_then(|()| connection.execute_batch(SCHEMA_11))
+        .and_then(|()| connection.execute_batch(&schema_12()))
         .and_then(|()| connection.pragma_update(None, "user_version", SCHEMA_VERSION))
         .with_context(|| format!("{}: cannot be set up", path.display()))?;
     Ok(connection)
@@ -449,6 +487,19 @@ pub(crate) fn open(root: &Path) -> Result<Connection> {
                 "BEGIN IMMEDIATE; {SCHEMA_11} PRAGMA user_version = 11; COMMIT;"
             ))
             .with_context(|| format!("{}: cannot be upgraded to version 11", path.display()))?;
+    }
+    if (1..=11).contains(&version) {
+        // Version 11 kept no tokens: every application gets one (a dashboard cache from
+        // before holds none of them, so the next publication renders every row).
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {} INSERT OR REPLACE INTO app_changes (app, token) \
+                 SELECT app, random() FROM (SELECT app FROM packages UNION SELECT app FROM \
+                 current UNION SELECT app FROM history UNION SELECT app FROM provenance); \
+                 PRAGMA user_version = 12; COMMIT;",
+                schema_12()
+            ))
+            .with_context(|| format!("{}: cannot be upgraded to version 12", path.display()))?;
         return Ok(connection);
     }
     if version != SCHEMA_VERSION {
@@ -623,11 +674,24 @@ pub(crate) struct PoolEntry {
 /// Every package in the pool, without its control paragraph (with 20,000 packages the
 /// paragraphs are most of what [`all_packages`] reads), in the same order.
 pub(crate) fn all_pool_entries(connection: &Connection) -> Result<Vec<PoolEntry>> {
+    pool_entries(connection, None)
+}
+
+/// The packages of one application (every one when `app` is `None`), without their
+/// control paragraphs, in the order of [`all_pool_entries`].
+pub(crate) fn pool_entries(connection: &Connection, app: Option<&str>) -> Result<Vec<PoolEntry>> {
     let mut statement = connection.prepare_cached(
         "SELECT id, app, package, version, upstream, architecture, role FROM packages \
-         ORDER BY app, package, version, architecture",
+         WHERE ?1 IS NULL OR app = ?1 ORDER BY app, package, version, architecture",
     )?;
-    let rows = statement.query_map([], pool_entry_from_row)?;
+    let rows = statement.query_map(params![app], pool_entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every application's change token (see [`schema_12`]).
+pub(crate) fn app_tokens(connection: &Connection) -> Result<HashMap<String, i64>> {
+    let mut statement = connection.prepare_cached("SELECT app, token FROM app_changes")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -886,19 +950,31 @@ pub(crate) fn history(connection: &Connection, app: Option<&str>) -> Result<Vec<
          FROM history \
          WHERE ?1 IS NULL OR app = ?1 ORDER BY id",
     )?;
-    let rows = statement.query_map(params![app], |row| {
-        Ok(HistoryEntry {
-            time: row.get(0)?,
-            who: row.get(1)?,
-            action: Action::from_column(&row.get::<_, String>(2)?)?,
-            app: row.get(3)?,
-            stage: row.get(4)?,
-            from: row.get(5)?,
-            to: row.get(6)?,
-            distribution: row.get(7)?,
-        })
-    })?;
+    let rows = statement.query_map(params![app], history_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The latest `count` history entries, newest first.
+pub(crate) fn latest_history(connection: &Connection, count: usize) -> Result<Vec<HistoryEntry>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT time, who, action, app, stage, from_version, to_version, distribution \
+         FROM history ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = statement.query_map(params![count as i64], history_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn history_from_row(row: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        time: row.get(0)?,
+        who: row.get(1)?,
+        action: Action::from_column(&row.get::<_, String>(2)?)?,
+        app: row.get(3)?,
+        stage: row.get(4)?,
+        from: row.get(5)?,
+        to: row.get(6)?,
+        distribution: row.get(7)?,
+    })
 }
 
 /// The history of one stage of one application for one distribution (`None`: host
@@ -992,11 +1068,20 @@ pub(crate) fn record_provenance(
 pub(crate) fn all_provenance(
     connection: &Connection,
 ) -> Result<std::collections::BTreeMap<(String, String), ReleaseProvenance>> {
+    provenance(connection, None)
+}
+
+/// The provenance of every release of one application (of every one when `app` is
+/// `None`), by (application, version).
+pub(crate) fn provenance(
+    connection: &Connection,
+    app: Option<&str>,
+) -> Result<std::collections::BTreeMap<(String, String), ReleaseProvenance>> {
     let mut statement = connection.prepare_cached(
         "SELECT app, version, git_commit, git_dirty, source_date, git_branch, build_host, \
-         debstage_version, target FROM provenance",
+         debstage_version, target FROM provenance WHERE ?1 IS NULL OR app = ?1",
     )?;
-    let rows = statement.query_map([], |row| {
+    let rows = statement.query_map(params![app], |row| {
         Ok((
             (row.get(0)?, row.get(1)?),
             ReleaseProvenance {

@@ -133,15 +133,15 @@ pub(crate) fn publish_suites(
     // rendered and written on a thread of its own while the suites are published: with
     // 20,000 applications that overlaps ~90 ms of its work with theirs.
     let dashboard = if config.publish.dashboard {
-        Some(dashboard::status(root, connection, config, settings.date)?)
+        Some(dashboard::prepare(root, connection, config, settings.date)?)
     } else {
         dashboard::remove(root)?;
         None
     };
     std::thread::scope(|scope| {
-        let written = dashboard
-            .as_ref()
-            .map(|status| scope.spawn(|| write_dashboard(root, dashboard::render(status)?)));
+        let written = dashboard.map(|prepared| {
+            scope.spawn(|| write_dashboard(root, dashboard::render(root, prepared)?))
+        });
         for suite in &names {
             publish_one(root, &settings, &history, &signer, &cache, reporter, suite)?;
         }
