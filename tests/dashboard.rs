@@ -504,6 +504,11 @@ fn each_publication_renders_what_changed_as_a_full_render_would() {
         }
     }
     let page = String::from_utf8_lossy(&files(&story.repo)[0]).into_owned();
+    // Each row and item on lines of their own, as the page's one template wrote them.
+    assert!(
+        !page.contains("</tr><tr") && !page.contains("</li><li"),
+        "{page}"
+    );
     for app in ["alpha", "beta", "gamma", "hello"] {
         assert!(
             page.contains(&format!("<tr data-app=\"{app}\"")),

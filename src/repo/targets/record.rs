@@ -219,8 +219,8 @@ mod tests {
             .expect("version");
         // Upgraded through 5 (publish targets) to the current version (7: layers; 8:
         // provenance; 9: signing keys; 10: the rest of the provenance; 11: the keyring's
-        // version).
-        assert_eq!(version, 11);
+        // version; 12: the applications' change tokens).
+        assert_eq!(version, 12);
         assert_eq!(status(&connection, "fleet").expect("status"), (0, true));
         begin(&connection, "fleet").expect("begin");
         put(&connection, "fleet", "pool/a.deb", 10, "ab").expect("put");
