@@ -36,7 +36,7 @@ use crate::repo::publish::later_second;
 use crate::repo::targets::config::TargetConfig;
 use crate::repo::targets::lock::StoreLock;
 use crate::repo::targets::plan::{Class, LocalObject};
-use crate::repo::targets::store::{Area, Store, Upload, Written};
+use crate::repo::targets::store::{Area, CreateOnly, Store, Upload, Written};
 use crate::report::Reporter;
 
 /// What one publication to a target did.
@@ -259,9 +259,14 @@ fn copy_tree(
             store_clock = later_than_replaced(stores, &uploads, store_clock, reporter)?;
         }
         let mut existing = Vec::new();
+        let create_only = if lock.is_some() {
+            CreateOnly::Conditional
+        } else {
+            look_or_list(store, &recorded, &mut uploads, &mut existing)?
+        };
         let mut written = 0usize;
         let mut recorder = record::Recorder::new(connection, name);
-        store.put_all(uploads, lock.is_some(), |upload, result| {
+        store.put_all(uploads, create_only, |upload, result| {
             let size = sizes.get(&upload.key).copied().unwrap_or_default();
             match result {
                 Written::Written => {
@@ -327,6 +332,47 @@ fn copy_tree(
     outcome.deleted = due.len();
     record::finish(connection, name, new_generation)?;
     Ok(outcome)
+}
+
+/// How many listed keys cost the store about one request: Garage 2.5 on this project's
+/// 2-core machine spent ~0.3 ms of CPU on a HEAD and ~18 ms on a page of 1,000 keys.
+const LISTED_KEYS_PER_REQUEST: usize = 16;
+
+/// Keys a listing returns per request (S3's most).
+const LIST_PAGE: usize = 1000;
+
+/// Whether one listing of `pool/` costs the store less than a HEAD before each of
+/// `creates` uploads, with `recorded` pool objects on the target: the listing makes a
+/// request per page and reads every key.
+fn listing_is_cheaper(creates: usize, recorded: usize) -> bool {
+    creates > recorded / LIST_PAGE + 1 + recorded / LISTED_KEYS_PER_REQUEST
+}
+
+/// How create-only uploads are checked without conditional writes: a HEAD before each
+/// one, or one listing of `pool/` before the phase when that costs the store less (a
+/// cold publication of 20,000 packages: one request instead of 20,000). Uploads found
+/// by the listing move to `existing`, to be compared like the ones a HEAD finds.
+fn look_or_list(
+    store: &Store,
+    recorded: &HashMap<String, record::Recorded>,
+    uploads: &mut Vec<Upload>,
+    existing: &mut Vec<Upload>,
+) -> Result<CreateOnly> {
+    let creates = uploads.iter().filter(|upload| upload.create_only).count();
+    let recorded_pool = recorded
+        .keys()
+        .filter(|key| key.starts_with("pool/"))
+        .count();
+    if !listing_is_cheaper(creates, recorded_pool) {
+        return Ok(CreateOnly::Look);
+    }
+    let listed = store.list_under(Some("pool"))?;
+    let (found, missing): (Vec<Upload>, Vec<Upload>) = std::mem::take(uploads)
+        .into_iter()
+        .partition(|upload| upload.create_only && listed.contains_key(&upload.key));
+    *uploads = missing;
+    existing.extend(found);
+    Ok(CreateOnly::Listed)
 }
 
 /// Waits until the store's clock reads a later second than the `Last-Modified` of every
@@ -483,4 +529,23 @@ pub(crate) fn verify(
         listed: listed.len(),
         problems,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_listed_when_that_costs_less_than_a_head_per_upload() {
+        // A cold copy lists (one request for an empty pool), a promote uploads no pool
+        // object, an add of one package into 20,000 looks at its own keys only.
+        assert!(listing_is_cheaper(2, 0));
+        assert!(listing_is_cheaper(20_003, 0));
+        assert!(!listing_is_cheaper(1, 0));
+        assert!(!listing_is_cheaper(0, 20_000));
+        assert!(!listing_is_cheaper(3, 20_000));
+        // 20,000 recorded: 21 pages and 1,250 requests' worth of keys.
+        assert!(!listing_is_cheaper(1_271, 20_000));
+        assert!(listing_is_cheaper(1_272, 20_000));
+    }
 }

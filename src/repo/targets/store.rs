@@ -66,6 +66,19 @@ pub(crate) enum Written {
     Exists,
 }
 
+/// How create-only uploads (pool objects) keep from overwriting an object on the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateOnly {
+    /// The store refuses the write when the key exists (`If-None-Match: *`).
+    Conditional,
+    /// A HEAD just before each write (another writer could slip in between: that is
+    /// what the target's `conditional_writes = false` accepts).
+    Look,
+    /// The caller listed the keys before the phase and left out the ones found (the
+    /// same acceptance, over the phase instead of one request).
+    Listed,
+}
+
 /// An object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listed {
@@ -193,7 +206,7 @@ impl Store {
     pub(crate) fn put_all(
         &self,
         uploads: Vec<Upload>,
-        conditional: bool,
+        create_only: CreateOnly,
         mut done: impl FnMut(&Upload, Written) -> Result<()>,
     ) -> Result<()> {
         let credentials = &self.credentials;
@@ -205,7 +218,7 @@ impl Store {
                 let client = client.clone();
                 let path = StorePath::from(url.key(&upload.key));
                 async move {
-                    let written = put_one(&client, &path, &upload, conditional, credentials).await;
+                    let written = put_one(&client, &path, &upload, create_only, credentials).await;
                     (upload, written)
                 }
             }))
@@ -393,8 +406,17 @@ impl Store {
 
     /// Every object under the target's prefix, by key relative to it.
     pub(crate) fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        self.list_under(None)
+    }
+
+    /// Every object under `directory` of the target's prefix (`pool`), or under the whole
+    /// prefix, by key relative to the prefix.
+    pub(crate) fn list_under(&self, directory: Option<&str>) -> Result<BTreeMap<String, Listed>> {
         let credentials = &self.credentials;
-        let prefix = self.url.prefix_path();
+        let prefix = match directory {
+            Some(directory) => Some(self.path(directory)),
+            None => self.url.prefix_path(),
+        };
         let listed = self.block_on(async {
             self.client
                 .list(prefix.as_ref())
@@ -419,7 +441,7 @@ async fn put_one(
     client: &AmazonS3,
     path: &StorePath,
     upload: &Upload,
-    conditional: bool,
+    create_only: CreateOnly,
     credentials: &CredentialSource,
 ) -> Result<Written> {
     let mut attributes = Attributes::new();
@@ -435,16 +457,14 @@ async fn put_one(
         Attribute::Metadata(SHA256_METADATA.into()),
         AttributeValue::from(upload.sha256.clone()),
     );
-    if upload.create_only && !conditional {
-        // Without conditional writes, look first (another writer could slip in between:
-        // that is what the target's `conditional_writes = false` accepts).
+    if upload.create_only && create_only == CreateOnly::Look {
         match client.head(path).await {
             Ok(_) => return Ok(Written::Exists),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(store_error(error, credentials)),
         }
     }
-    let mode = if upload.create_only && conditional {
+    let mode = if upload.create_only && create_only == CreateOnly::Conditional {
         PutMode::Create
     } else {
         PutMode::Overwrite
