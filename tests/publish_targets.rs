@@ -308,6 +308,12 @@ fn target_pool_object_is_never_overwritten() {
     s3.boto(&format!(
         "c.put_object(Bucket='apt', Key='x/pool/main/h/hello/{deb}', Body=b'other bytes')\n"
     ));
+    refuses_other_bytes(&repo, &s3, "x", &deb);
+}
+
+/// `repo publish --target store` fails on hello's pool file `deb`, which holds `other
+/// bytes` on the store under `prefix`, and leaves it so.
+fn refuses_other_bytes(repo: &Repo, s3: &S3, prefix: &str, deb: &str) {
     let output = support::run_fail(&mut repo.command(&["publish", "--target", "store"]));
     let text = stderr(&output);
     assert!(
@@ -316,7 +322,7 @@ fn target_pool_object_is_never_overwritten() {
         )),
         "{text}"
     );
-    let (_, _, body) = s3.get(&format!("x/pool/main/h/hello/{deb}"));
+    let (_, _, body) = s3.get(&format!("{prefix}/pool/main/h/hello/{deb}"));
     assert_eq!(body, b"other bytes", "the pool object was overwritten");
 }
 
@@ -387,6 +393,48 @@ fn target_without_conditional_writes_is_refused_unless_opted_out() {
     let (status, _, _) = s3.get("g/.debstage/clock");
     assert_eq!(status, 404, "a clock object in the published tree");
     repo.verify_target();
+}
+
+#[test]
+fn without_conditional_writes_a_pool_object_on_the_store_is_compared_not_overwritten() {
+    let Some(s3) = S3::garage("pool objects on a store without conditional writes")
+        .and_then(|s3| s3.with_boto("pool objects put on Garage by boto3"))
+    else {
+        return;
+    };
+    let repo = Repo::new(&s3, "seeded", "conditional_writes = false\n");
+    repo.add(0);
+    let pool = repo.root.join("pool/main/h/hello");
+    let deb = |version: &str| {
+        support::files_in(&pool)
+            .into_iter()
+            .find(|name| name.starts_with(&format!("hello-{version}_")))
+            .expect("payload")
+    };
+    let seed = |deb: &str, body: &str| {
+        s3.boto(&format!(
+            "c.put_object(Bucket='{}', Key='seeded/pool/main/h/hello/{deb}', Body={body})\n",
+            s3.bucket
+        ));
+    };
+    // A cold copy (the pool listed once, not a HEAD per package) finds another
+    // writer's bytes under one key.
+    let first = deb("1.0");
+    seed(&first, "b'other bytes'");
+    refuses_other_bytes(&repo, &s3, "seeded", &first);
+    // The same bytes there (a copy killed before its record was written) are taken
+    // as they are: recorded, not written again (the other pool objects were written
+    // and recorded by the refused copy).
+    let local = pool.join(&first);
+    seed(&first, &format!("open('{}', 'rb').read()", local.display()));
+    let published = repo.publish();
+    assert!(published["uploaded"].get("pool").is_none(), "{published:#}");
+    repo.verify_target();
+    // One new package (a HEAD before its upload) meets the same check.
+    repo.add(1);
+    let second = deb("1.1");
+    seed(&second, "b'other bytes'");
+    refuses_other_bytes(&repo, &s3, "seeded", &second);
 }
 
 /// How many kill points the crash test uses: `DEBSTAGE_S3_CRASHES` (the full run uses 24).

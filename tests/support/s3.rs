@@ -53,7 +53,8 @@ pub struct S3 {
     pub http_host: Option<String>,
     /// Whether the store honours conditional writes.
     pub conditional: bool,
-    /// moto's venv python (to seed objects with boto3); None for Garage.
+    /// moto's venv python (to seed objects with boto3); None for Garage unless
+    /// [`S3::with_boto`].
     python: Option<PathBuf>,
 }
 
@@ -295,7 +296,20 @@ impl S3 {
         })
     }
 
-    /// Runs Python with a boto3 client `c` of the store (moto only).
+    /// Lets [`S3::boto`] reach a Garage too, with moto's venv, to put objects there as
+    /// another tool would.
+    pub fn with_boto(mut self, what: &str) -> Option<S3> {
+        match moto_venv() {
+            Ok(venv) => {
+                self.python = Some(venv.join("bin/python"));
+                Some(self)
+            }
+            Err(reason) => unavailable(what, &reason),
+        }
+    }
+
+    /// Runs Python with a boto3 client `c` of the store (moto, or a Garage made
+    /// [`S3::with_boto`]).
     pub fn boto(&self, code: &str) -> String {
         let python = self.python.as_ref().expect("boto3 is in moto's venv only");
         let script = format!(

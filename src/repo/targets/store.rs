@@ -15,6 +15,7 @@ use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
     PutOptions, PutPayload, UpdateVersion,
 };
+use sha2::{Digest, Sha256};
 
 use crate::repo::targets::config::{TargetConfig, TargetUrl};
 use crate::repo::targets::credentials::{self, CredentialSource};
@@ -47,12 +48,14 @@ pub(crate) struct Upload {
     /// The local file that holds the bytes (read when the request is made, so that a
     /// cold publication of a large pool does not hold it in memory).
     pub(crate) file: std::path::PathBuf,
-    /// Their SHA256, hex.
-    pub(crate) sha256: String,
+    /// Their SHA256, hex, when the caller hashed the file already; else it is taken from
+    /// the bytes read for the request (a file not on record is written whatever it
+    /// holds, so a cold copy reads each file once).
+    pub(crate) sha256: Option<String>,
     /// Cache-Control header.
     pub(crate) cache_control: String,
-    /// Content-Type header.
-    pub(crate) content_type: &'static str,
+    /// The Content-Type header, from the key and the bytes.
+    pub(crate) content_type: fn(&str, &[u8]) -> &'static str,
     /// Create only (never overwrite): pool objects.
     pub(crate) create_only: bool,
 }
@@ -64,6 +67,19 @@ pub(crate) enum Written {
     Written,
     /// The key already held an object (with conditional writes: the store refused).
     Exists,
+}
+
+/// How create-only uploads (pool objects) keep from overwriting an object on the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateOnly {
+    /// The store refuses the write when the key exists (`If-None-Match: *`).
+    Conditional,
+    /// A HEAD just before each write (another writer could slip in between: that is
+    /// what the target's `conditional_writes = false` accepts).
+    Look,
+    /// The caller listed the keys before the phase and left out the ones found (the
+    /// same acceptance, over the phase instead of one request).
+    Listed,
 }
 
 /// An object of a listing.
@@ -188,13 +204,14 @@ impl Store {
     }
 
     /// Writes `uploads` with up to [`PARALLEL_REQUESTS`] in flight, calling `done` on
-    /// this thread for each one finished (in completion order). A create-only upload
-    /// whose key exists is reported as [`Written::Exists`], not written.
+    /// this thread for each one finished (in completion order), with the SHA256 of its
+    /// bytes. A create-only upload whose key exists is reported as [`Written::Exists`],
+    /// not written.
     pub(crate) fn put_all(
         &self,
         uploads: Vec<Upload>,
-        conditional: bool,
-        mut done: impl FnMut(&Upload, Written) -> Result<()>,
+        create_only: CreateOnly,
+        mut done: impl FnMut(&Upload, &str, Written) -> Result<()>,
     ) -> Result<()> {
         let credentials = &self.credentials;
         let client = self.client.clone();
@@ -205,19 +222,19 @@ impl Store {
                 let client = client.clone();
                 let path = StorePath::from(url.key(&upload.key));
                 async move {
-                    let written = put_one(&client, &path, &upload, conditional, credentials).await;
+                    let written = put_one(&client, &path, &upload, create_only, credentials).await;
                     (upload, written)
                 }
             }))
             .buffer_unordered(PARALLEL_REQUESTS);
             while let Some((upload, written)) = stream.next().await {
-                let written = written.with_context(|| {
+                let (written, sha256) = written.with_context(|| {
                     format!(
                         "publish target {description}: {} cannot be written",
                         upload.key
                     )
                 })?;
-                done(&upload, written)?;
+                done(&upload, &sha256, written)?;
             }
             Ok(())
         })
@@ -393,8 +410,17 @@ impl Store {
 
     /// Every object under the target's prefix, by key relative to it.
     pub(crate) fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        self.list_under(None)
+    }
+
+    /// Every object under `directory` of the target's prefix (`pool`), or under the whole
+    /// prefix, by key relative to the prefix.
+    pub(crate) fn list_under(&self, directory: Option<&str>) -> Result<BTreeMap<String, Listed>> {
         let credentials = &self.credentials;
-        let prefix = self.url.prefix_path();
+        let prefix = match directory {
+            Some(directory) => Some(self.path(directory)),
+            None => self.url.prefix_path(),
+        };
         let listed = self.block_on(async {
             self.client
                 .list(prefix.as_ref())
@@ -419,9 +445,14 @@ async fn put_one(
     client: &AmazonS3,
     path: &StorePath,
     upload: &Upload,
-    conditional: bool,
+    create_only: CreateOnly,
     credentials: &CredentialSource,
-) -> Result<Written> {
+) -> Result<(Written, String)> {
+    let bytes = fs_err::read(&upload.file)?;
+    let sha256 = match &upload.sha256 {
+        Some(sha256) => sha256.clone(),
+        None => hex::encode(Sha256::digest(&bytes)),
+    };
     let mut attributes = Attributes::new();
     attributes.insert(
         Attribute::CacheControl,
@@ -429,22 +460,20 @@ async fn put_one(
     );
     attributes.insert(
         Attribute::ContentType,
-        AttributeValue::from(upload.content_type),
+        AttributeValue::from((upload.content_type)(&upload.key, &bytes)),
     );
     attributes.insert(
         Attribute::Metadata(SHA256_METADATA.into()),
-        AttributeValue::from(upload.sha256.clone()),
+        AttributeValue::from(sha256.clone()),
     );
-    if upload.create_only && !conditional {
-        // Without conditional writes, look first (another writer could slip in between:
-        // that is what the target's `conditional_writes = false` accepts).
+    if upload.create_only && create_only == CreateOnly::Look {
         match client.head(path).await {
-            Ok(_) => return Ok(Written::Exists),
+            Ok(_) => return Ok((Written::Exists, sha256)),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(store_error(error, credentials)),
         }
     }
-    let mode = if upload.create_only && conditional {
+    let mode = if upload.create_only && create_only == CreateOnly::Conditional {
         PutMode::Create
     } else {
         PutMode::Overwrite
@@ -454,14 +483,13 @@ async fn put_one(
         attributes,
         ..PutOptions::default()
     };
-    let bytes = fs_err::read(&upload.file)?;
     match client
         .put_opts(path, PutPayload::from(bytes), options)
         .await
     {
-        Ok(_) => Ok(Written::Written),
+        Ok(_) => Ok((Written::Written, sha256)),
         Err(object_store::Error::AlreadyExists { .. })
-        | Err(object_store::Error::Precondition { .. }) => Ok(Written::Exists),
+        | Err(object_store::Error::Precondition { .. }) => Ok((Written::Exists, sha256)),
         Err(error) => Err(store_error(error, credentials)),
     }
 }
