@@ -140,7 +140,13 @@ pub(crate) fn publish_suites(
     };
     std::thread::scope(|scope| {
         let written = dashboard.map(|prepared| {
-            scope.spawn(|| write_dashboard(root, dashboard::render(root, prepared)?))
+            scope.spawn(|| {
+                // Dated now, not at the publication's date: a browser's
+                // If-Modified-Since must see the change even under SOURCE_DATE_EPOCH.
+                dashboard::write(root, prepared, &|| {
+                    write_temporary(root, b"", SystemTime::now())
+                })
+            })
         });
         for suite in &names {
             publish_one(root, &settings, &history, &signer, &cache, reporter, suite)?;
@@ -192,22 +198,6 @@ fn publish_one(
     })?;
     crate::fault::point("publish-before-paid");
     state::paid_publication(connection, suite)
-}
-
-/// Writes the dashboard's files at the tree's root, each by rename. They are not synced
-/// (with 20,000 applications the syncs of their ~30 MB took longer than the rest of an
-/// add): they are no part of what apt reads, a crash can at worst leave them empty, and
-/// every publication writes them again from the state.
-fn write_dashboard(root: &Path, files: [Vec<u8>; 2]) -> Result<()> {
-    for (name, bytes) in dashboard::FILES.iter().zip(files) {
-        let path = root.join(name);
-        // Dated now, not at the publication's date: a browser's If-Modified-Since must
-        // see the change even under SOURCE_DATE_EPOCH.
-        write_temporary(root, &bytes, SystemTime::now())?
-            .persist(&path)
-            .with_context(|| format!("{}: cannot be written", path.display()))?;
-    }
-    Ok(())
 }
 
 fn indexed(record: PackageRecord) -> IndexedPackage {

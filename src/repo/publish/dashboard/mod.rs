@@ -10,13 +10,14 @@
 //! JSON together from every application's parts.
 
 mod cache;
+mod files;
 mod parts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -29,7 +30,8 @@ use crate::repo::sign::keys;
 use crate::repo::stage_diff;
 use crate::repo::state::{self, Action, ReleaseProvenance, Role};
 use crate::repo::{subscribe, suites};
-use parts::Part;
+use files::Assembly;
+use parts::{Part, Text};
 
 /// The files of the dashboard at the published tree's root.
 pub(crate) const FILES: [&str; 2] = ["index.html", "status.json"];
@@ -125,7 +127,8 @@ pub(crate) fn prepare(
     let key = cache_key(config)?;
     let pairs = config.stages.len().saturating_sub(1);
     let tokens = state::app_tokens(connection)?;
-    let mut kept = cache::load(root, key, pairs).unwrap_or_default();
+    let files = FILES.map(|name| root.join(name));
+    let mut kept = cache::load(root, key, pairs, [&files[0], &files[1]]).unwrap_or_default();
     kept.retain(|app, part| tokens.get(app) == Some(&part.token));
     let changed: Vec<&str> = tokens
         .keys()
@@ -296,112 +299,189 @@ fn subscribe(
 #[template(path = "dashboard.html")]
 struct Page<'a> {
     status: &'a Head,
-    /// Every application's rows, in name order.
+    has_rows: bool,
+    has_differences: bool,
+    /// Where every application's rows go, in name order ([`PLACE`]).
     rows: &'a str,
-    /// Every pair's items, in promotion order and then by application.
+    /// Where every pair's items go, in promotion order and then by application.
     differences: &'a str,
     /// Every application, in name order.
     apps: Vec<&'a str>,
 }
 
-/// Renders the changed applications (on every core: with no cache there are 20,000),
-/// puts every part in its place and returns the bytes of both files, [`FILES`]
-/// (`index.html`, `status.json`); keeps the parts in the cache for the next publication.
-pub(crate) fn render(root: &Path, prepared: Prepared) -> Result<[Vec<u8>; 2]> {
+/// What the page is rendered with where the applications' parts go, then cut at: a
+/// control character and a name no label, origin or history entry holds (a label that
+/// did would make the page fail to render, with a message that says so).
+const PLACE: &str = "\u{1}debstage-dashboard-part\u{1}";
+
+/// Renders the changed applications (on every core: with no index there are 20,000),
+/// writes both files, [`FILES`], each into a file `temporary` makes in `root` and by
+/// rename, with the other applications' parts copied from the files they replace, and
+/// records where every part now lies for the next publication. Nothing is synced (with
+/// 20,000 applications the syncs of ~20 MB took longer than the rest of an add): the
+/// files are no part of what apt reads, a crash can at worst leave them empty, and the
+/// index then no longer matches them, so the next publication renders them whole.
+pub(crate) fn write(
+    root: &Path,
+    prepared: Prepared,
+    temporary: &dyn Fn() -> Result<tempfile::NamedTempFile>,
+) -> Result<()> {
     let Prepared {
         head,
         key,
         changed,
-        mut kept,
+        kept,
     } = prepared;
     let rendered = changed
         .into_par_iter()
         .map(|(app, (token, facts))| Ok((app, parts::render(&facts, token, &head.stages)?)))
         .collect::<Result<Vec<_>>>()?;
-    kept.extend(rendered);
-    let parts = kept;
+    let mut parts = kept;
+    parts.extend(rendered);
     let pairs = head.stages.len().saturating_sub(1);
-    let rows: String = parts.values().map(|part| part.html_rows.as_str()).collect();
-    let differences: String = (0..pairs)
-        .flat_map(|pair| {
-            parts
-                .values()
-                .map(move |part| part.differences[pair].0.as_str())
-        })
-        .collect();
-    let html = askama::Template::render(&Page {
+    let [html_path, json_path] = FILES.map(|name| root.join(name));
+    // Opened only when a part lies in them: the index matched them when it was read,
+    // and the lock keeps every other writer out since.
+    let uses_previous = parts
+        .values()
+        .any(|part| matches!(part.html_rows, Text::Old(..)));
+    let open = |path: &Path| -> Result<Option<std::fs::File>> {
+        if !uses_previous {
+            return Ok(None);
+        }
+        std::fs::File::open(path)
+            .map(Some)
+            .with_context(|| format!("{}: cannot be read", path.display()))
+    };
+    let (previous_html, previous_json) = (open(&html_path)?, open(&json_path)?);
+
+    let has_rows = !parts.is_empty();
+    let has_differences = parts
+        .values()
+        .any(|part| part.differences.iter().any(|(html, _)| !html.is_empty()));
+    let page = askama::Template::render(&Page {
         status: &head,
-        rows: &rows,
-        differences: &differences,
+        has_rows,
+        has_differences,
+        rows: PLACE,
+        differences: PLACE,
         apps: parts.keys().map(String::as_str).collect(),
     })
     .context("templates/dashboard.html cannot be rendered")?;
-    let json = status_json(&head, &parts)?;
+    // The page shows each list only when it has an item: it has a place for each one
+    // it shows.
+    if page.matches(PLACE).count() != usize::from(has_rows) + usize::from(has_differences) {
+        bail!("the dashboard's label or origin holds U+0001");
+    }
+    let mut texts = page.split(PLACE);
+    let html_file = temporary()?;
+    let mut html = Assembly::new(html_file.as_file(), previous_html.as_ref());
+    html.text(texts.next().unwrap_or_default().as_bytes())?;
+    for part in parts.values_mut() {
+        part.html_rows = html.piece(&part.html_rows)?;
+    }
+    if has_rows {
+        html.text(texts.next().unwrap_or_default().as_bytes())?;
+    }
+    for pair in 0..pairs {
+        for part in parts.values_mut() {
+            part.differences[pair].0 = html.piece(&part.differences[pair].0)?;
+        }
+    }
+    if has_differences {
+        html.text(texts.next().unwrap_or_default().as_bytes())?;
+    }
+    html.finish()?;
+
+    let json_file = temporary()?;
+    let mut json = Assembly::new(json_file.as_file(), previous_json.as_ref());
+    status_json(&mut json, &head, &mut parts)?;
+    json.finish()?;
+
+    let mut identities = [[0; 3]; 2];
+    for ((file, path), identity) in [(html_file, &html_path), (json_file, &json_path)]
+        .into_iter()
+        .zip(&mut identities)
+    {
+        file.persist(path)
+            .with_context(|| format!("{}: cannot be written", path.display()))?;
+        *identity =
+            cache::identity(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    }
     cache::store(
         root,
         key,
+        identities,
         parts.iter().map(|(app, part)| (app.as_str(), part)),
-    )?;
-    Ok([html.into_bytes(), json])
+    )
 }
 
-/// `status.json` (docs/schemas/dashboard-status.schema.json), put together from the
-/// parts' JSON: its fields in this order, each value written by serde. It is compact:
-/// pretty-printed, it was 2.2 times the size (22 MB with 20,000 applications), written
-/// and uploaded to every target by every publication.
-fn status_json(head: &Head, parts: &BTreeMap<String, Part>) -> Result<Vec<u8>> {
-    let size: usize = parts.values().map(|part| part.json_rows.len() + 1).sum();
-    let mut json = Vec::with_capacity(size + 4096);
-    json.push(b'{');
-    field(&mut json, "schema_version", &head.schema_version)?;
+/// Writes `status.json` (docs/schemas/dashboard-status.schema.json): its fields in this
+/// order, each value written by serde, the applications' parts where they go. It is
+/// compact: pretty-printed, it was 2.2 times the size (22 MB with 20,000 applications),
+/// written and uploaded to every target by every publication.
+fn status_json(
+    json: &mut Assembly<'_>,
+    head: &Head,
+    parts: &mut BTreeMap<String, Part>,
+) -> Result<()> {
+    let mut text = Vec::new();
+    text.push(b'{');
+    field(&mut text, "schema_version", &head.schema_version)?;
     for (name, value) in [
         ("origin", &head.origin),
         ("label", &head.label),
         ("generated", &head.generated),
     ] {
-        json.push(b',');
-        field(&mut json, name, value)?;
+        text.push(b',');
+        field(&mut text, name, value)?;
     }
-    json.push(b',');
-    field(&mut json, "stages", &head.stages)?;
-    json.push(b',');
-    field(&mut json, "apps", &parts.keys().collect::<Vec<_>>())?;
-    json.extend_from_slice(b",\"applications\":[");
-    join(
-        &mut json,
-        parts.values().map(|part| part.json_rows.as_str()),
-    );
-    json.extend_from_slice(b"],\"differences\":[");
+    text.push(b',');
+    field(&mut text, "stages", &head.stages)?;
+    text.push(b',');
+    field(&mut text, "apps", &parts.keys().collect::<Vec<_>>())?;
+    text.extend_from_slice(b",\"applications\":[");
+    json.text(&text)?;
+    list(json, parts.values_mut().map(|part| &mut part.json_rows))?;
+    json.text(b"],\"differences\":[")?;
     let mut first = true;
     for (index, pair) in head.stages.windows(2).enumerate() {
-        let mut items = parts
+        if parts
             .values()
-            .map(|part| part.differences[index].1.as_str())
-            .filter(|items| !items.is_empty())
-            .peekable();
-        if items.peek().is_none() {
+            .all(|part| part.differences[index].1.is_empty())
+        {
+            for part in parts.values_mut() {
+                part.differences[index].1 = Text::Old(0, 0);
+            }
             continue;
         }
+        let mut text = Vec::new();
         if !first {
-            json.push(b',');
+            text.push(b',');
         }
         first = false;
-        json.push(b'{');
-        field(&mut json, "from_stage", &pair[0])?;
-        json.push(b',');
-        field(&mut json, "to_stage", &pair[1])?;
-        json.extend_from_slice(b",\"applications\":[");
-        join(&mut json, items);
-        json.extend_from_slice(b"]}");
+        text.push(b'{');
+        field(&mut text, "from_stage", &pair[0])?;
+        text.push(b',');
+        field(&mut text, "to_stage", &pair[1])?;
+        text.extend_from_slice(b",\"applications\":[");
+        json.text(&text)?;
+        list(
+            json,
+            parts
+                .values_mut()
+                .map(|part| &mut part.differences[index].1),
+        )?;
+        json.text(b"]}")?;
     }
-    json.extend_from_slice(b"],");
-    field(&mut json, "history", &head.history)?;
-    json.push(b',');
-    field(&mut json, "subscribe", &head.subscribe)?;
-    json.push(b',');
-    field(&mut json, "keyring", &head.keyring)?;
-    json.extend_from_slice(b"}\n");
-    Ok(json)
+    let mut text = b"],".to_vec();
+    field(&mut text, "history", &head.history)?;
+    text.push(b',');
+    field(&mut text, "subscribe", &head.subscribe)?;
+    text.push(b',');
+    field(&mut text, "keyring", &head.keyring)?;
+    text.extend_from_slice(b"}\n");
+    json.text(&text)
 }
 
 /// `"name":value`.
@@ -412,14 +492,20 @@ fn field<T: Serialize + ?Sized>(json: &mut Vec<u8>, name: &str, value: &T) -> Re
     Ok(())
 }
 
-/// The non-empty JSON texts `items`, separated by commas.
-fn join<'a>(json: &mut Vec<u8>, items: impl Iterator<Item = &'a str>) {
-    for (index, item) in items.filter(|item| !item.is_empty()).enumerate() {
-        if index > 0 {
-            json.push(b',');
+/// The non-empty pieces `items` (each JSON objects separated by commas), separated by
+/// commas; each is replaced by where it now lies.
+fn list<'a>(json: &mut Assembly<'_>, items: impl Iterator<Item = &'a mut Text>) -> Result<()> {
+    let mut first = true;
+    for item in items {
+        if !item.is_empty() {
+            if !first {
+                json.separator(b",")?;
+            }
+            first = false;
         }
-        json.extend_from_slice(item.as_bytes());
+        *item = json.piece(item)?;
     }
+    Ok(())
 }
 
 /// Removes the dashboard's files and its cache (`dashboard = false`): a repository that

@@ -56,20 +56,40 @@ impl Facts {
     }
 }
 
-/// One application's share, rendered.
+/// A piece of one of the two files: rendered now, or a range of the previous file of the
+/// same name, which the new file copies without reading it into memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// Rendered by this publication.
+    New(String),
+    /// The bytes at (offset, length) of the previous file.
+    Old(u64, u64),
+}
+
+impl Text {
+    /// Whether the piece holds no byte.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Text::New(text) => text.is_empty(),
+            Text::Old(_, length) => *length == 0,
+        }
+    }
+}
+
+/// One application's share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Part {
     /// The application's change token when it was read (`state::app_tokens`).
     pub(crate) token: i64,
     /// The codenames of its rows' distributions (`None`: host builds).
     pub(crate) distributions: Vec<Option<String>>,
-    /// Its rows of the matrix.
-    pub(crate) html_rows: String,
-    /// The same rows as JSON objects, separated by commas.
-    pub(crate) json_rows: String,
+    /// Its rows of the matrix (`index.html`).
+    pub(crate) html_rows: Text,
+    /// The same rows as JSON objects, separated by commas (`status.json`).
+    pub(crate) json_rows: Text,
     /// Per pair of adjacent stages, its items: (HTML, JSON objects separated by commas);
     /// both empty when its releases do not differ.
-    pub(crate) differences: Vec<(String, String)>,
+    pub(crate) differences: Vec<(Text, Text)>,
 }
 
 /// The first 12 digits of a commit.
@@ -219,7 +239,7 @@ pub(crate) fn render(facts: &Facts, token: i64, stages: &[String]) -> Result<Par
                 .context("templates/dashboard_difference.html cannot be rendered")?;
             json.push(serde_json::to_string(difference)?);
         }
-        differences.push((html, json.join(",")));
+        differences.push((Text::New(html), Text::New(json.join(","))));
     }
     Ok(Part {
         token,
@@ -228,8 +248,8 @@ pub(crate) fn render(facts: &Facts, token: i64, stages: &[String]) -> Result<Par
             .iter()
             .map(|row| row.distribution.clone())
             .collect(),
-        html_rows,
-        json_rows: rows.join(","),
+        html_rows: Text::New(html_rows),
+        json_rows: Text::New(rows.join(",")),
         differences,
     })
 }
