@@ -46,16 +46,20 @@ pub(crate) fn identity(path: &Path) -> Option<Identity> {
     ])
 }
 
-/// The parts of the last dashboard made with `key`, by application, as ranges of
-/// `files` (`index.html`, `status.json`); `None` when there is no such index, it is
-/// damaged, or the files are not the ones it describes. `pairs`: how many pairs of
-/// adjacent stages each part holds.
-pub(crate) fn load(
-    root: &Path,
-    key: u64,
-    pairs: usize,
-    files: [&Path; 2],
-) -> Option<BTreeMap<String, Part>> {
+/// What the index records of the last dashboard.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Index {
+    /// Every application it shows, its texts as ranges of its files.
+    pub(crate) parts: BTreeMap<String, Part>,
+    /// The applications with a token and nothing to show (no package), with their token.
+    pub(crate) absent: BTreeMap<String, i64>,
+}
+
+/// The index of the last dashboard made with `key`, its texts ranges of `files`
+/// (`index.html`, `status.json`); `None` when there is no such index, it is damaged,
+/// or the files are not the ones it describes. `pairs`: how many pairs of adjacent
+/// stages each part holds.
+pub(crate) fn load(root: &Path, key: u64, pairs: usize, files: [&Path; 2]) -> Option<Index> {
     let bytes = fs::read(path(root)).ok()?;
     let identities = files.map(identity);
     decode(&bytes, key, pairs, identities)
@@ -66,7 +70,7 @@ fn decode(
     key: u64,
     pairs: usize,
     identities: [Option<Identity>; 2],
-) -> Option<BTreeMap<String, Part>> {
+) -> Option<Index> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body).to_le_bytes() != sum {
         return None;
@@ -110,18 +114,16 @@ fn decode(
             },
         );
     }
-    reader.bytes.is_empty().then_some(parts)
+    let absent = (0..reader.u64()?)
+        .map(|_| Some((reader.string()?, reader.u64()? as i64)))
+        .collect::<Option<BTreeMap<_, _>>>()?;
+    reader.bytes.is_empty().then_some(Index { parts, absent })
 }
 
 /// Writes the index of `parts` (every application of the dashboard just written, each
 /// text a range of the new files, whose identities are `identities`), by rename and
 /// without a sync: a torn file fails its check and costs one full render.
-pub(crate) fn store<'a>(
-    root: &Path,
-    key: u64,
-    identities: [Identity; 2],
-    parts: impl ExactSizeIterator<Item = (&'a str, &'a Part)>,
-) -> Result<()> {
+pub(crate) fn store(root: &Path, key: u64, identities: [Identity; 2], index: &Index) -> Result<()> {
     let path = path(root);
     let directory = path.parent().unwrap_or(root);
     fs::create_dir_all(directory)
@@ -131,8 +133,8 @@ pub(crate) fn store<'a>(
     for value in identities.iter().flatten() {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
-    bytes.extend_from_slice(&(parts.len() as u64).to_le_bytes());
-    for (app, part) in parts {
+    bytes.extend_from_slice(&(index.parts.len() as u64).to_le_bytes());
+    for (app, part) in &index.parts {
         put(&mut bytes, app);
         bytes.extend_from_slice(&(part.token as u64).to_le_bytes());
         bytes.extend_from_slice(&(part.distributions.len() as u64).to_le_bytes());
@@ -151,6 +153,11 @@ pub(crate) fn store<'a>(
             bytes.extend_from_slice(&offset.to_le_bytes());
             bytes.extend_from_slice(&length.to_le_bytes());
         }
+    }
+    bytes.extend_from_slice(&(index.absent.len() as u64).to_le_bytes());
+    for (app, token) in &index.absent {
+        put(&mut bytes, app);
+        bytes.extend_from_slice(&(*token as u64).to_le_bytes());
     }
     let sum = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&sum.to_le_bytes());
@@ -225,28 +232,25 @@ mod tests {
         files
     }
 
-    fn store_parts(root: &Path, key: u64, parts: &BTreeMap<String, Part>, files: &[PathBuf; 2]) {
+    fn store_index(root: &Path, key: u64, index: &Index, files: &[PathBuf; 2]) {
         let identities = [&files[0], &files[1]].map(|file| identity(file).expect("identity"));
-        store(
-            root,
-            key,
-            identities,
-            parts.iter().map(|(app, part)| (app.as_str(), part)),
-        )
-        .expect("stored");
+        store(root, key, identities, index).expect("stored");
     }
 
     #[test]
     fn what_is_stored_loads_back_only_with_its_key_and_files() {
         let root = tempfile::tempdir().expect("temporary directory");
         let files = files(root.path());
-        let parts = BTreeMap::from([
-            ("hello".to_string(), part(-5)),
-            ("world".to_string(), part(7)),
-        ]);
-        store_parts(root.path(), 42, &parts, &files);
+        let index = Index {
+            parts: BTreeMap::from([
+                ("hello".to_string(), part(-5)),
+                ("world".to_string(), part(7)),
+            ]),
+            absent: BTreeMap::from([("gone".to_string(), 3)]),
+        };
+        store_index(root.path(), 42, &index, &files);
         let both = [files[0].as_path(), files[1].as_path()];
-        assert_eq!(load(root.path(), 42, 1, both), Some(parts));
+        assert_eq!(load(root.path(), 42, 1, both), Some(index));
         assert_eq!(load(root.path(), 43, 1, both), None);
         assert_eq!(load(root.path(), 42, 2, both), None);
         fs::write(&files[1], "another file").expect("replaced");
@@ -257,8 +261,11 @@ mod tests {
     fn a_damaged_index_is_ignored() {
         let root = tempfile::tempdir().expect("temporary directory");
         let files = files(root.path());
-        let parts = BTreeMap::from([("hello".to_string(), part(1))]);
-        store_parts(root.path(), 1, &parts, &files);
+        let index = Index {
+            parts: BTreeMap::from([("hello".to_string(), part(1))]),
+            absent: BTreeMap::new(),
+        };
+        store_index(root.path(), 1, &index, &files);
         let both = [files[0].as_path(), files[1].as_path()];
         let file = path(root.path());
         let mut bytes = fs::read(&file).expect("index read");

@@ -114,6 +114,8 @@ pub(crate) struct Prepared {
     changed: BTreeMap<String, (i64, parts::Facts)>,
     /// The cached parts of every other application.
     kept: BTreeMap<String, Part>,
+    /// The applications with a token and nothing to show, with their tokens.
+    absent: BTreeMap<String, i64>,
 }
 
 /// Reads what the dashboard shows from the state: the applications whose change token
@@ -128,17 +130,22 @@ pub(crate) fn prepare(
     let pairs = config.stages.len().saturating_sub(1);
     let tokens = state::app_tokens(connection)?;
     let files = FILES.map(|name| root.join(name));
-    let mut kept = cache::load(root, key, pairs, [&files[0], &files[1]]).unwrap_or_default();
+    let cache::Index {
+        parts: mut kept,
+        mut absent,
+    } = cache::load(root, key, pairs, [&files[0], &files[1]]).unwrap_or_default();
     kept.retain(|app, part| tokens.get(app) == Some(&part.token));
+    absent.retain(|app, token| tokens.get(app) == Some(token));
     let changed: Vec<&str> = tokens
         .keys()
-        .filter(|app| !kept.contains_key(*app))
+        .filter(|app| !kept.contains_key(*app) && !absent.contains_key(*app))
         .map(String::as_str)
         .collect();
     // Every lookup below is in maps read once: with 20,000 applications, a scan of the
     // packages or the history per application was quadratic (seconds per publication).
     let (snapshot, history) = if kept.is_empty() || changed.len() > READ_ONE_BY_ONE {
         kept.clear();
+        absent.clear();
         (
             stage_diff::Snapshot::load(connection, config, None)?,
             state::history(connection, None)?,
@@ -153,7 +160,18 @@ pub(crate) fn prepare(
             history,
         )
     };
-    let changed = parts::facts(&snapshot, config, &history)?
+    let facts = parts::facts(&snapshot, config, &history)?;
+    // Applications with a token and nothing to show (every package removed, the keyring
+    // package) are recorded too, or each publication would read them again.
+    let newly_absent: Vec<(String, i64)> = tokens
+        .iter()
+        .filter(|(app, _)| {
+            !kept.contains_key(*app) && !absent.contains_key(*app) && !facts.contains_key(*app)
+        })
+        .map(|(app, token)| (app.clone(), *token))
+        .collect();
+    absent.extend(newly_absent);
+    let changed = facts
         .into_iter()
         .map(|(app, facts)| {
             let token = tokens.get(&app).copied().unwrap_or_default();
@@ -191,6 +209,7 @@ pub(crate) fn prepare(
         key,
         changed,
         kept,
+        absent,
     })
 }
 
@@ -331,6 +350,7 @@ pub(crate) fn write(
         key,
         changed,
         kept,
+        absent,
     } = prepared;
     let rendered = changed
         .into_par_iter()
@@ -408,12 +428,7 @@ pub(crate) fn write(
         *identity =
             cache::identity(path).with_context(|| format!("{}: cannot be read", path.display()))?;
     }
-    cache::store(
-        root,
-        key,
-        identities,
-        parts.iter().map(|(app, part)| (app.as_str(), part)),
-    )
+    cache::store(root, key, identities, &cache::Index { parts, absent })
 }
 
 /// Writes `status.json` (docs/schemas/dashboard-status.schema.json): its fields in this
